@@ -1,0 +1,381 @@
+"""Load and validate every `functions/*/function.yaml`: the one source of truth for deployments.
+
+Each context declares its deployments (entry point, trigger, routes, topics, schedule, runtime
+size, secrets) once; the local runner, the gateway's routing table, the emulator wiring,
+Terraform, the deploy scripts and the tests all read them through this module (Terraform reads
+the same YAML with `yamldecode`). Validation is strict: an unknown key, a duplicate deployment
+name or route, a subscribed topic nobody publishes, or an entry point missing from `main.py`
+raises `ManifestError` naming the file and the key. This module does no I/O beyond reading the
+manifests and parsing (not importing) each context's `main.py`.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = ROOT / "functions"
+
+Trigger = Literal["http", "event", "schedule"]
+_NAME = re.compile(r"^[a-z][a-z0-9-]{1,48}[a-z0-9]$")
+_TOPIC = re.compile(r"^[a-z][a-z0-9]*(\.[a-z][a-z0-9_]*)+$")
+_ROUTE = re.compile(r"^/((api(/[a-z0-9._-]+)*)|health)?$")
+_MEMORY = re.compile(r"^[0-9]+(Mi|Gi)$")
+_USES = {"sql", "firestore"}
+
+_MANIFEST_KEYS = {"context", "description", "owns_schema", "deployments"}
+_DEPLOYMENT_KEYS = {
+    "entry_point", "trigger", "description", "routes", "public_routes", "publishes",
+    "subscribes", "retry", "schedule", "time_zone", "runtime", "secrets", "uses", "ingress",
+    "env",
+}
+_RUNTIME_DEFAULTS: dict[str, Any] = {
+    "memory": "256Mi", "cpu": 1, "timeout_s": 60, "min_instances": 0, "max_instances": 10,
+    "concurrency": 40,
+}
+_RETRY_DEFAULTS: dict[str, Any] = {"max_attempts": 5, "min_backoff_s": 10, "max_backoff_s": 600}
+
+
+class ManifestError(ValueError):
+    """A manifest is invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    memory: str
+    cpu: float
+    timeout_s: int
+    min_instances: int
+    max_instances: int
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class Retry:
+    max_attempts: int
+    min_backoff_s: int
+    max_backoff_s: int
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One deployed Cloud Run function."""
+
+    name: str
+    context: str
+    entry_point: str
+    trigger: Trigger
+    description: str
+    source_dir: Path
+    owns_schema: str | None
+    routes: tuple[str, ...] = ()
+    public_routes: tuple[str, ...] = ()
+    publishes: tuple[str, ...] = ()
+    subscribes: tuple[str, ...] = ()  # resolved: "*" expands to every published topic
+    subscribes_all: bool = False
+    retry: Retry = field(default_factory=lambda: Retry(**_RETRY_DEFAULTS))
+    schedule: str | None = None
+    time_zone: str = "Etc/UTC"
+    runtime: Runtime = field(default_factory=lambda: Runtime(**_RUNTIME_DEFAULTS))
+    secrets: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+    ingress: Literal["internal", "all"] = "internal"
+    env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def health_path(self) -> str:
+        """Path that answers the health check of this deployment."""
+        if self.trigger == "http" and self.routes and self.routes[0] not in ("/", "/health"):
+            return self.routes[0] + "/health"
+        return "/health"
+
+    @property
+    def uses_sql(self) -> bool:
+        return "sql" in self.uses
+
+    @property
+    def uses_firestore(self) -> bool:
+        return "firestore" in self.uses
+
+
+@dataclass(frozen=True)
+class Context:
+    name: str
+    description: str
+    owns_schema: str | None
+    path: Path
+    deployments: tuple[Deployment, ...]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every context and deployment, validated together."""
+
+    contexts: tuple[Context, ...]
+
+    @property
+    def deployments(self) -> dict[str, Deployment]:
+        return {d.name: d for c in self.contexts for d in c.deployments}
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Every event type published by some deployment, sorted."""
+        return tuple(sorted({t for d in self.deployments.values() for t in d.publishes}))
+
+    @property
+    def schemas(self) -> tuple[str, ...]:
+        return tuple(c.owns_schema for c in self.contexts if c.owns_schema)
+
+    def context(self, name: str) -> Context:
+        for c in self.contexts:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def routes(self) -> list[tuple[str, Deployment]]:
+        """(prefix, deployment) pairs, longest prefix first: the gateway's routing table."""
+        pairs = [(r, d) for d in self.deployments.values() for r in d.routes]
+        return sorted(pairs, key=lambda p: len(p[0]), reverse=True)
+
+    def route(self, path: str) -> Deployment | None:
+        """The deployment serving `path` by longest route prefix, or None."""
+        for prefix, dep in self.routes():
+            if prefix == "/" or path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return dep
+        return None
+
+    def is_public(self, path: str) -> bool:
+        """True when `path` is served without a JWT (declared `public_routes`, health)."""
+        if path == "/health" or path.endswith("/health"):
+            return True
+        for d in self.deployments.values():
+            for p in d.public_routes:
+                if path == p or path.startswith(p.rstrip("/") + "/"):
+                    return True
+        return False
+
+    def subscriptions(self) -> list[tuple[Deployment, str]]:
+        """(event deployment, topic) pairs: one push subscription each."""
+        return [(d, t) for d in self.deployments.values() for t in d.subscribes]
+
+
+def subscription_name(deployment: str, topic: str) -> str:
+    """The Pub/Sub subscription feeding `deployment` from `topic` (same locally and in cloud)."""
+    return f"{deployment}--{topic}"
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}.dead-letter"
+
+
+def _fail(path: Path, key: str, message: str) -> ManifestError:
+    rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    return ManifestError(f"{rel}: {key}: {message}")
+
+
+def _str_list(path: Path, key: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(path, key, "must be a list of strings")
+    return tuple(value)
+
+
+def _merged(path: Path, key: str, value: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    if value is None:
+        return dict(defaults)
+    if not isinstance(value, dict):
+        raise _fail(path, key, "must be a mapping")
+    unknown = set(value) - set(defaults)
+    if unknown:
+        raise _fail(path, f"{key}.{sorted(unknown)[0]}", "unknown key")
+    merged = {**defaults, **value}
+    for k, v in merged.items():
+        if k != "memory" and (isinstance(v, bool) or not isinstance(v, int | float) or v < 0):
+            raise _fail(path, f"{key}.{k}", "must be a non-negative number")
+    return merged
+
+
+def _entry_points(main: Path) -> set[str]:
+    if not main.exists():
+        return set()
+    tree = ast.parse(main.read_text(), filename=str(main))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def _deployment(path: Path, ctx: str, schema: str | None, name: str, raw: Any) -> Deployment:
+    where = f"deployments.{name}"
+    if not _NAME.match(name):
+        raise _fail(path, where, "deployment names are kebab-case, 3-50 characters")
+    if not isinstance(raw, dict):
+        raise _fail(path, where, "must be a mapping")
+    unknown = set(raw) - _DEPLOYMENT_KEYS
+    if unknown:
+        raise _fail(path, f"{where}.{sorted(unknown)[0]}", "unknown key")
+    trigger = raw.get("trigger")
+    if trigger not in ("http", "event", "schedule"):
+        raise _fail(path, f"{where}.trigger", "must be http, event or schedule")
+    entry = raw.get("entry_point")
+    if not isinstance(entry, str) or not entry.isidentifier():
+        raise _fail(path, f"{where}.entry_point", "must name a function in main.py")
+    if entry not in _entry_points(path.parent / "main.py"):
+        raise _fail(path, f"{where}.entry_point", f"{entry!r} is not defined in main.py")
+    routes = _str_list(path, f"{where}.routes", raw.get("routes"))
+    public = _str_list(path, f"{where}.public_routes", raw.get("public_routes"))
+    for r in routes + public:
+        if not _ROUTE.match(r):
+            raise _fail(path, f"{where}.routes", f"{r!r} is not /, /health or /api/<resource>")
+    if trigger == "http" and not routes:
+        raise _fail(path, f"{where}.routes", "an http deployment needs at least one route")
+    if trigger != "http" and (routes or public):
+        raise _fail(path, f"{where}.routes", "only http deployments have routes")
+    for p in public:
+        if not any(p == r or p.startswith(r.rstrip("/") + "/") for r in routes):
+            raise _fail(path, f"{where}.public_routes", f"{p!r} is not under a route")
+    publishes = _str_list(path, f"{where}.publishes", raw.get("publishes"))
+    for t in publishes:
+        if not _TOPIC.match(t):
+            raise _fail(path, f"{where}.publishes", f"{t!r} is not <entity>.<verb> lowercase")
+    subscribes = raw.get("subscribes")
+    subscribes_all = subscribes == "*" or subscribes == ["*"]
+    subs = () if subscribes_all else _str_list(path, f"{where}.subscribes", subscribes)
+    if trigger == "event" and not (subs or subscribes_all):
+        raise _fail(path, f"{where}.subscribes", "an event deployment subscribes to topics")
+    if trigger != "event" and (subs or subscribes_all):
+        raise _fail(path, f"{where}.subscribes", "only event deployments subscribe")
+    schedule = raw.get("schedule")
+    if trigger == "schedule":
+        if not isinstance(schedule, str) or len(schedule.split()) != 5:
+            raise _fail(path, f"{where}.schedule", "a schedule deployment needs a 5-field cron")
+    elif schedule is not None:
+        raise _fail(path, f"{where}.schedule", "only schedule deployments have a schedule")
+    uses = _str_list(path, f"{where}.uses", raw.get("uses"))
+    if set(uses) - _USES:
+        raise _fail(path, f"{where}.uses", f"must be among {sorted(_USES)}")
+    ingress = raw.get("ingress", "internal")
+    if ingress not in ("internal", "all"):
+        raise _fail(path, f"{where}.ingress", "must be internal or all")
+    memory = (raw.get("runtime") or {}).get("memory", _RUNTIME_DEFAULTS["memory"])
+    if not isinstance(memory, str) or not _MEMORY.match(memory):
+        raise _fail(path, f"{where}.runtime.memory", "must look like 512Mi or 1Gi")
+    env = raw.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise _fail(path, f"{where}.env", "must map names to strings")
+    return Deployment(
+        name=name,
+        context=ctx,
+        entry_point=entry,
+        trigger=trigger,
+        description=str(raw.get("description", "")),
+        source_dir=path.parent,
+        owns_schema=schema,
+        routes=routes,
+        public_routes=public,
+        publishes=publishes,
+        subscribes=subs,
+        subscribes_all=subscribes_all,
+        retry=Retry(**_merged(path, f"{where}.retry", raw.get("retry"), _RETRY_DEFAULTS)),
+        schedule=schedule,
+        time_zone=str(raw.get("time_zone", "Etc/UTC")),
+        runtime=Runtime(**_merged(path, f"{where}.runtime", raw.get("runtime"), _RUNTIME_DEFAULTS)),
+        secrets=_str_list(path, f"{where}.secrets", raw.get("secrets")),
+        uses=uses,
+        ingress=ingress,
+        env=tuple(sorted(env.items())),
+    )
+
+
+def load_file(path: Path) -> Context:
+    """Parse and check one manifest on its own (cross-manifest checks are in `load`)."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise _fail(path, "(yaml)", str(exc)) from None
+    if not isinstance(raw, dict):
+        raise _fail(path, "(root)", "must be a mapping")
+    unknown = set(raw) - _MANIFEST_KEYS
+    if unknown:
+        raise _fail(path, sorted(unknown)[0], "unknown key")
+    ctx = raw.get("context")
+    if ctx != path.parent.name:
+        raise _fail(path, "context", f"must equal the folder name {path.parent.name!r}")
+    schema = raw.get("owns_schema")
+    if schema is not None and not (isinstance(schema, str) and schema.isidentifier()):
+        raise _fail(path, "owns_schema", "must be an identifier")
+    deployments = raw.get("deployments")
+    if not isinstance(deployments, dict) or not deployments:
+        raise _fail(path, "deployments", "must map at least one deployment name")
+    return Context(
+        name=ctx,
+        description=str(raw.get("description", "")),
+        owns_schema=schema,
+        path=path.parent,
+        deployments=tuple(
+            _deployment(path, ctx, schema, n, d) for n, d in sorted(deployments.items())
+        ),
+    )
+
+
+def load(functions_dir: Path | None = None) -> Catalog:
+    """Load every manifest under `functions_dir` and check them against each other."""
+    base = functions_dir or FUNCTIONS_DIR
+    contexts = [load_file(p) for p in sorted(base.glob("*/function.yaml"))]
+    seen_names: dict[str, Path] = {}
+    seen_routes: dict[str, Path] = {}
+    seen_schemas: dict[str, Path] = {}
+    for c in contexts:
+        mf = c.path / "function.yaml"
+        if c.owns_schema:
+            if c.owns_schema in seen_schemas:
+                raise _fail(mf, "owns_schema", f"{c.owns_schema!r} also owned in "
+                            f"{seen_schemas[c.owns_schema].relative_to(ROOT)}")
+            seen_schemas[c.owns_schema] = mf
+        for d in c.deployments:
+            if d.name in seen_names:
+                raise _fail(mf, f"deployments.{d.name}", "duplicate deployment name "
+                            f"(also in {seen_names[d.name].relative_to(ROOT)})")
+            seen_names[d.name] = mf
+            for r in d.routes:
+                if r in seen_routes:
+                    raise _fail(mf, f"deployments.{d.name}.routes", f"duplicate route {r!r} "
+                                f"(also in {seen_routes[r].relative_to(ROOT)})")
+                seen_routes[r] = mf
+    published = {t for c in contexts for d in c.deployments for t in d.publishes}
+    resolved = []
+    for c in contexts:
+        deps = []
+        for d in c.deployments:
+            for t in d.subscribes:
+                if t not in published:
+                    raise _fail(c.path / "function.yaml", f"deployments.{d.name}.subscribes",
+                                f"topic {t!r} is published by no deployment")
+            if d.subscribes_all:
+                d = _replace(d, subscribes=tuple(sorted(published)))
+            deps.append(d)
+        resolved.append(_replace(c, deployments=tuple(deps)))
+    return Catalog(contexts=tuple(resolved))
+
+
+def _replace(obj: Any, **changes: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
+
+
+@functools.cache
+def catalog() -> Catalog:
+    """The catalog of this checkout, loaded once per process."""
+    return load()
