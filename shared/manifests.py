@@ -379,3 +379,8 @@ def _replace(obj: Any, **changes: Any) -> Any:
 def catalog() -> Catalog:
     """The catalog of this checkout, loaded once per process."""
     return load()
+
+
+def dead_letter_subscription(topic: str) -> str:
+    """The pull subscription that keeps the dead letters of `topic` for inspection/redrive."""
+    return f"{dead_letter_topic(topic)}--keep"
