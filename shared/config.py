@@ -56,6 +56,7 @@ class Settings:
     db_user: str
     db_password: str = field(repr=False)
     db_iam_auth: bool = False
+    db_ip_type: str = "public"  # public | private | psc (Cloud SQL connector)
     db_pool_size: int = 2
     db_max_overflow: int = 2
     # messaging and documents
@@ -116,6 +117,7 @@ def _load() -> Settings:
         db_user=os.environ.get("DB_USER", ""),
         db_password=os.environ.get("DB_PASSWORD", ""),
         db_iam_auth=_bool("DB_IAM_AUTH", False),
+        db_ip_type=os.environ.get("DB_IP_TYPE", "public").lower(),
         db_pool_size=_int("DB_POOL_SIZE", 2),
         db_max_overflow=_int("DB_MAX_OVERFLOW", 2),
         pubsub_emulator_host=os.environ.get("PUBSUB_EMULATOR_HOST", ""),

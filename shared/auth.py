@@ -1,0 +1,308 @@
+"""Access tokens and authorization: RS256 JWTs issued by auth, verified everywhere.
+
+Only the auth context signs (`issue_access_token`), with the private key from the
+`JWT_SIGNING_KEY` secret (locally a key generated once under `.local/jwt/`). Everyone verifies
+(`verify`) against the public keys (`JWT_PUBLIC_KEYS`, a JWKS with up to two keys during
+rotation, selected by `kid`; locally `.local/jwt/jwks.json`). Verification pins RS256 (so
+`none` and HS256-with-the-public-key are refused), requires `typ: at+jwt`, and checks `iss`,
+`aud`, `exp`, `iat`, `sub`, `jti`. `authenticate_request` (installed by `shared.http`) takes
+the bearer token of every non-public route and puts the verified `Claims` on `flask.g`;
+`require_roles` guards a view. Revoked token ids (logout) live in Firestore
+`auth_revoked_tokens` until the token would expire; the gateway and auth's `/verify` check them
+(functions behind the gateway do not, to save a read per request). `python -m shared.auth
+keygen` prints a new key pair for Secret Manager; `keygen-local` creates the local one.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import flask
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from shared.config import settings
+from shared.http import Forbidden, Unauthorized
+
+ROLES = ("admin", "manager", "operator", "viewer")
+ALGORITHM = "RS256"
+TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JWT header value, not a secret
+REVOKED = "auth_revoked_tokens"
+_LEEWAY_S = 30
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Claims:
+    sub: str
+    roles: tuple[str, ...]
+    jti: str
+    exp: int
+    iat: int
+    raw: dict[str, Any]
+
+    def has_role(self, *roles: str) -> bool:
+        return "admin" in self.roles or any(r in self.roles for r in roles)
+
+
+# --- keys --------------------------------------------------------------------------------
+
+def _b64u(n: int) -> str:
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def public_jwk(key: rsa.RSAPublicKey) -> dict[str, str]:
+    """The JWK of a public key; `kid` is its RFC 7638 thumbprint."""
+    nums = key.public_numbers()
+    core = {"e": _b64u(nums.e), "kty": "RSA", "n": _b64u(nums.n)}
+    kid = base64.urlsafe_b64encode(
+        hashlib.sha256(json.dumps(core, separators=(",", ":"), sort_keys=True).encode()).digest()
+    ).decode().rstrip("=")
+    return {**core, "kid": kid, "use": "sig", "alg": ALGORITHM}
+
+
+def new_key_pair() -> tuple[str, dict[str, Any]]:
+    """A fresh 2048-bit RSA private key (PEM) and the JWKS holding its public key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return pem, {"keys": [public_jwk(key.public_key())]}
+
+
+def _local_dir() -> Path:
+    return settings().local_dir / "jwt"
+
+
+def ensure_local_keys() -> Path:
+    """Create the local signing key and JWKS once (local only); returns their folder."""
+    folder = _local_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    pem_path, jwks_path = folder / "signing.pem", folder / "jwks.json"
+    if pem_path.exists() and jwks_path.exists():
+        return folder
+    pem, jwks = new_key_pair()
+    try:
+        fd = os.open(pem_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return folder  # another process won the race
+    with os.fdopen(fd, "w") as f:
+        f.write(pem)
+    tmp = jwks_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(jwks, indent=2))
+    tmp.replace(jwks_path)
+    return folder
+
+
+@functools.cache
+def _signing_key() -> tuple[Any, str]:
+    s = settings()
+    pem = s.jwt_signing_key
+    if not pem:
+        if not s.is_local:
+            raise RuntimeError("JWT_SIGNING_KEY is not set (mount the jwt-signing-key secret)")
+        pem = (ensure_local_keys() / "signing.pem").read_text()
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise RuntimeError("JWT_SIGNING_KEY must be an RSA private key")
+    kid = s.jwt_signing_kid or public_jwk(key.public_key())["kid"]
+    return key, kid
+
+
+_jwks_cache: dict[str, Any] = {"at": 0.0, "keys": {}}
+
+
+def _public_keys(refresh: bool = False) -> dict[str, Any]:
+    """kid -> public key, re-read at most every 60 s (key rotation without redeploys)."""
+    if not refresh and _jwks_cache["keys"]:
+        return _jwks_cache["keys"]
+    if refresh and time.monotonic() - _jwks_cache["at"] < 60 and _jwks_cache["keys"]:
+        return _jwks_cache["keys"]
+    s = settings()
+    raw = s.jwt_public_keys
+    if not raw:
+        if not s.is_local:
+            raise RuntimeError("JWT_PUBLIC_KEYS is not set (mount the jwt-public-keys secret)")
+        path = _local_dir() / "jwks.json"
+        if not path.exists():
+            ensure_local_keys()
+        raw = path.read_text()
+    keys = {}
+    for jwk in json.loads(raw).get("keys", []):
+        if jwk.get("kty") == "RSA" and jwk.get("kid"):
+            keys[jwk["kid"]] = jwt.algorithms.RSAAlgorithm.from_jwk(json.dumps(jwk))
+    _jwks_cache.update(at=time.monotonic(), keys=keys)
+    return keys
+
+
+def jwks() -> dict[str, Any]:
+    """The public JWKS (served by auth at /api/auth/jwks.json)."""
+    out = []
+    for key in _public_keys().values():
+        out.append(public_jwk(key))
+    return {"keys": out}
+
+
+def reset_keys() -> None:
+    """Forget cached keys (tests, rotation)."""
+    _signing_key.cache_clear()
+    _jwks_cache.update(at=0.0, keys={})
+
+
+# --- tokens ------------------------------------------------------------------------------
+
+def issue_access_token(sub: str, roles: list[str] | tuple[str, ...], *,
+                       ttl_s: int | None = None) -> tuple[str, Claims]:
+    """Sign an access token (auth context only)."""
+    s = settings()
+    key, kid = _signing_key()
+    now = int(time.time())
+    payload = {
+        "iss": s.jwt_issuer, "aud": s.jwt_audience, "sub": sub, "roles": list(roles),
+        "iat": now, "nbf": now, "exp": now + (ttl_s or s.access_ttl_s), "jti": uuid.uuid4().hex,
+    }
+    token = jwt.encode(payload, key, algorithm=ALGORITHM, headers={"kid": kid, "typ": TOKEN_TYPE})
+    return token, _claims(payload)
+
+
+def _claims(payload: dict[str, Any]) -> Claims:
+    roles = payload.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise Unauthorized("The token's roles claim is malformed.", headers=_challenge())
+    return Claims(sub=str(payload["sub"]), roles=tuple(roles), jti=str(payload["jti"]),
+                  exp=int(payload["exp"]), iat=int(payload["iat"]), raw=payload)
+
+
+def _challenge(error: str = "invalid_token") -> dict[str, str]:
+    return {"WWW-Authenticate": f'Bearer realm="switchyard", error="{error}"'}
+
+
+def verify(token: str) -> Claims:
+    """Verify an access token; raises `Unauthorized` (401) with a reason on any problem."""
+    s = settings()
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise Unauthorized("The token is not a JWT.", headers=_challenge()) from None
+    if header.get("alg") != ALGORITHM:
+        raise Unauthorized("The token's algorithm is not accepted.", headers=_challenge())
+    if header.get("typ") != TOKEN_TYPE:
+        raise Unauthorized("The token is not an access token.", headers=_challenge())
+    kid = header.get("kid")
+    key = _public_keys().get(kid) or _public_keys(refresh=True).get(kid)
+    if key is None:
+        raise Unauthorized("The token was signed by an unknown key.", headers=_challenge())
+    try:
+        payload = jwt.decode(
+            token, key, algorithms=[ALGORITHM], audience=s.jwt_audience, issuer=s.jwt_issuer,
+            leeway=_LEEWAY_S,
+            options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("The token has expired.", headers=_challenge()) from None
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"The token is not valid: {exc}.", headers=_challenge()) from None
+    return _claims(payload)
+
+
+def bearer_token() -> str | None:
+    """The end-user bearer token of the current request.
+
+    Behind Cloud Run's invoker IAM the `Authorization` header carries the caller's Google
+    identity, so the gateway and `shared.clients` move the user's token to
+    `X-Forwarded-Authorization`; it is preferred when present. Either way it is verified.
+    """
+    headers = flask.request.headers
+    value = headers.get("X-Forwarded-Authorization") or headers.get("Authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate_request() -> None:
+    """Flask before_request hook: verify the bearer token unless the route is public."""
+    from shared.manifests import catalog
+
+    path = flask.request.path
+    if flask.request.method == "OPTIONS" or catalog().is_public(path):
+        return
+    token = bearer_token()
+    if token is None:
+        raise Unauthorized("A bearer token is required.", headers=_challenge("invalid_request"))
+    flask.g.claims = verify(token)
+
+
+def current_user() -> Claims:
+    claims = getattr(flask.g, "claims", None)
+    if claims is None:
+        raise Unauthorized("A bearer token is required.", headers=_challenge("invalid_request"))
+    return claims
+
+
+def require_roles(*roles: str) -> Callable[[F], F]:
+    """View decorator: the caller needs one of `roles` (admin always passes)."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
+
+    def wrap(view: F) -> F:
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not current_user().has_role(*roles):
+                raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.")
+            return view(*args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return wrap
+
+
+# --- revocation --------------------------------------------------------------------------
+
+def revoke(jti: str, exp: int) -> None:
+    """Remember a revoked access token id until it expires (Firestore TTL on expires_at)."""
+    from shared.clients import firestore
+
+    firestore().collection(REVOKED).document(jti).set({
+        "revoked_at": datetime.now(UTC),
+        "expires_at": datetime.fromtimestamp(exp + _LEEWAY_S, UTC),
+    })
+
+
+def is_revoked(jti: str) -> bool:
+    from shared.clients import firestore
+
+    return firestore().collection(REVOKED).document(jti).get().exists
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["keygen"]:
+        pem, keys = new_key_pair()
+        sys.stdout.write("# jwt-signing-key (private, PEM):\n" + pem)
+        sys.stdout.write("# jwt-public-keys (JWKS):\n" + json.dumps(keys) + "\n")
+        return 0
+    if argv[:1] == ["keygen-local"]:
+        folder = ensure_local_keys()
+        sys.stdout.write(f"local JWT keys in {folder}\n")
+        return 0
+    sys.stderr.write("usage: python -m shared.auth keygen | keygen-local\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,147 @@
+"""Clients of other services: Google APIs (lazy, once per instance) and the platform's own APIs.
+
+`firestore()` and `publisher()` create their Google client on first use (each costs ~350 ms of
+import, so only deployments that use them pay it; with the emulator variables set they talk to
+the emulators). `call(method, path, ...)` is the service-to-service HTTP client: a context
+calls another context's API by path; the path is routed with the manifests (longest prefix, as
+the gateway does) to the owning deployment's URL from `SERVICE_URLS`; in the cloud it attaches
+a Google ID token for that URL (functions are private). It forwards the request id and trace
+context, applies a timeout, and retries only idempotent methods on connection errors and
+502/503/504. It never follows redirects and never calls user-supplied URLs (see `shared.auth`
+for the outbound guard of those).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from typing import Any
+
+import requests
+
+from shared import logging as slog
+from shared.config import settings
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_RETRY_STATUSES = frozenset({502, 503, 504})
+_local = threading.local()
+
+
+class ServiceCallError(RuntimeError):
+    """A call to another deployment failed (unreachable or 5xx after retries)."""
+
+
+@functools.cache
+def firestore() -> Any:
+    from google.cloud import firestore as fs
+
+    return fs.Client(project=settings().project_id)
+
+
+@functools.cache
+def publisher() -> Any:
+    from google.cloud import pubsub_v1
+
+    # Publish at once: the default 10 ms batching latency would be paid by every request.
+    return pubsub_v1.PublisherClient(
+        batch_settings=pubsub_v1.types.BatchSettings(max_messages=100, max_latency=0.001),
+    )
+
+
+def topic_path(topic: str) -> str:
+    return f"projects/{settings().project_id}/topics/{topic}"
+
+
+def session() -> requests.Session:
+    """A keep-alive HTTP session per thread (requests.Session is not thread-safe)."""
+    sess = getattr(_local, "session", None)
+    if sess is None:
+        sess = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=32)
+        sess.mount("http://", adapter)
+        sess.mount("https://", adapter)
+        _local.session = sess
+    return sess
+
+
+_tokens: dict[str, tuple[str, float]] = {}
+_tokens_lock = threading.Lock()
+
+
+def id_token(audience: str) -> str | None:
+    """A Google ID token for `audience` when running in the cloud, cached until near expiry."""
+    if not settings().in_cloud:
+        return None
+    with _tokens_lock:
+        cached = _tokens.get(audience)
+        if cached and cached[1] > time.time() + 60:
+            return cached[0]
+    import google.auth.transport.requests
+    import google.oauth2.id_token
+
+    token = google.oauth2.id_token.fetch_id_token(
+        google.auth.transport.requests.Request(), audience
+    )
+    with _tokens_lock:
+        _tokens[audience] = (token, time.time() + 3300)
+    return token
+
+
+def url_of(deployment: str) -> str:
+    url = settings().service_urls.get(deployment)
+    if not url:
+        raise ServiceCallError(f"no URL for deployment {deployment!r} in SERVICE_URLS")
+    return url
+
+
+def trace_headers() -> dict[str, str]:
+    """Request id and traceparent of the current request/event, to propagate downstream."""
+    out = {}
+    if slog.current("request_id"):
+        out["X-Request-ID"] = slog.current("request_id")
+    if slog.current("traceparent"):
+        out["traceparent"] = slog.current("traceparent")
+    return out
+
+
+def call(
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+    attempts: int = 3,
+) -> requests.Response:
+    """Call another context's API by path; the response is returned whatever its status."""
+    from shared.manifests import catalog
+
+    dep = catalog().route(path.split("?")[0])
+    if dep is None:
+        raise ServiceCallError(f"no deployment serves {path}")
+    base = url_of(dep.name)
+    hdrs = {**trace_headers(), **(headers or {})}
+    token = id_token(base)
+    if token:
+        # The caller's end-user token travels in X-Forwarded-Authorization (as Google's own
+        # proxies do); Authorization carries the service identity for Cloud Run's invoker IAM.
+        if "Authorization" in hdrs:
+            hdrs["X-Forwarded-Authorization"] = hdrs.pop("Authorization")
+        hdrs["Authorization"] = f"Bearer {token}"
+    method = method.upper()
+    tries = attempts if method in IDEMPOTENT else 1
+    last: Exception | None = None
+    for attempt in range(tries):
+        try:
+            resp = session().request(method, base + path, json=json, params=params,
+                                     headers=hdrs, timeout=timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            last = exc
+        else:
+            if resp.status_code not in _RETRY_STATUSES or attempt == tries - 1:
+                return resp
+            last = ServiceCallError(f"{dep.name} answered {resp.status_code}")
+        time.sleep(min(0.1 * 2**attempt, 1.0))
+    raise ServiceCallError(f"{method} {path} via {dep.name} failed: {last}") from last

@@ -1,0 +1,150 @@
+"""Schema migrations: one Alembic history per context, each in its own schema.
+
+`python -m shared.migrate` (= `make migrate`) upgrades every context that owns a schema to its
+head revision, against the database `shared.db.engine()` points at (Cloud SQL, DATABASE_URL or
+the local SQLite files), then runs each context's optional `bootstrap.run()` (idempotent data
+every environment needs, such as the first admin). Each context keeps its revisions in
+`functions/<context>/migrations/versions/`, its version table in its own schema, and an
+`env.py` that only calls `run_env()`. Migrations run before deploy (Cloud Build) or before
+`make dev` starts the functions, never at cold start. `python -m shared.migrate new CONTEXT
+"message"` writes a new empty revision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+
+from shared import db
+from shared.manifests import catalog
+
+_TEMPLATE = '''"""${message}
+
+Revision ID: ${up_revision}
+Revises: ${down_revision | comma,n}
+Create Date: ${create_date}
+"""
+
+from alembic import op
+import sqlalchemy as sa
+${imports if imports else ""}
+
+revision = ${repr(up_revision)}
+down_revision = ${repr(down_revision)}
+branch_labels = ${repr(branch_labels)}
+depends_on = ${repr(depends_on)}
+
+
+def upgrade() -> None:
+    ${upgrades if upgrades else "pass"}
+
+
+def downgrade() -> None:
+    ${downgrades if downgrades else "pass"}
+'''
+
+
+def _config(context: str) -> Config:
+    ctx = catalog().context(context)
+    if not ctx.owns_schema:
+        raise SystemExit(f"context {context!r} owns no schema")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ctx.path / "migrations"))
+    cfg.set_main_option("switchyard.schema", ctx.owns_schema)
+    cfg.set_main_option("version_path_separator", "os")
+    return cfg
+
+
+def run_env() -> None:
+    """The body of every context's `migrations/env.py`."""
+    from alembic import context as alembic_context
+
+    schema = alembic_context.config.get_main_option("switchyard.schema")
+    eng = db.engine()
+    with eng.connect() as conn:
+        if eng.dialect.name == "postgresql":
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            conn.commit()
+        alembic_context.configure(
+            connection=conn,
+            version_table="alembic_version",
+            version_table_schema=schema,
+            render_as_batch=eng.dialect.name == "sqlite",
+        )
+        with alembic_context.begin_transaction():
+            alembic_context.run_migrations()
+
+
+def upgrade(context: str, revision: str = "head") -> None:
+    command.upgrade(_config(context), revision)
+
+
+def bootstrap(context: str) -> None:
+    ctx = catalog().context(context)
+    if (ctx.path / "bootstrap.py").exists():
+        importlib.import_module(f"functions.{context}.bootstrap").run()
+
+
+def upgrade_all(*, with_bootstrap: bool = True) -> list[str]:
+    """Upgrade every context with a schema (then bootstrap each); returns their names."""
+    done = []
+    for ctx in catalog().contexts:
+        if ctx.owns_schema:
+            upgrade(ctx.name)
+            done.append(ctx.name)
+    if with_bootstrap:
+        for ctx in catalog().contexts:
+            bootstrap(ctx.name)
+    return done
+
+
+def new_revision(context: str, message: str) -> None:
+    ctx = catalog().context(context)
+    folder = ctx.path / "migrations"
+    (folder / "versions").mkdir(parents=True, exist_ok=True)
+    env = folder / "env.py"
+    if not env.exists():
+        env.write_text('"""Alembic environment: shared by every context."""\n\n'
+                       "from shared.migrate import run_env\n\nrun_env()\n")
+    mako = folder / "script.py.mako"
+    if not mako.exists():
+        mako.write_text(_TEMPLATE)
+    command.revision(_config(context), message=message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.migrate", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd")
+    up = sub.add_parser("upgrade", help="upgrade every context (default)")
+    up.add_argument("--context", help="only this context")
+    up.add_argument("--no-bootstrap", action="store_true")
+    new = sub.add_parser("new", help="write a new revision for a context")
+    new.add_argument("context")
+    new.add_argument("message")
+    args = parser.parse_args(argv)
+    from shared.logging import get_logger
+
+    log = get_logger("switchyard.migrate")
+    if args.cmd == "new":
+        new_revision(args.context, args.message)
+        return 0
+    context = getattr(args, "context", None)
+    no_boot = getattr(args, "no_bootstrap", False)
+    if context:
+        upgrade(context)
+        if not no_boot:
+            bootstrap(context)
+        done = [context]
+    else:
+        done = upgrade_all(with_bootstrap=not no_boot)
+    log.info("migrated %s on %s", ", ".join(done) or "nothing", db.engine().dialect.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
