@@ -272,6 +272,12 @@ def require_roles(*roles: str) -> Callable[[F], F]:
     return wrap
 
 
+def bootstrap_admin_id(email: str) -> str:
+    """The stable user id of the bootstrap admin, derived from its email so that the users
+    and auth contexts create the same account independently (each in its own bootstrap)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"switchyard:user:{email.strip().lower()}"))
+
+
 # --- revocation --------------------------------------------------------------------------
 
 def revoke(jti: str, exp: int) -> None:

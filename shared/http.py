@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import flask
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from werkzeug.exceptions import HTTPException
 
 from shared import logging as slog
@@ -177,6 +177,34 @@ def _to_response(exc: BaseException) -> flask.Response:
 
 
 # --- request context ----------------------------------------------------------------------
+
+def client_ip() -> str:
+    """The caller's IP: `X-Client-IP` as set by the gateway (which overwrites any client
+    value), else the peer address (direct calls in local runs and tests)."""
+    return flask.request.headers.get("X-Client-IP") or flask.request.remote_addr or ""
+
+
+def describe(
+    summary: str | None = None,
+    *,
+    request: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+) -> Callable[[Any], Any]:
+    """Attach OpenAPI facts to a view (summary defaults to its docstring's first line).
+
+    The context's spec at `<first route>/openapi.json` is generated from the Flask URL map and
+    these facts; the gateway merges every context's spec at `/api/openapi.json`.
+    """
+
+    def wrap(view: Any) -> Any:
+        view.__openapi__ = {"summary": summary, "request": request, "query": query,
+                            "response": response, "status": status}
+        return view
+
+    return wrap
+
 
 def request_id() -> str:
     if flask.has_request_context():
@@ -333,15 +361,18 @@ def _json_default(value: Any) -> Any:
 # --- keyset pagination ----------------------------------------------------------------------
 
 class PageQuery(ApiModel):
-    """Base for list queries: `?limit=&cursor=`; extend with the resource's filters."""
+    """Base for list queries: `?limit=&cursor=`; extend with the resource's filters.
 
-    limit: int = DEFAULT_LIMIT
-    cursor: str | None = None
+    `limit` is capped at MAX_LIMIT (not an error: clients may ask for more than we give).
+    """
 
-    def model_post_init(self, _ctx: Any) -> None:
-        if self.limit < 1:
-            raise ValueError("limit must be at least 1")
-        self.limit = min(self.limit, MAX_LIMIT)
+    limit: int = Field(DEFAULT_LIMIT, ge=1)
+    cursor: str | None = Field(None, max_length=2048)
+
+    @field_validator("limit")
+    @classmethod
+    def _cap(cls, value: int) -> int:
+        return min(value, MAX_LIMIT)
 
     def after(self) -> list[Any] | None:
         """The decoded cursor: the sort key of the last item of the previous page."""
