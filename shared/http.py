@@ -2,13 +2,14 @@
 
 `create_app(context)` builds the context's Flask app with: request ids and W3C trace context
 bound to the logs, JWT authentication of every route that the manifests do not declare public
-(`shared.auth`), the health route of each of the context's deployments, a body size limit, and
-one error mapping: every error path answers RFC 9457 problem+json (`type`, `title`, `status`,
-`detail`, `errors` for field problems, `request_id`), and an unexpected exception is logged
-with its stack but answered as a bare 500 without internals. `dispatch(app, request)` serves
-the app from a functions-framework entry point; `scheduled(fn)` does the same for Cloud
-Scheduler targets. Request bodies are pydantic v2 models that reject unknown fields (`ApiModel`,
-`body()`); lists use keyset pagination (`page_params()`, `page()`).
+(`shared.auth`), the health route and OpenAPI document (`shared.openapi`) of each of the
+context's deployments, a body size limit, and one error mapping: every error path answers
+RFC 9457 problem+json (`type`, `title`, `status`, `detail`, `errors` for field problems,
+`request_id`), and an unexpected exception is logged with its stack but answered as a bare 500
+without internals. `dispatch(app, request)` serves the app from a functions-framework entry
+point; `scheduled(fn)` does the same for Cloud Scheduler targets. Request bodies are pydantic
+v2 models that reject unknown fields (`ApiModel`, `body()`); lists use keyset pagination
+(`page_params()`, `page()`).
 """
 
 from __future__ import annotations
@@ -259,7 +260,8 @@ def create_app(context: str, *, authenticate: bool = True) -> flask.Flask:
     from shared import auth, health
     from shared.manifests import catalog
 
-    app = flask.Flask(f"switchyard.{context}")
+    # No static route: Flask's default would serve <cwd>/static/ and shadow /static/* paths.
+    app = flask.Flask(f"switchyard.{context}", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings().max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = False
@@ -270,6 +272,8 @@ def create_app(context: str, *, authenticate: bool = True) -> flask.Flask:
     app.teardown_request(_teardown)
     app.register_error_handler(Exception, _to_response)
 
+    from shared.openapi import spec_path
+
     for dep in catalog().context(context).deployments:
         if dep.trigger != "http":
             continue
@@ -277,6 +281,10 @@ def create_app(context: str, *, authenticate: bool = True) -> flask.Flask:
             dep.health_path, f"health:{dep.name}",
             functools.partial(_health_view, dep.name), methods=["GET"],
         )
+        spec = spec_path(dep)
+        if spec:
+            app.add_url_rule(spec, f"openapi:{dep.name}",
+                             functools.partial(_openapi_view, app, context), methods=["GET"])
     del health  # imported above so a broken health module fails at app creation
     return app
 
@@ -286,6 +294,18 @@ def _health_view(deployment: str) -> flask.Response:
 
     status, body = health.report(deployment)
     return flask.Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _openapi_view(app: flask.Flask, context: str) -> flask.Response:
+    """The context's OpenAPI document, generated once per instance (public)."""
+    spec = app.extensions.get("switchyard.openapi")
+    if spec is None:
+        from shared.openapi import spec_for
+
+        spec = app.extensions["switchyard.openapi"] = json.dumps(spec_for(app, context))
+    resp = flask.Response(spec, mimetype="application/json")
+    resp.headers["Cache-Control"] = "public, max-age=60"
+    return resp
 
 
 def dispatch(app: flask.Flask, request: flask.Request) -> flask.Response:
@@ -426,7 +446,7 @@ def scheduled(fn: Callable[[Tick], Any]) -> Callable[[flask.Request], flask.Resp
     (`X-CloudScheduler-JobName`, `X-CloudScheduler-ScheduleTime`). In the cloud only Cloud
     Scheduler's OIDC identity may invoke the function (invoker IAM), so no JWT is checked here.
     """
-    app = flask.Flask(f"switchyard.schedule.{fn.__name__}")
+    app = flask.Flask(f"switchyard.schedule.{fn.__name__}", static_folder=None)
     app.before_request(_begin)
     app.after_request(_finish)
     app.teardown_request(_teardown)

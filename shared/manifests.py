@@ -152,8 +152,9 @@ class Catalog:
         return None
 
     def is_public(self, path: str) -> bool:
-        """True when `path` is served without a JWT (declared `public_routes`, health)."""
-        if path == "/health" or path.endswith("/health"):
+        """True when `path` is served without a JWT (declared `public_routes`, health, and
+        each deployment's OpenAPI document `<route>/openapi.json`)."""
+        if path == "/health" or path.endswith(("/health", "/openapi.json")):
             return True
         for d in self.deployments.values():
             for p in d.public_routes:
@@ -175,9 +176,12 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dead-letter"
 
 
+def _rel(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def _fail(path: Path, key: str, message: str) -> ManifestError:
-    rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-    return ManifestError(f"{rel}: {key}: {message}")
+    return ManifestError(f"{_rel(path)}: {key}: {message}")
 
 
 def _str_list(path: Path, key: str, value: Any) -> tuple[str, ...]:
@@ -341,17 +345,17 @@ def load(functions_dir: Path | None = None) -> Catalog:
         if c.owns_schema:
             if c.owns_schema in seen_schemas:
                 raise _fail(mf, "owns_schema", f"{c.owns_schema!r} also owned in "
-                            f"{seen_schemas[c.owns_schema].relative_to(ROOT)}")
+                            f"{_rel(seen_schemas[c.owns_schema])}")
             seen_schemas[c.owns_schema] = mf
         for d in c.deployments:
             if d.name in seen_names:
                 raise _fail(mf, f"deployments.{d.name}", "duplicate deployment name "
-                            f"(also in {seen_names[d.name].relative_to(ROOT)})")
+                            f"(also in {_rel(seen_names[d.name])})")
             seen_names[d.name] = mf
             for r in d.routes:
                 if r in seen_routes:
                     raise _fail(mf, f"deployments.{d.name}.routes", f"duplicate route {r!r} "
-                                f"(also in {seen_routes[r].relative_to(ROOT)})")
+                                f"(also in {_rel(seen_routes[r])})")
                 seen_routes[r] = mf
     published = {t for c in contexts for d in c.deployments for t in d.publishes}
     resolved = []

@@ -1,0 +1,71 @@
+# Switchyard. `make dev` runs the whole system locally; `make test` runs every test.
+# Both create the virtualenv and install what they need on first use.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CONTEXT_REQS := $(wildcard functions/*/requirements.txt)
+
+.PHONY: help venv check-tools dev test test-unit test-integration test-e2e lint fmt migrate seed bench clean
+
+help:
+	@echo "make dev      run every deployment locally on the Pub/Sub and Firestore emulators"
+	@echo "make test     unit + integration + e2e tests (emulators, PostgreSQL)"
+	@echo "make lint     ruff, mypy (shared/), terraform fmt"
+	@echo "make migrate  run every context's migrations (+ bootstrap) on the configured database"
+	@echo "make seed     load demo data through the gateway of a running 'make dev'"
+	@echo "make bench    measure and write docs/benchmarks.md"
+	@echo "make package | plan ENV= | apply ENV= | deploy [DEPLOYMENT=] [DRY_RUN=1] | validate"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt $(CONTEXT_REQS)
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or newer" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11+ is required ($(PYTHON) is $$($(PYTHON) -V))" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: cannot create a virtualenv (on Debian: apt-get install python3-venv)" >&2; exit 1; }
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt $(foreach f,$(CONTEXT_REQS),-r $(f))
+	@touch $@
+
+check-tools: venv
+	@$(PY) -m emulators check
+
+dev: check-tools
+	$(PY) -m emulators
+
+test: check-tools
+	$(PY) -m pytest
+
+test-unit: venv
+	$(PY) -m pytest tests/unit
+
+test-integration: check-tools
+	$(PY) -m pytest tests/integration tests/infra
+
+test-e2e: check-tools
+	$(PY) -m pytest tests/e2e
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	@command -v terraform >/dev/null 2>&1 && terraform fmt -check -recursive infra || echo "terraform not installed: skipped terraform fmt"
+
+fmt: venv
+	$(VENV)/bin/ruff check --fix .
+	@command -v terraform >/dev/null 2>&1 && terraform fmt -recursive infra || true
+
+migrate: venv
+	$(PY) -m shared.migrate
+
+seed: venv
+	$(PY) tools/seed.py
+
+bench: check-tools
+	$(PY) tools/bench.py
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache test-output
+
+-include infra/infra.mk

@@ -1,0 +1,155 @@
+"""HTTP routes of auth-api (/api/auth): parse and validate, call the service, shape the answer.
+
+Public (no bearer token): login, refresh, jwks.json. Everything else needs a verified token;
+`PUT /api/auth/credentials/{user_id}` is for admins (users-api calls it with its caller's
+token when an admin sets a password).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import flask
+from pydantic import AfterValidator, Field, StringConstraints
+
+from functions.auth import model, service
+from shared import auth as sauth
+from shared.http import ApiModel, body, client_ip, create_app, describe, json_response
+
+app = create_app("auth")
+
+# Passwords are taken exactly as typed: never stripped (ApiModel strips other strings).
+Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1,
+                                            max_length=1024)]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class LoginIn(ApiModel):
+    email: str = Field(min_length=1, max_length=320)
+    password: Password
+
+
+class TokenOut(ApiModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the OAuth token type
+    expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+class RefreshIn(ApiModel):
+    refresh_token: Token
+
+
+class LogoutIn(ApiModel):
+    refresh_token: Token
+
+
+class VerifyOut(ApiModel):
+    active: bool
+    sub: str
+    roles: list[str]
+    exp: int
+    jti: str
+
+
+class PasswordIn(ApiModel):
+    old_password: Password
+    new_password: Password
+
+
+class CredentialIn(ApiModel):
+    email: Annotated[str, StringConstraints(max_length=320),
+                     AfterValidator(model.normalize_email)]
+    roles: Annotated[list[str], AfterValidator(model.normalize_roles)]
+    active: bool
+    version: int = Field(ge=0, description="The users-context version of these facts.")
+    password: Password | None = None
+
+
+class CredentialOut(ApiModel):
+    user_id: str
+    email: str | None
+    roles: list[str]
+    active: bool
+    version: int
+    has_password: bool
+    password_changed_at: datetime | None
+    updated_at: datetime
+
+
+def _tokens(pair: service.TokenPair) -> flask.Response:
+    return json_response(TokenOut(**asdict(pair)).model_dump(mode="json"))
+
+
+@app.post("/api/auth/login")
+@describe("Log in with email and password", request=LoginIn, response=TokenOut)
+def login() -> flask.Response:
+    """Exchange email and password for an access token and a refresh token.
+
+    Wrong email, wrong password and inactive accounts get the same 401. Failed attempts are
+    counted per account and per client IP; past the limit the answer is 429 with Retry-After.
+    """
+    data = body(LoginIn)
+    return _tokens(service.login(data.email, data.password, client_ip()))
+
+
+@app.post("/api/auth/refresh")
+@describe("Rotate a refresh token", request=RefreshIn, response=TokenOut)
+def refresh() -> flask.Response:
+    """Exchange a refresh token for a new pair; the old one is used up. Presenting a used
+    token again revokes every token of its login (reuse detection)."""
+    data = body(RefreshIn)
+    return _tokens(service.refresh(data.refresh_token))
+
+
+@app.post("/api/auth/logout")
+@describe("Log out", request=LogoutIn, status=204)
+def logout() -> flask.Response:
+    """Revoke the refresh token's login (all its rotations) and the presented access token."""
+    data = body(LogoutIn)
+    service.logout(sauth.current_user(), data.refresh_token)
+    return flask.Response(status=204)
+
+
+@app.route("/api/auth/verify", methods=["GET", "POST"])
+@describe("Introspect the bearer token", response=VerifyOut)
+def verify() -> flask.Response:
+    """The bearer token's claims when it is valid and not revoked (else 401)."""
+    return json_response(VerifyOut(**service.verify(sauth.current_user())).model_dump())
+
+
+@app.post("/api/auth/password")
+@describe("Change the caller's password", request=PasswordIn, status=204)
+def change_password() -> flask.Response:
+    """Change the caller's password. A wrong current password is 403 (the token is fine);
+    every refresh token of the user is revoked."""
+    data = body(PasswordIn)
+    service.change_password(sauth.current_user(), data.old_password, data.new_password)
+    return flask.Response(status=204)
+
+
+@app.put("/api/auth/credentials/<uuid:user_id>")
+@describe("Upsert a user's credential (admin)", request=CredentialIn, response=CredentialOut)
+@sauth.require_roles("admin")
+def put_credential(user_id: UUID) -> flask.Response:
+    """Set a user's login facts as users-api has them, and optionally the password.
+
+    Called by users-api before it commits a user with a password; a weak password is 422
+    with field errors. 201 when the credential is new.
+    """
+    data = body(CredentialIn)
+    cred, created = service.put_credential(
+        str(user_id), email=data.email, roles=data.roles, active=data.active,
+        version=data.version, password=data.password)
+    return json_response(CredentialOut(**asdict(cred)).model_dump(mode="json"),
+                         201 if created else 200)
+
+
+@app.get("/api/auth/jwks.json")
+@describe("Public keys that verify access tokens")
+def jwks() -> flask.Response:
+    """The JWKS of the keys that sign access tokens (two during a rotation)."""
+    return json_response(sauth.jwks(), headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,36 @@
+"""Events of the auth context: what it publishes, and its reading of the users events it
+consumes (auth never imports the users context; it keeps a local copy fed by its events)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.events import Event
+
+
+class PasswordChanged(Event):
+    """A user's password was set or changed (never carries the password or its hash)."""
+
+    event_type: ClassVar[str] = "password.changed"
+    schema_version: ClassVar[int] = 1
+
+    user_id: str
+
+
+# --- consumed --------------------------------------------------------------------------------
+
+USER_EVENTS = ("user.created", "user.updated", "user.deleted")
+
+
+class UserFacts(BaseModel):
+    """The part of users' user.created/updated/deleted payload (v1) that login needs."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    email: str
+    roles: list[str]
+    active: bool
+    version: int

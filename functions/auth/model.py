@@ -1,0 +1,166 @@
+"""Auth's domain rules in plain Python: password policy, email and role normalisation, login
+throttling and refresh-token verdicts, and the context's errors. No I/O here."""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.auth import ROLES
+from shared.http import (
+    Conflict,
+    Forbidden,
+    Problem,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+)
+
+MIN_PASSWORD = 12
+MAX_PASSWORD = 128
+MAX_EMAIL = 254
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_EMAIL = re.compile(rf"^[^@\s]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$")
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="switchyard", error="invalid_token"'}
+
+
+# --- errors ------------------------------------------------------------------------------
+
+class AuthError(Problem):
+    """Base of every error the auth context raises (mapped to problem+json by shared.http)."""
+
+
+class InvalidCredentials(AuthError, Unauthorized):
+    def __init__(self) -> None:
+        # One message for unknown email, wrong password and inactive account.
+        super().__init__("The email or password is incorrect.")
+
+
+class InvalidRefreshToken(AuthError, Unauthorized):
+    def __init__(self) -> None:
+        super().__init__("The refresh token is not valid; log in again.")
+
+
+class TokenRevoked(AuthError, Unauthorized):
+    def __init__(self) -> None:
+        super().__init__("The token has been revoked.", headers=dict(_CHALLENGE))
+
+
+class AccountInactive(AuthError, Unauthorized):
+    def __init__(self) -> None:
+        super().__init__("The account is not active.", headers=dict(_CHALLENGE))
+
+
+class LoginThrottled(AuthError, TooManyRequests):
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("Too many failed attempts; try again later.",
+                         headers={"Retry-After": str(retry_after_s)})
+
+
+class WrongPassword(AuthError, Forbidden):
+    """The current password given to change it is wrong. 403, not 401: the bearer token is
+    fine, so a client must not react as if its session had ended."""
+
+    def __init__(self) -> None:
+        super().__init__("The current password is incorrect.")
+
+
+class WeakPassword(AuthError, Unprocessable):
+    def __init__(self, field: str, problems: list[str]) -> None:
+        super().__init__("The password does not meet the policy.", errors=[
+            {"field": field, "message": p, "type": "password_policy"} for p in problems
+        ])
+
+
+class EmailInUse(AuthError, Conflict):
+    def __init__(self) -> None:
+        super().__init__("The email belongs to another active account.")
+
+
+# --- rules -------------------------------------------------------------------------------
+
+def normalize_email(value: str) -> str:
+    """The canonical (lower-cased) form of an email; ValueError when it is not one.
+
+    Deliberately syntactic only: local stacks use reserved domains (`.local`, `.test`) that
+    strict validators refuse.
+    """
+    email = value.strip().lower()
+    if len(email) > MAX_EMAIL or not _EMAIL.match(email):
+        raise ValueError("not a valid email address")
+    return email
+
+
+def normalize_roles(roles: list[str] | tuple[str, ...]) -> list[str]:
+    """Roles sorted and de-duplicated; ValueError on a role that does not exist."""
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}; roles are {', '.join(ROLES)}")
+    return sorted(set(roles))
+
+
+def password_problems(password: str, email: str | None) -> list[str]:
+    """Why `password` breaks the policy (empty when it does not)."""
+    problems = []
+    if len(password) < MIN_PASSWORD:
+        problems.append(f"must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        problems.append(f"must be at most {MAX_PASSWORD} characters")
+    if email and password.strip().lower() == email.strip().lower():
+        problems.append("must not be the email address")
+    return problems
+
+
+def check_password(password: str, email: str | None, field: str = "password") -> None:
+    problems = password_problems(password, email)
+    if problems:
+        raise WeakPassword(field, problems)
+
+
+def throttle_wait(failures: int, window_start: datetime, now: datetime, *,
+                  max_failures: int, window_s: int) -> int:
+    """Seconds to wait before another attempt (0: go ahead).
+
+    `failures` counts this attempt too (it is reserved before the password is checked, so
+    concurrent attempts cannot all slip under the limit).
+    """
+    if failures <= max_failures:
+        return 0
+    remaining = (window_start + timedelta(seconds=window_s) - now).total_seconds()
+    return max(1, math.ceil(remaining))
+
+
+class RefreshVerdict(enum.Enum):
+    OK = "ok"
+    UNKNOWN = "unknown"
+    REUSED = "reused"  # presented after it was rotated: assume theft, revoke the family
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class RefreshState:
+    used_at: datetime | None
+    revoked_at: datetime | None
+    expires_at: datetime
+
+
+def judge_refresh(token: RefreshState | None, now: datetime) -> RefreshVerdict:
+    """What presenting a refresh token in this state means."""
+    if token is None:
+        return RefreshVerdict.UNKNOWN
+    if token.used_at is not None:
+        return RefreshVerdict.REUSED
+    if token.revoked_at is not None:
+        return RefreshVerdict.REVOKED
+    if token.expires_at <= now:
+        return RefreshVerdict.EXPIRED
+    return RefreshVerdict.OK
+
+
+def should_apply(incoming_version: int, stored_version: int | None) -> bool:
+    """Apply user facts unless we already hold a newer version (equal: idempotent re-apply)."""
+    return stored_version is None or incoming_version >= stored_version

@@ -1,0 +1,322 @@
+"""Auth's use cases: login, refresh, logout, verify, password change, credential upserts from
+users-api and from users' events, and the bootstrap admin.
+
+Password hashing (argon2id, ~50 ms and 19 MiB per hash) never runs inside a database
+transaction: login and password change each use two short transactions (count the attempt and
+read the credential; then record the outcome) so row locks are not held while hashing, and so
+a counted failed attempt is committed even though the request then fails. Every other use case
+is one transaction. Errors are raised after the transaction that must persist their side
+effects (failure counters, a revoked token family) has committed.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from functions.auth import model, store
+from functions.auth.events import USER_EVENTS, PasswordChanged, UserFacts
+from shared import auth as sauth
+from shared import db
+from shared import logging as slog
+from shared.config import ConfigError, settings
+from shared.events import Received, emit
+from shared.http import Conflict
+
+_log = slog.get_logger("switchyard.auth")
+
+# OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1.
+hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, hash_len=32,
+                        salt_len=16, type=Type.ID)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
+
+
+@dataclass(frozen=True)
+class Credential:
+    user_id: str
+    email: str | None
+    roles: list[str]
+    active: bool
+    version: int
+    has_password: bool
+    password_changed_at: datetime | None
+    updated_at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the email is unknown, so that answer takes as long."""
+    return hasher.hash(secrets.token_urlsafe(24))
+
+
+def _verify(password_hash: str | None, password: str) -> bool:
+    try:
+        return hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def _account_key(email: str) -> str:
+    return f"account:{email.strip().lower()}"
+
+
+def _view(row: Any) -> Credential:
+    return Credential(
+        user_id=row.user_id, email=row.email, roles=store.roles_of(row), active=row.active,
+        version=row.version, has_password=row.password_hash is not None,
+        password_changed_at=store.utc(row.password_changed_at),
+        updated_at=store.utc(row.updated_at) or _now())
+
+
+def _pair(user_id: str, roles: list[str], refresh_token: str) -> TokenPair:
+    access, _claims = sauth.issue_access_token(user_id, roles)
+    return TokenPair(access_token=access, refresh_token=refresh_token,
+                     expires_in=settings().access_ttl_s)
+
+
+# --- login ---------------------------------------------------------------------------------
+
+def login(email: str, password: str, client_ip: str) -> TokenPair:
+    s, now = settings(), _now()
+    keys = [_account_key(email)] + ([f"ip:{client_ip}"] if client_ip else [])
+    with db.transaction() as tx:
+        wait = 0
+        for key in keys:
+            attempts, start = store.count_attempt(tx, key, now, s.login_window_s)
+            wait = max(wait, model.throttle_wait(attempts, start, now,
+                                                 max_failures=s.login_max_failures,
+                                                 window_s=s.login_window_s))
+        row = store.credential_by_email(tx, email.strip().lower()) if not wait else None
+    if wait:
+        _log.warning("login throttled", extra={"client_ip": client_ip})
+        raise model.LoginThrottled(wait)
+    stored_hash = row.password_hash if row is not None else None
+    if not _verify(stored_hash, password) or row is None or not row.active:
+        raise model.InvalidCredentials()
+    new_hash = hasher.hash(password) if hasher.check_needs_rehash(stored_hash or "") else None
+    with db.transaction() as tx:
+        store.forget_attempts(tx, keys[0])
+        for key in keys[1:]:
+            store.uncount_attempt(tx, key)
+        if new_hash and stored_hash:
+            store.rehash(tx, row.user_id, stored_hash, new_hash, now)
+        token = store.add_refresh_token(tx, row.user_id, str(uuid.uuid4()), now,
+                                        s.refresh_ttl_s)
+    return _pair(row.user_id, store.roles_of(row), token)
+
+
+# --- refresh, logout, verify ----------------------------------------------------------------
+
+def refresh(refresh_token: str) -> TokenPair:
+    now = _now()
+    hashed = store.token_hash(refresh_token)
+    failure: Exception | None = None
+    with db.transaction() as tx:
+        used = store.use_refresh_token(tx, hashed, now)
+        if used is None:
+            found = store.refresh_token(tx, hashed)
+            verdict = model.judge_refresh(
+                model.RefreshState(used_at=found.used_at, revoked_at=found.revoked_at,
+                                   expires_at=store.utc(found.expires_at) or now)
+                if found is not None else None, now)
+            if verdict is model.RefreshVerdict.REUSED:
+                revoked = store.revoke_family(tx, found.family_id, now)
+                _log.warning("refresh token reuse: family %s revoked (%d tokens)",
+                             found.family_id, revoked, extra={"user_id": found.user_id})
+            failure = model.InvalidRefreshToken()
+        else:
+            row = store.credential(tx, used.user_id)
+            if row is None or not row.active:
+                store.revoke_family(tx, used.family_id, now)
+                failure = model.InvalidRefreshToken()
+            else:
+                roles = store.roles_of(row)
+                token = store.add_refresh_token(tx, used.user_id, used.family_id, now,
+                                                settings().refresh_ttl_s)
+    if failure is not None:
+        raise failure
+    return _pair(used.user_id, roles, token)
+
+
+def logout(claims: sauth.Claims, refresh_token: str) -> None:
+    """Revoke the refresh token's family (if it is the caller's) and the access token."""
+    now = _now()
+    with db.transaction() as tx:
+        found = store.refresh_token(tx, store.token_hash(refresh_token))
+        if found is not None and found.user_id == claims.sub:
+            store.revoke_family(tx, found.family_id, now)
+    sauth.revoke(claims.jti, claims.exp)
+
+
+def verify(claims: sauth.Claims) -> dict[str, Any]:
+    if sauth.is_revoked(claims.jti):
+        raise model.TokenRevoked()
+    return {"active": True, "sub": claims.sub, "roles": list(claims.roles), "exp": claims.exp,
+            "jti": claims.jti}
+
+
+# --- passwords -------------------------------------------------------------------------------
+
+def change_password(claims: sauth.Claims, old_password: str, new_password: str) -> None:
+    s, now = settings(), _now()
+    with db.transaction() as tx:
+        row = store.credential(tx, claims.sub)
+        if row is None or not row.active:
+            failure: Exception | None = model.AccountInactive()
+        else:
+            failure = None
+            try:
+                model.check_password(new_password, row.email, field="new_password")
+            except model.WeakPassword as exc:
+                failure = exc
+            else:
+                attempts, start = store.count_attempt(tx, _account_key(row.email or row.user_id),
+                                                      now, s.login_window_s)
+                wait = model.throttle_wait(attempts, start, now,
+                                           max_failures=s.login_max_failures,
+                                           window_s=s.login_window_s)
+                if wait:
+                    failure = model.LoginThrottled(wait)
+    if failure is not None:
+        raise failure
+    old_hash = row.password_hash
+    if not _verify(old_hash, old_password):
+        raise model.WrongPassword()
+    new_hash = hasher.hash(new_password)
+    with db.transaction() as tx:
+        if not store.replace_password_hash(tx, row.user_id, old_hash, new_hash, now):
+            raise Conflict("The password was changed concurrently; try again.")
+        store.forget_attempts(tx, _account_key(row.email or row.user_id))
+        store.revoke_user_tokens(tx, row.user_id, now)
+        emit(tx, PasswordChanged(user_id=row.user_id))
+
+
+# --- credentials (users-api and users' events) -------------------------------------------------
+
+def put_credential(user_id: str, *, email: str, roles: list[str], active: bool, version: int,
+                   password: str | None) -> tuple[Credential, bool]:
+    """Upsert a credential as users-api says it is now (synchronous, before its commit).
+
+    users-api holds the email under its unique index at this moment, so another credential
+    still holding it is stale (its own event is on the way) and gives it up. The facts are
+    kept if we already applied a newer version; a password is always set. Returns
+    (credential, created).
+    """
+    if password is not None:
+        model.check_password(password, email)
+    new_hash = hasher.hash(password) if password is not None else None
+    now = _now()
+    with db.transaction() as tx:
+        row, created = store.lock_credential(tx, user_id, now)
+        if model.should_apply(version, None if created else row.version):
+            holder = store.email_holder(tx, email, user_id)
+            if holder is not None:
+                _log.info("email moved from credential %s to %s", holder.user_id, user_id)
+                store.clear_email(tx, holder.user_id, now)
+            store.write_facts(tx, user_id, email=email, roles=roles, active=active,
+                              version=version, now=now)
+            if not active and row.active:
+                store.revoke_user_tokens(tx, user_id, now)
+        if new_hash is not None:
+            store.set_password_hash(tx, user_id, new_hash, now)
+            if row.password_hash is not None:  # a reset: end the sessions of the old password
+                store.revoke_user_tokens(tx, user_id, now)
+            emit(tx, PasswordChanged(user_id=user_id))
+        out = _view(store.credential(tx, user_id))
+    return out, created
+
+
+class EmailStillHeld(RuntimeError):
+    """An event moves an email that an active credential still holds: retry later (the other
+    user's event that frees it has not arrived yet)."""
+
+
+def apply_user_event(event: Received) -> None:
+    """Keep the local copy of a user (email, roles, active) up to date. Idempotent; an event
+    older than the version already applied is ignored."""
+    if event.event_type not in USER_EVENTS:
+        _log.warning("ignored unexpected event %s", event.event_type)
+        return
+    facts = event.parse(UserFacts)
+    deleted = event.event_type == "user.deleted"
+    email = None if deleted else model.normalize_email(facts.email)
+    active = facts.active and not deleted
+    roles = [r for r in facts.roles if r in sauth.ROLES]
+    now = _now()
+    with db.transaction() as tx:
+        row, created = store.lock_credential(tx, facts.id, now)
+        if not model.should_apply(facts.version, None if created else row.version):
+            _log.info("ignored %s v%d of user %s: v%d already applied", event.event_type,
+                      facts.version, facts.id, row.version)
+            return
+        if email is not None:
+            holder = store.email_holder(tx, email, facts.id)
+            if holder is not None:
+                if holder.active:
+                    raise EmailStillHeld(f"{email} is still held by user {holder.user_id}")
+                store.clear_email(tx, holder.user_id, now)
+        store.write_facts(tx, facts.id, email=email, roles=roles, active=active,
+                          version=facts.version, now=now)
+        if not active:
+            store.revoke_user_tokens(tx, facts.id, now)
+
+
+# --- bootstrap ---------------------------------------------------------------------------------
+
+def ensure_bootstrap_admin() -> None:
+    """Create the first admin's credential from BOOTSTRAP_ADMIN_EMAIL/PASSWORD (idempotent:
+    an existing credential keeps its password); refuse to run outside local with no way in."""
+    s = settings()
+    if not (s.bootstrap_admin_email and s.bootstrap_admin_password):
+        if s.is_local:
+            return
+        with db.transaction() as tx:
+            if store.has_active_admin(tx):
+                return
+        raise ConfigError(
+            "No active admin credential exists and BOOTSTRAP_ADMIN_EMAIL / "
+            "BOOTSTRAP_ADMIN_PASSWORD are not set: nobody could log in. Set both (the "
+            "password from Secret Manager) and run the migrations again.")
+    try:
+        email = model.normalize_email(s.bootstrap_admin_email)
+    except ValueError:
+        raise ConfigError(f"BOOTSTRAP_ADMIN_EMAIL {s.bootstrap_admin_email!r} is not an "
+                          "email address") from None
+    user_id = sauth.bootstrap_admin_id(email)
+    with db.transaction() as tx:
+        row = store.credential(tx, user_id)
+    if row is not None and row.password_hash is not None:
+        return
+    new_hash = hasher.hash(s.bootstrap_admin_password)
+    now = _now()
+    with db.transaction() as tx:
+        row, created = store.lock_credential(tx, user_id, now)
+        if created:
+            holder = store.email_holder(tx, email, user_id)
+            if holder is not None:
+                raise ConfigError(f"BOOTSTRAP_ADMIN_EMAIL {email} already belongs to user "
+                                  f"{holder.user_id}")
+            store.write_facts(tx, user_id, email=email, roles=["admin"], active=True,
+                              version=0, now=now)
+        if row.password_hash is None:
+            store.set_password_hash(tx, user_id, new_hash, now)
+    _log.info("bootstrap admin credential %s for %s", "created" if created else "completed",
+              email)

@@ -1,0 +1,237 @@
+"""Auth's tables (schema `auth`) and the queries on them. Works on PostgreSQL and SQLite.
+
+Datetimes are always UTC. SQLite keeps them naive, so rows read back go through `utc()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import Session
+
+from shared import db
+from shared.events import outbox_table
+
+SCHEMA = "auth"
+metadata = db.metadata(SCHEMA)
+
+credentials = Table(
+    "credentials", metadata,
+    Column("user_id", String(36), primary_key=True),
+    # Lower-cased; NULL once the user is deleted (frees the address for a new account).
+    Column("email", String(254), nullable=True),
+    Column("roles", Text, nullable=False),  # JSON list
+    Column("active", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),  # the last users-context version applied
+    Column("password_hash", Text, nullable=True),
+    Column("password_changed_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ux_credentials_email", "email", unique=True),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("token_hash", String(64), nullable=False),  # sha256 hex of the opaque token
+    Column("user_id", String(36), nullable=False),
+    Column("family_id", String(36), nullable=False),  # one login and all its rotations
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index("ux_refresh_tokens_hash", "token_hash", unique=True),
+    Index("ix_refresh_tokens_family", "family_id"),
+    Index("ix_refresh_tokens_user", "user_id"),
+)
+
+login_failures = Table(
+    "login_failures", metadata,
+    Column("key", String(320), primary_key=True),  # "account:<email>" or "ip:<address>"
+    Column("failures", Integer, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+)
+
+outbox = outbox_table(metadata)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _insert(session: Session, table: Table) -> Any:
+    """A dialect INSERT that knows ON CONFLICT (PostgreSQL and SQLite spell it the same)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+def roles_of(row: Row[Any]) -> list[str]:
+    return list(json.loads(row.roles))
+
+
+# --- credentials -------------------------------------------------------------------------
+
+def credential(session: Session, user_id: str) -> Row[Any] | None:
+    return session.execute(
+        select(credentials).where(credentials.c.user_id == user_id)).first()
+
+
+def credential_by_email(session: Session, email: str) -> Row[Any] | None:
+    return session.execute(
+        select(credentials).where(credentials.c.email == email)).first()
+
+
+def lock_credential(session: Session, user_id: str, now: datetime) -> tuple[Row[Any], bool]:
+    """The credential row, locked for this transaction; created empty (version -1, inactive,
+    no email) when missing. Returns (row, created). Safe when two writers race on a new id."""
+    created = session.execute(
+        _insert(session, credentials)
+        .values(user_id=user_id, email=None, roles="[]", active=False, version=-1,
+                password_hash=None, password_changed_at=None, updated_at=now)
+        .on_conflict_do_nothing(index_elements=[credentials.c.user_id])
+        .returning(credentials.c.user_id)
+    ).first() is not None
+    row = session.execute(select(credentials).where(credentials.c.user_id == user_id)
+                          .with_for_update()).one()
+    return row, created
+
+
+def write_facts(session: Session, user_id: str, *, email: str | None, roles: list[str],
+                active: bool, version: int, now: datetime) -> None:
+    session.execute(update(credentials).where(credentials.c.user_id == user_id).values(
+        email=email, roles=json.dumps(roles), active=active, version=version, updated_at=now))
+
+
+def email_holder(session: Session, email: str, other_than: str) -> Row[Any] | None:
+    """The credential other than `other_than` holding `email`, locked, if any."""
+    return session.execute(select(credentials).where(
+        credentials.c.email == email, credentials.c.user_id != other_than)
+        .with_for_update()).first()
+
+
+def clear_email(session: Session, user_id: str, now: datetime) -> None:
+    session.execute(update(credentials).where(credentials.c.user_id == user_id)
+                    .values(email=None, updated_at=now))
+
+
+def set_password_hash(session: Session, user_id: str, password_hash: str,
+                      now: datetime) -> None:
+    session.execute(update(credentials).where(credentials.c.user_id == user_id).values(
+        password_hash=password_hash, password_changed_at=now, updated_at=now))
+
+
+def replace_password_hash(session: Session, user_id: str, old_hash: str, new_hash: str,
+                          now: datetime) -> bool:
+    """Change the password only if it is still `old_hash` (a concurrent change wins)."""
+    return session.execute(update(credentials).where(
+        credentials.c.user_id == user_id, credentials.c.password_hash == old_hash,
+    ).values(password_hash=new_hash, password_changed_at=now, updated_at=now)).rowcount == 1
+
+
+def rehash(session: Session, user_id: str, old_hash: str, new_hash: str, now: datetime) -> None:
+    """Upgrade the hash parameters of an unchanged password (password_changed_at stays)."""
+    session.execute(update(credentials).where(
+        credentials.c.user_id == user_id, credentials.c.password_hash == old_hash,
+    ).values(password_hash=new_hash, updated_at=now))
+
+
+def has_active_admin(session: Session) -> bool:
+    return session.execute(select(credentials.c.user_id).where(
+        credentials.c.active.is_(True), credentials.c.roles.like('%"admin"%'),
+    ).limit(1)).first() is not None
+
+
+# --- refresh tokens ------------------------------------------------------------------------
+
+def add_refresh_token(session: Session, user_id: str, family_id: str, now: datetime,
+                      ttl_s: int) -> str:
+    """Store a new refresh token (hashed) and return the opaque token itself."""
+    token = secrets.token_urlsafe(32)
+    session.execute(refresh_tokens.insert().values(
+        id=str(uuid.uuid4()), token_hash=token_hash(token), user_id=user_id,
+        family_id=family_id, issued_at=now, expires_at=now + timedelta(seconds=ttl_s)))
+    return token
+
+
+def use_refresh_token(session: Session, hashed: str, now: datetime) -> Row[Any] | None:
+    """Mark a usable token used, atomically: of two concurrent callers exactly one gets the
+    row back (the conditional UPDATE re-checks `used_at IS NULL` after the other commits)."""
+    t = refresh_tokens
+    return session.execute(
+        update(t).where(t.c.token_hash == hashed, t.c.used_at.is_(None),
+                        t.c.revoked_at.is_(None), t.c.expires_at > now)
+        .values(used_at=now).returning(t.c.user_id, t.c.family_id)
+    ).first()
+
+
+def refresh_token(session: Session, hashed: str) -> Row[Any] | None:
+    return session.execute(
+        select(refresh_tokens).where(refresh_tokens.c.token_hash == hashed)).first()
+
+
+def revoke_family(session: Session, family_id: str, now: datetime) -> int:
+    t = refresh_tokens
+    return session.execute(update(t).where(t.c.family_id == family_id, t.c.revoked_at.is_(None))
+                           .values(revoked_at=now)).rowcount
+
+
+def revoke_user_tokens(session: Session, user_id: str, now: datetime) -> int:
+    t = refresh_tokens
+    return session.execute(update(t).where(t.c.user_id == user_id, t.c.revoked_at.is_(None))
+                           .values(revoked_at=now)).rowcount
+
+
+# --- login throttling ------------------------------------------------------------------------
+
+def count_attempt(session: Session, key: str, now: datetime, window_s: int) -> tuple[int, datetime]:
+    """Count one attempt under `key` (a fixed window restarting once `window_s` has passed);
+    returns (attempts in the window including this one, window start). One atomic upsert, so
+    concurrent attempts each get their own number."""
+    t = login_failures
+    expired = t.c.window_start <= now - timedelta(seconds=window_s)
+    stmt = _insert(session, t).values(key=key, failures=1, window_start=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[t.c.key],
+        set_={"failures": case((expired, 1), else_=t.c.failures + 1),
+              "window_start": case((expired, now), else_=t.c.window_start)},
+    ).returning(t.c.failures, t.c.window_start)
+    failures, start = session.execute(stmt).one()
+    return int(failures), utc(start) or now
+
+
+def forget_attempts(session: Session, key: str) -> None:
+    session.execute(delete(login_failures).where(login_failures.c.key == key))
+
+
+def uncount_attempt(session: Session, key: str) -> None:
+    """Take back one counted attempt (it succeeded after all)."""
+    t = login_failures
+    session.execute(update(t).where(and_(t.c.key == key, t.c.failures > 0))
+                    .values(failures=t.c.failures - 1))

@@ -1,0 +1,208 @@
+"""The gateway's HTTP surface: its guard on every request, its own routes, and the proxy.
+
+Every request passes the guard, in this order: a CORS preflight is answered here (204 for a
+configured origin, 403 otherwise); the client IP's rate limit; the body size limit on
+`Content-Length`; the JWT (`shared.auth`) on every path the manifests do not declare public,
+then its revocation (`revocation.py`, 2 s cache); the user's rate limit. Then the gateway
+serves `/health`, `/api/health`, `/api/openapi.json` and `/api/docs` itself and forwards
+everything else (`proxy.py`). CORS and RateLimit headers are added to every answer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import flask
+
+from shared import auth
+from shared import logging as slog
+from shared.config import settings
+from shared.http import (
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    create_app,
+    describe,
+    json_response,
+    request_id,
+)
+from shared.openapi import hidden, spec_for
+
+from . import aggregate, cors, proxy, ratelimit
+from .revocation import RevocationCache
+
+app = create_app("gateway", authenticate=False)
+revocations = RevocationCache()
+_log = slog.get_logger("switchyard.gateway")
+_STATIC = Path(__file__).resolve().parent / "static"
+_ASSETS = {"docs.js": "text/javascript", "docs.css": "text/css"}
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# Client-supplied values of these would be trusted downstream (`shared.auth.bearer_token`
+# prefers X-Forwarded-Authorization; `shared.http.client_ip` takes X-Client-IP): at the edge
+# they are removed before anything reads them, and the gateway sets its own when forwarding.
+_UNTRUSTED = ("HTTP_X_FORWARDED_AUTHORIZATION", "HTTP_X_CLIENT_IP")
+_REVOKED_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="switchyard", error="invalid_token"'}
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+# --- guard -----------------------------------------------------------------------------------
+
+def _limit(kind: str, per_minute: int, key: str) -> None:
+    decision = ratelimit.buckets(kind, per_minute).take(key)
+    current = getattr(flask.g, "ratelimit", None)
+    if current is None or decision.remaining <= current.remaining:
+        flask.g.ratelimit = decision
+    if not decision.allowed:
+        raise TooManyRequests(
+            f"Too many requests; retry in {decision.retry_after_s} s.",
+            headers=decision.headers(),
+        )
+
+
+@app.before_request
+def _guard() -> flask.Response | None:
+    req = flask.request
+    for key in _UNTRUSTED:
+        req.environ.pop(key, None)
+    s = settings()
+    if cors.is_preflight(req.method, req.headers):
+        origin = req.headers["Origin"]
+        if cors.allowed(origin, s.cors_origins):
+            return flask.Response(status=204, headers=cors.preflight_headers(origin))
+        raise Forbidden("This origin is not allowed to call the API.")
+    if req.path != "/health":
+        ip = proxy.client_ip(req.headers, req.remote_addr, s.in_cloud)
+        _limit("ip", s.rate_limit_ip_per_min, ip)
+    if req.content_length is not None and req.content_length > s.max_body_bytes:
+        raise PayloadTooLarge(f"The body exceeds {s.max_body_bytes} bytes.")
+    auth.authenticate_request()
+    claims = getattr(flask.g, "claims", None)
+    if claims is not None:
+        try:
+            revoked = revocations.is_revoked(claims.jti, claims.exp)
+        except Exception:
+            _log.exception("token revocation could not be checked")
+            raise ServiceUnavailable("Token revocation cannot be checked right now.",
+                                     headers={"Retry-After": "1"}) from None
+        if revoked:
+            raise Unauthorized("The token has been revoked.", headers=_REVOKED_CHALLENGE)
+        _limit("user", s.rate_limit_user_per_min, claims.sub)
+    return None
+
+
+@app.after_request
+def _decorate(resp: flask.Response) -> flask.Response:
+    origins = settings().cors_origins
+    origin = flask.request.headers.get("Origin")
+    if origin and origins:
+        resp.vary.add("Origin")
+        if cors.allowed(origin, origins):
+            resp.headers.update(cors.response_headers(origin))
+    decision = getattr(flask.g, "ratelimit", None)
+    if decision is not None:
+        for name, value in decision.headers().items():
+            resp.headers.setdefault(name, value)
+    return resp
+
+
+# --- the gateway's own routes ----------------------------------------------------------------
+
+def _trace() -> dict[str, str]:
+    return {"X-Request-ID": request_id(), "traceparent": flask.g.traceparent}
+
+
+@app.get("/api/health")
+@describe(response=aggregate.PlatformHealth)
+def platform_health() -> flask.Response:
+    """Health of every deployment, checked in parallel.
+
+    200 when every deployment (HTTP, event and schedule) answered its health check with 200
+    within the health timeout, else 503; each entry is `ok`, `down` (it answered, not 200) or
+    `unreachable` (no answer, or no URL configured).
+    """
+    status, body = aggregate.health(_trace())
+    return json_response(body, status)
+
+
+def own_spec() -> dict:
+    spec = app.extensions.get("gateway.openapi")
+    if spec is None:
+        spec = app.extensions["gateway.openapi"] = spec_for(app, "gateway")
+    return spec
+
+
+@app.get("/api/openapi.json")
+def openapi_document() -> flask.Response:
+    """The OpenAPI 3.1 document of every API behind the gateway, merged.
+
+    Fetched from each HTTP deployment's `<route>/openapi.json` and cached for 60 s.
+    """
+    body = aggregate.openapi(own_spec(), _trace())
+    resp = flask.Response(body, mimetype="application/json")
+    resp.headers["Cache-Control"] = "public, max-age=60"
+    return resp
+
+
+_DOCS_HTML = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Switchyard API</title>
+<link rel="stylesheet" href="/api/docs/docs.css">
+</head>
+<body>
+<header>
+<h1>Switchyard API</h1>
+<p>Every operation served through this gateway, from
+<a href="/api/openapi.json">/api/openapi.json</a>. Operations marked
+<span class="lock">bearer</span> need <code>Authorization: Bearer &lt;access token&gt;</code>
+(POST /api/auth/login).</p>
+<input id="filter" type="search" placeholder="Filter by path, method or summary"
+ aria-label="Filter operations">
+<p id="status">Loading&hellip;</p>
+</header>
+<main id="operations"></main>
+<noscript>This page needs JavaScript; the document itself is at /api/openapi.json.</noscript>
+<script src="/api/docs/docs.js"></script>
+</body>
+</html>
+"""
+
+
+@app.get("/api/docs")
+def docs() -> flask.Response:
+    """A browsable list of every operation (reads /api/openapi.json)."""
+    resp = flask.Response(_DOCS_HTML, mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = CSP
+    return resp
+
+
+@app.get("/api/docs/<name>")
+@hidden
+def docs_asset(name: str) -> flask.Response:
+    mimetype = _ASSETS.get(name)
+    if mimetype is None:
+        raise NotFound("No such asset.")
+    data = app.extensions.get(f"gateway.asset.{name}")
+    if data is None:
+        data = app.extensions[f"gateway.asset.{name}"] = (_STATIC / name).read_bytes()
+    resp = flask.Response(data, mimetype=mimetype)
+    resp.headers["Cache-Control"] = "public, max-age=300"
+    resp.headers["Content-Security-Policy"] = CSP
+    return resp
+
+
+# --- everything else: forwarded ---------------------------------------------------------------
+
+@app.route("/", defaults={"path": ""}, methods=_METHODS, endpoint="proxy")
+@app.route("/<path:path>", methods=_METHODS, endpoint="proxy")
+@hidden
+def forward(path: str) -> flask.Response:
+    return proxy.forward(flask.request, request_id=request_id(),
+                         traceparent=flask.g.traceparent)
+

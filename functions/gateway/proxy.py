@@ -1,0 +1,235 @@
+"""Forwarding one request to the deployment that owns its path, and its answer back.
+
+The target is the deployment whose manifest route is the longest prefix of the path
+(`shared.manifests.Catalog.route`), at its URL from `SERVICE_URLS`. The request goes out with
+its method, raw path and query, body and end-to-end headers; hop-by-hop headers, `Host` and
+client-supplied forwarding headers are dropped, and the gateway sets `X-Request-ID`,
+`traceparent`, `X-Client-IP` and `X-Forwarded-For/-Proto/-Host`. In the cloud `Authorization`
+carries a Google ID token for the target (invoker IAM) and the user's token travels in
+`X-Forwarded-Authorization`. Bodies pass through as bytes, never decoded or re-encoded (the
+upstream's `Content-Encoding` included). One pooled keep-alive session per thread
+(`shared.clients.session`). Unreachable upstream: 502; timeout: 504.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from urllib.parse import quote
+
+import flask
+import requests
+import urllib3
+from requests.structures import CaseInsensitiveDict
+
+from shared import clients, manifests
+from shared.config import settings
+from shared.http import (
+    BadGateway,
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    ServiceUnavailable,
+)
+from shared.manifests import Deployment
+
+GATEWAY_CONTEXT = "gateway"
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+})
+# Set by the gateway itself (a client's value is never trusted) or recomputed by requests.
+_NOT_FORWARDED = HOP_BY_HOP | {
+    "host", "content-length", "expect", "x-client-ip", "x-forwarded-authorization",
+    "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "traceparent",
+}
+# The WSGI server writes its own Date and Server; a copy would duplicate them.
+_NOT_RETURNED = HOP_BY_HOP | {"date", "server"}
+# requests' session defaults, removed unless the client sent them: an `Accept-Encoding: gzip`
+# the client did not ask for would make the upstream compress a body the client cannot read.
+_SESSION_DEFAULTS = ("User-Agent", "Accept-Encoding", "Accept", "Connection")
+_SAFE_PATH = "/:@!$&'()*+,;=-._~"
+
+
+class GatewayTimeout(Problem):
+    status, title = 504, "Gateway Timeout"
+
+
+class _Passthrough(flask.Response):
+    default_mimetype = None  # keep the upstream's Content-Type, or none (204)
+
+
+def target(path: str) -> Deployment | None:
+    """The deployment serving `path` (longest route prefix), never the gateway itself."""
+    dep = manifests.catalog().route(path)
+    if dep is None or dep.context == GATEWAY_CONTEXT:
+        return None
+    return dep
+
+
+def connection_tokens(value: str) -> set[str]:
+    """Header names listed in a `Connection` header: hop-by-hop for this hop only."""
+    return {t.strip().lower() for t in value.split(",") if t.strip()}
+
+
+def request_headers(
+    incoming: Iterable[tuple[str, str]],
+    *,
+    request_id: str,
+    traceparent: str,
+    client_ip: str,
+    forwarded_for: str,
+    proto: str,
+    host: str,
+    service_token: str | None = None,
+) -> CaseInsensitiveDict[str | None]:
+    """The headers sent upstream, from the client's (see module doc)."""
+    pairs = list(incoming)
+    extra_hop = set()
+    for name, value in pairs:
+        if name.lower() == "connection":
+            extra_hop |= connection_tokens(value)
+    out: CaseInsensitiveDict[str | None] = CaseInsensitiveDict(
+        {name: None for name in _SESSION_DEFAULTS}
+    )
+    for name, value in pairs:
+        low = name.lower()
+        if low in _NOT_FORWARDED or low in extra_hop:
+            continue
+        out[name] = value
+    out["X-Request-ID"] = request_id
+    out["traceparent"] = traceparent
+    out["X-Client-IP"] = client_ip
+    out["X-Forwarded-For"] = forwarded_for
+    out["X-Forwarded-Proto"] = proto
+    out["X-Forwarded-Host"] = host
+    if service_token:
+        user = out.pop("Authorization", None)
+        if user:
+            out["X-Forwarded-Authorization"] = user
+        out["Authorization"] = f"Bearer {service_token}"
+    return out
+
+
+def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The upstream's headers as returned to the client (repeated ones kept, e.g. Set-Cookie)."""
+    pairs = list(upstream)
+    extra_hop = set()
+    for name, value in pairs:
+        if name.lower() == "connection":
+            extra_hop |= connection_tokens(value)
+    return [(n, v) for n, v in pairs
+            if n.lower() not in _NOT_RETURNED and n.lower() not in extra_hop]
+
+
+def client_ip(headers: Mapping[str, str], remote_addr: str | None, in_cloud: bool) -> str:
+    """The caller's address: in the cloud the right-most `X-Forwarded-For` entry (appended by
+    Google's front end; entries to its left are client-supplied), else the peer address."""
+    if in_cloud:
+        xff = headers.get("X-Forwarded-For", "")
+        last = xff.rsplit(",", 1)[-1].strip()
+        if last:
+            return last
+    return remote_addr or ""
+
+
+def forwarded_for(headers: Mapping[str, str], remote_addr: str | None, in_cloud: bool) -> str:
+    """`X-Forwarded-For` for the upstream: the chain so far plus the peer (locally), or the chain
+    as Google's front end completed it (cloud)."""
+    xff = headers.get("X-Forwarded-For", "").strip()
+    if in_cloud and xff:
+        return xff
+    peer = remote_addr or ""
+    return f"{xff}, {peer}" if xff else peer
+
+
+def raw_target(req: flask.Request) -> str:
+    """Path and query exactly as the client sent them (no decoding round trip)."""
+    raw = req.environ.get("RAW_URI") or req.environ.get("REQUEST_URI") or ""
+    if raw.startswith("/"):
+        return raw
+    qs = req.query_string.decode("latin-1")
+    path = quote(req.path, safe=_SAFE_PATH)
+    return f"{path}?{qs}" if qs else path
+
+
+def has_dot_segment(path: str) -> bool:
+    return any(seg in (".", "..") for seg in path.split("/"))
+
+
+def read_body(req: flask.Request, limit: int) -> bytes:
+    """The request body, at most `limit` bytes (413 beyond, without reading further)."""
+    length = req.content_length
+    if length is not None:
+        if length > limit:
+            raise PayloadTooLarge(f"The body exceeds {limit} bytes.")
+        return req.stream.read() if length else b""
+    if not req.environ.get("wsgi.input_terminated") and \
+            "chunked" not in req.headers.get("Transfer-Encoding", "").lower():
+        return b""
+    req.max_content_length = limit
+    chunks: list[bytes] = []
+    total = 0
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    try:
+        while True:
+            chunk = req.stream.read(min(65536, limit + 1 - total))
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limit:
+                raise PayloadTooLarge(f"The body exceeds {limit} bytes.")
+            chunks.append(chunk)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(f"The body exceeds {limit} bytes.") from None
+    return b"".join(chunks)
+
+
+def forward(req: flask.Request, *, request_id: str, traceparent: str) -> flask.Response:
+    """Forward the current request to its deployment and return the answer (module doc)."""
+    if has_dot_segment(req.path):
+        raise BadRequest("The path must not contain '.' or '..' segments.")
+    dep = target(req.path)
+    if dep is None:
+        raise NotFound("No API serves this path.")
+    s = settings()
+    base = s.service_urls.get(dep.name)
+    if not base:
+        raise ServiceUnavailable(f"The deployment {dep.name} is not configured.")
+    body = read_body(req, s.max_body_bytes)
+    headers = request_headers(
+        req.headers.items(),
+        request_id=request_id,
+        traceparent=traceparent,
+        client_ip=client_ip(req.headers, req.remote_addr, s.in_cloud),
+        forwarded_for=forwarded_for(req.headers, req.remote_addr, s.in_cloud),
+        proto=(req.headers.get("X-Forwarded-Proto") if s.in_cloud else None) or req.scheme,
+        host=req.host,
+        service_token=clients.id_token(base),
+    )
+    try:
+        upstream = clients.session().request(
+            req.method, base + raw_target(req), data=body or None, headers=headers,
+            timeout=s.upstream_timeout_s, allow_redirects=False, stream=True,
+        )
+    except requests.Timeout:
+        raise GatewayTimeout(f"{dep.name} did not answer in time.") from None
+    except requests.RequestException:
+        raise BadGateway(f"{dep.name} is unreachable.") from None
+    try:
+        # Raw bytes: the body (compressed or not) goes back exactly as the upstream sent it;
+        # reading it to the end returns the connection to the pool.
+        content = upstream.raw.read(decode_content=False)
+    except urllib3.exceptions.ReadTimeoutError:
+        upstream.close()
+        raise GatewayTimeout(f"{dep.name} did not finish its answer in time.") from None
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError):
+        upstream.close()
+        raise BadGateway(f"{dep.name} broke off its answer.") from None
+    resp = _Passthrough(content, status=upstream.status_code,
+                        headers=response_headers(upstream.raw.headers.items()))
+    if req.method == "HEAD" and "Content-Length" in upstream.raw.headers:
+        resp.headers["Content-Length"] = upstream.raw.headers["Content-Length"]
+    return resp

@@ -1,0 +1,182 @@
+"""HTTP routes of users-api (/api/users): parse and validate, call the service, shape the answer.
+
+Any authenticated user may read users; creating, changing and deleting them is for admins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import flask
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
+
+from functions.users import model, service
+from shared import auth as sauth
+from shared.http import (
+    ApiModel,
+    BadRequest,
+    PageQuery,
+    body,
+    create_app,
+    describe,
+    json_response,
+    page,
+    query,
+)
+
+app = create_app("users")
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# Passwords are passed on exactly as typed (never stripped); auth applies the full policy.
+Password = Annotated[str, StringConstraints(strip_whitespace=False,
+                                            min_length=model.MIN_PASSWORD,
+                                            max_length=model.MAX_PASSWORD)]
+Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(model.normalize_email)]
+Roles = Annotated[list[str],
+                  Field(min_length=1, description="Subset of " + ", ".join(sauth.ROLES)),
+                  AfterValidator(model.normalize_roles)]
+
+
+class UserCreate(ApiModel):
+    email: Email
+    name: Name
+    roles: Roles = Field(default_factory=lambda: list(model.DEFAULT_ROLES))
+    password: Password | None = None
+
+
+class UserUpdate(ApiModel):
+    """Partial update: only the fields present change (null is not a value for any)."""
+
+    email: Email | None = None
+    name: Name | None = None
+    roles: Roles | None = None
+    active: bool | None = None
+    password: Password | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = sorted(k for k, v in data.items() if v is None)
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)}: null is not allowed; omit the field")
+        return data
+
+
+class UserOut(ApiModel):
+    id: str
+    email: str
+    name: str
+    roles: list[str]
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserPage(ApiModel):
+    items: list[UserOut]
+    next_cursor: str | None
+
+
+class UserQuery(PageQuery):
+    q: str | None = Field(None, max_length=200, description="Search in name and email.")
+    role: str | None = None
+    active: bool | None = None
+    sort: str = Field("created_at", pattern="^(created_at|email)$")
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: str | None) -> str | None:
+        if value is not None and value not in sauth.ROLES:
+            raise ValueError(f"must be one of {', '.join(sauth.ROLES)}")
+        return value
+
+    def keyset(self) -> tuple[Any, str] | None:
+        """The cursor as (sort value, id); a cursor of another sort order is refused."""
+        key = self.after()
+        if key is None:
+            return None
+        try:
+            sort, value, last_id = key
+            if sort != self.sort or not isinstance(value, str) or not isinstance(last_id, str):
+                raise ValueError
+            if sort == "created_at":
+                return datetime.fromisoformat(value.replace("Z", "+00:00")), last_id
+            return value, last_id
+        except ValueError:
+            raise BadRequest("The cursor is not valid for this sort order.") from None
+
+
+def _out(user: service.User) -> dict[str, Any]:
+    return UserOut(**asdict(user)).model_dump(mode="json")
+
+
+def _caller_authorization() -> str | None:
+    token = sauth.bearer_token()
+    return f"Bearer {token}" if token else None
+
+
+@app.get("/api/users")
+@describe("List and search users", query=UserQuery, response=UserPage)
+def list_users() -> flask.Response:
+    """Users, filtered by `q` (name or email, case-insensitive), `role` and `active`, in
+    `sort` order (created_at or email), a page at a time (`next_cursor`)."""
+    params = query(UserQuery)
+    users = service.list_users(q=params.q, role=params.role, active=params.active,
+                               sort=params.sort, after=params.keyset(),
+                               limit=params.limit + 1)
+    return json_response(page(users, params.limit,
+                              key=lambda u: (params.sort, getattr(u, params.sort), u.id),
+                              shape=_out))
+
+
+@app.post("/api/users")
+@describe("Create a user (admin)", request=UserCreate, response=UserOut, status=201)
+@sauth.require_roles("admin")
+def create_user() -> flask.Response:
+    """Create a user; with `password`, auth stores it before the user is committed."""
+    data = body(UserCreate)
+    user = service.create_user(email=data.email, name=data.name, roles=data.roles,
+                               password=data.password, authorization=_caller_authorization())
+    return json_response(_out(user), 201, headers={"Location": f"/api/users/{user.id}"})
+
+
+@app.get("/api/users/me")
+@describe("The calling user", response=UserOut)
+def me() -> flask.Response:
+    """The user the bearer token belongs to."""
+    return json_response(_out(service.get_user(sauth.current_user().sub)))
+
+
+@app.get("/api/users/<uuid:user_id>")
+@describe("One user", response=UserOut)
+def get_user(user_id: UUID) -> flask.Response:
+    """One user by id (404 when unknown or deleted)."""
+    return json_response(_out(service.get_user(str(user_id))))
+
+
+@app.put("/api/users/<uuid:user_id>")
+@describe("Change a user (admin)", request=UserUpdate, response=UserOut)
+@sauth.require_roles("admin")
+def update_user(user_id: UUID) -> flask.Response:
+    """Change the given fields; `password` is handed to auth. Admins cannot deactivate or
+    demote themselves (409)."""
+    data = body(UserUpdate)
+    changes = data.model_dump(exclude_unset=True, exclude={"password"})
+    user = service.update_user(str(user_id), changes, password=data.password,
+                               actor_id=sauth.current_user().sub,
+                               authorization=_caller_authorization())
+    return json_response(_out(user))
+
+
+@app.delete("/api/users/<uuid:user_id>")
+@describe("Delete a user (admin)", status=204)
+@sauth.require_roles("admin")
+def delete_user(user_id: UUID) -> flask.Response:
+    """Soft-delete a user (afterwards 404). Admins cannot delete themselves (409)."""
+    service.delete_user(str(user_id), actor_id=sauth.current_user().sub)
+    return flask.Response(status=204)

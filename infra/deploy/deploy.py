@@ -1,0 +1,465 @@
+"""Deploy Switchyard with gcloud, straight from the manifests, for teams that do not use Terraform.
+
+    infra/deploy/deploy.sh [--dry-run] [--project P] [--region R] [--env dev|prod] [DEPLOYMENT ...]
+
+Deploys the named deployments (default: all) from `build/<deployment>/` (run `make package`
+first): their service accounts and project roles, the topics they touch with dead-letter topics
+and `--keep` subscriptions, secret access, the functions (gen2, HTTP, ingress and sizes from the
+manifest, the gateways last because they need the others' URLs), run.invoker grants, push
+subscriptions `<deployment>--<topic>` with OIDC, retry and dead-letter policies, and Cloud
+Scheduler jobs with OIDC. Idempotent: `describe` chooses create or update, IAM bindings are
+additive, `gcloud functions deploy` creates or updates. `--dry-run` prints every command (a
+shell script: create-or-update becomes `if describe; then update; else create; fi`) and runs
+none; values that need a call (the project number, function URLs) print as <placeholders>.
+
+It creates no Cloud SQL instance, Firestore database or secret value: docs/deploy.md says how.
+The same derivation exists in Terraform (infra/modules/manifests); tests/infra checks both
+against the manifests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from shared.manifests import (  # noqa: E402
+    Catalog,
+    Deployment,
+    ManifestError,
+    dead_letter_subscription,
+    dead_letter_topic,
+    load,
+    subscription_name,
+)
+
+RUNTIME = "python312"
+GATEWAY_CONTEXT = "gateway"
+ALL_TOPIC_PUBLISHERS = ("ops-outbox-relay",)  # the outbox relay publishes every context's rows
+DEAD_LETTER_OPERATORS = ("ops-api",)  # lists and redrives dead letters
+PUSH_INVOKER = "switchyard-push-invoker"
+SCHEDULER_INVOKER = "switchyard-scheduler"
+BUILDER = "switchyard-builder"
+BUILDER_ROLES = ("roles/artifactregistry.writer", "roles/logging.logWriter",
+                 "roles/storage.objectViewer")
+
+
+def account_id(deployment: str) -> str:
+    """Service account id of a deployment (6-30 characters); same rule as Terraform."""
+    if len(deployment) > 30:
+        return f"{deployment[:25]}-{hashlib.sha256(deployment.encode()).hexdigest()[:4]}"
+    return f"{deployment}-fn" if len(deployment) < 6 else deployment
+
+
+def secret_env_name(secret: str) -> str:
+    return secret.upper().replace("-", "_")
+
+
+def project_roles(d: Deployment) -> list[str]:
+    roles = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"] if d.uses_sql else []
+    if d.uses_firestore or d.trigger == "event":
+        roles.append("roles/datastore.user")
+    return sorted(roles)
+
+
+def clamp(value: float, low: int, high: int) -> int:
+    return int(min(max(value, low), high))
+
+
+class GcloudError(RuntimeError):
+    pass
+
+
+@dataclass
+class Gcloud:
+    """Runs gcloud, or prints the commands when `dry_run`."""
+
+    project: str
+    dry_run: bool = False
+    out: object = field(default=sys.stdout)
+
+    def _cmd(self, args: Iterable[str]) -> list[str]:
+        return ["gcloud", *args, f"--project={self.project}", "--quiet"]
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.out, flush=True)  # type: ignore[arg-type]
+
+    def run(self, *args: str) -> None:
+        cmd = self._cmd(args)
+        if self.dry_run:
+            self._print(shlex.join(cmd))
+            return
+        self._print("+ " + shlex.join(cmd))
+        done = subprocess.run(cmd, text=True, capture_output=True)
+        if done.returncode != 0:
+            raise GcloudError(f"{shlex.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
+
+    def exists(self, *describe: str) -> bool:
+        cmd = self._cmd([*describe, "--format=value(name)"])
+        return subprocess.run(cmd, text=True, capture_output=True).returncode == 0
+
+    def value(self, placeholder: str, *args: str) -> str | None:
+        """stdout of a read-only command; `placeholder` in a dry run; None if it fails."""
+        if self.dry_run:
+            return placeholder
+        cmd = self._cmd(args)
+        done = subprocess.run(cmd, text=True, capture_output=True)
+        return done.stdout.strip() or None if done.returncode == 0 else None
+
+    def upsert(self, describe: list[str], create: list[str], update: list[str] | None) -> None:
+        """Create when `describe` fails, else update (or leave alone when update is None)."""
+        if self.dry_run:
+            check = shlex.join(self._cmd([*describe, "--format=value(name)"])) + " >/dev/null 2>&1"
+            then = shlex.join(self._cmd(update)) if update else ":"
+            self._print(f"if {check}; then {then}; else {shlex.join(self._cmd(create))}; fi")
+        elif not self.exists(*describe):
+            self.run(*create)
+        elif update:
+            self.run(*update)
+
+
+def _labels(values: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(values.items()))
+
+
+def _kv(flag: str, values: dict[str, str]) -> str:
+    """--flag=K=V,... with a gcloud escape delimiter when a value contains a comma."""
+    joined = [f"{k}={v}" for k, v in sorted(values.items())]
+    for delim in (",", "@", "|", "~", "#", "^^"):
+        if not any(delim in item for item in joined):
+            break
+    body = delim.join(joined)
+    return f"{flag}={body}" if delim == "," else f"{flag}=^{delim}^{body}"
+
+
+@dataclass
+class Deployer:
+    catalog: Catalog
+    gcloud: Gcloud
+    region: str
+    env: str
+    source_dir: Path
+    sql_instance: str = "switchyard"
+    _urls: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def project(self) -> str:
+        return self.gcloud.project
+
+    def email(self, account: str) -> str:
+        return f"{account}@{self.project}.iam.gserviceaccount.com"
+
+    def sa_email(self, deployment: str) -> str:
+        return self.email(account_id(deployment))
+
+    def member(self, account_email: str) -> str:
+        return f"serviceAccount:{account_email}"
+
+    # --- derived from the manifests ------------------------------------------------------
+
+    @property
+    def gateways(self) -> list[str]:
+        return sorted(n for n, d in self.catalog.deployments.items()
+                      if d.context == GATEWAY_CONTEXT)
+
+    def published_topics(self, d: Deployment) -> tuple[str, ...]:
+        if d.name in ALL_TOPIC_PUBLISHERS or d.name in DEAD_LETTER_OPERATORS:
+            return self.catalog.topics
+        return d.publishes
+
+    def invokers(self) -> list[tuple[str, str]]:
+        """(target deployment, invoker service account email) pairs for roles/run.invoker."""
+        pairs = []
+        for d in self.catalog.deployments.values():
+            if d.trigger == "event":
+                pairs.append((d.name, self.email(PUSH_INVOKER)))
+            elif d.trigger == "schedule":
+                pairs.append((d.name, self.email(SCHEDULER_INVOKER)))
+            elif d.name not in self.gateways:
+                pairs += [(d.name, self.sa_email(g)) for g in self.gateways]
+        return pairs
+
+    def environment(self, d: Deployment) -> dict[str, str]:
+        env = dict(d.env)
+        env.update(SWITCHYARD_ENV=self.env, GOOGLE_CLOUD_PROJECT=self.project,
+                   SWITCHYARD_DEPLOYMENT=d.name)
+        if d.uses_sql:
+            env.update(
+                INSTANCE_CONNECTION_NAME=f"{self.project}:{self.region}:{self.sql_instance}",
+                DB_NAME="switchyard",
+                DB_USER=self.sa_email(d.name).removesuffix(".gserviceaccount.com"),
+                DB_IAM_AUTH="true",
+            )
+        if d.name in self.gateways:
+            urls = {}
+            for n in sorted(self.catalog.deployments):
+                dep = self.catalog.deployments[n]
+                if dep.trigger == "http" and n not in self.gateways:
+                    url = self.url(n)
+                    if url is None:
+                        print(f"warning: {n} is not deployed; the gateway cannot route to it",
+                              file=sys.stderr)
+                    else:
+                        urls[n] = url
+            env["SERVICE_URLS"] = json.dumps(urls, separators=(",", ":"))
+        return env
+
+    def url(self, name: str) -> str | None:
+        if name not in self._urls:
+            self._urls[name] = self.gcloud.value(
+                f"<url-of-{name}>", "functions", "describe", name, "--gen2",
+                f"--region={self.region}", "--format=value(serviceConfig.uri)")
+        return self._urls[name]
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def deploy(self, names: list[str]) -> None:
+        deps = [self.catalog.deployments[n] for n in names]
+        selected = set(names)
+        g = self.gcloud
+        number = g.value("<project-number>", "projects", "describe", self.project,
+                         "--format=value(projectNumber)")
+        if number is None:
+            raise GcloudError(f"cannot read the number of project {self.project}")
+        agent = f"service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+        invokers = [(t, i) for t, i in self.invokers() if t in selected
+                    or i in {self.sa_email(n) for n in selected}]
+
+        # Service accounts (the invokers' too) and project roles.
+        accounts = {account_id(d.name): (d.name, d.description) for d in deps}
+        accounts[BUILDER] = ("function builder", "Builds Cloud Run function images.")
+        for _, inv in invokers:
+            acc = inv.split("@")[0]
+            if acc == PUSH_INVOKER:
+                accounts[acc] = ("Pub/Sub push invoker", "Identity of push subscriptions.")
+            elif acc == SCHEDULER_INVOKER:
+                accounts[acc] = ("Cloud Scheduler invoker", "Identity of Scheduler jobs.")
+            else:
+                dep = next(d for d in self.catalog.deployments.values()
+                           if account_id(d.name) == acc)
+                accounts[acc] = (dep.name, dep.description)
+        for acc, (title, description) in sorted(accounts.items()):
+            email = self.email(acc)
+            meta = [f"--display-name=Switchyard {title}", f"--description={description[:256]}"]
+            g.upsert(["iam", "service-accounts", "describe", email],
+                     ["iam", "service-accounts", "create", acc, *meta],
+                     ["iam", "service-accounts", "update", email, *meta])
+        roles = [(BUILDER, r) for r in BUILDER_ROLES]
+        roles += [(account_id(d.name), r) for d in deps for r in project_roles(d)]
+        for acc, role in roles:
+            g.run("projects", "add-iam-policy-binding", self.project,
+                  f"--member={self.member(self.email(acc))}", f"--role={role}",
+                  "--condition=None", "--format=none")
+        for d in deps:
+            if d.uses_sql:
+                user = self.sa_email(d.name).removesuffix(".gserviceaccount.com")
+                g.upsert(["sql", "users", "describe", user, f"--instance={self.sql_instance}"],
+                         ["sql", "users", "create", user, f"--instance={self.sql_instance}",
+                          "--type=cloud_iam_service_account"], None)
+
+        # Topics, dead-letter topics and their --keep subscriptions; publisher grants.
+        topics = sorted({t for d in deps for t in (*self.published_topics(d), *d.subscribes)})
+        for t in topics:
+            self.topic(t, agent)
+        for d in deps:
+            for t in self.published_topics(d):
+                g.run("pubsub", "topics", "add-iam-policy-binding", t,
+                      f"--member={self.member(self.sa_email(d.name))}",
+                      "--role=roles/pubsub.publisher", "--format=none")
+            if d.name in DEAD_LETTER_OPERATORS:
+                for t in self.catalog.topics:
+                    g.run("pubsub", "subscriptions", "add-iam-policy-binding",
+                          dead_letter_subscription(t),
+                          f"--member={self.member(self.sa_email(d.name))}",
+                          "--role=roles/pubsub.subscriber", "--format=none")
+
+        # Secrets: containers (values come from the operator) and accessor grants.
+        for d in deps:
+            for s in d.secrets:
+                g.upsert(["secrets", "describe", s],
+                         ["secrets", "create", s, "--replication-policy=automatic"], None)
+                g.run("secrets", "add-iam-policy-binding", s,
+                      f"--member={self.member(self.sa_email(d.name))}",
+                      "--role=roles/secretmanager.secretAccessor", "--format=none")
+
+        # Functions: the gateways last, they need the URLs of the others.
+        for d in sorted(deps, key=lambda d: (d.name in self.gateways, d.name)):
+            self.function(d)
+            self._urls.pop(d.name, None)
+
+        # Who may invoke whom.
+        if any(d.trigger == "event" for d in deps):
+            g.run("iam", "service-accounts", "add-iam-policy-binding", self.email(PUSH_INVOKER),
+                  f"--member=serviceAccount:{agent}",
+                  "--role=roles/iam.serviceAccountTokenCreator", "--format=none")
+        for target, inv in invokers:
+            g.run("run", "services", "add-iam-policy-binding", target,
+                  f"--region={self.region}", f"--member={self.member(inv)}",
+                  "--role=roles/run.invoker", "--format=none")
+
+        # Push subscriptions and Scheduler jobs.
+        for d in deps:
+            for t in d.subscribes:
+                self.subscription(d, t, agent)
+            if d.trigger == "schedule":
+                self.schedule(d)
+
+    def topic(self, t: str, agent: str) -> None:
+        g = self.gcloud
+        wiring = {
+            "publishers": "_".join(sorted(
+                n for n, d in self.catalog.deployments.items() if t in d.publishes))[:63],
+            "subscribers": "_".join(sorted(d.name for d, s in self.catalog.subscriptions()
+                                           if s == t))[:63],
+            "app": "switchyard",
+            "env": self.env,
+        }
+        g.upsert(["pubsub", "topics", "describe", t],
+                 ["pubsub", "topics", "create", t, f"--labels={_labels(wiring)}"],
+                 ["pubsub", "topics", "update", t, f"--update-labels={_labels(wiring)}"])
+        dlt = dead_letter_topic(t)
+        g.upsert(["pubsub", "topics", "describe", dlt],
+                 ["pubsub", "topics", "create", dlt, "--labels=app=switchyard"], None)
+        keep = ["--ack-deadline=60", "--message-retention-duration=7d",
+                "--expiration-period=never"]
+        g.upsert(["pubsub", "subscriptions", "describe", dead_letter_subscription(t)],
+                 ["pubsub", "subscriptions", "create", dead_letter_subscription(t),
+                  f"--topic={dlt}", *keep],
+                 ["pubsub", "subscriptions", "update", dead_letter_subscription(t), *keep])
+        g.run("pubsub", "topics", "add-iam-policy-binding", dlt,
+              f"--member=serviceAccount:{agent}", "--role=roles/pubsub.publisher",
+              "--format=none")
+
+    def function(self, d: Deployment) -> None:
+        source = self.source_dir / d.name
+        if not self.gcloud.dry_run and not (source / "main.py").exists():
+            raise GcloudError(f"{source} is missing: run `make package` first")
+        rt = d.runtime
+        public = d.ingress == "all"
+        args = [
+            "functions", "deploy", d.name, "--gen2", f"--runtime={RUNTIME}",
+            f"--region={self.region}", f"--source={source}", f"--entry-point={d.entry_point}",
+            "--trigger-http",
+            "--allow-unauthenticated" if public else "--no-allow-unauthenticated",
+            f"--ingress-settings={'all' if public else 'internal-only'}",
+            f"--memory={rt.memory}", f"--cpu={rt.cpu:g}", f"--timeout={rt.timeout_s}s",
+            f"--min-instances={rt.min_instances}", f"--max-instances={rt.max_instances}",
+            f"--concurrency={rt.concurrency}",
+            f"--service-account={self.sa_email(d.name)}",
+            f"--build-service-account=projects/{self.project}/serviceAccounts/"
+            f"{self.email(BUILDER)}",
+            _kv("--set-env-vars", self.environment(d)),
+        ]
+        if d.secrets:
+            args.append(_kv("--set-secrets", {secret_env_name(s): f"{s}:latest"
+                                              for s in d.secrets}))
+        else:
+            args.append("--clear-secrets")
+        args.append(_kv("--update-labels", {"app": "switchyard", "env": self.env,
+                                            "context": d.context, "trigger": d.trigger}))
+        self.gcloud.run(*args)
+
+    def subscription(self, d: Deployment, t: str, agent: str) -> None:
+        url = self.url(d.name)
+        if url is None:
+            raise GcloudError(f"cannot read the URL of {d.name}")
+        name = subscription_name(d.name, t)
+        r = d.retry
+        common = [
+            f"--push-endpoint={url}/projects/{self.project}/topics/{t}",
+            f"--push-auth-service-account={self.email(PUSH_INVOKER)}",
+            f"--push-auth-token-audience={url}",
+            f"--ack-deadline={clamp(d.runtime.timeout_s, 10, 600)}",
+            f"--dead-letter-topic={dead_letter_topic(t)}",
+            f"--max-delivery-attempts={clamp(r.max_attempts, 5, 100)}",
+            f"--min-retry-delay={clamp(r.min_backoff_s, 0, 600)}s",
+            f"--max-retry-delay={clamp(max(r.max_backoff_s, r.min_backoff_s), 0, 600)}s",
+            "--message-retention-duration=7d", "--expiration-period=never",
+        ]
+        self.gcloud.upsert(
+            ["pubsub", "subscriptions", "describe", name],
+            ["pubsub", "subscriptions", "create", name, f"--topic={t}", *common,
+             f"--labels=app=switchyard,deployment={d.name}"],
+            ["pubsub", "subscriptions", "update", name, *common],
+        )
+        self.gcloud.run("pubsub", "subscriptions", "add-iam-policy-binding", name,
+                        f"--member=serviceAccount:{agent}", "--role=roles/pubsub.subscriber",
+                        "--format=none")
+
+    def schedule(self, d: Deployment) -> None:
+        url = self.url(d.name)
+        if url is None:
+            raise GcloudError(f"cannot read the URL of {d.name}")
+        common = [
+            f"--location={self.region}", f"--schedule={d.schedule}",
+            f"--time-zone={d.time_zone}", f"--uri={url}", "--http-method=POST",
+            "--message-body={}", f"--oidc-service-account-email={self.email(SCHEDULER_INVOKER)}",
+            f"--oidc-token-audience={url}",
+            f"--attempt-deadline={clamp(d.runtime.timeout_s, 15, 1800)}s",
+            "--max-retry-attempts=0", f"--description={d.description[:500]}",
+        ]
+        self.gcloud.upsert(
+            ["scheduler", "jobs", "describe", d.name, f"--location={self.region}"],
+            ["scheduler", "jobs", "create", "http", d.name, *common,
+             "--headers=Content-Type=application/json"],
+            ["scheduler", "jobs", "update", "http", d.name, *common,
+             "--update-headers=Content-Type=application/json"],
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Deploy Switchyard deployments with gcloud from the manifests.")
+    parser.add_argument("deployments", nargs="*", metavar="DEPLOYMENT",
+                        help="deployments to deploy (default: $DEPLOYMENT, else all)")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run none")
+    parser.add_argument("--project", default=os.environ.get("GOOGLE_CLOUD_PROJECT")
+                        or os.environ.get("CLOUDSDK_CORE_PROJECT"))
+    parser.add_argument("--region", default=os.environ.get("REGION", "europe-west1"))
+    parser.add_argument("--env", default=os.environ.get("SWITCHYARD_ENV", "dev"),
+                        choices=["dev", "prod"])
+    parser.add_argument("--sql-instance", default=os.environ.get("SQL_INSTANCE", "switchyard"))
+    parser.add_argument("--source-dir", type=Path, default=ROOT / "build",
+                        help="where `make package` wrote build/<deployment>/")
+    parser.add_argument("--functions-dir", type=Path, default=ROOT / "functions",
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    names = args.deployments or os.environ.get("DEPLOYMENT", "").replace(",", " ").split()
+    try:
+        catalog = load(args.functions_dir.resolve())
+        unknown = sorted(set(names) - set(catalog.deployments))
+        if unknown:
+            raise GcloudError(f"unknown deployment(s): {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(catalog.deployments))}")
+        project = args.project
+        if not project:
+            project = "<project>" if args.dry_run else subprocess.run(
+                ["gcloud", "config", "get-value", "project"], text=True, capture_output=True
+            ).stdout.strip()
+        if not project:
+            raise GcloudError("no project: pass --project or set GOOGLE_CLOUD_PROJECT")
+        try:
+            source_dir = args.source_dir.resolve().relative_to(Path.cwd())
+        except ValueError:
+            source_dir = args.source_dir.resolve()
+        deployer = Deployer(catalog, Gcloud(project, dry_run=args.dry_run), args.region,
+                            args.env, source_dir, args.sql_instance)
+        deployer.deploy(names or sorted(catalog.deployments))
+    except (GcloudError, ManifestError) as exc:
+        print(f"deploy: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

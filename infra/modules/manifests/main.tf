@@ -1,0 +1,182 @@
+# The deployment plan of Switchyard, derived from functions/*/function.yaml and nothing else.
+#
+# This module is pure: no provider, no resource. It reads every manifest with yamldecode,
+# applies the same defaults as shared/manifests.py, and derives every key the resources of
+# modules/switchyard iterate over (deployments, topics, push subscriptions, schedules, service
+# accounts, IAM bindings, environment variables). Because it needs no provider it can be
+# evaluated offline with `terraform console`; tests/infra compares its output with the same
+# plan re-derived in Python from shared.manifests. A new deployment therefore needs no edit
+# here: it appears in every output below.
+
+terraform {
+  required_version = ">= 1.5.0"
+}
+
+locals {
+  # Defaults: keep in step with shared/manifests.py (_RUNTIME_DEFAULTS, _RETRY_DEFAULTS).
+  runtime_defaults = { memory = "256Mi", cpu = 1, timeout_s = 60, min_instances = 0, max_instances = 10, concurrency = 40 }
+  retry_defaults   = { max_attempts = 5, min_backoff_s = 10, max_backoff_s = 600 }
+
+  manifest_files = sort(fileset(var.functions_dir, "*/function.yaml"))
+  manifests      = { for f in local.manifest_files : dirname(f) => yamldecode(file("${var.functions_dir}/${f}")) }
+
+  raw = merge([
+    for ctx, m in local.manifests : {
+      for name, d in m.deployments : name => merge(d, { context = ctx, schema = try(m.owns_schema, null) })
+    }
+  ]...)
+
+  # Every event type published by some deployment: one topic each.
+  topics = sort(distinct(flatten([for d in values(local.raw) : try(d.publishes, [])])))
+
+  deployments = {
+    for name, d in local.raw : name => {
+      name        = name
+      context     = d.context
+      schema      = d.schema
+      entry_point = d.entry_point
+      trigger     = d.trigger
+      description = try(d.description, "")
+      routes      = try(d.routes, [])
+      publishes   = try(d.publishes, [])
+      # "*" (or ["*"]) subscribes to every published topic.
+      subscribes = contains(flatten([try(d.subscribes, [])]), "*") ? local.topics : flatten([try(d.subscribes, [])])
+      schedule   = try(d.schedule, null)
+      time_zone  = try(d.time_zone, "Etc/UTC")
+      retry      = merge(local.retry_defaults, try(d.retry, {}))
+      runtime    = merge(local.runtime_defaults, try(d.runtime, {}))
+      secrets    = try(d.secrets, [])
+      uses       = try(d.uses, [])
+      ingress    = try(d.ingress, "internal")
+      env        = try(d.env, {})
+      uses_sql   = contains(try(d.uses, []), "sql")
+      # Event deployments always write Firestore: processed/{subscription}:{event_id}.
+      uses_datastore = contains(try(d.uses, []), "firestore") || d.trigger == "event"
+      # Service account ids are 6-30 characters; deployment names are 3-50.
+      account_id = (length(name) > 30 ? "${substr(name, 0, 25)}-${substr(sha256(name), 0, 4)}"
+      : length(name) < 6 ? "${name}-fn" : name)
+    }
+  }
+
+  sa_email = { for n, d in local.deployments : n => "${d.account_id}@${var.project_id}.iam.gserviceaccount.com" }
+  # Cloud SQL IAM database user of a service account: its email without ".gserviceaccount.com".
+  db_user = { for n, e in local.sa_email : n => trimsuffix(e, ".gserviceaccount.com") }
+
+  http_deployments     = sort([for n, d in local.deployments : n if d.trigger == "http"])
+  event_deployments    = sort([for n, d in local.deployments : n if d.trigger == "event"])
+  schedule_deployments = sort([for n, d in local.deployments : n if d.trigger == "schedule"])
+  # Deployments that route to the others (they get SERVICE_URLS and may invoke every http one).
+  gateways = sort([for n, d in local.deployments : n if d.context == var.gateway_context])
+
+  # One push subscription per (event deployment, subscribed topic): "<deployment>--<topic>".
+  subscriptions = {
+    for s in flatten([
+      for n, d in local.deployments : [
+        for t in d.subscribes : {
+          name              = "${n}--${t}"
+          deployment        = n
+          topic             = t
+          dead_letter_topic = "${t}.dead-letter"
+          # Pub/Sub accepts 5..100 delivery attempts and backoffs of 0..600 s.
+          max_delivery_attempts = min(max(d.retry.max_attempts, 5), 100)
+          min_backoff_s         = min(max(d.retry.min_backoff_s, 0), 600)
+          max_backoff_s         = min(max(d.retry.max_backoff_s, d.retry.min_backoff_s, 0), 600)
+          ack_deadline_s        = min(max(d.runtime.timeout_s, 10), 600)
+        }
+      ]
+    ]) : s.name => s
+  }
+
+  topic_wiring = {
+    for t in local.topics : t => {
+      publishers        = sort([for n, d in local.deployments : n if contains(d.publishes, t)])
+      subscribers       = sort([for s in values(local.subscriptions) : s.deployment if s.topic == t])
+      dead_letter_topic = "${t}.dead-letter"
+      keep_subscription = "${t}.dead-letter--keep"
+    }
+  }
+
+  schedules = {
+    for n in local.schedule_deployments : n => {
+      schedule  = local.deployments[n].schedule
+      time_zone = local.deployments[n].time_zone
+      # Cloud Scheduler accepts 15 s..30 min for HTTP targets.
+      attempt_deadline_s = min(max(local.deployments[n].runtime.timeout_s, 15), 1800)
+    }
+  }
+
+  relays    = [for n in var.all_topic_publishers : n if contains(keys(local.deployments), n)]
+  operators = [for n in var.dead_letter_operators : n if contains(keys(local.deployments), n)]
+
+  # roles/pubsub.publisher: a deployment on the topics it declares; the outbox relay and the
+  # dead-letter operator (redrive) on every topic.
+  publisher_bindings = {
+    for b in flatten([
+      for n, d in local.deployments : [
+        for t in(contains(concat(local.relays, local.operators), n) ? local.topics : d.publishes) : { deployment = n, topic = t }
+      ]
+    ]) : "${b.deployment}/${b.topic}" => b
+  }
+
+  # roles/pubsub.subscriber on the dead-letter "--keep" subscriptions: inspection and redrive.
+  dead_letter_bindings = {
+    for b in flatten([for n in local.operators : [for t in local.topics : { deployment = n, topic = t }]]) :
+    "${b.deployment}/${b.topic}" => b
+  }
+
+  secrets = sort(distinct(flatten([for d in values(local.deployments) : d.secrets])))
+  secret_bindings = {
+    for b in flatten([for n, d in local.deployments : [for s in d.secrets : { deployment = n, secret = s }]]) :
+    "${b.deployment}/${b.secret}" => b
+  }
+
+  # roles/run.invoker: who may call whom. "@push" and "@scheduler" are the platform's invoker
+  # service accounts (names no deployment can have); otherwise the invoker is a deployment.
+  invoker_bindings = merge(
+    { for n in local.event_deployments : "${n}/@push" => { target = n, invoker = "@push" } },
+    { for n in local.schedule_deployments : "${n}/@scheduler" => { target = n, invoker = "@scheduler" } },
+    merge([
+      for g in local.gateways : {
+        for n in local.http_deployments : "${n}/${g}" => { target = n, invoker = g } if !contains(local.gateways, n)
+      }
+    ]...),
+  )
+
+  project_roles = {
+    for n, d in local.deployments : n => sort(concat(
+      d.uses_sql ? ["roles/cloudsql.client", "roles/cloudsql.instanceUser"] : [],
+      d.uses_datastore ? ["roles/datastore.user"] : [],
+    ))
+  }
+
+  # Runtime environment (SERVICE_URLS of the gateways is added where the URLs are known).
+  environment = {
+    for n, d in local.deployments : n => merge(
+      d.env,
+      {
+        SWITCHYARD_ENV        = var.env
+        GOOGLE_CLOUD_PROJECT  = var.project_id
+        SWITCHYARD_DEPLOYMENT = n
+      },
+      d.uses_sql ? {
+        INSTANCE_CONNECTION_NAME = var.sql_connection_name
+        DB_NAME                  = var.database_name
+        DB_USER                  = local.db_user[n]
+        DB_IAM_AUTH              = "true"
+      } : {},
+    )
+  }
+
+  # Secret Manager secret id -> environment variable: jwt-signing-key -> JWT_SIGNING_KEY.
+  secret_environment = {
+    for n, d in local.deployments : n => { for s in d.secrets : upper(replace(s, "-", "_")) => s }
+  }
+
+  # Which IAM database users may use each context's schema (the relay reads every outbox).
+  sql_grants = {
+    for ctx, m in local.manifests : m.owns_schema => sort(distinct(concat(
+      [for n, d in local.deployments : local.db_user[n] if d.context == ctx && d.uses_sql],
+      [for n in local.relays : local.db_user[n] if local.deployments[n].uses_sql],
+    ))) if try(m.owns_schema, null) != null
+  }
+}

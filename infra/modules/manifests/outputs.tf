@@ -1,0 +1,94 @@
+output "deployments" {
+  description = "Every deployment, keyed by name, with the manifest defaults applied."
+  value       = local.deployments
+}
+
+output "topics" {
+  description = "Every published event type (one Pub/Sub topic each), sorted."
+  value       = local.topics
+}
+
+output "topic_wiring" {
+  description = "Per topic: publishers, subscribers, dead-letter topic and its --keep subscription."
+  value       = local.topic_wiring
+}
+
+output "subscriptions" {
+  description = "Push subscriptions keyed <deployment>--<topic>, with retry and dead-letter settings."
+  value       = local.subscriptions
+}
+
+output "schedules" {
+  description = "Cloud Scheduler jobs keyed by schedule deployment."
+  value       = local.schedules
+}
+
+output "http_deployments" {
+  description = "Names of the http deployments."
+  value       = local.http_deployments
+}
+
+output "event_deployments" {
+  description = "Names of the event deployments."
+  value       = local.event_deployments
+}
+
+output "gateways" {
+  description = "Deployments of the gateway context (they receive SERVICE_URLS)."
+  value       = local.gateways
+}
+
+output "account_ids" {
+  description = "Service account id of each deployment."
+  value       = { for n, d in local.deployments : n => d.account_id }
+}
+
+output "db_users" {
+  description = "Cloud SQL IAM database user of each deployment."
+  value       = local.db_user
+}
+
+output "project_roles" {
+  description = "Project-level roles of each deployment's service account."
+  value       = local.project_roles
+}
+
+output "publisher_bindings" {
+  description = "roles/pubsub.publisher grants keyed <deployment>/<topic>."
+  value       = local.publisher_bindings
+}
+
+output "dead_letter_bindings" {
+  description = "roles/pubsub.subscriber grants on dead-letter --keep subscriptions keyed <deployment>/<topic>."
+  value       = local.dead_letter_bindings
+}
+
+output "secrets" {
+  description = "Secret Manager secret ids referenced by some manifest."
+  value       = local.secrets
+}
+
+output "secret_bindings" {
+  description = "roles/secretmanager.secretAccessor grants keyed <deployment>/<secret>."
+  value       = local.secret_bindings
+}
+
+output "invoker_bindings" {
+  description = "roles/run.invoker grants keyed <target>/<invoker>; invoker is a deployment, @push or @scheduler."
+  value       = local.invoker_bindings
+}
+
+output "environment" {
+  description = "Plain environment variables of each deployment (without SERVICE_URLS)."
+  value       = local.environment
+}
+
+output "secret_environment" {
+  description = "Secret environment variables of each deployment: variable name -> secret id."
+  value       = local.secret_environment
+}
+
+output "sql_grants" {
+  description = "Schema -> IAM database users that may use it (DB_GRANTS for shared.migrate)."
+  value       = local.sql_grants
+}

@@ -1,0 +1,44 @@
+variable "functions_dir" {
+  type        = string
+  description = "Directory holding <context>/function.yaml for every bounded context."
+}
+
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project id (service account emails, GOOGLE_CLOUD_PROJECT)."
+}
+
+variable "env" {
+  type        = string
+  description = "SWITCHYARD_ENV of the deployed functions: dev or prod."
+}
+
+variable "sql_connection_name" {
+  type        = string
+  description = "Cloud SQL instance connection name (project:region:instance) given to deployments that use sql."
+  default     = ""
+}
+
+variable "database_name" {
+  type        = string
+  description = "PostgreSQL database of the platform (DB_NAME)."
+  default     = "switchyard"
+}
+
+variable "gateway_context" {
+  type        = string
+  description = "Context whose deployments route to every http deployment (SERVICE_URLS, run.invoker on them)."
+  default     = "gateway"
+}
+
+variable "all_topic_publishers" {
+  type        = list(string)
+  description = "Deployments that publish every topic: the outbox relay publishes pending rows of every context."
+  default     = ["ops-outbox-relay"]
+}
+
+variable "dead_letter_operators" {
+  type        = list(string)
+  description = "Deployments that read the dead-letter --keep subscriptions and redrive to the source topics."
+  default     = ["ops-api"]
+}

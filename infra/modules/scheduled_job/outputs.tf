@@ -1,0 +1,4 @@
+output "name" {
+  description = "Job id."
+  value       = google_cloud_scheduler_job.this.id
+}

@@ -1,0 +1,142 @@
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project of this environment (one project per environment)."
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the functions, Cloud SQL, Cloud Scheduler and the source bucket."
+}
+
+variable "env" {
+  type        = string
+  description = "Environment name, passed to the functions as SWITCHYARD_ENV."
+
+  validation {
+    condition     = contains(["dev", "prod"], var.env)
+    error_message = "env must be dev or prod."
+  }
+}
+
+variable "functions_dir" {
+  type        = string
+  description = "Path of functions/ (the manifests functions/<context>/function.yaml)."
+}
+
+variable "build_dir" {
+  type        = string
+  description = "Path of build/ where `make package` writes <deployment>.zip."
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Protect stateful resources (Cloud SQL, Firestore, the source bucket) from deletion."
+}
+
+variable "sql_instance_name" {
+  type        = string
+  description = "Cloud SQL instance name."
+  default     = "switchyard"
+}
+
+variable "sql_tier" {
+  type        = string
+  description = "Cloud SQL machine tier."
+}
+
+variable "sql_availability_type" {
+  type        = string
+  description = "ZONAL or REGIONAL Cloud SQL instance."
+  default     = "ZONAL"
+}
+
+variable "sql_max_connections" {
+  type        = number
+  description = "PostgreSQL max_connections of the instance."
+  default     = 200
+}
+
+variable "db_connections_per_instance" {
+  type        = number
+  description = "Connections one function instance may open (shared.db pool size + overflow), for the connection budget check."
+  default     = 4
+}
+
+variable "firestore_location" {
+  type        = string
+  description = "Firestore location; empty means the region."
+  default     = ""
+}
+
+variable "firestore_ttl_fields" {
+  type = list(object({
+    collection = string
+    field      = string
+  }))
+  description = "Firestore TTL policies: documents are deleted after the timestamp in collection.field."
+  default = [
+    { collection = "processed", field = "expires_at" },
+    { collection = "auth_revoked_tokens", field = "expires_at" },
+  ]
+}
+
+variable "firestore_indexes" {
+  type = list(object({
+    collection = string
+    fields = list(object({
+      field_path = string
+      order      = string
+    }))
+  }))
+  description = "Firestore composite indexes."
+  default = [
+    {
+      collection = "audit_events"
+      fields     = [{ field_path = "event_type", order = "ASCENDING" }, { field_path = "occurred_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "audit_events"
+      fields     = [{ field_path = "actor", order = "ASCENDING" }, { field_path = "occurred_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "audit_events"
+      fields     = [{ field_path = "source", order = "ASCENDING" }, { field_path = "occurred_at", order = "DESCENDING" }]
+    },
+  ]
+}
+
+variable "platform_secrets" {
+  type        = list(string)
+  description = "Secrets created even when no manifest mounts them yet (manifest secrets are added automatically)."
+  default     = ["jwt-signing-key", "jwt-public-keys", "bootstrap-admin-password", "github-webhook-secret"]
+}
+
+variable "migrator_secret" {
+  type        = string
+  description = "Secret holding the password of the built-in `migrator` database user that runs migrations."
+  default     = "sql-migrator-password"
+}
+
+variable "ci_service_account" {
+  type        = string
+  description = "Email of the service account running Cloud Build (migrations); empty to grant nothing."
+  default     = ""
+}
+
+variable "environment_overrides" {
+  type        = map(map(string))
+  description = "Extra environment variables per deployment name for this environment (e.g. CORS_ORIGINS of the gateway)."
+  default     = {}
+}
+
+variable "source_retention_days" {
+  type        = number
+  description = "Days a function source zip is kept in the bucket (rollbacks within that window need no rebuild)."
+  default     = 90
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Labels added to every labelled resource."
+  default     = {}
+}

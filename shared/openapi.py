@@ -1,0 +1,269 @@
+"""OpenAPI 3.1 documents generated from a context's Flask app, and the path each is served at.
+
+`spec_for(app, context)` walks the app's URL map and describes every route that lies under one
+of the context's HTTP routes (its health checks and the document itself excluded): path parameters from the
+rule's converters, each method except HEAD/OPTIONS, summary and description from the view's
+docstring, and the request body, query parameters and success response from the pydantic
+models given to `shared.http.describe` (JSON Schema by pydantic, `$defs` hoisted into
+`components.schemas`). Errors are problem+json (`components.responses`); every operation needs
+`bearerAuth` except the routes the manifests declare public. `spec_path(deployment)` is where a
+deployment serves its spec (`<first route>/openapi.json`, only for `/api/...` routes);
+`shared.http.create_app` registers it and the gateway merges them all at `/api/openapi.json`.
+Limits: it documents what the code declares, nothing more: a view without `describe` gets a
+generic response, and roles checked inside a view are not visible here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+if TYPE_CHECKING:
+    import flask
+
+    from shared.manifests import Deployment
+
+OPENAPI_VERSION = "3.1.0"
+API_VERSION = "1.0.0"
+SPEC_SUFFIX = "/openapi.json"
+REF = "#/components/schemas/{model}"
+_SKIPPED_METHODS = {"HEAD", "OPTIONS"}
+_CONVERTER = re.compile(r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+_PARAM_SCHEMA: dict[str, dict[str, Any]] = {
+    "int": {"type": "integer"},
+    "float": {"type": "number"},
+    "uuid": {"type": "string", "format": "uuid"},
+    "path": {"type": "string"},
+    "string": {"type": "string"},
+    "default": {"type": "string"},
+}
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "description": "RFC 9457 problem details.",
+    "properties": {
+        "type": {"type": "string", "default": "about:blank"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+                "required": ["field", "message"],
+            },
+        },
+    },
+    "required": ["type", "title", "status"],
+}
+
+ERROR_RESPONSES: dict[str, tuple[str, str]] = {
+    "401": ("Unauthorized", "A valid bearer token is required."),
+    "403": ("Forbidden", "The caller lacks a required role."),
+    "404": ("NotFound", "No such resource."),
+    "422": ("Unprocessable", "The request is not valid; see `errors`."),
+}
+
+BEARER_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "Access token from POST /api/auth/login (RS256, `typ: at+jwt`).",
+}
+
+
+def spec_path(deployment: Deployment) -> str | None:
+    """Where `deployment` serves its OpenAPI document, or None (non-HTTP, `/`, `/health`)."""
+    if deployment.trigger != "http" or not deployment.routes:
+        return None
+    first = deployment.routes[0]
+    if not first.startswith("/api/"):
+        return None
+    return first.rstrip("/") + SPEC_SUFFIX
+
+
+def components_base() -> dict[str, Any]:
+    """The components every Switchyard document shares: Problem, error responses, bearer."""
+    return {
+        "schemas": {"Problem": PROBLEM_SCHEMA},
+        "responses": {
+            name: {
+                "description": text,
+                "content": {"application/problem+json": {
+                    "schema": {"$ref": REF.format(model="Problem")}
+                }},
+            }
+            for name, text in ERROR_RESPONSES.values()
+        },
+        "securitySchemes": {"bearerAuth": BEARER_SCHEME},
+    }
+
+
+def _openapi_path(rule: str) -> tuple[str, list[tuple[str, str]]]:
+    """A werkzeug rule as an OpenAPI path and its (name, converter) parameters."""
+    params: list[tuple[str, str]] = []
+
+    def repl(m: re.Match[str]) -> str:
+        params.append((m.group("name"), m.group("conv") or "default"))
+        return "{" + m.group("name") + "}"
+
+    return _CONVERTER.sub(repl, rule), params
+
+
+def _under(path: str, prefixes: list[str]) -> bool:
+    return any(p == "/" or path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
+
+
+def _facts(view: Any) -> dict[str, Any]:
+    """The `describe()` facts of a view, looking through decorators that used functools.wraps."""
+    seen = 0
+    while view is not None and seen < 10:
+        facts = getattr(view, "__openapi__", None)
+        if isinstance(facts, dict):
+            return facts
+        view = getattr(view, "__wrapped__", None)
+        seen += 1
+    return {}
+
+
+def _doc(view: Any) -> tuple[str, str]:
+    doc = inspect.getdoc(view) or ""
+    first, _, rest = doc.partition("\n")
+    return first.strip(), rest.strip()
+
+
+def hidden(view: Any) -> Any:
+    """Decorator: leave this view out of the generated document (static files, proxies)."""
+    view.__openapi__ = {"hidden": True}
+    return view
+
+
+def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of `context`, generated from `app`'s routes (see module doc)."""
+    from shared.manifests import catalog
+
+    cat = catalog()
+    ctx = cat.context(context)
+    http = [d for d in ctx.deployments if d.trigger == "http"]
+    prefixes = [r for d in http for r in d.routes]
+    own = {d.health_path for d in http} | {p for p in map(spec_path, http) if p}
+    operations: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+    models: list[tuple[type[BaseModel], str]] = []
+
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint == "static":
+            continue
+        path, params = _openapi_path(rule.rule)
+        if path in own or not _under(rule.rule, prefixes):
+            continue  # health checks and the document itself are not API operations
+        view = app.view_functions.get(rule.endpoint)
+        facts = _facts(view)
+        if facts.get("hidden"):
+            continue
+        summary, description = _doc(view)
+        for method in sorted((rule.methods or set()) - _SKIPPED_METHODS):
+            op: dict[str, Any] = {
+                "operationId": re.sub(r"[^A-Za-z0-9_]", "_", f"{rule.endpoint}_{method}")
+                .lower(),
+                "tags": [context],
+                "summary": facts.get("summary") or summary or f"{method} {path}",
+            }
+            if description:
+                op["description"] = description
+            op["parameters"] = [
+                {"name": name, "in": "path", "required": True,
+                 "schema": dict(_PARAM_SCHEMA.get(conv, _PARAM_SCHEMA["default"]))}
+                for name, conv in params
+            ]
+            operations.append((path, method.lower(), op, facts))
+            for key, mode in (("request", "validation"), ("response", "serialization")):
+                model = facts.get(key)
+                if isinstance(model, type) and issubclass(model, BaseModel):
+                    models.append((model, mode))
+
+    refs: dict[tuple[type[BaseModel], str], dict[str, Any]] = {}
+    defs: dict[str, Any] = {}
+    if models:
+        unique = list(dict.fromkeys(models))
+        key_map, top = models_json_schema(unique, ref_template=REF)
+        refs = dict(key_map)  # type: ignore[arg-type]
+        defs = top.get("$defs", {})
+
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, op, facts in operations:
+        query_model = facts.get("query")
+        if query_model is not None:
+            op["parameters"].extend(_query_parameters(query_model, defs))
+        if not op["parameters"]:
+            del op["parameters"]
+        request_model = facts.get("request")
+        if request_model is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {
+                    "schema": refs[(request_model, "validation")]
+                }},
+            }
+        status = str(facts.get("status") or 200)
+        response_model = facts.get("response")
+        ok: dict[str, Any] = {"description": "Success." if status != "204" else "No content."}
+        if response_model is not None and status != "204":
+            ok["content"] = {"application/json": {
+                "schema": refs[(response_model, "serialization")]
+            }}
+        responses: dict[str, Any] = {status: ok}
+        public = cat.is_public(path)
+        if not public:
+            responses["401"] = {"$ref": "#/components/responses/Unauthorized"}
+            responses["403"] = {"$ref": "#/components/responses/Forbidden"}
+        if "{" in path:
+            responses["404"] = {"$ref": "#/components/responses/NotFound"}
+        if request_model is not None or query_model is not None:
+            responses["422"] = {"$ref": "#/components/responses/Unprocessable"}
+        op["responses"] = responses
+        if public:
+            op["security"] = []
+        paths.setdefault(path, {})[method] = op
+
+    components = components_base()
+    components["schemas"].update(defs)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": f"Switchyard {context}",
+            "version": API_VERSION,
+            "description": ctx.description,
+        },
+        "paths": paths,
+        "components": components,
+        "security": [{"bearerAuth": []}],
+        "tags": [{"name": context, "description": ctx.description}],
+    }
+
+
+def _query_parameters(model: type[BaseModel], defs: dict[str, Any]) -> list[dict[str, Any]]:
+    """One `in: query` parameter per field of a query model."""
+    schema = model.model_json_schema(ref_template=REF, mode="validation")
+    defs.update(schema.pop("$defs", {}))
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = dict(prop)
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+        if "description" in prop:
+            param["description"] = prop.pop("description")
+        prop.pop("title", None)
+        param["schema"] = prop
+        out.append(param)
+    return out

@@ -1,0 +1,152 @@
+"""shared.http: every error path is problem+json; bodies, queries and cursors."""
+
+import flask
+import pytest
+
+from shared.auth import issue_access_token
+from shared.http import (
+    ApiModel,
+    Conflict,
+    PageQuery,
+    body,
+    create_app,
+    decode_cursor,
+    encode_cursor,
+    json_response,
+    page,
+    query,
+)
+
+
+class Thing(ApiModel):
+    name: str
+    size: int = 1
+
+
+@pytest.fixture()
+def client(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
+    from shared import auth
+    from shared.config import settings
+
+    settings.cache_clear()
+    auth.reset_keys()
+    app = create_app("users")
+
+    @app.post("/api/users/things")
+    def make():
+        return json_response(body(Thing).model_dump(), 201)
+
+    @app.get("/api/users/things")
+    def lst():
+        q = query(PageQuery)
+        after = q.after()
+        rows = [r for r in range(1, 8) if after is None or r > after[0]][: q.limit + 1]
+        return json_response(page(rows, q.limit, key=lambda r: [r]))
+
+    @app.get("/api/users/conflict")
+    def conflict():
+        raise Conflict("It clashes.", allowed=["a", "b"])
+
+    @app.get("/api/users/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    token, _ = issue_access_token("u1", ["viewer"])
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    yield c
+    auth.reset_keys()
+
+
+def assert_problem(resp, status):
+    assert resp.status_code == status
+    assert resp.mimetype == "application/problem+json"
+    data = resp.get_json(force=True)
+    assert data["status"] == status and data["title"] and data["request_id"]
+    return data
+
+
+def test_valid_body(client):
+    resp = client.post("/api/users/things", json={"name": " x "})
+    assert resp.status_code == 201 and resp.get_json() == {"name": "x", "size": 1}
+
+
+def test_malformed_json_is_400(client):
+    assert_problem(client.post("/api/users/things", data="{oops",
+                               content_type="application/json"), 400)
+
+
+def test_unknown_field_is_422_with_field_errors(client):
+    data = assert_problem(client.post("/api/users/things", json={"name": "x", "colour": 1}), 422)
+    assert data["errors"][0]["field"] == "colour"
+
+
+def test_wrong_type_is_422(client):
+    data = assert_problem(client.post("/api/users/things", json={"name": "x", "size": "big"}),
+                          422)
+    assert data["errors"][0]["field"] == "size"
+
+
+def test_not_json_is_415(client):
+    assert_problem(client.post("/api/users/things", data="name=x",
+                               content_type="application/x-www-form-urlencoded"), 415)
+
+
+def test_too_large_is_413(client, monkeypatch):
+    big = '{"name": "' + "x" * 2_000_000 + '"}'
+    assert_problem(client.post("/api/users/things", data=big, content_type="application/json"),
+                   413)
+
+
+def test_missing_token_is_401_with_challenge():
+    app = flask.Flask("x")
+    del app
+    from shared.http import create_app as mk
+
+    resp = mk("users").test_client().get("/api/users/anything")
+    data = assert_problem(resp, 401)
+    assert "Bearer" in resp.headers["WWW-Authenticate"]
+    assert data["detail"]
+
+
+def test_404_405_409_500(client):
+    assert_problem(client.get("/api/users/nothing/here"), 404)
+    resp = client.delete("/api/users/things")
+    assert_problem(resp, 405)
+    assert "GET" in resp.headers["Allow"]
+    data = assert_problem(client.get("/api/users/conflict"), 409)
+    assert data["allowed"] == ["a", "b"]
+    data = assert_problem(client.get("/api/users/boom"), 500)
+    assert "secret" not in str(data)
+
+
+def test_pagination_walks_every_item_once(client):
+    seen, cursor = [], None
+    while True:
+        url = "/api/users/things?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        data = client.get(url).get_json()
+        seen += data["items"]
+        cursor = data["next_cursor"]
+        if not cursor:
+            break
+    assert seen == list(range(1, 8))
+
+
+def test_bad_limit_and_cursor(client):
+    data = assert_problem(client.get("/api/users/things?limit=0"), 422)
+    assert data["errors"][0]["field"] == "limit"
+    assert client.get("/api/users/things?limit=100000").status_code == 200
+    assert_problem(client.get("/api/users/things?cursor=%%%"), 400)
+    assert_problem(client.get("/api/users/things?nope=1"), 422)
+
+
+def test_request_id_is_kept_or_made(client):
+    resp = client.get("/api/users/things", headers={"X-Request-ID": "abc-123"})
+    assert resp.headers["X-Request-ID"] == "abc-123"
+    assert len(client.get("/api/users/things").headers["X-Request-ID"]) == 32
+
+
+def test_cursor_roundtrip():
+    assert decode_cursor(encode_cursor(["2026-01-01T00:00:00Z", "id-1"])) == [
+        "2026-01-01T00:00:00Z", "id-1"]

@@ -1,0 +1,98 @@
+"""The manifest loader: the real manifests load, and each kind of mistake names file and key."""
+
+from pathlib import Path
+
+import pytest
+
+from shared.manifests import ManifestError, catalog, load, subscription_name
+
+MAIN = "def api(request):\n    pass\n\ndef on_event(request):\n    pass\n"
+
+
+def write(tmp: Path, ctx: str, text: str, main: str = MAIN) -> None:
+    (tmp / ctx).mkdir(parents=True, exist_ok=True)
+    (tmp / ctx / "function.yaml").write_text(text)
+    (tmp / ctx / "main.py").write_text(main)
+
+
+def test_repository_manifests_load_and_route():
+    cat = catalog()
+    assert {"gateway", "auth-api", "users-api", "audit-ingest", "ops-outbox-relay"} <= set(
+        cat.deployments
+    )
+    assert cat.route("/api/users/123").name == "users-api"
+    assert cat.route("/api/auth/login").name == "auth-api"
+    assert cat.route("/api/nothing") is None
+    assert cat.is_public("/api/auth/login")
+    assert not cat.is_public("/api/users")
+    assert cat.is_public("/api/users/health")
+    audit = cat.deployments["audit-ingest"]
+    assert set(audit.subscribes) == set(cat.topics)  # "*" expands to every published topic
+
+
+def test_longest_prefix_wins(tmp_path):
+    write(tmp_path, "a", "context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http,"
+          " routes: [/api/things]}\n")
+    write(tmp_path, "b", "context: b\ndeployments:\n  b-api: {entry_point: api, trigger: http,"
+          " routes: [/api/things/special]}\n")
+    cat = load(tmp_path)
+    assert cat.route("/api/things/1").name == "a-api"
+    assert cat.route("/api/things/special/1").name == "b-api"
+    assert cat.route("/api/thingsx") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("context: a\nbogus: 1\ndeployments: {}\n", "a/function.yaml: bogus: unknown key"),
+        ("context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http, routes: [/api/x],"
+         " colour: red}\n", "deployments.a-api.colour: unknown key"),
+        ("context: a\ndeployments:\n  a-api: {entry_point: nope, trigger: http,"
+         " routes: [/api/x]}\n", "'nope' is not defined in main.py"),
+        ("context: a\ndeployments:\n  a-api: {entry_point: api, trigger: cron}\n",
+         "trigger: must be http, event or schedule"),
+        ("context: a\ndeployments:\n  a-ev: {entry_point: on_event, trigger: event,"
+         " subscribes: [thing.happened]}\n", "topic 'thing.happened' is published by no"),
+        ("context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http,"
+         " routes: [/users]}\n", "is not /, /health or /api/<resource>"),
+        ("context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http, routes: [/api/x],"
+         " runtime: {memory: lots}}\n", "runtime.memory"),
+        ("context: a\ndeployments:\n  a-job: {entry_point: api, trigger: schedule,"
+         " schedule: daily}\n", "5-field cron"),
+        ("context: other\ndeployments:\n  a-api: {entry_point: api, trigger: http,"
+         " routes: [/api/x]}\n", "context: must equal the folder name"),
+    ],
+)
+def test_invalid_manifests_name_file_and_key(tmp_path, text, message):
+    write(tmp_path, "a", text)
+    with pytest.raises(ManifestError) as err:
+        load(tmp_path)
+    assert message in str(err.value)
+
+
+def test_duplicates_across_files_are_errors(tmp_path):
+    write(tmp_path, "a", "context: a\ndeployments:\n  x-api: {entry_point: api, trigger: http,"
+          " routes: [/api/x]}\n")
+    write(tmp_path, "b", "context: b\ndeployments:\n  x-api: {entry_point: api, trigger: http,"
+          " routes: [/api/y]}\n")
+    with pytest.raises(ManifestError, match="duplicate deployment name"):
+        load(tmp_path)
+    write(tmp_path, "b", "context: b\ndeployments:\n  y-api: {entry_point: api, trigger: http,"
+          " routes: [/api/x]}\n")
+    with pytest.raises(ManifestError, match="duplicate route '/api/x'"):
+        load(tmp_path)
+
+
+def test_subscriptions_and_defaults(tmp_path):
+    write(tmp_path, "a", (
+        "context: a\nowns_schema: a\ndeployments:\n"
+        "  a-api: {entry_point: api, trigger: http, routes: [/api/a], publishes: [a.created]}\n"
+        "  a-on-a: {entry_point: on_event, trigger: event, subscribes: [a.created],"
+        " retry: {max_attempts: 7}}\n"))
+    cat = load(tmp_path)
+    (dep, topic), = cat.subscriptions()
+    assert (dep.name, topic) == ("a-on-a", "a.created")
+    assert subscription_name(dep.name, topic) == "a-on-a--a.created"
+    assert dep.retry.max_attempts == 7 and dep.retry.min_backoff_s == 10
+    assert dep.runtime.memory == "256Mi" and dep.health_path == "/health"
+    assert cat.deployments["a-api"].health_path == "/api/a/health"
