@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONTEXT_REQS := $(wildcard functions/*/requirements.txt)
 
-.PHONY: help venv check-tools dev test test-unit test-integration test-e2e lint fmt migrate seed bench clean
+.PHONY: help venv check-tools dev test test-unit test-integration test-e2e lint fmt migrate seed bench docs clean
 
 help:
 	@echo "make dev      run every deployment locally on the Pub/Sub and Firestore emulators"
@@ -17,6 +17,7 @@ help:
 	@echo "make migrate  run every context's migrations (+ bootstrap) on the configured database"
 	@echo "make seed     load demo data through the gateway of a running 'make dev'"
 	@echo "make bench    measure and write docs/benchmarks.md"
+	@echo "make docs     regenerate README.md's endpoint and event catalogue"
 	@echo "make package | plan ENV= | apply ENV= | deploy [DEPLOYMENT=] [DRY_RUN=1] | validate"
 
 venv: $(STAMP)
@@ -61,6 +62,9 @@ migrate: venv
 
 seed: venv
 	$(PY) tools/seed.py
+
+docs: venv
+	$(PY) tools/catalogue.py
 
 bench: check-tools
 	$(PY) tools/bench.py
