@@ -202,7 +202,7 @@ def verify(token: str) -> Claims:
         raise Unauthorized("The token's algorithm is not accepted.", headers=_challenge())
     if header.get("typ") != TOKEN_TYPE:
         raise Unauthorized("The token is not an access token.", headers=_challenge())
-    kid = header.get("kid")
+    kid = str(header.get("kid") or "")
     key = _public_keys().get(kid) or _public_keys(refresh=True).get(kid)
     if key is None:
         raise Unauthorized("The token was signed by an unknown key.", headers=_challenge())

@@ -41,7 +41,7 @@ def firestore() -> Any:
 
 @functools.cache
 def publisher() -> Any:
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
     # Publish at once: the default 10 ms batching latency would be paid by every request.
     return pubsub_v1.PublisherClient(

@@ -21,7 +21,7 @@ import base64
 import functools
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
@@ -211,7 +211,7 @@ def _publish_ids(table: Table, ids: list[str]) -> None:
         _log.warning("immediate publish failed; the relay will retry", exc_info=True)
 
 
-def _publish_rows(session: Session, table: Table, rows: list[Any]) -> int:
+def _publish_rows(session: Session, table: Table, rows: Sequence[Any]) -> int:
     from shared.clients import publisher, topic_path
 
     pub = publisher()
