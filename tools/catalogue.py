@@ -67,7 +67,8 @@ def render() -> str:
             sub = "every topic (`*`)" if d.subscribes_all else _cell(d.subscribes)
         lines.append(f"| `{name}` | {d.trigger} | {_cell(d.routes)} | {_cell(d.publishes)} "
                      f"| {sub or '-'} |")
-    lines += ["", "### Endpoints", "", "| endpoint | deployment | auth | what |", "|---|---|---|---|"]
+    lines += ["", "### Endpoints", "", "| endpoint | deployment | auth | what |",
+              "|---|---|---|---|"]
     lines += [f"| {e} | `{d}` | {a} | {s} |" for e, d, a, s in _endpoints()]
     lines += ["", "### Events", "",
               "| event (= topic) | v | payload fields | published by | consumed by |",

@@ -22,7 +22,8 @@ LOCAL_ADMIN = ("admin@switchyard.local", "switchyard-local-admin")
 
 
 def main() -> int:
-    base = os.environ.get("GATEWAY_URL", f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8080')}")
+    port = os.environ.get("GATEWAY_PORT", "8080")
+    base = os.environ.get("GATEWAY_URL", f"http://127.0.0.1:{port}")
     email = os.environ.get("BOOTSTRAP_ADMIN_EMAIL", LOCAL_ADMIN[0])
     password = os.environ.get("BOOTSTRAP_ADMIN_PASSWORD", LOCAL_ADMIN[1])
     http = requests.Session()
