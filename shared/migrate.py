@@ -2,9 +2,10 @@
 
 `python -m shared.migrate` (= `make migrate`) upgrades every context that owns a schema to its
 head revision, against the database `shared.db.engine()` points at (Cloud SQL, DATABASE_URL or
-the local SQLite files), then runs each context's optional `bootstrap.run()` (idempotent data
-every environment needs, such as the first admin). Each context keeps its revisions in
-`functions/<context>/migrations/versions/`, its version table in its own schema, and an
+the local SQLite files), grants each schema to the database users listed in `DB_GRANTS` (the
+deployments' IAM users in the cloud), then runs each context's optional `bootstrap.run()`
+(idempotent data every environment needs, such as the first admin). Each context keeps its
+revisions in `functions/<context>/migrations/versions/`, its version table in its own schema, and an
 `env.py` that only calls `run_env()`. Migrations run before deploy (Cloud Build) or before
 `make dev` starts the functions, never at cold start. `python -m shared.migrate new CONTEXT
 "message"` writes a new empty revision.
@@ -14,6 +15,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
+import re
 import sys
 
 from alembic import command
@@ -82,6 +86,45 @@ def run_env() -> None:
 
 def upgrade(context: str, revision: str = "head") -> None:
     command.upgrade(_config(context), revision)
+    grant(catalog().context(context).owns_schema or "")
+
+
+_DB_USER = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+
+
+def grants() -> dict[str, list[str]]:
+    """`DB_GRANTS` (JSON `{schema: [database user, ...]}`, from Terraform's `sql_grants`)."""
+    raw = os.environ.get("DB_GRANTS", "")
+    if not raw:
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict) or not all(
+        isinstance(v, list) and all(isinstance(u, str) and _DB_USER.match(u) for u in v)
+        for v in value.values()
+    ):
+        raise SystemExit("DB_GRANTS must map schema names to lists of database user names")
+    return value
+
+
+def grant(schema: str) -> None:
+    """Give the deployments' IAM database users CRUD on `schema` (PostgreSQL; no DDL)."""
+    users = grants().get(schema, [])
+    eng = db.engine()
+    if not users or eng.dialect.name != "postgresql":
+        return
+    with eng.begin() as conn:
+        for user in users:
+            who = '"' + user.replace('"', "") + '"'
+            for stmt in (
+                f'GRANT USAGE ON SCHEMA "{schema}" TO {who}',
+                f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {who}',
+                f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO {who}',
+                f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" '
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {who}",
+                f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" '
+                f"GRANT USAGE, SELECT ON SEQUENCES TO {who}",
+            ):
+                conn.execute(text(stmt))
 
 
 def bootstrap(context: str) -> None:

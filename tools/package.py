@@ -132,20 +132,28 @@ def _zip(src: Path, dest: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("deployments", nargs="*", metavar="DEPLOYMENT",
-                        help="deployment names (default: every deployment)")
-    parser.add_argument("--functions-dir", type=Path, default=ROOT / "functions",
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=ROOT / "build",
-                        help="output directory (default: build/)")
+    parser.add_argument(
+        "deployments",
+        nargs="*",
+        metavar="DEPLOYMENT",
+        help="deployment names (default: every deployment)",
+    )
+    parser.add_argument(
+        "--functions-dir", type=Path, default=ROOT / "functions", help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "build", help="output directory (default: build/)"
+    )
     args = parser.parse_args(argv)
     try:
         catalog = load(args.functions_dir.resolve())
         deployments = catalog.deployments
         unknown = sorted(set(args.deployments) - set(deployments))
         if unknown:
-            raise PackageError(f"unknown deployment(s): {', '.join(unknown)}; "
-                               f"known: {', '.join(sorted(deployments))}")
+            raise PackageError(
+                f"unknown deployment(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(deployments))}"
+            )
         contexts = [c.path for c in catalog.contexts]
         args.out.mkdir(parents=True, exist_ok=True)
         for name in args.deployments or sorted(deployments):

@@ -12,7 +12,9 @@ additive, `gcloud functions deploy` creates or updates. `--dry-run` prints every
 shell script: create-or-update becomes `if describe; then update; else create; fi`) and runs
 none; values that need a call (the project number, function URLs) print as <placeholders>.
 
-It creates no Cloud SQL instance, Firestore database or secret value: docs/deploy.md says how.
+Functions send all egress through the VPC connector `--vpc-connector` (calls between functions
+must come from the VPC to reach internal-only ingress). It creates no network, Cloud SQL
+instance, Firestore database or secret value: docs/deploy.md gives those one-time commands.
 The same derivation exists in Terraform (infra/modules/manifests); tests/infra checks both
 against the manifests.
 """
@@ -50,8 +52,11 @@ DEAD_LETTER_OPERATORS = ("ops-api",)  # lists and redrives dead letters
 PUSH_INVOKER = "switchyard-push-invoker"
 SCHEDULER_INVOKER = "switchyard-scheduler"
 BUILDER = "switchyard-builder"
-BUILDER_ROLES = ("roles/artifactregistry.writer", "roles/logging.logWriter",
-                 "roles/storage.objectViewer")
+BUILDER_ROLES = (
+    "roles/artifactregistry.writer",
+    "roles/logging.logWriter",
+    "roles/storage.objectViewer",
+)
 
 
 def account_id(deployment: str) -> str:
@@ -116,6 +121,18 @@ class Gcloud:
         done = subprocess.run(cmd, text=True, capture_output=True)
         return done.stdout.strip() or None if done.returncode == 0 else None
 
+    def bind(self, what: str, name: str, member: str, role: str, *extra: str) -> None:
+        """Add an IAM binding (idempotent): `what` is e.g. "pubsub topics"."""
+        self.run(
+            *what.split(),
+            "add-iam-policy-binding",
+            name,
+            f"--member={member}",
+            f"--role={role}",
+            *extra,
+            "--format=none",
+        )
+
     def upsert(self, describe: list[str], create: list[str], update: list[str] | None) -> None:
         """Create when `describe` fails, else update (or leave alone when update is None)."""
         if self.dry_run:
@@ -150,6 +167,8 @@ class Deployer:
     env: str
     source_dir: Path
     sql_instance: str = "switchyard"
+    vpc_connector: str = "switchyard"
+    project_number: str = "<project-number>"
     _urls: dict[str, str | None] = field(default_factory=dict)
 
     @property
@@ -169,8 +188,9 @@ class Deployer:
 
     @property
     def gateways(self) -> list[str]:
-        return sorted(n for n, d in self.catalog.deployments.items()
-                      if d.context == GATEWAY_CONTEXT)
+        return sorted(
+            n for n, d in self.catalog.deployments.items() if d.context == GATEWAY_CONTEXT
+        )
 
     def published_topics(self, d: Deployment) -> tuple[str, ...]:
         if d.name in ALL_TOPIC_PUBLISHERS or d.name in DEAD_LETTER_OPERATORS:
@@ -185,14 +205,27 @@ class Deployer:
                 pairs.append((d.name, self.email(PUSH_INVOKER)))
             elif d.trigger == "schedule":
                 pairs.append((d.name, self.email(SCHEDULER_INVOKER)))
-            elif d.name not in self.gateways:
-                pairs += [(d.name, self.sa_email(g)) for g in self.gateways]
+            if d.name in self.gateways:
+                continue
+            # The gateways call every deployment (routing, /api/health); every deployment may
+            # call an http one (shared.clients.call).
+            callers = self.catalog.deployments if d.trigger == "http" else self.gateways
+            pairs += [(d.name, self.sa_email(c)) for c in sorted(callers) if c != d.name]
         return pairs
+
+    def internal_urls(self) -> dict[str, str]:
+        """Deterministic Cloud Run URL of every http deployment but the gateways."""
+        return {
+            n: f"https://{n}-{self.project_number}.{self.region}.run.app"
+            for n, d in sorted(self.catalog.deployments.items())
+            if d.trigger == "http" and n not in self.gateways
+        }
 
     def environment(self, d: Deployment) -> dict[str, str]:
         env = dict(d.env)
-        env.update(SWITCHYARD_ENV=self.env, GOOGLE_CLOUD_PROJECT=self.project,
-                   SWITCHYARD_DEPLOYMENT=d.name)
+        env.update(
+            SWITCHYARD_ENV=self.env, GOOGLE_CLOUD_PROJECT=self.project, SWITCHYARD_DEPLOYMENT=d.name
+        )
         if d.uses_sql:
             env.update(
                 INSTANCE_CONNECTION_NAME=f"{self.project}:{self.region}:{self.sql_instance}",
@@ -200,15 +233,18 @@ class Deployer:
                 DB_USER=self.sa_email(d.name).removesuffix(".gserviceaccount.com"),
                 DB_IAM_AUTH="true",
             )
+        if d.name not in self.gateways and self.internal_urls():
+            env["SERVICE_URLS"] = json.dumps(self.internal_urls(), separators=(",", ":"))
         if d.name in self.gateways:
             urls = {}
             for n in sorted(self.catalog.deployments):
-                dep = self.catalog.deployments[n]
-                if dep.trigger == "http" and n not in self.gateways:
+                if n not in self.gateways:
                     url = self.url(n)
                     if url is None:
-                        print(f"warning: {n} is not deployed; the gateway cannot route to it",
-                              file=sys.stderr)
+                        print(
+                            f"warning: {n} is not deployed; the gateway cannot route to it",
+                            file=sys.stderr,
+                        )
                     else:
                         urls[n] = url
             env["SERVICE_URLS"] = json.dumps(urls, separators=(",", ":"))
@@ -217,8 +253,14 @@ class Deployer:
     def url(self, name: str) -> str | None:
         if name not in self._urls:
             self._urls[name] = self.gcloud.value(
-                f"<url-of-{name}>", "functions", "describe", name, "--gen2",
-                f"--region={self.region}", "--format=value(serviceConfig.uri)")
+                f"<url-of-{name}>",
+                "functions",
+                "describe",
+                name,
+                "--gen2",
+                f"--region={self.region}",
+                "--format=value(serviceConfig.uri)",
+            )
         return self._urls[name]
 
     # --- steps ---------------------------------------------------------------------------
@@ -227,13 +269,19 @@ class Deployer:
         deps = [self.catalog.deployments[n] for n in names]
         selected = set(names)
         g = self.gcloud
-        number = g.value("<project-number>", "projects", "describe", self.project,
-                         "--format=value(projectNumber)")
+        number = g.value(
+            "<project-number>",
+            "projects",
+            "describe",
+            self.project,
+            "--format=value(projectNumber)",
+        )
         if number is None:
             raise GcloudError(f"cannot read the number of project {self.project}")
         agent = f"service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-        invokers = [(t, i) for t, i in self.invokers() if t in selected
-                    or i in {self.sa_email(n) for n in selected}]
+        self.project_number = number
+        # Grants are made when their target is deployed (its callers' accounts are created).
+        invokers = [(t, i) for t, i in self.invokers() if t in selected]
 
         # Service accounts (the invokers' too) and project roles.
         accounts = {account_id(d.name): (d.name, d.description) for d in deps}
@@ -245,27 +293,37 @@ class Deployer:
             elif acc == SCHEDULER_INVOKER:
                 accounts[acc] = ("Cloud Scheduler invoker", "Identity of Scheduler jobs.")
             else:
-                dep = next(d for d in self.catalog.deployments.values()
-                           if account_id(d.name) == acc)
+                dep = next(
+                    d for d in self.catalog.deployments.values() if account_id(d.name) == acc
+                )
                 accounts[acc] = (dep.name, dep.description)
         for acc, (title, description) in sorted(accounts.items()):
             email = self.email(acc)
             meta = [f"--display-name=Switchyard {title}", f"--description={description[:256]}"]
-            g.upsert(["iam", "service-accounts", "describe", email],
-                     ["iam", "service-accounts", "create", acc, *meta],
-                     ["iam", "service-accounts", "update", email, *meta])
+            g.upsert(
+                ["iam", "service-accounts", "describe", email],
+                ["iam", "service-accounts", "create", acc, *meta],
+                ["iam", "service-accounts", "update", email, *meta],
+            )
         roles = [(BUILDER, r) for r in BUILDER_ROLES]
         roles += [(account_id(d.name), r) for d in deps for r in project_roles(d)]
         for acc, role in roles:
-            g.run("projects", "add-iam-policy-binding", self.project,
-                  f"--member={self.member(self.email(acc))}", f"--role={role}",
-                  "--condition=None", "--format=none")
+            g.bind("projects", self.project, self.member(self.email(acc)), role, "--condition=None")
         for d in deps:
             if d.uses_sql:
                 user = self.sa_email(d.name).removesuffix(".gserviceaccount.com")
-                g.upsert(["sql", "users", "describe", user, f"--instance={self.sql_instance}"],
-                         ["sql", "users", "create", user, f"--instance={self.sql_instance}",
-                          "--type=cloud_iam_service_account"], None)
+                g.upsert(
+                    ["sql", "users", "describe", user, f"--instance={self.sql_instance}"],
+                    [
+                        "sql",
+                        "users",
+                        "create",
+                        user,
+                        f"--instance={self.sql_instance}",
+                        "--type=cloud_iam_service_account",
+                    ],
+                    None,
+                )
 
         # Topics, dead-letter topics and their --keep subscriptions; publisher grants.
         topics = sorted({t for d in deps for t in (*self.published_topics(d), *d.subscribes)})
@@ -273,24 +331,32 @@ class Deployer:
             self.topic(t, agent)
         for d in deps:
             for t in self.published_topics(d):
-                g.run("pubsub", "topics", "add-iam-policy-binding", t,
-                      f"--member={self.member(self.sa_email(d.name))}",
-                      "--role=roles/pubsub.publisher", "--format=none")
+                g.bind(
+                    "pubsub topics", t, self.member(self.sa_email(d.name)), "roles/pubsub.publisher"
+                )
             if d.name in DEAD_LETTER_OPERATORS:
                 for t in self.catalog.topics:
-                    g.run("pubsub", "subscriptions", "add-iam-policy-binding",
-                          dead_letter_subscription(t),
-                          f"--member={self.member(self.sa_email(d.name))}",
-                          "--role=roles/pubsub.subscriber", "--format=none")
+                    g.bind(
+                        "pubsub subscriptions",
+                        dead_letter_subscription(t),
+                        self.member(self.sa_email(d.name)),
+                        "roles/pubsub.subscriber",
+                    )
 
         # Secrets: containers (values come from the operator) and accessor grants.
         for d in deps:
             for s in d.secrets:
-                g.upsert(["secrets", "describe", s],
-                         ["secrets", "create", s, "--replication-policy=automatic"], None)
-                g.run("secrets", "add-iam-policy-binding", s,
-                      f"--member={self.member(self.sa_email(d.name))}",
-                      "--role=roles/secretmanager.secretAccessor", "--format=none")
+                g.upsert(
+                    ["secrets", "describe", s],
+                    ["secrets", "create", s, "--replication-policy=automatic"],
+                    None,
+                )
+                g.bind(
+                    "secrets",
+                    s,
+                    self.member(self.sa_email(d.name)),
+                    "roles/secretmanager.secretAccessor",
+                )
 
         # Functions: the gateways last, they need the URLs of the others.
         for d in sorted(deps, key=lambda d: (d.name in self.gateways, d.name)):
@@ -299,13 +365,20 @@ class Deployer:
 
         # Who may invoke whom.
         if any(d.trigger == "event" for d in deps):
-            g.run("iam", "service-accounts", "add-iam-policy-binding", self.email(PUSH_INVOKER),
-                  f"--member=serviceAccount:{agent}",
-                  "--role=roles/iam.serviceAccountTokenCreator", "--format=none")
+            g.bind(
+                "iam service-accounts",
+                self.email(PUSH_INVOKER),
+                f"serviceAccount:{agent}",
+                "roles/iam.serviceAccountTokenCreator",
+            )
         for target, inv in invokers:
-            g.run("run", "services", "add-iam-policy-binding", target,
-                  f"--region={self.region}", f"--member={self.member(inv)}",
-                  "--role=roles/run.invoker", "--format=none")
+            g.bind(
+                "run services",
+                target,
+                self.member(inv),
+                "roles/run.invoker",
+                f"--region={self.region}",
+            )
 
         # Push subscriptions and Scheduler jobs.
         for d in deps:
@@ -317,28 +390,40 @@ class Deployer:
     def topic(self, t: str, agent: str) -> None:
         g = self.gcloud
         wiring = {
-            "publishers": "_".join(sorted(
-                n for n, d in self.catalog.deployments.items() if t in d.publishes))[:63],
-            "subscribers": "_".join(sorted(d.name for d, s in self.catalog.subscriptions()
-                                           if s == t))[:63],
+            "publishers": "_".join(
+                sorted(n for n, d in self.catalog.deployments.items() if t in d.publishes)
+            )[:63],
+            "subscribers": "_".join(
+                sorted(d.name for d, s in self.catalog.subscriptions() if s == t)
+            )[:63],
             "app": "switchyard",
             "env": self.env,
         }
-        g.upsert(["pubsub", "topics", "describe", t],
-                 ["pubsub", "topics", "create", t, f"--labels={_labels(wiring)}"],
-                 ["pubsub", "topics", "update", t, f"--update-labels={_labels(wiring)}"])
+        g.upsert(
+            ["pubsub", "topics", "describe", t],
+            ["pubsub", "topics", "create", t, f"--labels={_labels(wiring)}"],
+            ["pubsub", "topics", "update", t, f"--update-labels={_labels(wiring)}"],
+        )
         dlt = dead_letter_topic(t)
-        g.upsert(["pubsub", "topics", "describe", dlt],
-                 ["pubsub", "topics", "create", dlt, "--labels=app=switchyard"], None)
-        keep = ["--ack-deadline=60", "--message-retention-duration=7d",
-                "--expiration-period=never"]
-        g.upsert(["pubsub", "subscriptions", "describe", dead_letter_subscription(t)],
-                 ["pubsub", "subscriptions", "create", dead_letter_subscription(t),
-                  f"--topic={dlt}", *keep],
-                 ["pubsub", "subscriptions", "update", dead_letter_subscription(t), *keep])
-        g.run("pubsub", "topics", "add-iam-policy-binding", dlt,
-              f"--member=serviceAccount:{agent}", "--role=roles/pubsub.publisher",
-              "--format=none")
+        g.upsert(
+            ["pubsub", "topics", "describe", dlt],
+            ["pubsub", "topics", "create", dlt, "--labels=app=switchyard"],
+            None,
+        )
+        keep = ["--ack-deadline=60", "--message-retention-duration=7d", "--expiration-period=never"]
+        g.upsert(
+            ["pubsub", "subscriptions", "describe", dead_letter_subscription(t)],
+            [
+                "pubsub",
+                "subscriptions",
+                "create",
+                dead_letter_subscription(t),
+                f"--topic={dlt}",
+                *keep,
+            ],
+            ["pubsub", "subscriptions", "update", dead_letter_subscription(t), *keep],
+        )
+        g.bind("pubsub topics", dlt, f"serviceAccount:{agent}", "roles/pubsub.publisher")
 
     def function(self, d: Deployment) -> None:
         source = self.source_dir / d.name
@@ -347,26 +432,45 @@ class Deployer:
         rt = d.runtime
         public = d.ingress == "all"
         args = [
-            "functions", "deploy", d.name, "--gen2", f"--runtime={RUNTIME}",
-            f"--region={self.region}", f"--source={source}", f"--entry-point={d.entry_point}",
+            "functions",
+            "deploy",
+            d.name,
+            "--gen2",
+            f"--runtime={RUNTIME}",
+            f"--region={self.region}",
+            f"--source={source}",
+            f"--entry-point={d.entry_point}",
             "--trigger-http",
             "--allow-unauthenticated" if public else "--no-allow-unauthenticated",
             f"--ingress-settings={'all' if public else 'internal-only'}",
-            f"--memory={rt.memory}", f"--cpu={rt.cpu:g}", f"--timeout={rt.timeout_s}s",
-            f"--min-instances={rt.min_instances}", f"--max-instances={rt.max_instances}",
+            f"--memory={rt.memory}",
+            f"--cpu={rt.cpu:g}",
+            f"--timeout={rt.timeout_s}s",
+            f"--min-instances={rt.min_instances}",
+            f"--max-instances={rt.max_instances}",
             f"--concurrency={rt.concurrency}",
             f"--service-account={self.sa_email(d.name)}",
+            *(
+                [f"--vpc-connector={self.vpc_connector}", "--egress-settings=all"]
+                if self.vpc_connector
+                else []
+            ),
             f"--build-service-account=projects/{self.project}/serviceAccounts/"
             f"{self.email(BUILDER)}",
             _kv("--set-env-vars", self.environment(d)),
         ]
         if d.secrets:
-            args.append(_kv("--set-secrets", {secret_env_name(s): f"{s}:latest"
-                                              for s in d.secrets}))
+            args.append(
+                _kv("--set-secrets", {secret_env_name(s): f"{s}:latest" for s in d.secrets})
+            )
         else:
             args.append("--clear-secrets")
-        args.append(_kv("--update-labels", {"app": "switchyard", "env": self.env,
-                                            "context": d.context, "trigger": d.trigger}))
+        args.append(
+            _kv(
+                "--update-labels",
+                {"app": "switchyard", "env": self.env, "context": d.context, "trigger": d.trigger},
+            )
+        )
         self.gcloud.run(*args)
 
     def subscription(self, d: Deployment, t: str, agent: str) -> None:
@@ -384,76 +488,134 @@ class Deployer:
             f"--max-delivery-attempts={clamp(r.max_attempts, 5, 100)}",
             f"--min-retry-delay={clamp(r.min_backoff_s, 0, 600)}s",
             f"--max-retry-delay={clamp(max(r.max_backoff_s, r.min_backoff_s), 0, 600)}s",
-            "--message-retention-duration=7d", "--expiration-period=never",
+            "--message-retention-duration=7d",
+            "--expiration-period=never",
         ]
         self.gcloud.upsert(
             ["pubsub", "subscriptions", "describe", name],
-            ["pubsub", "subscriptions", "create", name, f"--topic={t}", *common,
-             f"--labels=app=switchyard,deployment={d.name}"],
+            [
+                "pubsub",
+                "subscriptions",
+                "create",
+                name,
+                f"--topic={t}",
+                *common,
+                f"--labels=app=switchyard,deployment={d.name}",
+            ],
             ["pubsub", "subscriptions", "update", name, *common],
         )
-        self.gcloud.run("pubsub", "subscriptions", "add-iam-policy-binding", name,
-                        f"--member=serviceAccount:{agent}", "--role=roles/pubsub.subscriber",
-                        "--format=none")
+        self.gcloud.bind(
+            "pubsub subscriptions", name, f"serviceAccount:{agent}", "roles/pubsub.subscriber"
+        )
 
     def schedule(self, d: Deployment) -> None:
         url = self.url(d.name)
         if url is None:
             raise GcloudError(f"cannot read the URL of {d.name}")
         common = [
-            f"--location={self.region}", f"--schedule={d.schedule}",
-            f"--time-zone={d.time_zone}", f"--uri={url}", "--http-method=POST",
-            "--message-body={}", f"--oidc-service-account-email={self.email(SCHEDULER_INVOKER)}",
+            f"--location={self.region}",
+            f"--schedule={d.schedule}",
+            f"--time-zone={d.time_zone}",
+            f"--uri={url}",
+            "--http-method=POST",
+            "--message-body={}",
+            f"--oidc-service-account-email={self.email(SCHEDULER_INVOKER)}",
             f"--oidc-token-audience={url}",
             f"--attempt-deadline={clamp(d.runtime.timeout_s, 15, 1800)}s",
-            "--max-retry-attempts=0", f"--description={d.description[:500]}",
+            "--max-retry-attempts=0",
+            f"--description={d.description[:500]}",
         ]
         self.gcloud.upsert(
             ["scheduler", "jobs", "describe", d.name, f"--location={self.region}"],
-            ["scheduler", "jobs", "create", "http", d.name, *common,
-             "--headers=Content-Type=application/json"],
-            ["scheduler", "jobs", "update", "http", d.name, *common,
-             "--update-headers=Content-Type=application/json"],
+            [
+                "scheduler",
+                "jobs",
+                "create",
+                "http",
+                d.name,
+                *common,
+                "--headers=Content-Type=application/json",
+            ],
+            [
+                "scheduler",
+                "jobs",
+                "update",
+                "http",
+                d.name,
+                *common,
+                "--update-headers=Content-Type=application/json",
+            ],
         )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Deploy Switchyard deployments with gcloud from the manifests.")
-    parser.add_argument("deployments", nargs="*", metavar="DEPLOYMENT",
-                        help="deployments to deploy (default: $DEPLOYMENT, else all)")
+        description="Deploy Switchyard deployments with gcloud from the manifests."
+    )
+    parser.add_argument(
+        "deployments",
+        nargs="*",
+        metavar="DEPLOYMENT",
+        help="deployments to deploy (default: $DEPLOYMENT, else all)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run none")
-    parser.add_argument("--project", default=os.environ.get("GOOGLE_CLOUD_PROJECT")
-                        or os.environ.get("CLOUDSDK_CORE_PROJECT"))
+    parser.add_argument(
+        "--project",
+        default=os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("CLOUDSDK_CORE_PROJECT"),
+    )
     parser.add_argument("--region", default=os.environ.get("REGION", "europe-west1"))
-    parser.add_argument("--env", default=os.environ.get("SWITCHYARD_ENV", "dev"),
-                        choices=["dev", "prod"])
+    parser.add_argument(
+        "--env", default=os.environ.get("SWITCHYARD_ENV", "dev"), choices=["dev", "prod"]
+    )
     parser.add_argument("--sql-instance", default=os.environ.get("SQL_INSTANCE", "switchyard"))
-    parser.add_argument("--source-dir", type=Path, default=ROOT / "build",
-                        help="where `make package` wrote build/<deployment>/")
-    parser.add_argument("--functions-dir", type=Path, default=ROOT / "functions",
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--vpc-connector",
+        default=os.environ.get("VPC_CONNECTOR", "switchyard"),
+        help="Serverless VPC Access connector for all egress ('' for none; docs/deploy.md)",
+    )
+    parser.add_argument(
+        "--source-dir",
+        type=Path,
+        default=ROOT / "build",
+        help="where `make package` wrote build/<deployment>/",
+    )
+    parser.add_argument(
+        "--functions-dir", type=Path, default=ROOT / "functions", help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     names = args.deployments or os.environ.get("DEPLOYMENT", "").replace(",", " ").split()
     try:
         catalog = load(args.functions_dir.resolve())
         unknown = sorted(set(names) - set(catalog.deployments))
         if unknown:
-            raise GcloudError(f"unknown deployment(s): {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(catalog.deployments))}")
+            raise GcloudError(
+                f"unknown deployment(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(catalog.deployments))}"
+            )
         project = args.project
         if not project:
-            project = "<project>" if args.dry_run else subprocess.run(
-                ["gcloud", "config", "get-value", "project"], text=True, capture_output=True
-            ).stdout.strip()
+            project = (
+                "<project>"
+                if args.dry_run
+                else subprocess.run(
+                    ["gcloud", "config", "get-value", "project"], text=True, capture_output=True
+                ).stdout.strip()
+            )
         if not project:
             raise GcloudError("no project: pass --project or set GOOGLE_CLOUD_PROJECT")
         try:
             source_dir = args.source_dir.resolve().relative_to(Path.cwd())
         except ValueError:
             source_dir = args.source_dir.resolve()
-        deployer = Deployer(catalog, Gcloud(project, dry_run=args.dry_run), args.region,
-                            args.env, source_dir, args.sql_instance)
+        deployer = Deployer(
+            catalog,
+            Gcloud(project, dry_run=args.dry_run),
+            args.region,
+            args.env,
+            source_dir,
+            args.sql_instance,
+            args.vpc_connector,
+        )
         deployer.deploy(names or sorted(catalog.deployments))
     except (GcloudError, ManifestError) as exc:
         print(f"deploy: error: {exc}", file=sys.stderr)

@@ -2,21 +2,18 @@
 
 import base64
 import json
-from typing import ClassVar
 
 import pytest
 
+from functions.users.events import UserDeleted
 from shared import events
 
-
-class ThingHappened(events.Event):
-    event_type: ClassVar[str] = "user.created"  # a topic the manifests know
-    schema_version: ClassVar[int] = 3
-    id: str
+USER = {"id": "1", "email": "a@example.com", "name": "A", "roles": ["viewer"], "active": False,
+        "version": 2}
 
 
 def message(attrs: dict, data: object = None) -> dict:
-    raw = json.dumps({"id": "1"} if data is None else data).encode()
+    raw = json.dumps(USER if data is None else data).encode()
     return {"data": base64.b64encode(raw).decode(), "attributes": attrs, "messageId": "m1"}
 
 
@@ -30,7 +27,7 @@ def test_envelope_decodes_attributes_and_payload():
     assert (got.event_type, got.event_id, got.schema_version, got.actor) == (
         "user.created", "e1", 3, "u1")
     assert got.occurred_at.year == 2026 and got.delivery_attempt == 2
-    assert got.parse(ThingHappened).id == "1"
+    assert got.parse(UserDeleted).version == 2
 
 
 @pytest.mark.parametrize("attrs,data", [
@@ -53,10 +50,10 @@ def test_emit_refuses_an_event_the_deployment_does_not_declare(monkeypatch):
 
     monkeypatch.setenv("SWITCHYARD_DEPLOYMENT", "audit-api")
     settings.cache_clear()
-    with pytest.raises(events.EventError, match="does not declare user.created"):
-        events.emit(None, ThingHappened(id="1"))  # type: ignore[arg-type]
+    with pytest.raises(events.EventError, match="does not declare user.deleted"):
+        events.emit(None, UserDeleted(**USER))  # type: ignore[arg-type]
 
 
 def test_schema_rejects_unknown_fields():
     with pytest.raises(ValueError):
-        ThingHappened(id="1", extra="x")  # type: ignore[call-arg]
+        UserDeleted(**USER, extra="x")  # type: ignore[call-arg]

@@ -1,7 +1,8 @@
 # One Cloud Run function (gen2) built from a zip produced by `make package`
 # (build/<deployment>.zip). Every function takes HTTP, event deployments included: they receive
 # Pub/Sub push bodies (see docs/decisions/0002-owned-push-subscriptions.md). Ingress is internal
-# unless the manifest says `ingress: all`, which also grants allUsers the invoker role.
+# unless the manifest says `ingress: all`, which also grants allUsers the invoker role. Egress
+# goes through the VPC connector when one is given (modules/network explains why).
 
 terraform {
   required_providers {
@@ -61,6 +62,9 @@ resource "google_cloudfunctions2_function" "this" {
     all_traffic_on_latest_revision   = true
     service_account_email            = var.service_account_email
     environment_variables            = var.environment
+    # All egress through the VPC: calls to other (internal-only) functions count as internal.
+    vpc_connector                 = var.vpc_connector == "" ? null : var.vpc_connector
+    vpc_connector_egress_settings = var.vpc_connector == "" ? null : "ALL_TRAFFIC"
 
     dynamic "secret_environment_variables" {
       for_each = var.secret_environment

@@ -85,6 +85,12 @@ variable "secret_environment" {
   default     = {}
 }
 
+variable "vpc_connector" {
+  type        = string
+  description = "Serverless VPC Access connector id for all egress; empty for none."
+  default     = ""
+}
+
 variable "labels" {
   type        = map(string)
   description = "Labels of the function."

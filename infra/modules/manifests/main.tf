@@ -130,15 +130,26 @@ locals {
     "${b.deployment}/${b.secret}" => b
   }
 
+  # Cloud Run's deterministic URL of each http deployment but the gateways, known before the
+  # services exist: https://<service>-<project number>.<region>.run.app. Deployments call each
+  # other with it (shared.clients.call); the gateways get the URLs the functions report.
+  internal_urls = var.project_number == "" || var.region == "" || !var.allow_service_calls ? {} : {
+    for n in local.http_deployments : n => "https://${n}-${var.project_number}.${var.region}.run.app"
+    if !contains(local.gateways, n)
+  }
+
   # roles/run.invoker: who may call whom. "@push" and "@scheduler" are the platform's invoker
-  # service accounts (names no deployment can have); otherwise the invoker is a deployment.
+  # service accounts (names no deployment can have); otherwise the invoker is a deployment:
+  # the gateways on every other deployment (routing, and GET /health of each for
+  # /api/health), and with allow_service_calls every deployment on every other http one.
   invoker_bindings = merge(
     { for n in local.event_deployments : "${n}/@push" => { target = n, invoker = "@push" } },
     { for n in local.schedule_deployments : "${n}/@scheduler" => { target = n, invoker = "@scheduler" } },
     merge([
-      for g in local.gateways : {
-        for n in local.http_deployments : "${n}/${g}" => { target = n, invoker = g } if !contains(local.gateways, n)
-      }
+      for t, d in local.deployments : {
+        for c in(d.trigger == "http" && var.allow_service_calls ? keys(local.deployments) : local.gateways) :
+        "${t}/${c}" => { target = t, invoker = c } if c != t
+      } if !contains(local.gateways, t)
     ]...),
   )
 
@@ -149,7 +160,7 @@ locals {
     ))
   }
 
-  # Runtime environment (SERVICE_URLS of the gateways is added where the URLs are known).
+  # Runtime environment (SERVICE_URLS of the gateways is added where their URLs are known).
   environment = {
     for n, d in local.deployments : n => merge(
       d.env,
@@ -163,6 +174,9 @@ locals {
         DB_NAME                  = var.database_name
         DB_USER                  = local.db_user[n]
         DB_IAM_AUTH              = "true"
+      } : {},
+      length(local.internal_urls) > 0 && !contains(local.gateways, n) ? {
+        SERVICE_URLS = jsonencode(local.internal_urls)
       } : {},
     )
   }

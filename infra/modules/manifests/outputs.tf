@@ -92,3 +92,8 @@ output "sql_grants" {
   description = "Schema -> IAM database users that may use it (DB_GRANTS for shared.migrate)."
   value       = local.sql_grants
 }
+
+output "internal_urls" {
+  description = "Deterministic run.app URL of each http deployment but the gateways (SERVICE_URLS of the others)."
+  value       = local.internal_urls
+}

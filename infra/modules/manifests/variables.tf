@@ -8,6 +8,24 @@ variable "project_id" {
   description = "Google Cloud project id (service account emails, GOOGLE_CLOUD_PROJECT)."
 }
 
+variable "region" {
+  type        = string
+  description = "Region of the functions (deterministic service URLs)."
+  default     = ""
+}
+
+variable "project_number" {
+  type        = string
+  description = "Project number (deterministic service URLs); empty gives non-gateway deployments no SERVICE_URLS."
+  default     = ""
+}
+
+variable "allow_service_calls" {
+  type        = bool
+  description = "Let every deployment call every http deployment (shared.clients.call): SERVICE_URLS and run.invoker. False: only the gateways."
+  default     = true
+}
+
 variable "env" {
   type        = string
   description = "SWITCHYARD_ENV of the deployed functions: dev or prod."

@@ -1,5 +1,5 @@
 # One Cloud Run function per deployment. The gateways are created after the others because
-# their SERVICE_URLS holds the URL of every http deployment (their own URL is not needed).
+# their SERVICE_URLS holds the URL of every other deployment (their own URL is not needed).
 
 resource "google_storage_bucket" "sources" {
   project                     = var.project_id
@@ -30,7 +30,8 @@ locals {
   backends = { for n, d in module.manifests.deployments : n => d if !contains(module.manifests.gateways, n) }
   gateways = { for n, d in module.manifests.deployments : n => d if contains(module.manifests.gateways, n) }
 
-  service_urls = jsonencode({ for n, f in module.function : n => f.url if contains(module.manifests.http_deployments, n) })
+  # Every other deployment: the gateways route to the http ones and probe all for /api/health.
+  service_urls = jsonencode({ for n, f in module.function : n => f.url })
 
   functions = merge(module.function, module.gateway)
 }
@@ -50,6 +51,7 @@ module "function" {
   source_zip            = "${var.build_dir}/${each.key}.zip"
   build_service_account = module.builder.id
   service_account_email = module.service_account[each.key].email
+  vpc_connector         = module.network.connector_id
   environment           = merge(module.manifests.environment[each.key], lookup(var.environment_overrides, each.key, {}))
   secret_environment    = module.manifests.secret_environment[each.key]
   labels                = merge(local.labels, { context = each.value.context, trigger = each.value.trigger })
@@ -73,6 +75,7 @@ module "gateway" {
   source_zip            = "${var.build_dir}/${each.key}.zip"
   build_service_account = module.builder.id
   service_account_email = module.service_account[each.key].email
+  vpc_connector         = module.network.connector_id
   environment = merge(
     module.manifests.environment[each.key],
     { SERVICE_URLS = local.service_urls },

@@ -28,6 +28,24 @@ variable "build_dir" {
   description = "Path of build/ where `make package` writes <deployment>.zip."
 }
 
+variable "allow_service_calls" {
+  type        = bool
+  description = "Let every deployment call every http deployment directly (SERVICE_URLS + run.invoker); false: only the gateway may."
+  default     = true
+}
+
+variable "connector_cidr" {
+  type        = string
+  description = "Unused /28 for the Serverless VPC Access connector."
+  default     = "10.8.0.0/28"
+}
+
+variable "connector_max_instances" {
+  type        = number
+  description = "Maximum instances of the VPC connector (3..10; egress throughput of all functions)."
+  default     = 3
+}
+
 variable "deletion_protection" {
   type        = bool
   description = "Protect stateful resources (Cloud SQL, Firestore, the source bucket) from deletion."

@@ -1,0 +1,257 @@
+"""Helpers of the infrastructure tests: the expected plan, re-derived in Python from the
+manifests (the contract of design.md 3, 6, 8 and the infra issue), the evaluation of the same
+plan by Terraform itself (infra/modules/manifests, a module without provider, evaluated
+offline), and HCL parsing. Named uniquely so `from infra_support import ...` never picks up
+another directory's module."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import hcl2
+from hcl2 import SerializationOptions
+
+from shared.manifests import (
+    Catalog,
+    dead_letter_subscription,
+    dead_letter_topic,
+    subscription_name,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+MANIFESTS_MODULE = INFRA / "modules" / "manifests"
+PROJECT = "proj"
+PROJECT_NUMBER = "123456789"
+REGION = "europe-west1"
+CONNECTION = f"{PROJECT}:{REGION}:switchyard"
+
+# Platform conventions the plan depends on (Terraform: variables of infra/modules/manifests).
+GATEWAY_CONTEXT = "gateway"
+ALL_TOPIC_PUBLISHERS = ("ops-outbox-relay",)
+DEAD_LETTER_OPERATORS = ("ops-api",)
+
+
+# --- the expected plan ---------------------------------------------------------------------
+
+
+def account_id(name: str) -> str:
+    if len(name) > 30:
+        return f"{name[:25]}-{hashlib.sha256(name.encode()).hexdigest()[:4]}"
+    return f"{name}-fn" if len(name) < 6 else name
+
+
+def expected_plan(
+    cat: Catalog,
+    project: str = PROJECT,
+    env: str = "dev",
+    connection: str = CONNECTION,
+    project_number: str = PROJECT_NUMBER,
+    region: str = REGION,
+    allow_service_calls: bool = True,
+) -> dict[str, Any]:
+    """What infra/modules/manifests must output for `cat`, written from the contract."""
+    deps = cat.deployments
+    topics = list(cat.topics)
+    gateways = sorted(n for n, d in deps.items() if d.context == GATEWAY_CONTEXT)
+    relays = [n for n in ALL_TOPIC_PUBLISHERS if n in deps]
+    operators = [n for n in DEAD_LETTER_OPERATORS if n in deps]
+    email = {n: f"{account_id(n)}@{project}.iam.gserviceaccount.com" for n in deps}
+    db_user = {n: e.removesuffix(".gserviceaccount.com") for n, e in email.items()}
+
+    subscriptions = {}
+    for d, t in cat.subscriptions():
+        r = d.retry
+        subscriptions[subscription_name(d.name, t)] = {
+            "name": subscription_name(d.name, t),
+            "deployment": d.name,
+            "topic": t,
+            "dead_letter_topic": dead_letter_topic(t),
+            "max_delivery_attempts": min(max(r.max_attempts, 5), 100),
+            "min_backoff_s": min(max(r.min_backoff_s, 0), 600),
+            "max_backoff_s": min(max(r.max_backoff_s, r.min_backoff_s, 0), 600),
+            "ack_deadline_s": min(max(d.runtime.timeout_s, 10), 600),
+        }
+    publishing = {
+        n: topics if n in relays or n in operators else list(d.publishes) for n, d in deps.items()
+    }
+    # Any deployment may call any http deployment (shared.clients.call), at its deterministic
+    # Cloud Run URL; the gateways use the URLs the functions report (added by the root module).
+    internal_urls = {
+        n: f"https://{n}-{project_number}.{region}.run.app"
+        for n, d in sorted(deps.items())
+        if d.trigger == "http" and n not in gateways and allow_service_calls
+    }
+    callers = list(deps) if allow_service_calls else gateways
+    invokers: dict[str, dict[str, str]] = {}
+    for n, d in deps.items():
+        if d.trigger == "event":
+            invokers[f"{n}/@push"] = {"target": n, "invoker": "@push"}
+        elif d.trigger == "schedule":
+            invokers[f"{n}/@scheduler"] = {"target": n, "invoker": "@scheduler"}
+        if n not in gateways:
+            # The gateways call every deployment (routing; GET /health for /api/health).
+            who = callers if d.trigger == "http" else gateways
+            invokers.update({f"{n}/{c}": {"target": n, "invoker": c} for c in who if c != n})
+    environment = {}
+    for n, d in deps.items():
+        env_vars = {
+            **dict(d.env),
+            "SWITCHYARD_ENV": env,
+            "GOOGLE_CLOUD_PROJECT": project,
+            "SWITCHYARD_DEPLOYMENT": n,
+        }
+        if d.uses_sql:
+            env_vars |= {
+                "INSTANCE_CONNECTION_NAME": connection,
+                "DB_NAME": "switchyard",
+                "DB_USER": db_user[n],
+                "DB_IAM_AUTH": "true",
+            }
+        if internal_urls and n not in gateways:
+            env_vars["SERVICE_URLS"] = json.dumps(internal_urls, separators=(",", ":"))
+        environment[n] = env_vars
+    roles = {}
+    for n, d in deps.items():
+        r = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"] if d.uses_sql else []
+        if d.uses_firestore or d.trigger == "event":
+            r.append("roles/datastore.user")
+        roles[n] = sorted(r)
+    sql_grants = {}
+    for c in cat.contexts:
+        if c.owns_schema:
+            users = [db_user[d.name] for d in c.deployments if d.uses_sql]
+            users += [db_user[n] for n in relays if deps[n].uses_sql]
+            sql_grants[c.owns_schema] = sorted(set(users))
+    return {
+        "topics": topics,
+        "http_deployments": sorted(n for n, d in deps.items() if d.trigger == "http"),
+        "event_deployments": sorted(n for n, d in deps.items() if d.trigger == "event"),
+        "gateways": gateways,
+        "subscriptions": subscriptions,
+        "topic_wiring": {
+            t: {
+                "publishers": sorted(n for n, d in deps.items() if t in d.publishes),
+                "subscribers": sorted(
+                    s["deployment"] for s in subscriptions.values() if s["topic"] == t
+                ),
+                "dead_letter_topic": dead_letter_topic(t),
+                "keep_subscription": dead_letter_subscription(t),
+            }
+            for t in topics
+        },
+        "schedules": {
+            n: {
+                "schedule": d.schedule,
+                "time_zone": d.time_zone,
+                "attempt_deadline_s": min(max(d.runtime.timeout_s, 15), 1800),
+            }
+            for n, d in deps.items()
+            if d.trigger == "schedule"
+        },
+        "account_ids": {n: account_id(n) for n in deps},
+        "db_users": db_user,
+        "project_roles": roles,
+        "publisher_bindings": {
+            f"{n}/{t}": {"deployment": n, "topic": t} for n, ts in publishing.items() for t in ts
+        },
+        "dead_letter_bindings": {
+            f"{n}/{t}": {"deployment": n, "topic": t} for n in operators for t in topics
+        },
+        "secrets": sorted({s for d in deps.values() for s in d.secrets}),
+        "secret_bindings": {
+            f"{n}/{s}": {"deployment": n, "secret": s} for n, d in deps.items() for s in d.secrets
+        },
+        "invoker_bindings": invokers,
+        "internal_urls": internal_urls,
+        "environment": environment,
+        "secret_environment": {
+            n: {s.upper().replace("-", "_"): s for s in d.secrets} for n, d in deps.items()
+        },
+        "sql_grants": sql_grants,
+    }
+
+
+# --- Terraform -----------------------------------------------------------------------------
+
+
+def terraform_env() -> dict[str, str]:
+    return {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
+
+
+def evaluate_manifests_module(terraform: str, functions_dir: Path, work: Path) -> dict[str, Any]:
+    """Evaluate infra/modules/manifests for a functions directory: its outputs as JSON.
+
+    The module has no provider, so `terraform init` needs no registry and `apply` creates
+    nothing but the outputs (in a throwaway local state in `work`)."""
+    source = os.path.relpath(MANIFESTS_MODULE, work)
+    (work / "main.tf").write_text(
+        'module "manifests" {\n'
+        f'  source              = "{source}"\n'
+        f'  functions_dir       = "{functions_dir}"\n'
+        f'  project_id          = "{PROJECT}"\n'
+        f'  project_number      = "{PROJECT_NUMBER}"\n'
+        f'  region              = "{REGION}"\n'
+        '  env                 = "dev"\n'
+        f'  sql_connection_name = "{CONNECTION}"\n'
+        "}\n\n"
+        'output "plan" {\n  value = module.manifests\n}\n'
+    )
+    env = terraform_env()
+    for cmd in (
+        ["init", "-input=false", "-no-color"],
+        ["apply", "-auto-approve", "-input=false", "-no-color"],
+    ):
+        done = subprocess.run(
+            [terraform, f"-chdir={work}", *cmd],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"terraform {cmd[0]} failed:\n{done.stderr}"
+    done = subprocess.run(
+        [terraform, f"-chdir={work}", "output", "-json", "plan"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+# --- HCL -----------------------------------------------------------------------------------
+
+HCL_OPTIONS = SerializationOptions(
+    strip_string_quotes=True, explicit_blocks=False, with_comments=False
+)
+
+
+def tf_files(directory: Path = INFRA) -> list[Path]:
+    return sorted(p for p in directory.rglob("*.tf") if ".terraform" not in p.parts)
+
+
+def parse(path: Path) -> dict[str, Any]:
+    return hcl2.loads(path.read_text(), serialization_options=HCL_OPTIONS)
+
+
+def blocks(directory: Path, kind: str) -> dict[str, Any]:
+    """Merged `kind` blocks (resource, module, variable, output, locals...) of one module dir.
+
+    resource/data -> {"type.name": body}; locals -> {name: expr}; others -> {name: body}."""
+    out: dict[str, Any] = {}
+    for path in sorted(directory.glob("*.tf")):
+        for block in parse(path).get(kind, []):
+            for name, body in block.items():
+                if kind in ("resource", "data"):
+                    for rname, rbody in body.items():
+                        out[f"{name}.{rname}"] = rbody
+                else:
+                    out[name] = body
+    return out

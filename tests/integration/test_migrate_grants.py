@@ -1,0 +1,41 @@
+"""shared.migrate grants each schema to the database users Terraform lists (DB_GRANTS)."""
+
+import json
+import uuid
+
+from sqlalchemy import create_engine, text
+
+from shared import db
+from shared.config import settings
+
+
+def test_grants_let_a_deployment_user_use_its_schema_only(pg_url, monkeypatch, tmp_path):
+    role = f"sa_{uuid.uuid4().hex[:8]}@proj.iam"
+    admin = create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
+    monkeypatch.setenv("DB_GRANTS", json.dumps({"users": [role]}))
+    settings.cache_clear()
+    db.reset()
+    from shared.migrate import upgrade
+
+    try:
+        upgrade("users")
+        with admin.connect() as conn:
+            def can(priv: str, table: str) -> bool:
+                return conn.execute(text("SELECT has_table_privilege(:r, :t, :p)"),
+                                    {"r": role, "t": table, "p": priv}).scalar()
+
+            assert can("INSERT", "users.outbox") and can("SELECT", "users.outbox")
+            assert conn.execute(text("SELECT has_schema_privilege(:r, 'users', 'USAGE')"),
+                                {"r": role}).scalar()
+            assert not conn.execute(text("SELECT has_schema_privilege(:r, 'users', 'CREATE')"),
+                                    {"r": role}).scalar()
+    finally:
+        db.reset()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
+        admin.dispose()
