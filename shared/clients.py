@@ -14,6 +14,7 @@ for the outbound guard of those).
 from __future__ import annotations
 
 import functools
+import http.cookiejar
 import threading
 import time
 from typing import Any
@@ -58,6 +59,8 @@ def session() -> requests.Session:
     sess = getattr(_local, "session", None)
     if sess is None:
         sess = requests.Session()
+        # Never keep cookies: this session carries every user's calls made on this thread.
+        sess.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=32)
         sess.mount("http://", adapter)
         sess.mount("https://", adapter)

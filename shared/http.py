@@ -310,6 +310,11 @@ def _openapi_view(app: flask.Flask, context: str) -> flask.Response:
 
 def dispatch(app: flask.Flask, request: flask.Request) -> flask.Response:
     """Serve `request` (from functions-framework) with the context's Flask app."""
+    # functions-framework drains the body through its own request object after responding
+    # (its after_request `read_request`). Both request objects must read one stream, or that
+    # drain waits for bytes this app already consumed (werkzeug's server, where wsgi.input is
+    # the socket: the response hangs until the client gives up). Under gunicorn it is a no-op.
+    request.environ["wsgi.input"] = request.stream
     with app.request_context(request.environ):
         try:
             return app.full_dispatch_request()

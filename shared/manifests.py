@@ -153,10 +153,13 @@ class Catalog:
 
     def is_public(self, path: str) -> bool:
         """True when `path` is served without a JWT (declared `public_routes`, health, and
-        each deployment's OpenAPI document `<route>/openapi.json`)."""
-        if path == "/health" or path.endswith(("/health", "/openapi.json")):
+        each deployment's OpenAPI document `<first /api route>/openapi.json`, exactly)."""
+        if path == "/health" or path.endswith("/health"):
             return True
         for d in self.deployments.values():
+            if (path.endswith("/openapi.json") and d.routes and d.routes[0].startswith("/api/")
+                    and path == d.routes[0].rstrip("/") + "/openapi.json"):
+                return True
             for p in d.public_routes:
                 if path == p or path.startswith(p.rstrip("/") + "/"):
                     return True

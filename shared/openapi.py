@@ -1,10 +1,10 @@
 """OpenAPI 3.1 documents generated from a context's Flask app, and the path each is served at.
 
 `spec_for(app, context)` walks the app's URL map and describes every route that lies under one
-of the context's HTTP routes (its health checks and the document itself excluded): path parameters from the
-rule's converters, each method except HEAD/OPTIONS, summary and description from the view's
-docstring, and the request body, query parameters and success response from the pydantic
-models given to `shared.http.describe` (JSON Schema by pydantic, `$defs` hoisted into
+of the context's HTTP routes (its health checks and the document itself excluded): path
+parameters from the rule's converters, each method except HEAD/OPTIONS, summary and description
+from the view's docstring, and the request body, query parameters and success response from
+the pydantic models given to `shared.http.describe` (JSON Schema by pydantic, `$defs` hoisted into
 `components.schemas`). Errors are problem+json (`components.responses`); every operation needs
 `bearerAuth` except the routes the manifests declare public. `spec_path(deployment)` is where a
 deployment serves its spec (`<first route>/openapi.json`, only for `/api/...` routes);
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -32,6 +32,9 @@ API_VERSION = "1.0.0"
 SPEC_SUFFIX = "/openapi.json"
 REF = "#/components/schemas/{model}"
 _SKIPPED_METHODS = {"HEAD", "OPTIONS"}
+_Mode = Literal["validation", "serialization"]
+_MODEL_MODES: tuple[tuple[str, _Mode], ...] = (("request", "validation"),
+                                              ("response", "serialization"))
 _CONVERTER = re.compile(r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _PARAM_SCHEMA: dict[str, dict[str, Any]] = {
     "int": {"type": "integer"},
@@ -159,7 +162,7 @@ def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
     prefixes = [r for d in http for r in d.routes]
     own = {d.health_path for d in http} | {p for p in map(spec_path, http) if p}
     operations: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
-    models: list[tuple[type[BaseModel], str]] = []
+    models: list[tuple[type[BaseModel], _Mode]] = []
 
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if rule.endpoint == "static":
@@ -187,7 +190,7 @@ def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
                 for name, conv in params
             ]
             operations.append((path, method.lower(), op, facts))
-            for key, mode in (("request", "validation"), ("response", "serialization")):
+            for key, mode in _MODEL_MODES:
                 model = facts.get(key)
                 if isinstance(model, type) and issubclass(model, BaseModel):
                     models.append((model, mode))

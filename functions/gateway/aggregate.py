@@ -55,7 +55,7 @@ def _executor() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gateway-fanout")
+            _pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="gateway-fanout")
         return _pool
 
 

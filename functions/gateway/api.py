@@ -77,6 +77,7 @@ def _guard() -> flask.Response | None:
     if req.path != "/health":
         ip = proxy.client_ip(req.headers, req.remote_addr, s.in_cloud)
         _limit("ip", s.rate_limit_ip_per_min, ip)
+    req.max_content_length = s.max_body_bytes  # read at request time: settings may change
     if req.content_length is not None and req.content_length > s.max_body_bytes:
         raise PayloadTooLarge(f"The body exceeds {s.max_body_bytes} bytes.")
     auth.authenticate_request()

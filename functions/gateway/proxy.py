@@ -19,9 +19,9 @@ from urllib.parse import quote
 import flask
 import requests
 import urllib3
-from requests.structures import CaseInsensitiveDict
 
 from shared import clients, manifests
+from shared import logging as slog
 from shared.config import settings
 from shared.http import (
     BadGateway,
@@ -34,6 +34,7 @@ from shared.http import (
 from shared.manifests import Deployment
 
 GATEWAY_CONTEXT = "gateway"
+_log = slog.get_logger("switchyard.gateway")
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
@@ -46,9 +47,6 @@ _NOT_FORWARDED = HOP_BY_HOP | {
 }
 # The WSGI server writes its own Date and Server; a copy would duplicate them.
 _NOT_RETURNED = HOP_BY_HOP | {"date", "server"}
-# requests' session defaults, removed unless the client sent them: an `Accept-Encoding: gzip`
-# the client did not ask for would make the upstream compress a body the client cannot read.
-_SESSION_DEFAULTS = ("User-Agent", "Accept-Encoding", "Accept", "Connection")
 _SAFE_PATH = "/:@!$&'()*+,;=-._~"
 
 
@@ -83,19 +81,21 @@ def request_headers(
     proto: str,
     host: str,
     service_token: str | None = None,
-) -> CaseInsensitiveDict[str | None]:
+) -> dict[str, str]:
     """The headers sent upstream, from the client's (see module doc)."""
     pairs = list(incoming)
     extra_hop = set()
     for name, value in pairs:
         if name.lower() == "connection":
             extra_hop |= connection_tokens(value)
-    out: CaseInsensitiveDict[str | None] = CaseInsensitiveDict(
-        {name: None for name in _SESSION_DEFAULTS}
-    )
+    out: dict[str, str] = {}
+    user_authorization = None
     for name, value in pairs:
         low = name.lower()
         if low in _NOT_FORWARDED or low in extra_hop:
+            continue
+        if low == "authorization":
+            user_authorization = value
             continue
         out[name] = value
     out["X-Request-ID"] = request_id
@@ -105,10 +105,11 @@ def request_headers(
     out["X-Forwarded-Proto"] = proto
     out["X-Forwarded-Host"] = host
     if service_token:
-        user = out.pop("Authorization", None)
-        if user:
-            out["X-Forwarded-Authorization"] = user
+        if user_authorization:
+            out["X-Forwarded-Authorization"] = user_authorization
         out["Authorization"] = f"Bearer {service_token}"
+    elif user_authorization:
+        out["Authorization"] = user_authorization
     return out
 
 
@@ -209,14 +210,22 @@ def forward(req: flask.Request, *, request_id: str, traceparent: str) -> flask.R
         host=req.host,
         service_token=clients.id_token(base),
     )
+    prepared = requests.PreparedRequest()
     try:
-        upstream = clients.session().request(
-            req.method, base + raw_target(req), data=body or None, headers=headers,
-            timeout=s.upstream_timeout_s, allow_redirects=False, stream=True,
-        )
+        prepared.prepare(method=req.method, url=base + raw_target(req), headers=headers,
+                         data=body or None)
+    except (requests.RequestException, ValueError):
+        raise BadRequest("The request cannot be forwarded (malformed URL or header).") from None
+    try:
+        # The session's pooled adapter, not Session.request: no cookie jar shared between
+        # users' requests, no proxy lookup in the environment, no redirects (and ~0.5 ms less).
+        upstream = clients.session().get_adapter(base).send(
+            prepared, stream=True, timeout=s.upstream_timeout_s, proxies={})
     except requests.Timeout:
+        _log.warning("%s did not answer %s %s in time", dep.name, req.method, req.path)
         raise GatewayTimeout(f"{dep.name} did not answer in time.") from None
-    except requests.RequestException:
+    except requests.RequestException as exc:
+        _log.warning("%s is unreachable: %s", dep.name, type(exc).__name__)
         raise BadGateway(f"{dep.name} is unreachable.") from None
     try:
         # Raw bytes: the body (compressed or not) goes back exactly as the upstream sent it;
@@ -224,9 +233,11 @@ def forward(req: flask.Request, *, request_id: str, traceparent: str) -> flask.R
         content = upstream.raw.read(decode_content=False)
     except urllib3.exceptions.ReadTimeoutError:
         upstream.close()
+        _log.warning("%s did not finish its answer in time", dep.name)
         raise GatewayTimeout(f"{dep.name} did not finish its answer in time.") from None
-    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError):
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
         upstream.close()
+        _log.warning("%s broke off its answer: %s", dep.name, type(exc).__name__)
         raise BadGateway(f"{dep.name} broke off its answer.") from None
     resp = _Passthrough(content, status=upstream.status_code,
                         headers=response_headers(upstream.raw.headers.items()))

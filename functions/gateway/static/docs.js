@@ -46,10 +46,11 @@
     params.forEach(function (p) {
       var row = el("tr");
       var schema = p.schema || {};
-      var type = schema.type || (schema.anyOf || []).map(function (s) {
-        return s.type || s.format || "";
-      }).join(" | ") || "";
-      if (schema.format) type += " (" + schema.format + ")";
+      var describe = function (s) {
+        return (s.type || (s.$ref ? s.$ref.split("/").pop() : "")) +
+          (s.format ? " (" + s.format + ")" : "");
+      };
+      var type = schema.anyOf ? schema.anyOf.map(describe).join(" | ") : describe(schema);
       [p.name, p.in, p.required ? "yes" : "no", type, p.description || ""].forEach(function (v) {
         row.appendChild(el("td", null, v));
       });
