@@ -242,18 +242,25 @@ def relay(*, grace: timedelta = RELAY_GRACE, batch: int = 500) -> int:
 
     total = 0
     cutoff = _now() - grace
+    failed: list[str] = []
     for schema in catalog().schemas:
         table = _outbox_of(schema)
-        with db.transaction() as s:
-            rows = s.execute(
-                select(table)
-                .where(table.c.published_at.is_(None), table.c.created_at <= cutoff)
-                .order_by(table.c.created_at)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            ).all()
-            if rows:
-                total += _publish_rows(s, table, rows)
+        try:  # one broken outbox must not hold back the other contexts' events
+            with db.transaction() as s:
+                rows = s.execute(
+                    select(table)
+                    .where(table.c.published_at.is_(None), table.c.created_at <= cutoff)
+                    .order_by(table.c.created_at)
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                ).all()
+                if rows:
+                    total += _publish_rows(s, table, rows)
+        except Exception:
+            _log.exception("relay failed on the outbox of %s", schema)
+            failed.append(schema)
+    if failed:
+        raise EventError(f"relay failed on {', '.join(failed)} (published {total} elsewhere)")
     if total:
         _log.info("relay published %d pending events", total)
     return total

@@ -151,19 +151,27 @@ class Catalog:
                 return dep
         return None
 
-    def is_public(self, path: str) -> bool:
-        """True when `path` is served without a JWT (declared `public_routes`, health, and
-        each deployment's OpenAPI document `<first /api route>/openapi.json`, exactly)."""
-        if path == "/health" or path.endswith("/health"):
-            return True
+    @functools.cached_property
+    def _exact_public(self) -> frozenset[str]:
+        paths = {"/health"}
         for d in self.deployments.values():
-            if (path.endswith("/openapi.json") and d.routes and d.routes[0].startswith("/api/")
-                    and path == d.routes[0].rstrip("/") + "/openapi.json"):
-                return True
-            for p in d.public_routes:
-                if path == p or path.startswith(p.rstrip("/") + "/"):
-                    return True
-        return False
+            paths.add(d.health_path)
+            if d.routes and d.routes[0].startswith("/api/"):
+                paths.add(d.routes[0].rstrip("/") + "/openapi.json")
+        return frozenset(paths)
+
+    @functools.cached_property
+    def _public_prefixes(self) -> tuple[str, ...]:
+        return tuple(p for d in self.deployments.values() for p in d.public_routes)
+
+    def is_public(self, path: str) -> bool:
+        """True when `path` is served without a JWT: a declared `public_routes` prefix, or
+        exactly a deployment's health path or OpenAPI document `<first /api route>/openapi.json`
+        (exact, so a catch-all route cannot smuggle `.../health` past the JWT check)."""
+        if path in self._exact_public:
+            return True
+        return any(path == p or path.startswith(p.rstrip("/") + "/")
+                   for p in self._public_prefixes)
 
     def subscriptions(self) -> list[tuple[Deployment, str]]:
         """(event deployment, topic) pairs: one push subscription each."""
