@@ -139,15 +139,19 @@ class Catalog:
                 return c
         raise KeyError(name)
 
+    @functools.cached_property
+    def _routes(self) -> tuple[tuple[str, Deployment], ...]:
+        pairs = [(r, d) for d in self.deployments.values() for r in d.routes]
+        return tuple(sorted(pairs, key=lambda p: len(p[0]), reverse=True))
+
     def routes(self) -> list[tuple[str, Deployment]]:
         """(prefix, deployment) pairs, longest prefix first: the gateway's routing table."""
-        pairs = [(r, d) for d in self.deployments.values() for r in d.routes]
-        return sorted(pairs, key=lambda p: len(p[0]), reverse=True)
+        return list(self._routes)
 
     def route(self, path: str) -> Deployment | None:
         """The deployment serving `path` by longest route prefix, or None."""
-        for prefix, dep in self.routes():
-            if prefix == "/" or path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+        for prefix, dep in self._routes:
+            if _under(path, prefix):
                 return dep
         return None
 
@@ -170,12 +174,19 @@ class Catalog:
         (exact, so a catch-all route cannot smuggle `.../health` past the JWT check)."""
         if path in self._exact_public:
             return True
-        return any(path == p or path.startswith(p.rstrip("/") + "/")
-                   for p in self._public_prefixes)
+        return any(_under(path, p) for p in self._public_prefixes)
 
     def subscriptions(self) -> list[tuple[Deployment, str]]:
         """(event deployment, topic) pairs: one push subscription each."""
         return [(d, t) for d in self.deployments.values() for t in d.subscribes]
+
+
+def _under(path: str, prefix: str) -> bool:
+    """`path` is `prefix` or below it. The root route `/` (a web front end) covers every path
+    except the API: `/api/...` never falls through to it, nor to a public `/`."""
+    if prefix == "/":
+        return not (path == "/api" or path.startswith("/api/"))
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
 
 def subscription_name(deployment: str, topic: str) -> str:
@@ -258,7 +269,7 @@ def _deployment(path: Path, ctx: str, schema: str | None, name: str, raw: Any) -
     if trigger != "http" and (routes or public):
         raise _fail(path, f"{where}.routes", "only http deployments have routes")
     for p in public:
-        if not any(p == r or p.startswith(r.rstrip("/") + "/") for r in routes):
+        if not any(_under(p, r) for r in routes):
             raise _fail(path, f"{where}.public_routes", f"{p!r} is not under a route")
     publishes = _str_list(path, f"{where}.publishes", raw.get("publishes"))
     for t in publishes:

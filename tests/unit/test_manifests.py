@@ -96,3 +96,16 @@ def test_subscriptions_and_defaults(tmp_path):
     assert dep.retry.max_attempts == 7 and dep.retry.min_backoff_s == 10
     assert dep.runtime.memory == "256Mi" and dep.health_path == "/health"
     assert cat.deployments["a-api"].health_path == "/api/a/health"
+
+
+def test_root_route_never_takes_api_paths(tmp_path):
+    write(tmp_path, "web", "context: web\ndeployments:\n  web-ui: {entry_point: api, trigger: http,"
+          " routes: [/], public_routes: [/]}\n")
+    write(tmp_path, "a", "context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http,"
+          " routes: [/api/a]}\n")
+    cat = load(tmp_path)
+    assert cat.route("/").name == "web-ui" and cat.route("/login").name == "web-ui"
+    assert cat.route("/api/a/1").name == "a-api"
+    assert cat.route("/api/other") is None
+    assert cat.is_public("/static/app.js")
+    assert not cat.is_public("/api/a/1") and not cat.is_public("/api/a/x/health")
