@@ -68,16 +68,16 @@ class WrongPassword(AuthError, Forbidden):
         super().__init__("The current password is incorrect.")
 
 
+class PasswordChangedMeanwhile(AuthError, Conflict):
+    def __init__(self) -> None:
+        super().__init__("The password was changed concurrently; try again.")
+
+
 class WeakPassword(AuthError, Unprocessable):
     def __init__(self, field: str, problems: list[str]) -> None:
         super().__init__("The password does not meet the policy.", errors=[
             {"field": field, "message": p, "type": "password_policy"} for p in problems
         ])
-
-
-class EmailInUse(AuthError, Conflict):
-    def __init__(self) -> None:
-        super().__init__("The email belongs to another active account.")
 
 
 # --- rules -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ effects (failure counters, a revoked token family) has committed.
 from __future__ import annotations
 
 import functools
+import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -28,7 +29,6 @@ from shared import db
 from shared import logging as slog
 from shared.config import ConfigError, settings
 from shared.events import Received, emit
-from shared.http import Conflict
 
 _log = slog.get_logger("switchyard.auth")
 
@@ -75,7 +75,12 @@ def _verify(password_hash: str | None, password: str) -> bool:
 
 
 def _account_key(email: str) -> str:
-    return f"account:{email.strip().lower()}"
+    """Throttling key of an account: hashed, so any length fits and no address is stored."""
+    return "account:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def _ip_key(client_ip: str) -> str:
+    return "ip:" + hashlib.sha256(client_ip.encode()).hexdigest()
 
 
 def _view(row: Any) -> Credential:
@@ -96,7 +101,7 @@ def _pair(user_id: str, roles: list[str], refresh_token: str) -> TokenPair:
 
 def login(email: str, password: str, client_ip: str) -> TokenPair:
     s, now = settings(), _now()
-    keys = [_account_key(email)] + ([f"ip:{client_ip}"] if client_ip else [])
+    keys = [_account_key(email)] + ([_ip_key(client_ip)] if client_ip else [])
     with db.transaction() as tx:
         wait = 0
         for key in keys:
@@ -180,30 +185,22 @@ def change_password(claims: sauth.Claims, old_password: str, new_password: str) 
     with db.transaction() as tx:
         row = store.credential(tx, claims.sub)
         if row is None or not row.active:
-            failure: Exception | None = model.AccountInactive()
-        else:
-            failure = None
-            try:
-                model.check_password(new_password, row.email, field="new_password")
-            except model.WeakPassword as exc:
-                failure = exc
-            else:
-                attempts, start = store.count_attempt(tx, _account_key(row.email or row.user_id),
-                                                      now, s.login_window_s)
-                wait = model.throttle_wait(attempts, start, now,
-                                           max_failures=s.login_max_failures,
-                                           window_s=s.login_window_s)
-                if wait:
-                    failure = model.LoginThrottled(wait)
-    if failure is not None:
-        raise failure
+            raise model.AccountInactive()
+        model.check_password(new_password, row.email, field="new_password")
+        # Guessing the current password is throttled like logins (same account counter).
+        attempts, start = store.count_attempt(tx, _account_key(row.email or row.user_id), now,
+                                              s.login_window_s)
+        wait = model.throttle_wait(attempts, start, now, max_failures=s.login_max_failures,
+                                   window_s=s.login_window_s)
+    if wait:  # raised after the commit: the counted attempt must stay counted
+        raise model.LoginThrottled(wait)
     old_hash = row.password_hash
     if not _verify(old_hash, old_password):
         raise model.WrongPassword()
     new_hash = hasher.hash(new_password)
     with db.transaction() as tx:
         if not store.replace_password_hash(tx, row.user_id, old_hash, new_hash, now):
-            raise Conflict("The password was changed concurrently; try again.")
+            raise model.PasswordChangedMeanwhile()
         store.forget_attempts(tx, _account_key(row.email or row.user_id))
         store.revoke_user_tokens(tx, row.user_id, now)
         emit(tx, PasswordChanged(user_id=row.user_id))

@@ -68,7 +68,7 @@ refresh_tokens = Table(
 
 login_failures = Table(
     "login_failures", metadata,
-    Column("key", String(320), primary_key=True),  # "account:<email>" or "ip:<address>"
+    Column("key", String(100), primary_key=True),  # "account:<sha256>" or "ip:<sha256>"
     Column("failures", Integer, nullable=False),
     Column("window_start", DateTime(timezone=True), nullable=False),
 )

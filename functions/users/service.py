@@ -82,17 +82,39 @@ def create_user(*, email: str, name: str, roles: list[str], password: str | None
     now = _now()
     user = User(id=str(uuid.uuid4()), email=email, name=name, roles=roles, active=True,
                 version=1, created_at=now, updated_at=now)
-    with db.transaction() as tx:
-        if store.email_taken(tx, email):
-            raise model.UserExists()
-        try:
-            store.insert(tx, **user.facts(), created_at=now, updated_at=now)
-        except IntegrityError:  # a concurrent create with the same email won
-            raise model.UserExists() from None
-        if password is not None:
-            _store_password(user, password, authorization)
-        emit(tx, UserCreated(**user.facts()))
+    handed_over = False
+    try:
+        with db.transaction() as tx:
+            if store.email_taken(tx, email):
+                raise model.UserExists()
+            try:
+                store.insert(tx, **user.facts(), created_at=now, updated_at=now)
+            except IntegrityError:  # a concurrent create with the same email won
+                raise model.UserExists() from None
+            if password is not None:
+                _store_password(user, password, authorization)
+                handed_over = True
+            emit(tx, UserCreated(**user.facts()))
+    except Exception:
+        if handed_over:  # auth holds a credential for a user that was never committed
+            _withdraw_credential(user, authorization)
+        raise
     return user
+
+
+def _withdraw_credential(user: User, authorization: str | None) -> None:
+    """Best effort: deactivate the credential auth stored for a create that then failed."""
+    headers = {"Authorization": authorization} if authorization else None
+    facts = {"email": user.email, "roles": user.roles, "active": False,
+             "version": user.version}
+    try:
+        resp = clients.call("PUT", f"/api/auth/credentials/{user.id}", json=facts,
+                            headers=headers)
+        ok = resp.ok
+    except clients.ServiceCallError:
+        ok = False
+    if not ok:
+        _log.error("could not deactivate the credential of uncommitted user %s", user.id)
 
 
 def get_user(user_id: str) -> User:

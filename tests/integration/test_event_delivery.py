@@ -45,7 +45,6 @@ def project(pubsub_emulator, firestore_emulator, pg_url, tmp_path, monkeypatch):
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", pid)
     monkeypatch.setenv("DATABASE_URL", pg_url)
     monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
-    monkeypatch.setenv("SWITCHYARD_DEPLOYMENT", DEPLOYMENT)
     settings.cache_clear()
     db.reset()
     clients.firestore.cache_clear()

@@ -52,7 +52,7 @@ def upgrade() -> None:
     op.create_index("ix_refresh_tokens_user", "refresh_tokens", ["user_id"], schema=SCHEMA)
     op.create_table(
         "login_failures",
-        sa.Column("key", sa.String(320), primary_key=True),
+        sa.Column("key", sa.String(100), primary_key=True),
         sa.Column("failures", sa.Integer, nullable=False),
         sa.Column("window_start", TS, nullable=False),
         schema=SCHEMA,
