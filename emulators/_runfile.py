@@ -1,0 +1,85 @@
+"""Run files: which process groups a supervisor started, so leftovers can be stopped later.
+
+A supervisor killed with SIGKILL (or a test session killed before its teardown) cannot stop its
+children: they run in their own process groups and keep their ports. Each supervisor records
+`{"pid": <its pid>, "children": [{"name", "pgid", "markers"}]}` in a run file; the next one
+(`reap`) stops the groups of a run file whose owner is dead, but only groups that still contain
+a process whose command line shows one of the recorded markers (a port flag), so a process
+group id reused by an unrelated program is never signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from emulators._procs import group_alive
+
+
+def write(path: Path, entries: Iterable[dict[str, object]], owner: int | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"pid": owner or os.getpid(), "children": list(entries)}))
+    tmp.replace(path)
+
+
+def reap(path: Path, log: Callable[[str], None] = lambda _: None) -> int:
+    """Stop the leftovers recorded in `path` if its owner is dead; how many groups stopped."""
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+    owner = int(data.get("pid", 0))
+    if owner and owner != os.getpid() and pid_alive(owner):
+        return 0  # a live supervisor owns them
+    stopped = 0
+    for entry in data.get("children", []):
+        pgid = int(entry["pgid"])
+        if not group_matches(pgid, [str(m) for m in entry.get("markers", [])]):
+            continue
+        log(f"stopping {entry.get('name', '?')} (process group {pgid}) left over by a previous "
+            "run that did not stop cleanly")
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+        end = time.monotonic() + 5
+        while group_alive(pgid) and time.monotonic() < end:
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        stopped += 1
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return stopped
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def group_matches(pgid: int, markers: list[str]) -> bool:
+    """True when a live process of group `pgid` has one of `markers` in its command line."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid or fields[0] == "Z":
+                continue
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if any(m in cmd for m in markers):
+            return True
+    return False

@@ -1,0 +1,531 @@
+"""The whole local stack: emulators, wiring, migrations, one process per deployment, scheduler.
+
+`Stack` is what `python -m emulators` (`make dev`) runs and what the tests' `stack` fixture
+uses, through the same code path. Startup order: emulators (in parallel) -> topic and
+subscription wiring -> `python -m shared.migrate` -> `python -m shared.auth keygen-local` ->
+one functions-framework process per deployment (in parallel) -> wait for every health path ->
+local scheduler. Every child runs in its own process group and `stop()` stops them all
+(functions first, then the emulators), leaving no process and no listening port. A stack killed
+with SIGKILL leaves its children running; the next start in the same local dir finds them in
+`<local_dir>/run/stack.json` and stops them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import requests
+
+from emulators import _runfile
+from emulators._emulator import Emulator
+from emulators._errors import LocalStackError, StartupError
+from emulators._logs import LogHub
+from emulators._ports import HOST, Ports, ensure_free, wait_closed
+from emulators._procs import Child, stop_all
+from emulators._scheduler import Job, LocalScheduler
+from emulators._wiring import Plan, backoff_from_env, wire
+from shared import manifests
+from shared.manifests import Catalog, Deployment
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROJECT = "switchyard-local"
+DEFAULT_ADMIN_EMAIL = "admin@switchyard.local"
+DEFAULT_ADMIN_PASSWORD = "switchyard-local-admin"  # noqa: S105 - local stack only
+GATEWAY = "gateway"
+
+
+def assign_ports(catalog: Catalog, ports: Ports) -> dict[str, int]:
+    """deployment -> port: `gateway` on ports.gateway, the others from ports.functions_base in
+    catalog order (stable whatever subset runs)."""
+    port_of: dict[str, int] = {}
+    nxt = ports.functions_base
+    for name in catalog.deployments:
+        if name == GATEWAY:
+            port_of[name] = ports.gateway
+        else:
+            port_of[name] = nxt
+            nxt += 1
+    return port_of
+
+
+def _functions_framework() -> list[str]:
+    script = Path(sys.executable).with_name("functions-framework")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "functions_framework"]
+
+
+class Stack:
+    """The local stack; use as a context manager or call start()/stop()."""
+
+    def __init__(
+        self,
+        *,
+        root: Path | None = None,
+        project: str = DEFAULT_PROJECT,
+        ports: Ports | None = None,
+        only: Iterable[str] | None = None,
+        functions: bool = True,
+        local_dir: Path | None = None,
+        database_url: str | None = None,
+        backoff: tuple[float, float] | None = None,
+        log_dir: Path | None = None,
+        echo: bool = True,
+        color: bool | None = None,
+        persist_firestore: bool = True,
+        scheduler: bool = True,
+        migrate: bool = True,
+        strict: bool = True,
+        ready_timeout_s: float = 60.0,
+        env: Mapping[str, str] | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.root = (root or ROOT).resolve()
+        self.catalog = catalog = catalog or self.catalog_of(self.root)
+        self.project = project
+        self.ports = ports or Ports.from_env()
+        self.port_of = assign_ports(catalog, self.ports)
+        deployments = catalog.deployments
+        if only is not None:
+            wanted = [n.strip() for n in only if n.strip()]
+            unknown = [n for n in wanted if n not in deployments]
+            if unknown:
+                raise LocalStackError(f"unknown deployment(s) {', '.join(unknown)}; known: "
+                                      f"{', '.join(deployments)}")
+            self.selected = [d for n, d in deployments.items() if n in wanted]
+        else:
+            self.selected = list(deployments.values())
+        self.run_functions = functions
+        self.local_dir = Path(local_dir or os.environ.get("SWITCHYARD_LOCAL_DIR")
+                              or self.root / ".local").resolve()
+        self.database_url = database_url if database_url is not None \
+            else os.environ.get("DATABASE_URL", "")
+        self.backoff = backoff or backoff_from_env()
+        self.persist_firestore = persist_firestore
+        self.use_scheduler = scheduler
+        self.migrate = migrate
+        self.strict = strict
+        self.ready_timeout_s = ready_timeout_s
+        self.extra_env = dict(env or {})
+        self.admin_email = os.environ.get("BOOTSTRAP_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
+        self.admin_password = os.environ.get("BOOTSTRAP_ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD
+        self.log_dir = log_dir
+        self.hub = LogHub(stream=sys.stdout if echo else None, color=color, log_dir=log_dir)
+        self.pubsub = Emulator("pubsub", self.ports.pubsub, project=project, hub=self.hub,
+                               data_dir=self.local_dir / "pubsub")
+        self.firestore = Emulator("firestore", self.ports.firestore, project=project,
+                                  hub=self.hub, data_dir=self.local_dir / "firestore",
+                                  persist=persist_firestore)
+        self.children: dict[str, Child] = {}
+        self.health: dict[str, int | None] = {}  # last health status per running deployment
+        self.plan: Plan | None = None
+        self.scheduler: LocalScheduler | None = None
+        self.timings: dict[str, float] = {}
+        self.started = False
+        self._stopping = False
+        self._monitor: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def catalog_of(root: Path) -> Catalog:
+        """The manifests of the checkout at `root` (this repo's are loaded once per process)."""
+        root = root.resolve()
+        return manifests.catalog() if root == ROOT else manifests.load(root / "functions")
+
+    # -- addresses -------------------------------------------------------------------------
+    def url_of(self, deployment: str) -> str:
+        return f"http://{HOST}:{self.port_of[deployment]}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{HOST}:{self.ports.gateway}"
+
+    @property
+    def deployments(self) -> dict[str, Deployment]:
+        """The deployments this stack runs (all of the catalog unless `only` was given)."""
+        return {d.name: d for d in self.selected}
+
+    @property
+    def service_urls(self) -> dict[str, str]:
+        return {name: self.url_of(name) for name in self.catalog.deployments}
+
+    def pid_of(self, deployment: str) -> int | None:
+        child = self.children.get(deployment)
+        return child.pid if child and child.running else None
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.log_dir / "stack.log" if self.log_dir else None
+
+    def logs(self, name: str | None = None) -> str:
+        """The collected log of one process (or all of them) when a log_dir is set."""
+        if self.log_dir is None:
+            return "\n".join(self.hub.tail(name or "stack", 10_000))
+        path = self.log_dir / (f"{name}.log" if name else "stack.log")
+        return path.read_text() if path.exists() else ""
+
+    def env(self) -> dict[str, str]:
+        """Variables that point a client (a test, a script) at this stack's services."""
+        env = {
+            "SWITCHYARD_ENV": "local",
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "PUBSUB_EMULATOR_HOST": self.pubsub.host,
+            "FIRESTORE_EMULATOR_HOST": self.firestore.host,
+            "SWITCHYARD_LOCAL_DIR": str(self.local_dir),
+            "SERVICE_URLS": json.dumps(self.service_urls),
+            "BOOTSTRAP_ADMIN_EMAIL": self.admin_email,
+            "BOOTSTRAP_ADMIN_PASSWORD": self.admin_password,
+        }
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        return env
+
+    def env_for(self, dep: Deployment | None) -> dict[str, str]:
+        """The environment of one process of the stack (a deployment, or a tool when None)."""
+        env = dict(os.environ)
+        env.pop("DATABASE_URL", None)
+        env.pop("K_SERVICE", None)
+        if dep is not None:
+            env.update(dict(dep.env))
+        env.update(self.env())
+        env.update({
+            "SWITCHYARD_DEPLOYMENT": dep.name if dep else "",
+            "PYTHONPATH": str(self.root),
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.extra_env)
+        return env
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Stack:
+        t0 = time.monotonic()
+        names = ["pubsub", "firestore"]
+        if self.run_functions:
+            names += ["migrate", "keygen", "scheduler", *(d.name for d in self.selected)]
+        self.hub.register("stack", *names)
+        try:
+            self._reap_orphans()
+            self._check_ports()
+            self.local_dir.mkdir(parents=True, exist_ok=True)
+            self._step("emulators", self._start_emulators)
+            self._save_run()
+            self._step("wiring", self._wire)
+            if self.run_functions:
+                if self.migrate:
+                    self._step("migrate", lambda: self._tool(
+                        "migrate", [sys.executable, "-m", "shared.migrate"]))
+                    self._step("keygen", lambda: self._tool(
+                        "keygen", [sys.executable, "-m", "shared.auth", "keygen-local"]))
+                self._step("functions", self._start_functions)
+                if self.use_scheduler:
+                    self._start_scheduler()
+            self._save_run()
+            self._monitor = threading.Thread(target=self._watch, name="monitor", daemon=True)
+            self._monitor.start()
+        except BaseException:
+            self.stop()
+            raise
+        self.timings["total"] = time.monotonic() - t0
+        self.started = True
+        self.hub.say(self.table())
+        return self
+
+    def _step(self, name: str, fn) -> None:  # noqa: ANN001
+        t = time.monotonic()
+        fn()
+        self.timings[name] = time.monotonic() - t
+
+    def _check_ports(self) -> None:
+        ensure_free(self.ports.pubsub, "the Pub/Sub emulator", "pubsub")
+        ensure_free(self.ports.firestore, "the Firestore emulator", "firestore")
+        if not self.run_functions:
+            return
+        for d in self.selected:
+            setting = "gateway" if d.name == GATEWAY else "functions_base"
+            ensure_free(self.port_of[d.name], f"deployment {d.name}", setting)
+
+    def _start_emulators(self) -> None:
+        self.pubsub.launch()
+        self.firestore.launch()
+        errors: list[BaseException] = []
+        for em in (self.pubsub, self.firestore):
+            try:
+                em.wait_ready()
+            except StartupError as exc:
+                errors.append(exc)
+        if errors:
+            raise StartupError("\n".join(str(e) for e in errors))
+        self.timings["pubsub"] = self.pubsub.started_in or 0.0
+        self.timings["firestore"] = self.firestore.started_in or 0.0
+        self.hub.say(f"emulators up: Pub/Sub {self.pubsub.host} ({self.timings['pubsub']:.1f} s), "
+                     f"Firestore {self.firestore.host} ({self.timings['firestore']:.1f} s)")
+
+    def _wire(self) -> None:
+        self.plan = wire(self.catalog, self.project, self.port_of, backoff_override=self.backoff,
+                         emulator_host=self.pubsub.host)
+        backoff = (f", retry backoff {self.backoff[0]:g}..{self.backoff[1]:g} s"
+                   if self.backoff else "")
+        self.hub.say(f"wired {len(self.plan.topics)} topics, {len(self.plan.push)} push and "
+                     f"{len(self.plan.keep)} dead-letter subscriptions{backoff}")
+
+    def _tool(self, name: str, argv: list[str], timeout: float = 180.0) -> None:
+        shown = ["python", *argv[1:]] if argv[0] == sys.executable else argv
+        self.hub.say(f"running {shlex.join(shown)}")
+        child = Child(name, argv, hub=self.hub, env=self.env_for(None), cwd=self.root)
+        child.start()
+        try:
+            code = child.wait(timeout)
+        except BaseException:
+            child.stop()
+            raise
+        if code != 0:
+            tail = "\n".join("    " + ln for ln in self.hub.tail(name, 25))
+            raise StartupError(f"`python -m {' '.join(argv[2:])}` failed with exit code {code}; "
+                               f"its last lines:\n{tail}")
+
+    def _argv(self, dep: Deployment) -> list[str]:
+        source = dep.source_dir / "main.py"
+        with contextlib.suppress(ValueError):
+            source = source.relative_to(self.root)
+        return [*_functions_framework(), "--source", str(source), "--target", dep.entry_point,
+                "--signature-type", "http", "--host", HOST, "--port", str(self.port_of[dep.name])]
+
+    def _spawn(self, dep: Deployment) -> Child:
+        child = Child(dep.name, self._argv(dep), hub=self.hub, env=self.env_for(dep),
+                      cwd=self.root)
+        with self._lock:
+            self.children[dep.name] = child
+        child.start()
+        return child
+
+    def _start_functions(self) -> None:
+        for dep in self.selected:
+            self._spawn(dep)
+        self._save_run()
+        failed = self._wait_healthy(self.selected)
+        if failed:
+            report = "\n".join(failed.values())
+            if self.strict:
+                raise StartupError(f"{len(failed)} deployment(s) did not become healthy:\n"
+                                   f"{report}")
+            self.hub.alert(f"!!! {len(failed)} deployment(s) are DOWN:\n{report}")
+
+    def _wait_healthy(self, deps: list[Deployment]) -> dict[str, str]:
+        """Poll every health path until it answers < 500; name -> failure report."""
+        pending = {d.name: d for d in deps}
+        failed: dict[str, str] = {}
+        deadline = time.monotonic() + self.ready_timeout_s
+        session = requests.Session()
+        while pending:
+            for name, dep in list(pending.items()):
+                child = self.children[name]
+                status = None
+                with contextlib.suppress(requests.RequestException):
+                    status = session.get(self.url_of(name) + dep.health_path, timeout=2).status_code
+                self.health[name] = status
+                if status is not None and status < 500:
+                    del pending[name]
+                elif not child.running:
+                    child.reported = True  # reported here, not again by the monitor
+                    time.sleep(0.2)
+                    failed[name] = self._down(name, f"exited with code {child.returncode}")
+                    del pending[name]
+            if pending and time.monotonic() > deadline:
+                for name, dep in pending.items():
+                    last = self.health.get(name)
+                    why = f"answered {last}" if last else "did not answer"
+                    failed[name] = self._down(
+                        name, f"{why} on {dep.health_path} within {self.ready_timeout_s:.0f} s")
+                break
+            if pending:
+                time.sleep(0.1)
+        session.close()
+        return failed
+
+    def _down(self, name: str, why: str) -> str:
+        tail = "\n".join("    " + ln for ln in self.hub.tail(name, 15)) or "    (no output)"
+        return f"  {name} ({self.url_of(name)}) {why}; its last lines:\n{tail}"
+
+    def _start_scheduler(self) -> None:
+        jobs = [Job(name=d.name, schedule=d.schedule or "", time_zone=d.time_zone,
+                    url=self.url_of(d.name) + "/", timeout_s=float(d.runtime.timeout_s))
+                for d in self.selected if d.trigger == "schedule"]
+        self.scheduler = LocalScheduler(
+            jobs, state_dir=self.local_dir / "scheduler",
+            log=lambda text: self.hub.line("scheduler", text))
+        self.scheduler.start()
+
+    def _watch(self) -> None:
+        """Report loudly any child that dies while the stack runs (the others keep running)."""
+        while not self._stopping:
+            with self._lock:
+                watched = [*self.children.values()]
+            for em in (self.pubsub, self.firestore):
+                if em.child is not None:
+                    watched.append(em.child)
+            for child in watched:
+                if child.stopping or child.reported or child.running or child.proc is None:
+                    continue
+                child.reported = True
+                time.sleep(0.2)
+                tail = "\n".join("    " + ln for ln in self.hub.tail(child.name, 15))
+                self.hub.alert(f"!!! {child.name} exited unexpectedly with code "
+                               f"{child.returncode}; its last lines:\n{tail}")
+            time.sleep(0.5)
+
+    def stop_deployment(self, name: str) -> None:
+        """Stop one deployment (its port closes); the rest of the stack keeps running."""
+        child = self.children.get(name)
+        if child is None:
+            raise LocalStackError(f"deployment {name!r} is not running in this stack")
+        child.stop()
+        wait_closed(self.port_of[name])
+        self.hub.say(f"{name} stopped")
+
+    def start_deployment(self, name: str, *, wait: bool = True) -> None:
+        """(Re)start one deployment of the catalog and, with `wait`, wait for its health."""
+        dep = self.catalog.deployments[name]
+        old = self.children.get(name)
+        if old is not None and old.running:
+            raise LocalStackError(f"deployment {name!r} is already running")
+        ensure_free(self.port_of[name], f"deployment {name}",
+                    "gateway" if name == GATEWAY else "functions_base")
+        if dep not in self.selected:
+            self.selected.append(dep)
+        self._spawn(dep)
+        self._save_run()
+        if wait:
+            failed = self._wait_healthy([dep])
+            if failed:
+                raise StartupError("\n".join(failed.values()))
+        self.hub.say(f"{name} started on {self.url_of(name)}")
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop everything (idempotent): scheduler, functions, then emulators."""
+        if self._stopping:
+            return
+        self._stopping = True
+        t = time.monotonic()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        with self._lock:
+            children = list(self.children.values())
+        # functions and emulators stop together (the Java emulators take ~2 s to exit);
+        # Firestore exports its data first, while the functions are finishing
+        threads = [threading.Thread(target=em.stop, args=(grace,))
+                   for em in (self.pubsub, self.firestore)]
+        for th in threads:
+            th.start()
+        stop_all(children, grace)
+        for th in threads:
+            th.join()
+        for c in children:
+            wait_closed(self.port_of[c.name], timeout=2.0)
+        with contextlib.suppress(FileNotFoundError):
+            (self.local_dir / "run" / "stack.json").unlink()
+        if self.started:
+            self.hub.say(f"stopped in {time.monotonic() - t:.1f} s")
+        self.hub.close()
+
+    # -- leftovers of a stack that was killed ----------------------------------------------
+    def _run_file(self) -> Path:
+        return self.local_dir / "run" / "stack.json"
+
+    def process_groups(self) -> list[dict[str, object]]:
+        """Run-file entries (name, pgid, markers) of every live child, emulators included."""
+        entries = [e for e in (self.pubsub.run_entry(), self.firestore.run_entry()) if e]
+        with self._lock:
+            for name, c in self.children.items():
+                if c.pid and c.running:
+                    entries.append({"name": name, "pgid": c.pid,
+                                    "markers": [f"--port {self.port_of[name]}"]})
+        return entries
+
+    def _save_run(self) -> None:
+        _runfile.write(self._run_file(), self.process_groups())
+
+    def _reap_orphans(self) -> None:
+        _runfile.reap(self._run_file(), self.hub.say)
+
+    # -- the table -------------------------------------------------------------------------
+    def table(self) -> str:
+        lines = []
+        if self.run_functions:
+            rows = [("deployment", "trigger", "port", "url", "status", "routes / topics / cron")]
+            for d in self.selected:
+                if d.trigger == "http":
+                    what = " ".join(d.routes)
+                elif d.trigger == "event":
+                    what = ("<- * (every topic)" if d.subscribes_all
+                            else "<- " + " ".join(d.subscribes))
+                else:
+                    what = f"{d.schedule} ({d.time_zone})"
+                status = self.health.get(d.name)
+                state = "up" if status == 200 else (f"up ({status})" if status and status < 500
+                                                    else "DOWN")
+                rows.append((d.name, d.trigger, str(self.port_of[d.name]), self.url_of(d.name),
+                             state, what))
+            widths = [max(len(r[i]) for r in rows) for i in range(5)]
+            for r in rows:
+                cells = "  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:5]))
+                lines.append(f"{cells}  {r[5]}")
+            lines.append("")
+        lines.append(f"Pub/Sub emulator:   export PUBSUB_EMULATOR_HOST={self.pubsub.host}")
+        lines.append(f"Firestore emulator: export FIRESTORE_EMULATOR_HOST={self.firestore.host}")
+        lines.append(f"Project:            {self.project}")
+        if self.run_functions:
+            gw = self.gateway_url.replace(HOST, "localhost")
+            body = json.dumps({"email": self.admin_email, "password": self.admin_password})
+            db = _safe_url(self.database_url) or f"SQLite in {self.local_dir}"
+            lines += [
+                f"Database:           {db}",
+                f"Gateway:            {gw}",
+                f"Admin login:        {self.admin_email} / {self.admin_password}",
+                "",
+                "Try:",
+                f"  curl -s {gw}/api/health",
+                f"  curl -s -X POST {gw}/api/auth/login -H 'Content-Type: application/json' \\",
+                f"       -d '{body}'",
+                f"  TOKEN=$(curl -s -X POST {gw}/api/auth/login -H 'Content-Type: application/json'"
+                f" -d '{body}' | python3 -c 'import json,sys; print(json.load(sys.stdin)"
+                "[\"access_token\"])')",
+                f"  curl -s {gw}/api/users -H \"Authorization: Bearer $TOKEN\"",
+            ]
+            if self.scheduler and self.scheduler.jobs:
+                job = next(iter(self.scheduler.jobs))
+                lines.append(f"  python -m emulators scheduler list|pause|resume|run {job}")
+            lines.append("")
+            lines.append(f"Healthy in {self.timings.get('total', time.monotonic()):.1f} s "
+                         f"(emulators {self.timings.get('emulators', 0):.1f} s, wiring "
+                         f"{self.timings.get('wiring', 0):.1f} s, migrate "
+                         f"{self.timings.get('migrate', 0):.1f} s, keygen "
+                         f"{self.timings.get('keygen', 0):.1f} s, functions "
+                         f"{self.timings.get('functions', 0):.1f} s). Ctrl-C stops everything.")
+        return "\n".join(lines)
+
+
+def _safe_url(url: str) -> str:
+    if not url:
+        return ""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for display
+        return url.split("@")[-1]
