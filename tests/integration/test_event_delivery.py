@@ -208,6 +208,7 @@ def test_handler_accepts_push_and_cloudevents(project, shape):
     entry = events.handler(seen.append)
     app = flask.Flask("t")
     app.add_url_rule("/", "e", lambda: entry(flask.request), methods=["GET", "POST"])
+    app.add_url_rule("/health", "h", lambda: entry(flask.request), methods=["GET"])
     client = app.test_client()
     event_id = str(uuid.uuid4())
     body = _push_body(event_id, project)
