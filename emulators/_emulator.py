@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -38,9 +39,19 @@ _NOISE = (
 )
 
 
+# A failed push (the consumer is down or starting) is one INFO line plus a Java stack trace;
+# the INFO line stays on the console, the trace goes to the log files only.
+_JAVA_TRACE = re.compile(
+    r"^(\[\w+\] )?(\s+at |\s*\.\.\. \d+ more|Caused by: |java\.\w+\.\w*Exception)"
+)
+_JAVA_HEADER = re.compile(r"^(\[\w+\] )?\w{3} \d+, \d{4} \d+:\d+:\d+ [AP]M com\.google\.")
+
+
 def _console(line: str) -> bool:
     text = line.strip()
     if not text or text in ("[pubsub]", "[firestore]"):
+        return False
+    if _JAVA_TRACE.match(line) or _JAVA_HEADER.match(text):
         return False
     return not any(n in text for n in _NOISE)
 
