@@ -288,8 +288,8 @@ class Received:
 
     def parse(self, model: type[E]) -> E:
         """The payload as the publisher's schema (extra fields of newer versions ignored)."""
-        return model.model_validate({k: v for k, v in self.data.items()
-                                     if k in model.model_fields})
+        known = {f.alias or name for name, f in model.model_fields.items()}
+        return model.model_validate({k: v for k, v in self.data.items() if k in known})
 
 
 class PoisonMessage(ValueError):

@@ -38,10 +38,12 @@ def _endpoints() -> list[tuple[str, str, str, str]]:
         app = importlib.import_module(f"functions.{ctx.name}.api").app
         for rule in app.url_map.iter_rules():
             path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
-            if rule.endpoint == "static" or path.endswith("/health"):
-                continue
             view = app.view_functions[rule.endpoint]
             meta = getattr(view, "__openapi__", {}) or {}
+            health = {d.health_path for d in ctx.deployments}
+            if (rule.endpoint == "static" or meta.get("hidden") or path in health
+                    or path.endswith("/openapi.json") and ctx.name != "gateway"):
+                continue
             summary = meta.get("summary") or (view.__doc__ or "").strip().split("\n")[0]
             dep = cat.route(path.split("{")[0].rstrip("/") or "/")
             name = dep.name if dep else apis[0].name
@@ -76,7 +78,8 @@ def render() -> str:
     schemas = registry()
     for topic in cat.topics:
         model = schemas.get(topic)
-        fields = ", ".join(f"`{f}`" for f in model.model_fields) if model else "?"
+        fields = ", ".join(f"`{f.alias or n}`" for n, f in model.model_fields.items()) \
+            if model else "?"
         version = model.schema_version if model else "?"
         pubs = [d.name for d in cat.deployments.values() if topic in d.publishes]
         subs = [d.name for d in cat.deployments.values() if topic in d.subscribes]
