@@ -1,0 +1,794 @@
+"""HTTP routes of maintenance-api: assets, work orders, parts, PM schedules, stats.
+
+Parse and validate, call one use case, shape the answer. Every authenticated user reads;
+managers (and admins) plan: create and change assets, parts, PM schedules and work orders, and
+record stock movements. Operators transition, annotate (`labour_notes`) and consume parts on
+work orders assigned to them; which moves they may make is `model.OPERATOR_MOVES`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import flask
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from functions.maintenance import model, service
+from shared import auth as sauth
+from shared.http import (
+    ApiModel,
+    BadRequest,
+    PageQuery,
+    body,
+    create_app,
+    describe,
+    json_response,
+    page,
+    query,
+)
+
+app = create_app("maintenance")
+
+PLANNERS = ("manager",)  # admin always passes require_roles
+HANDS_ON = ("manager", "operator")
+
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                       pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Short = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Place = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(max_length=10_000)]
+Reason = Annotated[str, StringConstraints(max_length=2_000)]
+Unit = Annotated[str, StringConstraints(min_length=1, max_length=20)]
+Cron = Annotated[str, StringConstraints(min_length=9, max_length=100)]
+Quantity = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+
+AssetStatus = Literal["operational", "degraded", "down", "retired"]
+LiveAssetStatus = Literal["operational", "degraded", "down"]
+Criticality = Literal["low", "medium", "high", "critical"]
+Priority = Literal["low", "medium", "high", "urgent"]
+WorkOrderType = Literal["corrective", "preventive", "inspection"]
+WorkOrderStatus = Literal["open", "assigned", "in_progress", "on_hold", "completed", "closed",
+                          "cancelled"]
+MovementKind = Literal["receive", "consume", "adjust"]
+PmType = Literal["preventive", "inspection"]
+
+
+def _csv(value: Any) -> Any:
+    """`a,b` and repeated parameters (`?x=a&x=b`) both give a list."""
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else [value]
+    out = [p.strip() for item in items for p in str(item).split(",") if p.strip()]
+    return out or None
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _no_nulls(data: Any, nullable: set[str]) -> Any:
+    if isinstance(data, dict):
+        nulls = sorted(k for k, v in data.items() if v is None and k not in nullable)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)}: null is not allowed; omit the field")
+    return data
+
+
+class Out(BaseModel):
+    """Base of response models (built from rows that may carry more columns)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def _actor() -> model.Actor:
+    claims = sauth.current_user()
+    return model.Actor(id=claims.sub, roles=claims.roles)
+
+
+def _int_cursor(params: PageQuery) -> int | None:
+    key = params.after()
+    if key is None:
+        return None
+    if len(key) != 1 or not isinstance(key[0], int):
+        raise BadRequest("The cursor is not valid for this list.")
+    return key[0]
+
+
+def _str_cursor(params: PageQuery) -> str | None:
+    key = params.after()
+    if key is None:
+        return None
+    if len(key) != 1 or not isinstance(key[0], str):
+        raise BadRequest("The cursor is not valid for this list.")
+    return key[0]
+
+
+def _time_cursor(params: PageQuery) -> tuple[datetime, str] | None:
+    key = params.after()
+    if key is None:
+        return None
+    try:
+        at, last_id = key
+        return datetime.fromisoformat(str(at).replace("Z", "+00:00")), str(last_id)
+    except (ValueError, TypeError):
+        raise BadRequest("The cursor is not valid for this list.") from None
+
+
+# --- assets ------------------------------------------------------------------------------------
+
+class AssetCreate(ApiModel):
+    tag: Tag
+    name: Name
+    category: Short | None = None
+    location: Place | None = None
+    parent_id: UUID | None = None
+    status: LiveAssetStatus = "operational"
+    criticality: Criticality = "medium"
+
+
+class AssetUpdate(ApiModel):
+    """Partial update: only the fields present change. `status: retired` retires the asset
+    (as DELETE does); a retired asset only accepts a status change back (restore)."""
+
+    tag: Tag | None = None
+    name: Name | None = None
+    category: Short | None = None
+    location: Place | None = None
+    parent_id: UUID | None = None
+    status: AssetStatus | None = None
+    criticality: Criticality | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls(cls, data: Any) -> Any:
+        return _no_nulls(data, {"category", "location", "parent_id"})
+
+
+class AssetOut(Out):
+    id: str
+    tag: str
+    name: str
+    category: str | None
+    location: str | None
+    parent_id: str | None
+    status: AssetStatus
+    criticality: Criticality
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    retired_at: datetime | None
+
+
+class AssetPage(Out):
+    items: list[AssetOut]
+    next_cursor: str | None
+
+
+class AssetQuery(PageQuery):
+    status: Annotated[list[AssetStatus] | None, BeforeValidator(_csv)] = Field(
+        None, description="Comma-separated; retired assets are listed only when asked for.")
+    category: Short | None = None
+    location: Place | None = None
+    parent_id: UUID | Literal["none"] | None = Field(
+        None, description="Children of this asset; `none` for top-level assets.")
+    criticality: Annotated[list[Criticality] | None, BeforeValidator(_csv)] = None
+    q: str | None = Field(None, max_length=200, description="Search in tag and name.")
+
+
+def _asset(row: dict[str, Any]) -> dict[str, Any]:
+    return AssetOut.model_validate(row).model_dump(mode="json")
+
+
+def _asset_data(data: BaseModel, *, exclude_unset: bool) -> dict[str, Any]:
+    values = data.model_dump(exclude_unset=exclude_unset)
+    if "parent_id" in values:
+        values["parent_id"] = _str(values["parent_id"])
+    return values
+
+
+@app.get("/api/assets")
+@describe("List and search assets", query=AssetQuery, response=AssetPage)
+def list_assets() -> flask.Response:
+    """Assets in tag order, filtered by status, category, location, parent_id, criticality
+    and `q` (tag or name); retired ones only with `status=retired`."""
+    params = query(AssetQuery)
+    rows = service.list_assets(
+        statuses=params.status, category=params.category, location=params.location,
+        parent_id=_str(params.parent_id) if params.parent_id != "none" else None,
+        roots=params.parent_id == "none", criticality=params.criticality, q=params.q,
+        after=_str_cursor(params), limit=params.limit + 1)
+    return json_response(page(rows, params.limit, key=lambda r: (r["tag"],), shape=_asset))
+
+
+@app.post("/api/assets")
+@describe("Create an asset (manager)", request=AssetCreate, response=AssetOut, status=201)
+@sauth.require_roles(*PLANNERS)
+def create_asset() -> flask.Response:
+    """A new asset; `tag` is unique (409), `parent_id` must be a live asset (422)."""
+    data = body(AssetCreate)
+    row = service.create_asset(_actor(), _asset_data(data, exclude_unset=False))
+    return json_response(_asset(row), 201, headers={"Location": f"/api/assets/{row['id']}"})
+
+
+@app.get("/api/assets/<uuid:asset_id>")
+@describe("One asset", response=AssetOut)
+def get_asset(asset_id: UUID) -> flask.Response:
+    """One asset by id (retired ones too)."""
+    return json_response(_asset(service.get_asset(str(asset_id))))
+
+
+@app.put("/api/assets/<uuid:asset_id>")
+@describe("Change an asset (manager)", request=AssetUpdate, response=AssetOut)
+@sauth.require_roles(*PLANNERS)
+def update_asset(asset_id: UUID) -> flask.Response:
+    """Change the given fields. A parent below the asset itself is a cycle (409); a status
+    change emits asset.status.changed."""
+    data = body(AssetUpdate)
+    row = service.update_asset(_actor(), str(asset_id), _asset_data(data, exclude_unset=True))
+    return json_response(_asset(row))
+
+
+@app.delete("/api/assets/<uuid:asset_id>")
+@describe("Retire an asset (manager)", status=204)
+@sauth.require_roles(*PLANNERS)
+def delete_asset(asset_id: UUID) -> flask.Response:
+    """Soft delete: the asset becomes `retired` (kept with its history). 409 while it has
+    active work orders or children that are not retired."""
+    service.retire_asset(_actor(), str(asset_id))
+    return flask.Response(status=204)
+
+
+# --- work orders -------------------------------------------------------------------------------
+
+class WorkOrderCreate(ApiModel):
+    title: Name
+    description: Text | None = None
+    asset_id: UUID
+    priority: Priority = "medium"
+    type: WorkOrderType = "corrective"
+    due_date: date | None = None
+    assignee_id: UUID | None = Field(
+        None, description="An active user with the operator, manager or admin role; the "
+                          "order then starts `assigned`.")
+    labour_notes: Text | None = None
+
+
+class WorkOrderUpdate(ApiModel):
+    """Partial update. Operators may send only `labour_notes` (on orders assigned to them).
+    Setting `assignee_id` on an open order makes it assigned; null on an assigned one makes
+    it open. The status changes through /transitions."""
+
+    title: Name | None = None
+    description: Text | None = None
+    asset_id: UUID | None = None
+    priority: Priority | None = None
+    type: WorkOrderType | None = None
+    due_date: date | None = None
+    assignee_id: UUID | None = None
+    labour_notes: Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls(cls, data: Any) -> Any:
+        return _no_nulls(data, {"description", "due_date", "assignee_id", "labour_notes"})
+
+
+class WorkOrderOut(Out):
+    id: str
+    number: int
+    title: str
+    description: str | None
+    asset_id: str
+    asset_tag: str | None
+    asset_name: str | None
+    priority: Priority
+    type: WorkOrderType
+    status: WorkOrderStatus
+    due_date: date | None
+    assignee_id: str | None
+    assignee_name: str | None
+    labour_notes: str | None
+    pm_schedule_id: str | None
+    overdue: bool = Field(description="due_date passed and not completed/closed/cancelled")
+    allowed_transitions: list[WorkOrderStatus] = Field(
+        description="Statuses the lifecycle allows next (roles may restrict further).")
+    created_by: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    closed_at: datetime | None
+    cancelled_at: datetime | None
+
+
+class WorkOrderPage(Out):
+    items: list[WorkOrderOut]
+    next_cursor: str | None
+
+
+class WorkOrderQuery(PageQuery):
+    status: Annotated[list[WorkOrderStatus] | None, BeforeValidator(_csv)] = None
+    priority: Annotated[list[Priority] | None, BeforeValidator(_csv)] = None
+    type: Annotated[list[WorkOrderType] | None, BeforeValidator(_csv)] = None
+    asset_id: UUID | None = None
+    assignee_id: UUID | Literal["me"] | None = Field(
+        None, description="A user id, or `me` for the caller.")
+    overdue: bool | None = None
+    q: str | None = Field(None, max_length=200,
+                          description="Search in the title, or a number (`42`, `WO-42`).")
+
+
+class HistoryQuery(PageQuery):
+    pass
+
+
+class TransitionIn(ApiModel):
+    status: WorkOrderStatus
+    reason: Reason | None = Field(
+        None, description="Required to put on hold, cancel or reopen.")
+    assignee_id: UUID | None = Field(
+        None, description="Only with status `assigned` (managers): who gets the order.")
+
+
+class TransitionOut(Out):
+    id: str
+    work_order_id: str
+    from_status: WorkOrderStatus | None
+    to_status: WorkOrderStatus
+    reason: str | None
+    actor_id: str
+    at: datetime
+
+
+class TransitionList(Out):
+    items: list[TransitionOut]
+    next_cursor: str | None = None
+
+
+class ConsumeIn(ApiModel):
+    part_id: UUID
+    quantity: int = Field(ge=1, le=1_000_000)
+    note: Text | None = None
+
+
+class MovementOut(Out):
+    id: str
+    part_id: str
+    sku: str | None
+    part_name: str | None
+    kind: MovementKind
+    quantity: int = Field(description="As entered (consume and receive are positive).")
+    delta: int = Field(description="Signed change of the stock.")
+    stock_after: int
+    note: str | None
+    work_order_id: str | None
+    actor_id: str
+    created_at: datetime
+
+
+class MovementPage(Out):
+    items: list[MovementOut]
+    next_cursor: str | None
+
+
+def _work_order(row: dict[str, Any]) -> dict[str, Any]:
+    return WorkOrderOut.model_validate(row).model_dump(mode="json")
+
+
+def _movement(row: dict[str, Any]) -> dict[str, Any]:
+    return MovementOut.model_validate(row).model_dump(mode="json")
+
+
+def _wo_data(data: BaseModel, *, exclude_unset: bool) -> dict[str, Any]:
+    values = data.model_dump(exclude_unset=exclude_unset)
+    for key in ("asset_id", "assignee_id"):
+        if key in values:
+            values[key] = _str(values[key])
+    return values
+
+
+def _movement_page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    return page(rows, limit, key=lambda r: (r["created_at"], r["id"]), shape=_movement)
+
+
+@app.get("/api/work-orders")
+@describe("List and search work orders", query=WorkOrderQuery, response=WorkOrderPage)
+def list_work_orders() -> flask.Response:
+    """Work orders newest first, filtered by status, priority, type (each comma-separated),
+    asset_id, assignee_id (`me`), overdue and `q`."""
+    params = query(WorkOrderQuery)
+    assignee = (sauth.current_user().sub if params.assignee_id == "me"
+                else _str(params.assignee_id))
+    rows = service.list_work_orders(
+        statuses=params.status, priorities=params.priority, types=params.type,
+        asset_id=_str(params.asset_id), assignee_id=assignee, overdue=params.overdue,
+        q=params.q, after=_int_cursor(params), limit=params.limit + 1)
+    return json_response(page(rows, params.limit, key=lambda r: (r["number"],),
+                              shape=_work_order))
+
+
+@app.post("/api/work-orders")
+@describe("Create a work order (manager)", request=WorkOrderCreate, response=WorkOrderOut,
+          status=201)
+@sauth.require_roles(*PLANNERS)
+def create_work_order() -> flask.Response:
+    """A new work order on a live asset (422 otherwise); with an assignee it starts
+    `assigned`, else `open`. Emits workorder.created."""
+    data = body(WorkOrderCreate)
+    row = service.create_work_order(_actor(), _wo_data(data, exclude_unset=False))
+    return json_response(_work_order(row), 201,
+                         headers={"Location": f"/api/work-orders/{row['id']}"})
+
+
+@app.get("/api/work-orders/<uuid:wo_id>")
+@describe("One work order", response=WorkOrderOut)
+def get_work_order(wo_id: UUID) -> flask.Response:
+    """One work order by id."""
+    return json_response(_work_order(service.get_work_order(str(wo_id))))
+
+
+@app.put("/api/work-orders/<uuid:wo_id>")
+@describe("Change a work order", request=WorkOrderUpdate, response=WorkOrderOut)
+@sauth.require_roles(*HANDS_ON)
+def update_work_order(wo_id: UUID) -> flask.Response:
+    """Managers change any field; operators only `labour_notes` of their own orders (403
+    otherwise). Closed and cancelled orders cannot change (409)."""
+    data = body(WorkOrderUpdate)
+    row = service.update_work_order(_actor(), str(wo_id), _wo_data(data, exclude_unset=True))
+    return json_response(_work_order(row))
+
+
+@app.post("/api/work-orders/<uuid:wo_id>/transitions")
+@describe("Move a work order along its lifecycle", request=TransitionIn, response=WorkOrderOut)
+@sauth.require_roles(*HANDS_ON)
+def transition_work_order(wo_id: UUID) -> flask.Response:
+    """open -> assigned|cancelled; assigned -> in_progress|open|cancelled; in_progress ->
+    on_hold|completed|cancelled; on_hold -> in_progress|cancelled; completed -> closed|
+    in_progress (reopen); closed and cancelled are final. A move the lifecycle does not allow
+    is 409 with `allowed` (the moves from the current status)."""
+    data = body(TransitionIn)
+    row = service.transition(_actor(), str(wo_id), data.status, data.reason,
+                             assignee_id=_str(data.assignee_id))
+    return json_response(_work_order(row))
+
+
+@app.get("/api/work-orders/<uuid:wo_id>/transitions")
+@describe("Status history of a work order", response=TransitionList)
+def work_order_transitions(wo_id: UUID) -> flask.Response:
+    """Every status the order went through, oldest first, with who and why."""
+    rows = service.work_order_transitions(str(wo_id))
+    items = [TransitionOut.model_validate(r).model_dump(mode="json") for r in rows]
+    return json_response({"items": items, "next_cursor": None})
+
+
+@app.post("/api/work-orders/<uuid:wo_id>/parts")
+@describe("Consume parts on a work order", request=ConsumeIn, response=MovementOut,
+          status=201)
+@sauth.require_roles(*HANDS_ON)
+def consume_parts(wo_id: UUID) -> flask.Response:
+    """Take parts from stock for the order: 409 when the stock is insufficient (nothing is
+    written); emits part.stock.low when the stock reaches the reorder point."""
+    data = body(ConsumeIn)
+    row = service.consume_part(_actor(), str(wo_id), str(data.part_id), data.quantity,
+                               data.note)
+    return json_response(_movement(row), 201)
+
+
+@app.get("/api/work-orders/<uuid:wo_id>/parts")
+@describe("Parts consumed on a work order", query=HistoryQuery, response=MovementPage)
+def work_order_parts(wo_id: UUID) -> flask.Response:
+    """The stock movements linked to the order, newest first."""
+    params = query(HistoryQuery)
+    rows = service.work_order_parts(str(wo_id), after=_time_cursor(params),
+                                    limit=params.limit + 1)
+    return json_response(_movement_page(rows, params.limit))
+
+
+@app.get("/api/assets/<uuid:asset_id>/history")
+@describe("Work orders of an asset", query=HistoryQuery, response=WorkOrderPage)
+def asset_history(asset_id: UUID) -> flask.Response:
+    """The asset's work orders, newest first."""
+    params = query(HistoryQuery)
+    rows = service.asset_history(str(asset_id), after=_int_cursor(params),
+                                 limit=params.limit + 1)
+    return json_response(page(rows, params.limit, key=lambda r: (r["number"],),
+                              shape=_work_order))
+
+
+# --- parts -------------------------------------------------------------------------------------
+
+class PartCreate(ApiModel):
+    sku: Tag
+    name: Name
+    unit: Unit = "pcs"
+    stock: int = Field(0, ge=0, le=1_000_000_000,
+                       description="Initial stock (recorded as a receive movement).")
+    reorder_point: int = Field(0, ge=0, le=1_000_000_000)
+    location: Place | None = None
+
+
+class PartUpdate(ApiModel):
+    """Partial update of the part's description; stock changes only through movements."""
+
+    sku: Tag | None = None
+    name: Name | None = None
+    unit: Unit | None = None
+    reorder_point: int | None = Field(None, ge=0, le=1_000_000_000)
+    location: Place | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rules(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "stock" in data:
+            raise ValueError("stock changes only through POST /api/parts/{id}/movements")
+        return _no_nulls(data, {"location"})
+
+
+class PartOut(Out):
+    id: str
+    sku: str
+    name: str
+    unit: str
+    stock: int
+    reorder_point: int
+    location: str | None
+    low_stock: bool = Field(description="stock <= reorder_point")
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PartPage(Out):
+    items: list[PartOut]
+    next_cursor: str | None
+
+
+class PartQuery(PageQuery):
+    low_stock: bool | None = Field(None, description="true: at or below the reorder point")
+    q: str | None = Field(None, max_length=200, description="Search in SKU and name.")
+    location: Place | None = None
+
+
+class MovementIn(ApiModel):
+    kind: MovementKind
+    quantity: Quantity = Field(description="receive/consume: positive; adjust: non-zero, "
+                                           "negative to remove")
+    note: Text | None = None
+
+    @model_validator(mode="after")
+    def _quantity(self) -> MovementIn:
+        model.stock_delta(self.kind, self.quantity)  # ValueError -> 422 on `quantity` rules
+        return self
+
+
+def _part(row: dict[str, Any]) -> dict[str, Any]:
+    row = {**row, "low_stock": model.is_low(row["stock"], row["reorder_point"])}
+    return PartOut.model_validate(row).model_dump(mode="json")
+
+
+@app.get("/api/parts")
+@describe("List and search parts", query=PartQuery, response=PartPage)
+def list_parts() -> flask.Response:
+    """Parts in SKU order, filtered by `low_stock`, `q` (SKU or name) and location."""
+    params = query(PartQuery)
+    rows = service.list_parts(low_stock=params.low_stock, q=params.q,
+                              location=params.location, after=_str_cursor(params),
+                              limit=params.limit + 1)
+    return json_response(page(rows, params.limit, key=lambda r: (r["sku"],), shape=_part))
+
+
+@app.post("/api/parts")
+@describe("Create a part (manager)", request=PartCreate, response=PartOut, status=201)
+@sauth.require_roles(*PLANNERS)
+def create_part() -> flask.Response:
+    """A new part; `sku` is unique (409, case-insensitive)."""
+    data = body(PartCreate)
+    row = service.create_part(_actor(), data.model_dump())
+    return json_response(_part(row), 201, headers={"Location": f"/api/parts/{row['id']}"})
+
+
+@app.get("/api/parts/<uuid:part_id>")
+@describe("One part", response=PartOut)
+def get_part(part_id: UUID) -> flask.Response:
+    """One part by id."""
+    return json_response(_part(service.get_part(str(part_id))))
+
+
+@app.put("/api/parts/<uuid:part_id>")
+@describe("Change a part (manager)", request=PartUpdate, response=PartOut)
+@sauth.require_roles(*PLANNERS)
+def update_part(part_id: UUID) -> flask.Response:
+    """Change the given fields (not `stock`: record a movement)."""
+    data = body(PartUpdate)
+    row = service.update_part(_actor(), str(part_id), data.model_dump(exclude_unset=True))
+    return json_response(_part(row))
+
+
+@app.post("/api/parts/<uuid:part_id>/movements")
+@describe("Record a stock movement (manager)", request=MovementIn, response=MovementOut,
+          status=201)
+@sauth.require_roles(*PLANNERS)
+def record_movement(part_id: UUID) -> flask.Response:
+    """receive adds, consume takes, adjust corrects by a signed quantity; the stock never
+    goes below zero (409, nothing written)."""
+    data = body(MovementIn)
+    row = service.record_movement(_actor(), str(part_id), data.kind, data.quantity, data.note)
+    return json_response(_movement(row), 201)
+
+
+@app.get("/api/parts/<uuid:part_id>/movements")
+@describe("Stock ledger of a part", query=HistoryQuery, response=MovementPage)
+def part_movements(part_id: UUID) -> flask.Response:
+    """Every movement of the part, newest first."""
+    params = query(HistoryQuery)
+    rows = service.part_movements(str(part_id), after=_time_cursor(params),
+                                  limit=params.limit + 1)
+    return json_response(_movement_page(rows, params.limit))
+
+
+# --- PM schedules ------------------------------------------------------------------------------
+
+class ScheduleCreate(ApiModel):
+    """Exactly one of `interval_days` and `cron` (5 fields, UTC). Without `next_due_at` the
+    first due time is one interval (or the next cron time) from now."""
+
+    asset_id: UUID
+    interval_days: int | None = Field(None, ge=1, le=3650)
+    cron: Cron | None = None
+    title: Name
+    description: Text | None = None
+    priority: Priority = "medium"
+    type: PmType = "preventive"
+    next_due_at: datetime | None = None
+    active: bool = True
+
+
+class ScheduleUpdate(ApiModel):
+    asset_id: UUID | None = None
+    interval_days: int | None = Field(None, ge=1, le=3650)
+    cron: Cron | None = None
+    title: Name | None = None
+    description: Text | None = None
+    priority: Priority | None = None
+    type: PmType | None = None
+    next_due_at: datetime | None = None
+    active: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls(cls, data: Any) -> Any:
+        return _no_nulls(data, {"interval_days", "cron", "description"})
+
+
+class ScheduleOut(Out):
+    id: str
+    asset_id: str
+    interval_days: int | None
+    cron: str | None
+    title: str
+    description: str | None
+    priority: Priority
+    type: PmType
+    next_due_at: datetime
+    active: bool
+    last_generated_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SchedulePage(Out):
+    items: list[ScheduleOut]
+    next_cursor: str | None
+
+
+class ScheduleQuery(PageQuery):
+    asset_id: UUID | None = None
+    active: bool | None = None
+
+
+def _schedule(row: dict[str, Any]) -> dict[str, Any]:
+    return ScheduleOut.model_validate(row).model_dump(mode="json")
+
+
+def _schedule_data(data: BaseModel, *, exclude_unset: bool) -> dict[str, Any]:
+    values = data.model_dump(exclude_unset=exclude_unset)
+    if "asset_id" in values:
+        values["asset_id"] = _str(values["asset_id"])
+    return values
+
+
+@app.get("/api/pm-schedules")
+@describe("List PM schedules", query=ScheduleQuery, response=SchedulePage)
+def list_schedules() -> flask.Response:
+    """PM schedules, soonest due first, filtered by asset_id and active."""
+    params = query(ScheduleQuery)
+    rows = service.list_schedules(asset_id=_str(params.asset_id), active=params.active,
+                                  after=_time_cursor(params), limit=params.limit + 1)
+    return json_response(page(rows, params.limit, key=lambda r: (r["next_due_at"], r["id"]),
+                              shape=_schedule))
+
+
+@app.post("/api/pm-schedules")
+@describe("Create a PM schedule (manager)", request=ScheduleCreate, response=ScheduleOut,
+          status=201)
+@sauth.require_roles(*PLANNERS)
+def create_schedule() -> flask.Response:
+    """A preventive-maintenance schedule: maintenance-pm-tick creates its work orders when
+    they fall due, once per due time."""
+    data = body(ScheduleCreate)
+    row = service.create_schedule(_actor(), _schedule_data(data, exclude_unset=False))
+    return json_response(_schedule(row), 201,
+                         headers={"Location": f"/api/pm-schedules/{row['id']}"})
+
+
+@app.get("/api/pm-schedules/<uuid:schedule_id>")
+@describe("One PM schedule", response=ScheduleOut)
+def get_schedule(schedule_id: UUID) -> flask.Response:
+    """One PM schedule by id."""
+    return json_response(_schedule(service.get_schedule(str(schedule_id))))
+
+
+@app.put("/api/pm-schedules/<uuid:schedule_id>")
+@describe("Change a PM schedule (manager)", request=ScheduleUpdate, response=ScheduleOut)
+@sauth.require_roles(*PLANNERS)
+def update_schedule(schedule_id: UUID) -> flask.Response:
+    """Change the given fields; to switch recurrence send the new one and null the other."""
+    data = body(ScheduleUpdate)
+    row = service.update_schedule(_actor(), str(schedule_id),
+                                  _schedule_data(data, exclude_unset=True))
+    return json_response(_schedule(row))
+
+
+# --- stats -------------------------------------------------------------------------------------
+
+class TrendDay(Out):
+    date: date
+    created: int
+    completed: int
+    overdue: int = Field(description="Orders overdue at the end of that day.")
+
+
+class LowStockPart(Out):
+    id: str
+    sku: str
+    name: str
+    unit: str
+    stock: int
+    reorder_point: int
+    location: str | None
+
+
+class StatsOut(Out):
+    work_orders_total: int
+    work_orders_active: int = Field(description="open, assigned, in_progress, on_hold")
+    work_orders_by_status: dict[str, int]
+    work_orders_by_priority: dict[str, int] = Field(description="Active orders only.")
+    overdue: int
+    mttr_hours: float | None = Field(description="Mean created -> completed of completed "
+                                                 "corrective orders, hours.")
+    mttr_sample: int
+    assets_down: int
+    assets_by_status: dict[str, int]
+    low_stock_count: int
+    low_stock_parts: list[LowStockPart] = Field(description="Up to 10, furthest below first.")
+    trend: list[TrendDay] = Field(description="The last 14 days (UTC), oldest first.")
+    generated_at: datetime
+
+
+@app.get("/api/maintenance/stats")
+@describe("Maintenance dashboard figures", response=StatsOut)
+def stats() -> flask.Response:
+    """Work orders by status and priority, overdue, mean time to repair, assets down, parts
+    at or below their reorder point, and a 14-day trend of created/completed/overdue."""
+    return json_response(StatsOut.model_validate(service.stats()).model_dump(mode="json"))

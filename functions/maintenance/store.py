@@ -1,0 +1,686 @@
+"""Maintenance's tables (schema `maintenance`) and the queries on them. PostgreSQL and SQLite.
+
+Datetimes are UTC (SQLite keeps them naive: rows read back go through `utc()`); due dates are
+calendar dates. Work-order numbers come from a one-row counter (`counters`), so they are dense
+and human-friendly on both databases. Lists are keyset-paginated on a unique sort key. The
+`users` table is the local copy of the users context's users, fed by its events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from functions.maintenance.model import ACTIVE
+from shared import db
+from shared.events import outbox_table
+
+SCHEMA = "maintenance"
+metadata = db.metadata(SCHEMA)
+TS = DateTime(timezone=True)
+
+users = Table(
+    "users", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("email", String(254), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("roles", Text, nullable=False),  # JSON list
+    Column("active", Boolean, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),  # the users-context version applied
+    Column("updated_at", TS, nullable=False),
+)
+
+counters = Table(
+    "counters", metadata,
+    Column("name", String(50), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+assets = Table(
+    "assets", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tag", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("category", String(100), nullable=True),
+    Column("location", String(200), nullable=True),
+    Column("parent_id", String(36), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("criticality", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("retired_at", TS, nullable=True),
+    Index("ux_assets_tag", "tag", unique=True),
+    Index("ix_assets_parent", "parent_id", "tag"),
+    Index("ix_assets_status", "status", "tag"),
+    Index("ix_assets_category", "category", "tag"),
+    Index("ix_assets_location", "location", "tag"),
+    Index("ix_assets_criticality", "criticality", "tag"),
+)
+
+work_orders = Table(
+    "work_orders", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("number", Integer, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("asset_id", String(36), nullable=False),
+    Column("priority", String(20), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("due_date", Date, nullable=True),
+    Column("assignee_id", String(36), nullable=True),
+    Column("labour_notes", Text, nullable=True),
+    Column("pm_schedule_id", String(36), nullable=True),
+    Column("created_by", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("completed_at", TS, nullable=True),
+    Column("closed_at", TS, nullable=True),
+    Column("cancelled_at", TS, nullable=True),
+    # When the order left the active set (completed or cancelled); NULL while work remains.
+    Column("resolved_at", TS, nullable=True),
+    Index("ux_work_orders_number", "number", unique=True),
+    Index("ix_work_orders_status", "status", "number"),
+    Index("ix_work_orders_status_priority", "status", "priority"),
+    Index("ix_work_orders_priority", "priority", "number"),
+    Index("ix_work_orders_asset", "asset_id", "number"),
+    Index("ix_work_orders_assignee", "assignee_id", "number"),
+    # INCLUDE: the stats read these indexes only (index-only scans on PostgreSQL)
+    Index("ix_work_orders_type_completed", "type", "completed_at",
+          postgresql_include=["created_at"]),
+    Index("ix_work_orders_created", "created_at"),
+    Index("ix_work_orders_completed", "completed_at"),
+    Index("ix_work_orders_resolved", "resolved_at",
+          postgresql_include=["due_date", "created_at"]),
+    Index("ix_work_orders_due_active", "due_date", postgresql_include=["created_at"],
+          postgresql_where=Column("resolved_at").is_(None),
+          sqlite_where=Column("resolved_at").is_(None)),
+)
+
+work_order_log = Table(
+    "work_order_log", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("work_order_id", String(36), nullable=False),
+    Column("from_status", String(20), nullable=True),
+    Column("to_status", String(20), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("actor_id", String(64), nullable=False),
+    Column("at", TS, nullable=False),
+    Index("ix_work_order_log_order", "work_order_id", "at"),
+)
+
+parts = Table(
+    "parts", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("sku", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("unit", String(20), nullable=False),
+    Column("stock", Integer, nullable=False),
+    Column("reorder_point", Integer, nullable=False),
+    Column("location", String(200), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    CheckConstraint("stock >= 0", name="ck_parts_stock_not_negative"),
+    CheckConstraint("reorder_point >= 0", name="ck_parts_reorder_point_not_negative"),
+    Index("ux_parts_sku", "sku", unique=True),
+)
+
+part_movements = Table(
+    "part_movements", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("part_id", String(36), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("quantity", Integer, nullable=False),  # as entered
+    Column("delta", Integer, nullable=False),  # signed effect on stock
+    Column("stock_after", Integer, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("work_order_id", String(36), nullable=True),
+    Column("actor_id", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("ix_part_movements_part", "part_id", "created_at", "id"),
+    Index("ix_part_movements_work_order", "work_order_id", "created_at"),
+)
+
+pm_schedules = Table(
+    "pm_schedules", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("asset_id", String(36), nullable=False),
+    Column("interval_days", Integer, nullable=True),
+    Column("cron", String(100), nullable=True),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("priority", String(20), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("next_due_at", TS, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("last_generated_at", TS, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_pm_schedules_due", "active", "next_due_at"),
+    Index("ix_pm_schedules_next", "next_due_at", "id"),
+    Index("ix_pm_schedules_asset", "asset_id"),
+)
+
+# One row per (schedule, due time) handled: the key that makes pm-tick create each order once.
+pm_runs = Table(
+    "pm_runs", metadata,
+    Column("schedule_id", String(36), primary_key=True),
+    Column("due_at", TS, primary_key=True),
+    Column("work_order_id", String(36), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+outbox = outbox_table(metadata)
+
+WORK_ORDER_COUNTER = "work_orders"
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _day(value: Any) -> date | None:
+    if value is None or isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, datetime):
+        return value.date()
+    return date.fromisoformat(str(value)[:10])
+
+
+_TIMESTAMPS = ("created_at", "updated_at", "retired_at", "completed_at", "closed_at",
+               "cancelled_at", "resolved_at", "next_due_at", "last_generated_at", "at",
+               "due_at")
+
+
+def as_dict(row: Row[Any]) -> dict[str, Any]:
+    out = dict(row._mapping)
+    for key in _TIMESTAMPS:
+        if key in out:
+            out[key] = utc(out[key])
+    if "due_date" in out:
+        out["due_date"] = _day(out["due_date"])
+    if "roles" in out and isinstance(out["roles"], str):
+        out["roles"] = json.loads(out["roles"])
+    return out
+
+
+def _insert(session: Session, table: Table) -> Any:
+    """A dialect INSERT that knows ON CONFLICT (PostgreSQL and SQLite spell it the same)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+def _contains(column: Any, needle: str) -> ColumnElement[bool]:
+    return func.lower(column).contains(needle.lower(), autoescape=True)
+
+
+def _in_or_eq(column: Any, values: Sequence[str] | None) -> ColumnElement[bool] | None:
+    if not values:
+        return None
+    return column == values[0] if len(values) == 1 else column.in_(list(values))
+
+
+# --- users copy --------------------------------------------------------------------------------
+
+def upsert_user(session: Session, *, id: str, email: str, name: str, roles: list[str],
+                active: bool, deleted: bool, version: int, now: datetime) -> bool:
+    """Store these facts unless a newer version is held (equal: re-applied, idempotent).
+    Returns whether the row was written."""
+    values = {"id": id, "email": email, "name": name, "roles": json.dumps(sorted(roles)),
+              "active": active, "deleted": deleted, "version": version, "updated_at": now}
+    stmt = _insert(session, users).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[users.c.id],
+        set_={k: stmt.excluded[k] for k in values if k != "id"},
+        where=users.c.version <= stmt.excluded.version,
+    ).returning(users.c.id)
+    return session.execute(stmt).first() is not None
+
+
+def user(session: Session, user_id: str) -> dict[str, Any] | None:
+    row = session.execute(select(users).where(users.c.id == user_id)).first()
+    return as_dict(row) if row is not None else None
+
+
+# --- assets ------------------------------------------------------------------------------------
+
+def asset(session: Session, asset_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    stmt = select(assets).where(assets.c.id == asset_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = session.execute(stmt).first()
+    return as_dict(row) if row is not None else None
+
+
+def tag_taken(session: Session, tag: str, *, other_than: str | None = None) -> bool:
+    stmt = select(assets.c.id).where(func.lower(assets.c.tag) == tag.lower())
+    if other_than is not None:
+        stmt = stmt.where(assets.c.id != other_than)
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def insert_asset(session: Session, **values: Any) -> None:
+    session.execute(assets.insert().values(**values))
+
+
+def change_asset(session: Session, asset_id: str, **values: Any) -> None:
+    session.execute(update(assets).where(assets.c.id == asset_id).values(**values))
+
+
+_HIERARCHY_LOCK = 0x6D61696E  # any constant shared by every hierarchy change
+
+
+def lock_hierarchy(session: Session) -> None:
+    """Serialise re-parenting until commit, so two concurrent moves cannot each pass the cycle
+    check and together make a cycle. (SQLite serialises every writer anyway.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_HIERARCHY_LOCK)))
+
+
+def ancestors(session: Session, asset_id: str, limit: int) -> list[str]:
+    """Ids above `asset_id` (parent first), at most `limit` (+1 to detect overflow)."""
+    chain: list[str] = []
+    current = asset_id
+    for _ in range(limit + 1):
+        parent = session.execute(select(assets.c.parent_id)
+                                 .where(assets.c.id == current)).scalar()
+        if parent is None or parent in chain:
+            break
+        chain.append(parent)
+        current = parent
+    return chain
+
+
+def active_work_orders_of(session: Session, asset_id: str) -> int:
+    return session.execute(select(func.count()).select_from(work_orders).where(
+        work_orders.c.asset_id == asset_id, work_orders.c.status.in_(sorted(ACTIVE)))).scalar_one()
+
+
+def live_children_of(session: Session, asset_id: str) -> int:
+    return session.execute(select(func.count()).select_from(assets).where(
+        assets.c.parent_id == asset_id, assets.c.retired_at.is_(None))).scalar_one()
+
+
+def search_assets(session: Session, *, statuses: Sequence[str] | None,
+                  category: str | None, location: str | None, parent_id: str | None,
+                  roots: bool, criticality: Sequence[str] | None, q: str | None,
+                  after: str | None, limit: int) -> list[dict[str, Any]]:
+    """Assets in tag order after the keyset `after`. Retired assets only when asked for by
+    `statuses`."""
+    stmt = select(assets)
+    cond = _in_or_eq(assets.c.status, statuses)
+    stmt = stmt.where(cond if cond is not None else assets.c.status != "retired")
+    if category:
+        stmt = stmt.where(assets.c.category == category)
+    if location:
+        stmt = stmt.where(assets.c.location == location)
+    if roots:
+        stmt = stmt.where(assets.c.parent_id.is_(None))
+    elif parent_id:
+        stmt = stmt.where(assets.c.parent_id == parent_id)
+    crit = _in_or_eq(assets.c.criticality, criticality)
+    if crit is not None:
+        stmt = stmt.where(crit)
+    if q:
+        stmt = stmt.where(or_(_contains(assets.c.tag, q), _contains(assets.c.name, q)))
+    if after is not None:
+        stmt = stmt.where(assets.c.tag > after)
+    rows = session.execute(stmt.order_by(assets.c.tag).limit(limit)).all()
+    return [as_dict(r) for r in rows]
+
+
+# --- work orders -------------------------------------------------------------------------------
+
+def next_number(session: Session) -> int:
+    """The next work-order number (the counter row is locked until commit)."""
+    value = session.execute(
+        update(counters).where(counters.c.name == WORK_ORDER_COUNTER)
+        .values(value=counters.c.value + 1).returning(counters.c.value)).scalar()
+    if value is None:  # first order ever (the migration seeds the row; be safe anyway)
+        session.execute(_insert(session, counters).values(name=WORK_ORDER_COUNTER, value=0)
+                        .on_conflict_do_nothing(index_elements=[counters.c.name]))
+        return next_number(session)
+    return int(value)
+
+
+_assignee = users.alias("assignee")
+
+
+def _with_names(page: Any) -> Any:
+    """A page of work-order rows joined to its asset's tag/name and its assignee's name.
+    The page (filter, order, limit) is cut first, so the joins touch at most `limit` rows."""
+    return (
+        select(page, assets.c.tag.label("asset_tag"), assets.c.name.label("asset_name"),
+               _assignee.c.name.label("assignee_name"))
+        .select_from(page.outerjoin(assets, assets.c.id == page.c.asset_id)
+                     .outerjoin(_assignee, _assignee.c.id == page.c.assignee_id))
+    )
+
+
+def work_order(session: Session, wo_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    if lock:  # lock the order's row only (not the joined asset and user rows)
+        session.execute(select(work_orders.c.id).where(work_orders.c.id == wo_id)
+                        .with_for_update()).first()
+    one = select(work_orders).where(work_orders.c.id == wo_id).subquery("wo")
+    row = session.execute(_with_names(one)).first()
+    return as_dict(row) if row is not None else None
+
+
+def insert_work_order(session: Session, **values: Any) -> None:
+    session.execute(work_orders.insert().values(**values))
+
+
+def change_work_order(session: Session, wo_id: str, **values: Any) -> None:
+    session.execute(update(work_orders).where(work_orders.c.id == wo_id).values(**values))
+
+
+def log_transition(session: Session, **values: Any) -> None:
+    session.execute(work_order_log.insert().values(**values))
+
+
+def transitions_of(session: Session, wo_id: str) -> list[dict[str, Any]]:
+    rows = session.execute(select(work_order_log)
+                           .where(work_order_log.c.work_order_id == wo_id)
+                           .order_by(work_order_log.c.at, work_order_log.c.id)).all()
+    return [as_dict(r) for r in rows]
+
+
+def overdue_condition(today: date) -> ColumnElement[bool]:
+    return and_(work_orders.c.resolved_at.is_(None), work_orders.c.due_date < today)
+
+
+def search_work_orders(session: Session, *, statuses: Sequence[str] | None,
+                       priorities: Sequence[str] | None, types: Sequence[str] | None,
+                       asset_id: str | None, assignee_id: str | None, overdue: bool | None,
+                       q: str | None, today: date, after: int | None,
+                       limit: int) -> list[dict[str, Any]]:
+    """Work orders newest first (number descending) after the keyset `after`."""
+    wo = work_orders
+    stmt = select(wo)
+    for cond in (_in_or_eq(wo.c.status, statuses), _in_or_eq(wo.c.priority, priorities),
+                 _in_or_eq(wo.c.type, types)):
+        if cond is not None:
+            stmt = stmt.where(cond)
+    if asset_id:
+        stmt = stmt.where(wo.c.asset_id == asset_id)
+    if assignee_id:
+        stmt = stmt.where(wo.c.assignee_id == assignee_id)
+    if overdue is True:
+        stmt = stmt.where(overdue_condition(today))
+    elif overdue is False:
+        stmt = stmt.where(or_(wo.c.resolved_at.is_not(None), wo.c.due_date.is_(None),
+                              wo.c.due_date >= today))
+    if q:
+        needle = q.strip().upper().removeprefix("WO-")
+        cond = _contains(wo.c.title, q)
+        if needle.isdigit() and len(needle) < 10:
+            cond = or_(cond, wo.c.number == int(needle))
+        stmt = stmt.where(cond)
+    if after is not None:
+        stmt = stmt.where(wo.c.number < after)
+    page = stmt.order_by(wo.c.number.desc()).limit(limit).subquery("page")
+    rows = session.execute(_with_names(page).order_by(page.c.number.desc())).all()
+    return [as_dict(r) for r in rows]
+
+
+# --- parts -------------------------------------------------------------------------------------
+
+def part(session: Session, part_id: str) -> dict[str, Any] | None:
+    row = session.execute(select(parts).where(parts.c.id == part_id)).first()
+    return as_dict(row) if row is not None else None
+
+
+def sku_taken(session: Session, sku: str, *, other_than: str | None = None) -> bool:
+    stmt = select(parts.c.id).where(func.lower(parts.c.sku) == sku.lower())
+    if other_than is not None:
+        stmt = stmt.where(parts.c.id != other_than)
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def insert_part(session: Session, **values: Any) -> None:
+    session.execute(parts.insert().values(**values))
+
+
+def change_part(session: Session, part_id: str, **values: Any) -> None:
+    session.execute(update(parts).where(parts.c.id == part_id).values(**values))
+
+
+def move_stock(session: Session, part_id: str, delta: int, now: datetime
+               ) -> dict[str, Any] | None:
+    """Apply `delta` to the stock atomically, only if it stays >= 0; the part after the
+    change, or None when the stock does not allow it (or the part does not exist).
+
+    One conditional UPDATE: concurrent movements serialise on the row, and each re-checks
+    the condition against the committed stock, so stock never goes negative."""
+    row = session.execute(
+        update(parts).where(parts.c.id == part_id, parts.c.stock + delta >= 0)
+        .values(stock=parts.c.stock + delta, version=parts.c.version + 1, updated_at=now)
+        .returning(*parts.c)).first()
+    return as_dict(row) if row is not None else None
+
+
+def insert_movement(session: Session, **values: Any) -> None:
+    session.execute(part_movements.insert().values(**values))
+
+
+def movements(session: Session, *, part_id: str | None = None,
+              work_order_id: str | None = None, after: tuple[datetime, str] | None,
+              limit: int) -> list[dict[str, Any]]:
+    """Movements newest first, of one part or one work order."""
+    m = part_movements
+    stmt = select(m, parts.c.sku.label("sku"), parts.c.name.label("part_name")).select_from(
+        m.outerjoin(parts, parts.c.id == m.c.part_id))
+    if part_id is not None:
+        stmt = stmt.where(m.c.part_id == part_id)
+    if work_order_id is not None:
+        stmt = stmt.where(m.c.work_order_id == work_order_id)
+    if after is not None:
+        at, last_id = after
+        stmt = stmt.where(or_(m.c.created_at < at, and_(m.c.created_at == at, m.c.id < last_id)))
+    rows = session.execute(stmt.order_by(m.c.created_at.desc(), m.c.id.desc())
+                           .limit(limit)).all()
+    return [as_dict(r) for r in rows]
+
+
+def search_parts(session: Session, *, low_stock: bool | None, q: str | None,
+                 location: str | None, after: str | None, limit: int) -> list[dict[str, Any]]:
+    stmt = select(parts)
+    if low_stock is True:
+        stmt = stmt.where(parts.c.stock <= parts.c.reorder_point)
+    elif low_stock is False:
+        stmt = stmt.where(parts.c.stock > parts.c.reorder_point)
+    if q:
+        stmt = stmt.where(or_(_contains(parts.c.sku, q), _contains(parts.c.name, q)))
+    if location:
+        stmt = stmt.where(parts.c.location == location)
+    if after is not None:
+        stmt = stmt.where(parts.c.sku > after)
+    rows = session.execute(stmt.order_by(parts.c.sku).limit(limit)).all()
+    return [as_dict(r) for r in rows]
+
+
+# --- PM schedules ------------------------------------------------------------------------------
+
+def schedule(session: Session, schedule_id: str, *, lock: bool = False,
+             skip_locked: bool = False) -> dict[str, Any] | None:
+    stmt = select(pm_schedules).where(pm_schedules.c.id == schedule_id)
+    if lock:
+        stmt = stmt.with_for_update(skip_locked=skip_locked)
+    row = session.execute(stmt).first()
+    return as_dict(row) if row is not None else None
+
+
+def insert_schedule(session: Session, **values: Any) -> None:
+    session.execute(pm_schedules.insert().values(**values))
+
+
+def change_schedule(session: Session, schedule_id: str, **values: Any) -> None:
+    session.execute(update(pm_schedules).where(pm_schedules.c.id == schedule_id)
+                    .values(**values))
+
+
+def due_schedule_ids(session: Session, now: datetime, limit: int) -> list[str]:
+    rows = session.execute(
+        select(pm_schedules.c.id)
+        .where(pm_schedules.c.active.is_(True), pm_schedules.c.next_due_at <= now)
+        .order_by(pm_schedules.c.next_due_at, pm_schedules.c.id).limit(limit)).all()
+    return [r.id for r in rows]
+
+
+def claim_run(session: Session, schedule_id: str, due_at: datetime, work_order_id: str,
+              now: datetime) -> bool:
+    """Record that (schedule, due time) is handled; False when it already was."""
+    stmt = (_insert(session, pm_runs)
+            .values(schedule_id=schedule_id, due_at=due_at, work_order_id=work_order_id,
+                    created_at=now)
+            .on_conflict_do_nothing(index_elements=[pm_runs.c.schedule_id, pm_runs.c.due_at])
+            .returning(pm_runs.c.schedule_id))
+    return session.execute(stmt).first() is not None
+
+
+def search_schedules(session: Session, *, asset_id: str | None, active: bool | None,
+                     after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+    s = pm_schedules
+    stmt = select(s)
+    if asset_id:
+        stmt = stmt.where(s.c.asset_id == asset_id)
+    if active is not None:
+        stmt = stmt.where(s.c.active.is_(active))
+    if after is not None:
+        at, last_id = after
+        stmt = stmt.where(or_(s.c.next_due_at > at, and_(s.c.next_due_at == at, s.c.id > last_id)))
+    rows = session.execute(stmt.order_by(s.c.next_due_at, s.c.id).limit(limit)).all()
+    return [as_dict(r) for r in rows]
+
+
+# --- stats -------------------------------------------------------------------------------------
+
+def _hours_between(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - start) / 3600.0
+    return (func.julianday(end) - func.julianday(start)) * 24.0
+
+
+def count_by(session: Session, column: Any, *where: ColumnElement[bool]) -> dict[str, int]:
+    stmt = select(column, func.count()).group_by(column)
+    for cond in where:
+        stmt = stmt.where(cond)
+    return {str(k): int(n) for k, n in session.execute(stmt).all()}
+
+
+def work_order_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(status, priority, count): an index-only scan of (status, priority)."""
+    wo = work_orders
+    rows = session.execute(select(wo.c.status, wo.c.priority, func.count())
+                           .group_by(wo.c.status, wo.c.priority)).all()
+    return [(str(s), str(p), int(n)) for s, p, n in rows]
+
+
+def overdue_count(session: Session, today: date) -> int:
+    """Read from the partial index of active orders by due date."""
+    return session.execute(select(func.count()).select_from(work_orders)
+                           .where(overdue_condition(today))).scalar_one()
+
+
+def mean_time_to_repair(session: Session) -> tuple[float | None, int]:
+    """Mean hours from creation to completion of completed corrective orders, and how many
+    (from the (type, completed_at) index, which carries created_at)."""
+    wo = work_orders
+    hours = _hours_between(session, wo.c.created_at, wo.c.completed_at)
+    mean, n = session.execute(
+        select(func.avg(cast(hours, Float)), func.count())
+        .where(wo.c.type == "corrective", wo.c.completed_at.is_not(None))).one()
+    return (round(float(mean), 2) if mean is not None else None), int(n)
+
+
+def _per_day(session: Session, bounds: list[datetime], measure: Any,
+             *where: ColumnElement[bool]) -> list[int]:
+    cols = [func.coalesce(func.sum(case((and_(measure >= lo, measure < hi), 1), else_=0)), 0)
+            for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    stmt = select(*cols).select_from(work_orders).where(*where)
+    return [int(v) for v in session.execute(stmt).one()]
+
+
+def _overdue_per_day(session: Session, first_day: date, ends: list[datetime],
+                     *where: ColumnElement[bool], resolved: bool) -> list[int]:
+    wo = work_orders
+    cols = []
+    for i, end in enumerate(ends):
+        cond = and_(wo.c.due_date < first_day + timedelta(days=i), wo.c.created_at < end)
+        if resolved:
+            cond = and_(cond, wo.c.resolved_at >= end)
+        cols.append(func.coalesce(func.sum(case((cond, 1), else_=0)), 0))
+    return [int(v) for v in session.execute(select(*cols).select_from(wo).where(*where)).one()]
+
+
+def daily_trend(session: Session, first_day: date, days: int) -> list[dict[str, Any]]:
+    """Per day: orders created, orders completed, and orders overdue at the end of the day
+    (due before that day, created by its end, not completed or cancelled by its end).
+
+    Conditional sums, each over an index range that carries the columns it needs: created_at,
+    completed_at, active orders by due date (+created_at), orders resolved in the window
+    (+due_date, created_at). Overdue = still active now + resolved after that day's end."""
+    wo = work_orders
+    starts = [datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+              + timedelta(days=i) for i in range(days + 1)]
+    window, ends = starts[0], starts[1:]
+    last_day = first_day + timedelta(days=days - 1)
+    created = _per_day(session, starts, wo.c.created_at, wo.c.created_at >= window)
+    completed = _per_day(session, starts, wo.c.completed_at, wo.c.completed_at >= window)
+    active = _overdue_per_day(session, first_day, ends, wo.c.resolved_at.is_(None),
+                              wo.c.due_date < last_day, resolved=False)
+    resolved = _overdue_per_day(session, first_day, ends, wo.c.resolved_at >= window,
+                                wo.c.due_date < last_day, resolved=True)
+    return [{"date": first_day + timedelta(days=i), "created": created[i],
+             "completed": completed[i], "overdue": active[i] + resolved[i]}
+            for i in range(days)]
+
+
+def assets_by_status(session: Session) -> dict[str, int]:
+    return count_by(session, assets.c.status)
+
+
+def low_stock(session: Session, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """Parts at or below their reorder point: how many, and the `limit` furthest below."""
+    low = parts.c.stock <= parts.c.reorder_point
+    count = session.execute(select(func.count()).select_from(parts).where(low)).scalar_one()
+    rows = session.execute(select(parts).where(low)
+                           .order_by((parts.c.stock - parts.c.reorder_point), parts.c.sku)
+                           .limit(limit)).all()
+    return int(count), [as_dict(r) for r in rows]
