@@ -2,7 +2,8 @@
 
 Logs in as the bootstrap admin (BOOTSTRAP_ADMIN_EMAIL / BOOTSTRAP_ADMIN_PASSWORD, the local
 defaults of `make dev` otherwise) and calls `run(session, base_url)` of every context that has
-a `seed.py`, in catalog order. Seeds use the public API only, so they double as a smoke test.
+a `seed.py`: users first (other contexts' demo data refers to demo users), then the rest in
+catalog order. Seeds use the public API only, so they double as a smoke test.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main() -> int:
         print(f"seed: login as {email} failed ({resp.status_code}): {resp.text}", file=sys.stderr)
         return 1
     http.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
-    for ctx in catalog().contexts:
+    for ctx in sorted(catalog().contexts, key=lambda c: c.name != "users"):
         if (ctx.path / "seed.py").exists():
             importlib.import_module(f"functions.{ctx.name}.seed").run(http, base)
             print(f"seed: {ctx.name} done")

@@ -188,6 +188,18 @@ def read_body(req: flask.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _send(adapter: requests.adapters.HTTPAdapter, prepared: requests.PreparedRequest,
+          timeout: float) -> requests.Response:
+    """Send once; an idempotent request is sent once more when the pooled keep-alive
+    connection turned out to be closed by the upstream (gunicorn drops idle ones after 2 s)."""
+    try:
+        return adapter.send(prepared, stream=True, timeout=timeout, proxies={})
+    except requests.ConnectionError as exc:
+        if prepared.method not in clients.IDEMPOTENT or isinstance(exc, requests.ConnectTimeout):
+            raise
+        return adapter.send(prepared, stream=True, timeout=timeout, proxies={})
+
+
 def forward(req: flask.Request, *, request_id: str, traceparent: str) -> flask.Response:
     """Forward the current request to its deployment and return the answer (module doc)."""
     if has_dot_segment(req.path):
@@ -219,8 +231,7 @@ def forward(req: flask.Request, *, request_id: str, traceparent: str) -> flask.R
     try:
         # The session's pooled adapter, not Session.request: no cookie jar shared between
         # users' requests, no proxy lookup in the environment, no redirects (and ~0.5 ms less).
-        upstream = clients.session().get_adapter(base).send(
-            prepared, stream=True, timeout=s.upstream_timeout_s, proxies={})
+        upstream = _send(clients.session().get_adapter(base), prepared, s.upstream_timeout_s)
     except requests.Timeout:
         _log.warning("%s did not answer %s %s in time", dep.name, req.method, req.path)
         raise GatewayTimeout(f"{dep.name} did not answer in time.") from None
