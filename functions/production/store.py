@@ -1,0 +1,317 @@
+"""Production's tables (schema `production`) and the queries on them; PostgreSQL and SQLite.
+
+`batches` holds one row per batch with a `version` that every change bumps through a guarded
+`UPDATE ... WHERE id = :id AND version = :seen` (`change`), so of two concurrent writers exactly
+one wins and the other learns it from the row count. `batch_transitions` is the append-only
+lifecycle record (creation included) the history and the cycle-time metrics read. Metrics are
+computed in SQL with GROUP BY over index ranges; the two dialect-specific bits (seconds
+between two timestamps, the UTC day of a timestamp) are small compiled constructs.
+Datetimes are UTC; SQLite keeps them naive (its storage drops the offset), so values are bound
+in UTC and read back through `utc()`. Indexes follow the filters and sort orders used here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy.sql.selectable import Select
+
+from shared import db
+from shared.events import outbox_table
+
+SCHEMA = "production"
+metadata = db.metadata(SCHEMA)
+TS = DateTime(timezone=True)
+
+batches = Table(
+    "batches", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("batch_number", String(40), nullable=False),
+    Column("product", String(200), nullable=False),
+    Column("planned_quantity", Float, nullable=False),
+    Column("actual_quantity", Float, nullable=True),
+    Column("unit", String(20), nullable=False),
+    Column("stage", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("notes", Text, nullable=True),
+    Column("planned_start", TS, nullable=True),
+    Column("started_at", TS, nullable=True),
+    Column("completed_at", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ux_batches_number", "batch_number", unique=True),
+    Index("ix_batches_created", "created_at", "id"),
+    Index("ix_batches_status", "status", "created_at", "id"),
+    Index("ix_batches_stage", "stage", "created_at", "id"),
+    Index("ix_batches_product", "product", "created_at", "id"),
+    Index("ix_batches_planned_start", "planned_start"),
+    Index("ix_batches_completed", "completed_at"),
+)
+
+transitions = Table(
+    "batch_transitions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", String(36), ForeignKey("production.batches.id"), nullable=False),
+    Column("kind", String(10), nullable=False),  # status | stage
+    Column("from_value", String(20), nullable=True),  # null: the batch was created
+    Column("to_value", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", TS, nullable=False),
+    # On a row that ends a stage visit (stage change, or the release ending packaging): when
+    # that visit began. Cycle times are then one aggregate over a time range of rows instead
+    # of a self-join (see docs/decisions/0010).
+    Column("stage_entered_at", TS, nullable=True),
+    Index("ix_transitions_batch", "batch_id", "at", "id"),
+    Index("ix_transitions_at", "at"),
+)
+
+outbox = outbox_table(metadata)
+
+BATCH_DATETIMES = ("planned_start", "started_at", "completed_at", "created_at", "updated_at")
+
+
+def utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def as_dict(row: Row[Any]) -> dict[str, Any]:
+    out = dict(row._mapping)
+    for key in BATCH_DATETIMES:
+        if key in out:
+            out[key] = utc(out[key])
+    return out
+
+
+def _bind(values: dict[str, Any]) -> dict[str, Any]:
+    """Datetimes in UTC before they are bound (SQLite stores the wall time, dropping offsets)."""
+    return {k: utc(v) if isinstance(v, datetime) else v for k, v in values.items()}
+
+
+# --- batches -------------------------------------------------------------------------------
+
+def get(session: Session, batch_id: str) -> dict[str, Any] | None:
+    row = session.execute(select(batches).where(batches.c.id == batch_id)).first()
+    return as_dict(row) if row is not None else None
+
+
+def number_taken(session: Session, batch_number: str, *, other_than: str | None = None) -> bool:
+    stmt = select(batches.c.id).where(batches.c.batch_number == batch_number)
+    if other_than is not None:
+        stmt = stmt.where(batches.c.id != other_than)
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def insert(session: Session, **values: Any) -> None:
+    session.execute(batches.insert().values(**_bind(values)))
+
+
+def change(session: Session, batch_id: str, seen_version: int, **values: Any) -> bool:
+    """Apply `values` if the row still has `seen_version` (bump it); False when it changed."""
+    result = session.execute(
+        update(batches)
+        .where(batches.c.id == batch_id, batches.c.version == seen_version)
+        .values(**_bind(values), version=seen_version + 1)
+    )
+    return result.rowcount == 1
+
+
+def search(session: Session, *, q: str | None, statuses: list[str] | None,
+           stages: list[str] | None, product: str | None,
+           planned_from: datetime | None, planned_to: datetime | None,
+           created_from: datetime | None, created_to: datetime | None,
+           after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+    """Batches matching the filters, newest first (created_at desc, id desc), after the keyset
+    `after`; fetches `limit` rows (callers ask for one more than a page)."""
+    b = batches.c
+    stmt = select(batches)
+    if q:
+        stmt = stmt.where(b.batch_number.contains(q.upper(), autoescape=True))
+    if statuses:
+        stmt = stmt.where(b.status.in_(statuses))
+    if stages:
+        stmt = stmt.where(b.stage.in_(stages))
+    if product:
+        stmt = stmt.where(b.product == product)
+    for col, low, high in ((b.planned_start, planned_from, planned_to),
+                           (b.created_at, created_from, created_to)):
+        if low is not None:
+            stmt = stmt.where(col >= utc(low))
+        if high is not None:
+            stmt = stmt.where(col < utc(high))
+    if after is not None:
+        when, last_id = utc(after[0]), after[1]
+        stmt = stmt.where(or_(b.created_at < when, and_(b.created_at == when, b.id < last_id)))
+    rows = session.execute(stmt.order_by(b.created_at.desc(), b.id.desc()).limit(limit)).all()
+    return [as_dict(r) for r in rows]
+
+
+# --- transitions ---------------------------------------------------------------------------
+
+def record(session: Session, *, batch_id: str, kind: str, from_value: str | None,
+           to_value: str, reason: str, actor: str, at: datetime,
+           stage_entered_at: datetime | None = None) -> None:
+    session.execute(transitions.insert().values(
+        batch_id=batch_id, kind=kind, from_value=from_value, to_value=to_value, reason=reason,
+        actor=actor, at=utc(at), stage_entered_at=utc(stage_entered_at)))
+
+
+def entered_at(session: Session, batch_id: str, kind: str, from_value: str | None,
+               to_value: str) -> datetime | None:
+    """When the batch made the transition (kind, from, to) (the latest, if several)."""
+    t = transitions.c
+    stmt = select(func.max(t.at)).where(t.batch_id == batch_id, t.kind == kind,
+                                        t.to_value == to_value)
+    if from_value is not None:
+        stmt = stmt.where(t.from_value == from_value)
+    return utc(session.execute(stmt).scalar())
+
+
+def history(session: Session, batch_id: str, *, after: tuple[datetime, int] | None,
+            limit: int) -> list[dict[str, Any]]:
+    """Transitions of a batch in the order they happened (at, id), after the keyset `after`."""
+    t = transitions.c
+    stmt = select(transitions).where(t.batch_id == batch_id)
+    if after is not None:
+        when, last_id = utc(after[0]), after[1]
+        stmt = stmt.where(or_(t.at > when, and_(t.at == when, t.id > last_id)))
+    rows = session.execute(stmt.order_by(t.at, t.id).limit(limit)).all()
+    out = []
+    for r in rows:
+        item = dict(r._mapping)
+        item["at"] = utc(item["at"])
+        out.append(item)
+    return out
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+class seconds_between(FunctionElement[float]):  # noqa: N801 - reads as the SQL function it is
+    """Seconds from the second timestamp to the first (`later - earlier`), as a float."""
+
+    type = Float()
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_pg(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return (f"EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - "
+            f"{compiler.process(earlier, **kw)}))")
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return (f"((julianday({compiler.process(later, **kw)}) - "
+            f"julianday({compiler.process(earlier, **kw)})) * 86400.0)")
+
+
+class utc_day(FunctionElement[Any]):  # noqa: N801
+    """The UTC calendar day of a timestamp (a date on PostgreSQL, 'YYYY-MM-DD' on SQLite)."""
+
+    inherit_cache = True
+    name = "utc_day"
+
+
+@compiles(utc_day, "postgresql")
+def _day_pg(element: utc_day, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"CAST(({compiler.process(value, **kw)} AT TIME ZONE 'UTC') AS DATE)"
+
+
+@compiles(utc_day, "sqlite")
+def _day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"date({compiler.process(value, **kw)})"
+
+
+def _product_scope(stmt: Select[Any], batch_id: ColumnElement[Any],
+                   product: str | None) -> Select[Any]:
+    if product is None:
+        return stmt
+    return stmt.where(batch_id.in_(select(batches.c.id).where(batches.c.product == product)))
+
+
+def count_by_status_and_stage(session: Session, product: str | None
+                              ) -> dict[tuple[str, str], int]:
+    """Number of batches per (status, stage), now: one scan serves both breakdowns."""
+    b = batches.c
+    stmt = select(b.status, b.stage, func.count()).group_by(b.status, b.stage)
+    if product is not None:
+        stmt = stmt.where(b.product == product)
+    return {(status, stage): int(n) for status, stage, n in session.execute(stmt).all()}
+
+
+def yield_by_product(session: Session, start: datetime, end: datetime,
+                     product: str | None) -> list[dict[str, Any]]:
+    """Per product, over batches completed in [start, end): count and mean/min/max yield."""
+    b = batches.c
+    ratio = b.actual_quantity / b.planned_quantity
+    stmt = (select(b.product, func.count(), func.avg(ratio), func.min(ratio), func.max(ratio))
+            .where(b.completed_at >= utc(start), b.completed_at < utc(end))
+            .group_by(b.product).order_by(b.product))
+    if product is not None:
+        stmt = stmt.where(b.product == product)
+    return [{"product": p, "batches": int(n), "yield_avg": float(avg), "yield_min": float(lo),
+             "yield_max": float(hi)} for p, n, avg, lo, hi in session.execute(stmt).all()]
+
+
+def cycle_times(session: Session, start: datetime, end: datetime,
+                product: str | None) -> dict[str, tuple[int, float]]:
+    """Per stage: (visits, mean seconds) from entering the stage to leaving it, over the
+    visits that ended in [start, end). The row ending a visit (a stage change leaves its old
+    stage, the release leaves packaging) carries when the visit began (`stage_entered_at`);
+    time on QA hold within a stage counts toward that stage."""
+    t = transitions.c
+    # Inline literals: with bound parameters PostgreSQL cannot tell that the grouped CASE and
+    # the selected one are the same expression.
+    stage = case((t.kind == literal_column("'stage'"), t.from_value),
+                 else_=literal_column("'packaging'")).label("stage")
+    stmt = (select(stage, func.count(), func.avg(seconds_between(t.at, t.stage_entered_at)))
+            .where(t.at >= utc(start), t.at < utc(end), t.stage_entered_at.is_not(None))
+            .group_by(stage))
+    stmt = _product_scope(stmt, t.batch_id, product)
+    return {name: (int(n), float(avg)) for name, n, avg in session.execute(stmt).all()}
+
+
+def completed_per_day(session: Session, start: datetime, end: datetime,
+                      product: str | None) -> dict[date, int]:
+    b = batches.c
+    day = utc_day(b.completed_at).label("day")
+    stmt = (select(day, func.count())
+            .where(b.completed_at >= utc(start), b.completed_at < utc(end)).group_by(day))
+    if product is not None:
+        stmt = stmt.where(b.product == product)
+    out: dict[date, int] = {}
+    for value, n in session.execute(stmt).all():
+        key = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+        out[key] = int(n)
+    return out
