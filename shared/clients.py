@@ -5,10 +5,12 @@ import, so only deployments that use them pay it; with the emulator variables se
 the emulators). `call(method, path, ...)` is the service-to-service HTTP client: a context
 calls another context's API by path; the path is routed with the manifests (longest prefix, as
 the gateway does) to the owning deployment's URL from `SERVICE_URLS`; in the cloud it attaches
-a Google ID token for that URL (functions are private). It forwards the request id and trace
-context, applies a timeout, and retries only idempotent methods on connection errors and
-502/503/504. It never follows redirects and never calls user-supplied URLs (see `shared.auth`
-for the outbound guard of those).
+a Google ID token for that URL (functions are private). The running deployment may only call
+the http deployments its manifest declares in `calls` (the cloud grants run.invoker and
+SERVICE_URLS for those alone), so `call` refuses any other wherever it runs, `make dev` and the
+tests included. It forwards the request id and trace context, applies a timeout, and retries
+only idempotent methods on connection errors and 502/503/504. It never follows redirects and
+never calls user-supplied URLs (see `shared.auth` for the outbound guard of those).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ _local = threading.local()
 
 
 class ServiceCallError(RuntimeError):
-    """A call to another deployment failed (unreachable or 5xx after retries)."""
+    """A call to another deployment failed (unreachable or 5xx after retries), or the running
+    deployment does not declare the callee in its manifest `calls`."""
 
 
 @functools.cache
@@ -121,9 +124,17 @@ def call(
     """Call another context's API by path; the response is returned whatever its status."""
     from shared.manifests import catalog
 
-    dep = catalog().route(path.split("?")[0])
+    cat = catalog()
+    dep = cat.route(path.split("?")[0])
     if dep is None:
         raise ServiceCallError(f"no deployment serves {path}")
+    caller = cat.deployments.get(settings().deployment)
+    if caller is not None and dep.name not in caller.calls:
+        # Refused here, not first in the cloud (where run.invoker would be missing).
+        raise ServiceCallError(
+            f"{caller.name} may not call {dep.name} ({path}): add {dep.name!r} to "
+            f"deployments.{caller.name}.calls of functions/{caller.context}/function.yaml"
+        )
     base = url_of(dep.name)
     hdrs = {**trace_headers(), **(headers or {})}
     token = id_token(base)

@@ -1,11 +1,12 @@
 """Load and validate every `functions/*/function.yaml`: the one source of truth for deployments.
 
 Each context declares its deployments (entry point, trigger, routes, topics, schedule, runtime
-size, secrets) once; the local runner, the gateway's routing table, the emulator wiring,
-Terraform, the deploy scripts and the tests all read them through this module (Terraform reads
-the same YAML with `yamldecode`). Validation is strict: an unknown key, a duplicate deployment
-name or route, a subscribed topic nobody publishes, or an entry point missing from `main.py`
-raises `ManifestError` naming the file and the key. This module does no I/O beyond reading the
+size, secrets, the http deployments it calls) once; the local runner, the gateway's routing
+table, the emulator wiring, Terraform, the deploy scripts and the tests all read them through
+this module (Terraform reads the same YAML with `yamldecode`). Validation is strict: an unknown
+key, a duplicate deployment name or route, a subscribed topic nobody publishes, a `calls` entry
+that is not another http deployment, or an entry point missing from `main.py` raises
+`ManifestError` naming the file and the key. This module does no I/O beyond reading the
 manifests and parsing (not importing) each context's `main.py`.
 """
 
@@ -34,7 +35,7 @@ _MANIFEST_KEYS = {"context", "description", "owns_schema", "deployments"}
 _DEPLOYMENT_KEYS = {
     "entry_point", "trigger", "description", "routes", "public_routes", "publishes",
     "subscribes", "retry", "schedule", "time_zone", "runtime", "secrets", "uses", "ingress",
-    "env",
+    "env", "calls",
 }
 _RUNTIME_DEFAULTS: dict[str, Any] = {
     "memory": "256Mi", "cpu": 1, "timeout_s": 60, "min_instances": 0, "max_instances": 10,
@@ -88,6 +89,9 @@ class Deployment:
     uses: tuple[str, ...] = ()
     ingress: Literal["internal", "all"] = "internal"
     env: tuple[tuple[str, str], ...] = ()
+    # http deployments this one calls service-to-service (shared.clients.call): they alone get
+    # it run.invoker and SERVICE_URLS in the cloud, and `call` refuses any other.
+    calls: tuple[str, ...] = ()
 
     @property
     def health_path(self) -> str:
@@ -300,6 +304,9 @@ def _deployment(path: Path, ctx: str, schema: str | None, name: str, raw: Any) -
     env = raw.get("env") or {}
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise _fail(path, f"{where}.env", "must map names to strings")
+    calls = _str_list(path, f"{where}.calls", raw.get("calls"))
+    if len(set(calls)) != len(calls):
+        raise _fail(path, f"{where}.calls", "names a deployment twice")
     return Deployment(
         name=name,
         context=ctx,
@@ -321,6 +328,7 @@ def _deployment(path: Path, ctx: str, schema: str | None, name: str, raw: Any) -
         uses=uses,
         ingress=ingress,
         env=tuple(sorted(env.items())),
+        calls=calls,
     )
 
 
@@ -380,10 +388,20 @@ def load(functions_dir: Path | None = None) -> Catalog:
                                 f"(also in {_rel(seen_routes[r])})")
                 seen_routes[r] = mf
     published = {t for c in contexts for d in c.deployments for t in d.publishes}
+    triggers = {d.name: d.trigger for c in contexts for d in c.deployments}
     resolved = []
     for c in contexts:
         deps = []
         for d in c.deployments:
+            mf, where = c.path / "function.yaml", f"deployments.{d.name}.calls"
+            for callee in d.calls:
+                if callee == d.name:
+                    raise _fail(mf, where, "a deployment does not call itself")
+                if callee not in triggers:
+                    raise _fail(mf, where, f"{callee!r} is no deployment")
+                if triggers[callee] != "http":
+                    raise _fail(mf, where, f"{callee!r} is not an http deployment (trigger: "
+                                f"{triggers[callee]}); only http deployments can be called")
             for t in d.subscribes:
                 if t not in published:
                     raise _fail(c.path / "function.yaml", f"deployments.{d.name}.subscribes",

@@ -5,12 +5,14 @@
 Deploys the named deployments (default: all) from `build/<deployment>/` (run `make package`
 first): their service accounts and project roles, the topics they touch with dead-letter topics
 and `--keep` subscriptions, secret access, the functions (gen2, HTTP, ingress and sizes from the
-manifest, the gateways last because they need the others' URLs), run.invoker grants, push
-subscriptions `<deployment>--<topic>` with OIDC, retry and dead-letter policies, and Cloud
-Scheduler jobs with OIDC. Idempotent: `describe` chooses create or update, IAM bindings are
-additive, `gcloud functions deploy` creates or updates. `--dry-run` prints every command (a
-shell script: create-or-update becomes `if describe; then update; else create; fi`) and runs
-none; values that need a call (the project number, function URLs) print as <placeholders>.
+manifest, the gateways last because they need the others' URLs), run.invoker grants (the
+gateways on every deployment; any other deployment only on the http deployments its manifest
+`calls`, whose URLs alone it gets in SERVICE_URLS), push subscriptions `<deployment>--<topic>`
+with OIDC, retry and dead-letter policies, and Cloud Scheduler jobs with OIDC. Idempotent:
+`describe` chooses create or update, IAM bindings are additive, `gcloud functions deploy`
+creates or updates. `--dry-run` prints every command (a shell script: create-or-update becomes
+`if describe; then update; else create; fi`) and runs none; values that need a call (the
+project number, function URLs) print as <placeholders>.
 
 Functions send all egress through the VPC connector `--vpc-connector` (calls between functions
 must come from the VPC to reach internal-only ingress). It creates no network, Cloud SQL
@@ -133,6 +135,28 @@ class Gcloud:
             "--format=none",
         )
 
+    def bind_if_exists(
+        self, describe: list[str], what: str, name: str, member: str, role: str, *extra: str
+    ) -> bool:
+        """`bind` when `describe` succeeds; False when the resource does not exist."""
+        args = [
+            *what.split(),
+            "add-iam-policy-binding",
+            name,
+            f"--member={member}",
+            f"--role={role}",
+            *extra,
+            "--format=none",
+        ]
+        if self.dry_run:
+            check = shlex.join(self._cmd([*describe, "--format=value(name)"])) + " >/dev/null 2>&1"
+            self._print(f"if {check}; then {shlex.join(self._cmd(args))}; fi")
+            return True
+        if not self.exists(*describe):
+            return False
+        self.run(*args)
+        return True
+
     def upsert(self, describe: list[str], create: list[str], update: list[str] | None) -> None:
         """Create when `describe` fails, else update (or leave alone when update is None)."""
         if self.dry_run:
@@ -205,20 +229,23 @@ class Deployer:
                 pairs.append((d.name, self.email(PUSH_INVOKER)))
             elif d.trigger == "schedule":
                 pairs.append((d.name, self.email(SCHEDULER_INVOKER)))
-            if d.name in self.gateways:
-                continue
-            # The gateways call every deployment (routing, /api/health); every deployment may
-            # call an http one (shared.clients.call).
-            callers = self.catalog.deployments if d.trigger == "http" else self.gateways
-            pairs += [(d.name, self.sa_email(c)) for c in sorted(callers) if c != d.name]
+            # The gateways call every other deployment (routing, /api/health); any other
+            # caller is declared by the manifest `calls` of its deployment (shared.clients.call).
+            callers = set(self.callers(d.name))
+            if d.name not in self.gateways:
+                callers.update(self.gateways)
+            pairs += [(d.name, self.sa_email(c)) for c in sorted(callers - {d.name})]
         return pairs
 
-    def internal_urls(self) -> dict[str, str]:
-        """Deterministic Cloud Run URL of every http deployment but the gateways."""
+    def callers(self, target: str) -> list[str]:
+        """Deployments whose manifest `calls` names `target`."""
+        return sorted(n for n, d in self.catalog.deployments.items() if target in d.calls)
+
+    def service_urls(self, d: Deployment) -> dict[str, str]:
+        """SERVICE_URLS of a non-gateway deployment: the deterministic Cloud Run URL of each
+        deployment it `calls`, and no other."""
         return {
-            n: f"https://{n}-{self.project_number}.{self.region}.run.app"
-            for n, d in sorted(self.catalog.deployments.items())
-            if d.trigger == "http" and n not in self.gateways
+            n: f"https://{n}-{self.project_number}.{self.region}.run.app" for n in sorted(d.calls)
         }
 
     def environment(self, d: Deployment) -> dict[str, str]:
@@ -233,8 +260,8 @@ class Deployer:
                 DB_USER=self.sa_email(d.name).removesuffix(".gserviceaccount.com"),
                 DB_IAM_AUTH="true",
             )
-        if d.name not in self.gateways and self.internal_urls():
-            env["SERVICE_URLS"] = json.dumps(self.internal_urls(), separators=(",", ":"))
+        if d.name not in self.gateways and d.calls:
+            env["SERVICE_URLS"] = json.dumps(self.service_urls(d), separators=(",", ":"))
         if d.name in self.gateways:
             urls = {}
             for n in sorted(self.catalog.deployments):
@@ -280,8 +307,13 @@ class Deployer:
             raise GcloudError(f"cannot read the number of project {self.project}")
         agent = f"service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com"
         self.project_number = number
-        # Grants are made when their target is deployed (its callers' accounts are created).
+        # Grants are made when their target is deployed (its callers' accounts are created),
+        # and a deployment's own `calls` grants when it is deployed, if the callee exists: a
+        # newly declared callee needs no redeploy of the callee.
         invokers = [(t, i) for t, i in self.invokers() if t in selected]
+        own_calls = [
+            (c, self.sa_email(d.name)) for d in deps for c in sorted(d.calls) if c not in selected
+        ]
 
         # Service accounts (the invokers' too) and project roles.
         accounts = {account_id(d.name): (d.name, d.description) for d in deps}
@@ -379,6 +411,21 @@ class Deployer:
                 "roles/run.invoker",
                 f"--region={self.region}",
             )
+        for target, inv in own_calls:
+            describe = ["run", "services", "describe", target, f"--region={self.region}"]
+            if not g.bind_if_exists(
+                describe,
+                "run services",
+                target,
+                self.member(inv),
+                "roles/run.invoker",
+                f"--region={self.region}",
+            ):
+                print(
+                    f"warning: {target} is not deployed; its invoker grant to {inv} is made "
+                    "when it is",
+                    file=sys.stderr,
+                )
 
         # Push subscriptions and Scheduler jobs.
         for d in deps:

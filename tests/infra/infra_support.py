@@ -53,7 +53,6 @@ def expected_plan(
     connection: str = CONNECTION,
     project_number: str = PROJECT_NUMBER,
     region: str = REGION,
-    allow_service_calls: bool = True,
 ) -> dict[str, Any]:
     """What infra/modules/manifests must output for `cat`, written from the contract."""
     deps = cat.deployments
@@ -80,14 +79,14 @@ def expected_plan(
     publishing = {
         n: topics if n in relays or n in operators else list(d.publishes) for n, d in deps.items()
     }
-    # Any deployment may call any http deployment (shared.clients.call), at its deterministic
-    # Cloud Run URL; the gateways use the URLs the functions report (added by the root module).
-    internal_urls = {
-        n: f"https://{n}-{project_number}.{region}.run.app"
+    # A deployment calls only the http deployments its manifest `calls` (shared.clients.call),
+    # at their deterministic Cloud Run URLs; the gateways use the URLs the functions report
+    # (added by the root module).
+    service_urls = {
+        n: {c: f"https://{c}-{project_number}.{region}.run.app" for c in sorted(d.calls)}
         for n, d in sorted(deps.items())
-        if d.trigger == "http" and n not in gateways and allow_service_calls
+        if d.calls and n not in gateways and project_number and region
     }
-    callers = list(deps) if allow_service_calls else gateways
     invokers: dict[str, dict[str, str]] = {}
     for n, d in deps.items():
         if d.trigger == "event":
@@ -96,8 +95,10 @@ def expected_plan(
             invokers[f"{n}/@scheduler"] = {"target": n, "invoker": "@scheduler"}
         if n not in gateways:
             # The gateways call every deployment (routing; GET /health for /api/health).
-            who = callers if d.trigger == "http" else gateways
-            invokers.update({f"{n}/{c}": {"target": n, "invoker": c} for c in who if c != n})
+            invokers.update({f"{n}/{g}": {"target": n, "invoker": g} for g in gateways})
+    for n, d in deps.items():
+        # Service-to-service: each caller on exactly the callees it declares, nothing more.
+        invokers.update({f"{c}/{n}": {"target": c, "invoker": n} for c in d.calls})
     environment = {}
     for n, d in deps.items():
         env_vars = {
@@ -113,8 +114,8 @@ def expected_plan(
                 "DB_USER": db_user[n],
                 "DB_IAM_AUTH": "true",
             }
-        if internal_urls and n not in gateways:
-            env_vars["SERVICE_URLS"] = json.dumps(internal_urls, separators=(",", ":"))
+        if n in service_urls:
+            env_vars["SERVICE_URLS"] = json.dumps(service_urls[n], separators=(",", ":"))
         environment[n] = env_vars
     roles = {}
     for n, d in deps.items():
@@ -168,7 +169,7 @@ def expected_plan(
             f"{n}/{s}": {"deployment": n, "secret": s} for n, d in deps.items() for s in d.secrets
         },
         "invoker_bindings": invokers,
-        "internal_urls": internal_urls,
+        "service_urls": service_urls,
         "environment": environment,
         "secret_environment": {
             n: {s.upper().replace("-", "_"): s for s in d.secrets} for n, d in deps.items()

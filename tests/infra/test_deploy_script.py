@@ -130,6 +130,9 @@ def test_one_deployment_users_api(fake, catalog):
     plan = expected_plan(catalog, project=PROJECT, connection=f"{PROJECT}:{REGION}:switchyard")
     assert env_vars(call) == plan["environment"]["users-api"]
     # Its topics exist (created: describe fails), it may publish them, the gateway may call it.
+    assert json.loads(env_vars(call)["SERVICE_URLS"]) == {
+        "auth-api": f"https://auth-api-123456789.{REGION}.run.app"
+    }  # only what it `calls`
     created = {c[3] for c in find(calls, "pubsub", "topics", "create")}
     assert created == {t for t in ("user.created", "user.updated", "user.deleted")} | {
         f"{t}.dead-letter" for t in ("user.created", "user.updated", "user.deleted")
@@ -147,8 +150,8 @@ def test_one_deployment_users_api(fake, catalog):
     invokers = [
         (c[3], flags(c)["member"]) for c in find(calls, "run", "services", "add-iam-policy-binding")
     ]
-    callers = sorted(n for n in catalog.deployments if n != "users-api")
-    assert invokers == [("users-api", f"serviceAccount:{sa(c)}") for c in callers]
+    # Only the gateway may call it; its own grant on auth-api waits for auth-api (not deployed).
+    assert invokers == [("users-api", f"serviceAccount:{sa('gateway')}")]
     assert "users-api" in {c[3] for c in find(calls, "iam", "service-accounts", "create")}
     roles = {
         flags(c)["role"]
@@ -222,6 +225,11 @@ def test_all_deployments_follow_the_manifests(fake, catalog):
         (b["target"], "serviceAccount:" + members.get(b["invoker"], sa(b["invoker"])))
         for b in plan["invoker_bindings"].values()
     }
+    assert ("auth-api", f"serviceAccount:{sa('users-api')}") in invokers
+    for target, member in invokers:
+        caller = next((n for n in catalog.deployments if member.endswith(f":{sa(n)}")), None)
+        if caller is not None and caller not in plan["gateways"]:
+            assert target in catalog.deployments[caller].calls, (caller, target)
     publishers = {
         (c[3], flags(c)["member"])
         for c in find(calls, "pubsub", "topics", "add-iam-policy-binding")
@@ -238,6 +246,19 @@ def test_all_deployments_follow_the_manifests(fake, catalog):
     }
     roles = {flags(c)["role"] for c in calls if "add-iam-policy-binding" in c}
     assert not roles & {"roles/editor", "roles/owner", "roles/viewer"}
+
+
+def test_a_deployment_gets_invoker_on_the_deployments_it_calls_when_they_exist(fake, catalog):
+    assert catalog.deployments["users-api"].calls == ("auth-api",)
+    calls, _ = fake(existing=True, env={"DEPLOYMENT": "users-api"})
+    invokers = [
+        (c[3], flags(c)["member"]) for c in find(calls, "run", "services", "add-iam-policy-binding")
+    ]
+    assert invokers == [
+        ("users-api", f"serviceAccount:{sa('gateway')}"),
+        ("auth-api", f"serviceAccount:{sa('users-api')}"),
+    ]
+    assert find(calls, "run", "services", "describe", "auth-api")
 
 
 def test_second_run_updates_instead_of_creating(fake, catalog):

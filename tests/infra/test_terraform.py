@@ -55,6 +55,55 @@ def test_terraform_derives_the_plan_of_the_manifests(catalog, terraform_plan):
         assert d["subscribes"] == list(m.subscribes)  # "*" expanded like shared.manifests
 
 
+def test_service_to_service_invokers_and_urls_are_only_the_declared_calls(catalog, terraform_plan):
+    got = terraform_plan(ROOT / "functions")
+    gateways = set(got["gateways"])
+    assert gateways == {"gateway"}
+    granted = {(b["invoker"], b["target"]) for b in got["invoker_bindings"].values()}
+    # users-api sets credentials on auth-api; the console's BFF logs in through it.
+    assert ("users-api", "auth-api") in granted and ("console-web", "auth-api") in granted
+    for invoker, target in granted:
+        if invoker in gateways:
+            continue  # routing and /api/health: every other deployment
+        if invoker == "@push":
+            assert catalog.deployments[target].trigger == "event"
+        elif invoker == "@scheduler":
+            assert catalog.deployments[target].trigger == "schedule"
+        else:
+            assert target in catalog.deployments[invoker].calls, (
+                f"{invoker} may invoke {target} without declaring it in `calls`"
+            )
+    # The gateways invoke every other deployment; nobody invokes what it does not call.
+    assert {(g, n) for g in gateways for n in catalog.deployments if n not in gateways} <= granted
+    assert ("maintenance-api", "auth-api") not in granted
+    assert ("users-api", "users-api") not in granted
+    # SERVICE_URLS: a non-gateway deployment knows only its callees (none: no variable).
+    for n, d in catalog.deployments.items():
+        if n in gateways:
+            continue
+        urls = got["environment"][n].get("SERVICE_URLS")
+        assert (json.loads(urls) if urls else {}) == {
+            c: f"https://{c}-123456789.europe-west1.run.app" for c in d.calls
+        }, n
+    assert set(got["service_urls"]) == {
+        n for n, d in catalog.deployments.items() if d.calls and n not in gateways
+    }
+
+
+def test_terraform_refuses_a_call_to_a_deployment_that_is_not_http(tmp_path, terraform_plan):
+    """shared.manifests refuses it first; Terraform does not rely on that (output condition)."""
+    functions = tmp_path / "functions"
+    shutil.copytree(
+        ROOT / "functions", functions, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    manifest = functions / "users" / "function.yaml"
+    manifest.write_text(
+        manifest.read_text().replace("calls: [auth-api]", "calls: [auth-api, audit-ingest]")
+    )
+    with pytest.raises(AssertionError, match="not another http deployment"):
+        terraform_plan(functions)
+
+
 def test_plan_covers_every_deployment_topic_and_schedule(catalog):
     plan = expected_plan(catalog)
     assert set(plan["account_ids"]) == set(catalog.deployments)
@@ -83,6 +132,7 @@ NEW_CONTEXT = {
             publishes: [report.generated]
             uses: [sql]
             secrets: [jwt-public-keys, reports-export-key]
+            calls: [users-api]
           reports-on-user-created:
             entry_point: on_user_created
             trigger: event
@@ -125,6 +175,13 @@ def test_a_new_deployment_needs_no_terraform_change(functions_with_new_context, 
     assert "audit-ingest--report.generated" in want["subscriptions"]  # "*" follows new topics
     assert want["schedules"]["reports-nightly"]["time_zone"] == "Europe/Paris"
     assert "reports-api/gateway" in want["invoker_bindings"]
+    assert want["invoker_bindings"]["users-api/reports-api"] == {
+        "target": "users-api",
+        "invoker": "reports-api",
+    }
+    assert json.loads(want["environment"]["reports-api"]["SERVICE_URLS"]) == {
+        "users-api": "https://users-api-123456789.europe-west1.run.app"
+    }
     assert "reports-export-key" in want["secrets"]
     assert want["sql_grants"]["reports"] == ["ops-outbox-relay@proj.iam", "reports-api@proj.iam"]
 

@@ -109,3 +109,48 @@ def test_root_route_never_takes_api_paths(tmp_path):
     assert cat.route("/api/other") is None
     assert cat.is_public("/static/app.js")
     assert not cat.is_public("/api/a/1") and not cat.is_public("/api/a/x/health")
+
+
+CALLS_BASE = (
+    "context: a\ndeployments:\n"
+    "  a-api: {entry_point: api, trigger: http, routes: [/api/a]%s}\n"
+    "  a-ev: {entry_point: on_event, trigger: event, subscribes: [b.done]}\n"
+)
+B_MANIFEST = (
+    "context: b\ndeployments:\n"
+    "  b-api: {entry_point: api, trigger: http, routes: [/api/b], publishes: [b.done]}\n"
+)
+
+
+def test_calls_lists_the_http_deployments_a_deployment_calls(tmp_path):
+    write(tmp_path, "a", CALLS_BASE % ", calls: [b-api]")
+    write(tmp_path, "b", B_MANIFEST)
+    cat = load(tmp_path)
+    assert cat.deployments["a-api"].calls == ("b-api",)
+    assert cat.deployments["b-api"].calls == ()  # optional, empty by default
+    assert cat.deployments["a-ev"].calls == ()
+
+
+@pytest.mark.parametrize(
+    ("calls", "message"),
+    [
+        ("[nobody-api]", "a/function.yaml: deployments.a-api.calls: 'nobody-api' is no deployment"),
+        ("[a-ev]", "deployments.a-api.calls: 'a-ev' is not an http deployment (trigger: event)"),
+        ("[a-api]", "deployments.a-api.calls: a deployment does not call itself"),
+        ("[b-api, b-api]", "deployments.a-api.calls: names a deployment twice"),
+        ("b-api", "deployments.a-api.calls: must be a list of strings"),
+    ],
+)
+def test_calls_must_name_other_http_deployments(tmp_path, calls, message):
+    write(tmp_path, "a", CALLS_BASE % f", calls: {calls}")
+    write(tmp_path, "b", B_MANIFEST)
+    with pytest.raises(ManifestError) as err:
+        load(tmp_path)
+    assert message in str(err.value)
+
+
+def test_repository_manifests_declare_their_service_calls():
+    deps = catalog().deployments
+    assert deps["users-api"].calls == ("auth-api",)  # PUT /api/auth/credentials/{id}
+    assert deps["console-web"].calls == ("auth-api",)  # the BFF's /api/auth/login etc.
+    assert deps["gateway"].calls == ()  # it proxies; it does not use shared.clients.call

@@ -49,6 +49,7 @@ locals {
       uses       = try(d.uses, [])
       ingress    = try(d.ingress, "internal")
       env        = try(d.env, {})
+      calls      = distinct(try(d.calls, [])) # http deployments it calls (shared.clients.call)
       uses_sql   = contains(try(d.uses, []), "sql")
       # Event deployments always write Firestore: processed/{subscription}:{event_id}.
       uses_datastore = contains(try(d.uses, []), "firestore") || d.trigger == "event"
@@ -65,7 +66,8 @@ locals {
   http_deployments     = sort([for n, d in local.deployments : n if d.trigger == "http"])
   event_deployments    = sort([for n, d in local.deployments : n if d.trigger == "event"])
   schedule_deployments = sort([for n, d in local.deployments : n if d.trigger == "schedule"])
-  # Deployments that route to the others (they get SERVICE_URLS and may invoke every http one).
+  # Deployments that route to the others (they get the URL of every deployment and may invoke
+  # every one of them).
   gateways = sort([for n, d in local.deployments : n if d.context == var.gateway_context])
 
   # One push subscription per (event deployment, subscribed topic): "<deployment>--<topic>".
@@ -130,26 +132,43 @@ locals {
     "${b.deployment}/${b.secret}" => b
   }
 
-  # Cloud Run's deterministic URL of each http deployment but the gateways, known before the
-  # services exist: https://<service>-<project number>.<region>.run.app. Deployments call each
-  # other with it (shared.clients.call); the gateways get the URLs the functions report.
-  internal_urls = var.project_number == "" || var.region == "" || !var.allow_service_calls ? {} : {
+  # Cloud Run's deterministic URL of each http deployment, known before the services exist:
+  # https://<service>-<project number>.<region>.run.app.
+  run_urls = var.project_number == "" || var.region == "" ? {} : {
     for n in local.http_deployments : n => "https://${n}-${var.project_number}.${var.region}.run.app"
-    if !contains(local.gateways, n)
+  }
+
+  # A `calls` entry that is not another http deployment (shared.manifests refuses it too).
+  invalid_calls = sort(flatten([
+    for n, d in local.deployments : [
+      for c in d.calls : "${n} -> ${c}" if c == n || !contains(local.http_deployments, c)
+    ]
+  ]))
+
+  # SERVICE_URLS of a deployment that calls others (shared.clients.call): only its declared
+  # callees. The gateways get the URLs the functions report (added by modules/switchyard).
+  service_urls = length(local.run_urls) == 0 ? {} : {
+    for n, d in local.deployments : n => {
+      for c in d.calls : c => local.run_urls[c] if contains(keys(local.run_urls), c) && c != n
+    } if !contains(local.gateways, n) && length(d.calls) > 0
   }
 
   # roles/run.invoker: who may call whom. "@push" and "@scheduler" are the platform's invoker
   # service accounts (names no deployment can have); otherwise the invoker is a deployment:
   # the gateways on every other deployment (routing, and GET /health of each for
-  # /api/health), and with allow_service_calls every deployment on every other http one.
+  # /api/health), and each deployment on the http deployments its manifest `calls`.
   invoker_bindings = merge(
     { for n in local.event_deployments : "${n}/@push" => { target = n, invoker = "@push" } },
     { for n in local.schedule_deployments : "${n}/@scheduler" => { target = n, invoker = "@scheduler" } },
     merge([
-      for t, d in local.deployments : {
-        for c in(d.trigger == "http" && var.allow_service_calls ? keys(local.deployments) : local.gateways) :
-        "${t}/${c}" => { target = t, invoker = c } if c != t
-      } if !contains(local.gateways, t)
+      for g in local.gateways : {
+        for t in keys(local.deployments) : "${t}/${g}" => { target = t, invoker = g } if !contains(local.gateways, t)
+      }
+    ]...),
+    merge([
+      for n, d in local.deployments : {
+        for c in d.calls : "${c}/${n}" => { target = c, invoker = n } if c != n && contains(local.http_deployments, c)
+      }
     ]...),
   )
 
@@ -175,8 +194,8 @@ locals {
         DB_USER                  = local.db_user[n]
         DB_IAM_AUTH              = "true"
       } : {},
-      length(local.internal_urls) > 0 && !contains(local.gateways, n) ? {
-        SERVICE_URLS = jsonencode(local.internal_urls)
+      contains(keys(local.service_urls), n) ? {
+        SERVICE_URLS = jsonencode(local.service_urls[n])
       } : {},
     )
   }

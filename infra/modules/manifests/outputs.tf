@@ -76,10 +76,15 @@ output "secret_bindings" {
 output "invoker_bindings" {
   description = "roles/run.invoker grants keyed <target>/<invoker>; invoker is a deployment, @push or @scheduler."
   value       = local.invoker_bindings
+
+  precondition {
+    condition     = length(local.invalid_calls) == 0
+    error_message = "A manifest `calls` entry is not another http deployment: ${join(", ", local.invalid_calls)}."
+  }
 }
 
 output "environment" {
-  description = "Plain environment variables of each deployment (without SERVICE_URLS)."
+  description = "Plain environment variables of each deployment (SERVICE_URLS only of those that call others; the gateways' is added by modules/switchyard)."
   value       = local.environment
 }
 
@@ -93,7 +98,7 @@ output "sql_grants" {
   value       = local.sql_grants
 }
 
-output "internal_urls" {
-  description = "Deterministic run.app URL of each http deployment but the gateways (SERVICE_URLS of the others)."
-  value       = local.internal_urls
+output "service_urls" {
+  description = "SERVICE_URLS of each non-gateway deployment that calls others: the deterministic run.app URL of each http deployment in its manifest `calls`."
+  value       = local.service_urls
 }

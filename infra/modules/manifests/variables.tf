@@ -20,12 +20,6 @@ variable "project_number" {
   default     = ""
 }
 
-variable "allow_service_calls" {
-  type        = bool
-  description = "Let every deployment call every http deployment (shared.clients.call): SERVICE_URLS and run.invoker. False: only the gateways."
-  default     = true
-}
-
 variable "env" {
   type        = string
   description = "SWITCHYARD_ENV of the deployed functions: dev or prod."
@@ -45,7 +39,7 @@ variable "database_name" {
 
 variable "gateway_context" {
   type        = string
-  description = "Context whose deployments route to every http deployment (SERVICE_URLS, run.invoker on them)."
+  description = "Context whose deployments route to every other deployment (all their URLs, run.invoker on each)."
   default     = "gateway"
 }
 

@@ -68,7 +68,8 @@ locals {
 }
 
 # run.invoker only on the targets: the push invoker on event deployments, the scheduler
-# invoker on schedule deployments, the gateway on every http deployment.
+# invoker on schedule deployments, the gateway on every other deployment, and a deployment on
+# the http deployments its manifest declares in `calls` (shared.clients.call), no others.
 resource "google_cloud_run_v2_service_iam_member" "invoker" {
   for_each = module.manifests.invoker_bindings
 

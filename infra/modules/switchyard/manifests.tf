@@ -9,7 +9,6 @@ module "manifests" {
   project_id          = var.project_id
   project_number      = data.google_project.this.number
   region              = var.region
-  allow_service_calls = var.allow_service_calls
   env                 = var.env
   sql_connection_name = module.sql.connection_name
   database_name       = "switchyard"

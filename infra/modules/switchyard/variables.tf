@@ -28,12 +28,6 @@ variable "build_dir" {
   description = "Path of build/ where `make package` writes <deployment>.zip."
 }
 
-variable "allow_service_calls" {
-  type        = bool
-  description = "Let every deployment call every http deployment directly (SERVICE_URLS + run.invoker); false: only the gateway may."
-  default     = true
-}
-
 variable "connector_cidr" {
   type        = string
   description = "Unused /28 for the Serverless VPC Access connector."
