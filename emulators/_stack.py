@@ -2,9 +2,11 @@
 
 `Stack` is what `python -m emulators` (`make dev`) runs and what the tests' `stack` fixture
 uses, through the same code path. Startup order: emulators (in parallel) -> topic and
-subscription wiring -> `python -m shared.migrate` -> `python -m shared.auth keygen-local` ->
-one functions-framework process per deployment (in parallel) -> wait for every health path ->
-local scheduler. Every child runs in its own process group and `stop()` stops them all
+subscription wiring -> schema migrations (`python -m shared.migrate upgrade --no-bootstrap`)
+-> `python -m shared.auth keygen-local` -> one functions-framework process per deployment (in
+parallel) -> wait for every health path -> bootstrap data (`python -m shared.migrate
+bootstrap`, whose events now find their consumers running) -> local scheduler. Every child
+runs in its own process group and `stop()` stops them all
 (functions first, then the emulators), leaving no process and no listening port. A stack killed
 with SIGKILL leaves its children running; the next start in the same local dir finds them in
 `<local_dir>/run/stack.json` and stops them.
@@ -225,10 +227,16 @@ class Stack:
             if self.run_functions:
                 if self.migrate:
                     self._step("migrate", lambda: self._tool(
-                        "migrate", [sys.executable, "-m", "shared.migrate"]))
+                        "migrate", [sys.executable, "-m", "shared.migrate", "upgrade",
+                                    "--no-bootstrap"]))
                     self._step("keygen", lambda: self._tool(
                         "keygen", [sys.executable, "-m", "shared.auth", "keygen-local"]))
                 self._step("functions", self._start_functions)
+                if self.migrate:
+                    # Bootstrap data (the first admin) emits events: only once the consumers
+                    # run, or their first pushes fail and may exhaust the retry policy.
+                    self._step("bootstrap", lambda: self._tool(
+                        "migrate", [sys.executable, "-m", "shared.migrate", "bootstrap"]))
                 if self.use_scheduler:
                     self._start_scheduler()
             self._save_run()

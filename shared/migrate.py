@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("upgrade", help="upgrade every context (default)")
     up.add_argument("--context", help="only this context")
     up.add_argument("--no-bootstrap", action="store_true")
+    sub.add_parser("bootstrap", help="only run every context's bootstrap (after upgrade)")
     new = sub.add_parser("new", help="write a new revision for a context")
     new.add_argument("context")
     new.add_argument("message")
@@ -175,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     log = get_logger("switchyard.migrate")
     if args.cmd == "new":
         new_revision(args.context, args.message)
+        return 0
+    if args.cmd == "bootstrap":
+        for ctx in catalog().contexts:
+            bootstrap(ctx.name)
+        log.info("bootstrapped every context")
         return 0
     context = getattr(args, "context", None)
     no_boot = getattr(args, "no_bootstrap", False)

@@ -284,3 +284,13 @@ def test_api_health_turns_503_when_a_deployment_is_down(api, stack):
     finally:
         stack.start_deployment("users-api")
     wait_for(lambda: api.req("GET", "/api/health").status_code == 200, timeout=30)
+
+
+def test_bootstrap_admin_is_announced_to_every_consumer(api, admin):
+    """The first admin's user.created is emitted once consumers run (not dead-lettered)."""
+    def announced():
+        return [e for e in audit_events(api, admin, event_type="user.created")
+                if e["data"]["email"] == ADMIN[0]]
+
+    (event,) = wait_for(announced, timeout=30)
+    assert event["actor"] == "system"
