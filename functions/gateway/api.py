@@ -63,6 +63,15 @@ def _limit(kind: str, per_minute: int, key: str) -> None:
         )
 
 
+def _ip_limited(req: flask.Request) -> bool:
+    """The per-IP limit guards the API and every write; reading the web console's pages and
+    assets (a first load is a dozen GETs, often many users behind one office address) is left
+    to caching in front of the gateway."""
+    if req.path == "/health":
+        return False
+    return req.path.startswith("/api/") or req.method not in ("GET", "HEAD")
+
+
 @app.before_request
 def _guard() -> flask.Response | None:
     req = flask.request
@@ -74,7 +83,7 @@ def _guard() -> flask.Response | None:
         if cors.allowed(origin, s.cors_origins):
             return flask.Response(status=204, headers=cors.preflight_headers(origin))
         raise Forbidden("This origin is not allowed to call the API.")
-    if req.path != "/health":
+    if _ip_limited(req):
         ip = proxy.client_ip(req.headers, req.remote_addr, s.in_cloud)
         _limit("ip", s.rate_limit_ip_per_min, ip)
     req.max_content_length = s.max_body_bytes  # read at request time: settings may change

@@ -90,3 +90,16 @@ def test_eviction_keeps_recently_used_buckets():
 def test_zero_disables_the_limit():
     buckets = TokenBuckets(0)
     assert all(buckets.take("k").allowed for _ in range(1000))
+
+
+def test_console_page_reads_are_not_ip_limited_but_api_and_writes_are():
+    import flask
+
+    from functions.gateway.api import _ip_limited
+
+    app = flask.Flask("t")
+    for method, path, limited in [("GET", "/_app/app.js", False), ("GET", "/", False),
+                                  ("GET", "/health", False), ("GET", "/api/users", True),
+                                  ("POST", "/session/login", True), ("HEAD", "/x", False)]:
+        with app.test_request_context(path, method=method):
+            assert _ip_limited(flask.request) is limited, (method, path)
