@@ -50,11 +50,13 @@ test-e2e: check-tools
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	@command -v terraform >/dev/null 2>&1 && terraform fmt -check -recursive infra || echo "terraform not installed: skipped terraform fmt"
 
 fmt: venv
 	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 	@command -v terraform >/dev/null 2>&1 && terraform fmt -recursive infra || true
 
 migrate: venv

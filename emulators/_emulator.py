@@ -114,9 +114,16 @@ class Emulator:
                 self._tmp = tempfile.TemporaryDirectory(prefix="pubsub-emulator-")
                 data = Path(self._tmp.name)
             data.mkdir(parents=True, exist_ok=True)  # gcloud writes env.yaml there
-            return ["gcloud", "beta", "emulators", "pubsub", "start",
-                    f"--host-port={self.host}", f"--project={self.project}",
-                    f"--data-dir={data}"]
+            return [
+                "gcloud",
+                "beta",
+                "emulators",
+                "pubsub",
+                "start",
+                f"--host-port={self.host}",
+                f"--project={self.project}",
+                f"--data-dir={data}",
+            ]
         argv = ["gcloud", "emulators", "firestore", "start", f"--host-port={self.host}"]
         snapshot = self._snapshot()
         if snapshot is not None:
@@ -163,8 +170,11 @@ class Emulator:
             return f"{title} on port {self.port} {what}: {missing}"
         shown = "\n".join("    " + ln for ln in lines) or "    (no output)"
         snapshot = self._snapshot()
-        hint = (f"\n  (it imported {snapshot.parent}; delete that folder to start empty)"
-                if snapshot else "")
+        hint = (
+            f"\n  (it imported {snapshot.parent}; delete that folder to start empty)"
+            if snapshot
+            else ""
+        )
         return f"{title} on port {self.port} {what}; its last lines:\n{shown}{hint}"
 
     def stop(self, grace: float = 5.0) -> None:
@@ -191,8 +201,11 @@ class Emulator:
         """What a run file records to find this emulator's process group later."""
         if self.child is None or not self.child.running:
             return None
-        return {"name": self.name, "pgid": self.child.pid,
-                "markers": [f"--host-port={self.host}", f"--port={self.port}"]}
+        return {
+            "name": self.name,
+            "pgid": self.child.pid,
+            "markers": [f"--host-port={self.host}", f"--port={self.port}"],
+        }
 
     # -- Firestore persistence -------------------------------------------------------------
     def _snapshot(self) -> Path | None:
@@ -211,8 +224,10 @@ class Emulator:
         try:
             r = requests.post(
                 f"{self.url}/emulator/v1/projects/{self.project}:export",
-                json={"database": f"projects/{self.project}/databases/(default)",
-                      "export_directory": str(staging)},
+                json={
+                    "database": f"projects/{self.project}/databases/(default)",
+                    "export_directory": str(staging),
+                },
                 timeout=60,
             )
             made = [p for p in staging.iterdir() if p.is_dir()]

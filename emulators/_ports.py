@@ -50,7 +50,8 @@ class Ports:
                     values[field] = _valid(int(env[var]), var)
                 except ValueError:
                     raise LocalStackError(
-                        f"{var} must be a port number, got {env[var]!r}") from None
+                        f"{var} must be a port number, got {env[var]!r}"
+                    ) from None
         return cls(**values)
 
 

@@ -42,8 +42,10 @@ def reap(path: Path, log: Callable[[str], None] = lambda _: None) -> int:
         pgid = int(entry["pgid"])
         if not group_matches(pgid, [str(m) for m in entry.get("markers", [])]):
             continue
-        log(f"stopping {entry.get('name', '?')} (process group {pgid}) left over by a previous "
-            "run that did not stop cleanly")
+        log(
+            f"stopping {entry.get('name', '?')} (process group {pgid}) left over by a previous "
+            "run that did not stop cleanly"
+        )
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGTERM)
         end = time.monotonic() + 5

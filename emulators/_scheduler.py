@@ -50,8 +50,9 @@ def scheduler_headers(job_name: str, schedule_time: datetime) -> dict[str, str]:
 
 def fire(url: str, job_name: str, schedule_time: datetime, *, timeout_s: float = 180.0) -> int:
     """POST to `url` as Cloud Scheduler would; the HTTP status (raises requests errors)."""
-    r = requests.post(url, data=b"", headers=scheduler_headers(job_name, schedule_time),
-                      timeout=timeout_s)
+    r = requests.post(
+        url, data=b"", headers=scheduler_headers(job_name, schedule_time), timeout=timeout_s
+    )
     return r.status_code
 
 
@@ -77,8 +78,11 @@ class Job:
 
     def describe(self) -> dict[str, object]:
         return {
-            "name": self.name, "schedule": self.schedule, "time_zone": self.time_zone,
-            "url": self.url, "state": "PAUSED" if self.paused else "ENABLED",
+            "name": self.name,
+            "schedule": self.schedule,
+            "time_zone": self.time_zone,
+            "url": self.url,
+            "state": "PAUSED" if self.paused else "ENABLED",
             "next_run": rfc3339(self.next_run) if self.next_run and not self.paused else None,
             "last_run": rfc3339(self.last_run) if self.last_run else None,
             "last_status": self.last_status,
@@ -163,14 +167,20 @@ class LocalScheduler:
                 if self._stopped:
                     return
                 now = self.clock()
-                due = [j for j in self.jobs.values()
-                       if not j.paused and j.next_run is not None and j.next_run <= now]
+                due = [
+                    j
+                    for j in self.jobs.values()
+                    if not j.paused and j.next_run is not None and j.next_run <= now
+                ]
                 for job in due:
                     scheduled = job.next_run
                     job.next_run = next_time(job.schedule, job.time_zone, max(now, scheduled))
                     self._dispatch(job, scheduled)
-                pending = [j.next_run for j in self.jobs.values()
-                           if not j.paused and j.next_run is not None]
+                pending = [
+                    j.next_run
+                    for j in self.jobs.values()
+                    if not j.paused and j.next_run is not None
+                ]
                 wait = min(pending) - self.clock() if pending else None
                 seconds = 30.0 if wait is None else max(0.0, min(30.0, wait.total_seconds()))
                 if not due:
@@ -183,8 +193,9 @@ class LocalScheduler:
             self.log(f"job {job.name}: previous run still in flight, skipped {rfc3339(scheduled)}")
             return None
         job.running = True
-        t = threading.Thread(target=self._run, args=(job, scheduled, manual),
-                             name=f"job-{job.name}", daemon=True)
+        t = threading.Thread(
+            target=self._run, args=(job, scheduled, manual), name=f"job-{job.name}", daemon=True
+        )
         self._runs = [r for r in self._runs if r.is_alive()] + [t]
         t.start()
         return t
@@ -200,8 +211,10 @@ class LocalScheduler:
         finally:
             job.running = False
         job.last_run = scheduled
-        self.log(f"job {job.name} ({how} {rfc3339(scheduled)}) -> {job.last_status} "
-                 f"in {time.monotonic() - started:.2f} s")
+        self.log(
+            f"job {job.name} ({how} {rfc3339(scheduled)}) -> {job.last_status} "
+            f"in {time.monotonic() - started:.2f} s"
+        )
 
     # -- operations (same as gcloud scheduler jobs pause|resume|run) -----------------------
     def _job(self, name: str) -> Job:
@@ -278,8 +291,12 @@ class LocalScheduler:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                         name="scheduler-control", daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="scheduler-control",
+            daemon=True,
+        ).start()
         assert self.state_dir is not None
         self.state_dir.mkdir(parents=True, exist_ok=True)
         host, port = self._server.server_address[:2]
@@ -339,6 +356,9 @@ def control(state_dir: Path, action: str, name: str | None = None) -> object:
         paused = set(load_paused(state_dir))
         paused = paused | {name} if action == "pause" else paused - {name}
         save_paused(state_dir, paused)  # type: ignore[arg-type]
-        return {"name": name, "state": "PAUSED" if action == "pause" else "ENABLED",
-                "note": "no running stack: saved, applies at the next start"}
+        return {
+            "name": name,
+            "state": "PAUSED" if action == "pause" else "ENABLED",
+            "note": "no running stack: saved, applies at the next start",
+        }
     raise LocalStackError(f"no running stack found (no live {state_dir / 'control.json'})")

@@ -98,16 +98,19 @@ class Stack:
             wanted = [n.strip() for n in only if n.strip()]
             unknown = [n for n in wanted if n not in deployments]
             if unknown:
-                raise LocalStackError(f"unknown deployment(s) {', '.join(unknown)}; known: "
-                                      f"{', '.join(deployments)}")
+                raise LocalStackError(
+                    f"unknown deployment(s) {', '.join(unknown)}; known: {', '.join(deployments)}"
+                )
             self.selected = [d for n, d in deployments.items() if n in wanted]
         else:
             self.selected = list(deployments.values())
         self.run_functions = functions
-        self.local_dir = Path(local_dir or os.environ.get("SWITCHYARD_LOCAL_DIR")
-                              or self.root / ".local").resolve()
-        self.database_url = database_url if database_url is not None \
-            else os.environ.get("DATABASE_URL", "")
+        self.local_dir = Path(
+            local_dir or os.environ.get("SWITCHYARD_LOCAL_DIR") or self.root / ".local"
+        ).resolve()
+        self.database_url = (
+            database_url if database_url is not None else os.environ.get("DATABASE_URL", "")
+        )
         self.backoff = backoff or backoff_from_env()
         self.persist_firestore = persist_firestore
         self.use_scheduler = scheduler
@@ -119,11 +122,21 @@ class Stack:
         self.admin_password = os.environ.get("BOOTSTRAP_ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD
         self.log_dir = log_dir
         self.hub = LogHub(stream=sys.stdout if echo else None, color=color, log_dir=log_dir)
-        self.pubsub = Emulator("pubsub", self.ports.pubsub, project=project, hub=self.hub,
-                               data_dir=self.local_dir / "pubsub")
-        self.firestore = Emulator("firestore", self.ports.firestore, project=project,
-                                  hub=self.hub, data_dir=self.local_dir / "firestore",
-                                  persist=persist_firestore)
+        self.pubsub = Emulator(
+            "pubsub",
+            self.ports.pubsub,
+            project=project,
+            hub=self.hub,
+            data_dir=self.local_dir / "pubsub",
+        )
+        self.firestore = Emulator(
+            "firestore",
+            self.ports.firestore,
+            project=project,
+            hub=self.hub,
+            data_dir=self.local_dir / "firestore",
+            persist=persist_firestore,
+        )
         self.children: dict[str, Child] = {}
         self.health: dict[str, int | None] = {}  # last health status per running deployment
         self.plan: Plan | None = None
@@ -196,11 +209,13 @@ class Stack:
         if dep is not None:
             env.update(dict(dep.env))
         env.update(self.env())
-        env.update({
-            "SWITCHYARD_DEPLOYMENT": dep.name if dep else "",
-            "PYTHONPATH": str(self.root),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "SWITCHYARD_DEPLOYMENT": dep.name if dep else "",
+                "PYTHONPATH": str(self.root),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update(self.extra_env)
         return env
 
@@ -226,17 +241,29 @@ class Stack:
             self._step("wiring", self._wire)
             if self.run_functions:
                 if self.migrate:
-                    self._step("migrate", lambda: self._tool(
-                        "migrate", [sys.executable, "-m", "shared.migrate", "upgrade",
-                                    "--no-bootstrap"]))
-                    self._step("keygen", lambda: self._tool(
-                        "keygen", [sys.executable, "-m", "shared.auth", "keygen-local"]))
+                    self._step(
+                        "migrate",
+                        lambda: self._tool(
+                            "migrate",
+                            [sys.executable, "-m", "shared.migrate", "upgrade", "--no-bootstrap"],
+                        ),
+                    )
+                    self._step(
+                        "keygen",
+                        lambda: self._tool(
+                            "keygen", [sys.executable, "-m", "shared.auth", "keygen-local"]
+                        ),
+                    )
                 self._step("functions", self._start_functions)
                 if self.migrate:
                     # Bootstrap data (the first admin) emits events: only once the consumers
                     # run, or their first pushes fail and may exhaust the retry policy.
-                    self._step("bootstrap", lambda: self._tool(
-                        "migrate", [sys.executable, "-m", "shared.migrate", "bootstrap"]))
+                    self._step(
+                        "bootstrap",
+                        lambda: self._tool(
+                            "migrate", [sys.executable, "-m", "shared.migrate", "bootstrap"]
+                        ),
+                    )
                 if self.use_scheduler:
                     self._start_scheduler()
             self._save_run()
@@ -277,16 +304,26 @@ class Stack:
             raise StartupError("\n".join(str(e) for e in errors))
         self.timings["pubsub"] = self.pubsub.started_in or 0.0
         self.timings["firestore"] = self.firestore.started_in or 0.0
-        self.hub.say(f"emulators up: Pub/Sub {self.pubsub.host} ({self.timings['pubsub']:.1f} s), "
-                     f"Firestore {self.firestore.host} ({self.timings['firestore']:.1f} s)")
+        self.hub.say(
+            f"emulators up: Pub/Sub {self.pubsub.host} ({self.timings['pubsub']:.1f} s), "
+            f"Firestore {self.firestore.host} ({self.timings['firestore']:.1f} s)"
+        )
 
     def _wire(self) -> None:
-        self.plan = wire(self.catalog, self.project, self.port_of, backoff_override=self.backoff,
-                         emulator_host=self.pubsub.host)
-        backoff = (f", retry backoff {self.backoff[0]:g}..{self.backoff[1]:g} s"
-                   if self.backoff else "")
-        self.hub.say(f"wired {len(self.plan.topics)} topics, {len(self.plan.push)} push and "
-                     f"{len(self.plan.keep)} dead-letter subscriptions{backoff}")
+        self.plan = wire(
+            self.catalog,
+            self.project,
+            self.port_of,
+            backoff_override=self.backoff,
+            emulator_host=self.pubsub.host,
+        )
+        backoff = (
+            f", retry backoff {self.backoff[0]:g}..{self.backoff[1]:g} s" if self.backoff else ""
+        )
+        self.hub.say(
+            f"wired {len(self.plan.topics)} topics, {len(self.plan.push)} push and "
+            f"{len(self.plan.keep)} dead-letter subscriptions{backoff}"
+        )
 
     def _tool(self, name: str, argv: list[str], timeout: float = 180.0) -> None:
         shown = ["python", *argv[1:]] if argv[0] == sys.executable else argv
@@ -300,19 +337,31 @@ class Stack:
             raise
         if code != 0:
             tail = "\n".join("    " + ln for ln in self.hub.tail(name, 25))
-            raise StartupError(f"`python -m {' '.join(argv[2:])}` failed with exit code {code}; "
-                               f"its last lines:\n{tail}")
+            raise StartupError(
+                f"`python -m {' '.join(argv[2:])}` failed with exit code {code}; "
+                f"its last lines:\n{tail}"
+            )
 
     def _argv(self, dep: Deployment) -> list[str]:
         source = dep.source_dir / "main.py"
         with contextlib.suppress(ValueError):
             source = source.relative_to(self.root)
-        return [*_functions_framework(), "--source", str(source), "--target", dep.entry_point,
-                "--signature-type", "http", "--host", HOST, "--port", str(self.port_of[dep.name])]
+        return [
+            *_functions_framework(),
+            "--source",
+            str(source),
+            "--target",
+            dep.entry_point,
+            "--signature-type",
+            "http",
+            "--host",
+            HOST,
+            "--port",
+            str(self.port_of[dep.name]),
+        ]
 
     def _spawn(self, dep: Deployment) -> Child:
-        child = Child(dep.name, self._argv(dep), hub=self.hub, env=self.env_for(dep),
-                      cwd=self.root)
+        child = Child(dep.name, self._argv(dep), hub=self.hub, env=self.env_for(dep), cwd=self.root)
         with self._lock:
             self.children[dep.name] = child
         child.start()
@@ -326,8 +375,7 @@ class Stack:
         if failed:
             report = "\n".join(failed.values())
             if self.strict:
-                raise StartupError(f"{len(failed)} deployment(s) did not become healthy:\n"
-                                   f"{report}")
+                raise StartupError(f"{len(failed)} deployment(s) did not become healthy:\n{report}")
             self.hub.alert(f"!!! {len(failed)} deployment(s) are DOWN:\n{report}")
 
     def _wait_healthy(self, deps: list[Deployment]) -> dict[str, str]:
@@ -355,7 +403,8 @@ class Stack:
                     last = self.health.get(name)
                     why = f"answered {last}" if last else "did not answer"
                     failed[name] = self._down(
-                        name, f"{why} on {dep.health_path} within {self.ready_timeout_s:.0f} s")
+                        name, f"{why} on {dep.health_path} within {self.ready_timeout_s:.0f} s"
+                    )
                 break
             if pending:
                 time.sleep(0.1)
@@ -367,12 +416,22 @@ class Stack:
         return f"  {name} ({self.url_of(name)}) {why}; its last lines:\n{tail}"
 
     def _start_scheduler(self) -> None:
-        jobs = [Job(name=d.name, schedule=d.schedule or "", time_zone=d.time_zone,
-                    url=self.url_of(d.name) + "/", timeout_s=float(d.runtime.timeout_s))
-                for d in self.selected if d.trigger == "schedule"]
+        jobs = [
+            Job(
+                name=d.name,
+                schedule=d.schedule or "",
+                time_zone=d.time_zone,
+                url=self.url_of(d.name) + "/",
+                timeout_s=float(d.runtime.timeout_s),
+            )
+            for d in self.selected
+            if d.trigger == "schedule"
+        ]
         self.scheduler = LocalScheduler(
-            jobs, state_dir=self.local_dir / "scheduler",
-            log=lambda text: self.hub.line("scheduler", text))
+            jobs,
+            state_dir=self.local_dir / "scheduler",
+            log=lambda text: self.hub.line("scheduler", text),
+        )
         self.scheduler.start()
 
     def _watch(self) -> None:
@@ -389,8 +448,10 @@ class Stack:
                 child.reported = True
                 time.sleep(0.2)
                 tail = "\n".join("    " + ln for ln in self.hub.tail(child.name, 15))
-                self.hub.alert(f"!!! {child.name} exited unexpectedly with code "
-                               f"{child.returncode}; its last lines:\n{tail}")
+                self.hub.alert(
+                    f"!!! {child.name} exited unexpectedly with code "
+                    f"{child.returncode}; its last lines:\n{tail}"
+                )
             time.sleep(0.5)
 
     def stop_deployment(self, name: str) -> None:
@@ -408,8 +469,11 @@ class Stack:
         old = self.children.get(name)
         if old is not None and old.running:
             raise LocalStackError(f"deployment {name!r} is already running")
-        ensure_free(self.port_of[name], f"deployment {name}",
-                    "gateway" if name == GATEWAY else "functions_base")
+        ensure_free(
+            self.port_of[name],
+            f"deployment {name}",
+            "gateway" if name == GATEWAY else "functions_base",
+        )
         if dep not in self.selected:
             self.selected.append(dep)
         self._spawn(dep)
@@ -436,8 +500,9 @@ class Stack:
             children = list(self.children.values())
         # functions and emulators stop together (the Java emulators take ~2 s to exit);
         # Firestore exports its data first, while the functions are finishing
-        threads = [threading.Thread(target=em.stop, args=(grace,))
-                   for em in (self.pubsub, self.firestore)]
+        threads = [
+            threading.Thread(target=em.stop, args=(grace,)) for em in (self.pubsub, self.firestore)
+        ]
         for th in threads:
             th.start()
         stop_all(children, grace)
@@ -461,8 +526,9 @@ class Stack:
         with self._lock:
             for name, c in self.children.items():
                 if c.pid and c.running:
-                    entries.append({"name": name, "pgid": c.pid,
-                                    "markers": [f"--port {self.port_of[name]}"]})
+                    entries.append(
+                        {"name": name, "pgid": c.pid, "markers": [f"--port {self.port_of[name]}"]}
+                    )
         return entries
 
     def _save_run(self) -> None:
@@ -480,15 +546,20 @@ class Stack:
                 if d.trigger == "http":
                     what = " ".join(d.routes)
                 elif d.trigger == "event":
-                    what = ("<- * (every topic)" if d.subscribes_all
-                            else "<- " + " ".join(d.subscribes))
+                    what = (
+                        "<- * (every topic)" if d.subscribes_all else "<- " + " ".join(d.subscribes)
+                    )
                 else:
                     what = f"{d.schedule} ({d.time_zone})"
                 status = self.health.get(d.name)
-                state = "up" if status == 200 else (f"up ({status})" if status and status < 500
-                                                    else "DOWN")
-                rows.append((d.name, d.trigger, str(self.port_of[d.name]), self.url_of(d.name),
-                             state, what))
+                state = (
+                    "up"
+                    if status == 200
+                    else (f"up ({status})" if status and status < 500 else "DOWN")
+                )
+                rows.append(
+                    (d.name, d.trigger, str(self.port_of[d.name]), self.url_of(d.name), state, what)
+                )
             widths = [max(len(r[i]) for r in rows) for i in range(5)]
             for r in rows:
                 cells = "  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:5]))
@@ -512,19 +583,21 @@ class Stack:
                 f"       -d '{body}'",
                 f"  TOKEN=$(curl -s -X POST {gw}/api/auth/login -H 'Content-Type: application/json'"
                 f" -d '{body}' | python3 -c 'import json,sys; print(json.load(sys.stdin)"
-                "[\"access_token\"])')",
-                f"  curl -s {gw}/api/users -H \"Authorization: Bearer $TOKEN\"",
+                '["access_token"])\')',
+                f'  curl -s {gw}/api/users -H "Authorization: Bearer $TOKEN"',
             ]
             if self.scheduler and self.scheduler.jobs:
                 job = next(iter(self.scheduler.jobs))
                 lines.append(f"  python -m emulators scheduler list|pause|resume|run {job}")
             lines.append("")
-            lines.append(f"Healthy in {self.timings.get('total', time.monotonic()):.1f} s "
-                         f"(emulators {self.timings.get('emulators', 0):.1f} s, wiring "
-                         f"{self.timings.get('wiring', 0):.1f} s, migrate "
-                         f"{self.timings.get('migrate', 0):.1f} s, keygen "
-                         f"{self.timings.get('keygen', 0):.1f} s, functions "
-                         f"{self.timings.get('functions', 0):.1f} s). Ctrl-C stops everything.")
+            lines.append(
+                f"Healthy in {self.timings.get('total', time.monotonic()):.1f} s "
+                f"(emulators {self.timings.get('emulators', 0):.1f} s, wiring "
+                f"{self.timings.get('wiring', 0):.1f} s, migrate "
+                f"{self.timings.get('migrate', 0):.1f} s, keygen "
+                f"{self.timings.get('keygen', 0):.1f} s, functions "
+                f"{self.timings.get('functions', 0):.1f} s). Ctrl-C stops everything."
+            )
         return "\n".join(lines)
 
 

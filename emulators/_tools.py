@@ -27,11 +27,15 @@ class Component:
 
 COMPONENTS = {
     "pubsub": Component(
-        "Pub/Sub emulator", "pubsub-emulator", "pubsub-emulator",
+        "Pub/Sub emulator",
+        "pubsub-emulator",
+        "pubsub-emulator",
         "google-cloud-cli-pubsub-emulator",
     ),
     "firestore": Component(
-        "Firestore emulator", "cloud-firestore-emulator", "cloud-firestore-emulator",
+        "Firestore emulator",
+        "cloud-firestore-emulator",
+        "cloud-firestore-emulator",
         "google-cloud-cli-firestore-emulator",
     ),
 }
@@ -58,8 +62,10 @@ def sdk_root() -> Path | None:
 
 def install_hint(kind: str) -> str:
     c = COMPONENTS[kind]
-    return (f"install it with `gcloud components install {c.gcloud_name} beta`, or for a "
-            f"package-managed SDK `sudo apt-get install {c.apt_name}`")
+    return (
+        f"install it with `gcloud components install {c.gcloud_name} beta`, or for a "
+        f"package-managed SDK `sudo apt-get install {c.apt_name}`"
+    )
 
 
 def require(kind: str) -> None:
@@ -88,7 +94,7 @@ def missing_component_message(kind: str, log_lines: list[str]) -> str | None:
     """A clear message when the emulator's output says its component is missing."""
     text = "\n".join(log_lines)
     if any(m in text for m in MISSING_COMPONENT_MARKERS):
-        return (f"the {COMPONENTS[kind].title} component is not installed: {install_hint(kind)}")
+        return f"the {COMPONENTS[kind].title} component is not installed: {install_hint(kind)}"
     return None
 
 
@@ -105,11 +111,19 @@ def report() -> tuple[list[tuple[str, bool, str]], bool]:
     """(tool, present, detail) rows and whether everything required is present."""
     rows: list[tuple[str, bool, str]] = []
     gcloud = shutil.which("gcloud")
-    rows.append(("gcloud", bool(gcloud), _version(["gcloud", "--version"]) if gcloud
-                 else "missing: https://cloud.google.com/sdk/docs/install"))
+    rows.append(
+        (
+            "gcloud",
+            bool(gcloud),
+            _version(["gcloud", "--version"])
+            if gcloud
+            else "missing: https://cloud.google.com/sdk/docs/install",
+        )
+    )
     java = shutil.which("java")
-    detail = (_version(["java", "-version"]) if java
-              else "missing: install a JRE 17+ (21 recommended)")
+    detail = (
+        _version(["java", "-version"]) if java else "missing: install a JRE 17+ (21 recommended)"
+    )
     match = re.search(r'version "(\d+)', detail)
     if match and int(match.group(1)) < 21:
         detail += " (newer Firestore emulators need Java 21+)"
@@ -120,16 +134,30 @@ def report() -> tuple[list[tuple[str, bool, str]], bool]:
             rows.append((c.gcloud_name, False, "unknown: gcloud not found or unusual layout"))
             continue
         present = (root / "platform" / c.platform_dir).is_dir()
-        rows.append((c.gcloud_name, present, str(root / "platform" / c.platform_dir)
-                     if present else f"missing: {install_hint(kind)}"))
-    for module, package in (("functions_framework", "functions-framework"),
-                            ("croniter", "croniter"), ("google.cloud.pubsub_v1",
-                            "google-cloud-pubsub"), ("google.cloud.firestore",
-                            "google-cloud-firestore")):
+        rows.append(
+            (
+                c.gcloud_name,
+                present,
+                str(root / "platform" / c.platform_dir)
+                if present
+                else f"missing: {install_hint(kind)}",
+            )
+        )
+    for module, package in (
+        ("functions_framework", "functions-framework"),
+        ("croniter", "croniter"),
+        ("google.cloud.pubsub_v1", "google-cloud-pubsub"),
+        ("google.cloud.firestore", "google-cloud-firestore"),
+    ):
         try:
             found = importlib.util.find_spec(module) is not None
         except ModuleNotFoundError:
             found = False
-        rows.append((package, found, "installed" if found
-                     else "missing: pip install -r requirements-dev.txt"))
+        rows.append(
+            (
+                package,
+                found,
+                "installed" if found else "missing: pip install -r requirements-dev.txt",
+            )
+        )
     return rows, all(ok for _, ok, detail in rows if not detail.startswith("unknown"))

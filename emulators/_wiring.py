@@ -97,16 +97,18 @@ def plan(
         if dep.name not in port_of:
             raise LocalStackError(f"no port for event deployment {dep.name!r}")
         lo, hi = backoff_override or (dep.retry.min_backoff_s, dep.retry.max_backoff_s)
-        push.append(PushSubscription(
-            name=subscription_name(dep.name, topic),
-            topic=topic,
-            deployment=dep.name,
-            push_endpoint=push_endpoint(port_of[dep.name], project, topic),
-            min_backoff_s=lo,
-            max_backoff_s=hi,
-            dead_letter_topic=dead_letter_topic(topic),
-            max_delivery_attempts=max_delivery_attempts(dep.retry),
-        ))
+        push.append(
+            PushSubscription(
+                name=subscription_name(dep.name, topic),
+                topic=topic,
+                deployment=dep.name,
+                push_endpoint=push_endpoint(port_of[dep.name], project, topic),
+                min_backoff_s=lo,
+                max_backoff_s=hi,
+                dead_letter_topic=dead_letter_topic(topic),
+                max_delivery_attempts=max_delivery_attempts(dep.retry),
+            )
+        )
     return Plan(project=project, topics=tuple(topics), push=tuple(push), keep=tuple(keep))
 
 
@@ -126,8 +128,10 @@ def clients(emulator_host: str | None = None):  # noqa: ANN201 - GAPIC types are
     if not host:
         raise LocalStackError("wiring needs the Pub/Sub emulator: set PUBSUB_EMULATOR_HOST")
     channel = grpc.insecure_channel(host)
-    return (PublisherClient(transport=PublisherGrpcTransport(channel=channel)),
-            SubscriberClient(transport=SubscriberGrpcTransport(channel=channel)))
+    return (
+        PublisherClient(transport=PublisherGrpcTransport(channel=channel)),
+        SubscriberClient(transport=SubscriberGrpcTransport(channel=channel)),
+    )
 
 
 def wire(
@@ -167,10 +171,13 @@ def _apply(wanted: Plan, project: str, pub, sub) -> None:  # noqa: ANN001
             pass
     for name, topic in wanted.keep:
         try:
-            sub.create_subscription(request={
-                "name": spath + name, "topic": tpath + topic,
-                "ack_deadline_seconds": ACK_DEADLINE_S,
-            })
+            sub.create_subscription(
+                request={
+                    "name": spath + name,
+                    "topic": tpath + topic,
+                    "ack_deadline_seconds": ACK_DEADLINE_S,
+                }
+            )
             wanted.changed.append(f"subscription {name}")
         except gexc.AlreadyExists:
             pass
@@ -180,10 +187,14 @@ def _apply(wanted: Plan, project: str, pub, sub) -> None:  # noqa: ANN001
             "topic": tpath + p.topic,
             "push_config": {"push_endpoint": p.push_endpoint},
             "ack_deadline_seconds": p.ack_deadline_s,
-            "retry_policy": {"minimum_backoff": _duration(p.min_backoff_s),
-                             "maximum_backoff": _duration(p.max_backoff_s)},
-            "dead_letter_policy": {"dead_letter_topic": tpath + p.dead_letter_topic,
-                                   "max_delivery_attempts": p.max_delivery_attempts},
+            "retry_policy": {
+                "minimum_backoff": _duration(p.min_backoff_s),
+                "maximum_backoff": _duration(p.max_backoff_s),
+            },
+            "dead_letter_policy": {
+                "dead_letter_topic": tpath + p.dead_letter_topic,
+                "max_delivery_attempts": p.max_delivery_attempts,
+            },
         }
         try:
             current = sub.get_subscription(request={"subscription": spath + p.name})
@@ -197,10 +208,12 @@ def _apply(wanted: Plan, project: str, pub, sub) -> None:  # noqa: ANN001
             wanted.changed.append(f"subscription {p.name} (recreated)")
         elif _differs(current, p, tpath):
             paths = ["push_config", "ack_deadline_seconds", "retry_policy", "dead_letter_policy"]
-            sub.update_subscription(request={
-                "subscription": {k: v for k, v in body.items() if k != "topic"},
-                "update_mask": {"paths": paths},
-            })
+            sub.update_subscription(
+                request={
+                    "subscription": {k: v for k, v in body.items() if k != "topic"},
+                    "update_mask": {"paths": paths},
+                }
+            )
             wanted.changed.append(f"subscription {p.name} (updated)")
 
 

@@ -61,6 +61,7 @@ class Claims:
 
 # --- keys --------------------------------------------------------------------------------
 
+
 def _b64u(n: int) -> str:
     raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -70,17 +71,24 @@ def public_jwk(key: rsa.RSAPublicKey) -> dict[str, str]:
     """The JWK of a public key; `kid` is its RFC 7638 thumbprint."""
     nums = key.public_numbers()
     core = {"e": _b64u(nums.e), "kty": "RSA", "n": _b64u(nums.n)}
-    kid = base64.urlsafe_b64encode(
-        hashlib.sha256(json.dumps(core, separators=(",", ":"), sort_keys=True).encode()).digest()
-    ).decode().rstrip("=")
+    kid = (
+        base64.urlsafe_b64encode(
+            hashlib.sha256(
+                json.dumps(core, separators=(",", ":"), sort_keys=True).encode()
+            ).digest()
+        )
+        .decode()
+        .rstrip("=")
+    )
     return {**core, "kid": kid, "use": "sig", "alg": ALGORITHM}
 
 
 def new_key_pair() -> tuple[str, dict[str, Any]]:
     """A fresh 2048-bit RSA private key (PEM) and the JWKS holding its public key."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     return pem, {"keys": [public_jwk(key.public_key())]}
 
 
@@ -165,15 +173,23 @@ def reset_keys() -> None:
 
 # --- tokens ------------------------------------------------------------------------------
 
-def issue_access_token(sub: str, roles: list[str] | tuple[str, ...], *,
-                       ttl_s: int | None = None) -> tuple[str, Claims]:
+
+def issue_access_token(
+    sub: str, roles: list[str] | tuple[str, ...], *, ttl_s: int | None = None
+) -> tuple[str, Claims]:
     """Sign an access token (auth context only)."""
     s = settings()
     key, kid = _signing_key()
     now = int(time.time())
     payload = {
-        "iss": s.jwt_issuer, "aud": s.jwt_audience, "sub": sub, "roles": list(roles),
-        "iat": now, "nbf": now, "exp": now + (ttl_s or s.access_ttl_s), "jti": uuid.uuid4().hex,
+        "iss": s.jwt_issuer,
+        "aud": s.jwt_audience,
+        "sub": sub,
+        "roles": list(roles),
+        "iat": now,
+        "nbf": now,
+        "exp": now + (ttl_s or s.access_ttl_s),
+        "jti": uuid.uuid4().hex,
     }
     token = jwt.encode(payload, key, algorithm=ALGORITHM, headers={"kid": kid, "typ": TOKEN_TYPE})
     return token, _claims(payload)
@@ -183,8 +199,14 @@ def _claims(payload: dict[str, Any]) -> Claims:
     roles = payload.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Unauthorized("The token's roles claim is malformed.", headers=_challenge())
-    return Claims(sub=str(payload["sub"]), roles=tuple(roles), jti=str(payload["jti"]),
-                  exp=int(payload["exp"]), iat=int(payload["iat"]), raw=payload)
+    return Claims(
+        sub=str(payload["sub"]),
+        roles=tuple(roles),
+        jti=str(payload["jti"]),
+        exp=int(payload["exp"]),
+        iat=int(payload["iat"]),
+        raw=payload,
+    )
 
 
 def _challenge(error: str = "invalid_token") -> dict[str, str]:
@@ -208,7 +230,11 @@ def verify(token: str) -> Claims:
         raise Unauthorized("The token was signed by an unknown key.", headers=_challenge())
     try:
         payload = jwt.decode(
-            token, key, algorithms=[ALGORITHM], audience=s.jwt_audience, issuer=s.jwt_issuer,
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=s.jwt_audience,
+            issuer=s.jwt_issuer,
             leeway=_LEEWAY_S,
             options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
         )
@@ -280,14 +306,17 @@ def bootstrap_admin_id(email: str) -> str:
 
 # --- revocation --------------------------------------------------------------------------
 
+
 def revoke(jti: str, exp: int) -> None:
     """Remember a revoked access token id until it expires (Firestore TTL on expires_at)."""
     from shared.clients import firestore
 
-    firestore().collection(REVOKED).document(jti).set({
-        "revoked_at": datetime.now(UTC),
-        "expires_at": datetime.fromtimestamp(exp + _LEEWAY_S, UTC),
-    })
+    firestore().collection(REVOKED).document(jti).set(
+        {
+            "revoked_at": datetime.now(UTC),
+            "expires_at": datetime.fromtimestamp(exp + _LEEWAY_S, UTC),
+        }
+    )
 
 
 def is_revoked(jti: str) -> bool:

@@ -149,8 +149,15 @@ def call(
     last: Exception | None = None
     for attempt in range(tries):
         try:
-            resp = session().request(method, base + path, json=json, params=params,
-                                     headers=hdrs, timeout=timeout, allow_redirects=False)
+            resp = session().request(
+                method,
+                base + path,
+                json=json,
+                params=params,
+                headers=hdrs,
+                timeout=timeout,
+                allow_redirects=False,
+            )
         except requests.RequestException as exc:
             last = exc
         else:

@@ -31,8 +31,12 @@ _AFTER_COMMIT = "switchyard.after_commit"
 def engine() -> Engine:
     """The engine of this process, created on first use."""
     s = settings()
-    pool = {"pool_size": s.db_pool_size, "max_overflow": s.db_max_overflow,
-            "pool_pre_ping": True, "pool_recycle": 1800}
+    pool = {
+        "pool_size": s.db_pool_size,
+        "max_overflow": s.db_max_overflow,
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+    }
     if s.instance_connection_name:
         return create_engine("postgresql+pg8000://", creator=_cloud_sql_creator(), **pool)
     if s.database_url:
@@ -45,8 +49,9 @@ def _cloud_sql_creator() -> Callable[[], Any]:
 
     s = settings()
     ip_type = {"public": IPTypes.PUBLIC, "private": IPTypes.PRIVATE, "psc": IPTypes.PSC}
-    connector = Connector(refresh_strategy=RefreshStrategy.LAZY,
-                          ip_type=ip_type.get(s.db_ip_type, IPTypes.PUBLIC))
+    connector = Connector(
+        refresh_strategy=RefreshStrategy.LAZY, ip_type=ip_type.get(s.db_ip_type, IPTypes.PUBLIC)
+    )
 
     def connect() -> Any:
         kwargs: dict[str, Any] = {"user": s.db_user, "db": s.db_name}

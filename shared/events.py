@@ -82,13 +82,15 @@ def registry() -> dict[str, type[Event]]:
 
 # --- outbox ------------------------------------------------------------------------------
 
+
 def outbox_table(metadata: MetaData) -> Table:
     """The outbox of the context whose tables live in `metadata` (one per schema)."""
     name = f"{metadata.schema}.outbox" if metadata.schema else "outbox"
     if name in metadata.tables:
         return metadata.tables[name]
     return Table(
-        "outbox", metadata,
+        "outbox",
+        metadata,
         Column("id", String(36), primary_key=True),  # = event_id
         Column("event_type", String(200), nullable=False),
         Column("schema_version", Integer, nullable=False),
@@ -98,9 +100,12 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("published_at", DateTime(timezone=True), nullable=True),
         Column("attempts", Integer, nullable=False, default=0),
         Column("last_error", Text, nullable=True),
-        Index("ix_outbox_pending", "created_at",
-              postgresql_where=Column("published_at").is_(None),
-              sqlite_where=Column("published_at").is_(None)),
+        Index(
+            "ix_outbox_pending",
+            "created_at",
+            postgresql_where=Column("published_at").is_(None),
+            sqlite_where=Column("published_at").is_(None),
+        ),
     )
 
 
@@ -121,9 +126,14 @@ def create_outbox(op: Any, schema: str) -> None:
         sa.Column("last_error", sa.Text, nullable=True),
         schema=schema,
     )
-    op.create_index("ix_outbox_pending", "outbox", ["created_at"], schema=schema,
-                    postgresql_where=sa.text("published_at IS NULL"),
-                    sqlite_where=sa.text("published_at IS NULL"))
+    op.create_index(
+        "ix_outbox_pending",
+        "outbox",
+        ["created_at"],
+        schema=schema,
+        postgresql_where=sa.text("published_at IS NULL"),
+        sqlite_where=sa.text("published_at IS NULL"),
+    )
 
 
 @functools.cache
@@ -180,11 +190,17 @@ def emit(session: Session, event: Event, *, actor: str | None = None) -> str:
         "actor": actor or _current_actor(),
     }
     table = _outbox_of(_publisher_schema(etype))
-    session.execute(table.insert().values(
-        id=event_id, event_type=etype, schema_version=type(event).schema_version,
-        payload=json.dumps(payload, separators=(",", ":")),
-        attributes=json.dumps(attributes), created_at=occurred, attempts=0,
-    ))
+    session.execute(
+        table.insert().values(
+            id=event_id,
+            event_type=etype,
+            schema_version=type(event).schema_version,
+            payload=json.dumps(payload, separators=(",", ":")),
+            attributes=json.dumps(attributes),
+            created_at=occurred,
+            attempts=0,
+        )
+    )
     pending: list[str] = session.info.setdefault(f"switchyard.outbox.{table.fullname}", [])
     if not pending:
         db.after_commit(session, lambda: _publish_ids(table, list(pending)))
@@ -204,8 +220,9 @@ def _publish_ids(table: Table, ids: list[str]) -> None:
     """Publish just-committed rows; on any failure leave them to the relay."""
     try:
         with db.transaction() as s:
-            rows = s.execute(select(table).where(table.c.id.in_(ids),
-                                                 table.c.published_at.is_(None))).all()
+            rows = s.execute(
+                select(table).where(table.c.id.in_(ids), table.c.published_at.is_(None))
+            ).all()
             _publish_rows(s, table, rows)
     except Exception:
         _log.warning("immediate publish failed; the relay will retry", exc_info=True)
@@ -218,20 +235,27 @@ def _publish_rows(session: Session, table: Table, rows: Sequence[Any]) -> int:
     futures = []
     for row in rows:
         attrs = {k: v for k, v in json.loads(row.attributes).items() if v}
-        futures.append((row, pub.publish(topic_path(row.event_type),
-                                         row.payload.encode(), **attrs)))
+        futures.append(
+            (row, pub.publish(topic_path(row.event_type), row.payload.encode(), **attrs))
+        )
     published = 0
     timeout = settings().publish_timeout_s
     for row, fut in futures:
         try:
             fut.result(timeout=timeout)
         except Exception as exc:
-            session.execute(update(table).where(table.c.id == row.id).values(
-                attempts=table.c.attempts + 1, last_error=str(exc)[:2000]))
+            session.execute(
+                update(table)
+                .where(table.c.id == row.id)
+                .values(attempts=table.c.attempts + 1, last_error=str(exc)[:2000])
+            )
             _log.warning("publish of %s %s failed: %s", row.event_type, row.id, exc)
         else:
-            session.execute(update(table).where(table.c.id == row.id).values(
-                published_at=_now(), attempts=table.c.attempts + 1, last_error=None))
+            session.execute(
+                update(table)
+                .where(table.c.id == row.id)
+                .values(published_at=_now(), attempts=table.c.attempts + 1, last_error=None)
+            )
             published += 1
     return published
 
@@ -267,6 +291,7 @@ def relay(*, grace: timedelta = RELAY_GRACE, batch: int = 500) -> int:
 
 
 # --- consuming ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Received:
@@ -326,13 +351,19 @@ def envelope(message: dict[str, Any], subscription: str, delivery_attempt: int =
     except ValueError:
         occurred = _now()
     return Received(
-        event_type=attrs["event_type"], event_id=attrs["event_id"],
+        event_type=attrs["event_type"],
+        event_id=attrs["event_id"],
         schema_version=int(attrs.get("schema_version", "1") or 1),
-        source=attrs.get("source", ""), occurred_at=occurred,
-        actor=attrs.get("actor", "system"), request_id=attrs.get("request_id", ""),
-        traceparent=attrs.get("traceparent", ""), data=data, attributes=attrs,
+        source=attrs.get("source", ""),
+        occurred_at=occurred,
+        actor=attrs.get("actor", "system"),
+        request_id=attrs.get("request_id", ""),
+        traceparent=attrs.get("traceparent", ""),
+        data=data,
+        attributes=attrs,
         message_id=str(message.get("messageId") or message.get("message_id") or ""),
-        subscription=subscription, delivery_attempt=delivery_attempt,
+        subscription=subscription,
+        delivery_attempt=delivery_attempt,
     )
 
 
@@ -354,9 +385,11 @@ class _Claim:
 
         now = _now()
         fields = {
-            "state": "processing", "event_type": event.event_type,
+            "state": "processing",
+            "event_type": event.event_type,
             "lease_until": now + timedelta(seconds=self.lease_s),
-            "expires_at": now + PROCESSED_TTL, "attempt": event.delivery_attempt,
+            "expires_at": now + PROCESSED_TTL,
+            "attempt": event.delivery_attempt,
         }
         doc = self._doc()
         try:
@@ -402,13 +435,19 @@ def handler(fn: Callable[[Received], Any]) -> Callable[[flask.Request], flask.Re
             status, payload = health.report(settings().deployment)
             return json_response(payload, status)
         if request.method != "POST":
-            return problem(405, "Method Not Allowed", "Deliver events with POST.",
-                           headers={"Allow": "GET, POST"})
+            return problem(
+                405,
+                "Method Not Allowed",
+                "Deliver events with POST.",
+                headers={"Allow": "GET, POST"},
+            )
         try:
             message, sub = decode(request)
-            attempt = int(request.headers.get("ce-deliveryattempt")
-                          or (request.get_json(silent=True) or {}).get("deliveryAttempt")
-                          or 1)
+            attempt = int(
+                request.headers.get("ce-deliveryattempt")
+                or (request.get_json(silent=True) or {}).get("deliveryAttempt")
+                or 1
+            )
             event = envelope(message, sub, attempt)
         except PoisonMessage as exc:
             _log.error("undecodable delivery: %s", exc)
@@ -416,8 +455,9 @@ def handler(fn: Callable[[Received], Any]) -> Callable[[flask.Request], flask.Re
         from shared.manifests import subscription_name
 
         subscription = subscription_name(settings().deployment or fn.__name__, event.event_type)
-        token = slog.bind(request_id=event.request_id, traceparent=event.traceparent,
-                          event_id=event.event_id)
+        token = slog.bind(
+            request_id=event.request_id, traceparent=event.traceparent, event_id=event.event_id
+        )
         try:
             return _consume(fn, event, subscription)
         finally:
@@ -426,8 +466,7 @@ def handler(fn: Callable[[Received], Any]) -> Callable[[flask.Request], flask.Re
     return entry
 
 
-def _consume(fn: Callable[[Received], Any], event: Received, subscription: str
-             ) -> flask.Response:
+def _consume(fn: Callable[[Received], Any], event: Received, subscription: str) -> flask.Response:
     from shared.http import json_response, problem
     from shared.manifests import catalog
 
@@ -443,8 +482,12 @@ def _consume(fn: Callable[[Received], Any], event: Received, subscription: str
     try:
         fn(event)
     except Exception:
-        _log.exception("consumer failed on %s %s (attempt %d)", event.event_type,
-                       event.event_id, event.delivery_attempt)
+        _log.exception(
+            "consumer failed on %s %s (attempt %d)",
+            event.event_type,
+            event.event_id,
+            event.delivery_attempt,
+        )
         try:
             claim.release()
         except Exception:

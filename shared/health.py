@@ -70,6 +70,9 @@ def report(deployment: str) -> tuple[int, dict[str, Any]]:
         else:
             results[name] = {"status": "ok"}
         results[name]["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
-    body = {"status": "ok" if healthy else "down", "deployment": deployment or "unknown",
-            "checks": results}
+    body = {
+        "status": "ok" if healthy else "down",
+        "deployment": deployment or "unknown",
+        "checks": results,
+    }
     return (200 if healthy else 503), body

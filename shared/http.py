@@ -43,6 +43,7 @@ M = TypeVar("M", bound=BaseModel)
 
 # --- errors -------------------------------------------------------------------------------
 
+
 class Problem(Exception):
     """An error answered as problem+json. Subclass per context; map here, nowhere else."""
 
@@ -147,21 +148,25 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     """Pydantic errors as `{field, message, type}` entries (no input values echoed)."""
     out = []
     for e in exc.errors(include_url=False, include_input=False):
-        out.append({
-            "field": ".".join(str(p) for p in e["loc"]) or "(body)",
-            "message": e["msg"],
-            "type": e["type"],
-        })
+        out.append(
+            {
+                "field": ".".join(str(p) for p in e["loc"]) or "(body)",
+                "message": e["msg"],
+                "type": e["type"],
+            }
+        )
     return out
 
 
 def _to_response(exc: BaseException) -> flask.Response:
     if isinstance(exc, Problem):
-        return problem(exc.status, exc.title, exc.detail, errors=exc.errors,
-                       headers=exc.headers, **exc.extra)
+        return problem(
+            exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers, **exc.extra
+        )
     if isinstance(exc, ValidationError):
-        return problem(422, "Unprocessable Content", "The request is not valid.",
-                       errors=validation_errors(exc))
+        return problem(
+            422, "Unprocessable Content", "The request is not valid.", errors=validation_errors(exc)
+        )
     if isinstance(exc, HTTPException):
         status = exc.code or 500
         headers = {}
@@ -178,6 +183,7 @@ def _to_response(exc: BaseException) -> flask.Response:
 
 
 # --- request context ----------------------------------------------------------------------
+
 
 def client_ip() -> str:
     """The caller's IP: `X-Client-IP` as set by the gateway (which overwrites any client
@@ -200,8 +206,13 @@ def describe(
     """
 
     def wrap(view: Any) -> Any:
-        view.__openapi__ = {"summary": summary, "request": request, "query": query,
-                            "response": response, "status": status}
+        view.__openapi__ = {
+            "summary": summary,
+            "request": request,
+            "query": query,
+            "response": response,
+            "status": status,
+        }
         return view
 
     return wrap
@@ -234,14 +245,19 @@ def _finish(resp: flask.Response) -> flask.Response:
     started = getattr(flask.g, "started", None)
     if started is not None and not flask.request.path.endswith("/health"):
         _log.info(
-            "%s %s %s", flask.request.method, flask.request.path, resp.status_code,
-            extra={"httpRequest": {
-                "requestMethod": flask.request.method,
-                "requestUrl": flask.request.path,
-                "status": resp.status_code,
-                "latency": f"{time.perf_counter() - started:.6f}s",
-                "userAgent": flask.request.headers.get("User-Agent", ""),
-            }},
+            "%s %s %s",
+            flask.request.method,
+            flask.request.path,
+            resp.status_code,
+            extra={
+                "httpRequest": {
+                    "requestMethod": flask.request.method,
+                    "requestUrl": flask.request.path,
+                    "status": resp.status_code,
+                    "latency": f"{time.perf_counter() - started:.6f}s",
+                    "userAgent": flask.request.headers.get("User-Agent", ""),
+                }
+            },
         )
     return resp
 
@@ -254,6 +270,7 @@ def _teardown(_exc: BaseException | None) -> None:
 
 
 # --- app ----------------------------------------------------------------------------------
+
 
 def create_app(context: str, *, authenticate: bool = True) -> flask.Flask:
     """The Flask app of a context, with the platform's hooks and health routes."""
@@ -278,13 +295,19 @@ def create_app(context: str, *, authenticate: bool = True) -> flask.Flask:
         if dep.trigger != "http":
             continue
         app.add_url_rule(
-            dep.health_path, f"health:{dep.name}",
-            functools.partial(_health_view, dep.name), methods=["GET"],
+            dep.health_path,
+            f"health:{dep.name}",
+            functools.partial(_health_view, dep.name),
+            methods=["GET"],
         )
         spec = spec_path(dep)
         if spec:
-            app.add_url_rule(spec, f"openapi:{dep.name}",
-                             functools.partial(_openapi_view, app, context), methods=["GET"])
+            app.add_url_rule(
+                spec,
+                f"openapi:{dep.name}",
+                functools.partial(_openapi_view, app, context),
+                methods=["GET"],
+            )
     del health  # imported above so a broken health module fails at app creation
     return app
 
@@ -324,6 +347,7 @@ def dispatch(app: flask.Flask, request: flask.Request) -> flask.Response:
 
 # --- bodies and queries ---------------------------------------------------------------------
 
+
 class ApiModel(BaseModel):
     """Base of every request model: unknown fields are an error, strings are stripped."""
 
@@ -362,10 +386,12 @@ def query(model: type[M]) -> M:
     return model.model_validate(data)
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
-                  ) -> flask.Response:
-    resp = flask.Response(json.dumps(data, default=_json_default), status=status,
-                          mimetype="application/json")
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> flask.Response:
+    resp = flask.Response(
+        json.dumps(data, default=_json_default), status=status, mimetype="application/json"
+    )
     for k, v in (headers or {}).items():
         resp.headers[k] = v
     return resp
@@ -384,6 +410,7 @@ def _json_default(value: Any) -> Any:
 
 
 # --- keyset pagination ----------------------------------------------------------------------
+
 
 class PageQuery(ApiModel):
     """Base for list queries: `?limit=&cursor=`; extend with the resource's filters.
@@ -414,16 +441,21 @@ def decode_cursor(cursor: str) -> list[Any]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key = json.loads(raw)
     except (ValueError, json.JSONDecodeError):
-        raise BadRequest("The cursor is not valid.", errors=[
-            {"field": "cursor", "message": "not a cursor from this API", "type": "cursor"}
-        ]) from None
+        raise BadRequest(
+            "The cursor is not valid.",
+            errors=[{"field": "cursor", "message": "not a cursor from this API", "type": "cursor"}],
+        ) from None
     if not isinstance(key, list):
         raise BadRequest("The cursor is not valid.")
     return key
 
 
-def page(rows: Sequence[Any], limit: int, key: Callable[[Any], Sequence[Any]],
-         shape: Callable[[Any], Any] = lambda r: r) -> dict[str, Any]:
+def page(
+    rows: Sequence[Any],
+    limit: int,
+    key: Callable[[Any], Sequence[Any]],
+    shape: Callable[[Any], Any] = lambda r: r,
+) -> dict[str, Any]:
     """`{items, next_cursor}` from `limit + 1` fetched rows sorted by `key`."""
     items = list(rows[:limit])
     more = len(rows) > limit
@@ -434,6 +466,7 @@ def page(rows: Sequence[Any], limit: int, key: Callable[[Any], Sequence[Any]],
 
 
 # --- Cloud Scheduler targets -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Tick:
@@ -469,8 +502,11 @@ def scheduled(fn: Callable[[Tick], Any]) -> Callable[[flask.Request], flask.Resp
         headers = flask.request.headers
         raw_time = headers.get("X-CloudScheduler-ScheduleTime", "")
         try:
-            when = (datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
-                    if raw_time else datetime.now(UTC))
+            when = (
+                datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
+                if raw_time
+                else datetime.now(UTC)
+            )
         except ValueError:
             raise BadRequest("X-CloudScheduler-ScheduleTime is not RFC 3339.") from None
         tick = Tick(

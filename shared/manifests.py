@@ -33,12 +33,29 @@ _USES = {"sql", "firestore"}
 
 _MANIFEST_KEYS = {"context", "description", "owns_schema", "deployments"}
 _DEPLOYMENT_KEYS = {
-    "entry_point", "trigger", "description", "routes", "public_routes", "publishes",
-    "subscribes", "retry", "schedule", "time_zone", "runtime", "secrets", "uses", "ingress",
-    "env", "calls",
+    "entry_point",
+    "trigger",
+    "description",
+    "routes",
+    "public_routes",
+    "publishes",
+    "subscribes",
+    "retry",
+    "schedule",
+    "time_zone",
+    "runtime",
+    "secrets",
+    "uses",
+    "ingress",
+    "env",
+    "calls",
 }
 _RUNTIME_DEFAULTS: dict[str, Any] = {
-    "memory": "256Mi", "cpu": 1, "timeout_s": 60, "min_instances": 0, "max_instances": 10,
+    "memory": "256Mi",
+    "cpu": 1,
+    "timeout_s": 60,
+    "min_instances": 0,
+    "max_instances": 10,
     "concurrency": 40,
 }
 _RETRY_DEFAULTS: dict[str, Any] = {"max_attempts": 5, "min_backoff_s": 10, "max_backoff_s": 600}
@@ -374,18 +391,27 @@ def load(functions_dir: Path | None = None) -> Catalog:
         mf = c.path / "function.yaml"
         if c.owns_schema:
             if c.owns_schema in seen_schemas:
-                raise _fail(mf, "owns_schema", f"{c.owns_schema!r} also owned in "
-                            f"{_rel(seen_schemas[c.owns_schema])}")
+                raise _fail(
+                    mf,
+                    "owns_schema",
+                    f"{c.owns_schema!r} also owned in {_rel(seen_schemas[c.owns_schema])}",
+                )
             seen_schemas[c.owns_schema] = mf
         for d in c.deployments:
             if d.name in seen_names:
-                raise _fail(mf, f"deployments.{d.name}", "duplicate deployment name "
-                            f"(also in {_rel(seen_names[d.name])})")
+                raise _fail(
+                    mf,
+                    f"deployments.{d.name}",
+                    f"duplicate deployment name (also in {_rel(seen_names[d.name])})",
+                )
             seen_names[d.name] = mf
             for r in d.routes:
                 if r in seen_routes:
-                    raise _fail(mf, f"deployments.{d.name}.routes", f"duplicate route {r!r} "
-                                f"(also in {_rel(seen_routes[r])})")
+                    raise _fail(
+                        mf,
+                        f"deployments.{d.name}.routes",
+                        f"duplicate route {r!r} (also in {_rel(seen_routes[r])})",
+                    )
                 seen_routes[r] = mf
     published = {t for c in contexts for d in c.deployments for t in d.publishes}
     triggers = {d.name: d.trigger for c in contexts for d in c.deployments}
@@ -400,12 +426,19 @@ def load(functions_dir: Path | None = None) -> Catalog:
                 if callee not in triggers:
                     raise _fail(mf, where, f"{callee!r} is no deployment")
                 if triggers[callee] != "http":
-                    raise _fail(mf, where, f"{callee!r} is not an http deployment (trigger: "
-                                f"{triggers[callee]}); only http deployments can be called")
+                    raise _fail(
+                        mf,
+                        where,
+                        f"{callee!r} is not an http deployment (trigger: "
+                        f"{triggers[callee]}); only http deployments can be called",
+                    )
             for t in d.subscribes:
                 if t not in published:
-                    raise _fail(c.path / "function.yaml", f"deployments.{d.name}.subscribes",
-                                f"topic {t!r} is published by no deployment")
+                    raise _fail(
+                        c.path / "function.yaml",
+                        f"deployments.{d.name}.subscribes",
+                        f"topic {t!r} is published by no deployment",
+                    )
             if d.subscribes_all:
                 d = _replace(d, subscribes=tuple(sorted(published)))
             deps.append(d)

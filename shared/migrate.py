@@ -152,8 +152,10 @@ def new_revision(context: str, message: str) -> None:
     (folder / "versions").mkdir(parents=True, exist_ok=True)
     env = folder / "env.py"
     if not env.exists():
-        env.write_text('"""Alembic environment: shared by every context."""\n\n'
-                       "from shared.migrate import run_env\n\nrun_env()\n")
+        env.write_text(
+            '"""Alembic environment: shared by every context."""\n\n'
+            "from shared.migrate import run_env\n\nrun_env()\n"
+        )
     mako = folder / "script.py.mako"
     if not mako.exists():
         mako.write_text(_TEMPLATE)

@@ -33,8 +33,10 @@ SPEC_SUFFIX = "/openapi.json"
 REF = "#/components/schemas/{model}"
 _SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 _Mode = Literal["validation", "serialization"]
-_MODEL_MODES: tuple[tuple[str, _Mode], ...] = (("request", "validation"),
-                                              ("response", "serialization"))
+_MODEL_MODES: tuple[tuple[str, _Mode], ...] = (
+    ("request", "validation"),
+    ("response", "serialization"),
+)
 _CONVERTER = re.compile(r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _PARAM_SCHEMA: dict[str, dict[str, Any]] = {
     "int": {"type": "integer"},
@@ -103,9 +105,9 @@ def components_base() -> dict[str, Any]:
         "responses": {
             name: {
                 "description": text,
-                "content": {"application/problem+json": {
-                    "schema": {"$ref": REF.format(model="Problem")}
-                }},
+                "content": {
+                    "application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}
+                },
             }
             for name, text in ERROR_RESPONSES.values()
         },
@@ -177,16 +179,19 @@ def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
         summary, description = _doc(view)
         for method in sorted((rule.methods or set()) - _SKIPPED_METHODS):
             op: dict[str, Any] = {
-                "operationId": re.sub(r"[^A-Za-z0-9_]", "_", f"{rule.endpoint}_{method}")
-                .lower(),
+                "operationId": re.sub(r"[^A-Za-z0-9_]", "_", f"{rule.endpoint}_{method}").lower(),
                 "tags": [context],
                 "summary": facts.get("summary") or summary or f"{method} {path}",
             }
             if description:
                 op["description"] = description
             op["parameters"] = [
-                {"name": name, "in": "path", "required": True,
-                 "schema": dict(_PARAM_SCHEMA.get(conv, _PARAM_SCHEMA["default"]))}
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": dict(_PARAM_SCHEMA.get(conv, _PARAM_SCHEMA["default"])),
+                }
                 for name, conv in params
             ]
             operations.append((path, method.lower(), op, facts))
@@ -214,17 +219,15 @@ def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
         if request_model is not None:
             op["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {
-                    "schema": refs[(request_model, "validation")]
-                }},
+                "content": {"application/json": {"schema": refs[(request_model, "validation")]}},
             }
         status = str(facts.get("status") or 200)
         response_model = facts.get("response")
         ok: dict[str, Any] = {"description": "Success." if status != "204" else "No content."}
         if response_model is not None and status != "204":
-            ok["content"] = {"application/json": {
-                "schema": refs[(response_model, "serialization")]
-            }}
+            ok["content"] = {
+                "application/json": {"schema": refs[(response_model, "serialization")]}
+            }
         responses: dict[str, Any] = {status: ok}
         public = cat.is_public(path)
         if not public:

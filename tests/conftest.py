@@ -116,8 +116,9 @@ class _SessionEnv:
 
 
 def _start_emulator(kind: str) -> emulators.Emulator:
-    em = emulators.Emulator(kind, emulators.free_port(), project=TEST_PROJECT,
-                            log_dir=OUTPUT / "emulators")
+    em = emulators.Emulator(
+        kind, emulators.free_port(), project=TEST_PROJECT, log_dir=OUTPUT / "emulators"
+    )
     try:
         em.launch()
         _registry.set(kind, [e for e in [em.run_entry()] if e])
@@ -166,8 +167,9 @@ def pg_url() -> Iterator[str]:
     base = make_url(os.environ.get("TEST_DATABASE_URL") or DEFAULT_TEST_DATABASE_URL)
     name = f"switchyard_test_{secrets.token_hex(4)}"
     shown = base.render_as_string(hide_password=True)
-    engine = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool,
-                           connect_args={"timeout": 10})
+    engine = create_engine(
+        base, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"timeout": 10}
+    )
     problem = None
     try:
         with engine.connect() as conn:
@@ -176,9 +178,12 @@ def pg_url() -> Iterator[str]:
         engine.dispose()
         problem = f"{exc.__class__.__name__}: {getattr(exc, 'orig', None) or exc}"
     if problem:
-        pytest.fail(f"PostgreSQL is unreachable at {shown}: {problem}\nStart PostgreSQL (15+) "
-                    "or point TEST_DATABASE_URL at one "
-                    "(postgresql+pg8000://user[:password]@host:port/db).", pytrace=False)
+        pytest.fail(
+            f"PostgreSQL is unreachable at {shown}: {problem}\nStart PostgreSQL (15+) "
+            "or point TEST_DATABASE_URL at one "
+            "(postgresql+pg8000://user[:password]@host:port/db).",
+            pytrace=False,
+        )
     try:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
@@ -219,8 +224,7 @@ def stack(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[emu
     except emulators.LocalStackError as exc:
         problem = str(exc)
     if problem:
-        pytest.fail(f"the local stack did not start (logs in {log_dir}):\n{problem}",
-                    pytrace=False)
+        pytest.fail(f"the local stack did not start (logs in {log_dir}):\n{problem}", pytrace=False)
     _registry.set("stack", s.process_groups())
     try:
         yield s

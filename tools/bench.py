@@ -45,7 +45,9 @@ import emulators  # noqa: E402
 from shared.manifests import catalog  # noqa: E402
 
 OUT = ROOT / "docs" / "benchmarks.md"
-PG_BASE = os.environ.get("TEST_DATABASE_URL", "postgresql+pg8000://postgres@127.0.0.1:5432/postgres")
+PG_BASE = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+pg8000://postgres@127.0.0.1:5432/postgres"
+)
 EVENTS = int(os.environ.get("BENCH_EVENTS", "500"))
 
 
@@ -62,6 +64,7 @@ def ms(seconds: float) -> str:
 
 
 # --- database ----------------------------------------------------------------------------
+
 
 def make_database() -> tuple[str, callable]:
     from sqlalchemy import create_engine, text
@@ -81,6 +84,7 @@ def make_database() -> tuple[str, callable]:
 
 
 # --- HTTP measurements -------------------------------------------------------------------
+
 
 def timed_gets(url: str, headers: dict, n: int) -> list[float]:
     sess = requests.Session()
@@ -132,15 +136,20 @@ def gateway_overhead(st: emulators.Stack, token: str) -> dict:
             r = sess.get(url, headers=headers, timeout=10)
             if r.status_code != 200:
                 raise RuntimeError(f"{r.status_code} {r.text[:200]}")
+
         return call
 
     rps_direct, _ = throughput(get(direct_url), 8, 5)
     rps_gw, _ = throughput(get(gw_url), 8, 5)
     return {
-        "direct_p50": pct(direct, 50), "direct_p99": pct(direct, 99),
-        "gw_p50": pct(via, 50), "gw_p99": pct(via, 99),
+        "direct_p50": pct(direct, 50),
+        "direct_p99": pct(direct, 99),
+        "gw_p50": pct(via, 50),
+        "gw_p99": pct(via, 99),
         "added_p50": pct(via, 50) - pct(direct, 50),
-        "rps_direct": rps_direct, "rps_gw": rps_gw, "n": len(direct),
+        "rps_direct": rps_direct,
+        "rps_gw": rps_gw,
+        "n": len(direct),
     }
 
 
@@ -176,17 +185,37 @@ def cold_starts(st: emulators.Stack) -> dict:
         main = str(dep.source_dir / "main.py")
         imports, starts = [], []
         for _ in range(3):
-            out = subprocess.run([sys.executable, "-c", IMPORT_PROBE, main], env=env, cwd=ROOT,
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", IMPORT_PROBE, main],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             imports.append(float(out.stdout.strip().splitlines()[-1]))
             port = emulators.free_port()
             t0 = time.perf_counter()
             proc = subprocess.Popen(
-                [str(Path(sys.executable).parent / "functions-framework"), "--target",
-                 dep.entry_point, "--source", main, "--signature-type", "http",
-                 "--host", "127.0.0.1", "--port", str(port)],
-                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True)
+                [
+                    str(Path(sys.executable).parent / "functions-framework"),
+                    "--target",
+                    dep.entry_point,
+                    "--source",
+                    main,
+                    "--signature-type",
+                    "http",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             try:
                 url = f"http://127.0.0.1:{port}{dep.health_path}"
                 while True:
@@ -208,7 +237,7 @@ def cold_starts(st: emulators.Stack) -> dict:
 
 # --- events ------------------------------------------------------------------------------
 
-BARE = '''
+BARE = """
 import json, time, base64
 import flask, functions_framework
 
@@ -220,7 +249,7 @@ def bare(request: flask.Request):
     with open(__file__ + ".lat", "a") as f:
         f.write(f"{now - sent}\\n")
     return ("", 204)
-'''
+"""
 
 
 def raw_push_latency(st: emulators.Stack, workdir: Path) -> list[float]:
@@ -231,10 +260,24 @@ def raw_push_latency(st: emulators.Stack, workdir: Path) -> list[float]:
     port = emulators.free_port()
     env = st.env_for(None)
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "functions-framework"), "--target", "bare",
-         "--source", str(src), "--signature-type", "http", "--host", "127.0.0.1",
-         "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            str(Path(sys.executable).parent / "functions-framework"),
+            "--target",
+            "bare",
+            "--source",
+            str(src),
+            "--signature-type",
+            "http",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         for _ in range(300):
             try:
@@ -245,10 +288,15 @@ def raw_push_latency(st: emulators.Stack, workdir: Path) -> list[float]:
         pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
         topic = pub.topic_path(st.project, "bench.raw")
         pub.create_topic(name=topic)
-        sub.create_subscription(request={
-            "name": sub.subscription_path(st.project, "bench-bare--bench.raw"), "topic": topic,
-            "push_config": {"push_endpoint":
-                            f"http://127.0.0.1:{port}/projects/{st.project}/topics/bench.raw"}})
+        sub.create_subscription(
+            request={
+                "name": sub.subscription_path(st.project, "bench-bare--bench.raw"),
+                "topic": topic,
+                "push_config": {
+                    "push_endpoint": f"http://127.0.0.1:{port}/projects/{st.project}/topics/bench.raw"
+                },
+            }
+        )
         for _ in range(EVENTS):
             pub.publish(topic, b"{}", t=repr(time.time())).result(10)
             time.sleep(0.01)
@@ -279,16 +327,27 @@ def event_latency(st: emulators.Stack) -> list[float]:
     for i in range(EVENTS):
         uid = str(uuid.uuid4())
         with db.transaction() as s:
-            ids.append(events.emit(s, UserCreated(
-                id=uid, email=f"bench{i}@example.com", name="Bench", roles=["viewer"],
-                active=True, version=1), actor="bench"))
+            ids.append(
+                events.emit(
+                    s,
+                    UserCreated(
+                        id=uid,
+                        email=f"bench{i}@example.com",
+                        name="Bench",
+                        roles=["viewer"],
+                        active=True,
+                        version=1,
+                    ),
+                    actor="bench",
+                )
+            )
         time.sleep(0.01)
     coll = clients.firestore().collection("audit_events")
     deadline = time.monotonic() + 180
     docs: dict[str, dict] = {}
     while time.monotonic() < deadline and len(docs) < len(ids):
         for i in range(0, len(ids), 100):
-            missing = [x for x in ids[i:i + 100] if x not in docs]
+            missing = [x for x in ids[i : i + 100] if x not in docs]
             for ref in [coll.document(x) for x in missing]:
                 snap = ref.get()
                 if snap.exists:
@@ -300,6 +359,7 @@ def event_latency(st: emulators.Stack) -> list[float]:
 
 
 # --- report ------------------------------------------------------------------------------
+
 
 def machine() -> str:
     cpu = "unknown CPU"
@@ -316,8 +376,10 @@ def machine() -> str:
         mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    return (f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def verdict(ok: bool) -> str:
@@ -328,16 +390,21 @@ def report(gw: dict, login: dict, cold: dict, ev: list[float], raw: list[float])
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     ev50, raw50 = pct(ev, 50), pct(raw, 50)
     lines = [
-        "# Benchmarks", "",
+        "# Benchmarks",
+        "",
         f"Measured by `make bench` on {now}; machine: {machine()}. One process per deployment "
         "(functions-framework: gunicorn, 1 worker x 8 threads), PostgreSQL 15 on localhost, the "
         "Pub/Sub and Firestore emulators. Baselines are measured in the same run; only medians "
-        "and ratios are meaningful on these noisy machines. Rate limits raised for the run.", "",
-        "## Gateway overhead", "",
+        "and ratios are meaningful on these noisy machines. Rate limits raised for the run.",
+        "",
+        "## Gateway overhead",
+        "",
         f"`GET /api/users/me` (JWT verified by both the gateway and users-api), {gw['n']} "
         "sequential requests per path, interleaved in rounds of 100; throughput with 8 "
-        "concurrent keep-alive clients for 5 s each.", "",
-        "| path | p50 | p99 | req/s (8 clients) |", "|---|---|---|---|",
+        "concurrent keep-alive clients for 5 s each.",
+        "",
+        "| path | p50 | p99 | req/s (8 clients) |",
+        "|---|---|---|---|",
         f"| direct to users-api | {ms(gw['direct_p50'])} | {ms(gw['direct_p99'])} "
         f"| {gw['rps_direct']:.0f} |",
         f"| through the gateway | {ms(gw['gw_p50'])} | {ms(gw['gw_p99'])} | {gw['rps_gw']:.0f} |",
@@ -345,34 +412,47 @@ def report(gw: dict, login: dict, cold: dict, ev: list[float], raw: list[float])
         f"Added by the gateway: **{ms(gw['added_p50'])} p50** (target <= 3 ms: "
         f"{verdict(gw['added_p50'] <= 0.003)}); throughput ratio gateway/direct "
         f"**{gw['rps_gw'] / gw['rps_direct']:.2f}** (the gateway is itself a single "
-        "process doing a second HTTP hop, so both share the 2 cores).", "",
-        "## Login", "",
+        "process doing a second HTTP hop, so both share the 2 cores).",
+        "",
+        "## Login",
+        "",
         f"`POST /api/auth/login` through the gateway, 4 clients for 8 s ({login['n']} logins): "
         f"**{login['rps']:.1f} logins/s**, p50 {ms(login['p50'])}, p99 {ms(login['p99'])}. "
-        "Dominated by argon2id (m=19 MiB, t=2, p=1), by design.", "",
-        "## Cold start", "",
+        "Dominated by argon2id (m=19 MiB, t=2, p=1), by design.",
+        "",
+        "## Cold start",
+        "",
         "Median of 3: spawn of a functions-framework process to the first 200 from its health "
         "route (which checks its database/Firestore/Pub/Sub), and the import time of its "
-        "`main.py` in a fresh interpreter.", "",
+        "`main.py` in a fresh interpreter.",
+        "",
         "| deployment | start to first 200 | import of main.py | target <= 1.5 s |",
         "|---|---|---|---|",
     ]
     for name, r in cold.items():
-        lines.append(f"| `{name}` | {r['start']:.2f} s | {r['import']:.2f} s "
-                     f"| {verdict(r['start'] <= 1.5)} |")
+        lines.append(
+            f"| `{name}` | {r['start']:.2f} s | {r['import']:.2f} s "
+            f"| {verdict(r['start'] <= 1.5)} |"
+        )
     lines += [
-        "", "## Event latency", "",
+        "",
+        "## Event latency",
+        "",
         f"{len(ev)} `user.created` events emitted one by one (10 ms apart) in users-api "
         "transactions through the outbox, published right after commit, pushed by the emulator "
         "to audit-ingest, claimed in Firestore and stored: `received_at - occurred_at`. "
         f"Baseline: {len(raw)} messages published to a bare functions-framework function "
-        "pushed by the same emulator (publish -> function entry).", "",
-        "| path | p50 | p99 |", "|---|---|---|",
+        "pushed by the same emulator (publish -> function entry).",
+        "",
+        "| path | p50 | p99 |",
+        "|---|---|---|",
         f"| emit -> audit stored | {ms(ev50)} | {ms(pct(ev, 99))} |",
-        f"| raw emulator push (baseline) | {ms(raw50)} | {ms(pct(raw, 99))} |", "",
+        f"| raw emulator push (baseline) | {ms(raw50)} | {ms(pct(raw, 99))} |",
+        "",
         f"Ratio p50 event/raw: **{ev50 / raw50:.2f}x** (target <= 1.5x: "
         f"{verdict(ev50 <= 1.5 * raw50)}). The emulator pushes in ~100 ms ticks, which sets "
-        "the floor of both paths.", "",
+        "the floor of both paths.",
+        "",
     ]
     return "\n".join(lines)
 
@@ -381,20 +461,34 @@ def main() -> int:
     url, drop = make_database()
     workdir = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
     n = len(catalog().deployments)
-    ports = emulators.Ports(pubsub=emulators.free_port(), firestore=emulators.free_port(),
-                            gateway=emulators.free_port(),
-                            functions_base=emulators.free_port_block(n))
+    ports = emulators.Ports(
+        pubsub=emulators.free_port(),
+        firestore=emulators.free_port(),
+        gateway=emulators.free_port(),
+        functions_base=emulators.free_port_block(n),
+    )
     st = emulators.Stack(
-        project=f"bench-{uuid.uuid4().hex[:6]}", ports=ports, local_dir=workdir / "local",
-        database_url=url, log_dir=ROOT / "test-output" / "bench", echo=False,
+        project=f"bench-{uuid.uuid4().hex[:6]}",
+        ports=ports,
+        local_dir=workdir / "local",
+        database_url=url,
+        log_dir=ROOT / "test-output" / "bench",
+        echo=False,
         persist_firestore=False,
-        env={"RATE_LIMIT_USER_PER_MIN": "1000000", "RATE_LIMIT_IP_PER_MIN": "1000000",
-             "LOGIN_MAX_FAILURES": "1000000", "LOG_LEVEL": "WARNING"},
+        env={
+            "RATE_LIMIT_USER_PER_MIN": "1000000",
+            "RATE_LIMIT_IP_PER_MIN": "1000000",
+            "LOGIN_MAX_FAILURES": "1000000",
+            "LOG_LEVEL": "WARNING",
+        },
     )
     try:
         st.start()
-        r = requests.post(st.gateway_url + "/api/auth/login", timeout=30,
-                          json={"email": st.admin_email, "password": st.admin_password})
+        r = requests.post(
+            st.gateway_url + "/api/auth/login",
+            timeout=30,
+            json={"email": st.admin_email, "password": st.admin_password},
+        )
         r.raise_for_status()
         token = r.json()["access_token"]
         print("bench: gateway overhead ...", flush=True)

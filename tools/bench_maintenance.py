@@ -92,12 +92,17 @@ def _assets(conn: Any, run: str) -> list[str]:
     from sqlalchemy import text
 
     ids = [str(uuid.uuid4()) for _ in range(ASSETS)]
-    conn.execute(text(
-        "INSERT INTO maintenance.assets (id, tag, name, category, location, parent_id, status,"
-        " criticality, version, created_at, updated_at) VALUES (:id, :tag, :name, 'bench',"
-        " 'Bench hall', NULL, 'operational', 'medium', 1, now(), now())"),
-        [{"id": i, "tag": f"BENCH-{run}-{n:04d}", "name": f"Bench asset {n}"}
-         for n, i in enumerate(ids)])
+    conn.execute(
+        text(
+            "INSERT INTO maintenance.assets (id, tag, name, category, location, parent_id, status,"
+            " criticality, version, created_at, updated_at) VALUES (:id, :tag, :name, 'bench',"
+            " 'Bench hall', NULL, 'operational', 'medium', 1, now(), now())"
+        ),
+        [
+            {"id": i, "tag": f"BENCH-{run}-{n:04d}", "name": f"Bench asset {n}"}
+            for n, i in enumerate(ids)
+        ],
+    )
     return ids
 
 
@@ -110,12 +115,23 @@ def insert_work_orders(url: str, n: int, assets: list[str], assignee: str) -> fl
     eng = _engine(url)
     try:
         with eng.begin() as conn:
-            end = conn.execute(text(
-                "UPDATE maintenance.counters SET value = value + :n "
-                "WHERE name = 'work_orders' RETURNING value"), {"n": n}).scalar_one()
-            conn.execute(text(_INSERT.format(spread=SPREAD_DAYS)), {
-                "n": n, "start": end - n, "assets": assets, "nassets": len(assets),
-                "assignee": assignee})
+            end = conn.execute(
+                text(
+                    "UPDATE maintenance.counters SET value = value + :n "
+                    "WHERE name = 'work_orders' RETURNING value"
+                ),
+                {"n": n},
+            ).scalar_one()
+            conn.execute(
+                text(_INSERT.format(spread=SPREAD_DAYS)),
+                {
+                    "n": n,
+                    "start": end - n,
+                    "assets": assets,
+                    "nassets": len(assets),
+                    "assignee": assignee,
+                },
+            )
         with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE maintenance.work_orders"))
             conn.execute(text("ANALYZE maintenance.assets"))
@@ -146,8 +162,7 @@ def measure(base: str, token: str, asset: str) -> dict[str, list[float]]:
         "list, page 2 by cursor": f"/api/work-orders?limit=50&cursor={first['next_cursor']}",
         "list, status=open": "/api/work-orders?status=open&limit=50",
         "list, overdue=true": "/api/work-orders?overdue=true&limit=50",
-        "list, asset_id + priority": f"/api/work-orders?asset_id={asset}&priority=urgent"
-                                     "&limit=50",
+        "list, asset_id + priority": f"/api/work-orders?asset_id={asset}&priority=urgent&limit=50",
         "list, q=bearing": "/api/work-orders?q=bearing&limit=50",
         "stats": "/api/maintenance/stats",
     }
@@ -166,8 +181,9 @@ def run(stack: Any, token: str) -> str:
     try:
         with eng.begin() as conn:
             assets = _assets(conn, run_id)
-            existing = conn.execute(text("SELECT count(*) FROM maintenance.work_orders")
-                                    ).scalar_one()
+            existing = conn.execute(
+                text("SELECT count(*) FROM maintenance.work_orders")
+            ).scalar_one()
     finally:
         eng.dispose()
     # the caller becomes the assignee of the active bench orders (read, not verified: the
@@ -188,24 +204,33 @@ def report(results: dict[int, tuple[float, dict[str, list[float]]]], existing: i
     names = list(results[scales[0]][1])
     head = " | ".join(f"{s // 1000}k p50 | {s // 1000}k p99" for s in scales)
     lines = [
-        "## Maintenance", "",
+        "## Maintenance",
+        "",
         "Work orders inserted in bulk into PostgreSQL (one `INSERT ... SELECT "
         "generate_series`, in time order, then VACUUM ANALYZE): "
         + ", ".join(f"{s:,} in {results[s][0]:.1f} s" for s in scales)
         + f" ({existing} were there before), 65% finished, 10% cancelled, 25% active, over "
         f"{SPREAD_DAYS} days and {ASSETS} assets. Latency through the gateway (JWT checked by "
         f"the gateway and maintenance-api), {REQUESTS} sequential requests per query after "
-        f"{WARMUP} warm-up requests.", "",
+        f"{WARMUP} warm-up requests.",
+        "",
         f"| query | {head} |",
         "|---|" + "---|" * (2 * len(scales)),
     ]
     for name in names:
-        cells = " | ".join(f"{pct(results[s][1][name], 50) * 1000:.1f} ms | "
-                           f"{pct(results[s][1][name], 99) * 1000:.1f} ms" for s in scales)
+        cells = " | ".join(
+            f"{pct(results[s][1][name], 50) * 1000:.1f} ms | "
+            f"{pct(results[s][1][name], 99) * 1000:.1f} ms"
+            for s in scales
+        )
         lines.append(f"| {name} | {cells} |")
-    lines += ["", "Stats are grouped counts and conditional sums in SQL over indexed columns "
-              "(status/priority, the open-orders due-date partial index, created/completed/"
-              "resolved timestamps); lists are keyset pages on the work-order number.", ""]
+    lines += [
+        "",
+        "Stats are grouped counts and conditional sums in SQL over indexed columns "
+        "(status/priority, the open-orders due-date partial index, created/completed/"
+        "resolved timestamps); lists are keyset pages on the work-order number.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -213,8 +238,9 @@ def main() -> int:
     import emulators
     from shared.manifests import catalog
 
-    base = os.environ.get("TEST_DATABASE_URL",
-                          "postgresql+pg8000://postgres@127.0.0.1:5432/postgres")
+    base = os.environ.get(
+        "TEST_DATABASE_URL", "postgresql+pg8000://postgres@127.0.0.1:5432/postgres"
+    )
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -223,20 +249,34 @@ def main() -> int:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    ports = emulators.Ports(pubsub=emulators.free_port(), firestore=emulators.free_port(),
-                            gateway=emulators.free_port(),
-                            functions_base=emulators.free_port_block(len(catalog().deployments)))
+    ports = emulators.Ports(
+        pubsub=emulators.free_port(),
+        firestore=emulators.free_port(),
+        gateway=emulators.free_port(),
+        functions_base=emulators.free_port_block(len(catalog().deployments)),
+    )
     st = emulators.Stack(
-        project=f"bench-{uuid.uuid4().hex[:6]}", ports=ports,
+        project=f"bench-{uuid.uuid4().hex[:6]}",
+        ports=ports,
         local_dir=Path(os.environ.get("TMPDIR", "/tmp")) / f"switchyard-bench-{name}",
-        database_url=url, log_dir=ROOT / "test-output" / "bench-maintenance", echo=False,
-        persist_firestore=False, scheduler=False,
-        env={"RATE_LIMIT_USER_PER_MIN": "1000000", "RATE_LIMIT_IP_PER_MIN": "1000000",
-             "LOG_LEVEL": "WARNING"})
+        database_url=url,
+        log_dir=ROOT / "test-output" / "bench-maintenance",
+        echo=False,
+        persist_firestore=False,
+        scheduler=False,
+        env={
+            "RATE_LIMIT_USER_PER_MIN": "1000000",
+            "RATE_LIMIT_IP_PER_MIN": "1000000",
+            "LOG_LEVEL": "WARNING",
+        },
+    )
     try:
         st.start()
-        r = requests.post(st.gateway_url + "/api/auth/login", timeout=30,
-                          json={"email": st.admin_email, "password": st.admin_password})
+        r = requests.post(
+            st.gateway_url + "/api/auth/login",
+            timeout=30,
+            json={"email": st.admin_email, "password": st.admin_password},
+        )
         r.raise_for_status()
         print(run(st, r.json()["access_token"]))
     finally:

@@ -34,13 +34,31 @@ CHUNK = 5_000
 SCALES = (10_000, 100_000)
 SPREAD_DAYS = 730
 STAGES = ["dispensing", "granulation", "compression", "coating", "packaging"]
-PRODUCTS = [f"{name} {dose}" for name in ("Paracetamol", "Ibuprofen", "Amoxicillin",
-                                           "Metformin", "Atorvastatin", "Omeprazole",
-                                           "Lisinopril", "Amlodipine", "Cetirizine",
-                                           "Losartan") for dose in ("250 mg", "500 mg")]
+PRODUCTS = [
+    f"{name} {dose}"
+    for name in (
+        "Paracetamol",
+        "Ibuprofen",
+        "Amoxicillin",
+        "Metformin",
+        "Atorvastatin",
+        "Omeprazole",
+        "Lisinopril",
+        "Amlodipine",
+        "Cetirizine",
+        "Losartan",
+    )
+    for dose in ("250 mg", "500 mg")
+]
 # status -> share of batches
-MIX = [("completed", 0.75), ("rejected", 0.05), ("released", 0.03), ("qa_hold", 0.04),
-       ("in_progress", 0.08), ("planned", 0.05)]
+MIX = [
+    ("completed", 0.75),
+    ("rejected", 0.05),
+    ("released", 0.03),
+    ("qa_hold", 0.04),
+    ("in_progress", 0.08),
+    ("planned", 0.05),
+]
 
 
 def pct(values: list[float], p: float) -> float:
@@ -50,6 +68,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 # --- data ------------------------------------------------------------------------------------
+
 
 def _batch(rng: random.Random, n: int, now: datetime) -> tuple[dict[str, Any], list[dict]]:
     """One batch row and its transition rows, consistent with the lifecycle."""
@@ -77,15 +96,34 @@ def _batch(rng: random.Random, n: int, now: datetime) -> tuple[dict[str, Any], l
     batch_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     planned = float(rng.choice((50_000, 100_000, 250_000, 500_000)))
     at = created
-    rows = [{"batch_id": batch_id, "kind": "status", "from_value": None, "to_value": "planned",
-             "reason": "created", "actor": "bench", "at": created, "stage_entered_at": None}]
+    rows = [
+        {
+            "batch_id": batch_id,
+            "kind": "status",
+            "from_value": None,
+            "to_value": "planned",
+            "reason": "created",
+            "actor": "bench",
+            "at": created,
+            "stage_entered_at": None,
+        }
+    ]
     started = completed = visit_began = None
     for kind, old, new, later in steps:
         at = at + timedelta(hours=later)
         ends_visit = kind == "stage" or new == "released"
-        rows.append({"batch_id": batch_id, "kind": kind, "from_value": old, "to_value": new,
-                     "reason": "bench", "actor": "bench", "at": at,
-                     "stage_entered_at": visit_began if ends_visit else None})
+        rows.append(
+            {
+                "batch_id": batch_id,
+                "kind": kind,
+                "from_value": old,
+                "to_value": new,
+                "reason": "bench",
+                "actor": "bench",
+                "at": at,
+                "stage_entered_at": visit_began if ends_visit else None,
+            }
+        )
         if kind == "stage" or (new == "in_progress" and old == "planned"):
             visit_began = at
         if new == "in_progress" and old == "planned":
@@ -93,12 +131,20 @@ def _batch(rng: random.Random, n: int, now: datetime) -> tuple[dict[str, Any], l
         if new == "completed":
             completed = at
     batch = {
-        "id": batch_id, "batch_number": f"BENCH-{n:07d}", "product": rng.choice(PRODUCTS),
+        "id": batch_id,
+        "batch_number": f"BENCH-{n:07d}",
+        "product": rng.choice(PRODUCTS),
         "planned_quantity": planned,
         "actual_quantity": round(planned * rng.uniform(0.9, 1.02), 1) if completed else None,
-        "unit": "tablets", "stage": STAGES[stage_reached], "status": status, "notes": None,
-        "planned_start": created + timedelta(hours=24), "started_at": started,
-        "completed_at": completed, "created_at": created, "updated_at": at,
+        "unit": "tablets",
+        "stage": STAGES[stage_reached],
+        "status": status,
+        "notes": None,
+        "planned_start": created + timedelta(hours=24),
+        "started_at": started,
+        "completed_at": completed,
+        "created_at": created,
+        "updated_at": at,
         "version": len(rows),
     }
     return batch, rows
@@ -119,13 +165,21 @@ def _copy(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf)
     for row in rows:
-        writer.writerow(["" if row[c] is None else
-                         row[c].isoformat() if isinstance(row[c], datetime) else row[c]
-                         for c in cols])
+        writer.writerow(
+            [
+                ""
+                if row[c] is None
+                else row[c].isoformat()
+                if isinstance(row[c], datetime)
+                else row[c]
+                for c in cols
+            ]
+        )
     buf.seek(0)
     cursor = conn.connection.dbapi_connection.cursor()
-    cursor.execute(f"COPY {table.fullname} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)",
-                   stream=buf)
+    cursor.execute(
+        f"COPY {table.fullname} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)", stream=buf
+    )
 
 
 def insert(database_url: str, first: int, count: int, seed: int = 7) -> tuple[float, int]:
@@ -170,6 +224,7 @@ def insert(database_url: str, first: int, count: int, seed: int = 7) -> tuple[fl
 
 # --- measurements ----------------------------------------------------------------------------
 
+
 def _timed(session: requests.Session, url: str, params: dict[str, Any]) -> list[float]:
     out = []
     for i in range(WARMUP + REQUESTS):
@@ -192,16 +247,23 @@ def measure(base: str, token: str, scale: int) -> list[tuple[str, list[float]]]:
         ("list, first page (20)", url, {"limit": 20}),
         ("list, page 2 by cursor", url, {"limit": 20, "cursor": first["next_cursor"]}),
         ("list, status=in_progress", url, {"status": "in_progress"}),
-        ("list, product + status=completed", url,
-         {"product": PRODUCTS[3], "status": "completed"}),
+        ("list, product + status=completed", url, {"product": PRODUCTS[3], "status": "completed"}),
         ("list, search q=0042 (many matches)", url, {"q": "0042"}),
         ("list, search one batch number", url, {"q": f"BENCH-{scale - 1:07d}"}),
-        ("list, created in one week", url, {
-            "created_from": (datetime.now(UTC) - timedelta(days=200)).isoformat(),
-            "created_to": (datetime.now(UTC) - timedelta(days=193)).isoformat()}),
+        (
+            "list, created in one week",
+            url,
+            {
+                "created_from": (datetime.now(UTC) - timedelta(days=200)).isoformat(),
+                "created_to": (datetime.now(UTC) - timedelta(days=193)).isoformat(),
+            },
+        ),
         ("metrics, last 30 days", url + "/metrics", {}),
-        ("metrics, 365 days", url + "/metrics", {
-            "from": (datetime.now(UTC).date() - timedelta(days=364)).isoformat()}),
+        (
+            "metrics, 365 days",
+            url + "/metrics",
+            {"from": (datetime.now(UTC).date() - timedelta(days=364)).isoformat()},
+        ),
     ]
     return [(name, _timed(session, u, params)) for name, u, params in queries]
 
@@ -220,37 +282,48 @@ def run(stack: Any, token: str) -> str:
     return report(results, inserts)
 
 
-def report(results: dict[int, list[tuple[str, list[float]]]],
-           inserts: dict[int, tuple[float, int]]) -> str:
+def report(
+    results: dict[int, list[tuple[str, list[float]]]], inserts: dict[int, tuple[float, int]]
+) -> str:
     small, large = SCALES
 
     def ms(v: float) -> str:
         return f"{v * 1000:.1f} ms"
 
     lines = [
-        "## Production", "",
+        "## Production",
+        "",
         f"production-api through the gateway at {small:,} and {large:,} batches (PostgreSQL; "
         f"statuses mixed as {', '.join(f'{s} {int(p * 100)}%' for s, p in MIX)}, created over "
         f"{SPREAD_DAYS} days, ~8.5 `batch_transitions` rows per batch). Rows were bulk-inserted "
         "straight into the database (COPY in chunks of "
         f"{CHUNK:,} batches with their transitions, indexes and foreign key in place, then "
         "ANALYZE): "
-        + "; ".join(f"{rows:,} rows up to {scale:,} batches in {secs:.1f} s"
-                    for scale, (secs, rows) in inserts.items())
-        + f". {REQUESTS} sequential requests per query after {WARMUP} warm-up requests.", "",
+        + "; ".join(
+            f"{rows:,} rows up to {scale:,} batches in {secs:.1f} s"
+            for scale, (secs, rows) in inserts.items()
+        )
+        + f". {REQUESTS} sequential requests per query after {WARMUP} warm-up requests.",
+        "",
         f"| request | p50 @ {small // 1000}k | p99 @ {small // 1000}k "
         f"| p50 @ {large // 1000}k | p99 @ {large // 1000}k |",
         "|---|---|---|---|---|",
     ]
     for (name, a), (_, b) in zip(results[small], results[large], strict=True):
-        lines.append(f"| {name} | {ms(pct(a, 50))} | {ms(pct(a, 99))} | {ms(pct(b, 50))} "
-                     f"| {ms(pct(b, 99))} |")
-    lines += ["", "Lists are keyset pages on indexes that match each filter and the sort "
-              "order (created_at desc, id desc); `q` is a contains match on the batch number "
-              "(no index can serve it; it stops at the first page of matches). Metrics run "
-              "four aggregate queries in one transaction (counts by status and stage, yield "
-              "per product over `completed_at`, cycle time per stage over the transitions in "
-              "the range, completions per UTC day).", ""]
+        lines.append(
+            f"| {name} | {ms(pct(a, 50))} | {ms(pct(a, 99))} | {ms(pct(b, 50))} "
+            f"| {ms(pct(b, 99))} |"
+        )
+    lines += [
+        "",
+        "Lists are keyset pages on indexes that match each filter and the sort "
+        "order (created_at desc, id desc); `q` is a contains match on the batch number "
+        "(no index can serve it; it stops at the first page of matches). Metrics run "
+        "four aggregate queries in one transaction (counts by status and stage, yield "
+        "per product over `completed_at`, cycle time per stage over the transitions in "
+        "the range, completions per UTC day).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -264,19 +337,33 @@ def main() -> int:  # standalone: a stack of our own on a fresh database
     url, drop = make_database()
     workdir = Path(tempfile.mkdtemp(prefix="switchyard-bench-production-"))
     n = len(catalog().deployments)
-    ports = emulators.Ports(pubsub=emulators.free_port(), firestore=emulators.free_port(),
-                            gateway=emulators.free_port(),
-                            functions_base=emulators.free_port_block(n))
+    ports = emulators.Ports(
+        pubsub=emulators.free_port(),
+        firestore=emulators.free_port(),
+        gateway=emulators.free_port(),
+        functions_base=emulators.free_port_block(n),
+    )
     st = emulators.Stack(
-        project=f"bench-{uuid.uuid4().hex[:6]}", ports=ports, local_dir=workdir / "local",
-        database_url=url, log_dir=ROOT / "test-output" / "bench-production", echo=False,
+        project=f"bench-{uuid.uuid4().hex[:6]}",
+        ports=ports,
+        local_dir=workdir / "local",
+        database_url=url,
+        log_dir=ROOT / "test-output" / "bench-production",
+        echo=False,
         persist_firestore=False,
-        env={"RATE_LIMIT_USER_PER_MIN": "1000000", "RATE_LIMIT_IP_PER_MIN": "1000000",
-             "LOG_LEVEL": "WARNING"})
+        env={
+            "RATE_LIMIT_USER_PER_MIN": "1000000",
+            "RATE_LIMIT_IP_PER_MIN": "1000000",
+            "LOG_LEVEL": "WARNING",
+        },
+    )
     try:
         st.start()
-        resp = requests.post(st.gateway_url + "/api/auth/login", timeout=30,
-                             json={"email": st.admin_email, "password": st.admin_password})
+        resp = requests.post(
+            st.gateway_url + "/api/auth/login",
+            timeout=30,
+            json={"email": st.admin_email, "password": st.admin_password},
+        )
         resp.raise_for_status()
         print(run(st, resp.json()["access_token"]))
     finally:

@@ -41,8 +41,13 @@ def _endpoints() -> list[tuple[str, str, str, str]]:
             view = app.view_functions[rule.endpoint]
             meta = getattr(view, "__openapi__", {}) or {}
             health = {d.health_path for d in ctx.deployments}
-            if (rule.endpoint == "static" or meta.get("hidden") or path in health
-                    or path.endswith("/openapi.json") and ctx.name != "gateway"):
+            if (
+                rule.endpoint == "static"
+                or meta.get("hidden")
+                or path in health
+                or path.endswith("/openapi.json")
+                and ctx.name != "gateway"
+            ):
                 continue
             summary = meta.get("summary") or (view.__doc__ or "").strip().split("\n")[0]
             dep = cat.route(path.split("{")[0].rstrip("/") or "/")
@@ -60,26 +65,40 @@ def render() -> str:
     for ctx in cat.contexts:  # import event schemas so the registry is complete
         if (ctx.path / "events.py").exists():
             importlib.import_module(f"functions.{ctx.name}.events")
-    lines = ["### Deployments", "",
-             "| deployment | trigger | routes | publishes | subscribes / schedule |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "### Deployments",
+        "",
+        "| deployment | trigger | routes | publishes | subscribes / schedule |",
+        "|---|---|---|---|---|",
+    ]
     for name, d in sorted(cat.deployments.items()):
         sub = d.schedule and f"`{d.schedule}` ({d.time_zone})"
         if d.trigger == "event":
             sub = "every topic (`*`)" if d.subscribes_all else _cell(d.subscribes)
-        lines.append(f"| `{name}` | {d.trigger} | {_cell(d.routes)} | {_cell(d.publishes)} "
-                     f"| {sub or '-'} |")
-    lines += ["", "### Endpoints", "", "| endpoint | deployment | auth | what |",
-              "|---|---|---|---|"]
+        lines.append(
+            f"| `{name}` | {d.trigger} | {_cell(d.routes)} | {_cell(d.publishes)} | {sub or '-'} |"
+        )
+    lines += [
+        "",
+        "### Endpoints",
+        "",
+        "| endpoint | deployment | auth | what |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {e} | `{d}` | {a} | {s} |" for e, d, a, s in _endpoints()]
-    lines += ["", "### Events", "",
-              "| event (= topic) | v | payload fields | published by | consumed by |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "### Events",
+        "",
+        "| event (= topic) | v | payload fields | published by | consumed by |",
+        "|---|---|---|---|---|",
+    ]
     schemas = registry()
     for topic in cat.topics:
         model = schemas.get(topic)
-        fields = ", ".join(f"`{f.alias or n}`" for n, f in model.model_fields.items()) \
-            if model else "?"
+        fields = (
+            ", ".join(f"`{f.alias or n}`" for n, f in model.model_fields.items()) if model else "?"
+        )
         version = model.schema_version if model else "?"
         pubs = [d.name for d in cat.deployments.values() if topic in d.publishes]
         subs = [d.name for d in cat.deployments.values() if topic in d.subscribes]

@@ -29,11 +29,14 @@ def main() -> int:
     password = os.environ.get("BOOTSTRAP_ADMIN_PASSWORD", LOCAL_ADMIN[1])
     http = requests.Session()
     try:
-        resp = http.post(f"{base}/api/auth/login", json={"email": email, "password": password},
-                         timeout=10)
+        resp = http.post(
+            f"{base}/api/auth/login", json={"email": email, "password": password}, timeout=10
+        )
     except requests.ConnectionError:
-        print(f"seed: nothing answers at {base}; start the stack with `make dev` first",
-              file=sys.stderr)
+        print(
+            f"seed: nothing answers at {base}; start the stack with `make dev` first",
+            file=sys.stderr,
+        )
         return 1
     if resp.status_code != 200:
         print(f"seed: login as {email} failed ({resp.status_code}): {resp.text}", file=sys.stderr)

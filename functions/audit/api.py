@@ -21,12 +21,18 @@ _EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 class EventsQuery(PageQuery):
     """Filters of the audit trail: at most one of event_type, actor, source; a time range."""
 
-    event_type: str | None = Field(None, min_length=1, max_length=200,
-                                   description="Only events of this type.")
-    actor: str | None = Field(None, min_length=1, max_length=200,
-                              description="Only events caused by this user id (or `system`).")
-    source: str | None = Field(None, min_length=1, max_length=100,
-                               description="Only events published by this deployment.")
+    event_type: str | None = Field(
+        None, min_length=1, max_length=200, description="Only events of this type."
+    )
+    actor: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Only events caused by this user id (or `system`).",
+    )
+    source: str | None = Field(
+        None, min_length=1, max_length=100, description="Only events published by this deployment."
+    )
     since: AwareDatetime | None = Field(None, description="occurred_at >= since (RFC 3339).")
     until: AwareDatetime | None = Field(None, description="occurred_at < until (RFC 3339).")
 
@@ -34,15 +40,19 @@ class EventsQuery(PageQuery):
     def _one_filter(self) -> EventsQuery:
         given = [name for name in ("event_type", "actor", "source") if getattr(self, name)]
         if len(given) > 1:
-            raise ValueError(f"combine at most one of event_type, actor, source (got "
-                             f"{', '.join(given)})")
+            raise ValueError(
+                f"combine at most one of event_type, actor, source (got {', '.join(given)})"
+            )
         if self.since and self.until and self.since >= self.until:
             raise ValueError("since must be before until")
         return self
 
     def filters(self) -> dict[str, str]:
-        return {name: value for name in ("event_type", "actor", "source")
-                if (value := getattr(self, name))}
+        return {
+            name: value
+            for name in ("event_type", "actor", "source")
+            if (value := getattr(self, name))
+        }
 
 
 class AuditEventOut(BaseModel):
@@ -74,9 +84,15 @@ def list_events() -> flask.Response:
     `event_type`, `actor` and `source` with the `since`/`until` range. Managers and admins.
     """
     q = query(EventsQuery)
-    return json_response(service.list_events(
-        filters=q.filters(), since=q.since, until=q.until, after=q.after(), limit=q.limit,
-    ))
+    return json_response(
+        service.list_events(
+            filters=q.filters(),
+            since=q.since,
+            until=q.until,
+            after=q.after(),
+            limit=q.limit,
+        )
+    )
 
 
 @app.get("/api/audit/events/<event_id>")

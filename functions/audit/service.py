@@ -23,19 +23,21 @@ def _aware(value: datetime) -> datetime:
 
 def record(event: Received) -> None:
     """Store the envelope of `event` (a redelivery overwrites the same document)."""
-    store.put({
-        "event_type": event.event_type,
-        "event_id": event.event_id,
-        "schema_version": event.schema_version,
-        "source": event.source,
-        "occurred_at": _aware(event.occurred_at),
-        "actor": event.actor,
-        "request_id": event.request_id,
-        "traceparent": event.traceparent,
-        "data": event.data,
-        "received_at": datetime.now(UTC),
-        "delivery_attempt": event.delivery_attempt,
-    })
+    store.put(
+        {
+            "event_type": event.event_type,
+            "event_id": event.event_id,
+            "schema_version": event.schema_version,
+            "source": event.source,
+            "occurred_at": _aware(event.occurred_at),
+            "actor": event.actor,
+            "request_id": event.request_id,
+            "traceparent": event.traceparent,
+            "data": event.data,
+            "received_at": datetime.now(UTC),
+            "delivery_attempt": event.delivery_attempt,
+        }
+    )
 
 
 def shape(doc: dict[str, Any]) -> dict[str, Any]:
@@ -54,9 +56,10 @@ def _cursor_key(after: list[Any] | None) -> tuple[datetime, str] | None:
         when, event_id = after
         return _aware(datetime.fromisoformat(str(when).replace("Z", "+00:00"))), str(event_id)
     except (TypeError, ValueError):
-        raise BadRequest("The cursor is not valid.", errors=[
-            {"field": "cursor", "message": "not a cursor from this API", "type": "cursor"}
-        ]) from None
+        raise BadRequest(
+            "The cursor is not valid.",
+            errors=[{"field": "cursor", "message": "not a cursor from this API", "type": "cursor"}],
+        ) from None
 
 
 def list_events(
@@ -71,8 +74,14 @@ def list_events(
     if len(filters) > 1:
         raise ValueError("at most one equality filter")
     field, value = next(iter(filters.items())) if filters else (None, None)
-    rows = store.query(field=field, value=value, since=since, until=until,
-                       after=_cursor_key(after), limit=limit + 1)
+    rows = store.query(
+        field=field,
+        value=value,
+        since=since,
+        until=until,
+        after=_cursor_key(after),
+        limit=limit + 1,
+    )
     return page(rows, limit, key=lambda r: (r["occurred_at"], r["event_id"]), shape=shape)
 
 

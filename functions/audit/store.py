@@ -84,7 +84,8 @@ def query(
     if until is not None:
         q = q.where(filter=FieldFilter("occurred_at", "<", until))
     q = q.order_by("occurred_at", direction=Query.DESCENDING).order_by(
-        "__name__", direction=Query.DESCENDING)
+        "__name__", direction=Query.DESCENDING
+    )
     if after is not None:
         q = q.start_after([after[0], after[1]])
     return [_loaded(snap) for snap in q.limit(limit).stream()]

@@ -22,8 +22,7 @@ from shared.http import ApiModel, body, client_ip, create_app, describe, json_re
 app = create_app("auth")
 
 # Passwords are taken exactly as typed: never stripped (ApiModel strips other strings).
-Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1,
-                                            max_length=1024)]
+Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=1024)]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
@@ -61,8 +60,7 @@ class PasswordIn(ApiModel):
 
 
 class CredentialIn(ApiModel):
-    email: Annotated[str, StringConstraints(max_length=320),
-                     AfterValidator(model.normalize_email)]
+    email: Annotated[str, StringConstraints(max_length=320), AfterValidator(model.normalize_email)]
     roles: Annotated[list[str], AfterValidator(model.normalize_roles)]
     active: bool
     version: int = Field(ge=0, description="The users-context version of these facts.")
@@ -142,10 +140,16 @@ def put_credential(user_id: UUID) -> flask.Response:
     """
     data = body(CredentialIn)
     cred, created = service.put_credential(
-        str(user_id), email=data.email, roles=data.roles, active=data.active,
-        version=data.version, password=data.password)
-    return json_response(CredentialOut(**asdict(cred)).model_dump(mode="json"),
-                         201 if created else 200)
+        str(user_id),
+        email=data.email,
+        roles=data.roles,
+        active=data.active,
+        version=data.version,
+        password=data.password,
+    )
+    return json_response(
+        CredentialOut(**asdict(cred)).model_dump(mode="json"), 201 if created else 200
+    )
 
 
 @app.get("/api/auth/jwks.json")

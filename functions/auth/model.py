@@ -29,6 +29,7 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="switchyard", error="invalid_tok
 
 # --- errors ------------------------------------------------------------------------------
 
+
 class AuthError(Problem):
     """Base of every error the auth context raises (mapped to problem+json by shared.http)."""
 
@@ -56,8 +57,10 @@ class AccountInactive(AuthError, Unauthorized):
 
 class LoginThrottled(AuthError, TooManyRequests):
     def __init__(self, retry_after_s: int) -> None:
-        super().__init__("Too many failed attempts; try again later.",
-                         headers={"Retry-After": str(retry_after_s)})
+        super().__init__(
+            "Too many failed attempts; try again later.",
+            headers={"Retry-After": str(retry_after_s)},
+        )
 
 
 class WrongPassword(AuthError, Forbidden):
@@ -75,12 +78,14 @@ class PasswordChangedMeanwhile(AuthError, Conflict):
 
 class WeakPassword(AuthError, Unprocessable):
     def __init__(self, field: str, problems: list[str]) -> None:
-        super().__init__("The password does not meet the policy.", errors=[
-            {"field": field, "message": p, "type": "password_policy"} for p in problems
-        ])
+        super().__init__(
+            "The password does not meet the policy.",
+            errors=[{"field": field, "message": p, "type": "password_policy"} for p in problems],
+        )
 
 
 # --- rules -------------------------------------------------------------------------------
+
 
 def normalize_email(value: str) -> str:
     """The canonical (lower-cased) form of an email; ValueError when it is not one.
@@ -120,8 +125,9 @@ def check_password(password: str, email: str | None, field: str = "password") ->
         raise WeakPassword(field, problems)
 
 
-def throttle_wait(failures: int, window_start: datetime, now: datetime, *,
-                  max_failures: int, window_s: int) -> int:
+def throttle_wait(
+    failures: int, window_start: datetime, now: datetime, *, max_failures: int, window_s: int
+) -> int:
     """Seconds to wait before another attempt (0: go ahead).
 
     `failures` counts this attempt too (it is reserved before the password is checked, so

@@ -33,8 +33,9 @@ from shared.events import Received, emit
 _log = slog.get_logger("switchyard.auth")
 
 # OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1.
-hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, hash_len=32,
-                        salt_len=16, type=Type.ID)
+hasher = PasswordHasher(
+    time_cost=2, memory_cost=19456, parallelism=1, hash_len=32, salt_len=16, type=Type.ID
+)
 
 
 @dataclass(frozen=True)
@@ -85,19 +86,26 @@ def _ip_key(client_ip: str) -> str:
 
 def _view(row: Any) -> Credential:
     return Credential(
-        user_id=row.user_id, email=row.email, roles=store.roles_of(row), active=row.active,
-        version=row.version, has_password=row.password_hash is not None,
+        user_id=row.user_id,
+        email=row.email,
+        roles=store.roles_of(row),
+        active=row.active,
+        version=row.version,
+        has_password=row.password_hash is not None,
         password_changed_at=store.utc(row.password_changed_at),
-        updated_at=store.utc(row.updated_at) or _now())
+        updated_at=store.utc(row.updated_at) or _now(),
+    )
 
 
 def _pair(user_id: str, roles: list[str], refresh_token: str) -> TokenPair:
     access, _claims = sauth.issue_access_token(user_id, roles)
-    return TokenPair(access_token=access, refresh_token=refresh_token,
-                     expires_in=settings().access_ttl_s)
+    return TokenPair(
+        access_token=access, refresh_token=refresh_token, expires_in=settings().access_ttl_s
+    )
 
 
 # --- login ---------------------------------------------------------------------------------
+
 
 def login(email: str, password: str, client_ip: str) -> TokenPair:
     s, now = settings(), _now()
@@ -106,9 +114,16 @@ def login(email: str, password: str, client_ip: str) -> TokenPair:
         wait = 0
         for key in keys:
             attempts, start = store.count_attempt(tx, key, now, s.login_window_s)
-            wait = max(wait, model.throttle_wait(attempts, start, now,
-                                                 max_failures=s.login_max_failures,
-                                                 window_s=s.login_window_s))
+            wait = max(
+                wait,
+                model.throttle_wait(
+                    attempts,
+                    start,
+                    now,
+                    max_failures=s.login_max_failures,
+                    window_s=s.login_window_s,
+                ),
+            )
         row = store.credential_by_email(tx, email.strip().lower()) if not wait else None
     if wait:
         _log.warning("login throttled", extra={"client_ip": client_ip})
@@ -123,12 +138,12 @@ def login(email: str, password: str, client_ip: str) -> TokenPair:
             store.uncount_attempt(tx, key)
         if new_hash and stored_hash:
             store.rehash(tx, row.user_id, stored_hash, new_hash, now)
-        token = store.add_refresh_token(tx, row.user_id, str(uuid.uuid4()), now,
-                                        s.refresh_ttl_s)
+        token = store.add_refresh_token(tx, row.user_id, str(uuid.uuid4()), now, s.refresh_ttl_s)
     return _pair(row.user_id, store.roles_of(row), token)
 
 
 # --- refresh, logout, verify ----------------------------------------------------------------
+
 
 def refresh(refresh_token: str) -> TokenPair:
     now = _now()
@@ -139,13 +154,23 @@ def refresh(refresh_token: str) -> TokenPair:
         if used is None:
             found = store.refresh_token(tx, hashed)
             verdict = model.judge_refresh(
-                model.RefreshState(used_at=found.used_at, revoked_at=found.revoked_at,
-                                   expires_at=store.utc(found.expires_at) or now)
-                if found is not None else None, now)
+                model.RefreshState(
+                    used_at=found.used_at,
+                    revoked_at=found.revoked_at,
+                    expires_at=store.utc(found.expires_at) or now,
+                )
+                if found is not None
+                else None,
+                now,
+            )
             if verdict is model.RefreshVerdict.REUSED:
                 revoked = store.revoke_family(tx, found.family_id, now)
-                _log.warning("refresh token reuse: family %s revoked (%d tokens)",
-                             found.family_id, revoked, extra={"user_id": found.user_id})
+                _log.warning(
+                    "refresh token reuse: family %s revoked (%d tokens)",
+                    found.family_id,
+                    revoked,
+                    extra={"user_id": found.user_id},
+                )
             failure = model.InvalidRefreshToken()
         else:
             row = store.credential(tx, used.user_id)
@@ -154,8 +179,9 @@ def refresh(refresh_token: str) -> TokenPair:
                 failure = model.InvalidRefreshToken()
             else:
                 roles = store.roles_of(row)
-                token = store.add_refresh_token(tx, used.user_id, used.family_id, now,
-                                                settings().refresh_ttl_s)
+                token = store.add_refresh_token(
+                    tx, used.user_id, used.family_id, now, settings().refresh_ttl_s
+                )
     if failure is not None:
         raise failure
     return _pair(used.user_id, roles, token)
@@ -174,11 +200,17 @@ def logout(claims: sauth.Claims, refresh_token: str) -> None:
 def verify(claims: sauth.Claims) -> dict[str, Any]:
     if sauth.is_revoked(claims.jti):
         raise model.TokenRevoked()
-    return {"active": True, "sub": claims.sub, "roles": list(claims.roles), "exp": claims.exp,
-            "jti": claims.jti}
+    return {
+        "active": True,
+        "sub": claims.sub,
+        "roles": list(claims.roles),
+        "exp": claims.exp,
+        "jti": claims.jti,
+    }
 
 
 # --- passwords -------------------------------------------------------------------------------
+
 
 def change_password(claims: sauth.Claims, old_password: str, new_password: str) -> None:
     s, now = settings(), _now()
@@ -188,10 +220,12 @@ def change_password(claims: sauth.Claims, old_password: str, new_password: str) 
             raise model.AccountInactive()
         model.check_password(new_password, row.email, field="new_password")
         # Guessing the current password is throttled like logins (same account counter).
-        attempts, start = store.count_attempt(tx, _account_key(row.email or row.user_id), now,
-                                              s.login_window_s)
-        wait = model.throttle_wait(attempts, start, now, max_failures=s.login_max_failures,
-                                   window_s=s.login_window_s)
+        attempts, start = store.count_attempt(
+            tx, _account_key(row.email or row.user_id), now, s.login_window_s
+        )
+        wait = model.throttle_wait(
+            attempts, start, now, max_failures=s.login_max_failures, window_s=s.login_window_s
+        )
     if wait:  # raised after the commit: the counted attempt must stay counted
         raise model.LoginThrottled(wait)
     old_hash = row.password_hash
@@ -208,8 +242,10 @@ def change_password(claims: sauth.Claims, old_password: str, new_password: str) 
 
 # --- credentials (users-api and users' events) -------------------------------------------------
 
-def put_credential(user_id: str, *, email: str, roles: list[str], active: bool, version: int,
-                   password: str | None) -> tuple[Credential, bool]:
+
+def put_credential(
+    user_id: str, *, email: str, roles: list[str], active: bool, version: int, password: str | None
+) -> tuple[Credential, bool]:
     """Upsert a credential as users-api says it is now (synchronous, before its commit).
 
     users-api holds the email under its unique index at this moment, so another credential
@@ -228,8 +264,9 @@ def put_credential(user_id: str, *, email: str, roles: list[str], active: bool, 
             if holder is not None:
                 _log.info("email moved from credential %s to %s", holder.user_id, user_id)
                 store.clear_email(tx, holder.user_id, now)
-            store.write_facts(tx, user_id, email=email, roles=roles, active=active,
-                              version=version, now=now)
+            store.write_facts(
+                tx, user_id, email=email, roles=roles, active=active, version=version, now=now
+            )
             if not active and row.active:
                 store.revoke_user_tokens(tx, user_id, now)
         if new_hash is not None:
@@ -261,8 +298,13 @@ def apply_user_event(event: Received) -> None:
     with db.transaction() as tx:
         row, created = store.lock_credential(tx, facts.id, now)
         if not model.should_apply(facts.version, None if created else row.version):
-            _log.info("ignored %s v%d of user %s: v%d already applied", event.event_type,
-                      facts.version, facts.id, row.version)
+            _log.info(
+                "ignored %s v%d of user %s: v%d already applied",
+                event.event_type,
+                facts.version,
+                facts.id,
+                row.version,
+            )
             return
         if email is not None:
             holder = store.email_holder(tx, email, facts.id)
@@ -270,13 +312,15 @@ def apply_user_event(event: Received) -> None:
                 if holder.active:
                     raise EmailStillHeld(f"{email} is still held by user {holder.user_id}")
                 store.clear_email(tx, holder.user_id, now)
-        store.write_facts(tx, facts.id, email=email, roles=roles, active=active,
-                          version=facts.version, now=now)
+        store.write_facts(
+            tx, facts.id, email=email, roles=roles, active=active, version=facts.version, now=now
+        )
         if not active:
             store.revoke_user_tokens(tx, facts.id, now)
 
 
 # --- bootstrap ---------------------------------------------------------------------------------
+
 
 def ensure_bootstrap_admin() -> None:
     """Create the first admin's credential from BOOTSTRAP_ADMIN_EMAIL/PASSWORD (idempotent:
@@ -291,12 +335,14 @@ def ensure_bootstrap_admin() -> None:
         raise ConfigError(
             "No active admin credential exists and BOOTSTRAP_ADMIN_EMAIL / "
             "BOOTSTRAP_ADMIN_PASSWORD are not set: nobody could log in. Set both (the "
-            "password from Secret Manager) and run the migrations again.")
+            "password from Secret Manager) and run the migrations again."
+        )
     try:
         email = model.normalize_email(s.bootstrap_admin_email)
     except ValueError:
-        raise ConfigError(f"BOOTSTRAP_ADMIN_EMAIL {s.bootstrap_admin_email!r} is not an "
-                          "email address") from None
+        raise ConfigError(
+            f"BOOTSTRAP_ADMIN_EMAIL {s.bootstrap_admin_email!r} is not an email address"
+        ) from None
     user_id = sauth.bootstrap_admin_id(email)
     with db.transaction() as tx:
         row = store.credential(tx, user_id)
@@ -309,11 +355,12 @@ def ensure_bootstrap_admin() -> None:
         if created:
             holder = store.email_holder(tx, email, user_id)
             if holder is not None:
-                raise ConfigError(f"BOOTSTRAP_ADMIN_EMAIL {email} already belongs to user "
-                                  f"{holder.user_id}")
-            store.write_facts(tx, user_id, email=email, roles=["admin"], active=True,
-                              version=0, now=now)
+                raise ConfigError(
+                    f"BOOTSTRAP_ADMIN_EMAIL {email} already belongs to user {holder.user_id}"
+                )
+            store.write_facts(
+                tx, user_id, email=email, roles=["admin"], active=True, version=0, now=now
+            )
         if row.password_hash is None:
             store.set_password_hash(tx, user_id, new_hash, now)
-    _log.info("bootstrap admin credential %s for %s", "created" if created else "completed",
-              email)
+    _log.info("bootstrap admin credential %s for %s", "created" if created else "completed", email)

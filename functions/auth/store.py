@@ -38,7 +38,8 @@ SCHEMA = "auth"
 metadata = db.metadata(SCHEMA)
 
 credentials = Table(
-    "credentials", metadata,
+    "credentials",
+    metadata,
     Column("user_id", String(36), primary_key=True),
     # Lower-cased; NULL once the user is deleted (frees the address for a new account).
     Column("email", String(254), nullable=True),
@@ -52,7 +53,8 @@ credentials = Table(
 )
 
 refresh_tokens = Table(
-    "refresh_tokens", metadata,
+    "refresh_tokens",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("token_hash", String(64), nullable=False),  # sha256 hex of the opaque token
     Column("user_id", String(36), nullable=False),
@@ -67,7 +69,8 @@ refresh_tokens = Table(
 )
 
 login_failures = Table(
-    "login_failures", metadata,
+    "login_failures",
+    metadata,
     Column("key", String(100), primary_key=True),  # "account:<sha256>" or "ip:<sha256>"
     Column("failures", Integer, nullable=False),
     Column("window_start", DateTime(timezone=True), nullable=False),
@@ -98,85 +101,147 @@ def roles_of(row: Row[Any]) -> list[str]:
 
 # --- credentials -------------------------------------------------------------------------
 
+
 def credential(session: Session, user_id: str) -> Row[Any] | None:
-    return session.execute(
-        select(credentials).where(credentials.c.user_id == user_id)).first()
+    return session.execute(select(credentials).where(credentials.c.user_id == user_id)).first()
 
 
 def credential_by_email(session: Session, email: str) -> Row[Any] | None:
-    return session.execute(
-        select(credentials).where(credentials.c.email == email)).first()
+    return session.execute(select(credentials).where(credentials.c.email == email)).first()
 
 
 def lock_credential(session: Session, user_id: str, now: datetime) -> tuple[Row[Any], bool]:
     """The credential row, locked for this transaction; created empty (version -1, inactive,
     no email) when missing. Returns (row, created). Safe when two writers race on a new id."""
-    created = session.execute(
-        _insert(session, credentials)
-        .values(user_id=user_id, email=None, roles="[]", active=False, version=-1,
-                password_hash=None, password_changed_at=None, updated_at=now)
-        .on_conflict_do_nothing(index_elements=[credentials.c.user_id])
-        .returning(credentials.c.user_id)
-    ).first() is not None
-    row = session.execute(select(credentials).where(credentials.c.user_id == user_id)
-                          .with_for_update()).one()
+    created = (
+        session.execute(
+            _insert(session, credentials)
+            .values(
+                user_id=user_id,
+                email=None,
+                roles="[]",
+                active=False,
+                version=-1,
+                password_hash=None,
+                password_changed_at=None,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=[credentials.c.user_id])
+            .returning(credentials.c.user_id)
+        ).first()
+        is not None
+    )
+    row = session.execute(
+        select(credentials).where(credentials.c.user_id == user_id).with_for_update()
+    ).one()
     return row, created
 
 
-def write_facts(session: Session, user_id: str, *, email: str | None, roles: list[str],
-                active: bool, version: int, now: datetime) -> None:
-    session.execute(update(credentials).where(credentials.c.user_id == user_id).values(
-        email=email, roles=json.dumps(roles), active=active, version=version, updated_at=now))
+def write_facts(
+    session: Session,
+    user_id: str,
+    *,
+    email: str | None,
+    roles: list[str],
+    active: bool,
+    version: int,
+    now: datetime,
+) -> None:
+    session.execute(
+        update(credentials)
+        .where(credentials.c.user_id == user_id)
+        .values(
+            email=email, roles=json.dumps(roles), active=active, version=version, updated_at=now
+        )
+    )
 
 
 def email_holder(session: Session, email: str, other_than: str) -> Row[Any] | None:
     """The credential other than `other_than` holding `email`, locked, if any."""
-    return session.execute(select(credentials).where(
-        credentials.c.email == email, credentials.c.user_id != other_than)
-        .with_for_update()).first()
+    return session.execute(
+        select(credentials)
+        .where(credentials.c.email == email, credentials.c.user_id != other_than)
+        .with_for_update()
+    ).first()
 
 
 def clear_email(session: Session, user_id: str, now: datetime) -> None:
-    session.execute(update(credentials).where(credentials.c.user_id == user_id)
-                    .values(email=None, updated_at=now))
+    session.execute(
+        update(credentials)
+        .where(credentials.c.user_id == user_id)
+        .values(email=None, updated_at=now)
+    )
 
 
-def set_password_hash(session: Session, user_id: str, password_hash: str,
-                      now: datetime) -> None:
-    session.execute(update(credentials).where(credentials.c.user_id == user_id).values(
-        password_hash=password_hash, password_changed_at=now, updated_at=now))
+def set_password_hash(session: Session, user_id: str, password_hash: str, now: datetime) -> None:
+    session.execute(
+        update(credentials)
+        .where(credentials.c.user_id == user_id)
+        .values(password_hash=password_hash, password_changed_at=now, updated_at=now)
+    )
 
 
-def replace_password_hash(session: Session, user_id: str, old_hash: str, new_hash: str,
-                          now: datetime) -> bool:
+def replace_password_hash(
+    session: Session, user_id: str, old_hash: str, new_hash: str, now: datetime
+) -> bool:
     """Change the password only if it is still `old_hash` (a concurrent change wins)."""
-    return session.execute(update(credentials).where(
-        credentials.c.user_id == user_id, credentials.c.password_hash == old_hash,
-    ).values(password_hash=new_hash, password_changed_at=now, updated_at=now)).rowcount == 1
+    return (
+        session.execute(
+            update(credentials)
+            .where(
+                credentials.c.user_id == user_id,
+                credentials.c.password_hash == old_hash,
+            )
+            .values(password_hash=new_hash, password_changed_at=now, updated_at=now)
+        ).rowcount
+        == 1
+    )
 
 
 def rehash(session: Session, user_id: str, old_hash: str, new_hash: str, now: datetime) -> None:
     """Upgrade the hash parameters of an unchanged password (password_changed_at stays)."""
-    session.execute(update(credentials).where(
-        credentials.c.user_id == user_id, credentials.c.password_hash == old_hash,
-    ).values(password_hash=new_hash, updated_at=now))
+    session.execute(
+        update(credentials)
+        .where(
+            credentials.c.user_id == user_id,
+            credentials.c.password_hash == old_hash,
+        )
+        .values(password_hash=new_hash, updated_at=now)
+    )
 
 
 def has_active_admin(session: Session) -> bool:
-    return session.execute(select(credentials.c.user_id).where(
-        credentials.c.active.is_(True), credentials.c.roles.like('%"admin"%'),
-    ).limit(1)).first() is not None
+    return (
+        session.execute(
+            select(credentials.c.user_id)
+            .where(
+                credentials.c.active.is_(True),
+                credentials.c.roles.like('%"admin"%'),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 # --- refresh tokens ------------------------------------------------------------------------
 
-def add_refresh_token(session: Session, user_id: str, family_id: str, now: datetime,
-                      ttl_s: int) -> str:
+
+def add_refresh_token(
+    session: Session, user_id: str, family_id: str, now: datetime, ttl_s: int
+) -> str:
     """Store a new refresh token (hashed) and return the opaque token itself."""
     token = secrets.token_urlsafe(32)
-    session.execute(refresh_tokens.insert().values(
-        id=str(uuid.uuid4()), token_hash=token_hash(token), user_id=user_id,
-        family_id=family_id, issued_at=now, expires_at=now + timedelta(seconds=ttl_s)))
+    session.execute(
+        refresh_tokens.insert().values(
+            id=str(uuid.uuid4()),
+            token_hash=token_hash(token),
+            user_id=user_id,
+            family_id=family_id,
+            issued_at=now,
+            expires_at=now + timedelta(seconds=ttl_s),
+        )
+    )
     return token
 
 
@@ -185,30 +250,40 @@ def use_refresh_token(session: Session, hashed: str, now: datetime) -> Row[Any] 
     row back (the conditional UPDATE re-checks `used_at IS NULL` after the other commits)."""
     t = refresh_tokens
     return session.execute(
-        update(t).where(t.c.token_hash == hashed, t.c.used_at.is_(None),
-                        t.c.revoked_at.is_(None), t.c.expires_at > now)
-        .values(used_at=now).returning(t.c.user_id, t.c.family_id)
+        update(t)
+        .where(
+            t.c.token_hash == hashed,
+            t.c.used_at.is_(None),
+            t.c.revoked_at.is_(None),
+            t.c.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(t.c.user_id, t.c.family_id)
     ).first()
 
 
 def refresh_token(session: Session, hashed: str) -> Row[Any] | None:
     return session.execute(
-        select(refresh_tokens).where(refresh_tokens.c.token_hash == hashed)).first()
+        select(refresh_tokens).where(refresh_tokens.c.token_hash == hashed)
+    ).first()
 
 
 def revoke_family(session: Session, family_id: str, now: datetime) -> int:
     t = refresh_tokens
-    return session.execute(update(t).where(t.c.family_id == family_id, t.c.revoked_at.is_(None))
-                           .values(revoked_at=now)).rowcount
+    return session.execute(
+        update(t).where(t.c.family_id == family_id, t.c.revoked_at.is_(None)).values(revoked_at=now)
+    ).rowcount
 
 
 def revoke_user_tokens(session: Session, user_id: str, now: datetime) -> int:
     t = refresh_tokens
-    return session.execute(update(t).where(t.c.user_id == user_id, t.c.revoked_at.is_(None))
-                           .values(revoked_at=now)).rowcount
+    return session.execute(
+        update(t).where(t.c.user_id == user_id, t.c.revoked_at.is_(None)).values(revoked_at=now)
+    ).rowcount
 
 
 # --- login throttling ------------------------------------------------------------------------
+
 
 def count_attempt(session: Session, key: str, now: datetime, window_s: int) -> tuple[int, datetime]:
     """Count one attempt under `key` (a fixed window restarting once `window_s` has passed);
@@ -219,8 +294,10 @@ def count_attempt(session: Session, key: str, now: datetime, window_s: int) -> t
     stmt = _insert(session, t).values(key=key, failures=1, window_start=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=[t.c.key],
-        set_={"failures": case((expired, 1), else_=t.c.failures + 1),
-              "window_start": case((expired, now), else_=t.c.window_start)},
+        set_={
+            "failures": case((expired, 1), else_=t.c.failures + 1),
+            "window_start": case((expired, now), else_=t.c.window_start),
+        },
     ).returning(t.c.failures, t.c.window_start)
     failures, start = session.execute(stmt).one()
     return int(failures), utc(start) or now
@@ -233,5 +310,6 @@ def forget_attempts(session: Session, key: str) -> None:
 def uncount_attempt(session: Session, key: str) -> None:
     """Take back one counted attempt (it succeeded after all)."""
     t = login_failures
-    session.execute(update(t).where(and_(t.c.key == key, t.c.failures > 0))
-                    .values(failures=t.c.failures - 1))
+    session.execute(
+        update(t).where(and_(t.c.key == key, t.c.failures > 0)).values(failures=t.c.failures - 1)
+    )

@@ -35,8 +35,10 @@ from shared.http import (
 
 app = create_app("console")
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 CSRF_HEADER = "X-Switchyard-CSRF"
 COOKIE_PATH = "/session"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -62,6 +64,7 @@ def _headers(resp: flask.Response) -> flask.Response:
 
 
 # --- static files and the shell ------------------------------------------------------------
+
 
 @app.get(f"{ASSETS}/<path:name>")
 def static_file(name: str) -> flask.Response:
@@ -89,8 +92,7 @@ def page(path: str) -> flask.Response:
 
 # --- sessions ----------------------------------------------------------------------------
 
-Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1,
-                                            max_length=1024)]
+Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=1024)]
 
 
 class LoginIn(ApiModel):
@@ -140,17 +142,29 @@ def _forwarded() -> dict[str, str]:
 
 
 def _session(pair: service.TokenPair) -> flask.Response:
-    resp = json_response(SessionOut(access_token=pair.access_token,
-                                    expires_in=pair.expires_in).model_dump())
-    resp.set_cookie(cookie_name(), pair.refresh_token, max_age=settings().refresh_ttl_s,
-                    path=COOKIE_PATH, secure=not settings().is_local, httponly=True,
-                    samesite="Strict")
+    resp = json_response(
+        SessionOut(access_token=pair.access_token, expires_in=pair.expires_in).model_dump()
+    )
+    resp.set_cookie(
+        cookie_name(),
+        pair.refresh_token,
+        max_age=settings().refresh_ttl_s,
+        path=COOKIE_PATH,
+        secure=not settings().is_local,
+        httponly=True,
+        samesite="Strict",
+    )
     return resp
 
 
 def _forget(resp: flask.Response) -> flask.Response:
-    resp.delete_cookie(cookie_name(), path=COOKIE_PATH, secure=not settings().is_local,
-                       httponly=True, samesite="Strict")
+    resp.delete_cookie(
+        cookie_name(),
+        path=COOKIE_PATH,
+        secure=not settings().is_local,
+        httponly=True,
+        samesite="Strict",
+    )
     return resp
 
 
@@ -166,8 +180,11 @@ def login() -> flask.Response:
 
 def _ended(exc: Problem) -> flask.Response:
     """`exc` as problem+json, with the refresh cookie cleared."""
-    return _forget(problem(exc.status, exc.title, exc.detail, errors=exc.errors,
-                           headers=exc.headers, **exc.extra))
+    return _forget(
+        problem(
+            exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers, **exc.extra
+        )
+    )
 
 
 @app.post("/session/refresh")

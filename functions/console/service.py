@@ -46,8 +46,9 @@ def _post(path: str, payload: dict[str, Any], headers: dict[str, str]) -> reques
         return call("POST", path, json=payload, headers=headers, timeout=TIMEOUT_S)
     except ServiceCallError:
         _log.warning("auth-api is unreachable for %s", path, exc_info=True)
-        raise ServiceUnavailable("Sign-in is unavailable right now; try again shortly.",
-                                 headers={"Retry-After": "2"}) from None
+        raise ServiceUnavailable(
+            "Sign-in is unavailable right now; try again shortly.", headers={"Retry-After": "2"}
+        ) from None
 
 
 def _rejected(resp: requests.Response) -> Problem:
@@ -61,8 +62,11 @@ def _rejected(resp: requests.Response) -> Problem:
         problem = {}
     if not isinstance(problem, dict):
         problem = {}
-    extra = {k: v for k, v in problem.items()
-             if k not in ("title", "status", "detail", "errors", "request_id", "headers")}
+    extra = {
+        k: v
+        for k, v in problem.items()
+        if k not in ("title", "status", "detail", "errors", "request_id", "headers")
+    }
     return AuthRejected(
         problem.get("detail") or None,
         status=resp.status_code,
@@ -78,9 +82,11 @@ def _pair(resp: requests.Response) -> TokenPair:
         raise _rejected(resp)
     try:
         data = resp.json()
-        return TokenPair(access_token=str(data["access_token"]),
-                         refresh_token=str(data["refresh_token"]),
-                         expires_in=int(data["expires_in"]))
+        return TokenPair(
+            access_token=str(data["access_token"]),
+            refresh_token=str(data["refresh_token"]),
+            expires_in=int(data["expires_in"]),
+        )
     except (ValueError, KeyError, TypeError):
         _log.warning("auth-api answered a token pair without the expected fields")
         raise BadGateway("Sign-in failed on the server; try again shortly.") from None
@@ -100,8 +106,9 @@ def logout(refresh_token: str, access_token: str | None, forwarded: dict[str, st
     """Revoke the session; raises only when auth-api could not be reached or failed."""
 
     def revoke(access: str, rt: str) -> requests.Response:
-        return _post(LOGOUT, {"refresh_token": rt},
-                     {**forwarded, "Authorization": f"Bearer {access}"})
+        return _post(
+            LOGOUT, {"refresh_token": rt}, {**forwarded, "Authorization": f"Bearer {access}"}
+        )
 
     if access_token:
         resp = revoke(access_token, refresh_token)

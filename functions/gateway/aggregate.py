@@ -74,12 +74,19 @@ def _ms(started: float) -> float:
 def _probe(dep: Deployment, base: str, trace: dict[str, str], timeout: float) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        resp = clients.session().get(base + dep.health_path, headers=_headers(base, trace),
-                                     timeout=timeout, allow_redirects=False)
+        resp = clients.session().get(
+            base + dep.health_path,
+            headers=_headers(base, trace),
+            timeout=timeout,
+            allow_redirects=False,
+        )
     except requests.RequestException:
         return {"status": "unreachable", "http_status": None, "latency_ms": _ms(started)}
-    return {"status": "ok" if resp.status_code == 200 else "down",
-            "http_status": resp.status_code, "latency_ms": _ms(started)}
+    return {
+        "status": "ok" if resp.status_code == 200 else "down",
+        "http_status": resp.status_code,
+        "latency_ms": _ms(started),
+    }
 
 
 def _probe_self(name: str) -> dict[str, Any]:
@@ -87,8 +94,11 @@ def _probe_self(name: str) -> dict[str, Any]:
 
     started = time.perf_counter()
     status, _body = local_health.report(name)
-    return {"status": "ok" if status == 200 else "down", "http_status": status,
-            "latency_ms": _ms(started)}
+    return {
+        "status": "ok" if status == 200 else "down",
+        "http_status": status,
+        "latency_ms": _ms(started),
+    }
 
 
 def health(trace: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -112,8 +122,11 @@ def health(trace: dict[str, str]) -> tuple[int, dict[str, Any]]:
         try:
             results[name] = fut.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
-            results[name] = {"status": "unreachable", "http_status": None,
-                             "latency_ms": round(timeout * 1000, 1)}
+            results[name] = {
+                "status": "unreachable",
+                "http_status": None,
+                "latency_ms": round(timeout * 1000, 1),
+            }
         except Exception:
             _log.warning("health probe of %s failed", name, exc_info=True)
             results[name] = {"status": "unreachable", "http_status": None, "latency_ms": 0}
@@ -128,12 +141,16 @@ _spec_cache: dict[str, Any] = {"until": 0.0, "body": None}
 _spec_lock = threading.Lock()
 
 
-def _fetch_spec(dep: Deployment, base: str, path: str, trace: dict[str, str]
-                ) -> dict[str, Any] | None:
+def _fetch_spec(
+    dep: Deployment, base: str, path: str, trace: dict[str, str]
+) -> dict[str, Any] | None:
     try:
-        resp = clients.session().get(base + path, headers=_headers(base, trace),
-                                     timeout=min(settings().upstream_timeout_s, SPEC_TIMEOUT_S),
-                                     allow_redirects=False)
+        resp = clients.session().get(
+            base + path,
+            headers=_headers(base, trace),
+            timeout=min(settings().upstream_timeout_s, SPEC_TIMEOUT_S),
+            allow_redirects=False,
+        )
         if resp.status_code != 200:
             _log.warning("openapi of %s answered %s", dep.name, resp.status_code)
             return None
@@ -194,7 +211,7 @@ def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
         out = {}
         for k, v in node.items():
             if k == "$ref" and isinstance(v, str) and v.startswith(_SCHEMA_REF):
-                name = v[len(_SCHEMA_REF):]
+                name = v[len(_SCHEMA_REF) :]
                 out[k] = _SCHEMA_REF + renames.get(name, name)
             else:
                 out[k] = _rewrite_refs(v, renames)
@@ -230,8 +247,9 @@ def merge(specs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             merged_item = paths.setdefault(path, {})
             for method, op in item.items():
                 if method in merged_item:
-                    _log.warning("openapi: %s %s is described twice; kept the first",
-                                 method.upper(), path)
+                    _log.warning(
+                        "openapi: %s %s is described twice; kept the first", method.upper(), path
+                    )
                     continue
                 op = copy.deepcopy(op)
                 if isinstance(op, dict) and cat.is_public(path):
@@ -246,7 +264,7 @@ def merge(specs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             "title": "Switchyard API",
             "version": API_VERSION,
             "description": "Every HTTP API of the platform, as served through the gateway. "
-                           "Errors are RFC 9457 problem+json.",
+            "Errors are RFC 9457 problem+json.",
         },
         "paths": dict(sorted(paths.items())),
         "components": components,

@@ -45,11 +45,14 @@ _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # they are removed before anything reads them, and the gateway sets its own when forwarding.
 _UNTRUSTED = ("HTTP_X_FORWARDED_AUTHORIZATION", "HTTP_X_CLIENT_IP")
 _REVOKED_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="switchyard", error="invalid_token"'}
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 
 
 # --- guard -----------------------------------------------------------------------------------
+
 
 def _limit(kind: str, per_minute: int, key: str) -> None:
     decision = ratelimit.buckets(kind, per_minute).take(key)
@@ -96,8 +99,9 @@ def _guard() -> flask.Response | None:
             revoked = revocations.is_revoked(claims.jti, claims.exp)
         except Exception:
             _log.exception("token revocation could not be checked")
-            raise ServiceUnavailable("Token revocation cannot be checked right now.",
-                                     headers={"Retry-After": "1"}) from None
+            raise ServiceUnavailable(
+                "Token revocation cannot be checked right now.", headers={"Retry-After": "1"}
+            ) from None
         if revoked:
             raise Unauthorized("The token has been revoked.", headers=_REVOKED_CHALLENGE)
         _limit("user", s.rate_limit_user_per_min, claims.sub)
@@ -120,6 +124,7 @@ def _decorate(resp: flask.Response) -> flask.Response:
 
 
 # --- the gateway's own routes ----------------------------------------------------------------
+
 
 def _trace() -> dict[str, str]:
     return {"X-Request-ID": request_id(), "traceparent": flask.g.traceparent}
@@ -209,10 +214,9 @@ def docs_asset(name: str) -> flask.Response:
 
 # --- everything else: forwarded ---------------------------------------------------------------
 
+
 @app.route("/", defaults={"path": ""}, methods=_METHODS, endpoint="proxy")
 @app.route("/<path:path>", methods=_METHODS, endpoint="proxy")
 @hidden
 def forward(path: str) -> flask.Response:
-    return proxy.forward(flask.request, request_id=request_id(),
-                         traceparent=flask.g.traceparent)
-
+    return proxy.forward(flask.request, request_id=request_id(), traceparent=flask.g.traceparent)

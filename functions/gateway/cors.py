@@ -20,8 +20,11 @@ MAX_AGE_S = 600
 
 
 def is_preflight(method: str, headers: Mapping[str, str]) -> bool:
-    return (method == "OPTIONS" and bool(headers.get("Origin"))
-            and bool(headers.get("Access-Control-Request-Method")))
+    return (
+        method == "OPTIONS"
+        and bool(headers.get("Origin"))
+        and bool(headers.get("Access-Control-Request-Method"))
+    )
 
 
 def allowed(origin: str | None, origins: Iterable[str]) -> bool:

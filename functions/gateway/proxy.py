@@ -36,14 +36,32 @@ from shared.manifests import Deployment
 GATEWAY_CONTEXT = "gateway"
 _log = slog.get_logger("switchyard.gateway")
 
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 # Set by the gateway itself (a client's value is never trusted) or recomputed by requests.
 _NOT_FORWARDED = HOP_BY_HOP | {
-    "host", "content-length", "expect", "x-client-ip", "x-forwarded-authorization",
-    "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "traceparent",
+    "host",
+    "content-length",
+    "expect",
+    "x-client-ip",
+    "x-forwarded-authorization",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+    "traceparent",
 }
 # The WSGI server writes its own Date and Server; a copy would duplicate them.
 _NOT_RETURNED = HOP_BY_HOP | {"date", "server"}
@@ -120,8 +138,9 @@ def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str
     for name, value in pairs:
         if name.lower() == "connection":
             extra_hop |= connection_tokens(value)
-    return [(n, v) for n, v in pairs
-            if n.lower() not in _NOT_RETURNED and n.lower() not in extra_hop]
+    return [
+        (n, v) for n, v in pairs if n.lower() not in _NOT_RETURNED and n.lower() not in extra_hop
+    ]
 
 
 def client_ip(headers: Mapping[str, str], remote_addr: str | None, in_cloud: bool) -> str:
@@ -166,8 +185,10 @@ def read_body(req: flask.Request, limit: int) -> bytes:
         if length > limit:
             raise PayloadTooLarge(f"The body exceeds {limit} bytes.")
         return req.stream.read() if length else b""
-    if not req.environ.get("wsgi.input_terminated") and \
-            "chunked" not in req.headers.get("Transfer-Encoding", "").lower():
+    if (
+        not req.environ.get("wsgi.input_terminated")
+        and "chunked" not in req.headers.get("Transfer-Encoding", "").lower()
+    ):
         return b""
     req.max_content_length = limit
     chunks: list[bytes] = []
@@ -188,8 +209,9 @@ def read_body(req: flask.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _send(adapter: requests.adapters.HTTPAdapter, prepared: requests.PreparedRequest,
-          timeout: float) -> requests.Response:
+def _send(
+    adapter: requests.adapters.HTTPAdapter, prepared: requests.PreparedRequest, timeout: float
+) -> requests.Response:
     """Send once; an idempotent request is sent once more when the pooled keep-alive
     connection turned out to be closed by the upstream (gunicorn drops idle ones after 2 s)."""
     try:
@@ -224,8 +246,9 @@ def forward(req: flask.Request, *, request_id: str, traceparent: str) -> flask.R
     )
     prepared = requests.PreparedRequest()
     try:
-        prepared.prepare(method=req.method, url=base + raw_target(req), headers=headers,
-                         data=body or None)
+        prepared.prepare(
+            method=req.method, url=base + raw_target(req), headers=headers, data=body or None
+        )
     except (requests.RequestException, ValueError):
         raise BadRequest("The request cannot be forwarded (malformed URL or header).") from None
     try:
@@ -250,8 +273,9 @@ def forward(req: flask.Request, *, request_id: str, traceparent: str) -> flask.R
         upstream.close()
         _log.warning("%s broke off its answer: %s", dep.name, type(exc).__name__)
         raise BadGateway(f"{dep.name} broke off its answer.") from None
-    resp = _Passthrough(content, status=upstream.status_code,
-                        headers=response_headers(upstream.raw.headers.items()))
+    resp = _Passthrough(
+        content, status=upstream.status_code, headers=response_headers(upstream.raw.headers.items())
+    )
     if req.method == "HEAD" and "Content-Length" in upstream.raw.headers:
         resp.headers["Content-Length"] = upstream.raw.headers["Content-Length"]
     return resp

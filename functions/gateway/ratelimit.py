@@ -44,8 +44,13 @@ class Decision:
 class TokenBuckets:
     """Thread-safe token buckets keyed by string; `per_minute <= 0` disables the limit."""
 
-    def __init__(self, per_minute: int, *, max_keys: int = 50_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        max_keys: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = int(per_minute)
         self.capacity = float(max(per_minute, 0))
         self.rate = self.capacity / 60.0  # tokens per second

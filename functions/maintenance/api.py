@@ -41,8 +41,9 @@ app = create_app("maintenance")
 PLANNERS = ("manager",)  # admin always passes require_roles
 HANDS_ON = ("manager", "operator")
 
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=64,
-                                       pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
+Tag = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Short = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Place = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -57,8 +58,9 @@ LiveAssetStatus = Literal["operational", "degraded", "down"]
 Criticality = Literal["low", "medium", "high", "critical"]
 Priority = Literal["low", "medium", "high", "urgent"]
 WorkOrderType = Literal["corrective", "preventive", "inspection"]
-WorkOrderStatus = Literal["open", "assigned", "in_progress", "on_hold", "completed", "closed",
-                          "cancelled"]
+WorkOrderStatus = Literal[
+    "open", "assigned", "in_progress", "on_hold", "completed", "closed", "cancelled"
+]
 MovementKind = Literal["receive", "consume", "adjust"]
 PmType = Literal["preventive", "inspection"]
 
@@ -126,6 +128,7 @@ def _time_cursor(params: PageQuery) -> tuple[datetime, str] | None:
 
 # --- assets ------------------------------------------------------------------------------------
 
+
 class AssetCreate(ApiModel):
     tag: Tag
     name: Name
@@ -176,11 +179,13 @@ class AssetPage(Out):
 
 class AssetQuery(PageQuery):
     status: Annotated[list[AssetStatus] | None, BeforeValidator(_csv)] = Field(
-        None, description="Comma-separated; retired assets are listed only when asked for.")
+        None, description="Comma-separated; retired assets are listed only when asked for."
+    )
     category: Short | None = None
     location: Place | None = None
     parent_id: UUID | Literal["none"] | None = Field(
-        None, description="Children of this asset; `none` for top-level assets.")
+        None, description="Children of this asset; `none` for top-level assets."
+    )
     criticality: Annotated[list[Criticality] | None, BeforeValidator(_csv)] = None
     q: str | None = Field(None, max_length=200, description="Search in tag and name.")
 
@@ -203,10 +208,16 @@ def list_assets() -> flask.Response:
     and `q` (tag or name); retired ones only with `status=retired`."""
     params = query(AssetQuery)
     rows = service.list_assets(
-        statuses=params.status, category=params.category, location=params.location,
+        statuses=params.status,
+        category=params.category,
+        location=params.location,
         parent_id=_str(params.parent_id) if params.parent_id != "none" else None,
-        roots=params.parent_id == "none", criticality=params.criticality, q=params.q,
-        after=_str_cursor(params), limit=params.limit + 1)
+        roots=params.parent_id == "none",
+        criticality=params.criticality,
+        q=params.q,
+        after=_str_cursor(params),
+        limit=params.limit + 1,
+    )
     return json_response(page(rows, params.limit, key=lambda r: (r["tag"],), shape=_asset))
 
 
@@ -250,6 +261,7 @@ def delete_asset(asset_id: UUID) -> flask.Response:
 
 # --- work orders -------------------------------------------------------------------------------
 
+
 class WorkOrderCreate(ApiModel):
     title: Name
     description: Text | None = None
@@ -258,8 +270,10 @@ class WorkOrderCreate(ApiModel):
     type: WorkOrderType = "corrective"
     due_date: date | None = None
     assignee_id: UUID | None = Field(
-        None, description="An active user with the operator, manager or admin role; the "
-                          "order then starts `assigned`.")
+        None,
+        description="An active user with the operator, manager or admin role; the "
+        "order then starts `assigned`.",
+    )
     labour_notes: Text | None = None
 
 
@@ -301,7 +315,8 @@ class WorkOrderOut(Out):
     pm_schedule_id: str | None
     overdue: bool = Field(description="due_date passed and not completed/closed/cancelled")
     allowed_transitions: list[WorkOrderStatus] = Field(
-        description="Statuses the lifecycle allows next (roles may restrict further).")
+        description="Statuses the lifecycle allows next (roles may restrict further)."
+    )
     created_by: str
     version: int
     created_at: datetime
@@ -322,10 +337,12 @@ class WorkOrderQuery(PageQuery):
     type: Annotated[list[WorkOrderType] | None, BeforeValidator(_csv)] = None
     asset_id: UUID | None = None
     assignee_id: UUID | Literal["me"] | None = Field(
-        None, description="A user id, or `me` for the caller.")
+        None, description="A user id, or `me` for the caller."
+    )
     overdue: bool | None = None
-    q: str | None = Field(None, max_length=200,
-                          description="Search in the title, or a number (`42`, `WO-42`).")
+    q: str | None = Field(
+        None, max_length=200, description="Search in the title, or a number (`42`, `WO-42`)."
+    )
 
 
 class HistoryQuery(PageQuery):
@@ -334,10 +351,10 @@ class HistoryQuery(PageQuery):
 
 class TransitionIn(ApiModel):
     status: WorkOrderStatus
-    reason: Reason | None = Field(
-        None, description="Required to put on hold, cancel or reopen.")
+    reason: Reason | None = Field(None, description="Required to put on hold, cancel or reopen.")
     assignee_id: UUID | None = Field(
-        None, description="Only with status `assigned` (managers): who gets the order.")
+        None, description="Only with status `assigned` (managers): who gets the order."
+    )
 
 
 class TransitionOut(Out):
@@ -407,27 +424,34 @@ def list_work_orders() -> flask.Response:
     """Work orders newest first, filtered by status, priority, type (each comma-separated),
     asset_id, assignee_id (`me`), overdue and `q`."""
     params = query(WorkOrderQuery)
-    assignee = (sauth.current_user().sub if params.assignee_id == "me"
-                else _str(params.assignee_id))
+    assignee = sauth.current_user().sub if params.assignee_id == "me" else _str(params.assignee_id)
     rows = service.list_work_orders(
-        statuses=params.status, priorities=params.priority, types=params.type,
-        asset_id=_str(params.asset_id), assignee_id=assignee, overdue=params.overdue,
-        q=params.q, after=_int_cursor(params), limit=params.limit + 1)
-    return json_response(page(rows, params.limit, key=lambda r: (r["number"],),
-                              shape=_work_order))
+        statuses=params.status,
+        priorities=params.priority,
+        types=params.type,
+        asset_id=_str(params.asset_id),
+        assignee_id=assignee,
+        overdue=params.overdue,
+        q=params.q,
+        after=_int_cursor(params),
+        limit=params.limit + 1,
+    )
+    return json_response(page(rows, params.limit, key=lambda r: (r["number"],), shape=_work_order))
 
 
 @app.post("/api/work-orders")
-@describe("Create a work order (manager)", request=WorkOrderCreate, response=WorkOrderOut,
-          status=201)
+@describe(
+    "Create a work order (manager)", request=WorkOrderCreate, response=WorkOrderOut, status=201
+)
 @sauth.require_roles(*PLANNERS)
 def create_work_order() -> flask.Response:
     """A new work order on a live asset (422 otherwise); with an assignee it starts
     `assigned`, else `open`. Emits workorder.created."""
     data = body(WorkOrderCreate)
     row = service.create_work_order(_actor(), _wo_data(data, exclude_unset=False))
-    return json_response(_work_order(row), 201,
-                         headers={"Location": f"/api/work-orders/{row['id']}"})
+    return json_response(
+        _work_order(row), 201, headers={"Location": f"/api/work-orders/{row['id']}"}
+    )
 
 
 @app.get("/api/work-orders/<uuid:wo_id>")
@@ -457,8 +481,9 @@ def transition_work_order(wo_id: UUID) -> flask.Response:
     in_progress (reopen); closed and cancelled are final. A move the lifecycle does not allow
     is 409 with `allowed` (the moves from the current status)."""
     data = body(TransitionIn)
-    row = service.transition(_actor(), str(wo_id), data.status, data.reason,
-                             assignee_id=_str(data.assignee_id))
+    row = service.transition(
+        _actor(), str(wo_id), data.status, data.reason, assignee_id=_str(data.assignee_id)
+    )
     return json_response(_work_order(row))
 
 
@@ -472,15 +497,13 @@ def work_order_transitions(wo_id: UUID) -> flask.Response:
 
 
 @app.post("/api/work-orders/<uuid:wo_id>/parts")
-@describe("Consume parts on a work order", request=ConsumeIn, response=MovementOut,
-          status=201)
+@describe("Consume parts on a work order", request=ConsumeIn, response=MovementOut, status=201)
 @sauth.require_roles(*HANDS_ON)
 def consume_parts(wo_id: UUID) -> flask.Response:
     """Take parts from stock for the order: 409 when the stock is insufficient (nothing is
     written); emits part.stock.low when the stock reaches the reorder point."""
     data = body(ConsumeIn)
-    row = service.consume_part(_actor(), str(wo_id), str(data.part_id), data.quantity,
-                               data.note)
+    row = service.consume_part(_actor(), str(wo_id), str(data.part_id), data.quantity, data.note)
     return json_response(_movement(row), 201)
 
 
@@ -489,8 +512,7 @@ def consume_parts(wo_id: UUID) -> flask.Response:
 def work_order_parts(wo_id: UUID) -> flask.Response:
     """The stock movements linked to the order, newest first."""
     params = query(HistoryQuery)
-    rows = service.work_order_parts(str(wo_id), after=_time_cursor(params),
-                                    limit=params.limit + 1)
+    rows = service.work_order_parts(str(wo_id), after=_time_cursor(params), limit=params.limit + 1)
     return json_response(_movement_page(rows, params.limit))
 
 
@@ -499,20 +521,20 @@ def work_order_parts(wo_id: UUID) -> flask.Response:
 def asset_history(asset_id: UUID) -> flask.Response:
     """The asset's work orders, newest first."""
     params = query(HistoryQuery)
-    rows = service.asset_history(str(asset_id), after=_int_cursor(params),
-                                 limit=params.limit + 1)
-    return json_response(page(rows, params.limit, key=lambda r: (r["number"],),
-                              shape=_work_order))
+    rows = service.asset_history(str(asset_id), after=_int_cursor(params), limit=params.limit + 1)
+    return json_response(page(rows, params.limit, key=lambda r: (r["number"],), shape=_work_order))
 
 
 # --- parts -------------------------------------------------------------------------------------
+
 
 class PartCreate(ApiModel):
     sku: Tag
     name: Name
     unit: Unit = "pcs"
-    stock: int = Field(0, ge=0, le=1_000_000_000,
-                       description="Initial stock (recorded as a receive movement).")
+    stock: int = Field(
+        0, ge=0, le=1_000_000_000, description="Initial stock (recorded as a receive movement)."
+    )
     reorder_point: int = Field(0, ge=0, le=1_000_000_000)
     location: Place | None = None
 
@@ -561,8 +583,9 @@ class PartQuery(PageQuery):
 
 class MovementIn(ApiModel):
     kind: MovementKind
-    quantity: Quantity = Field(description="receive/consume: positive; adjust: non-zero, "
-                                           "negative to remove")
+    quantity: Quantity = Field(
+        description="receive/consume: positive; adjust: non-zero, negative to remove"
+    )
     note: Text | None = None
 
     @model_validator(mode="after")
@@ -581,9 +604,13 @@ def _part(row: dict[str, Any]) -> dict[str, Any]:
 def list_parts() -> flask.Response:
     """Parts in SKU order, filtered by `low_stock`, `q` (SKU or name) and location."""
     params = query(PartQuery)
-    rows = service.list_parts(low_stock=params.low_stock, q=params.q,
-                              location=params.location, after=_str_cursor(params),
-                              limit=params.limit + 1)
+    rows = service.list_parts(
+        low_stock=params.low_stock,
+        q=params.q,
+        location=params.location,
+        after=_str_cursor(params),
+        limit=params.limit + 1,
+    )
     return json_response(page(rows, params.limit, key=lambda r: (r["sku"],), shape=_part))
 
 
@@ -615,8 +642,7 @@ def update_part(part_id: UUID) -> flask.Response:
 
 
 @app.post("/api/parts/<uuid:part_id>/movements")
-@describe("Record a stock movement (manager)", request=MovementIn, response=MovementOut,
-          status=201)
+@describe("Record a stock movement (manager)", request=MovementIn, response=MovementOut, status=201)
 @sauth.require_roles(*PLANNERS)
 def record_movement(part_id: UUID) -> flask.Response:
     """receive adds, consume takes, adjust corrects by a signed quantity; the stock never
@@ -631,12 +657,12 @@ def record_movement(part_id: UUID) -> flask.Response:
 def part_movements(part_id: UUID) -> flask.Response:
     """Every movement of the part, newest first."""
     params = query(HistoryQuery)
-    rows = service.part_movements(str(part_id), after=_time_cursor(params),
-                                  limit=params.limit + 1)
+    rows = service.part_movements(str(part_id), after=_time_cursor(params), limit=params.limit + 1)
     return json_response(_movement_page(rows, params.limit))
 
 
 # --- PM schedules ------------------------------------------------------------------------------
+
 
 class ScheduleCreate(ApiModel):
     """Exactly one of `interval_days` and `cron` (5 fields, UTC). Without `next_due_at` the
@@ -713,23 +739,30 @@ def _schedule_data(data: BaseModel, *, exclude_unset: bool) -> dict[str, Any]:
 def list_schedules() -> flask.Response:
     """PM schedules, soonest due first, filtered by asset_id and active."""
     params = query(ScheduleQuery)
-    rows = service.list_schedules(asset_id=_str(params.asset_id), active=params.active,
-                                  after=_time_cursor(params), limit=params.limit + 1)
-    return json_response(page(rows, params.limit, key=lambda r: (r["next_due_at"], r["id"]),
-                              shape=_schedule))
+    rows = service.list_schedules(
+        asset_id=_str(params.asset_id),
+        active=params.active,
+        after=_time_cursor(params),
+        limit=params.limit + 1,
+    )
+    return json_response(
+        page(rows, params.limit, key=lambda r: (r["next_due_at"], r["id"]), shape=_schedule)
+    )
 
 
 @app.post("/api/pm-schedules")
-@describe("Create a PM schedule (manager)", request=ScheduleCreate, response=ScheduleOut,
-          status=201)
+@describe(
+    "Create a PM schedule (manager)", request=ScheduleCreate, response=ScheduleOut, status=201
+)
 @sauth.require_roles(*PLANNERS)
 def create_schedule() -> flask.Response:
     """A preventive-maintenance schedule: maintenance-pm-tick creates its work orders when
     they fall due, once per due time."""
     data = body(ScheduleCreate)
     row = service.create_schedule(_actor(), _schedule_data(data, exclude_unset=False))
-    return json_response(_schedule(row), 201,
-                         headers={"Location": f"/api/pm-schedules/{row['id']}"})
+    return json_response(
+        _schedule(row), 201, headers={"Location": f"/api/pm-schedules/{row['id']}"}
+    )
 
 
 @app.get("/api/pm-schedules/<uuid:schedule_id>")
@@ -745,12 +778,14 @@ def get_schedule(schedule_id: UUID) -> flask.Response:
 def update_schedule(schedule_id: UUID) -> flask.Response:
     """Change the given fields; to switch recurrence send the new one and null the other."""
     data = body(ScheduleUpdate)
-    row = service.update_schedule(_actor(), str(schedule_id),
-                                  _schedule_data(data, exclude_unset=True))
+    row = service.update_schedule(
+        _actor(), str(schedule_id), _schedule_data(data, exclude_unset=True)
+    )
     return json_response(_schedule(row))
 
 
 # --- stats -------------------------------------------------------------------------------------
+
 
 class TrendDay(Out):
     date: date
@@ -775,8 +810,9 @@ class StatsOut(Out):
     work_orders_by_status: dict[str, int]
     work_orders_by_priority: dict[str, int] = Field(description="Active orders only.")
     overdue: int
-    mttr_hours: float | None = Field(description="Mean created -> completed of completed "
-                                                 "corrective orders, hours.")
+    mttr_hours: float | None = Field(
+        description="Mean created -> completed of completed corrective orders, hours."
+    )
     mttr_sample: int
     assets_down: int
     assets_by_status: dict[str, int]

@@ -23,8 +23,15 @@ ASSET_STATUSES = ("operational", "degraded", "down", "retired")
 CRITICALITIES = ("low", "medium", "high", "critical")
 PRIORITIES = ("low", "medium", "high", "urgent")
 WORK_ORDER_TYPES = ("corrective", "preventive", "inspection")
-WORK_ORDER_STATUSES = ("open", "assigned", "in_progress", "on_hold", "completed", "closed",
-                       "cancelled")
+WORK_ORDER_STATUSES = (
+    "open",
+    "assigned",
+    "in_progress",
+    "on_hold",
+    "completed",
+    "closed",
+    "cancelled",
+)
 MOVEMENT_KINDS = ("receive", "consume", "adjust")
 PM_TYPES = ("preventive", "inspection")
 
@@ -45,25 +52,30 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 # The hands-on moves an operator may make on a work order assigned to them. Cancelling,
 # closing (sign-off) and reopening are a manager's decision.
-OPERATOR_MOVES = frozenset({
-    ("assigned", "in_progress"),
-    ("assigned", "open"),  # hand the order back
-    ("in_progress", "on_hold"),
-    ("on_hold", "in_progress"),
-    ("in_progress", "completed"),
-})
+OPERATOR_MOVES = frozenset(
+    {
+        ("assigned", "in_progress"),
+        ("assigned", "open"),  # hand the order back
+        ("in_progress", "on_hold"),
+        ("on_hold", "in_progress"),
+        ("in_progress", "completed"),
+    }
+)
 
 # Moves that must say why (422 without a reason).
-REASON_REQUIRED = frozenset({
-    ("in_progress", "on_hold"),
-    ("completed", "in_progress"),
-    *((s, "cancelled") for s in ("open", "assigned", "in_progress", "on_hold")),
-})
+REASON_REQUIRED = frozenset(
+    {
+        ("in_progress", "on_hold"),
+        ("completed", "in_progress"),
+        *((s, "cancelled") for s in ("open", "assigned", "in_progress", "on_hold")),
+    }
+)
 
 MAX_HIERARCHY_DEPTH = 32
 
 
 # --- errors ------------------------------------------------------------------------------------
+
 
 class MaintenanceError(Problem):
     """Base of every error the maintenance context raises (problem+json via shared.http)."""
@@ -91,8 +103,9 @@ class ScheduleNotFound(MaintenanceError, NotFound):
 
 class DuplicateTag(MaintenanceError, Conflict):
     def __init__(self, tag: str) -> None:
-        super().__init__(f"An asset with tag {tag!r} already exists (retired assets keep "
-                         "their tag).")
+        super().__init__(
+            f"An asset with tag {tag!r} already exists (retired assets keep their tag)."
+        )
 
 
 class DuplicateSku(MaintenanceError, Conflict):
@@ -118,8 +131,10 @@ class InvalidReference(MaintenanceError, Unprocessable):
     """A referenced asset, parent, part or assignee does not exist or is unusable (422)."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}", errors=[
-            {"field": field, "message": message, "type": "reference"}])
+        super().__init__(
+            f"{field}: {message}",
+            errors=[{"field": field, "message": message, "type": "reference"}],
+        )
 
 
 class InvalidTransition(MaintenanceError, Conflict):
@@ -128,7 +143,9 @@ class InvalidTransition(MaintenanceError, Conflict):
         super().__init__(
             f"A work order cannot move from {current} to {wanted}; allowed from {current}: "
             f"{', '.join(allowed) or 'nothing (terminal)'}.",
-            allowed=allowed, current_status=current)
+            allowed=allowed,
+            current_status=current,
+        )
 
 
 class AssigneeRequired(MaintenanceError, Conflict):
@@ -138,8 +155,9 @@ class AssigneeRequired(MaintenanceError, Conflict):
 
 class UnassignStarted(MaintenanceError, Conflict):
     def __init__(self, status: str) -> None:
-        super().__init__(f"A work order that is {status} cannot be unassigned; reassign it "
-                         "instead.")
+        super().__init__(
+            f"A work order that is {status} cannot be unassigned; reassign it instead."
+        )
 
 
 class WorkOrderLocked(MaintenanceError, Conflict):
@@ -149,9 +167,11 @@ class WorkOrderLocked(MaintenanceError, Conflict):
 
 class InsufficientStock(MaintenanceError, Conflict):
     def __init__(self, sku: str, stock: int, wanted: int) -> None:
-        super().__init__(f"Part {sku} has {stock} in stock; {wanted} cannot be taken "
-                         "(stock never goes below zero). Nothing was written.",
-                         stock=stock)
+        super().__init__(
+            f"Part {sku} has {stock} in stock; {wanted} cannot be taken "
+            "(stock never goes below zero). Nothing was written.",
+            stock=stock,
+        )
 
 
 class NotAllowed(MaintenanceError, Forbidden):
@@ -160,11 +180,16 @@ class NotAllowed(MaintenanceError, Forbidden):
 
 class ReasonRequired(MaintenanceError, Unprocessable):
     def __init__(self, current: str, wanted: str) -> None:
-        super().__init__(f"Moving from {current} to {wanted} needs a reason.", errors=[
-            {"field": "reason", "message": "required for this transition", "type": "missing"}])
+        super().__init__(
+            f"Moving from {current} to {wanted} needs a reason.",
+            errors=[
+                {"field": "reason", "message": "required for this transition", "type": "missing"}
+            ],
+        )
 
 
 # --- callers -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -187,6 +212,7 @@ SYSTEM = Actor(id="system", roles=("admin",))
 
 # --- work orders -------------------------------------------------------------------------------
 
+
 def allowed_moves(status: str) -> tuple[str, ...]:
     return TRANSITIONS.get(status, ())
 
@@ -199,12 +225,17 @@ def may_move(actor: Actor, current: str, wanted: str, assignee_id: str | None) -
     """Whether `actor` may make this (allowed) move on an order assigned to `assignee_id`."""
     if actor.manages:
         return True
-    return (actor.operates and assignee_id is not None and assignee_id == actor.id
-            and (current, wanted) in OPERATOR_MOVES)
+    return (
+        actor.operates
+        and assignee_id is not None
+        and assignee_id == actor.id
+        and (current, wanted) in OPERATOR_MOVES
+    )
 
 
-def check_transition(actor: Actor, current: str, wanted: str, *, assignee_id: str | None,
-                     reason: str | None) -> None:
+def check_transition(
+    actor: Actor, current: str, wanted: str, *, assignee_id: str | None, reason: str | None
+) -> None:
     """Raise why `actor` cannot move an order from `current` to `wanted` (nothing if allowed)."""
     if not can_transition(current, wanted):
         raise InvalidTransition(current, wanted)
@@ -239,8 +270,7 @@ def initial_status(assignee_id: str | None) -> str:
     return "assigned" if assignee_id else "open"
 
 
-def assignment_status(current: str, old_assignee: str | None,
-                      new_assignee: str | None) -> str:
+def assignment_status(current: str, old_assignee: str | None, new_assignee: str | None) -> str:
     """The status after a manager changes the assignee (PUT): assigning an open order makes it
     assigned, unassigning an assigned one makes it open; started orders can only be
     reassigned, not unassigned."""
@@ -278,6 +308,7 @@ def repair_hours(created_at: datetime, completed_at: datetime) -> float:
 
 # --- assets ------------------------------------------------------------------------------------
 
+
 def check_parent(asset_id: str | None, parent_id: str, ancestors: list[str]) -> None:
     """Refuse a parent that is the asset itself or one of its descendants.
 
@@ -285,8 +316,9 @@ def check_parent(asset_id: str | None, parent_id: str, ancestors: list[str]) -> 
     if asset_id is not None and (parent_id == asset_id or asset_id in ancestors):
         raise HierarchyCycle()
     if len(ancestors) >= MAX_HIERARCHY_DEPTH:
-        raise InvalidReference("parent_id", f"the hierarchy is limited to "
-                               f"{MAX_HIERARCHY_DEPTH} levels")
+        raise InvalidReference(
+            "parent_id", f"the hierarchy is limited to {MAX_HIERARCHY_DEPTH} levels"
+        )
 
 
 def retire_blockers(active_work_orders: int, live_children: int) -> str | None:
@@ -302,6 +334,7 @@ def retire_blockers(active_work_orders: int, live_children: int) -> str | None:
 
 
 # --- parts -------------------------------------------------------------------------------------
+
 
 def stock_delta(kind: str, quantity: int) -> int:
     """The signed change of stock a movement makes; ValueError for a quantity its kind
@@ -334,6 +367,7 @@ def is_low(stock: int, reorder_point: int) -> bool:
 
 # --- preventive maintenance ------------------------------------------------------------------
 
+
 def cron_problem(expr: str) -> str | None:
     """Why `expr` is not a 5-field cron expression croniter accepts (None when it is)."""
     if len(expr.split()) != 5:
@@ -363,8 +397,9 @@ def next_occurrence(interval_days: int | None, cron: str | None, after: datetime
     return after + timedelta(days=interval_days)
 
 
-def next_due(interval_days: int | None, cron: str | None, due_at: datetime,
-             now: datetime) -> datetime:
+def next_due(
+    interval_days: int | None, cron: str | None, due_at: datetime, now: datetime
+) -> datetime:
     """The due time after `due_at` once `due_at` has been handled at `now`: the first
     occurrence strictly after both (missed occurrences are skipped, not piled up)."""
     if cron is not None:

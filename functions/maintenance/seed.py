@@ -41,20 +41,66 @@ PARTS = [
 ]
 
 # (title, asset tag, priority, type, due in days, assign?, status path, reason, parts)
-WORK_ORDERS: list[tuple[str, str, str, str, int | None, bool, list[str], str | None,
-                        list[tuple[str, int]]]] = [
-    ("Boiler does not ignite", "BLR-302", "urgent", "corrective", -1, True,
-     ["in_progress"], None, []),
-    ("Filler nozzle drips", "FIL-102", "high", "corrective", 2, True,
-     ["in_progress", "on_hold"], "waiting for a nozzle", []),
-    ("Replace infeed belt", "CNV-101", "high", "corrective", -3, True,
-     ["in_progress", "completed", "closed"], "done", [("BLT-5M", 1)]),
-    ("Compressor pressure drops", "CMP-301", "medium", "corrective", 5, True,
-     ["in_progress", "completed"], None, [("FLT-AIR-10", 1), ("GSK-DN50", 2)]),
+WORK_ORDERS: list[
+    tuple[str, str, str, str, int | None, bool, list[str], str | None, list[tuple[str, int]]]
+] = [
+    (
+        "Boiler does not ignite",
+        "BLR-302",
+        "urgent",
+        "corrective",
+        -1,
+        True,
+        ["in_progress"],
+        None,
+        [],
+    ),
+    (
+        "Filler nozzle drips",
+        "FIL-102",
+        "high",
+        "corrective",
+        2,
+        True,
+        ["in_progress", "on_hold"],
+        "waiting for a nozzle",
+        [],
+    ),
+    (
+        "Replace infeed belt",
+        "CNV-101",
+        "high",
+        "corrective",
+        -3,
+        True,
+        ["in_progress", "completed", "closed"],
+        "done",
+        [("BLT-5M", 1)],
+    ),
+    (
+        "Compressor pressure drops",
+        "CMP-301",
+        "medium",
+        "corrective",
+        5,
+        True,
+        ["in_progress", "completed"],
+        None,
+        [("FLT-AIR-10", 1), ("GSK-DN50", 2)],
+    ),
     ("Inspect labeller guards", "LBL-103", "low", "inspection", 7, True, [], None, []),
     ("Mixer makes noise", "MIX-201", "medium", "corrective", -5, False, [], None, []),
-    ("Paint the railings", "LINE-02", "low", "corrective", 30, False,
-     ["cancelled"], "out of scope", []),
+    (
+        "Paint the railings",
+        "LINE-02",
+        "low",
+        "corrective",
+        30,
+        False,
+        ["cancelled"],
+        "out of scope",
+        [],
+    ),
 ]
 
 # (asset tag, title, interval days or cron, priority, type)
@@ -69,8 +115,9 @@ OPERATOR_EMAIL = "olga.operator@example.com"
 
 def _ok(resp: requests.Response, *statuses: int) -> Any:
     if resp.status_code not in (statuses or (200, 201)):
-        raise RuntimeError(f"{resp.request.method} {resp.request.url}: {resp.status_code} "
-                           f"{resp.text[:300]}")
+        raise RuntimeError(
+            f"{resp.request.method} {resp.request.url}: {resp.status_code} {resp.text[:300]}"
+        )
     return resp.json() if resp.content else None
 
 
@@ -83,8 +130,9 @@ def _find(http: requests.Session, url: str, key: str, value: str) -> dict[str, A
 
 
 def _operator(http: requests.Session, base: str) -> str | None:
-    users = _ok(http.get(f"{base}/api/users", params={"q": "operator", "limit": 100},
-                         timeout=30))["items"]
+    users = _ok(http.get(f"{base}/api/users", params={"q": "operator", "limit": 100}, timeout=30))[
+        "items"
+    ]
     for user in users:
         if user["email"] == OPERATOR_EMAIL:
             return user["id"]
@@ -94,10 +142,19 @@ def _operator(http: requests.Session, base: str) -> str | None:
 def _asset_ids(http: requests.Session, base: str) -> dict[str, str]:
     ids: dict[str, str] = {}
     for tag, name, category, location, parent, status, criticality in ASSETS:
-        resp = http.post(f"{base}/api/assets", timeout=30, json={
-            "tag": tag, "name": name, "category": category, "location": location,
-            "parent_id": ids.get(parent) if parent else None, "status": status,
-            "criticality": criticality})
+        resp = http.post(
+            f"{base}/api/assets",
+            timeout=30,
+            json={
+                "tag": tag,
+                "name": name,
+                "category": category,
+                "location": location,
+                "parent_id": ids.get(parent) if parent else None,
+                "status": status,
+                "criticality": criticality,
+            },
+        )
         if resp.status_code == 409:
             ids[tag] = _find(http, f"{base}/api/assets", "tag", tag)["id"]
         else:
@@ -108,9 +165,18 @@ def _asset_ids(http: requests.Session, base: str) -> dict[str, str]:
 def _part_ids(http: requests.Session, base: str) -> dict[str, str]:
     ids: dict[str, str] = {}
     for sku, name, unit, stock, reorder_point, location in PARTS:
-        resp = http.post(f"{base}/api/parts", timeout=30, json={
-            "sku": sku, "name": name, "unit": unit, "stock": stock,
-            "reorder_point": reorder_point, "location": location})
+        resp = http.post(
+            f"{base}/api/parts",
+            timeout=30,
+            json={
+                "sku": sku,
+                "name": name,
+                "unit": unit,
+                "stock": stock,
+                "reorder_point": reorder_point,
+                "location": location,
+            },
+        )
         if resp.status_code == 409:
             ids[sku] = _find(http, f"{base}/api/parts", "sku", sku)["id"]
         else:
@@ -148,12 +214,21 @@ def run(http: requests.Session, base_url: str) -> None:
     today = datetime.now(UTC).date()
     orders = _Orders(http, base_url)
     for title, tag, priority, kind, due_in, assign, path, reason, used in WORK_ORDERS:
-        existing = _ok(http.get(f"{base_url}/api/work-orders", timeout=30, params={
-            "asset_id": assets[tag], "q": title, "limit": 100}))["items"]
+        existing = _ok(
+            http.get(
+                f"{base_url}/api/work-orders",
+                timeout=30,
+                params={"asset_id": assets[tag], "q": title, "limit": 100},
+            )
+        )["items"]
         if any(w["title"] == title for w in existing):
             continue
-        body: dict[str, Any] = {"title": title, "asset_id": assets[tag], "priority": priority,
-                                "type": kind}
+        body: dict[str, Any] = {
+            "title": title,
+            "asset_id": assets[tag],
+            "priority": priority,
+            "type": kind,
+        }
         if due_in is not None:
             body["due_date"] = (today + timedelta(days=due_in)).isoformat()
         if assign and operator:
@@ -163,20 +238,36 @@ def run(http: requests.Session, base_url: str) -> None:
             if status in ("in_progress",) and wo["status"] == "open":
                 continue  # unassigned (no operator yet): it cannot start
             needs_reason = status in ("on_hold", "cancelled")
-            wo = _ok(http.post(f"{base_url}/api/work-orders/{wo['id']}/transitions",
-                               timeout=30, json={"status": status,
-                                                 "reason": reason if needs_reason else None}),
-                     200, 409)
+            wo = _ok(
+                http.post(
+                    f"{base_url}/api/work-orders/{wo['id']}/transitions",
+                    timeout=30,
+                    json={"status": status, "reason": reason if needs_reason else None},
+                ),
+                200,
+                409,
+            )
             if wo.get("status") != status:
                 break
             if status == "in_progress":
                 for sku, quantity in used:
-                    _ok(http.post(f"{base_url}/api/work-orders/{wo['id']}/parts",
-                                  timeout=30, json={"part_id": parts[sku],
-                                                    "quantity": quantity}), 201, 409)
+                    _ok(
+                        http.post(
+                            f"{base_url}/api/work-orders/{wo['id']}/parts",
+                            timeout=30,
+                            json={"part_id": parts[sku], "quantity": quantity},
+                        ),
+                        201,
+                        409,
+                    )
     for tag, title, recurrence, priority, kind in SCHEDULES:
-        existing = _ok(http.get(f"{base_url}/api/pm-schedules", timeout=30, params={
-            "asset_id": assets[tag], "limit": 100}))["items"]
+        existing = _ok(
+            http.get(
+                f"{base_url}/api/pm-schedules",
+                timeout=30,
+                params={"asset_id": assets[tag], "limit": 100},
+            )
+        )["items"]
         if any(s["title"] == title for s in existing):
             continue
         body = {"asset_id": assets[tag], "title": title, "priority": priority, "type": kind}

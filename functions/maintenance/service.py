@@ -51,6 +51,7 @@ def _aware(value: datetime) -> datetime:
 
 # --- users copy --------------------------------------------------------------------------------
 
+
 def apply_user_event(event: Received) -> bool:
     """Keep the local copy of a user current; an event older than the stored version is
     ignored (equal versions re-apply: idempotent). Returns whether it was applied."""
@@ -61,12 +62,23 @@ def apply_user_event(event: Received) -> bool:
     deleted = event.event_type == "user.deleted"
     with db.transaction() as tx:
         applied = store.upsert_user(
-            tx, id=facts.id, email=facts.email, name=facts.name, roles=facts.roles,
-            active=facts.active and not deleted, deleted=deleted, version=facts.version,
-            now=_now())
+            tx,
+            id=facts.id,
+            email=facts.email,
+            name=facts.name,
+            roles=facts.roles,
+            active=facts.active and not deleted,
+            deleted=deleted,
+            version=facts.version,
+            now=_now(),
+        )
     if not applied:
-        _log.info("ignored %s v%d of user %s: a newer version is held", event.event_type,
-                  facts.version, facts.id)
+        _log.info(
+            "ignored %s v%d of user %s: a newer version is held",
+            event.event_type,
+            facts.version,
+            facts.id,
+        )
     return applied
 
 
@@ -79,6 +91,7 @@ def _check_assignee(tx: Session, assignee_id: str | None) -> None:
 
 
 # --- assets ------------------------------------------------------------------------------------
+
 
 def _usable_asset(tx: Session, asset_id: str, field: str = "asset_id") -> dict[str, Any]:
     row = store.asset(tx, asset_id)
@@ -99,8 +112,14 @@ def _check_parent(tx: Session, asset_id: str | None, parent_id: str | None) -> N
 
 def create_asset(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
     now = _now()
-    values = {**data, "id": _id(), "version": 1, "created_at": now, "updated_at": now,
-              "retired_at": None}
+    values = {
+        **data,
+        "id": _id(),
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "retired_at": None,
+    }
     with db.transaction() as tx:
         if store.tag_taken(tx, data["tag"]):
             raise model.DuplicateTag(data["tag"])
@@ -123,12 +142,14 @@ def get_asset(asset_id: str) -> dict[str, Any]:
     return row
 
 
-def _status_change(tx: Session, row: dict[str, Any], new_status: str,
-                   now: datetime) -> dict[str, Any]:
+def _status_change(
+    tx: Session, row: dict[str, Any], new_status: str, now: datetime
+) -> dict[str, Any]:
     """The fields a status change of an asset sets; refuses retiring an asset in use."""
     if new_status == "retired":
-        why = model.retire_blockers(store.active_work_orders_of(tx, row["id"]),
-                                    store.live_children_of(tx, row["id"]))
+        why = model.retire_blockers(
+            store.active_work_orders_of(tx, row["id"]), store.live_children_of(tx, row["id"])
+        )
         if why:
             raise model.AssetInUse(why)
         return {"status": new_status, "retired_at": now}
@@ -154,15 +175,22 @@ def update_asset(actor: Actor, asset_id: str, changes: dict[str, Any]) -> dict[s
             changed.update(_status_change(tx, row, changed["status"], now))
         if changed:
             try:
-                store.change_asset(tx, asset_id, **changed, version=row["version"] + 1,
-                                   updated_at=now)
+                store.change_asset(
+                    tx, asset_id, **changed, version=row["version"] + 1, updated_at=now
+                )
                 tx.flush()
             except IntegrityError:
                 raise model.DuplicateTag(changed.get("tag", row["tag"])) from None
         if "status" in changed:
-            emit(tx, AssetStatusChanged(id=asset_id, tag=changed.get("tag", row["tag"]),
-                                        from_status=row["status"],
-                                        to_status=changed["status"]))
+            emit(
+                tx,
+                AssetStatusChanged(
+                    id=asset_id,
+                    tag=changed.get("tag", row["tag"]),
+                    from_status=row["status"],
+                    to_status=changed["status"],
+                ),
+            )
         out = store.asset(tx, asset_id)
     assert out is not None
     return out
@@ -188,16 +216,30 @@ def asset_history(asset_id: str, *, after: int | None, limit: int) -> list[dict[
         if store.asset(tx, asset_id) is None:
             raise model.AssetNotFound()
         rows = store.search_work_orders(
-            tx, statuses=None, priorities=None, types=None, asset_id=asset_id,
-            assignee_id=None, overdue=None, q=None, today=today, after=after, limit=limit)
+            tx,
+            statuses=None,
+            priorities=None,
+            types=None,
+            asset_id=asset_id,
+            assignee_id=None,
+            overdue=None,
+            q=None,
+            today=today,
+            after=after,
+            limit=limit,
+        )
     return [_shape(r, today) for r in rows]
 
 
 # --- work orders -------------------------------------------------------------------------------
 
+
 def _shape(row: dict[str, Any], today: date) -> dict[str, Any]:
-    return {**row, "overdue": model.is_overdue(row["status"], row["due_date"], today),
-            "allowed_transitions": list(model.allowed_moves(row["status"]))}
+    return {
+        **row,
+        "overdue": model.is_overdue(row["status"], row["due_date"], today),
+        "allowed_transitions": list(model.allowed_moves(row["status"])),
+    }
 
 
 def _load(tx: Session, wo_id: str, *, lock: bool = False) -> dict[str, Any]:
@@ -207,30 +249,75 @@ def _load(tx: Session, wo_id: str, *, lock: bool = False) -> dict[str, Any]:
     return row
 
 
-def _log_move(tx: Session, wo_id: str, from_status: str | None, to_status: str,
-              reason: str | None, actor: Actor, now: datetime) -> None:
-    store.log_transition(tx, id=_id(), work_order_id=wo_id, from_status=from_status,
-                         to_status=to_status, reason=reason, actor_id=actor.id, at=now)
+def _log_move(
+    tx: Session,
+    wo_id: str,
+    from_status: str | None,
+    to_status: str,
+    reason: str | None,
+    actor: Actor,
+    now: datetime,
+) -> None:
+    store.log_transition(
+        tx,
+        id=_id(),
+        work_order_id=wo_id,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        actor_id=actor.id,
+        at=now,
+    )
 
 
-def _insert_work_order(tx: Session, actor: Actor, data: dict[str, Any], now: datetime,
-                       *, wo_id: str | None = None, pm_schedule_id: str | None = None) -> str:
+def _insert_work_order(
+    tx: Session,
+    actor: Actor,
+    data: dict[str, Any],
+    now: datetime,
+    *,
+    wo_id: str | None = None,
+    pm_schedule_id: str | None = None,
+) -> str:
     """Insert a new order (validated by the caller), log and emit its creation."""
     wo_id = wo_id or _id()
     status = model.initial_status(data.get("assignee_id"))
     number = store.next_number(tx)
     store.insert_work_order(
-        tx, id=wo_id, number=number, title=data["title"], description=data.get("description"),
-        asset_id=data["asset_id"], priority=data["priority"], type=data["type"],
-        status=status, due_date=data.get("due_date"), assignee_id=data.get("assignee_id"),
-        labour_notes=data.get("labour_notes"), pm_schedule_id=pm_schedule_id,
-        created_by=actor.id, version=1, created_at=now, updated_at=now)
+        tx,
+        id=wo_id,
+        number=number,
+        title=data["title"],
+        description=data.get("description"),
+        asset_id=data["asset_id"],
+        priority=data["priority"],
+        type=data["type"],
+        status=status,
+        due_date=data.get("due_date"),
+        assignee_id=data.get("assignee_id"),
+        labour_notes=data.get("labour_notes"),
+        pm_schedule_id=pm_schedule_id,
+        created_by=actor.id,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
     _log_move(tx, wo_id, None, status, None, actor, now)
-    emit(tx, WorkOrderCreated(
-        id=wo_id, number=number, title=data["title"], asset_id=data["asset_id"],
-        priority=data["priority"], type=data["type"], status=status,
-        assignee_id=data.get("assignee_id"), due_date=data.get("due_date"),
-        pm_schedule_id=pm_schedule_id))
+    emit(
+        tx,
+        WorkOrderCreated(
+            id=wo_id,
+            number=number,
+            title=data["title"],
+            asset_id=data["asset_id"],
+            priority=data["priority"],
+            type=data["type"],
+            status=status,
+            assignee_id=data.get("assignee_id"),
+            due_date=data.get("due_date"),
+            pm_schedule_id=pm_schedule_id,
+        ),
+    )
     return wo_id
 
 
@@ -250,12 +337,21 @@ def get_work_order(wo_id: str) -> dict[str, Any]:
     return _shape(row, _now().date())
 
 
-def _emit_status(tx: Session, row: dict[str, Any], to_status: str, reason: str | None,
-                 assignee_id: str | None) -> None:
-    emit(tx, WorkOrderStatusChanged(
-        id=row["id"], number=row["number"], asset_id=row["asset_id"],
-        from_status=row["status"], to_status=to_status, reason=reason,
-        assignee_id=assignee_id))
+def _emit_status(
+    tx: Session, row: dict[str, Any], to_status: str, reason: str | None, assignee_id: str | None
+) -> None:
+    emit(
+        tx,
+        WorkOrderStatusChanged(
+            id=row["id"],
+            number=row["number"],
+            asset_id=row["asset_id"],
+            from_status=row["status"],
+            to_status=to_status,
+            reason=reason,
+            assignee_id=assignee_id,
+        ),
+    )
 
 
 def update_work_order(actor: Actor, wo_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -269,8 +365,7 @@ def update_work_order(actor: Actor, wo_id: str, changes: dict[str, Any]) -> dict
             if set(changes) - {"labour_notes"}:
                 raise model.NotAllowed("Operators may only change labour_notes.")
             if row["assignee_id"] != actor.id:
-                raise model.NotAllowed("Operators may only change work orders assigned to "
-                                       "them.")
+                raise model.NotAllowed("Operators may only change work orders assigned to them.")
         if row["status"] in model.TERMINAL:
             raise model.WorkOrderLocked(row["status"])
         changed = {k: v for k, v in changes.items() if row[k] != v}
@@ -279,13 +374,15 @@ def update_work_order(actor: Actor, wo_id: str, changes: dict[str, Any]) -> dict
         new_status = row["status"]
         if "assignee_id" in changed:
             _check_assignee(tx, changed["assignee_id"])
-            new_status = model.assignment_status(row["status"], row["assignee_id"],
-                                                 changed["assignee_id"])
+            new_status = model.assignment_status(
+                row["status"], row["assignee_id"], changed["assignee_id"]
+            )
         if changed:
             if new_status != row["status"]:
                 changed["status"] = new_status
-            store.change_work_order(tx, wo_id, **changed, version=row["version"] + 1,
-                                    updated_at=now)
+            store.change_work_order(
+                tx, wo_id, **changed, version=row["version"] + 1, updated_at=now
+            )
         if new_status != row["status"]:
             reason = "assigned" if new_status == "assigned" else "unassigned"
             _log_move(tx, wo_id, row["status"], new_status, reason, actor, now)
@@ -294,8 +391,9 @@ def update_work_order(actor: Actor, wo_id: str, changes: dict[str, Any]) -> dict
     return _shape(out, now.date())
 
 
-def transition(actor: Actor, wo_id: str, status: str, reason: str | None,
-               assignee_id: str | None = None) -> dict[str, Any]:
+def transition(
+    actor: Actor, wo_id: str, status: str, reason: str | None, assignee_id: str | None = None
+) -> dict[str, Any]:
     """Move an order along its lifecycle (model.TRANSITIONS). Moving to `assigned` may name
     the assignee. Emits workorder.status.changed, and workorder.completed on completion."""
     now = _now()
@@ -309,22 +407,29 @@ def transition(actor: Actor, wo_id: str, status: str, reason: str | None,
             if not actor.manages:
                 raise model.NotAllowed("Assigning work orders is for managers.")
             assignee = assignee_id
-        model.check_transition(actor, row["status"], status, assignee_id=assignee,
-                               reason=reason)
+        model.check_transition(actor, row["status"], status, assignee_id=assignee, reason=reason)
         if assignee_id is not None:
             _check_assignee(tx, assignee_id)
         changes = model.transition_changes(row["status"], status, now)
         if status == "assigned":
             changes["assignee_id"] = assignee
-        store.change_work_order(tx, wo_id, **changes, version=row["version"] + 1,
-                                updated_at=now)
+        store.change_work_order(tx, wo_id, **changes, version=row["version"] + 1, updated_at=now)
         _log_move(tx, wo_id, row["status"], status, reason, actor, now)
         _emit_status(tx, row, status, reason, changes.get("assignee_id", row["assignee_id"]))
         if status == "completed":
-            emit(tx, WorkOrderCompleted(
-                id=wo_id, number=row["number"], asset_id=row["asset_id"], type=row["type"],
-                priority=row["priority"], assignee_id=row["assignee_id"], completed_at=now,
-                repair_hours=model.repair_hours(row["created_at"], now)))
+            emit(
+                tx,
+                WorkOrderCompleted(
+                    id=wo_id,
+                    number=row["number"],
+                    asset_id=row["asset_id"],
+                    type=row["type"],
+                    priority=row["priority"],
+                    assignee_id=row["assignee_id"],
+                    completed_at=now,
+                    repair_hours=model.repair_hours(row["created_at"], now),
+                ),
+            )
         out = _load(tx, wo_id)
     return _shape(out, now.date())
 
@@ -342,23 +447,26 @@ def work_order_transitions(wo_id: str) -> list[dict[str, Any]]:
         return store.transitions_of(tx, wo_id)
 
 
-def work_order_parts(wo_id: str, *, after: tuple[datetime, str] | None,
-                     limit: int) -> list[dict[str, Any]]:
+def work_order_parts(
+    wo_id: str, *, after: tuple[datetime, str] | None, limit: int
+) -> list[dict[str, Any]]:
     with db.transaction() as tx:
         _load(tx, wo_id)
         return store.movements(tx, work_order_id=wo_id, after=after, limit=limit)
 
 
-def consume_part(actor: Actor, wo_id: str, part_id: str, quantity: int,
-                 note: str | None = None) -> dict[str, Any]:
+def consume_part(
+    actor: Actor, wo_id: str, part_id: str, quantity: int, note: str | None = None
+) -> dict[str, Any]:
     """Take `quantity` of a part for a work order: stock decremented atomically (never below
     zero: 409 and nothing written), a `consume` movement linked to the order, and
     part.stock.low when the stock crosses the reorder point."""
     with db.transaction() as tx:
         row = _load(tx, wo_id)
         if not actor.manages and row["assignee_id"] != actor.id:
-            raise model.NotAllowed("Operators may only consume parts on work orders assigned "
-                                   "to them.")
+            raise model.NotAllowed(
+                "Operators may only consume parts on work orders assigned to them."
+            )
         if row["status"] in model.TERMINAL:
             raise model.WorkOrderLocked(row["status"])
         if store.part(tx, part_id) is None:
@@ -368,8 +476,17 @@ def consume_part(actor: Actor, wo_id: str, part_id: str, quantity: int,
 
 # --- parts -------------------------------------------------------------------------------------
 
-def _move(tx: Session, actor: Actor, part_id: str, kind: str, quantity: int,
-          note: str | None, *, work_order_id: str | None = None) -> dict[str, Any]:
+
+def _move(
+    tx: Session,
+    actor: Actor,
+    part_id: str,
+    kind: str,
+    quantity: int,
+    note: str | None,
+    *,
+    work_order_id: str | None = None,
+) -> dict[str, Any]:
     now = _now()
     delta = model.stock_delta(kind, quantity)
     after = store.move_stock(tx, part_id, delta, now)
@@ -379,18 +496,46 @@ def _move(tx: Session, actor: Actor, part_id: str, kind: str, quantity: int,
             raise model.PartNotFound()
         raise model.InsufficientStock(current["sku"], current["stock"], -delta)
     movement_id = _id()
-    store.insert_movement(tx, id=movement_id, part_id=part_id, kind=kind, quantity=quantity,
-                          delta=delta, stock_after=after["stock"], note=note,
-                          work_order_id=work_order_id, actor_id=actor.id, created_at=now)
+    store.insert_movement(
+        tx,
+        id=movement_id,
+        part_id=part_id,
+        kind=kind,
+        quantity=quantity,
+        delta=delta,
+        stock_after=after["stock"],
+        note=note,
+        work_order_id=work_order_id,
+        actor_id=actor.id,
+        created_at=now,
+    )
     before = after["stock"] - delta
     if model.crossed_reorder_point(before, after["stock"], after["reorder_point"]):
-        emit(tx, PartStockLow(id=part_id, sku=after["sku"], name=after["name"],
-                              stock=after["stock"], reorder_point=after["reorder_point"],
-                              work_order_id=work_order_id))
-    return {"id": movement_id, "part_id": part_id, "sku": after["sku"],
-            "part_name": after["name"], "kind": kind, "quantity": quantity, "delta": delta,
-            "stock_after": after["stock"], "note": note, "work_order_id": work_order_id,
-            "actor_id": actor.id, "created_at": now}
+        emit(
+            tx,
+            PartStockLow(
+                id=part_id,
+                sku=after["sku"],
+                name=after["name"],
+                stock=after["stock"],
+                reorder_point=after["reorder_point"],
+                work_order_id=work_order_id,
+            ),
+        )
+    return {
+        "id": movement_id,
+        "part_id": part_id,
+        "sku": after["sku"],
+        "part_name": after["name"],
+        "kind": kind,
+        "quantity": quantity,
+        "delta": delta,
+        "stock_after": after["stock"],
+        "note": note,
+        "work_order_id": work_order_id,
+        "actor_id": actor.id,
+        "created_at": now,
+    }
 
 
 def create_part(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
@@ -403,8 +548,9 @@ def create_part(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
         if store.sku_taken(tx, data["sku"]):
             raise model.DuplicateSku(data["sku"])
         try:
-            store.insert_part(tx, **{**data, "stock": 0}, id=part_id, version=1,
-                              created_at=now, updated_at=now)
+            store.insert_part(
+                tx, **{**data, "stock": 0}, id=part_id, version=1, created_at=now, updated_at=now
+            )
             tx.flush()
         except IntegrityError:
             raise model.DuplicateSku(data["sku"]) from None
@@ -435,8 +581,9 @@ def update_part(actor: Actor, part_id: str, changes: dict[str, Any]) -> dict[str
             raise model.DuplicateSku(changed["sku"])
         if changed:
             try:
-                store.change_part(tx, part_id, **changed, version=row["version"] + 1,
-                                  updated_at=now)
+                store.change_part(
+                    tx, part_id, **changed, version=row["version"] + 1, updated_at=now
+                )
                 tx.flush()
             except IntegrityError:
                 raise model.DuplicateSku(changed.get("sku", row["sku"])) from None
@@ -445,16 +592,18 @@ def update_part(actor: Actor, part_id: str, changes: dict[str, Any]) -> dict[str
     return out
 
 
-def record_movement(actor: Actor, part_id: str, kind: str, quantity: int,
-                    note: str | None) -> dict[str, Any]:
+def record_movement(
+    actor: Actor, part_id: str, kind: str, quantity: int, note: str | None
+) -> dict[str, Any]:
     with db.transaction() as tx:
         if store.part(tx, part_id) is None:
             raise model.PartNotFound()
         return _move(tx, actor, part_id, kind, quantity, note)
 
 
-def part_movements(part_id: str, *, after: tuple[datetime, str] | None,
-                   limit: int) -> list[dict[str, Any]]:
+def part_movements(
+    part_id: str, *, after: tuple[datetime, str] | None, limit: int
+) -> list[dict[str, Any]]:
     with db.transaction() as tx:
         if store.part(tx, part_id) is None:
             raise model.PartNotFound()
@@ -468,6 +617,7 @@ def list_parts(**filters: Any) -> list[dict[str, Any]]:
 
 # --- PM schedules ------------------------------------------------------------------------------
 
+
 def _check_recurrence(interval_days: int | None, cron: str | None) -> None:
     why = model.recurrence_problem(interval_days, cron)
     if why:
@@ -480,11 +630,22 @@ def create_schedule(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
     interval, cron = data.get("interval_days"), data.get("cron")
     _check_recurrence(interval, cron)
     next_due_at = data.get("next_due_at")
-    next_due_at = (_aware(next_due_at) if next_due_at is not None
-                   else model.next_occurrence(interval, cron, now))
-    values = {**data, "interval_days": interval, "cron": cron, "next_due_at": next_due_at,
-              "id": _id(), "version": 1, "created_at": now, "updated_at": now,
-              "last_generated_at": None}
+    next_due_at = (
+        _aware(next_due_at)
+        if next_due_at is not None
+        else model.next_occurrence(interval, cron, now)
+    )
+    values = {
+        **data,
+        "interval_days": interval,
+        "cron": cron,
+        "next_due_at": next_due_at,
+        "id": _id(),
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "last_generated_at": None,
+    }
     with db.transaction() as tx:
         _usable_asset(tx, data["asset_id"])
         store.insert_schedule(tx, **values)
@@ -515,8 +676,9 @@ def update_schedule(actor: Actor, schedule_id: str, changes: dict[str, Any]) -> 
         if "asset_id" in changed:
             _usable_asset(tx, changed["asset_id"])
         if changed:
-            store.change_schedule(tx, schedule_id, **changed, version=row["version"] + 1,
-                                  updated_at=now)
+            store.change_schedule(
+                tx, schedule_id, **changed, version=row["version"] + 1, updated_at=now
+            )
         out = store.schedule(tx, schedule_id)
     assert out is not None
     return out
@@ -545,34 +707,50 @@ def run_due_schedules(now: datetime) -> dict[str, Any]:
             wo_id = _pm_work_order(tx, row, due_at, now)
             if wo_id:
                 created.append(wo_id)
-            store.change_schedule(tx, schedule_id, last_generated_at=now,
-                                  next_due_at=model.next_due(row["interval_days"], row["cron"],
-                                                             due_at, now))
+            store.change_schedule(
+                tx,
+                schedule_id,
+                last_generated_at=now,
+                next_due_at=model.next_due(row["interval_days"], row["cron"], due_at, now),
+            )
     if created:
         _log.info("pm-tick created %d work orders for %s", len(created), now.isoformat())
-    return {"schedule_time": now, "due": len(ids), "created": len(created),
-            "work_order_ids": created}
+    return {
+        "schedule_time": now,
+        "due": len(ids),
+        "created": len(created),
+        "work_order_ids": created,
+    }
 
 
-def _pm_work_order(tx: Session, schedule: dict[str, Any], due_at: datetime,
-                   now: datetime) -> str | None:
+def _pm_work_order(
+    tx: Session, schedule: dict[str, Any], due_at: datetime, now: datetime
+) -> str | None:
     asset = store.asset(tx, schedule["asset_id"])
     if asset is None or asset["status"] == "retired":
         _log.info("PM schedule %s skipped: its asset is retired", schedule["id"])
         return None
-    data = {"title": schedule["title"], "description": schedule["description"],
-            "asset_id": schedule["asset_id"], "priority": schedule["priority"],
-            "type": schedule["type"], "due_date": due_at.date(), "assignee_id": None}
+    data = {
+        "title": schedule["title"],
+        "description": schedule["description"],
+        "asset_id": schedule["asset_id"],
+        "priority": schedule["priority"],
+        "type": schedule["type"],
+        "due_date": due_at.date(),
+        "assignee_id": None,
+    }
     # Insert the run key first: if it is taken, this (schedule, due time) already has its
     # order and nothing is created.
     wo_id = _id()
     if not store.claim_run(tx, schedule["id"], due_at, wo_id, now):
         return None
-    return _insert_work_order(tx, model.SYSTEM, data, now, wo_id=wo_id,
-                              pm_schedule_id=schedule["id"])
+    return _insert_work_order(
+        tx, model.SYSTEM, data, now, wo_id=wo_id, pm_schedule_id=schedule["id"]
+    )
 
 
 # --- stats -------------------------------------------------------------------------------------
+
 
 def stats(now: datetime | None = None) -> dict[str, Any]:
     """The dashboard's figures, each computed in SQL from indexes (grouped counts,

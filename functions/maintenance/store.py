@@ -47,7 +47,8 @@ metadata = db.metadata(SCHEMA)
 TS = DateTime(timezone=True)
 
 users = Table(
-    "users", metadata,
+    "users",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("email", String(254), nullable=False),
     Column("name", String(200), nullable=False),
@@ -59,13 +60,15 @@ users = Table(
 )
 
 counters = Table(
-    "counters", metadata,
+    "counters",
+    metadata,
     Column("name", String(50), primary_key=True),
     Column("value", Integer, nullable=False),
 )
 
 assets = Table(
-    "assets", metadata,
+    "assets",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("tag", String(64), nullable=False),
     Column("name", String(200), nullable=False),
@@ -87,7 +90,8 @@ assets = Table(
 )
 
 work_orders = Table(
-    "work_orders", metadata,
+    "work_orders",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("number", Integer, nullable=False),
     Column("title", String(200), nullable=False),
@@ -116,19 +120,24 @@ work_orders = Table(
     Index("ix_work_orders_asset", "asset_id", "number"),
     Index("ix_work_orders_assignee", "assignee_id", "number"),
     # INCLUDE: the stats read these indexes only (index-only scans on PostgreSQL)
-    Index("ix_work_orders_type_completed", "type", "completed_at",
-          postgresql_include=["created_at"]),
+    Index(
+        "ix_work_orders_type_completed", "type", "completed_at", postgresql_include=["created_at"]
+    ),
     Index("ix_work_orders_created", "created_at"),
     Index("ix_work_orders_completed", "completed_at"),
-    Index("ix_work_orders_resolved", "resolved_at",
-          postgresql_include=["due_date", "created_at"]),
-    Index("ix_work_orders_due_active", "due_date", postgresql_include=["created_at"],
-          postgresql_where=Column("resolved_at").is_(None),
-          sqlite_where=Column("resolved_at").is_(None)),
+    Index("ix_work_orders_resolved", "resolved_at", postgresql_include=["due_date", "created_at"]),
+    Index(
+        "ix_work_orders_due_active",
+        "due_date",
+        postgresql_include=["created_at"],
+        postgresql_where=Column("resolved_at").is_(None),
+        sqlite_where=Column("resolved_at").is_(None),
+    ),
 )
 
 work_order_log = Table(
-    "work_order_log", metadata,
+    "work_order_log",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("work_order_id", String(36), nullable=False),
     Column("from_status", String(20), nullable=True),
@@ -140,7 +149,8 @@ work_order_log = Table(
 )
 
 parts = Table(
-    "parts", metadata,
+    "parts",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("sku", String(64), nullable=False),
     Column("name", String(200), nullable=False),
@@ -157,7 +167,8 @@ parts = Table(
 )
 
 part_movements = Table(
-    "part_movements", metadata,
+    "part_movements",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("part_id", String(36), nullable=False),
     Column("kind", String(20), nullable=False),
@@ -173,7 +184,8 @@ part_movements = Table(
 )
 
 pm_schedules = Table(
-    "pm_schedules", metadata,
+    "pm_schedules",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("asset_id", String(36), nullable=False),
     Column("interval_days", Integer, nullable=True),
@@ -195,7 +207,8 @@ pm_schedules = Table(
 
 # One row per (schedule, due time) handled: the key that makes pm-tick create each order once.
 pm_runs = Table(
-    "pm_runs", metadata,
+    "pm_runs",
+    metadata,
     Column("schedule_id", String(36), primary_key=True),
     Column("due_at", TS, primary_key=True),
     Column("work_order_id", String(36), nullable=False),
@@ -208,6 +221,7 @@ WORK_ORDER_COUNTER = "work_orders"
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
 
 def utc(value: datetime | None) -> datetime | None:
     if value is None:
@@ -223,9 +237,19 @@ def _day(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-_TIMESTAMPS = ("created_at", "updated_at", "retired_at", "completed_at", "closed_at",
-               "cancelled_at", "resolved_at", "next_due_at", "last_generated_at", "at",
-               "due_at")
+_TIMESTAMPS = (
+    "created_at",
+    "updated_at",
+    "retired_at",
+    "completed_at",
+    "closed_at",
+    "cancelled_at",
+    "resolved_at",
+    "next_due_at",
+    "last_generated_at",
+    "at",
+    "due_at",
+)
 
 
 def as_dict(row: Row[Any]) -> dict[str, Any]:
@@ -258,12 +282,31 @@ def _in_or_eq(column: Any, values: Sequence[str] | None) -> ColumnElement[bool] 
 
 # --- users copy --------------------------------------------------------------------------------
 
-def upsert_user(session: Session, *, id: str, email: str, name: str, roles: list[str],
-                active: bool, deleted: bool, version: int, now: datetime) -> bool:
+
+def upsert_user(
+    session: Session,
+    *,
+    id: str,
+    email: str,
+    name: str,
+    roles: list[str],
+    active: bool,
+    deleted: bool,
+    version: int,
+    now: datetime,
+) -> bool:
     """Store these facts unless a newer version is held (equal: re-applied, idempotent).
     Returns whether the row was written."""
-    values = {"id": id, "email": email, "name": name, "roles": json.dumps(sorted(roles)),
-              "active": active, "deleted": deleted, "version": version, "updated_at": now}
+    values = {
+        "id": id,
+        "email": email,
+        "name": name,
+        "roles": json.dumps(sorted(roles)),
+        "active": active,
+        "deleted": deleted,
+        "version": version,
+        "updated_at": now,
+    }
     stmt = _insert(session, users).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=[users.c.id],
@@ -279,6 +322,7 @@ def user(session: Session, user_id: str) -> dict[str, Any] | None:
 
 
 # --- assets ------------------------------------------------------------------------------------
+
 
 def asset(session: Session, asset_id: str, *, lock: bool = False) -> dict[str, Any] | None:
     stmt = select(assets).where(assets.c.id == asset_id)
@@ -318,8 +362,7 @@ def ancestors(session: Session, asset_id: str, limit: int) -> list[str]:
     chain: list[str] = []
     current = asset_id
     for _ in range(limit + 1):
-        parent = session.execute(select(assets.c.parent_id)
-                                 .where(assets.c.id == current)).scalar()
+        parent = session.execute(select(assets.c.parent_id).where(assets.c.id == current)).scalar()
         if parent is None or parent in chain:
             break
         chain.append(parent)
@@ -328,19 +371,34 @@ def ancestors(session: Session, asset_id: str, limit: int) -> list[str]:
 
 
 def active_work_orders_of(session: Session, asset_id: str) -> int:
-    return session.execute(select(func.count()).select_from(work_orders).where(
-        work_orders.c.asset_id == asset_id, work_orders.c.status.in_(sorted(ACTIVE)))).scalar_one()
+    return session.execute(
+        select(func.count())
+        .select_from(work_orders)
+        .where(work_orders.c.asset_id == asset_id, work_orders.c.status.in_(sorted(ACTIVE)))
+    ).scalar_one()
 
 
 def live_children_of(session: Session, asset_id: str) -> int:
-    return session.execute(select(func.count()).select_from(assets).where(
-        assets.c.parent_id == asset_id, assets.c.retired_at.is_(None))).scalar_one()
+    return session.execute(
+        select(func.count())
+        .select_from(assets)
+        .where(assets.c.parent_id == asset_id, assets.c.retired_at.is_(None))
+    ).scalar_one()
 
 
-def search_assets(session: Session, *, statuses: Sequence[str] | None,
-                  category: str | None, location: str | None, parent_id: str | None,
-                  roots: bool, criticality: Sequence[str] | None, q: str | None,
-                  after: str | None, limit: int) -> list[dict[str, Any]]:
+def search_assets(
+    session: Session,
+    *,
+    statuses: Sequence[str] | None,
+    category: str | None,
+    location: str | None,
+    parent_id: str | None,
+    roots: bool,
+    criticality: Sequence[str] | None,
+    q: str | None,
+    after: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
     """Assets in tag order after the keyset `after`. Retired assets only when asked for by
     `statuses`."""
     stmt = select(assets)
@@ -367,14 +425,21 @@ def search_assets(session: Session, *, statuses: Sequence[str] | None,
 
 # --- work orders -------------------------------------------------------------------------------
 
+
 def next_number(session: Session) -> int:
     """The next work-order number (the counter row is locked until commit)."""
     value = session.execute(
-        update(counters).where(counters.c.name == WORK_ORDER_COUNTER)
-        .values(value=counters.c.value + 1).returning(counters.c.value)).scalar()
+        update(counters)
+        .where(counters.c.name == WORK_ORDER_COUNTER)
+        .values(value=counters.c.value + 1)
+        .returning(counters.c.value)
+    ).scalar()
     if value is None:  # first order ever (the migration seeds the row; be safe anyway)
-        session.execute(_insert(session, counters).values(name=WORK_ORDER_COUNTER, value=0)
-                        .on_conflict_do_nothing(index_elements=[counters.c.name]))
+        session.execute(
+            _insert(session, counters)
+            .values(name=WORK_ORDER_COUNTER, value=0)
+            .on_conflict_do_nothing(index_elements=[counters.c.name])
+        )
         return next_number(session)
     return int(value)
 
@@ -385,18 +450,23 @@ _assignee = users.alias("assignee")
 def _with_names(page: Any) -> Any:
     """A page of work-order rows joined to its asset's tag/name and its assignee's name.
     The page (filter, order, limit) is cut first, so the joins touch at most `limit` rows."""
-    return (
-        select(page, assets.c.tag.label("asset_tag"), assets.c.name.label("asset_name"),
-               _assignee.c.name.label("assignee_name"))
-        .select_from(page.outerjoin(assets, assets.c.id == page.c.asset_id)
-                     .outerjoin(_assignee, _assignee.c.id == page.c.assignee_id))
+    return select(
+        page,
+        assets.c.tag.label("asset_tag"),
+        assets.c.name.label("asset_name"),
+        _assignee.c.name.label("assignee_name"),
+    ).select_from(
+        page.outerjoin(assets, assets.c.id == page.c.asset_id).outerjoin(
+            _assignee, _assignee.c.id == page.c.assignee_id
+        )
     )
 
 
 def work_order(session: Session, wo_id: str, *, lock: bool = False) -> dict[str, Any] | None:
     if lock:  # lock the order's row only (not the joined asset and user rows)
-        session.execute(select(work_orders.c.id).where(work_orders.c.id == wo_id)
-                        .with_for_update()).first()
+        session.execute(
+            select(work_orders.c.id).where(work_orders.c.id == wo_id).with_for_update()
+        ).first()
     one = select(work_orders).where(work_orders.c.id == wo_id).subquery("wo")
     row = session.execute(_with_names(one)).first()
     return as_dict(row) if row is not None else None
@@ -415,9 +485,11 @@ def log_transition(session: Session, **values: Any) -> None:
 
 
 def transitions_of(session: Session, wo_id: str) -> list[dict[str, Any]]:
-    rows = session.execute(select(work_order_log)
-                           .where(work_order_log.c.work_order_id == wo_id)
-                           .order_by(work_order_log.c.at, work_order_log.c.id)).all()
+    rows = session.execute(
+        select(work_order_log)
+        .where(work_order_log.c.work_order_id == wo_id)
+        .order_by(work_order_log.c.at, work_order_log.c.id)
+    ).all()
     return [as_dict(r) for r in rows]
 
 
@@ -425,16 +497,28 @@ def overdue_condition(today: date) -> ColumnElement[bool]:
     return and_(work_orders.c.resolved_at.is_(None), work_orders.c.due_date < today)
 
 
-def search_work_orders(session: Session, *, statuses: Sequence[str] | None,
-                       priorities: Sequence[str] | None, types: Sequence[str] | None,
-                       asset_id: str | None, assignee_id: str | None, overdue: bool | None,
-                       q: str | None, today: date, after: int | None,
-                       limit: int) -> list[dict[str, Any]]:
+def search_work_orders(
+    session: Session,
+    *,
+    statuses: Sequence[str] | None,
+    priorities: Sequence[str] | None,
+    types: Sequence[str] | None,
+    asset_id: str | None,
+    assignee_id: str | None,
+    overdue: bool | None,
+    q: str | None,
+    today: date,
+    after: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
     """Work orders newest first (number descending) after the keyset `after`."""
     wo = work_orders
     stmt = select(wo)
-    for cond in (_in_or_eq(wo.c.status, statuses), _in_or_eq(wo.c.priority, priorities),
-                 _in_or_eq(wo.c.type, types)):
+    for cond in (
+        _in_or_eq(wo.c.status, statuses),
+        _in_or_eq(wo.c.priority, priorities),
+        _in_or_eq(wo.c.type, types),
+    ):
         if cond is not None:
             stmt = stmt.where(cond)
     if asset_id:
@@ -444,8 +528,9 @@ def search_work_orders(session: Session, *, statuses: Sequence[str] | None,
     if overdue is True:
         stmt = stmt.where(overdue_condition(today))
     elif overdue is False:
-        stmt = stmt.where(or_(wo.c.resolved_at.is_not(None), wo.c.due_date.is_(None),
-                              wo.c.due_date >= today))
+        stmt = stmt.where(
+            or_(wo.c.resolved_at.is_not(None), wo.c.due_date.is_(None), wo.c.due_date >= today)
+        )
     if q:
         needle = q.strip().upper().removeprefix("WO-")
         cond = _contains(wo.c.title, q)
@@ -460,6 +545,7 @@ def search_work_orders(session: Session, *, statuses: Sequence[str] | None,
 
 
 # --- parts -------------------------------------------------------------------------------------
+
 
 def part(session: Session, part_id: str) -> dict[str, Any] | None:
     row = session.execute(select(parts).where(parts.c.id == part_id)).first()
@@ -481,17 +567,18 @@ def change_part(session: Session, part_id: str, **values: Any) -> None:
     session.execute(update(parts).where(parts.c.id == part_id).values(**values))
 
 
-def move_stock(session: Session, part_id: str, delta: int, now: datetime
-               ) -> dict[str, Any] | None:
+def move_stock(session: Session, part_id: str, delta: int, now: datetime) -> dict[str, Any] | None:
     """Apply `delta` to the stock atomically, only if it stays >= 0; the part after the
     change, or None when the stock does not allow it (or the part does not exist).
 
     One conditional UPDATE: concurrent movements serialise on the row, and each re-checks
     the condition against the committed stock, so stock never goes negative."""
     row = session.execute(
-        update(parts).where(parts.c.id == part_id, parts.c.stock + delta >= 0)
+        update(parts)
+        .where(parts.c.id == part_id, parts.c.stock + delta >= 0)
         .values(stock=parts.c.stock + delta, version=parts.c.version + 1, updated_at=now)
-        .returning(*parts.c)).first()
+        .returning(*parts.c)
+    ).first()
     return as_dict(row) if row is not None else None
 
 
@@ -499,13 +586,19 @@ def insert_movement(session: Session, **values: Any) -> None:
     session.execute(part_movements.insert().values(**values))
 
 
-def movements(session: Session, *, part_id: str | None = None,
-              work_order_id: str | None = None, after: tuple[datetime, str] | None,
-              limit: int) -> list[dict[str, Any]]:
+def movements(
+    session: Session,
+    *,
+    part_id: str | None = None,
+    work_order_id: str | None = None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
     """Movements newest first, of one part or one work order."""
     m = part_movements
     stmt = select(m, parts.c.sku.label("sku"), parts.c.name.label("part_name")).select_from(
-        m.outerjoin(parts, parts.c.id == m.c.part_id))
+        m.outerjoin(parts, parts.c.id == m.c.part_id)
+    )
     if part_id is not None:
         stmt = stmt.where(m.c.part_id == part_id)
     if work_order_id is not None:
@@ -513,13 +606,19 @@ def movements(session: Session, *, part_id: str | None = None,
     if after is not None:
         at, last_id = after
         stmt = stmt.where(or_(m.c.created_at < at, and_(m.c.created_at == at, m.c.id < last_id)))
-    rows = session.execute(stmt.order_by(m.c.created_at.desc(), m.c.id.desc())
-                           .limit(limit)).all()
+    rows = session.execute(stmt.order_by(m.c.created_at.desc(), m.c.id.desc()).limit(limit)).all()
     return [as_dict(r) for r in rows]
 
 
-def search_parts(session: Session, *, low_stock: bool | None, q: str | None,
-                 location: str | None, after: str | None, limit: int) -> list[dict[str, Any]]:
+def search_parts(
+    session: Session,
+    *,
+    low_stock: bool | None,
+    q: str | None,
+    location: str | None,
+    after: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
     stmt = select(parts)
     if low_stock is True:
         stmt = stmt.where(parts.c.stock <= parts.c.reorder_point)
@@ -537,8 +636,10 @@ def search_parts(session: Session, *, low_stock: bool | None, q: str | None,
 
 # --- PM schedules ------------------------------------------------------------------------------
 
-def schedule(session: Session, schedule_id: str, *, lock: bool = False,
-             skip_locked: bool = False) -> dict[str, Any] | None:
+
+def schedule(
+    session: Session, schedule_id: str, *, lock: bool = False, skip_locked: bool = False
+) -> dict[str, Any] | None:
     stmt = select(pm_schedules).where(pm_schedules.c.id == schedule_id)
     if lock:
         stmt = stmt.with_for_update(skip_locked=skip_locked)
@@ -551,31 +652,40 @@ def insert_schedule(session: Session, **values: Any) -> None:
 
 
 def change_schedule(session: Session, schedule_id: str, **values: Any) -> None:
-    session.execute(update(pm_schedules).where(pm_schedules.c.id == schedule_id)
-                    .values(**values))
+    session.execute(update(pm_schedules).where(pm_schedules.c.id == schedule_id).values(**values))
 
 
 def due_schedule_ids(session: Session, now: datetime, limit: int) -> list[str]:
     rows = session.execute(
         select(pm_schedules.c.id)
         .where(pm_schedules.c.active.is_(True), pm_schedules.c.next_due_at <= now)
-        .order_by(pm_schedules.c.next_due_at, pm_schedules.c.id).limit(limit)).all()
+        .order_by(pm_schedules.c.next_due_at, pm_schedules.c.id)
+        .limit(limit)
+    ).all()
     return [r.id for r in rows]
 
 
-def claim_run(session: Session, schedule_id: str, due_at: datetime, work_order_id: str,
-              now: datetime) -> bool:
+def claim_run(
+    session: Session, schedule_id: str, due_at: datetime, work_order_id: str, now: datetime
+) -> bool:
     """Record that (schedule, due time) is handled; False when it already was."""
-    stmt = (_insert(session, pm_runs)
-            .values(schedule_id=schedule_id, due_at=due_at, work_order_id=work_order_id,
-                    created_at=now)
-            .on_conflict_do_nothing(index_elements=[pm_runs.c.schedule_id, pm_runs.c.due_at])
-            .returning(pm_runs.c.schedule_id))
+    stmt = (
+        _insert(session, pm_runs)
+        .values(schedule_id=schedule_id, due_at=due_at, work_order_id=work_order_id, created_at=now)
+        .on_conflict_do_nothing(index_elements=[pm_runs.c.schedule_id, pm_runs.c.due_at])
+        .returning(pm_runs.c.schedule_id)
+    )
     return session.execute(stmt).first() is not None
 
 
-def search_schedules(session: Session, *, asset_id: str | None, active: bool | None,
-                     after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+def search_schedules(
+    session: Session,
+    *,
+    asset_id: str | None,
+    active: bool | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
     s = pm_schedules
     stmt = select(s)
     if asset_id:
@@ -590,6 +700,7 @@ def search_schedules(session: Session, *, asset_id: str | None, active: bool | N
 
 
 # --- stats -------------------------------------------------------------------------------------
+
 
 def _hours_between(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
     if session.get_bind().dialect.name == "postgresql":
@@ -607,15 +718,17 @@ def count_by(session: Session, column: Any, *where: ColumnElement[bool]) -> dict
 def work_order_counts(session: Session) -> list[tuple[str, str, int]]:
     """(status, priority, count): an index-only scan of (status, priority)."""
     wo = work_orders
-    rows = session.execute(select(wo.c.status, wo.c.priority, func.count())
-                           .group_by(wo.c.status, wo.c.priority)).all()
+    rows = session.execute(
+        select(wo.c.status, wo.c.priority, func.count()).group_by(wo.c.status, wo.c.priority)
+    ).all()
     return [(str(s), str(p), int(n)) for s, p, n in rows]
 
 
 def overdue_count(session: Session, today: date) -> int:
     """Read from the partial index of active orders by due date."""
-    return session.execute(select(func.count()).select_from(work_orders)
-                           .where(overdue_condition(today))).scalar_one()
+    return session.execute(
+        select(func.count()).select_from(work_orders).where(overdue_condition(today))
+    ).scalar_one()
 
 
 def mean_time_to_repair(session: Session) -> tuple[float | None, int]:
@@ -624,21 +737,31 @@ def mean_time_to_repair(session: Session) -> tuple[float | None, int]:
     wo = work_orders
     hours = _hours_between(session, wo.c.created_at, wo.c.completed_at)
     mean, n = session.execute(
-        select(func.avg(cast(hours, Float)), func.count())
-        .where(wo.c.type == "corrective", wo.c.completed_at.is_not(None))).one()
+        select(func.avg(cast(hours, Float)), func.count()).where(
+            wo.c.type == "corrective", wo.c.completed_at.is_not(None)
+        )
+    ).one()
     return (round(float(mean), 2) if mean is not None else None), int(n)
 
 
-def _per_day(session: Session, bounds: list[datetime], measure: Any,
-             *where: ColumnElement[bool]) -> list[int]:
-    cols = [func.coalesce(func.sum(case((and_(measure >= lo, measure < hi), 1), else_=0)), 0)
-            for lo, hi in zip(bounds, bounds[1:], strict=False)]
+def _per_day(
+    session: Session, bounds: list[datetime], measure: Any, *where: ColumnElement[bool]
+) -> list[int]:
+    cols = [
+        func.coalesce(func.sum(case((and_(measure >= lo, measure < hi), 1), else_=0)), 0)
+        for lo, hi in zip(bounds, bounds[1:], strict=False)
+    ]
     stmt = select(*cols).select_from(work_orders).where(*where)
     return [int(v) for v in session.execute(stmt).one()]
 
 
-def _overdue_per_day(session: Session, first_day: date, ends: list[datetime],
-                     *where: ColumnElement[bool], resolved: bool) -> list[int]:
+def _overdue_per_day(
+    session: Session,
+    first_day: date,
+    ends: list[datetime],
+    *where: ColumnElement[bool],
+    resolved: bool,
+) -> list[int]:
     wo = work_orders
     cols = []
     for i, end in enumerate(ends):
@@ -657,19 +780,39 @@ def daily_trend(session: Session, first_day: date, days: int) -> list[dict[str, 
     completed_at, active orders by due date (+created_at), orders resolved in the window
     (+due_date, created_at). Overdue = still active now + resolved after that day's end."""
     wo = work_orders
-    starts = [datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
-              + timedelta(days=i) for i in range(days + 1)]
+    starts = [
+        datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC) + timedelta(days=i)
+        for i in range(days + 1)
+    ]
     window, ends = starts[0], starts[1:]
     last_day = first_day + timedelta(days=days - 1)
     created = _per_day(session, starts, wo.c.created_at, wo.c.created_at >= window)
     completed = _per_day(session, starts, wo.c.completed_at, wo.c.completed_at >= window)
-    active = _overdue_per_day(session, first_day, ends, wo.c.resolved_at.is_(None),
-                              wo.c.due_date < last_day, resolved=False)
-    resolved = _overdue_per_day(session, first_day, ends, wo.c.resolved_at >= window,
-                                wo.c.due_date < last_day, resolved=True)
-    return [{"date": first_day + timedelta(days=i), "created": created[i],
-             "completed": completed[i], "overdue": active[i] + resolved[i]}
-            for i in range(days)]
+    active = _overdue_per_day(
+        session,
+        first_day,
+        ends,
+        wo.c.resolved_at.is_(None),
+        wo.c.due_date < last_day,
+        resolved=False,
+    )
+    resolved = _overdue_per_day(
+        session,
+        first_day,
+        ends,
+        wo.c.resolved_at >= window,
+        wo.c.due_date < last_day,
+        resolved=True,
+    )
+    return [
+        {
+            "date": first_day + timedelta(days=i),
+            "created": created[i],
+            "completed": completed[i],
+            "overdue": active[i] + resolved[i],
+        }
+        for i in range(days)
+    ]
 
 
 def assets_by_status(session: Session) -> dict[str, int]:
@@ -680,7 +823,10 @@ def low_stock(session: Session, limit: int) -> tuple[int, list[dict[str, Any]]]:
     """Parts at or below their reorder point: how many, and the `limit` furthest below."""
     low = parts.c.stock <= parts.c.reorder_point
     count = session.execute(select(func.count()).select_from(parts).where(low)).scalar_one()
-    rows = session.execute(select(parts).where(low)
-                           .order_by((parts.c.stock - parts.c.reorder_point), parts.c.sku)
-                           .limit(limit)).all()
+    rows = session.execute(
+        select(parts)
+        .where(low)
+        .order_by((parts.c.stock - parts.c.reorder_point), parts.c.sku)
+        .limit(limit)
+    ).all()
     return int(count), [as_dict(r) for r in rows]

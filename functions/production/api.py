@@ -46,20 +46,30 @@ app = create_app("production")
 
 MAX_METRICS_DAYS = 366
 
-BatchNumber = Annotated[str, StringConstraints(max_length=40),
-                        AfterValidator(model.normalize_batch_number),
-                        Field(description="Unique, human-readable: ^[A-Z0-9][A-Z0-9-]{2,39}$ "
-                                          "(stored upper-case).", examples=["PCM-2026-0001"])]
+BatchNumber = Annotated[
+    str,
+    StringConstraints(max_length=40),
+    AfterValidator(model.normalize_batch_number),
+    Field(
+        description="Unique, human-readable: ^[A-Z0-9][A-Z0-9-]{2,39}$ (stored upper-case).",
+        examples=["PCM-2026-0001"],
+    ),
+]
 Product = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Unit = Annotated[str, StringConstraints(min_length=1, max_length=20,
-                                        pattern=model.UNIT.pattern),
-                 Field(examples=["kg", "tablets"])]
+Unit = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=20, pattern=model.UNIT.pattern),
+    Field(examples=["kg", "tablets"]),
+]
 Notes = Annotated[str, StringConstraints(max_length=4000)]
 PlannedQuantity = Annotated[float, Field(gt=0), AfterValidator(model.check_quantity)]
 ActualQuantity = Annotated[float, Field(ge=0), AfterValidator(model.check_quantity)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda v: v.astimezone(UTC)),
-                        Field(description="RFC 3339 with an offset; stored in UTC.")]
+UtcDatetime = Annotated[
+    AwareDatetime,
+    AfterValidator(lambda v: v.astimezone(UTC)),
+    Field(description="RFC 3339 with an offset; stored in UTC."),
+]
 
 
 class BatchCreate(ApiModel):
@@ -90,9 +100,12 @@ class BatchUpdate(ApiModel):
     @classmethod
     def _no_nulls(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            nulls = sorted(k for k, v in data.items()
-                           if v is None and k in ("batch_number", "product",
-                                                  "planned_quantity", "unit", "version"))
+            nulls = sorted(
+                k
+                for k, v in data.items()
+                if v is None
+                and k in ("batch_number", "product", "planned_quantity", "unit", "version")
+            )
             if nulls:
                 raise ValueError(f"{', '.join(nulls)}: null is not allowed; omit the field")
         return data
@@ -124,8 +137,9 @@ class TransitionIn(ApiModel):
 
 
 class BatchQuery(PageQuery):
-    q: str | None = Field(None, max_length=40,
-                          description="Part of the batch number (case-insensitive).")
+    q: str | None = Field(
+        None, max_length=40, description="Part of the batch number (case-insensitive)."
+    )
     status: list[model.Status] | None = Field(None, description="Repeat for several.")
     stage: list[model.Stage] | None = Field(None, description="Repeat for several.")
     product: str | None = Field(None, max_length=200, description="Exactly this product.")
@@ -140,10 +154,16 @@ class BatchQuery(PageQuery):
         return [value] if isinstance(value, str) else value
 
     def filters(self) -> dict[str, Any]:
-        return {"q": self.q, "statuses": self.status, "stages": self.stage,
-                "product": self.product, "planned_from": self.planned_from,
-                "planned_to": self.planned_to, "created_from": self.created_from,
-                "created_to": self.created_to}
+        return {
+            "q": self.q,
+            "statuses": self.status,
+            "stages": self.stage,
+            "product": self.product,
+            "planned_from": self.planned_from,
+            "planned_to": self.planned_to,
+            "created_from": self.created_from,
+            "created_to": self.created_to,
+        }
 
     def keyset(self) -> tuple[datetime, str] | None:
         key = self.after()
@@ -173,8 +193,9 @@ class HistoryQuery(PageQuery):
 
 
 class MetricsQuery(ApiModel):
-    from_: date | None = Field(None, alias="from",
-                               description="First UTC day (default: 29 days before `to`).")
+    from_: date | None = Field(
+        None, alias="from", description="First UTC day (default: 29 days before `to`)."
+    )
     to: date | None = Field(None, description="Last UTC day, included (default: today).")
     product: str | None = Field(None, max_length=200, description="Only this product.")
 
@@ -183,16 +204,26 @@ class MetricsQuery(ApiModel):
         day_to = self.to or default_to
         day_from = self.from_ or day_to - (default_to - default_from)
         if day_from > day_to:
-            raise Unprocessable("`from` must not be after `to`.", errors=[
-                {"field": "from", "message": "after `to`", "type": "range"}])
+            raise Unprocessable(
+                "`from` must not be after `to`.",
+                errors=[{"field": "from", "message": "after `to`", "type": "range"}],
+            )
         if (day_to - day_from) >= timedelta(days=MAX_METRICS_DAYS):
-            raise Unprocessable(f"The range spans at most {MAX_METRICS_DAYS} days.", errors=[
-                {"field": "from", "message": f"more than {MAX_METRICS_DAYS} days before `to`",
-                 "type": "range"}])
+            raise Unprocessable(
+                f"The range spans at most {MAX_METRICS_DAYS} days.",
+                errors=[
+                    {
+                        "field": "from",
+                        "message": f"more than {MAX_METRICS_DAYS} days before `to`",
+                        "type": "range",
+                    }
+                ],
+            )
         return day_from, day_to
 
 
 # --- responses -------------------------------------------------------------------------------
+
 
 class BatchOut(BaseModel):
     id: str
@@ -273,8 +304,15 @@ def _out(batch: service.Batch) -> dict[str, Any]:
 
 
 def _transition_out(t: service.Transition) -> dict[str, Any]:
-    return TransitionOut(id=t.id, kind=t.kind, from_=t.from_value, to=t.to_value,
-                         reason=t.reason, actor=t.actor, at=t.at).model_dump(mode="json")
+    return TransitionOut(
+        id=t.id,
+        kind=t.kind,
+        from_=t.from_value,
+        to=t.to_value,
+        reason=t.reason,
+        actor=t.actor,
+        at=t.at,
+    ).model_dump(mode="json")
 
 
 def _actor() -> str:
@@ -282,6 +320,7 @@ def _actor() -> str:
 
 
 # --- routes (metrics before /<id>: a literal path segment is never read as an id) -------------
+
 
 @app.get("/api/batches/metrics")
 @describe("Production metrics", query=MetricsQuery, response=MetricsOut)
@@ -292,8 +331,7 @@ def get_metrics() -> flask.Response:
     30 days); `product` narrows everything."""
     params = query(MetricsQuery)
     day_from, day_to = params.days()
-    return json_response(service.metrics(day_from=day_from, day_to=day_to,
-                                         product=params.product))
+    return json_response(service.metrics(day_from=day_from, day_to=day_to, product=params.product))
 
 
 @app.get("/api/batches")
@@ -302,15 +340,16 @@ def list_batches() -> flask.Response:
     """Batches, newest first, filtered by `q` (part of the batch number), `status`, `stage`,
     `product` and planned-start or creation time ranges, a page at a time (`next_cursor`)."""
     params = query(BatchQuery)
-    batches = service.list_batches(after=params.keyset(), limit=params.limit + 1,
-                                   **params.filters())
-    return json_response(page(batches, params.limit, key=lambda b: (b.created_at, b.id),
-                              shape=_out))
+    batches = service.list_batches(
+        after=params.keyset(), limit=params.limit + 1, **params.filters()
+    )
+    return json_response(
+        page(batches, params.limit, key=lambda b: (b.created_at, b.id), shape=_out)
+    )
 
 
 @app.post("/api/batches")
-@describe("Create a batch (operator, manager)", request=BatchCreate, response=BatchOut,
-          status=201)
+@describe("Create a batch (operator, manager)", request=BatchCreate, response=BatchOut, status=201)
 @sauth.require_roles("operator", "manager")
 def create_batch() -> flask.Response:
     """Plan a batch: status planned, stage dispensing. 409 when the batch number is taken."""
@@ -339,13 +378,20 @@ def update_batch(batch_id: UUID) -> flask.Response:
         if moves:
             raise Unprocessable(
                 "Status and stage change only through POST /api/batches/{id}/transitions.",
-                errors=[{"field": k, "type": "transition_only",
-                         "message": "change it with POST /api/batches/{id}/transitions"}
-                        for k in moves])
+                errors=[
+                    {
+                        "field": k,
+                        "type": "transition_only",
+                        "message": "change it with POST /api/batches/{id}/transitions",
+                    }
+                    for k in moves
+                ],
+            )
     data = body(BatchUpdate)
     changes = data.model_dump(exclude_unset=True, exclude={"version"})
-    batch = service.update_batch(str(batch_id), changes, expected_version=data.version,
-                                 actor=_actor())
+    batch = service.update_batch(
+        str(batch_id), changes, expected_version=data.version, actor=_actor()
+    )
     return json_response(_out(batch))
 
 
@@ -360,9 +406,14 @@ def transition(batch_id: UUID) -> flask.Response:
     target = data.target()
     if model.needs_qa_permission(target) and not sauth.current_user().has_role(model.QA_ROLE):
         raise model.QaPermissionRequired(target)
-    batch = service.transition(str(batch_id), target, reason=data.reason, actor=_actor(),
-                               actual_quantity=data.actual_quantity,
-                               expected_version=data.version)
+    batch = service.transition(
+        str(batch_id),
+        target,
+        reason=data.reason,
+        actor=_actor(),
+        actual_quantity=data.actual_quantity,
+        expected_version=data.version,
+    )
     return json_response(_out(batch))
 
 
@@ -373,5 +424,6 @@ def get_history(batch_id: UUID) -> flask.Response:
     reason and actor, a page at a time."""
     params = query(HistoryQuery)
     items = service.history(str(batch_id), after=params.keyset(), limit=params.limit + 1)
-    return json_response(page(items, params.limit, key=lambda t: (t.at, t.id),
-                              shape=_transition_out))
+    return json_response(
+        page(items, params.limit, key=lambda t: (t.at, t.id), shape=_transition_out)
+    )

@@ -63,8 +63,13 @@ class BatchStageChanged(_Move):
 class BatchCompleted(Event):
     """`yield` is a Python keyword: the attribute is `yield_`, the payload field `yield`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True,
-                              validate_by_name=True, validate_by_alias=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        serialize_by_alias=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
     event_type: ClassVar[str] = "batch.completed"
     schema_version: ClassVar[int] = 1
 

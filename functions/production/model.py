@@ -48,6 +48,7 @@ MAX_QUANTITY = 1e12
 
 # --- errors ------------------------------------------------------------------------------
 
+
 class ProductionError(Problem):
     """Base of every error the production context raises (problem+json via shared.http)."""
 
@@ -80,8 +81,7 @@ class InvalidTransition(ProductionError, Conflict):
     """A transition the lifecycle does not allow from the batch's state; `allowed` lists the
     transitions that are (as request bodies: `{"status": ...}` or `{"stage": ...}`)."""
 
-    def __init__(self, status: str, stage: str, target: Target,
-                 allowed: list[Target]) -> None:
+    def __init__(self, status: str, stage: str, target: Target, allowed: list[Target]) -> None:
         options = ", ".join(str(t) for t in allowed) or "none (the batch is closed)"
         super().__init__(
             f"A batch that is {status} at {stage} cannot move to {target}; allowed: {options}.",
@@ -91,18 +91,28 @@ class InvalidTransition(ProductionError, Conflict):
 
 class QuantityRequired(ProductionError, Unprocessable):
     def __init__(self) -> None:
-        super().__init__("Completing a batch needs its actual quantity.", errors=[{
-            "field": "actual_quantity", "type": "missing",
-            "message": "required to complete a batch that has no actual quantity yet"}])
+        super().__init__(
+            "Completing a batch needs its actual quantity.",
+            errors=[
+                {
+                    "field": "actual_quantity",
+                    "type": "missing",
+                    "message": "required to complete a batch that has no actual quantity yet",
+                }
+            ],
+        )
 
 
 class QaPermissionRequired(ProductionError, Forbidden):
     def __init__(self, target: Target) -> None:
-        super().__init__(f"Moving a batch to {target.value} is a QA decision; it needs the "
-                         f"qa permission (role {QA_ROLE} or admin).")
+        super().__init__(
+            f"Moving a batch to {target.value} is a QA decision; it needs the "
+            f"qa permission (role {QA_ROLE} or admin)."
+        )
 
 
 # --- lifecycle -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Target:
@@ -160,9 +170,15 @@ def plan(status: str, stage: str, target: Target) -> Step:
     if target.kind == "stage":
         return Step("stage", stage, target.value, status=status, stage=target.value)
     starts = status == "planned"
-    return Step("status", status, target.value, status=target.value,
-                stage=FIRST_STAGE if starts else stage, starts=starts,
-                completes=target.value == "completed")
+    return Step(
+        "status",
+        status,
+        target.value,
+        status=target.value,
+        stage=FIRST_STAGE if starts else stage,
+        starts=starts,
+        completes=target.value == "completed",
+    )
 
 
 def stage_left(step: Step) -> str | None:
@@ -195,8 +211,10 @@ def check_edit(status: str, fields: Iterable[str]) -> None:
     fields = list(fields)
     locked = [f for f in fields if f in DEFINITION_FIELDS]
     if locked and status != INITIAL_STATUS:
-        raise FieldLocked(f"{', '.join(locked)} cannot change once production has started "
-                          f"(the batch is {status}).")
+        raise FieldLocked(
+            f"{', '.join(locked)} cannot change once production has started "
+            f"(the batch is {status})."
+        )
     if "actual_quantity" in fields and status == INITIAL_STATUS:
         raise FieldLocked("actual_quantity is recorded once production has started.")
 
@@ -213,11 +231,13 @@ def batch_yield(actual: float, planned: float) -> float:
 
 # --- normalisation (used by the request models) ----------------------------------------------
 
+
 def normalize_batch_number(value: str) -> str:
     number = value.strip().upper()
     if not BATCH_NUMBER.match(number):
-        raise ValueError("3-40 characters: letters, digits and '-', starting with a letter "
-                         "or digit")
+        raise ValueError(
+            "3-40 characters: letters, digits and '-', starting with a letter or digit"
+        )
     return number
 
 

@@ -32,8 +32,10 @@ def _walk(goal: str) -> list[dict]:
         if goal == stage:
             return steps
     if goal == "rejected":
-        return steps[:3] + [{"status": "qa_hold", "reason": "Hardness out of specification"},
-                            {"status": "rejected", "reason": "OOS confirmed by QA"}]
+        return steps[:3] + [
+            {"status": "qa_hold", "reason": "Hardness out of specification"},
+            {"status": "rejected", "reason": "OOS confirmed by QA"},
+        ]
     steps.append({"status": "qa_hold", "reason": "Batch record review"})
     if goal == "qa_hold":
         return steps
@@ -45,9 +47,16 @@ def _walk(goal: str) -> list[dict]:
 
 def run(http: requests.Session, base_url: str) -> None:
     for number, product, quantity, unit, goal in DEMO_BATCHES:
-        resp = http.post(f"{base_url}/api/batches", timeout=30, json={
-            "batch_number": number, "product": product, "planned_quantity": quantity,
-            "unit": unit})
+        resp = http.post(
+            f"{base_url}/api/batches",
+            timeout=30,
+            json={
+                "batch_number": number,
+                "product": product,
+                "planned_quantity": quantity,
+                "unit": unit,
+            },
+        )
         if resp.status_code == 409:
             continue
         resp.raise_for_status()
@@ -55,6 +64,7 @@ def run(http: requests.Session, base_url: str) -> None:
         for step in _walk(goal):
             if step.get("status") == "completed":
                 step = {**step, "actual_quantity": round(quantity * 0.985, 3)}
-            moved = http.post(f"{base_url}/api/batches/{batch_id}/transitions", json=step,
-                              timeout=30)
+            moved = http.post(
+                f"{base_url}/api/batches/{batch_id}/transitions", json=step, timeout=30
+            )
             moved.raise_for_status()

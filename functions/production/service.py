@@ -55,11 +55,17 @@ class Batch:
     def facts(self) -> dict[str, Any]:
         """What batch.created / batch.updated carry."""
         return {
-            "batch_id": self.id, "batch_number": self.batch_number, "product": self.product,
-            "planned_quantity": self.planned_quantity, "actual_quantity": self.actual_quantity,
-            "unit": self.unit, "stage": self.stage, "status": self.status,
+            "batch_id": self.id,
+            "batch_number": self.batch_number,
+            "product": self.product,
+            "planned_quantity": self.planned_quantity,
+            "actual_quantity": self.actual_quantity,
+            "unit": self.unit,
+            "stage": self.stage,
+            "status": self.status,
             "planned_start": rfc3339(self.planned_start) if self.planned_start else None,
-            "notes": self.notes, "version": self.version,
+            "notes": self.notes,
+            "version": self.version,
         }
 
 
@@ -78,14 +84,34 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_batch(*, batch_number: str, product: str, planned_quantity: float, unit: str,
-                 notes: str | None, planned_start: datetime | None, actor: str) -> Batch:
+def create_batch(
+    *,
+    batch_number: str,
+    product: str,
+    planned_quantity: float,
+    unit: str,
+    notes: str | None,
+    planned_start: datetime | None,
+    actor: str,
+) -> Batch:
     now = _now()
-    batch = Batch(id=str(uuid.uuid4()), batch_number=batch_number, product=product,
-                  planned_quantity=planned_quantity, actual_quantity=None, unit=unit,
-                  stage=model.FIRST_STAGE, status=model.INITIAL_STATUS, notes=notes,
-                  planned_start=planned_start, started_at=None, completed_at=None,
-                  created_at=now, updated_at=now, version=1)
+    batch = Batch(
+        id=str(uuid.uuid4()),
+        batch_number=batch_number,
+        product=product,
+        planned_quantity=planned_quantity,
+        actual_quantity=None,
+        unit=unit,
+        stage=model.FIRST_STAGE,
+        status=model.INITIAL_STATUS,
+        notes=notes,
+        planned_start=planned_start,
+        started_at=None,
+        completed_at=None,
+        created_at=now,
+        updated_at=now,
+        version=1,
+    )
     with db.transaction() as tx:
         if store.number_taken(tx, batch_number):
             raise model.BatchNumberTaken(batch_number)
@@ -93,8 +119,16 @@ def create_batch(*, batch_number: str, product: str, planned_quantity: float, un
             store.insert(tx, **{k: getattr(batch, k) for k in Batch.__dataclass_fields__})
         except IntegrityError:  # a concurrent create with the same number won
             raise model.BatchNumberTaken(batch_number) from None
-        store.record(tx, batch_id=batch.id, kind="status", from_value=None,
-                     to_value=batch.status, reason=CREATED_REASON, actor=actor, at=now)
+        store.record(
+            tx,
+            batch_id=batch.id,
+            kind="status",
+            from_value=None,
+            to_value=batch.status,
+            reason=CREATED_REASON,
+            actor=actor,
+            at=now,
+        )
         emit(tx, BatchCreated(**batch.facts()), actor=actor)
     return batch
 
@@ -107,16 +141,18 @@ def get_batch(batch_id: str) -> Batch:
     return Batch.of(row)
 
 
-def list_batches(*, limit: int, after: tuple[datetime, str] | None = None,
-                 **filters: Any) -> list[Batch]:
+def list_batches(
+    *, limit: int, after: tuple[datetime, str] | None = None, **filters: Any
+) -> list[Batch]:
     """Up to `limit` batches, newest first, after the keyset `after` (see store.search)."""
     with db.transaction() as tx:
         rows = store.search(tx, after=after, limit=limit, **filters)
     return [Batch.of(r) for r in rows]
 
 
-def update_batch(batch_id: str, changes: dict[str, Any], *, expected_version: int | None,
-                 actor: str) -> Batch:
+def update_batch(
+    batch_id: str, changes: dict[str, Any], *, expected_version: int | None, actor: str
+) -> Batch:
     """Apply a partial edit (only the given fields); a no-op leaves the version unchanged."""
     now = _now()
     with db.transaction() as tx:
@@ -129,14 +165,20 @@ def update_batch(batch_id: str, changes: dict[str, Any], *, expected_version: in
         model.check_edit(row["status"], changed)
         if not changed:
             return Batch.of(row)
-        wanted = {**row, **{f: changes[f] for f in changed}, "updated_at": now,
-                  "version": row["version"] + 1}
-        if "batch_number" in changed and store.number_taken(tx, wanted["batch_number"],
-                                                            other_than=batch_id):
+        wanted = {
+            **row,
+            **{f: changes[f] for f in changed},
+            "updated_at": now,
+            "version": row["version"] + 1,
+        }
+        if "batch_number" in changed and store.number_taken(
+            tx, wanted["batch_number"], other_than=batch_id
+        ):
             raise model.BatchNumberTaken(wanted["batch_number"])
         try:
-            applied = store.change(tx, batch_id, row["version"], updated_at=now,
-                                   **{f: wanted[f] for f in changed})
+            applied = store.change(
+                tx, batch_id, row["version"], updated_at=now, **{f: wanted[f] for f in changed}
+            )
         except IntegrityError:
             raise model.BatchNumberTaken(wanted["batch_number"]) from None
         if not applied:
@@ -146,9 +188,15 @@ def update_batch(batch_id: str, changes: dict[str, Any], *, expected_version: in
     return batch
 
 
-def transition(batch_id: str, target: model.Target, *, reason: str, actor: str,
-               actual_quantity: float | None = None,
-               expected_version: int | None = None) -> Batch:
+def transition(
+    batch_id: str,
+    target: model.Target,
+    *,
+    reason: str,
+    actor: str,
+    actual_quantity: float | None = None,
+    expected_version: int | None = None,
+) -> Batch:
     """Move a batch one step of its lifecycle (see model.plan); records it and emits events."""
     now = _now()
     with db.transaction() as tx:
@@ -171,25 +219,50 @@ def transition(batch_id: str, target: model.Target, *, reason: str, actor: str,
         batch = Batch.of({**row, **values, "version": row["version"] + 1})
         left = model.stage_left(step)
         entered = store.entered_at(tx, batch_id, *model.stage_entry(left)) if left else None
-        store.record(tx, batch_id=batch_id, kind=step.kind, from_value=step.old,
-                     to_value=step.new, reason=reason, actor=actor, at=now,
-                     stage_entered_at=entered)
+        store.record(
+            tx,
+            batch_id=batch_id,
+            kind=step.kind,
+            from_value=step.old,
+            to_value=step.new,
+            reason=reason,
+            actor=actor,
+            at=now,
+            stage_entered_at=entered,
+        )
         moved = BatchStageChanged if step.kind == "stage" else BatchStatusChanged
-        emit(tx, moved(batch_id=batch_id, batch_number=batch.batch_number, old=step.old,
-                       new=step.new, reason=reason, actor=actor), actor=actor)
+        emit(
+            tx,
+            moved(
+                batch_id=batch_id,
+                batch_number=batch.batch_number,
+                old=step.old,
+                new=step.new,
+                reason=reason,
+                actor=actor,
+            ),
+            actor=actor,
+        )
         if step.completes:
             assert batch.actual_quantity is not None and batch.completed_at is not None
-            emit(tx, BatchCompleted(
-                batch_id=batch_id, batch_number=batch.batch_number, product=batch.product,
-                planned_quantity=batch.planned_quantity, actual_quantity=batch.actual_quantity,
-                unit=batch.unit,
-                yield_=model.batch_yield(batch.actual_quantity, batch.planned_quantity),
-                completed_at=rfc3339(batch.completed_at)), actor=actor)
+            emit(
+                tx,
+                BatchCompleted(
+                    batch_id=batch_id,
+                    batch_number=batch.batch_number,
+                    product=batch.product,
+                    planned_quantity=batch.planned_quantity,
+                    actual_quantity=batch.actual_quantity,
+                    unit=batch.unit,
+                    yield_=model.batch_yield(batch.actual_quantity, batch.planned_quantity),
+                    completed_at=rfc3339(batch.completed_at),
+                ),
+                actor=actor,
+            )
     return batch
 
 
-def history(batch_id: str, *, after: tuple[datetime, int] | None, limit: int
-            ) -> list[Transition]:
+def history(batch_id: str, *, after: tuple[datetime, int] | None, limit: int) -> list[Transition]:
     with db.transaction() as tx:
         if store.get(tx, batch_id) is None:
             raise model.BatchNotFound()
@@ -218,10 +291,10 @@ def metrics(*, day_from: date, day_to: date, product: str | None = None) -> dict
         yields = store.yield_by_product(tx, start, end, product)
         cycles = store.cycle_times(tx, start, end, product)
         per_day = store.completed_per_day(tx, start, end, product)
-    by_status = {s: sum(n for (status, _), n in counts.items() if status == s)
-                 for s in model.STATUSES}
-    by_stage = {s: sum(n for (_, stage), n in counts.items() if stage == s)
-                for s in model.STAGES}
+    by_status = {
+        s: sum(n for (status, _), n in counts.items() if status == s) for s in model.STATUSES
+    }
+    by_stage = {s: sum(n for (_, stage), n in counts.items() if stage == s) for s in model.STAGES}
     days = [day_from + timedelta(days=i) for i in range((day_to - day_from).days + 1)]
     return {
         "from": day_from.isoformat(),
@@ -232,8 +305,11 @@ def metrics(*, day_from: date, day_to: date, product: str | None = None) -> dict
         "by_stage": by_stage,
         "yield_by_product": yields,
         "cycle_time_by_stage": [
-            {"stage": s, "batches": cycles.get(s, (0, 0.0))[0],
-             "avg_seconds": cycles[s][1] if s in cycles else None}
+            {
+                "stage": s,
+                "batches": cycles.get(s, (0, 0.0))[0],
+                "avg_seconds": cycles[s][1] if s in cycles else None,
+            }
             for s in model.STAGES
         ],
         "throughput": [{"day": d.isoformat(), "completed": per_day.get(d, 0)} for d in days],

@@ -47,7 +47,8 @@ metadata = db.metadata(SCHEMA)
 TS = DateTime(timezone=True)
 
 batches = Table(
-    "batches", metadata,
+    "batches",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("batch_number", String(40), nullable=False),
     Column("product", String(200), nullable=False),
@@ -73,7 +74,8 @@ batches = Table(
 )
 
 transitions = Table(
-    "batch_transitions", metadata,
+    "batch_transitions",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("batch_id", String(36), ForeignKey("production.batches.id"), nullable=False),
     Column("kind", String(10), nullable=False),  # status | stage
@@ -116,6 +118,7 @@ def _bind(values: dict[str, Any]) -> dict[str, Any]:
 
 # --- batches -------------------------------------------------------------------------------
 
+
 def get(session: Session, batch_id: str) -> dict[str, Any] | None:
     row = session.execute(select(batches).where(batches.c.id == batch_id)).first()
     return as_dict(row) if row is not None else None
@@ -142,11 +145,20 @@ def change(session: Session, batch_id: str, seen_version: int, **values: Any) ->
     return result.rowcount == 1
 
 
-def search(session: Session, *, q: str | None, statuses: list[str] | None,
-           stages: list[str] | None, product: str | None,
-           planned_from: datetime | None, planned_to: datetime | None,
-           created_from: datetime | None, created_to: datetime | None,
-           after: tuple[datetime, str] | None, limit: int) -> list[dict[str, Any]]:
+def search(
+    session: Session,
+    *,
+    q: str | None,
+    statuses: list[str] | None,
+    stages: list[str] | None,
+    product: str | None,
+    planned_from: datetime | None,
+    planned_to: datetime | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
     """Batches matching the filters, newest first (created_at desc, id desc), after the keyset
     `after`; fetches `limit` rows (callers ask for one more than a page)."""
     b = batches.c
@@ -159,8 +171,10 @@ def search(session: Session, *, q: str | None, statuses: list[str] | None,
         stmt = stmt.where(b.stage.in_(stages))
     if product:
         stmt = stmt.where(b.product == product)
-    for col, low, high in ((b.planned_start, planned_from, planned_to),
-                           (b.created_at, created_from, created_to)):
+    for col, low, high in (
+        (b.planned_start, planned_from, planned_to),
+        (b.created_at, created_from, created_to),
+    ):
         if low is not None:
             stmt = stmt.where(col >= utc(low))
         if high is not None:
@@ -174,27 +188,49 @@ def search(session: Session, *, q: str | None, statuses: list[str] | None,
 
 # --- transitions ---------------------------------------------------------------------------
 
-def record(session: Session, *, batch_id: str, kind: str, from_value: str | None,
-           to_value: str, reason: str, actor: str, at: datetime,
-           stage_entered_at: datetime | None = None) -> None:
-    session.execute(transitions.insert().values(
-        batch_id=batch_id, kind=kind, from_value=from_value, to_value=to_value, reason=reason,
-        actor=actor, at=utc(at), stage_entered_at=utc(stage_entered_at)))
+
+def record(
+    session: Session,
+    *,
+    batch_id: str,
+    kind: str,
+    from_value: str | None,
+    to_value: str,
+    reason: str,
+    actor: str,
+    at: datetime,
+    stage_entered_at: datetime | None = None,
+) -> None:
+    session.execute(
+        transitions.insert().values(
+            batch_id=batch_id,
+            kind=kind,
+            from_value=from_value,
+            to_value=to_value,
+            reason=reason,
+            actor=actor,
+            at=utc(at),
+            stage_entered_at=utc(stage_entered_at),
+        )
+    )
 
 
-def entered_at(session: Session, batch_id: str, kind: str, from_value: str | None,
-               to_value: str) -> datetime | None:
+def entered_at(
+    session: Session, batch_id: str, kind: str, from_value: str | None, to_value: str
+) -> datetime | None:
     """When the batch made the transition (kind, from, to) (the latest, if several)."""
     t = transitions.c
-    stmt = select(func.max(t.at)).where(t.batch_id == batch_id, t.kind == kind,
-                                        t.to_value == to_value)
+    stmt = select(func.max(t.at)).where(
+        t.batch_id == batch_id, t.kind == kind, t.to_value == to_value
+    )
     if from_value is not None:
         stmt = stmt.where(t.from_value == from_value)
     return utc(session.execute(stmt).scalar())
 
 
-def history(session: Session, batch_id: str, *, after: tuple[datetime, int] | None,
-            limit: int) -> list[dict[str, Any]]:
+def history(
+    session: Session, batch_id: str, *, after: tuple[datetime, int] | None, limit: int
+) -> list[dict[str, Any]]:
     """Transitions of a batch in the order they happened (at, id), after the keyset `after`."""
     t = transitions.c
     stmt = select(transitions).where(t.batch_id == batch_id)
@@ -212,6 +248,7 @@ def history(session: Session, batch_id: str, *, after: tuple[datetime, int] | No
 
 # --- metrics -------------------------------------------------------------------------------
 
+
 class seconds_between(FunctionElement[float]):  # noqa: N801 - reads as the SQL function it is
     """Seconds from the second timestamp to the first (`later - earlier`), as a float."""
 
@@ -223,15 +260,18 @@ class seconds_between(FunctionElement[float]):  # noqa: N801 - reads as the SQL 
 @compiles(seconds_between, "postgresql")
 def _seconds_pg(element: seconds_between, compiler: Any, **kw: Any) -> str:
     later, earlier = list(element.clauses)
-    return (f"EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - "
-            f"{compiler.process(earlier, **kw)}))")
+    return (
+        f"EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}))"
+    )
 
 
 @compiles(seconds_between, "sqlite")
 def _seconds_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
     later, earlier = list(element.clauses)
-    return (f"((julianday({compiler.process(later, **kw)}) - "
-            f"julianday({compiler.process(earlier, **kw)})) * 86400.0)")
+    return (
+        f"((julianday({compiler.process(later, **kw)}) - "
+        f"julianday({compiler.process(earlier, **kw)})) * 86400.0)"
+    )
 
 
 class utc_day(FunctionElement[Any]):  # noqa: N801
@@ -253,15 +293,15 @@ def _day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
     return f"date({compiler.process(value, **kw)})"
 
 
-def _product_scope(stmt: Select[Any], batch_id: ColumnElement[Any],
-                   product: str | None) -> Select[Any]:
+def _product_scope(
+    stmt: Select[Any], batch_id: ColumnElement[Any], product: str | None
+) -> Select[Any]:
     if product is None:
         return stmt
     return stmt.where(batch_id.in_(select(batches.c.id).where(batches.c.product == product)))
 
 
-def count_by_status_and_stage(session: Session, product: str | None
-                              ) -> dict[tuple[str, str], int]:
+def count_by_status_and_stage(session: Session, product: str | None) -> dict[tuple[str, str], int]:
     """Number of batches per (status, stage), now: one scan serves both breakdowns."""
     b = batches.c
     stmt = select(b.status, b.stage, func.count()).group_by(b.status, b.stage)
@@ -270,22 +310,35 @@ def count_by_status_and_stage(session: Session, product: str | None
     return {(status, stage): int(n) for status, stage, n in session.execute(stmt).all()}
 
 
-def yield_by_product(session: Session, start: datetime, end: datetime,
-                     product: str | None) -> list[dict[str, Any]]:
+def yield_by_product(
+    session: Session, start: datetime, end: datetime, product: str | None
+) -> list[dict[str, Any]]:
     """Per product, over batches completed in [start, end): count and mean/min/max yield."""
     b = batches.c
     ratio = b.actual_quantity / b.planned_quantity
-    stmt = (select(b.product, func.count(), func.avg(ratio), func.min(ratio), func.max(ratio))
-            .where(b.completed_at >= utc(start), b.completed_at < utc(end))
-            .group_by(b.product).order_by(b.product))
+    stmt = (
+        select(b.product, func.count(), func.avg(ratio), func.min(ratio), func.max(ratio))
+        .where(b.completed_at >= utc(start), b.completed_at < utc(end))
+        .group_by(b.product)
+        .order_by(b.product)
+    )
     if product is not None:
         stmt = stmt.where(b.product == product)
-    return [{"product": p, "batches": int(n), "yield_avg": float(avg), "yield_min": float(lo),
-             "yield_max": float(hi)} for p, n, avg, lo, hi in session.execute(stmt).all()]
+    return [
+        {
+            "product": p,
+            "batches": int(n),
+            "yield_avg": float(avg),
+            "yield_min": float(lo),
+            "yield_max": float(hi),
+        }
+        for p, n, avg, lo, hi in session.execute(stmt).all()
+    ]
 
 
-def cycle_times(session: Session, start: datetime, end: datetime,
-                product: str | None) -> dict[str, tuple[int, float]]:
+def cycle_times(
+    session: Session, start: datetime, end: datetime, product: str | None
+) -> dict[str, tuple[int, float]]:
     """Per stage: (visits, mean seconds) from entering the stage to leaving it, over the
     visits that ended in [start, end). The row ending a visit (a stage change leaves its old
     stage, the release leaves packaging) carries when the visit began (`stage_entered_at`);
@@ -293,21 +346,28 @@ def cycle_times(session: Session, start: datetime, end: datetime,
     t = transitions.c
     # Inline literals: with bound parameters PostgreSQL cannot tell that the grouped CASE and
     # the selected one are the same expression.
-    stage = case((t.kind == literal_column("'stage'"), t.from_value),
-                 else_=literal_column("'packaging'")).label("stage")
-    stmt = (select(stage, func.count(), func.avg(seconds_between(t.at, t.stage_entered_at)))
-            .where(t.at >= utc(start), t.at < utc(end), t.stage_entered_at.is_not(None))
-            .group_by(stage))
+    stage = case(
+        (t.kind == literal_column("'stage'"), t.from_value), else_=literal_column("'packaging'")
+    ).label("stage")
+    stmt = (
+        select(stage, func.count(), func.avg(seconds_between(t.at, t.stage_entered_at)))
+        .where(t.at >= utc(start), t.at < utc(end), t.stage_entered_at.is_not(None))
+        .group_by(stage)
+    )
     stmt = _product_scope(stmt, t.batch_id, product)
     return {name: (int(n), float(avg)) for name, n, avg in session.execute(stmt).all()}
 
 
-def completed_per_day(session: Session, start: datetime, end: datetime,
-                      product: str | None) -> dict[date, int]:
+def completed_per_day(
+    session: Session, start: datetime, end: datetime, product: str | None
+) -> dict[date, int]:
     b = batches.c
     day = utc_day(b.completed_at).label("day")
-    stmt = (select(day, func.count())
-            .where(b.completed_at >= utc(start), b.completed_at < utc(end)).group_by(day))
+    stmt = (
+        select(day, func.count())
+        .where(b.completed_at >= utc(start), b.completed_at < utc(end))
+        .group_by(day)
+    )
     if product is not None:
         stmt = stmt.where(b.product == product)
     out: dict[date, int] = {}

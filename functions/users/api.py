@@ -31,13 +31,18 @@ app = create_app("users")
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 # Passwords are passed on exactly as typed (never stripped); auth applies the full policy.
-Password = Annotated[str, StringConstraints(strip_whitespace=False,
-                                            min_length=model.MIN_PASSWORD,
-                                            max_length=model.MAX_PASSWORD)]
+Password = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=False, min_length=model.MIN_PASSWORD, max_length=model.MAX_PASSWORD
+    ),
+]
 Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(model.normalize_email)]
-Roles = Annotated[list[str],
-                  Field(min_length=1, description="Subset of " + ", ".join(sauth.ROLES)),
-                  AfterValidator(model.normalize_roles)]
+Roles = Annotated[
+    list[str],
+    Field(min_length=1, description="Subset of " + ", ".join(sauth.ROLES)),
+    AfterValidator(model.normalize_roles),
+]
 
 
 class UserCreate(ApiModel):
@@ -126,12 +131,22 @@ def list_users() -> flask.Response:
     """Users, filtered by `q` (name or email, case-insensitive), `role` and `active`, in
     `sort` order (created_at or email), a page at a time (`next_cursor`)."""
     params = query(UserQuery)
-    users = service.list_users(q=params.q, role=params.role, active=params.active,
-                               sort=params.sort, after=params.keyset(),
-                               limit=params.limit + 1)
-    return json_response(page(users, params.limit,
-                              key=lambda u: (params.sort, getattr(u, params.sort), u.id),
-                              shape=_out))
+    users = service.list_users(
+        q=params.q,
+        role=params.role,
+        active=params.active,
+        sort=params.sort,
+        after=params.keyset(),
+        limit=params.limit + 1,
+    )
+    return json_response(
+        page(
+            users,
+            params.limit,
+            key=lambda u: (params.sort, getattr(u, params.sort), u.id),
+            shape=_out,
+        )
+    )
 
 
 @app.post("/api/users")
@@ -140,8 +155,13 @@ def list_users() -> flask.Response:
 def create_user() -> flask.Response:
     """Create a user; with `password`, auth stores it before the user is committed."""
     data = body(UserCreate)
-    user = service.create_user(email=data.email, name=data.name, roles=data.roles,
-                               password=data.password, authorization=_caller_authorization())
+    user = service.create_user(
+        email=data.email,
+        name=data.name,
+        roles=data.roles,
+        password=data.password,
+        authorization=_caller_authorization(),
+    )
     return json_response(_out(user), 201, headers={"Location": f"/api/users/{user.id}"})
 
 
@@ -167,9 +187,13 @@ def update_user(user_id: UUID) -> flask.Response:
     demote themselves (409)."""
     data = body(UserUpdate)
     changes = data.model_dump(exclude_unset=True, exclude={"password"})
-    user = service.update_user(str(user_id), changes, password=data.password,
-                               actor_id=sauth.current_user().sub,
-                               authorization=_caller_authorization())
+    user = service.update_user(
+        str(user_id),
+        changes,
+        password=data.password,
+        actor_id=sauth.current_user().sub,
+        authorization=_caller_authorization(),
+    )
     return json_response(_out(user))
 
 

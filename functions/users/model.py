@@ -20,6 +20,7 @@ _EMAIL = re.compile(rf"^[^@\s]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$")
 
 # --- errors ------------------------------------------------------------------------------
 
+
 class UsersError(Problem):
     """Base of every error the users context raises (mapped to problem+json by shared.http)."""
 
@@ -48,6 +49,7 @@ class AuthUnavailable(UsersError, BadGateway):
 
 # --- rules -------------------------------------------------------------------------------
 
+
 def normalize_email(value: str) -> str:
     """The canonical (lower-cased) form of an email; ValueError when it is not one.
 
@@ -73,8 +75,14 @@ def changed_fields(current: dict[str, Any], wanted: dict[str, Any]) -> list[str]
     return [f for f in FACT_FIELDS if f in wanted and wanted[f] != current[f]]
 
 
-def check_self_change(actor_id: str, user_id: str, *, delete: bool = False,
-                      active: bool = True, roles: list[str] | None = None) -> None:
+def check_self_change(
+    actor_id: str,
+    user_id: str,
+    *,
+    delete: bool = False,
+    active: bool = True,
+    roles: list[str] | None = None,
+) -> None:
     """Refuse changes that would lock the acting admin out of their own account."""
     if actor_id != user_id:
         return

@@ -18,8 +18,11 @@ DEMO_USERS = [
 
 def run(http: requests.Session, base_url: str) -> None:
     for name, email, roles in DEMO_USERS:
-        resp = http.post(f"{base_url}/api/users", timeout=30, json={
-            "email": email, "name": name, "roles": roles, "password": DEMO_PASSWORD})
+        resp = http.post(
+            f"{base_url}/api/users",
+            timeout=30,
+            json={"email": email, "name": name, "roles": roles, "password": DEMO_PASSWORD},
+        )
         if resp.status_code == 409:
             continue
         resp.raise_for_status()

@@ -42,8 +42,14 @@ class User:
         return cls(**{k: row[k] for k in cls.__dataclass_fields__})
 
     def facts(self) -> dict[str, Any]:
-        return {"id": self.id, "email": self.email, "name": self.name, "roles": self.roles,
-                "active": self.active, "version": self.version}
+        return {
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "roles": self.roles,
+            "active": self.active,
+            "version": self.version,
+        }
 
 
 def _now() -> datetime:
@@ -52,16 +58,23 @@ def _now() -> datetime:
 
 def _store_password(user: User, password: str, authorization: str | None) -> None:
     """Have auth store the password (and the login facts) of `user`; raise to roll back."""
-    payload = {"email": user.email, "roles": user.roles, "active": user.active,
-               "version": user.version, "password": password}
+    payload = {
+        "email": user.email,
+        "roles": user.roles,
+        "active": user.active,
+        "version": user.version,
+        "password": password,
+    }
     headers = {"Authorization": authorization} if authorization else None
     try:
-        resp = clients.call("PUT", f"/api/auth/credentials/{user.id}", json=payload,
-                            headers=headers)
+        resp = clients.call(
+            "PUT", f"/api/auth/credentials/{user.id}", json=payload, headers=headers
+        )
     except clients.ServiceCallError as exc:
         _log.error("auth unreachable while storing a password: %s", exc)
-        raise model.AuthUnavailable("The password could not be stored (auth is unreachable); "
-                                    "nothing was changed.") from None
+        raise model.AuthUnavailable(
+            "The password could not be stored (auth is unreachable); nothing was changed."
+        ) from None
     if resp.ok:
         return
     try:
@@ -69,19 +82,36 @@ def _store_password(user: User, password: str, authorization: str | None) -> Non
     except ValueError:
         problem = {}
     if resp.status_code == 422:
-        raise model.PasswordRejected(problem.get("detail") or "The password was refused.",
-                                     errors=problem.get("errors"))
-    _log.error("auth answered %s while storing a password: %s", resp.status_code,
-               problem.get("detail", ""))
-    raise model.AuthUnavailable(f"The password could not be stored (auth answered "
-                                f"{resp.status_code}); nothing was changed.")
+        raise model.PasswordRejected(
+            problem.get("detail") or "The password was refused.", errors=problem.get("errors")
+        )
+    _log.error(
+        "auth answered %s while storing a password: %s", resp.status_code, problem.get("detail", "")
+    )
+    raise model.AuthUnavailable(
+        f"The password could not be stored (auth answered {resp.status_code}); nothing was changed."
+    )
 
 
-def create_user(*, email: str, name: str, roles: list[str], password: str | None,
-                authorization: str | None = None) -> User:
+def create_user(
+    *,
+    email: str,
+    name: str,
+    roles: list[str],
+    password: str | None,
+    authorization: str | None = None,
+) -> User:
     now = _now()
-    user = User(id=str(uuid.uuid4()), email=email, name=name, roles=roles, active=True,
-                version=1, created_at=now, updated_at=now)
+    user = User(
+        id=str(uuid.uuid4()),
+        email=email,
+        name=name,
+        roles=roles,
+        active=True,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
     handed_over = False
     try:
         with db.transaction() as tx:
@@ -105,11 +135,9 @@ def create_user(*, email: str, name: str, roles: list[str], password: str | None
 def _withdraw_credential(user: User, authorization: str | None) -> None:
     """Best effort: deactivate the credential auth stored for a create that then failed."""
     headers = {"Authorization": authorization} if authorization else None
-    facts = {"email": user.email, "roles": user.roles, "active": False,
-             "version": user.version}
+    facts = {"email": user.email, "roles": user.roles, "active": False, "version": user.version}
     try:
-        resp = clients.call("PUT", f"/api/auth/credentials/{user.id}", json=facts,
-                            headers=headers)
+        resp = clients.call("PUT", f"/api/auth/credentials/{user.id}", json=facts, headers=headers)
         ok = resp.ok
     except clients.ServiceCallError:
         ok = False
@@ -125,8 +153,14 @@ def get_user(user_id: str) -> User:
     return User.of(row)
 
 
-def update_user(user_id: str, changes: dict[str, Any], *, password: str | None, actor_id: str,
-                authorization: str | None = None) -> User:
+def update_user(
+    user_id: str,
+    changes: dict[str, Any],
+    *,
+    password: str | None,
+    actor_id: str,
+    authorization: str | None = None,
+) -> User:
     """Apply a partial update (only the given fields); bump the version if anything changed.
     A password alone does not change the user row (auth keeps it)."""
     now = _now()
@@ -136,15 +170,19 @@ def update_user(user_id: str, changes: dict[str, Any], *, password: str | None, 
             raise model.UserNotFound()
         changed = model.changed_fields(row, changes)
         wanted = {**row, **{f: changes[f] for f in changed}}
-        model.check_self_change(actor_id, user_id, active=wanted["active"],
-                                roles=wanted["roles"])
+        model.check_self_change(actor_id, user_id, active=wanted["active"], roles=wanted["roles"])
         if "email" in changed and store.email_taken(tx, wanted["email"], other_than=user_id):
             raise model.UserExists()
         if changed:
             wanted.update(version=row["version"] + 1, updated_at=now)
             try:
-                store.change(tx, user_id, **{f: wanted[f] for f in changed},
-                             version=wanted["version"], updated_at=now)
+                store.change(
+                    tx,
+                    user_id,
+                    **{f: wanted[f] for f in changed},
+                    version=wanted["version"],
+                    updated_at=now,
+                )
             except IntegrityError:
                 raise model.UserExists() from None
         user = User.of(wanted)
@@ -164,18 +202,23 @@ def delete_user(user_id: str, *, actor_id: str) -> None:
             raise model.UserNotFound()
         model.check_self_change(actor_id, user_id, delete=True)
         version = row["version"] + 1
-        store.change(tx, user_id, active=False, version=version, updated_at=now,
-                     deleted_at=now)
+        store.change(tx, user_id, active=False, version=version, updated_at=now, deleted_at=now)
         gone = User.of({**row, "active": False, "version": version, "updated_at": now})
         emit(tx, UserDeleted(**gone.facts()))
 
 
-def list_users(*, q: str | None, role: str | None, active: bool | None, sort: str,
-               after: tuple[Any, str] | None, limit: int) -> list[User]:
+def list_users(
+    *,
+    q: str | None,
+    role: str | None,
+    active: bool | None,
+    sort: str,
+    after: tuple[Any, str] | None,
+    limit: int,
+) -> list[User]:
     """Up to `limit` users in (sort, id) order after the keyset `after`."""
     with db.transaction() as tx:
-        rows = store.search(tx, q=q, role=role, active=active, sort=sort, after=after,
-                            limit=limit)
+        rows = store.search(tx, q=q, role=role, active=active, sort=sort, after=after, limit=limit)
     return [User.of(r) for r in rows]
 
 
@@ -193,8 +236,16 @@ def ensure_bootstrap_admin() -> None:
         if store.email_taken(tx, email):
             _log.warning("bootstrap admin not created: %s belongs to another user", email)
             return
-        admin = User(id=user_id, email=email, name="Administrator", roles=["admin"],
-                     active=True, version=1, created_at=now, updated_at=now)
+        admin = User(
+            id=user_id,
+            email=email,
+            name="Administrator",
+            roles=["admin"],
+            active=True,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
         store.insert(tx, **admin.facts(), created_at=now, updated_at=now)
         emit(tx, UserCreated(**admin.facts()))
     _log.info("bootstrap admin %s created", email)

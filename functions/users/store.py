@@ -36,7 +36,8 @@ SCHEMA = "users"
 metadata = db.metadata(SCHEMA)
 
 users = Table(
-    "users", metadata,
+    "users",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("email", String(254), nullable=False),
     Column("name", String(200), nullable=False),
@@ -46,9 +47,13 @@ users = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
-    Index("ux_users_email_live", "email", unique=True,
-          postgresql_where=Column("deleted_at").is_(None),
-          sqlite_where=Column("deleted_at").is_(None)),
+    Index(
+        "ux_users_email_live",
+        "email",
+        unique=True,
+        postgresql_where=Column("deleted_at").is_(None),
+        sqlite_where=Column("deleted_at").is_(None),
+    ),
     Index("ix_users_created", "created_at", "id"),
 )
 
@@ -72,8 +77,9 @@ def as_dict(row: Row[Any]) -> dict[str, Any]:
     return out
 
 
-def get(session: Session, user_id: str, *, lock: bool = False,
-        include_deleted: bool = False) -> dict[str, Any] | None:
+def get(
+    session: Session, user_id: str, *, lock: bool = False, include_deleted: bool = False
+) -> dict[str, Any] | None:
     stmt = select(users).where(users.c.id == user_id)
     if not include_deleted:
         stmt = stmt.where(users.c.deleted_at.is_(None))
@@ -101,16 +107,28 @@ def change(session: Session, user_id: str, **values: Any) -> None:
     session.execute(update(users).where(users.c.id == user_id).values(**values))
 
 
-def search(session: Session, *, q: str | None, role: str | None, active: bool | None,
-           sort: str, after: tuple[Any, str] | None, limit: int) -> list[dict[str, Any]]:
+def search(
+    session: Session,
+    *,
+    q: str | None,
+    role: str | None,
+    active: bool | None,
+    sort: str,
+    after: tuple[Any, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
     """Live users matching the filters, ordered by (sort, id), after the keyset `after`;
     fetches `limit` rows (callers ask for one more than a page to know if another follows)."""
     key = SORTS[sort]
     stmt = select(users).where(users.c.deleted_at.is_(None))
     if q:
         needle = q.lower()
-        stmt = stmt.where(or_(func.lower(users.c.name).contains(needle, autoescape=True),
-                              users.c.email.contains(needle, autoescape=True)))
+        stmt = stmt.where(
+            or_(
+                func.lower(users.c.name).contains(needle, autoescape=True),
+                users.c.email.contains(needle, autoescape=True),
+            )
+        )
     if role:
         stmt = stmt.where(users.c.roles.like(f'%"{role}"%'))  # role is one of ROLES
     if active is not None:

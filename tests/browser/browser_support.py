@@ -58,8 +58,9 @@ class Api:
         self.http = requests.Session()
         deadline = time.monotonic() + 30
         while True:
-            resp = self.http.post(f"{base}/api/auth/login", timeout=30,
-                                  json={"email": email, "password": password})
+            resp = self.http.post(
+                f"{base}/api/auth/login", timeout=30, json={"email": email, "password": password}
+            )
             if resp.status_code == 200 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)

@@ -27,7 +27,9 @@ def chromium_path() -> str:
         pytest.fail(
             f"Chromium is not installed at {CHROMIUM}: the browser tests drive the system "
             "Chromium headless. Install it with `apt-get install chromium` (or set CHROMIUM_PATH "
-            "to a Chromium binary); `playwright install` is not used.", pytrace=False)
+            "to a Chromium binary); `playwright install` is not used.",
+            pytrace=False,
+        )
     return str(path)
 
 
@@ -37,8 +39,10 @@ def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("the Python package playwright is missing: run `make venv` "
-                    "(requirements-dev.txt)", pytrace=False)
+        pytest.fail(
+            "the Python package playwright is missing: run `make venv` (requirements-dev.txt)",
+            pytrace=False,
+        )
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=path, headless=True)
         try:
@@ -49,8 +53,13 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def context(browser: Any, stack: Any) -> Iterator[Any]:
-    ctx = browser.new_context(base_url=stack.gateway_url, viewport={"width": 1440, "height": 1000},
-                              reduced_motion="reduce", locale="en-GB", timezone_id="UTC")
+    ctx = browser.new_context(
+        base_url=stack.gateway_url,
+        viewport={"width": 1440, "height": 1000},
+        reduced_motion="reduce",
+        locale="en-GB",
+        timezone_id="UTC",
+    )
     ctx.set_default_timeout(15_000)
     ctx.add_init_script(CSP_SPY)
     try:

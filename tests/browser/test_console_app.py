@@ -52,9 +52,17 @@ def test_our_scripts_never_write_markup_or_inline_styles():
     for path in (STATIC / "js").rglob("*.js"):
         source = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)
         source = re.sub(r"(^|\s)//.*$", "", source, flags=re.M)  # comments may name them
-        for banned in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
-                       "setAttribute('style'", 'setAttribute("style"', "localStorage",
-                       "sessionStorage", "eval("):
+        for banned in (
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "setAttribute('style'",
+            'setAttribute("style"',
+            "localStorage",
+            "sessionStorage",
+            "eval(",
+        ):
             assert banned not in source, f"{path.name} uses {banned}"
 
 
@@ -78,10 +86,18 @@ def test_static_files_are_immutable_with_the_current_version(client):
     assert css.status_code == 200 and css.mimetype == "text/css"
 
 
-@pytest.mark.parametrize("path", [
-    "/_app/nope.js", "/_app/js/../../api.py", "/_app/vendor/bootstrap/LICENSE",
-    "/_app/", "/static/js/app.js", "/session/login", "/session/other",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/_app/nope.js",
+        "/_app/js/../../api.py",
+        "/_app/vendor/bootstrap/LICENSE",
+        "/_app/",
+        "/static/js/app.js",
+        "/session/login",
+        "/session/other",
+    ],
+)
 def test_misses_are_404_problems_not_the_shell(client, path):
     resp = client.get(path)
     assert resp.status_code == 404, path
@@ -110,15 +126,18 @@ def test_vendored_assets_come_with_their_licenses():
     assert (STATIC / "vendor" / "bootstrap" / "bootstrap.bundle.min.js").exists()
 
 
-@pytest.mark.parametrize("headers", [
-    {},  # no custom header: a plain form post from anywhere
-    {"X-Switchyard-CSRF": "1"},  # neither Origin nor Sec-Fetch-Site
-    {"X-Switchyard-CSRF": "1", "Origin": "https://evil.example"},
-    {"X-Switchyard-CSRF": "1", "Origin": "null"},
-    {"X-Switchyard-CSRF": "1", "Sec-Fetch-Site": "cross-site"},
-    {"X-Switchyard-CSRF": "1", "Sec-Fetch-Site": "same-site", "Origin": "http://localhost"},
-    {"X-Switchyard-CSRF": "0", "Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # no custom header: a plain form post from anywhere
+        {"X-Switchyard-CSRF": "1"},  # neither Origin nor Sec-Fetch-Site
+        {"X-Switchyard-CSRF": "1", "Origin": "https://evil.example"},
+        {"X-Switchyard-CSRF": "1", "Origin": "null"},
+        {"X-Switchyard-CSRF": "1", "Sec-Fetch-Site": "cross-site"},
+        {"X-Switchyard-CSRF": "1", "Sec-Fetch-Site": "same-site", "Origin": "http://localhost"},
+        {"X-Switchyard-CSRF": "0", "Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
+    ],
+)
 @pytest.mark.parametrize("path", ["/session/login", "/session/refresh", "/session/logout"])
 def test_session_posts_need_the_header_and_the_same_origin(client, path, headers):
     client.set_cookie(cookie_name(), "some-refresh-token", path="/session")
@@ -130,8 +149,12 @@ def test_session_posts_need_the_header_and_the_same_origin(client, path, headers
 
 
 def test_origin_is_checked_against_the_gateway_forwarded_host(client):
-    behind = {"X-Switchyard-CSRF": "1", "Origin": "https://console.example",
-              "X-Forwarded-Host": "console.example", "X-Forwarded-Proto": "https"}
+    behind = {
+        "X-Switchyard-CSRF": "1",
+        "Origin": "https://console.example",
+        "X-Forwarded-Host": "console.example",
+        "X-Forwarded-Proto": "https",
+    }
     # passes the guard (then needs a session cookie: 401, not 403)
     assert client.post("/session/refresh", headers=behind).status_code == 401
     wrong = {**behind, "X-Forwarded-Proto": "http"}

@@ -19,9 +19,17 @@ pytestmark = pytest.mark.e2e
 
 def new_asset(api) -> dict:
     tag = f"PUMP-{uuid.uuid4().hex[:6].upper()}"
-    resp = api("POST", "/api/assets", json={"tag": tag, "name": "Cooling water pump",
-                                            "category": "pumps", "location": "Hall B",
-                                            "criticality": "high"})
+    resp = api(
+        "POST",
+        "/api/assets",
+        json={
+            "tag": tag,
+            "name": "Cooling water pump",
+            "category": "pumps",
+            "location": "Hall B",
+            "criticality": "high",
+        },
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()
 
@@ -29,8 +37,9 @@ def new_asset(api) -> dict:
 def new_operator(api) -> dict:
     """An operator the maintenance context knows (its copy of users is fed by events)."""
     email = f"op-{uuid.uuid4().hex[:8]}@example.com"
-    resp = api("POST", "/api/users", json={"email": email, "name": "Olga Operator",
-                                           "roles": ["operator"]})
+    resp = api(
+        "POST", "/api/users", json={"email": email, "name": "Olga Operator", "roles": ["operator"]}
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()
 
@@ -38,12 +47,18 @@ def new_operator(api) -> dict:
 def maintenance_knows(api, user_id: str, asset_id: str) -> bool:
     """Whether user.created reached maintenance: a throwaway order assigned to the user is
     accepted (and cancelled again at once)."""
-    resp = api("POST", "/api/work-orders", json={"title": "probe", "asset_id": asset_id,
-                                                 "assignee_id": user_id})
+    resp = api(
+        "POST",
+        "/api/work-orders",
+        json={"title": "probe", "asset_id": asset_id, "assignee_id": user_id},
+    )
     if resp.status_code != 201:
         return False
-    api("POST", f"/api/work-orders/{resp.json()['id']}/transitions",
-        json={"status": "cancelled", "reason": "probe"})
+    api(
+        "POST",
+        f"/api/work-orders/{resp.json()['id']}/transitions",
+        json={"status": "cancelled", "reason": "probe"},
+    )
     return True
 
 
@@ -60,11 +75,23 @@ def test_work_order_lifecycle_moves_the_dashboard(page, problems, api, stack, ou
     asset = new_asset(api)
     operator = new_operator(api)
     # more to draw: a degraded asset and a part below its reorder point
-    assert api("PUT", f"/api/assets/{new_asset(api)['id']}",
-               json={"status": "degraded"}).status_code == 200
-    assert api("POST", "/api/parts", json={
-        "sku": f"BRG-{uuid.uuid4().hex[:6]}", "name": "Bearing 6204", "stock": 2,
-        "reorder_point": 6}).status_code == 201
+    assert (
+        api("PUT", f"/api/assets/{new_asset(api)['id']}", json={"status": "degraded"}).status_code
+        == 200
+    )
+    assert (
+        api(
+            "POST",
+            "/api/parts",
+            json={
+                "sku": f"BRG-{uuid.uuid4().hex[:6]}",
+                "name": "Bearing 6204",
+                "stock": 2,
+                "reorder_point": 6,
+            },
+        ).status_code
+        == 201
+    )
     wait_for(lambda: maintenance_knows(api, operator["id"], asset["id"]), timeout=30)
 
     # a wrong password shows the API's problem detail, then the right one gets in
@@ -89,8 +116,10 @@ def test_work_order_lifecycle_moves_the_dashboard(page, problems, api, stack, ou
     active_before = kpi(page, "active")
 
     # no token where scripts can read it: not in storage, not in document.cookie
-    stored = page.evaluate("JSON.stringify([Object.entries(localStorage), "
-                           "Object.entries(sessionStorage), document.cookie])")
+    stored = page.evaluate(
+        "JSON.stringify([Object.entries(localStorage), "
+        "Object.entries(sessionStorage), document.cookie])"
+    )
     assert stored == '[[],[],""]', stored
     cookies = {c["name"]: c for c in page.context.cookies()}
     assert cookies["sy_refresh"]["httpOnly"] and cookies["sy_refresh"]["sameSite"] == "Strict"
@@ -123,8 +152,11 @@ def test_work_order_lifecycle_moves_the_dashboard(page, problems, api, stack, ou
 
     # open -> assigned (to the operator) -> in progress -> completed
     page.locator("#wo-assign-to").select_option(operator["id"])
-    for to, shown in (("assigned", "Assigned"), ("in_progress", "In progress"),
-                      ("completed", "Completed")):
+    for to, shown in (
+        ("assigned", "Assigned"),
+        ("in_progress", "In progress"),
+        ("completed", "Completed"),
+    ):
         page.locator(f"#wo-moves button[data-to={to}]").click()
         page.locator("#wo-status .badge", has_text=shown).wait_for()
     assert page.locator("#wo-history li").count() >= 4  # created + three moves
@@ -138,8 +170,10 @@ def test_work_order_lifecycle_moves_the_dashboard(page, problems, api, stack, ou
     page.locator("#chart-status").wait_for()
     # (functions, not expression strings: Playwright evaluates those with eval, which the
     # page's CSP forbids)
-    page.wait_for_function("() => document.querySelectorAll('canvas').length === 4 && "
-                           "[...document.querySelectorAll('canvas')].every(c => c.width > 0)")
+    page.wait_for_function(
+        "() => document.querySelectorAll('canvas').length === 4 && "
+        "[...document.querySelectorAll('canvas')].every(c => c.width > 0)"
+    )
     page.wait_for_function("() => !document.querySelector('#toasts .toast')", timeout=10_000)
     page.screenshot(path=str(output_dir / "dashboard.png"), full_page=True)
     assert_clean(page, problems)
@@ -147,9 +181,17 @@ def test_work_order_lifecycle_moves_the_dashboard(page, problems, api, stack, ou
 
 def test_lists_and_details_render(page, problems, api, stack):
     asset = new_asset(api)
-    part = api("POST", "/api/parts", json={"sku": f"SEAL-{uuid.uuid4().hex[:6]}",
-                                           "name": "Shaft seal 40 mm", "stock": 3,
-                                           "reorder_point": 5, "location": "Store A"}).json()
+    part = api(
+        "POST",
+        "/api/parts",
+        json={
+            "sku": f"SEAL-{uuid.uuid4().hex[:6]}",
+            "name": "Shaft seal 40 mm",
+            "stock": 3,
+            "reorder_point": 5,
+            "location": "Store A",
+        },
+    ).json()
     sign_in(page, stack.admin_email, stack.admin_password)
 
     page.goto(f"/#/assets?q={asset['tag']}")
@@ -182,8 +224,14 @@ def test_lists_and_details_render(page, problems, api, stack):
     assert wo.status_code == 201, wo.text
     page.goto(f"/#/work-orders/{wo.json()['id']}")
     page.locator("#wo-moves button[data-to=cancelled]").wait_for()
-    assert api("POST", f"/api/work-orders/{wo.json()['id']}/transitions",
-               json={"status": "cancelled", "reason": "duplicate"}).status_code == 200
+    assert (
+        api(
+            "POST",
+            f"/api/work-orders/{wo.json()['id']}/transitions",
+            json={"status": "cancelled", "reason": "duplicate"},
+        ).status_code
+        == 200
+    )
     page.locator("#wo-reason").fill("no longer needed")
     page.locator("#wo-moves button[data-to=cancelled]").click()
     conflict = page.locator(".alert-danger", has_text="Allowed next")
@@ -220,8 +268,17 @@ def test_reload_keeps_the_session_and_sign_out_ends_it(page, problems, stack, ap
     page.reload()
     page.locator("#email").wait_for()  # still signed out after a reload
     # the access token the page held is revoked at the gateway (within its 2 s cache)
-    wait_for(lambda: api.http.get(f"{stack.gateway_url}/api/users/me", timeout=10, headers={
-        "Authorization": f"Bearer {token}"}).status_code == 401, timeout=10)
+    wait_for(
+        lambda: (
+            api.http.get(
+                f"{stack.gateway_url}/api/users/me",
+                timeout=10,
+                headers={"Authorization": f"Bearer {token}"},
+            ).status_code
+            == 401
+        ),
+        timeout=10,
+    )
     assert_clean(page, problems)
 
 

@@ -32,15 +32,22 @@ def cookie_value(header: str) -> str:
 
 
 def login(web: str, stack) -> requests.Response:
-    resp = requests.post(f"{web}/session/login", headers=same_origin(web), timeout=30,
-                         json={"email": stack.admin_email, "password": stack.admin_password})
+    resp = requests.post(
+        f"{web}/session/login",
+        headers=same_origin(web),
+        timeout=30,
+        json={"email": stack.admin_email, "password": stack.admin_password},
+    )
     assert resp.status_code == 200, resp.text
     return resp
 
 
 def refresh(web: str, token: str) -> requests.Response:
-    return requests.post(f"{web}/session/refresh", timeout=30,
-                         headers={**same_origin(web), "Cookie": f"sy_refresh={token}"})
+    return requests.post(
+        f"{web}/session/refresh",
+        timeout=30,
+        headers={**same_origin(web), "Cookie": f"sy_refresh={token}"},
+    )
 
 
 def test_login_puts_the_refresh_token_only_in_an_httponly_cookie(web, stack):
@@ -56,8 +63,11 @@ def test_login_puts_the_refresh_token_only_in_an_httponly_cookie(web, stack):
     assert resp.headers["Cache-Control"] == "no-store"
     assert resp.headers["Content-Security-Policy"].startswith("default-src 'self'")
     # the access token works on the API
-    me = requests.get(f"{web}/api/users/me", timeout=30,
-                      headers={"Authorization": f"Bearer {body['access_token']}"})
+    me = requests.get(
+        f"{web}/api/users/me",
+        timeout=30,
+        headers={"Authorization": f"Bearer {body['access_token']}"},
+    )
     assert me.status_code == 200 and me.json()["email"] == stack.admin_email
 
 
@@ -79,30 +89,50 @@ def test_refresh_rotates_the_cookie_and_reuse_ends_the_session(web, stack):
 def test_logout_revokes_the_session_and_clears_the_cookie(web, stack):
     resp = login(web, stack)
     token, rt = resp.json()["access_token"], cookie_value(set_cookie(resp))
-    out = requests.post(f"{web}/session/logout", timeout=30, headers={
-        **same_origin(web), "Cookie": f"sy_refresh={rt}", "Authorization": f"Bearer {token}"})
+    out = requests.post(
+        f"{web}/session/logout",
+        timeout=30,
+        headers={
+            **same_origin(web),
+            "Cookie": f"sy_refresh={rt}",
+            "Authorization": f"Bearer {token}",
+        },
+    )
     assert out.status_code == 204, out.text
     assert "Max-Age=0" in set_cookie(out) or "1970" in set_cookie(out)
     assert refresh(web, rt).status_code == 401
     deadline = time.monotonic() + 10
-    while requests.get(f"{web}/api/users/me", timeout=30, headers={
-            "Authorization": f"Bearer {token}"}).status_code != 401:
+    while (
+        requests.get(
+            f"{web}/api/users/me", timeout=30, headers={"Authorization": f"Bearer {token}"}
+        ).status_code
+        != 401
+    ):
         assert time.monotonic() < deadline, "the access token still works after logout"
         time.sleep(0.3)
 
 
 def test_logout_without_an_access_token_still_revokes(web, stack):
     rt = cookie_value(set_cookie(login(web, stack)))
-    out = requests.post(f"{web}/session/logout", timeout=30,
-                        headers={**same_origin(web), "Cookie": f"sy_refresh={rt}"})
+    out = requests.post(
+        f"{web}/session/logout",
+        timeout=30,
+        headers={**same_origin(web), "Cookie": f"sy_refresh={rt}"},
+    )
     assert out.status_code == 204, out.text
     assert refresh(web, rt).status_code == 401
 
 
 def test_auth_problems_are_passed_through(web):
-    resp = requests.post(f"{web}/session/login", headers=same_origin(web), timeout=30,
-                         json={"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com",
-                               "password": "not-the-password"})
+    resp = requests.post(
+        f"{web}/session/login",
+        headers=same_origin(web),
+        timeout=30,
+        json={
+            "email": f"nobody-{uuid.uuid4().hex[:8]}@example.com",
+            "password": "not-the-password",
+        },
+    )
     assert resp.status_code == 401
     problem = resp.json()
     assert problem["status"] == 401 and problem["detail"] and problem["request_id"]
@@ -110,9 +140,12 @@ def test_auth_problems_are_passed_through(web):
 
 
 def test_cross_site_session_posts_are_refused_at_the_gateway(web, stack):
-    resp = requests.post(f"{web}/session/login", timeout=30,
-                         headers={"X-Switchyard-CSRF": "1", "Origin": "https://evil.example"},
-                         json={"email": stack.admin_email, "password": stack.admin_password})
+    resp = requests.post(
+        f"{web}/session/login",
+        timeout=30,
+        headers={"X-Switchyard-CSRF": "1", "Origin": "https://evil.example"},
+        json={"email": stack.admin_email, "password": stack.admin_password},
+    )
     assert resp.status_code == 403
     assert "set-cookie" not in {k.lower() for k in resp.headers}
 

@@ -71,8 +71,12 @@ def _try_login(api: Client, email: str, password: str) -> str | None:
 
 def new_user(api: Client, admin: str, roles=("viewer",), password="a-long-password-1") -> dict:
     email = f"u-{uuid.uuid4().hex[:10]}@example.com"
-    resp = api.req("POST", "/api/users", admin, json={
-        "email": email, "name": "Test User", "roles": list(roles), "password": password})
+    resp = api.req(
+        "POST",
+        "/api/users",
+        admin,
+        json={"email": email, "name": "Test User", "roles": list(roles), "password": password},
+    )
     assert resp.status_code == 201, resp.text
     return {**resp.json(), "password": password}
 
@@ -92,8 +96,9 @@ def assert_problem(resp: requests.Response, status: int) -> dict:
 
 
 def test_health_of_every_deployment_is_green(api, stack):
-    resp = wait_for(lambda: (r := api.req("GET", "/api/health")).status_code == 200 and r,
-                    timeout=30)
+    resp = wait_for(
+        lambda: (r := api.req("GET", "/api/health")).status_code == 200 and r, timeout=30
+    )
     body = resp.json()
     assert set(body["deployments"]) == set(stack.deployments)
     assert all(d["status"] == "ok" for d in body["deployments"].values())
@@ -108,8 +113,11 @@ def test_login_create_user_and_see_user_created_in_audit_exactly_once(api, admin
     assert me["email"] == user["email"] and "password" not in json.dumps(me)
 
     def created():
-        return [e for e in audit_events(api, admin, event_type="user.created")
-                if e["data"]["id"] == user["id"]]
+        return [
+            e
+            for e in audit_events(api, admin, event_type="user.created")
+            if e["data"]["id"] == user["id"]
+        ]
 
     (event,) = wait_for(created, timeout=30)
     assert event["source"] == "users-api"
@@ -127,8 +135,11 @@ def test_consumer_down_on_first_delivery_still_records_exactly_once(api, admin, 
         stack.start_deployment("audit-ingest")
 
     def created():
-        return [e for e in audit_events(api, admin, event_type="user.created")
-                if e["data"]["id"] == user["id"]]
+        return [
+            e
+            for e in audit_events(api, admin, event_type="user.created")
+            if e["data"]["id"] == user["id"]
+        ]
 
     wait_for(created, timeout=60)
     time.sleep(3)
@@ -143,10 +154,12 @@ def test_refresh_rotates_and_reuse_revokes_the_family(api, admin):
     second = resp.json()
     assert second["refresh_token"] != first["refresh_token"]
     # reusing the first (already rotated) token is theft: the whole family dies
-    assert_problem(api.req("POST", "/api/auth/refresh",
-                           json={"refresh_token": first["refresh_token"]}), 401)
-    assert_problem(api.req("POST", "/api/auth/refresh",
-                           json={"refresh_token": second["refresh_token"]}), 401)
+    assert_problem(
+        api.req("POST", "/api/auth/refresh", json={"refresh_token": first["refresh_token"]}), 401
+    )
+    assert_problem(
+        api.req("POST", "/api/auth/refresh", json={"refresh_token": second["refresh_token"]}), 401
+    )
 
 
 def test_logout_revokes_access_and_refresh_tokens(api, admin):
@@ -157,15 +170,23 @@ def test_logout_revokes_access_and_refresh_tokens(api, admin):
     resp = api.req("POST", "/api/auth/logout", token, json={"refresh_token": pair["refresh_token"]})
     assert resp.status_code == 204, resp.text
     wait_for(lambda: api.req("GET", "/api/users/me", token).status_code == 401, timeout=5)
-    assert_problem(api.req("POST", "/api/auth/refresh",
-                           json={"refresh_token": pair["refresh_token"]}), 401)
+    assert_problem(
+        api.req("POST", "/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}), 401
+    )
 
 
 def test_viewer_gets_403_on_admin_routes(api, admin):
     user = new_user(api, admin, roles=("viewer",))
     token = api.login(user["email"], user["password"])["access_token"]
-    assert_problem(api.req("POST", "/api/users", token, json={
-        "email": "x@example.com", "name": "X", "roles": ["viewer"]}), 403)
+    assert_problem(
+        api.req(
+            "POST",
+            "/api/users",
+            token,
+            json={"email": "x@example.com", "name": "X", "roles": ["viewer"]},
+        ),
+        403,
+    )
     assert_problem(api.req("DELETE", f"/api/users/{user['id']}", token), 403)
     assert_problem(api.req("GET", "/api/audit/events", token), 403)
 
@@ -184,7 +205,8 @@ def forged_tokens(real_token: str, public_jwk: dict) -> dict[str, str]:
     header = jwt.get_unverified_header(real_token)
     now = int(time.time())
     public_pem = RSAAlgorithm.from_jwk(json.dumps(public_jwk)).public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     h, p, s = real_token.split(".")
     hs_header = _segment({**header, "alg": "HS256"})
@@ -215,21 +237,45 @@ def test_forged_tokens_get_401(api, admin, stack):
     # and directly at the function, past the gateway (defence in depth)
     direct = stack.url_of("users-api")
     for name, token in tokens.items():
-        resp = requests.get(f"{direct}/api/users/me", timeout=10,
-                            headers={"Authorization": f"Bearer {token}"})
+        resp = requests.get(
+            f"{direct}/api/users/me", timeout=10, headers={"Authorization": f"Bearer {token}"}
+        )
         assert resp.status_code == 401, f"direct {name}: {resp.status_code}"
 
 
 def test_bad_input_gets_problem_json(api, admin):
-    assert_problem(api.req("POST", "/api/users", admin, data="{not json",
-                           headers={"Content-Type": "application/json"}), 400)
-    body = assert_problem(api.req("POST", "/api/users", admin, json={
-        "email": "y@example.com", "name": "Y", "roles": ["viewer"], "shoe_size": 44}), 422)
+    assert_problem(
+        api.req(
+            "POST",
+            "/api/users",
+            admin,
+            data="{not json",
+            headers={"Content-Type": "application/json"},
+        ),
+        400,
+    )
+    body = assert_problem(
+        api.req(
+            "POST",
+            "/api/users",
+            admin,
+            json={"email": "y@example.com", "name": "Y", "roles": ["viewer"], "shoe_size": 44},
+        ),
+        422,
+    )
     assert any(e["field"] == "shoe_size" for e in body["errors"])
     assert_problem(api.req("GET", "/api/users"), 401)
     assert_problem(api.req("GET", "/api/nothing-here", admin), 404)
-    assert_problem(api.req("POST", "/api/users", admin, data="x" * 2_000_000,
-                           headers={"Content-Type": "application/json"}), 413)
+    assert_problem(
+        api.req(
+            "POST",
+            "/api/users",
+            admin,
+            data="x" * 2_000_000,
+            headers={"Content-Type": "application/json"},
+        ),
+        413,
+    )
 
 
 def test_request_id_is_propagated(api, admin):
@@ -248,28 +294,60 @@ def test_pending_outbox_row_is_published_by_the_relay(api, admin, stack, pg_url)
     event_id = str(uuid.uuid4())
     uid = str(uuid.uuid4())
     old = datetime.now(UTC) - timedelta(minutes=5)
-    payload = {"id": uid, "email": f"{uid}@example.com", "name": "Crash", "roles": ["viewer"],
-               "active": True, "version": 1}
-    attrs = {"event_type": "user.created", "event_id": event_id, "schema_version": "1",
-             "source": "users-api", "occurred_at": old.isoformat().replace("+00:00", "Z"),
-             "request_id": "", "traceparent": "", "actor": "system"}
+    payload = {
+        "id": uid,
+        "email": f"{uid}@example.com",
+        "name": "Crash",
+        "roles": ["viewer"],
+        "active": True,
+        "version": 1,
+    }
+    attrs = {
+        "event_type": "user.created",
+        "event_id": event_id,
+        "schema_version": "1",
+        "source": "users-api",
+        "occurred_at": old.isoformat().replace("+00:00", "Z"),
+        "request_id": "",
+        "traceparent": "",
+        "actor": "system",
+    }
     table = outbox_table(metadata("users"))
     engine = create_engine(pg_url)
     with engine.begin() as conn:
-        conn.execute(table.insert().values(
-            id=event_id, event_type="user.created", schema_version=1,
-            payload=json.dumps(payload), attributes=json.dumps(attrs), created_at=old,
-            attempts=0))
-    resp = requests.post(stack.url_of("ops-outbox-relay") + "/", timeout=30, headers={
-        "X-CloudScheduler": "true", "X-CloudScheduler-JobName": "ops-outbox-relay",
-        "X-CloudScheduler-ScheduleTime": datetime.now(UTC).isoformat().replace("+00:00", "Z")})
+        conn.execute(
+            table.insert().values(
+                id=event_id,
+                event_type="user.created",
+                schema_version=1,
+                payload=json.dumps(payload),
+                attributes=json.dumps(attrs),
+                created_at=old,
+                attempts=0,
+            )
+        )
+    resp = requests.post(
+        stack.url_of("ops-outbox-relay") + "/",
+        timeout=30,
+        headers={
+            "X-CloudScheduler": "true",
+            "X-CloudScheduler-JobName": "ops-outbox-relay",
+            "X-CloudScheduler-ScheduleTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        },
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json()["published"] >= 1
     with engine.connect() as conn:
         row = conn.execute(table.select().where(table.c.id == event_id)).one()
     assert row.published_at is not None
-    wait_for(lambda: [e for e in audit_events(api, admin, event_type="user.created")
-                      if e["event_id"] == event_id], timeout=30)
+    wait_for(
+        lambda: [
+            e
+            for e in audit_events(api, admin, event_type="user.created")
+            if e["event_id"] == event_id
+        ],
+        timeout=30,
+    )
     engine.dispose()
 
 
@@ -288,9 +366,13 @@ def test_api_health_turns_503_when_a_deployment_is_down(api, stack):
 
 def test_bootstrap_admin_is_announced_to_every_consumer(api, admin):
     """The first admin's user.created is emitted once consumers run (not dead-lettered)."""
+
     def announced():
-        return [e for e in audit_events(api, admin, event_type="user.created")
-                if e["data"]["email"] == ADMIN[0]]
+        return [
+            e
+            for e in audit_events(api, admin, event_type="user.created")
+            if e["data"]["email"] == ADMIN[0]
+        ]
 
     (event,) = wait_for(announced, timeout=30)
     assert event["actor"] == "system"

@@ -61,9 +61,17 @@ def tokens(api, admin) -> dict[str, str]:
     out = {}
     for role in ("operator", "manager", "viewer"):
         email = f"prod-{role}-{uuid.uuid4().hex[:8]}@example.com"
-        resp = api.req("POST", "/api/users", admin, json={
-            "email": email, "name": f"Production {role}", "roles": [role],
-            "password": PASSWORD})
+        resp = api.req(
+            "POST",
+            "/api/users",
+            admin,
+            json={
+                "email": email,
+                "name": f"Production {role}",
+                "roles": [role],
+                "password": PASSWORD,
+            },
+        )
         assert resp.status_code == 201, resp.text
         out[role] = api.login(email, PASSWORD)
         assert out[role], f"{role} cannot log in"
@@ -82,9 +90,20 @@ def assert_problem(resp: requests.Response, status: int) -> dict:
 
 
 def new_batch(api: Api, token: str, quantity: float = 1000) -> dict:
-    return ok(api.req("POST", "/api/batches", token, json={
-        "batch_number": f"E2E-{uuid.uuid4().hex[:10].upper()}", "product": "Paracetamol 500 mg",
-        "planned_quantity": quantity, "unit": "kg"}), 201)
+    return ok(
+        api.req(
+            "POST",
+            "/api/batches",
+            token,
+            json={
+                "batch_number": f"E2E-{uuid.uuid4().hex[:10].upper()}",
+                "product": "Paracetamol 500 mg",
+                "planned_quantity": quantity,
+                "unit": "kg",
+            },
+        ),
+        201,
+    )
 
 
 def move(api: Api, token: str, batch_id: str, **body) -> requests.Response:
@@ -102,27 +121,52 @@ def test_batch_lifecycle_through_the_gateway_reaches_the_audit_trail(api, admin,
         ok(move(api, operator, bid, stage=stage, reason=f"{stage} started"))
     ok(move(api, manager, bid, status="qa_hold", reason="batch record review"))
     ok(move(api, manager, bid, status="released", reason="QA release"))
-    done = ok(move(api, operator, bid, status="completed", reason="to warehouse",
-                   actual_quantity=970))
+    done = ok(
+        move(api, operator, bid, status="completed", reason="to warehouse", actual_quantity=970)
+    )
     assert (done["status"], done["stage"], done["actual_quantity"], done["version"]) == (
-        "completed", "packaging", 970.0, 9)
+        "completed",
+        "packaging",
+        970.0,
+        9,
+    )
     assert ok(api.req("GET", f"/api/batches/{bid}", viewer)) == done
 
     history = ok(api.req("GET", f"/api/batches/{bid}/history", viewer))["items"]
-    assert [h["to"] for h in history] == ["planned", "in_progress", *STAGES, "qa_hold",
-                                          "released", "completed"]
-    found = ok(api.req("GET", "/api/batches", viewer,
-                       params={"q": batch["batch_number"], "status": "completed"}))
+    assert [h["to"] for h in history] == [
+        "planned",
+        "in_progress",
+        *STAGES,
+        "qa_hold",
+        "released",
+        "completed",
+    ]
+    found = ok(
+        api.req(
+            "GET",
+            "/api/batches",
+            viewer,
+            params={"q": batch["batch_number"], "status": "completed"},
+        )
+    )
     assert [b["id"] for b in found["items"]] == [bid]
     metrics = ok(api.req("GET", "/api/batches/metrics", viewer))
     assert metrics["completed_total"] >= 1 and metrics["by_status"]["completed"] >= 1
 
-    expected = (["batch.created", "batch.status.changed"] + ["batch.stage.changed"] * 4
-                + ["batch.status.changed"] * 3 + ["batch.completed"])
+    expected = (
+        ["batch.created", "batch.status.changed"]
+        + ["batch.stage.changed"] * 4
+        + ["batch.status.changed"] * 3
+        + ["batch.completed"]
+    )
 
     def in_audit():
-        resp = api.req("GET", "/api/audit/events", admin, params={
-            "source": "production-api", "since": since, "limit": 100})
+        resp = api.req(
+            "GET",
+            "/api/audit/events",
+            admin,
+            params={"source": "production-api", "since": since, "limit": 100},
+        )
         assert resp.status_code == 200, resp.text
         mine = [e for e in resp.json()["items"] if e["data"].get("batch_id") == bid]
         return mine if len(mine) >= len(expected) else None
@@ -131,23 +175,43 @@ def test_batch_lifecycle_through_the_gateway_reaches_the_audit_trail(api, admin,
     assert [e["event_type"] for e in events] == expected
     assert all(e["source"] == "production-api" for e in events)
     moves = [(e["data"]["old"], e["data"]["new"]) for e in events[1:-1]]
-    assert moves == [("planned", "in_progress"), ("dispensing", "granulation"),
-                     ("granulation", "compression"), ("compression", "coating"),
-                     ("coating", "packaging"), ("in_progress", "qa_hold"),
-                     ("qa_hold", "released"), ("released", "completed")]
+    assert moves == [
+        ("planned", "in_progress"),
+        ("dispensing", "granulation"),
+        ("granulation", "compression"),
+        ("compression", "coating"),
+        ("coating", "packaging"),
+        ("in_progress", "qa_hold"),
+        ("qa_hold", "released"),
+        ("released", "completed"),
+    ]
     operator_id = events[0]["actor"]
     assert operator_id != "system" and events[1]["data"]["actor"] == operator_id
     assert events[6]["actor"] == events[7]["actor"] != operator_id  # the manager's decisions
     completed = events[-1]["data"]
     assert (completed["batch_number"], completed["actual_quantity"], completed["yield"]) == (
-        batch["batch_number"], 970.0, pytest.approx(0.97))
+        batch["batch_number"],
+        970.0,
+        pytest.approx(0.97),
+    )
 
 
 def test_roles_through_the_gateway(api, tokens):
     operator, manager, viewer = tokens["operator"], tokens["manager"], tokens["viewer"]
-    assert_problem(api.req("POST", "/api/batches", viewer, json={
-        "batch_number": f"E2E-{uuid.uuid4().hex[:10].upper()}", "product": "P",
-        "planned_quantity": 1, "unit": "kg"}), 403)
+    assert_problem(
+        api.req(
+            "POST",
+            "/api/batches",
+            viewer,
+            json={
+                "batch_number": f"E2E-{uuid.uuid4().hex[:10].upper()}",
+                "product": "P",
+                "planned_quantity": 1,
+                "unit": "kg",
+            },
+        ),
+        403,
+    )
     assert_problem(api.req("GET", "/api/batches"), 401)
     batch = new_batch(api, operator)
     bid = batch["id"]
@@ -167,17 +231,41 @@ def test_roles_through_the_gateway(api, tokens):
 
 def test_bad_input_through_the_gateway(api, tokens):
     operator = tokens["operator"]
-    body = assert_problem(api.req("POST", "/api/batches", operator, json={
-        "batch_number": "E2E-NEG", "product": "P", "planned_quantity": -1, "unit": "kg",
-        "colour": "red"}), 422)
+    body = assert_problem(
+        api.req(
+            "POST",
+            "/api/batches",
+            operator,
+            json={
+                "batch_number": "E2E-NEG",
+                "product": "P",
+                "planned_quantity": -1,
+                "unit": "kg",
+                "colour": "red",
+            },
+        ),
+        422,
+    )
     assert {e["field"] for e in body["errors"]} == {"planned_quantity", "colour"}
     batch = new_batch(api, operator)
-    assert_problem(api.req("POST", "/api/batches", operator, json={
-        "batch_number": batch["batch_number"], "product": "P", "planned_quantity": 1,
-        "unit": "kg"}), 409)
+    assert_problem(
+        api.req(
+            "POST",
+            "/api/batches",
+            operator,
+            json={
+                "batch_number": batch["batch_number"],
+                "product": "P",
+                "planned_quantity": 1,
+                "unit": "kg",
+            },
+        ),
+        409,
+    )
     assert_problem(api.req("GET", "/api/batches/not-an-id", operator), 404)
-    assert_problem(api.req("PUT", f"/api/batches/{batch['id']}", operator,
-                           json={"status": "completed"}), 422)
+    assert_problem(
+        api.req("PUT", f"/api/batches/{batch['id']}", operator, json={"status": "completed"}), 422
+    )
 
 
 def test_seed_loads_demo_batches_once(api, admin):

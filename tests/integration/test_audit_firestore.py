@@ -52,12 +52,25 @@ def tag() -> str:
     return uuid.uuid4().hex[:10]
 
 
-def received(event_type: str, *, at: datetime = T0, actor: str = "user-1",
-             source: str = "users-api", attempt: int = 1, event_id: str | None = None,
-             data: dict | None = None) -> Received:
+def received(
+    event_type: str,
+    *,
+    at: datetime = T0,
+    actor: str = "user-1",
+    source: str = "users-api",
+    attempt: int = 1,
+    event_id: str | None = None,
+    data: dict | None = None,
+) -> Received:
     return Received(
-        event_type=event_type, event_id=event_id or str(uuid.uuid4()), schema_version=1,
-        source=source, occurred_at=at, actor=actor, request_id="req-1", traceparent=TRACE,
+        event_type=event_type,
+        event_id=event_id or str(uuid.uuid4()),
+        schema_version=1,
+        source=source,
+        occurred_at=at,
+        actor=actor,
+        request_id="req-1",
+        traceparent=TRACE,
         data=data if data is not None else {"id": "u-9", "email": "a@example.com"},
         delivery_attempt=attempt,
     )
@@ -68,10 +81,14 @@ def push_body(event: Received) -> dict:
         "message": {
             "data": base64.b64encode(json.dumps(event.data).encode()).decode(),
             "attributes": {
-                "event_type": event.event_type, "event_id": event.event_id,
-                "schema_version": str(event.schema_version), "source": event.source,
-                "occurred_at": rfc3339(event.occurred_at), "actor": event.actor,
-                "request_id": event.request_id, "traceparent": event.traceparent,
+                "event_type": event.event_type,
+                "event_id": event.event_id,
+                "schema_version": str(event.schema_version),
+                "source": event.source,
+                "occurred_at": rfc3339(event.occurred_at),
+                "actor": event.actor,
+                "request_id": event.request_id,
+                "traceparent": event.traceparent,
             },
             "messageId": uuid.uuid4().hex,
         },
@@ -124,8 +141,9 @@ def test_recording_the_same_event_twice_keeps_one_document(client):
 
 
 def test_ingest_entry_point_stores_and_skips_redeliveries(env):
-    app = functions_framework.create_app(target="ingest",
-                                         source=str(ROOT / "functions" / "audit" / "main.py"))
+    app = functions_framework.create_app(
+        target="ingest", source=str(ROOT / "functions" / "audit" / "main.py")
+    )
     event_type = f"audit{tag()}.deleted"
     event = received(event_type)
     c = app.test_client()
@@ -135,8 +153,9 @@ def test_ingest_entry_point_stores_and_skips_redeliveries(env):
     again = c.post("/", json=push_body(event))
     assert again.status_code == 200
     assert again.get_json()["status"] == "duplicate"
-    assert [d["event_id"] for d in store.query(field="event_type", value=event_type)] == \
-        [event.event_id]
+    assert [d["event_id"] for d in store.query(field="event_type", value=event_type)] == [
+        event.event_id
+    ]
 
 
 def test_a_failed_first_delivery_is_retried_into_one_document(env):
@@ -181,14 +200,18 @@ def test_filters_and_time_range(client):
     def ids(**params):
         return [i["event_id"] for i in list_all(client, h, **params)]
 
-    assert ids(event_type=etype) == [events[2].event_id, events[1].event_id,
-                                     events[0].event_id]
+    assert ids(event_type=etype) == [events[2].event_id, events[1].event_id, events[0].event_id]
     assert ids(actor=actor) == [events[3].event_id, events[2].event_id, events[0].event_id]
     assert ids(source=source) == [events[2].event_id, events[1].event_id]
-    assert ids(event_type=etype, since=rfc3339(T0 + timedelta(minutes=1)),
-               until=rfc3339(T0 + timedelta(minutes=2))) == [events[1].event_id]
-    assert ids(actor=actor, since=rfc3339(T0 + timedelta(seconds=30))) == \
-        [events[3].event_id, events[2].event_id]
+    assert ids(
+        event_type=etype,
+        since=rfc3339(T0 + timedelta(minutes=1)),
+        until=rfc3339(T0 + timedelta(minutes=2)),
+    ) == [events[1].event_id]
+    assert ids(actor=actor, since=rfc3339(T0 + timedelta(seconds=30))) == [
+        events[3].event_id,
+        events[2].event_id,
+    ]
 
 
 def test_keyset_pages_cover_everything_once_newest_first_with_ties(client):
@@ -197,8 +220,7 @@ def test_keyset_pages_cover_everything_once_newest_first_with_ties(client):
     for e in events:
         service.record(e)
     h = bearer("manager")
-    r = client.get("/api/audit/events", query_string={"event_type": etype, "limit": 3},
-                   headers=h)
+    r = client.get("/api/audit/events", query_string={"event_type": etype, "limit": 3}, headers=h)
     first = r.get_json()
     assert len(first["items"]) == 3 and first["next_cursor"]
     items = list_all(client, h, event_type=etype, limit=3)

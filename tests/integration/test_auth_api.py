@@ -35,9 +35,16 @@ def _configure(mp, pg_url, local_dir):
     mp.setenv("SWITCHYARD_ENV", "test")
     mp.setenv("LOGIN_MAX_FAILURES", "3")
     mp.setenv("LOGIN_WINDOW_S", "60")
-    for name in ("INSTANCE_CONNECTION_NAME", "JWT_SIGNING_KEY", "JWT_PUBLIC_KEYS",
-                 "SWITCHYARD_DEPLOYMENT", "K_SERVICE", "SERVICE_URLS", "BOOTSTRAP_ADMIN_EMAIL",
-                 "BOOTSTRAP_ADMIN_PASSWORD"):
+    for name in (
+        "INSTANCE_CONNECTION_NAME",
+        "JWT_SIGNING_KEY",
+        "JWT_PUBLIC_KEYS",
+        "SWITCHYARD_DEPLOYMENT",
+        "K_SERVICE",
+        "SERVICE_URLS",
+        "BOOTSTRAP_ADMIN_EMAIL",
+        "BOOTSTRAP_ADMIN_PASSWORD",
+    ):
         mp.delenv(name, raising=False)
     settings.cache_clear()
     db.reset()
@@ -71,8 +78,9 @@ def env(monkeypatch, migrated, pg_url, local_dir):
 def client():
     """A test client calling from its own IP, so per-IP throttling never leaks across tests."""
     c = app.test_client()
-    c.environ_base["HTTP_X_CLIENT_IP"] = f"10.{random.randrange(256)}.{random.randrange(256)}." \
-                                         f"{random.randrange(256)}"
+    c.environ_base["HTTP_X_CLIENT_IP"] = (
+        f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(256)}"
+    )
     return c
 
 
@@ -83,8 +91,9 @@ def bearer(sub=None, roles=("viewer",)):
 
 def new_user(*, roles=("viewer",), password=PASSWORD, active=True, version=1):
     user_id, email = str(uuid.uuid4()), f"u-{uuid.uuid4().hex[:10]}@example.com"
-    service.put_credential(user_id, email=email, roles=sorted(roles), active=active,
-                           version=version, password=password)
+    service.put_credential(
+        user_id, email=email, roles=sorted(roles), active=active, version=version, password=password
+    )
     return user_id, email
 
 
@@ -99,8 +108,11 @@ def credential_row(user_id):
 
 def outbox_payloads(event_type):
     with db.transaction() as tx:
-        rows = tx.execute(select(store.outbox.c.payload, store.outbox.c.attributes)
-                          .where(store.outbox.c.event_type == event_type)).all()
+        rows = tx.execute(
+            select(store.outbox.c.payload, store.outbox.c.attributes).where(
+                store.outbox.c.event_type == event_type
+            )
+        ).all()
     return [(json.loads(r.payload), json.loads(r.attributes)) for r in rows]
 
 
@@ -113,6 +125,7 @@ def assert_problem(resp, status):
 
 
 # --- login -------------------------------------------------------------------------------
+
 
 def test_login_issues_a_verifiable_pair(client):
     user_id, email = new_user(roles=("operator", "viewer"))
@@ -134,8 +147,11 @@ def test_wrong_password_unknown_email_and_inactive_look_the_same(client):
     _, inactive = new_user(active=False)
     details = set()
     timings = []
-    for e, p in ((email, "wrong password!"), (f"nobody-{uuid.uuid4().hex}@example.com", PASSWORD),
-                 (inactive, PASSWORD)):
+    for e, p in (
+        (email, "wrong password!"),
+        (f"nobody-{uuid.uuid4().hex}@example.com", PASSWORD),
+        (inactive, PASSWORD),
+    ):
         started = time.perf_counter()
         body = assert_problem(login(client, e, p), 401)
         timings.append(time.perf_counter() - started)
@@ -206,8 +222,11 @@ def test_login_upgrades_an_outdated_hash(client):
     user_id, email = new_user()
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=2)
     with db.transaction() as tx:
-        tx.execute(update(store.credentials).where(store.credentials.c.user_id == user_id)
-                   .values(password_hash=weak.hash(PASSWORD)))
+        tx.execute(
+            update(store.credentials)
+            .where(store.credentials.c.user_id == user_id)
+            .values(password_hash=weak.hash(PASSWORD))
+        )
     assert login(client, email).status_code == 200
     upgraded = credential_row(user_id).password_hash
     assert upgraded.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
@@ -215,6 +234,7 @@ def test_login_upgrades_an_outdated_hash(client):
 
 
 # --- refresh -----------------------------------------------------------------------------
+
 
 def test_refresh_rotates_and_reuse_revokes_the_family(client):
     _, email = new_user()
@@ -225,45 +245,58 @@ def test_refresh_rotates_and_reuse_revokes_the_family(client):
     assert pair["refresh_token"] != first["refresh_token"]
     assert sauth.verify(pair["access_token"]).jti != sauth.verify(first["access_token"]).jti
     # the used token again: theft assumed, every token of the login is revoked
-    assert_problem(client.post("/api/auth/refresh",
-                               json={"refresh_token": first["refresh_token"]}), 401)
-    assert_problem(client.post("/api/auth/refresh",
-                               json={"refresh_token": pair["refresh_token"]}), 401)
+    assert_problem(
+        client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}), 401
+    )
+    assert_problem(
+        client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}), 401
+    )
     with db.transaction() as tx:
         family = store.refresh_token(tx, store.token_hash(pair["refresh_token"])).family_id
-        rows = tx.execute(select(store.refresh_tokens)
-                          .where(store.refresh_tokens.c.family_id == family)).all()
+        rows = tx.execute(
+            select(store.refresh_tokens).where(store.refresh_tokens.c.family_id == family)
+        ).all()
     assert len(rows) == 2 and all(r.revoked_at is not None for r in rows)
     # another login of the same user is untouched
-    assert client.post("/api/auth/refresh", json={
-        "refresh_token": login(client, email).get_json()["refresh_token"]}).status_code == 200
+    assert (
+        client.post(
+            "/api/auth/refresh",
+            json={"refresh_token": login(client, email).get_json()["refresh_token"]},
+        ).status_code
+        == 200
+    )
 
 
 def test_refresh_takes_roles_from_the_credential_and_refuses_inactive(client):
     user_id, email = new_user(roles=("viewer",))
     tokens = login(client, email).get_json()
-    service.put_credential(user_id, email=email, roles=["manager"], active=True, version=2,
-                           password=None)
+    service.put_credential(
+        user_id, email=email, roles=["manager"], active=True, version=2, password=None
+    )
     pair = client.post("/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert sauth.verify(pair.get_json()["access_token"]).roles == ("manager",)
-    service.put_credential(user_id, email=email, roles=["manager"], active=False, version=3,
-                           password=None)
-    assert_problem(client.post("/api/auth/refresh",
-                               json={"refresh_token": pair.get_json()["refresh_token"]}), 401)
+    service.put_credential(
+        user_id, email=email, roles=["manager"], active=False, version=3, password=None
+    )
+    assert_problem(
+        client.post("/api/auth/refresh", json={"refresh_token": pair.get_json()["refresh_token"]}),
+        401,
+    )
 
 
 def test_expired_unknown_and_malformed_refresh_tokens(client):
     _, email = new_user()
     token = login(client, email).get_json()["refresh_token"]
     with db.transaction() as tx:
-        tx.execute(update(store.refresh_tokens)
-                   .where(store.refresh_tokens.c.token_hash == store.token_hash(token))
-                   .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        tx.execute(
+            update(store.refresh_tokens)
+            .where(store.refresh_tokens.c.token_hash == store.token_hash(token))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
     assert_problem(client.post("/api/auth/refresh", json={"refresh_token": token}), 401)
     assert_problem(client.post("/api/auth/refresh", json={"refresh_token": "nope"}), 401)
     assert_problem(client.post("/api/auth/refresh", json={}), 422)
-    assert_problem(client.post("/api/auth/refresh", data="{", content_type="application/json"),
-                   400)
+    assert_problem(client.post("/api/auth/refresh", data="{", content_type="application/json"), 400)
 
 
 def test_concurrent_refreshes_of_one_token_succeed_once(client):
@@ -295,6 +328,7 @@ def test_concurrent_refreshes_of_one_token_succeed_once(client):
 
 # --- logout and verify ---------------------------------------------------------------------
 
+
 def test_verify_answers_the_claims(client):
     headers = bearer(roles=("manager",))
     for method in (client.get, client.post):
@@ -313,12 +347,14 @@ def test_logout_revokes_the_access_token_and_the_refresh_family(client):
     pair = rotated.get_json()
     headers = {"Authorization": f"Bearer {pair['access_token']}"}
     assert client.get("/api/auth/verify", headers=headers).status_code == 200
-    resp = client.post("/api/auth/logout", headers=headers,
-                       json={"refresh_token": pair["refresh_token"]})
+    resp = client.post(
+        "/api/auth/logout", headers=headers, json={"refresh_token": pair["refresh_token"]}
+    )
     assert resp.status_code == 204
     assert_problem(client.get("/api/auth/verify", headers=headers), 401)
-    assert_problem(client.post("/api/auth/refresh",
-                               json={"refresh_token": pair["refresh_token"]}), 401)
+    assert_problem(
+        client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}), 401
+    )
 
 
 def test_logout_cannot_revoke_someone_elses_refresh_token(client):
@@ -331,25 +367,36 @@ def test_logout_cannot_revoke_someone_elses_refresh_token(client):
 
 # --- password change ---------------------------------------------------------------------
 
+
 def test_password_change(client):
     user_id, email = new_user()
     tokens = login(client, email).get_json()
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
     url = "/api/auth/password"
-    body = assert_problem(client.post(url, headers=headers, json={
-        "old_password": "not the password", "new_password": "a brand new secret"}), 403)
+    body = assert_problem(
+        client.post(
+            url,
+            headers=headers,
+            json={"old_password": "not the password", "new_password": "a brand new secret"},
+        ),
+        403,
+    )
     assert body["detail"] == "The current password is incorrect."
-    body = assert_problem(client.post(url, headers=headers, json={
-        "old_password": PASSWORD, "new_password": email}), 422)
+    body = assert_problem(
+        client.post(url, headers=headers, json={"old_password": PASSWORD, "new_password": email}),
+        422,
+    )
     assert body["errors"][0]["field"] == "new_password"
-    resp = client.post(url, headers=headers, json={"old_password": PASSWORD,
-                                                   "new_password": "a brand new secret"})
+    resp = client.post(
+        url, headers=headers, json={"old_password": PASSWORD, "new_password": "a brand new secret"}
+    )
     assert resp.status_code == 204
     assert_problem(login(client, email), 401)
     assert login(client, email, "a brand new secret").status_code == 200
     # sessions of the old password are over
-    assert_problem(client.post("/api/auth/refresh",
-                               json={"refresh_token": tokens["refresh_token"]}), 401)
+    assert_problem(
+        client.post("/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]}), 401
+    )
     events = [(p, a) for p, a in outbox_payloads("password.changed") if p["user_id"] == user_id]
     assert events[-1][0] == {"user_id": user_id}
     assert events[-1][1]["actor"] == user_id
@@ -357,17 +404,28 @@ def test_password_change(client):
 
 
 def test_password_change_needs_a_token(client):
-    assert_problem(client.post("/api/auth/password", json={
-        "old_password": PASSWORD, "new_password": "a brand new secret"}), 401)
+    assert_problem(
+        client.post(
+            "/api/auth/password",
+            json={"old_password": PASSWORD, "new_password": "a brand new secret"},
+        ),
+        401,
+    )
 
 
 # --- credentials (users-api) ----------------------------------------------------------------
 
+
 def test_credentials_upsert_is_for_admins(client):
     user_id = str(uuid.uuid4())
     url = f"/api/auth/credentials/{user_id}"
-    data = {"email": f"C-{user_id[:8]}@Example.com", "roles": ["viewer"], "active": True,
-            "version": 1, "password": PASSWORD}
+    data = {
+        "email": f"C-{user_id[:8]}@Example.com",
+        "roles": ["viewer"],
+        "active": True,
+        "version": 1,
+        "password": PASSWORD,
+    }
     assert_problem(client.put(url, json=data), 401)
     assert_problem(client.put(url, json=data, headers=bearer(roles=("viewer",))), 403)
     assert_problem(client.put(url, json=data, headers=bearer(roles=("manager",))), 403)
@@ -377,8 +435,11 @@ def test_credentials_upsert_is_for_admins(client):
     assert body["email"] == data["email"].lower() and body["has_password"] is True
     assert "password" not in body and "password_hash" not in body
     assert PASSWORD not in resp.get_data(as_text=True)
-    again = client.put(url, json={**data, "roles": ["manager"], "version": 2,
-                                  "password": None}, headers=bearer(roles=("admin",)))
+    again = client.put(
+        url,
+        json={**data, "roles": ["manager"], "version": 2, "password": None},
+        headers=bearer(roles=("admin",)),
+    )
     assert again.status_code == 200 and again.get_json()["roles"] == ["manager"]
     assert login(client, data["email"]).status_code == 200
 
@@ -387,23 +448,58 @@ def test_credentials_refuse_weak_passwords_and_bad_input(client):
     url = f"/api/auth/credentials/{uuid.uuid4()}"
     admin = bearer(roles=("admin",))
     email = f"w-{uuid.uuid4().hex[:8]}@example.com"
-    body = assert_problem(client.put(url, headers=admin, json={
-        "email": email, "roles": ["viewer"], "active": True, "version": 1,
-        "password": "too short"}), 422)
-    assert body["errors"] == [{"field": "password", "type": "password_policy",
-                               "message": "must be at least 12 characters"}]
-    body = assert_problem(client.put(url, headers=admin, json={
-        "email": "not-an-email", "roles": ["root"], "active": True, "version": 1,
-        "extra": 1}), 422)
+    body = assert_problem(
+        client.put(
+            url,
+            headers=admin,
+            json={
+                "email": email,
+                "roles": ["viewer"],
+                "active": True,
+                "version": 1,
+                "password": "too short",
+            },
+        ),
+        422,
+    )
+    assert body["errors"] == [
+        {
+            "field": "password",
+            "type": "password_policy",
+            "message": "must be at least 12 characters",
+        }
+    ]
+    body = assert_problem(
+        client.put(
+            url,
+            headers=admin,
+            json={
+                "email": "not-an-email",
+                "roles": ["root"],
+                "active": True,
+                "version": 1,
+                "extra": 1,
+            },
+        ),
+        422,
+    )
     assert {e["field"] for e in body["errors"]} == {"email", "roles", "extra"}
     assert_problem(client.put("/api/auth/credentials/not-a-uuid", headers=admin, json={}), 404)
 
 
 def test_credentials_keep_newer_facts_but_take_the_password(client):
     user_id, email = new_user(roles=("manager",), version=5)
-    resp = client.put(f"/api/auth/credentials/{user_id}", headers=bearer(roles=("admin",)),
-                      json={"email": email, "roles": ["viewer"], "active": True, "version": 4,
-                            "password": "stale but new password"})
+    resp = client.put(
+        f"/api/auth/credentials/{user_id}",
+        headers=bearer(roles=("admin",)),
+        json={
+            "email": email,
+            "roles": ["viewer"],
+            "active": True,
+            "version": 4,
+            "password": "stale but new password",
+        },
+    )
     assert resp.status_code == 200
     assert resp.get_json()["roles"] == ["manager"] and resp.get_json()["version"] == 5
     assert login(client, email, "stale but new password").status_code == 200
@@ -412,8 +508,14 @@ def test_credentials_keep_newer_facts_but_take_the_password(client):
 def test_credentials_take_over_an_email_a_stale_credential_still_holds(client):
     old_id, email = new_user()
     new_id = str(uuid.uuid4())
-    service.put_credential(new_id, email=email, roles=["viewer"], active=True, version=1,
-                           password="the newcomer password")
+    service.put_credential(
+        new_id,
+        email=email,
+        roles=["viewer"],
+        active=True,
+        version=1,
+        password="the newcomer password",
+    )
     assert credential_row(old_id).email is None
     tokens = login(client, email, "the newcomer password").get_json()
     assert sauth.verify(tokens["access_token"]).sub == new_id
@@ -429,6 +531,7 @@ def test_jwks_is_public_and_holds_the_signing_key(client):
 
 # --- forged tokens -----------------------------------------------------------------------------
 
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
@@ -436,8 +539,16 @@ def _b64(data: bytes) -> str:
 def _claims(**over):
     now = int(time.time())
     s = settings()
-    base = {"iss": s.jwt_issuer, "aud": s.jwt_audience, "sub": "mallory", "roles": ["admin"],
-            "iat": now, "nbf": now, "exp": now + 300, "jti": uuid.uuid4().hex}
+    base = {
+        "iss": s.jwt_issuer,
+        "aud": s.jwt_audience,
+        "sub": "mallory",
+        "roles": ["admin"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": uuid.uuid4().hex,
+    }
     return {**base, **over}
 
 
@@ -465,10 +576,14 @@ def _forged(kind):
         from cryptography.hazmat.primitives import serialization
 
         key = serialization.load_pem_private_key(pem.encode(), None).public_key()
-        public_pem = key.public_bytes(serialization.Encoding.PEM,
-                                      serialization.PublicFormat.SubjectPublicKeyInfo)
-        signing_input = (_b64(json.dumps({"alg": "HS256", **good}).encode()) + "."
-                         + _b64(json.dumps(_claims()).encode()))
+        public_pem = key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        signing_input = (
+            _b64(json.dumps({"alg": "HS256", **good}).encode())
+            + "."
+            + _b64(json.dumps(_claims()).encode())
+        )
         sig = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
         return f"{signing_input}.{_b64(sig)}"
     if kind == "wrong-aud":
@@ -477,8 +592,9 @@ def _forged(kind):
         return jwt.encode(_claims(iss="evil"), pem, "RS256", headers=good)
     if kind == "expired":
         now = int(time.time())
-        return jwt.encode(_claims(iat=now - 7200, nbf=now - 7200, exp=now - 3600), pem, "RS256",
-                          headers=good)
+        return jwt.encode(
+            _claims(iat=now - 7200, nbf=now - 7200, exp=now - 3600), pem, "RS256", headers=good
+        )
     if kind == "missing-typ":
         return jwt.encode(_claims(), pem, "RS256", headers={"kid": kid})
     if kind == "unknown-key":
@@ -493,37 +609,69 @@ def _forged(kind):
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["alg-none", "tampered-payload", "hs256-with-public-key",
-                                  "wrong-aud", "wrong-iss", "expired", "missing-typ",
-                                  "unknown-key", "missing-jti", "garbage"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "alg-none",
+        "tampered-payload",
+        "hs256-with-public-key",
+        "wrong-aud",
+        "wrong-iss",
+        "expired",
+        "missing-typ",
+        "unknown-key",
+        "missing-jti",
+        "garbage",
+    ],
+)
 def test_forged_tokens_are_refused(client, kind):
     token = _forged(kind)
     resp = client.get("/api/auth/verify", headers={"Authorization": f"Bearer {token}"})
     assert_problem(resp, 401)
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
-    resp = client.put(f"/api/auth/credentials/{uuid.uuid4()}",
-                      headers={"Authorization": f"Bearer {token}"}, json={})
+    resp = client.put(
+        f"/api/auth/credentials/{uuid.uuid4()}",
+        headers={"Authorization": f"Bearer {token}"},
+        json={},
+    )
     assert_problem(resp, 401)
 
 
 def test_the_forging_helper_makes_valid_tokens_when_nothing_is_wrong(client):
-    token = jwt.encode(_claims(), _private_pem(), "RS256", headers={"kid": _kid(),
-                                                                    "typ": "at+jwt"})
-    assert client.get("/api/auth/verify",
-                      headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    token = jwt.encode(_claims(), _private_pem(), "RS256", headers={"kid": _kid(), "typ": "at+jwt"})
+    assert (
+        client.get("/api/auth/verify", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
 
 
 # --- users' events -----------------------------------------------------------------------------
 
+
 def received(event_type, **data):
-    return Received(event_type=event_type, event_id=uuid.uuid4().hex, schema_version=1,
-                    source="users-api", occurred_at=datetime.now(UTC), actor="system",
-                    request_id="", traceparent="", data=data)
+    return Received(
+        event_type=event_type,
+        event_id=uuid.uuid4().hex,
+        schema_version=1,
+        source="users-api",
+        occurred_at=datetime.now(UTC),
+        actor="system",
+        request_id="",
+        traceparent="",
+        data=data,
+    )
 
 
 def facts(user_id, email, version, **over):
-    return {"id": user_id, "email": email, "name": "N", "roles": ["viewer"], "active": True,
-            "version": version, **over}
+    return {
+        "id": user_id,
+        "email": email,
+        "name": "N",
+        "roles": ["viewer"],
+        "active": True,
+        "version": version,
+        **over,
+    }
 
 
 def test_user_events_keep_the_credential_and_ignore_older_versions(client):
@@ -531,16 +679,24 @@ def test_user_events_keep_the_credential_and_ignore_older_versions(client):
     service.apply_user_event(received("user.created", **facts(user_id, email, 1)))
     row = credential_row(user_id)
     assert (row.email, store.roles_of(row), row.active, row.version, row.password_hash) == (
-        email, ["viewer"], True, 1, None)
-    service.apply_user_event(received("user.updated", changed=["roles"],
-                                      **facts(user_id, email, 3, roles=["manager"])))
-    service.apply_user_event(received("user.updated", changed=["roles"],
-                                      **facts(user_id, email, 2, roles=["operator"])))
+        email,
+        ["viewer"],
+        True,
+        1,
+        None,
+    )
+    service.apply_user_event(
+        received("user.updated", changed=["roles"], **facts(user_id, email, 3, roles=["manager"]))
+    )
+    service.apply_user_event(
+        received("user.updated", changed=["roles"], **facts(user_id, email, 2, roles=["operator"]))
+    )
     row = credential_row(user_id)
     assert (store.roles_of(row), row.version) == (["manager"], 3)
     # the same event twice changes nothing
-    same = received("user.updated", changed=["roles"], **facts(user_id, email, 3,
-                                                                roles=["manager"]))
+    same = received(
+        "user.updated", changed=["roles"], **facts(user_id, email, 3, roles=["manager"])
+    )
     service.apply_user_event(same)
     service.apply_user_event(same)
     assert credential_row(user_id).version == 3
@@ -549,8 +705,7 @@ def test_user_events_keep_the_credential_and_ignore_older_versions(client):
 def test_user_deleted_deactivates_frees_the_email_and_ends_sessions(client):
     user_id, email = new_user()
     token = login(client, email).get_json()["refresh_token"]
-    service.apply_user_event(received("user.deleted", **facts(user_id, email, 2,
-                                                               active=False)))
+    service.apply_user_event(received("user.deleted", **facts(user_id, email, 2, active=False)))
     row = credential_row(user_id)
     assert (row.active, row.email, row.version) == (False, None, 2)
     assert_problem(client.post("/api/auth/refresh", json={"refresh_token": token}), 401)
@@ -575,8 +730,9 @@ def test_an_email_still_held_by_an_active_user_is_retried(client):
     with pytest.raises(service.EmailStillHeld):
         service.apply_user_event(received("user.created", **facts(other, email, 1)))
     assert credential_row(other) is None  # rolled back entirely
-    service.apply_user_event(received("user.updated", changed=["email"], **facts(
-        holder_id, f"moved-{email}", 2)))
+    service.apply_user_event(
+        received("user.updated", changed=["email"], **facts(holder_id, f"moved-{email}", 2))
+    )
     service.apply_user_event(received("user.created", **facts(other, email, 1)))
     assert credential_row(other).email == email
 
@@ -584,15 +740,25 @@ def test_an_email_still_held_by_an_active_user_is_retried(client):
 def test_on_user_event_entry_point_skips_duplicates(client):
     import functions_framework
 
-    ff = functions_framework.create_app(target="on_user_event", source="functions/auth/main.py",
-                                        signature_type="http").test_client()
+    ff = functions_framework.create_app(
+        target="on_user_event", source="functions/auth/main.py", signature_type="http"
+    ).test_client()
     user_id, email = str(uuid.uuid4()), f"p-{uuid.uuid4().hex[:8]}@example.com"
-    push = {"subscription": "projects/p/subscriptions/auth-on-user-event--user.created",
-            "message": {"messageId": "1", "data": base64.b64encode(json.dumps(
-                facts(user_id, email, 1)).encode()).decode(), "attributes": {
-                "event_type": "user.created", "event_id": uuid.uuid4().hex,
-                "schema_version": "1", "source": "users-api",
-                "occurred_at": "2026-11-22T00:00:00Z", "actor": "system"}}}
+    push = {
+        "subscription": "projects/p/subscriptions/auth-on-user-event--user.created",
+        "message": {
+            "messageId": "1",
+            "data": base64.b64encode(json.dumps(facts(user_id, email, 1)).encode()).decode(),
+            "attributes": {
+                "event_type": "user.created",
+                "event_id": uuid.uuid4().hex,
+                "schema_version": "1",
+                "source": "users-api",
+                "occurred_at": "2026-11-22T00:00:00Z",
+                "actor": "system",
+            },
+        },
+    }
     first = ff.post("/", json=push)
     assert first.status_code == 200 and first.get_json()["status"] == "processed"
     assert credential_row(user_id).email == email
@@ -601,6 +767,7 @@ def test_on_user_event_entry_point_skips_duplicates(client):
 
 
 # --- bootstrap ---------------------------------------------------------------------------------
+
 
 def test_bootstrap_creates_the_admin_credential_once(client, monkeypatch):
     from functions.auth import bootstrap
@@ -613,7 +780,11 @@ def test_bootstrap_creates_the_admin_credential_once(client, monkeypatch):
     user_id = sauth.bootstrap_admin_id(email)
     row = credential_row(user_id)
     assert (row.email, store.roles_of(row), row.active, row.version) == (
-        email.lower(), ["admin"], True, 0)
+        email.lower(),
+        ["admin"],
+        True,
+        0,
+    )
     first_hash = row.password_hash
     monkeypatch.setenv("BOOTSTRAP_ADMIN_PASSWORD", "a different secret")
     settings.cache_clear()
@@ -628,8 +799,7 @@ def test_bootstrap_completes_a_credential_the_users_event_created_first(client, 
 
     email = f"boot-{uuid.uuid4().hex[:8]}@switchyard.local"
     user_id = sauth.bootstrap_admin_id(email)
-    service.apply_user_event(received("user.created", **facts(user_id, email, 1,
-                                                               roles=["admin"])))
+    service.apply_user_event(received("user.created", **facts(user_id, email, 1, roles=["admin"])))
     monkeypatch.setenv("BOOTSTRAP_ADMIN_EMAIL", email)
     monkeypatch.setenv("BOOTSTRAP_ADMIN_PASSWORD", "the bootstrap secret")
     settings.cache_clear()
@@ -661,7 +831,8 @@ def test_guessing_the_current_password_is_throttled(client):
     guess = {"old_password": "a wrong guess!", "new_password": "a brand new secret"}
     for _ in range(3):
         assert_problem(client.post("/api/auth/password", headers=headers, json=guess), 403)
-    resp = client.post("/api/auth/password", headers=headers,
-                       json={**guess, "old_password": PASSWORD})
+    resp = client.post(
+        "/api/auth/password", headers=headers, json={**guess, "old_password": PASSWORD}
+    )
     assert_problem(resp, 429)
     assert int(resp.headers["Retry-After"]) > 0

@@ -19,9 +19,16 @@ def sqlite_env(tmp_path, monkeypatch, pubsub_emulator):
     monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
     monkeypatch.setenv("SWITCHYARD_ENV", "test")
     monkeypatch.setenv("LOGIN_MAX_FAILURES", "2")
-    for name in ("DATABASE_URL", "INSTANCE_CONNECTION_NAME", "JWT_SIGNING_KEY",
-                 "JWT_PUBLIC_KEYS", "SWITCHYARD_DEPLOYMENT", "K_SERVICE",
-                 "BOOTSTRAP_ADMIN_EMAIL", "BOOTSTRAP_ADMIN_PASSWORD"):
+    for name in (
+        "DATABASE_URL",
+        "INSTANCE_CONNECTION_NAME",
+        "JWT_SIGNING_KEY",
+        "JWT_PUBLIC_KEYS",
+        "SWITCHYARD_DEPLOYMENT",
+        "K_SERVICE",
+        "BOOTSTRAP_ADMIN_EMAIL",
+        "BOOTSTRAP_ADMIN_PASSWORD",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings.cache_clear()
     db.reset()
@@ -40,8 +47,14 @@ def test_migration_and_token_flows_on_sqlite(sqlite_env):
     upgrade("auth")  # idempotent
 
     user_id, email = str(uuid.uuid4()), "ann@switchyard.local"
-    service.put_credential(user_id, email=email, roles=["viewer"], active=True, version=1,
-                           password="correct horse battery")
+    service.put_credential(
+        user_id,
+        email=email,
+        roles=["viewer"],
+        active=True,
+        version=1,
+        password="correct horse battery",
+    )
     pair = service.login("Ann@Switchyard.local", "correct horse battery", "127.0.0.1")
     rotated = service.refresh(pair.refresh_token)
     with pytest.raises(Exception) as reused:

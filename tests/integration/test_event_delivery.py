@@ -99,22 +99,30 @@ def wire(project: str, port: int) -> None:
     sub = pubsub_v1.SubscriberClient()
     for t in (TOPIC, dead_letter_topic(TOPIC)):
         pub.create_topic(name=pub.topic_path(project, t))
-    sub.create_subscription(request={
-        "name": sub.subscription_path(project, dead_letter_subscription(TOPIC)),
-        "topic": pub.topic_path(project, dead_letter_topic(TOPIC)),
-    })
-    sub.create_subscription(request={
-        "name": sub.subscription_path(project, subscription_name(DEPLOYMENT, TOPIC)),
-        "topic": pub.topic_path(project, TOPIC),
-        "push_config": {"push_endpoint":
-                        f"http://127.0.0.1:{port}/projects/{project}/topics/{TOPIC}"},
-        "ack_deadline_seconds": 10,
-        "retry_policy": {"minimum_backoff": duration_pb2.Duration(seconds=1),
-                         "maximum_backoff": duration_pb2.Duration(seconds=2)},
-        "dead_letter_policy": {"dead_letter_topic": pub.topic_path(project,
-                                                                    dead_letter_topic(TOPIC)),
-                               "max_delivery_attempts": 5},
-    })
+    sub.create_subscription(
+        request={
+            "name": sub.subscription_path(project, dead_letter_subscription(TOPIC)),
+            "topic": pub.topic_path(project, dead_letter_topic(TOPIC)),
+        }
+    )
+    sub.create_subscription(
+        request={
+            "name": sub.subscription_path(project, subscription_name(DEPLOYMENT, TOPIC)),
+            "topic": pub.topic_path(project, TOPIC),
+            "push_config": {
+                "push_endpoint": f"http://127.0.0.1:{port}/projects/{project}/topics/{TOPIC}"
+            },
+            "ack_deadline_seconds": 10,
+            "retry_policy": {
+                "minimum_backoff": duration_pb2.Duration(seconds=1),
+                "maximum_backoff": duration_pb2.Duration(seconds=2),
+            },
+            "dead_letter_policy": {
+                "dead_letter_topic": pub.topic_path(project, dead_letter_topic(TOPIC)),
+                "max_delivery_attempts": 5,
+            },
+        }
+    )
 
 
 def emit_user_created() -> str:
@@ -122,9 +130,18 @@ def emit_user_created() -> str:
 
     uid = str(uuid.uuid4())
     with db.transaction() as s:
-        event_id = events.emit(s, UserCreated(id=uid, email=f"{uid}@example.com", name="Ada",
-                                              roles=["viewer"], active=True, version=1),
-                               actor="tester")
+        event_id = events.emit(
+            s,
+            UserCreated(
+                id=uid,
+                email=f"{uid}@example.com",
+                name="Ada",
+                roles=["viewer"],
+                active=True,
+                version=1,
+            ),
+            actor="tester",
+        )
     return event_id
 
 
@@ -182,8 +199,11 @@ def test_always_failing_consumer_ends_in_dead_letter_topic(project):
 
         def dead_letters():
             resp = sub.pull(request={"subscription": path, "max_messages": 10}, timeout=5)
-            return [m for m in resp.received_messages
-                    if m.message.attributes.get("event_id") == event_id]
+            return [
+                m
+                for m in resp.received_messages
+                if m.message.attributes.get("event_id") == event_id
+            ]
 
         (letter,) = wait_for(dead_letters, timeout=60, interval=0.5)
         assert json.loads(letter.message.data)["name"] == "Ada"
@@ -194,12 +214,20 @@ def test_always_failing_consumer_ends_in_dead_letter_topic(project):
 
 
 def _push_body(event_id: str, project: str) -> dict:
-    attrs = {"event_type": TOPIC, "event_id": event_id, "schema_version": "1",
-             "source": "users-api", "occurred_at": "2026-11-22T00:00:00.000000Z",
-             "actor": "u1", "request_id": "r1"}
+    attrs = {
+        "event_type": TOPIC,
+        "event_id": event_id,
+        "schema_version": "1",
+        "source": "users-api",
+        "occurred_at": "2026-11-22T00:00:00.000000Z",
+        "actor": "u1",
+        "request_id": "r1",
+    }
     data = base64.b64encode(json.dumps({"id": "x", "name": "Bo"}).encode()).decode()
-    return {"message": {"data": data, "attributes": attrs, "messageId": "1"},
-            "subscription": f"projects/{project}/subscriptions/s"}
+    return {
+        "message": {"data": data, "attributes": attrs, "messageId": "1"},
+        "subscription": f"projects/{project}/subscriptions/s",
+    }
 
 
 @pytest.mark.parametrize("shape", ["push", "binary", "structured"])
@@ -215,16 +243,31 @@ def test_handler_accepts_push_and_cloudevents(project, shape):
     if shape == "push":
         resp = client.post("/", json=body)
     elif shape == "binary":
-        resp = client.post("/", json=body, headers={
-            "ce-specversion": "1.0", "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
-            "ce-source": f"//pubsub.googleapis.com/projects/{project}/topics/{TOPIC}",
-            "ce-id": "1"})
+        resp = client.post(
+            "/",
+            json=body,
+            headers={
+                "ce-specversion": "1.0",
+                "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+                "ce-source": f"//pubsub.googleapis.com/projects/{project}/topics/{TOPIC}",
+                "ce-id": "1",
+            },
+        )
     else:
-        resp = client.post("/", data=json.dumps({
-            "specversion": "1.0", "type": "google.cloud.pubsub.topic.v1.messagePublished",
-            "source": f"//pubsub.googleapis.com/projects/{project}/topics/{TOPIC}", "id": "1",
-            "datacontenttype": "application/json", "data": body,
-        }), content_type="application/cloudevents+json")
+        resp = client.post(
+            "/",
+            data=json.dumps(
+                {
+                    "specversion": "1.0",
+                    "type": "google.cloud.pubsub.topic.v1.messagePublished",
+                    "source": f"//pubsub.googleapis.com/projects/{project}/topics/{TOPIC}",
+                    "id": "1",
+                    "datacontenttype": "application/json",
+                    "data": body,
+                }
+            ),
+            content_type="application/cloudevents+json",
+        )
     assert resp.status_code == 200, resp.get_data(as_text=True)
     (got,) = seen
     assert (got.event_id, got.actor, got.data["name"]) == (event_id, "u1", "Bo")

@@ -102,14 +102,16 @@ def alpha_api() -> flask.Flask:
     def echo() -> flask.Response:
         req = flask.request
         claims = getattr(flask.g, "claims", None)
-        return json_response({
-            "served_by": "alpha-api",
-            "method": req.method,
-            "raw_uri": req.environ.get("RAW_URI") or req.environ.get("REQUEST_URI"),
-            "headers": dict(req.headers),
-            "body": req.get_data().decode("latin-1"),
-            "user": claims.sub if claims else None,
-        })
+        return json_response(
+            {
+                "served_by": "alpha-api",
+                "method": req.method,
+                "raw_uri": req.environ.get("RAW_URI") or req.environ.get("REQUEST_URI"),
+                "headers": dict(req.headers),
+                "body": req.get_data().decode("latin-1"),
+                "user": claims.sub if claims else None,
+            }
+        )
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     app.add_url_rule("/api/alpha/echo", "echo", echo, methods=methods)
@@ -212,7 +214,8 @@ def platform(firestore_emulator, tmp_path_factory):
     (functions_dir / "alpha").mkdir()
     (functions_dir / "alpha" / "function.yaml").write_text(textwrap.dedent(ALPHA_MANIFEST))
     (functions_dir / "alpha" / "main.py").write_text(
-        "".join(f"def {e}(request):\n    pass\n" for e in ("api", "deep", "worker", "tick")))
+        "".join(f"def {e}(request):\n    pass\n" for e in ("api", "deep", "worker", "tick"))
+    )
     cat = manifests.load(functions_dir)
 
     mp = pytest.MonkeyPatch()
@@ -235,7 +238,8 @@ def platform(firestore_emulator, tmp_path_factory):
         "alpha-tick": Server(alpha_tick()),
     }
     gateway_app = functions_framework.create_app(
-        target="gateway", source=str(ROOT / "functions" / "gateway" / "main.py"))
+        target="gateway", source=str(ROOT / "functions" / "gateway" / "main.py")
+    )
     gw = Platform(Server(gateway_app), upstreams)
     mp.setenv("SERVICE_URLS", gw.service_urls())
     _reset_caches()
@@ -271,6 +275,7 @@ def bearer(tok: str) -> dict[str, str]:
 
 # --- routing ---------------------------------------------------------------------------------
 
+
 def test_routes_by_longest_prefix(platform):
     tok, _ = token()
     deep = requests.get(f"{platform.url}/api/alpha/deep/echo", headers=bearer(tok), timeout=5)
@@ -299,8 +304,10 @@ def test_deployment_missing_from_service_urls_is_503(platform, monkeypatch):
 
 def test_unreachable_upstream_is_502_and_slow_upstream_is_504(platform, monkeypatch):
     tok, _ = token()
-    configure(monkeypatch, SERVICE_URLS=platform.service_urls(
-        alpha_deep=f"http://127.0.0.1:{free_port()}"))
+    configure(
+        monkeypatch,
+        SERVICE_URLS=platform.service_urls(alpha_deep=f"http://127.0.0.1:{free_port()}"),
+    )
     r = requests.get(f"{platform.url}/api/alpha/deep/echo", headers=bearer(tok), timeout=5)
     assert r.status_code == 502
     assert r.headers["Content-Type"] == "application/problem+json"
@@ -311,6 +318,7 @@ def test_unreachable_upstream_is_502_and_slow_upstream_is_504(platform, monkeypa
 
 
 # --- authentication ----------------------------------------------------------------------------
+
 
 def test_jwt_is_required_except_on_public_routes(platform):
     r = requests.get(f"{platform.url}/api/alpha/echo", timeout=5)
@@ -323,21 +331,36 @@ def test_jwt_is_required_except_on_public_routes(platform):
     public = requests.get(f"{platform.url}/api/alpha/public/echo", timeout=5)
     assert public.status_code == 200
     assert public.json()["served_by"] == "alpha-api"
-    for path in ("/health", "/api/health", "/api/openapi.json", "/api/docs",
-                 "/api/alpha/deep/health", "/api/alpha/openapi.json"):
+    for path in (
+        "/health",
+        "/api/health",
+        "/api/openapi.json",
+        "/api/docs",
+        "/api/alpha/deep/health",
+        "/api/alpha/openapi.json",
+    ):
         assert requests.get(platform.url + path, timeout=5).status_code != 401, path
 
 
 def test_client_supplied_forwarded_authorization_is_ignored(platform):
     tok, _ = token()
     # A forged X-Forwarded-Authorization must not stand in for a missing Authorization...
-    r = requests.get(f"{platform.url}/api/alpha/echo",
-                     headers={"X-Forwarded-Authorization": f"Bearer {tok}"}, timeout=5)
+    r = requests.get(
+        f"{platform.url}/api/alpha/echo",
+        headers={"X-Forwarded-Authorization": f"Bearer {tok}"},
+        timeout=5,
+    )
     assert r.status_code == 401
     # ...nor reach the upstream (which would prefer it) beside a valid one.
-    r = requests.get(f"{platform.url}/api/alpha/echo", headers={
-        **bearer(tok), "X-Forwarded-Authorization": "Bearer forged",
-        "X-Client-IP": "10.9.9.9"}, timeout=5)
+    r = requests.get(
+        f"{platform.url}/api/alpha/echo",
+        headers={
+            **bearer(tok),
+            "X-Forwarded-Authorization": "Bearer forged",
+            "X-Client-IP": "10.9.9.9",
+        },
+        timeout=5,
+    )
     assert r.status_code == 200
     seen = {k.lower(): v for k, v in r.json()["headers"].items()}
     assert "x-forwarded-authorization" not in seen
@@ -364,13 +387,19 @@ def test_a_logout_takes_effect_within_two_seconds(platform):
 
 # --- forwarding ---------------------------------------------------------------------------------
 
+
 def test_method_path_query_body_and_headers_are_forwarded(platform):
     tok, _ = token()
     r = requests.patch(
         f"{platform.url}/api/alpha/echo?b=2&a=%2F%20x&a=3",
         data=b'{"k": "v"}',
-        headers={**bearer(tok), "Content-Type": "application/json", "X-Custom": "yes",
-                 "Connection": "X-Hop", "X-Hop": "drop-me"},
+        headers={
+            **bearer(tok),
+            "Content-Type": "application/json",
+            "X-Custom": "yes",
+            "Connection": "X-Hop",
+            "X-Hop": "drop-me",
+        },
         timeout=5,
     )
     assert r.status_code == 200, r.text
@@ -393,8 +422,11 @@ def test_method_path_query_body_and_headers_are_forwarded(platform):
 def test_request_id_and_traceparent_are_propagated_or_created(platform):
     tok, _ = token()
     given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    r = requests.get(f"{platform.url}/api/alpha/echo", timeout=5,
-                     headers={**bearer(tok), "X-Request-ID": "req-123", "traceparent": given})
+    r = requests.get(
+        f"{platform.url}/api/alpha/echo",
+        timeout=5,
+        headers={**bearer(tok), "X-Request-ID": "req-123", "traceparent": given},
+    )
     headers = {k.lower(): v for k, v in r.json()["headers"].items()}
     assert headers["x-request-id"] == "req-123"
     assert headers["traceparent"] == given
@@ -409,8 +441,7 @@ def test_request_id_and_traceparent_are_propagated_or_created(platform):
 
 def test_bodies_and_headers_come_back_untouched(platform):
     tok, _ = token()
-    r = requests.get(f"{platform.url}/api/alpha/gzip", headers=bearer(tok), stream=True,
-                     timeout=5)
+    r = requests.get(f"{platform.url}/api/alpha/gzip", headers=bearer(tok), stream=True, timeout=5)
     assert r.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(r.raw.read()) == b'{"zipped": true}'
     r = requests.get(f"{platform.url}/api/alpha/cookies", headers=bearer(tok), timeout=5)
@@ -424,6 +455,7 @@ def test_bodies_and_headers_come_back_untouched(platform):
 
 
 # --- limits -------------------------------------------------------------------------------------
+
 
 def test_user_rate_limit_answers_429_with_retry_after(platform, monkeypatch):
     configure(monkeypatch, RATE_LIMIT_USER_PER_MIN="3")
@@ -445,8 +477,9 @@ def test_ip_rate_limit_covers_anonymous_calls_but_not_liveness(platform, monkeyp
     configure(monkeypatch, RATE_LIMIT_IP_PER_MIN="2")
     url = f"{platform.url}/api/alpha/public/echo"
     assert [requests.get(url, timeout=5).status_code for _ in range(3)] == [200, 200, 429]
-    assert all(requests.get(f"{platform.url}/health", timeout=5).status_code == 200
-               for _ in range(3))
+    assert all(
+        requests.get(f"{platform.url}/health", timeout=5).status_code == 200 for _ in range(3)
+    )
 
 
 def test_bodies_over_the_limit_are_413(platform):
@@ -469,20 +502,31 @@ def test_bodies_over_the_limit_are_413(platform):
 
 # --- CORS ---------------------------------------------------------------------------------------
 
+
 def test_cors_preflight_and_actual_requests(platform):
     url = f"{platform.url}/api/alpha/echo"
-    r = requests.options(url, headers={"Origin": ORIGIN,
-                                       "Access-Control-Request-Method": "POST",
-                                       "Access-Control-Request-Headers": "authorization"},
-                         timeout=5)
+    r = requests.options(
+        url,
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
+        timeout=5,
+    )
     assert r.status_code == 204
     assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
-    assert r.headers["Access-Control-Allow-Headers"] == \
-        "Authorization, Content-Type, X-Request-ID, traceparent"
+    assert (
+        r.headers["Access-Control-Allow-Headers"]
+        == "Authorization, Content-Type, X-Request-ID, traceparent"
+    )
     assert "POST" in r.headers["Access-Control-Allow-Methods"]
     assert int(r.headers["Access-Control-Max-Age"]) > 0
-    r = requests.options(url, headers={"Origin": "https://evil.example",
-                                       "Access-Control-Request-Method": "POST"}, timeout=5)
+    r = requests.options(
+        url,
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        timeout=5,
+    )
     assert r.status_code == 403
     assert "Access-Control-Allow-Origin" not in r.headers
 
@@ -499,13 +543,19 @@ def test_cors_preflight_and_actual_requests(platform):
 
 # --- health, OpenAPI, docs ----------------------------------------------------------------------
 
+
 def test_platform_health_is_200_then_503_when_a_deployment_stops(platform):
     r = requests.get(f"{platform.url}/api/health", timeout=10)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "ok"
-    assert set(body["deployments"]) == {"gateway", "alpha-api", "alpha-deep", "alpha-worker",
-                                        "alpha-tick"}
+    assert set(body["deployments"]) == {
+        "gateway",
+        "alpha-api",
+        "alpha-deep",
+        "alpha-worker",
+        "alpha-tick",
+    }
     for entry in body["deployments"].values():
         assert entry["status"] == "ok" and entry["http_status"] == 200
         assert entry["latency_ms"] >= 0
@@ -533,14 +583,23 @@ def test_openapi_documents_are_merged(platform):
     assert spec["openapi"] == "3.1.0"
     assert "x-switchyard-missing" not in spec
     paths = spec["paths"]
-    assert {"/api/alpha/things", "/api/alpha/echo", "/api/alpha/deep/echo",
-            "/api/health", "/api/docs", "/api/openapi.json"} <= set(paths)
+    assert {
+        "/api/alpha/things",
+        "/api/alpha/echo",
+        "/api/alpha/deep/echo",
+        "/api/health",
+        "/api/docs",
+        "/api/openapi.json",
+    } <= set(paths)
     create = paths["/api/alpha/things"]["post"]
-    assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"] == \
-        "#/components/schemas/ThingIn"
+    assert (
+        create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        == "#/components/schemas/ThingIn"
+    )
     assert "201" in create["responses"]
-    assert {"ThingIn", "ThingOut", "Problem", "PlatformHealth"} <= \
-        set(spec["components"]["schemas"])
+    assert {"ThingIn", "ThingOut", "Problem", "PlatformHealth"} <= set(
+        spec["components"]["schemas"]
+    )
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert paths["/api/alpha/public/echo"]["get"]["security"] == []
     assert paths["/api/health"]["get"]["security"] == []

@@ -138,8 +138,9 @@ def test_missing_java_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         Emulator("firestore", free_port()).start()
 
 
-def test_missing_emulator_component_is_named(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_emulator_component_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sdk = tmp_path / "sdk"  # the layout of a Cloud SDK without the emulator components
     _executable(sdk / "bin" / "gcloud")
     _executable(sdk / "lib" / "gcloud.py", "")
@@ -163,10 +164,14 @@ def test_max_delivery_attempts_is_clamped_to_what_pubsub_accepts() -> None:
 
 def _listed(host: str, project: str) -> tuple[set[str], dict[str, object]]:
     pub, sub = clients(host)
-    topics = {t.name.rsplit("/", 1)[1]
-              for t in pub.list_topics(request={"project": f"projects/{project}"})}
-    subs = {s.name.rsplit("/", 1)[1]: s
-            for s in sub.list_subscriptions(request={"project": f"projects/{project}"})}
+    topics = {
+        t.name.rsplit("/", 1)[1]
+        for t in pub.list_topics(request={"project": f"projects/{project}"})
+    }
+    subs = {
+        s.name.rsplit("/", 1)[1]: s
+        for s in sub.list_subscriptions(request={"project": f"projects/{project}"})
+    }
     return topics, subs
 
 
@@ -179,18 +184,22 @@ def test_wiring_creates_what_the_manifests_declare(pubsub_emulator) -> None:  # 
 
     topics, subs = _listed(pubsub_emulator.host, project)
     assert topics == set(catalog.topics) | {dead_letter_topic(t) for t in catalog.topics}
-    assert set(subs) == ({subscription_name(d.name, t) for d, t in catalog.subscriptions()}
-                         | {dead_letter_subscription(t) for t in catalog.topics})
+    assert set(subs) == (
+        {subscription_name(d.name, t) for d, t in catalog.subscriptions()}
+        | {dead_letter_subscription(t) for t in catalog.topics}
+    )
     tpath = f"projects/{project}/topics/"
     for dep, topic in catalog.subscriptions():
         s = subs[subscription_name(dep.name, topic)]
         assert s.topic == tpath + topic
         assert s.push_config.push_endpoint == (
-            f"http://127.0.0.1:{port_of[dep.name]}/projects/{project}/topics/{topic}")
+            f"http://127.0.0.1:{port_of[dep.name]}/projects/{project}/topics/{topic}"
+        )
         assert s.ack_deadline_seconds == 60
         assert s.dead_letter_policy.dead_letter_topic == tpath + dead_letter_topic(topic)
-        assert s.dead_letter_policy.max_delivery_attempts == max(5, min(100,
-                                                                        dep.retry.max_attempts))
+        assert s.dead_letter_policy.max_delivery_attempts == max(
+            5, min(100, dep.retry.max_attempts)
+        )
         assert s.retry_policy.minimum_backoff == timedelta(seconds=dep.retry.min_backoff_s)
         assert s.retry_policy.maximum_backoff == timedelta(seconds=dep.retry.max_backoff_s)
     for topic in catalog.topics:
@@ -199,8 +208,10 @@ def test_wiring_creates_what_the_manifests_declare(pubsub_emulator) -> None:  # 
         assert not keep.push_config.push_endpoint  # a pull subscription
 
 
-def test_wiring_is_idempotent_and_updates_in_place(pubsub_emulator,  # noqa: ANN001
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wiring_is_idempotent_and_updates_in_place(
+    pubsub_emulator,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     catalog = manifests.catalog()
     project = f"rewire-{secrets.token_hex(3)}"
     port_of = assign_ports(catalog, Ports())
@@ -251,8 +262,9 @@ class Recorder:
 
             def do_POST(self) -> None:  # noqa: N802
                 size = int(self.headers.get("Content-Length") or 0)
-                recorder.requests.put(Seen("POST", self.path, dict(self.headers.items()),
-                                           self.rfile.read(size)))
+                recorder.requests.put(
+                    Seen("POST", self.path, dict(self.headers.items()), self.rfile.read(size))
+                )
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -311,8 +323,9 @@ def test_next_time_follows_the_jobs_time_zone() -> None:
     assert next_time("0 2 * * *", "Europe/Paris", after) == datetime(2026, 7, 2, 0, 0, tzinfo=UTC)
 
 
-def test_scheduler_fires_on_cron_pauses_resumes_and_runs_now(recorder: Recorder,
-                                                            tmp_path: Path) -> None:
+def test_scheduler_fires_on_cron_pauses_resumes_and_runs_now(
+    recorder: Recorder, tmp_path: Path
+) -> None:
     state = tmp_path / "scheduler"
     job = Job(name="tick-job", schedule="* * * * * *", url=recorder.url + "/")  # every second
     logs: list[str] = []
@@ -338,8 +351,11 @@ def test_scheduler_fires_on_cron_pauses_resumes_and_runs_now(recorder: Recorder,
 
         out = subprocess.run(
             [sys.executable, "-m", "emulators", "--local-dir", str(tmp_path), "scheduler", "list"],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-            text=True, timeout=60,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert out.returncode == 0, out.stderr
         assert "tick-job" in out.stdout and "PAUSED" in out.stdout
@@ -351,8 +367,11 @@ def test_scheduler_fires_on_cron_pauses_resumes_and_runs_now(recorder: Recorder,
     assert any("paused" in line for line in logs)
 
     # the paused state survives a restart, as in Cloud Scheduler
-    again = LocalScheduler([Job(name="tick-job", schedule="* * * * *", url=recorder.url)],
-                           state_dir=state, log=logs.append)
+    again = LocalScheduler(
+        [Job(name="tick-job", schedule="* * * * *", url=recorder.url)],
+        state_dir=state,
+        log=logs.append,
+    )
     assert again.jobs["tick-job"].paused
     # with no running stack, pause/resume are saved for the next start and run is refused
     assert "next start" in control(state, "resume", "tick-job")["note"]
@@ -384,7 +403,7 @@ deployments:
     schedule: "0 0 1 1 *"
 """
 
-_MAIN = '''\
+_MAIN = """\
 import json
 import os
 import pathlib
@@ -428,9 +447,9 @@ def tick(request):
     record("tick", path=request.path, headers=dict(request.headers),
            body=request.get_data(as_text=True))
     return {"ticked": True}
-'''
+"""
 
-_MIGRATE = '''\
+_MIGRATE = """\
 import os
 import pathlib
 
@@ -438,9 +457,9 @@ local = pathlib.Path(os.environ["SWITCHYARD_LOCAL_DIR"])
 local.mkdir(parents=True, exist_ok=True)
 (local / "migrated").write_text(os.environ.get("DATABASE_URL", ""))
 print("migrated")
-'''
+"""
 
-_AUTH = '''\
+_AUTH = """\
 import os
 import pathlib
 import sys
@@ -449,7 +468,7 @@ if __name__ == "__main__":
     assert sys.argv[1:] == ["keygen-local"], sys.argv
     (pathlib.Path(os.environ["SWITCHYARD_LOCAL_DIR"]) / "keys").write_text("k")
     print("keys made")
-'''
+"""
 
 
 @pytest.fixture
@@ -482,13 +501,22 @@ def _records(local: Path, kind: str) -> list[dict]:
 def _tiny_stack(repo: Path, local: Path, log_dir: Path, **kwargs: object) -> Stack:
     shutil.rmtree(log_dir, ignore_errors=True)
     ports = Ports(free_port(), free_port(), free_port(), free_port_block(3))
-    return Stack(root=repo, project="tiny-stack", ports=ports, local_dir=local,
-                 backoff=(1, 2), log_dir=log_dir, echo=False, persist_firestore=False,
-                 **kwargs)
+    return Stack(
+        root=repo,
+        project="tiny-stack",
+        ports=ports,
+        local_dir=local,
+        backoff=(1, 2),
+        log_dir=log_dir,
+        echo=False,
+        persist_firestore=False,
+        **kwargs,
+    )
 
 
-def test_stack_runs_every_deployment_and_stops_leaving_nothing(tiny_repo: Path,
-                                                                tmp_path: Path) -> None:
+def test_stack_runs_every_deployment_and_stops_leaving_nothing(
+    tiny_repo: Path, tmp_path: Path
+) -> None:
     local = tmp_path / "local"
     s = _tiny_stack(tiny_repo, local, OUTPUT / "stack-tiny", database_url="sqlite:///x.db")
     s.start()
@@ -515,7 +543,8 @@ def test_stack_runs_every_deployment_and_stops_leaving_nothing(tiny_repo: Path,
         assert env["SWITCHYARD_LOCAL_DIR"] == str(local)
         assert env["DATABASE_URL"] == "sqlite:///x.db"
         assert json.loads(env["SERVICE_URLS"]) == {
-            n: f"http://127.0.0.1:{p}" for n, p in s.port_of.items()}
+            n: f"http://127.0.0.1:{p}" for n, p in s.port_of.items()
+        }
         assert env["BOOTSTRAP_ADMIN_EMAIL"] == s.admin_email
         assert env["PYTHONPATH"] == str(tiny_repo) and env["PYTHONUNBUFFERED"] == "1"
         assert env["HELLO_FROM_MANIFEST"] == "yes"
@@ -527,17 +556,26 @@ def test_stack_runs_every_deployment_and_stops_leaving_nothing(tiny_repo: Path,
         publisher = pubsub_v1.PublisherClient()
         topic = publisher.topic_path(s.project, "hello.said")
         publisher.publish(topic, b"{}", n="1").result(timeout=10)
-        event = _wait_for(lambda: [r for r in _records(local, "event")
-                                   if r["attributes"].get("n") == "1"], 10, "the pushed event")
+        event = _wait_for(
+            lambda: [r for r in _records(local, "event") if r["attributes"].get("n") == "1"],
+            10,
+            "the pushed event",
+        )
         assert event[0]["path"] == "/projects/tiny-stack/topics/hello.said"
 
         # a failing event is retried with the short backoff, then dead-lettered
         publisher.publish(topic, b"{}", fail="1", n="2").result(timeout=10)
         subscriber = pubsub_v1.SubscriberClient()
         keep = subscriber.subscription_path(s.project, dead_letter_subscription("hello.said"))
-        dead = _wait_for(lambda: subscriber.pull(
-            request={"subscription": keep, "max_messages": 10}, timeout=5).received_messages,
-            40, "the dead letter")
+        dead = _wait_for(
+            lambda: (
+                subscriber.pull(
+                    request={"subscription": keep, "max_messages": 10}, timeout=5
+                ).received_messages
+            ),
+            40,
+            "the dead letter",
+        )
         assert dead[0].message.attributes["n"] == "2"
         tries = [r for r in _records(local, "event") if r["attributes"].get("n") == "2"]
         assert len(tries) == 5  # max_delivery_attempts of the manifest's retry
@@ -569,8 +607,9 @@ def test_stack_runs_every_deployment_and_stops_leaving_nothing(tiny_repo: Path,
     assert not (local / "run" / "stack.json").exists()
 
 
-def test_a_failing_deployment_is_reported_with_its_last_lines(tiny_repo: Path,
-                                                              tmp_path: Path) -> None:
+def test_a_failing_deployment_is_reported_with_its_last_lines(
+    tiny_repo: Path, tmp_path: Path
+) -> None:
     main = tiny_repo / "functions" / "hello" / "main.py"
     main.write_text(main.read_text() + "\nraise RuntimeError('broken on purpose')\n")
     s = _tiny_stack(tiny_repo, tmp_path / "local", OUTPUT / "stack-broken", scheduler=False)
@@ -583,11 +622,27 @@ def test_a_failing_deployment_is_reported_with_its_last_lines(tiny_repo: Path,
 
 def test_a_killed_supervisor_leaves_children_the_next_start_stops(tmp_path: Path) -> None:
     local, pubsub, firestore = tmp_path / "local", free_port(), free_port()
-    argv = [sys.executable, "-m", "emulators", "--no-functions", "--no-persist",
-            "--local-dir", str(local), "--pubsub-port", str(pubsub),
-            "--firestore-port", str(firestore)]
-    sup = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "emulators",
+        "--no-functions",
+        "--no-persist",
+        "--local-dir",
+        str(local),
+        "--pubsub-port",
+        str(pubsub),
+        "--firestore-port",
+        str(firestore),
+    ]
+    sup = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert sup.stdout is not None
     seen = []
     for line in sup.stdout:
@@ -599,8 +654,13 @@ def test_a_killed_supervisor_leaves_children_the_next_start_stops(tmp_path: Path
     sup.wait()
     sup.stdout.close()
     assert is_listening(pubsub) and is_listening(firestore)
-    again = Stack(ports=Ports(pubsub, firestore, free_port(), free_port_block(20)),
-                  local_dir=local, functions=False, echo=False, persist_firestore=False)
+    again = Stack(
+        ports=Ports(pubsub, firestore, free_port(), free_port_block(20)),
+        local_dir=local,
+        functions=False,
+        echo=False,
+        persist_firestore=False,
+    )
     try:
         again.start()  # finds the leftovers, stops them, then starts its own
         assert "left over by a previous run" in "\n".join(again.hub.tail("stack", 50))
@@ -613,8 +673,10 @@ def test_a_killed_supervisor_leaves_children_the_next_start_stops(tmp_path: Path
 
 
 def test_the_stack_serves_every_deployment(stack: Stack) -> None:
-    print(f"stack healthy in {stack.timings['total']:.1f} s: "
-          + ", ".join(f"{k} {v:.1f}" for k, v in stack.timings.items()))
+    print(
+        f"stack healthy in {stack.timings['total']:.1f} s: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in stack.timings.items())
+    )
     for name, dep in stack.catalog.deployments.items():
         r = requests.get(stack.url_of(name) + dep.health_path, timeout=5)
         assert r.status_code == 200, f"{name}: {r.status_code} {r.text[:200]}"

@@ -32,8 +32,14 @@ def _configure(mp, pg_url, local_dir):
     mp.setenv("SWITCHYARD_ENV", "test")
     mp.setenv("DB_POOL_SIZE", "4")
     mp.setenv("DB_MAX_OVERFLOW", "8")
-    for name in ("INSTANCE_CONNECTION_NAME", "JWT_SIGNING_KEY", "JWT_PUBLIC_KEYS",
-                 "SWITCHYARD_DEPLOYMENT", "K_SERVICE", "SERVICE_URLS"):
+    for name in (
+        "INSTANCE_CONNECTION_NAME",
+        "JWT_SIGNING_KEY",
+        "JWT_PUBLIC_KEYS",
+        "SWITCHYARD_DEPLOYMENT",
+        "K_SERVICE",
+        "SERVICE_URLS",
+    ):
         mp.delenv(name, raising=False)
     settings.cache_clear()
     db.reset()
@@ -66,6 +72,7 @@ def env(monkeypatch, migrated, pg_url, local_dir):
 
 # --- helpers -----------------------------------------------------------------------------------
 
+
 class Caller:
     """A test client acting as one user (a real token for `sub` with `roles`)."""
 
@@ -81,21 +88,35 @@ class Caller:
 
 
 def received(event_type, **data):
-    return Received(event_type=event_type, event_id=uuid.uuid4().hex, schema_version=1,
-                    source="users-api", occurred_at=datetime.now(UTC), actor="system",
-                    request_id="", traceparent="", data=data)
+    return Received(
+        event_type=event_type,
+        event_id=uuid.uuid4().hex,
+        schema_version=1,
+        source="users-api",
+        occurred_at=datetime.now(UTC),
+        actor="system",
+        request_id="",
+        traceparent="",
+        data=data,
+    )
 
 
 def user_facts(user_id, version=1, **over):
-    return {"id": user_id, "email": f"{user_id[:8]}@example.com", "name": f"User {user_id[:4]}",
-            "roles": ["operator"], "active": True, "version": version, **over}
+    return {
+        "id": user_id,
+        "email": f"{user_id[:8]}@example.com",
+        "name": f"User {user_id[:4]}",
+        "roles": ["operator"],
+        "active": True,
+        "version": version,
+        **over,
+    }
 
 
 def known_user(roles=("operator",)) -> Caller:
     """A caller that the maintenance users copy knows (as if user.created had arrived)."""
     caller = Caller(roles)
-    service.apply_user_event(received("user.created",
-                                      **user_facts(caller.sub, roles=list(roles))))
+    service.apply_user_event(received("user.created", **user_facts(caller.sub, roles=list(roles))))
     return caller
 
 
@@ -140,13 +161,15 @@ def new_part(caller, **over):
 
 
 def new_order(caller, asset_id, **over):
-    return ok(caller.post("/api/work-orders", json={"title": "Fix it", "asset_id": asset_id,
-                                                    **over}), 201)
+    return ok(
+        caller.post("/api/work-orders", json={"title": "Fix it", "asset_id": asset_id, **over}), 201
+    )
 
 
 def move(caller, wo_id, status, reason=None, **extra):
-    return caller.post(f"/api/work-orders/{wo_id}/transitions",
-                       json={"status": status, "reason": reason, **extra})
+    return caller.post(
+        f"/api/work-orders/{wo_id}/transitions", json={"status": status, "reason": reason, **extra}
+    )
 
 
 def events_about(entity_id):
@@ -167,20 +190,24 @@ def count(table, *where):
 
 # --- users copy --------------------------------------------------------------------------------
 
+
 def test_user_events_keep_the_copy_and_ignore_older_versions():
     uid = str(uuid.uuid4())
     assert service.apply_user_event(received("user.created", **user_facts(uid, 1)))
-    assert service.apply_user_event(received("user.updated", changed=["roles"],
-                                             **user_facts(uid, 3, roles=["manager"])))
+    assert service.apply_user_event(
+        received("user.updated", changed=["roles"], **user_facts(uid, 3, roles=["manager"]))
+    )
     # an older version arriving late changes nothing
-    assert not service.apply_user_event(received("user.updated", changed=["roles"],
-                                                 **user_facts(uid, 2, roles=["viewer"])))
+    assert not service.apply_user_event(
+        received("user.updated", changed=["roles"], **user_facts(uid, 2, roles=["viewer"]))
+    )
     with db.transaction() as tx:
         row = store.user(tx, uid)
     assert (row["roles"], row["version"], row["active"]) == (["manager"], 3, True)
     # the same version again is idempotent
-    assert service.apply_user_event(received("user.updated", changed=["roles"],
-                                             **user_facts(uid, 3, roles=["manager"])))
+    assert service.apply_user_event(
+        received("user.updated", changed=["roles"], **user_facts(uid, 3, roles=["manager"]))
+    )
     service.apply_user_event(received("user.deleted", **user_facts(uid, 4, active=False)))
     # a late created event does not resurrect a deleted user
     service.apply_user_event(received("user.created", **user_facts(uid, 1)))
@@ -193,16 +220,25 @@ def test_user_events_keep_the_copy_and_ignore_older_versions():
 def test_on_user_event_entry_point_skips_duplicates():
     import functions_framework
 
-    ff = functions_framework.create_app(target="on_user_event",
-                                        source="functions/maintenance/main.py",
-                                        signature_type="http").test_client()
+    ff = functions_framework.create_app(
+        target="on_user_event", source="functions/maintenance/main.py", signature_type="http"
+    ).test_client()
     uid = str(uuid.uuid4())
-    push = {"subscription": "projects/p/subscriptions/maintenance-on-user-event--user.created",
-            "message": {"messageId": "1", "data": base64.b64encode(json.dumps(
-                user_facts(uid, 1)).encode()).decode(), "attributes": {
-                "event_type": "user.created", "event_id": uuid.uuid4().hex,
-                "schema_version": "1", "source": "users-api",
-                "occurred_at": "2026-11-22T00:00:00Z", "actor": "system"}}}
+    push = {
+        "subscription": "projects/p/subscriptions/maintenance-on-user-event--user.created",
+        "message": {
+            "messageId": "1",
+            "data": base64.b64encode(json.dumps(user_facts(uid, 1)).encode()).decode(),
+            "attributes": {
+                "event_type": "user.created",
+                "event_id": uuid.uuid4().hex,
+                "schema_version": "1",
+                "source": "users-api",
+                "occurred_at": "2026-11-22T00:00:00Z",
+                "actor": "system",
+            },
+        },
+    }
     first = ff.post("/", json=push)
     assert first.status_code == 200 and first.get_json()["status"] == "processed"
     with db.transaction() as tx:
@@ -213,37 +249,59 @@ def test_on_user_event_entry_point_skips_duplicates():
 
 # --- assets ------------------------------------------------------------------------------------
 
+
 def test_asset_crud_hierarchy_and_cycles(manager, viewer):
     site = new_asset(manager, name="Plant", category="site", location="North")
     assert (site["status"], site["criticality"], site["parent_id"], site["version"]) == (
-        "operational", "medium", None, 1)
-    assert set(site) == {"id", "tag", "name", "category", "location", "parent_id", "status",
-                         "criticality", "version", "created_at", "updated_at", "retired_at"}
+        "operational",
+        "medium",
+        None,
+        1,
+    )
+    assert set(site) == {
+        "id",
+        "tag",
+        "name",
+        "category",
+        "location",
+        "parent_id",
+        "status",
+        "criticality",
+        "version",
+        "created_at",
+        "updated_at",
+        "retired_at",
+    }
     line = new_asset(manager, parent_id=site["id"], category="line", criticality="high")
     cell = new_asset(manager, parent_id=line["id"], category="machine")
     assert ok(viewer.get(f"/api/assets/{cell['id']}")) == cell
 
     # unique tags (case-insensitive), a parent that must exist
-    assert_problem(manager.post("/api/assets", json={"tag": site["tag"].lower(),
-                                                     "name": "Again"}), 409)
-    body = assert_problem(manager.post("/api/assets", json={
-        "tag": tag(), "name": "Orphan", "parent_id": str(uuid.uuid4())}), 422)
+    assert_problem(
+        manager.post("/api/assets", json={"tag": site["tag"].lower(), "name": "Again"}), 409
+    )
+    body = assert_problem(
+        manager.post(
+            "/api/assets", json={"tag": tag(), "name": "Orphan", "parent_id": str(uuid.uuid4())}
+        ),
+        422,
+    )
     assert body["errors"][0]["field"] == "parent_id"
 
     # no cycles: not below itself, not below a descendant
-    assert_problem(manager.put(f"/api/assets/{site['id']}",
-                               json={"parent_id": site["id"]}), 409)
-    assert_problem(manager.put(f"/api/assets/{site['id']}",
-                               json={"parent_id": cell["id"]}), 409)
+    assert_problem(manager.put(f"/api/assets/{site['id']}", json={"parent_id": site["id"]}), 409)
+    assert_problem(manager.put(f"/api/assets/{site['id']}", json={"parent_id": cell["id"]}), 409)
     assert ok(viewer.get(f"/api/assets/{site['id']}"))["parent_id"] is None
 
     # moving a subtree is fine; version counts changes
     other = new_asset(manager)
-    moved = ok(manager.put(f"/api/assets/{line['id']}", json={"parent_id": other["id"],
-                                                               "name": "Line 1"}))
+    moved = ok(
+        manager.put(f"/api/assets/{line['id']}", json={"parent_id": other["id"], "name": "Line 1"})
+    )
     assert (moved["parent_id"], moved["name"], moved["version"]) == (other["id"], "Line 1", 2)
-    assert ok(manager.put(f"/api/assets/{line['id']}", json={"parent_id": None}))[
-        "parent_id"] is None
+    assert (
+        ok(manager.put(f"/api/assets/{line['id']}", json={"parent_id": None}))["parent_id"] is None
+    )
 
     # filters
     children = ok(viewer.get(f"/api/assets?parent_id={line['id']}"))["items"]
@@ -281,8 +339,12 @@ def test_asset_status_event_and_retirement(manager, viewer):
     down = ok(manager.put(f"/api/assets/{child['id']}", json={"status": "down"}))
     assert down["status"] == "down"
     (event,) = [e for e in events_about(child["id"]) if e[0] == "asset.status.changed"]
-    assert event[1] == {"id": child["id"], "tag": child["tag"], "from_status": "operational",
-                        "to_status": "down"}
+    assert event[1] == {
+        "id": child["id"],
+        "tag": child["tag"],
+        "from_status": "operational",
+        "to_status": "down",
+    }
     assert event[2]["actor"] == manager.sub
 
     # not retired while it has children or active work orders
@@ -304,30 +366,46 @@ def test_asset_status_event_and_retirement(manager, viewer):
     assert [a["id"] for a in listed] == [child["id"]]
     # retired: no edits, no new work, no new children; restoring works
     assert_problem(manager.put(f"/api/assets/{child['id']}", json={"name": "X"}), 409)
-    body = assert_problem(manager.post("/api/work-orders", json={
-        "title": "T", "asset_id": child["id"]}), 422)
+    body = assert_problem(
+        manager.post("/api/work-orders", json={"title": "T", "asset_id": child["id"]}), 422
+    )
     assert body["errors"][0]["field"] == "asset_id"
-    assert_problem(manager.post("/api/assets", json={"tag": tag(), "name": "N",
-                                                     "parent_id": child["id"]}), 422)
+    assert_problem(
+        manager.post("/api/assets", json={"tag": tag(), "name": "N", "parent_id": child["id"]}), 422
+    )
     # the tag stays taken
     assert_problem(manager.post("/api/assets", json={"tag": child["tag"], "name": "N"}), 409)
     assert manager.delete(f"/api/assets/{parent['id']}").status_code == 204
     restored = ok(manager.put(f"/api/assets/{child['id']}", json={"status": "operational"}))
     assert restored["retired_at"] is None
-    kinds = [(e[1]["from_status"], e[1]["to_status"]) for e in events_about(child["id"])
-             if e[0] == "asset.status.changed"]
+    kinds = [
+        (e[1]["from_status"], e[1]["to_status"])
+        for e in events_about(child["id"])
+        if e[0] == "asset.status.changed"
+    ]
     assert kinds == [("operational", "down"), ("down", "retired"), ("retired", "operational")]
     assert_problem(manager.delete(f"/api/assets/{uuid.uuid4()}"), 404)
 
 
 # --- work orders -------------------------------------------------------------------------------
 
+
 def test_work_order_lifecycle_events_and_log(manager, operator, viewer):
     asset = new_asset(manager)
-    wo = new_order(manager, asset["id"], assignee_id=operator.sub, priority="high",
-                   due_date=str(TODAY + timedelta(days=3)), description="Leaking seal")
+    wo = new_order(
+        manager,
+        asset["id"],
+        assignee_id=operator.sub,
+        priority="high",
+        due_date=str(TODAY + timedelta(days=3)),
+        description="Leaking seal",
+    )
     assert (wo["status"], wo["assignee_id"], wo["priority"], wo["type"]) == (
-        "assigned", operator.sub, "high", "corrective")
+        "assigned",
+        operator.sub,
+        "high",
+        "corrective",
+    )
     assert wo["asset_tag"] == asset["tag"] and wo["assignee_name"]
     assert wo["number"] >= 1 and wo["overdue"] is False and wo["version"] == 1
     assert set(wo["allowed_transitions"]) == {"in_progress", "open", "cancelled"}
@@ -336,8 +414,9 @@ def test_work_order_lifecycle_events_and_log(manager, operator, viewer):
     assert_problem(move(operator, wo["id"], "on_hold"), 422)  # needs a reason
     wo = ok(move(operator, wo["id"], "on_hold", "waiting for a seal"))
     wo = ok(move(operator, wo["id"], "in_progress"))
-    wo = ok(operator.put(f"/api/work-orders/{wo['id']}",
-                         json={"labour_notes": "Replaced seal, 2 h"}))
+    wo = ok(
+        operator.put(f"/api/work-orders/{wo['id']}", json={"labour_notes": "Replaced seal, 2 h"})
+    )
     assert wo["labour_notes"] == "Replaced seal, 2 h"
     wo = ok(move(operator, wo["id"], "completed"))
     assert wo["completed_at"] and wo["status"] == "completed"
@@ -351,8 +430,13 @@ def test_work_order_lifecycle_events_and_log(manager, operator, viewer):
 
     log = ok(viewer.get(f"/api/work-orders/{wo['id']}/transitions"))["items"]
     assert [(t["from_status"], t["to_status"]) for t in log] == [
-        (None, "assigned"), ("assigned", "in_progress"), ("in_progress", "on_hold"),
-        ("on_hold", "in_progress"), ("in_progress", "completed"), ("completed", "closed")]
+        (None, "assigned"),
+        ("assigned", "in_progress"),
+        ("in_progress", "on_hold"),
+        ("on_hold", "in_progress"),
+        ("in_progress", "completed"),
+        ("completed", "closed"),
+    ]
     assert log[2]["reason"] == "waiting for a seal" and log[1]["actor_id"] == operator.sub
 
     events = events_about(wo["id"])
@@ -393,30 +477,52 @@ def test_assignment_by_put_and_by_transition(manager, operator):
     wo = ok(move(operator, wo["id"], "open"))
     assert (wo["status"], wo["assignee_id"]) == ("open", None)
     assert_problem(move(manager, wo["id"], "cancelled", assignee_id=operator.sub), 422)
-    moves = [(e[1]["from_status"], e[1]["to_status"]) for e in events_about(wo["id"])
-             if e[0] == "workorder.status.changed"]
-    assert moves == [("open", "assigned"), ("assigned", "open"), ("open", "assigned"),
-                     ("assigned", "open")]
+    moves = [
+        (e[1]["from_status"], e[1]["to_status"])
+        for e in events_about(wo["id"])
+        if e[0] == "workorder.status.changed"
+    ]
+    assert moves == [
+        ("open", "assigned"),
+        ("assigned", "open"),
+        ("open", "assigned"),
+        ("assigned", "open"),
+    ]
     # started orders are reassigned, not unassigned
     wo = ok(move(manager, wo["id"], "assigned", assignee_id=operator.sub))
     ok(move(operator, wo["id"], "in_progress"))
-    assert_problem(manager.put(f"/api/work-orders/{wo['id']}", json={"assignee_id": None}),
-                   409)
+    assert_problem(manager.put(f"/api/work-orders/{wo['id']}", json={"assignee_id": None}), 409)
 
 
 def test_assignee_must_be_an_active_assignable_user_of_the_copy(manager):
     asset = new_asset(manager)
-    body = assert_problem(manager.post("/api/work-orders", json={
-        "title": "T", "asset_id": asset["id"], "assignee_id": str(uuid.uuid4())}), 422)
+    body = assert_problem(
+        manager.post(
+            "/api/work-orders",
+            json={"title": "T", "asset_id": asset["id"], "assignee_id": str(uuid.uuid4())},
+        ),
+        422,
+    )
     assert body["errors"][0]["field"] == "assignee_id"
     looker = known_user(("viewer",))
-    assert_problem(manager.post("/api/work-orders", json={
-        "title": "T", "asset_id": asset["id"], "assignee_id": looker.sub}), 422)
+    assert_problem(
+        manager.post(
+            "/api/work-orders",
+            json={"title": "T", "asset_id": asset["id"], "assignee_id": looker.sub},
+        ),
+        422,
+    )
     gone = known_user(("operator",))
-    service.apply_user_event(received("user.updated", changed=["active"],
-                                      **user_facts(gone.sub, 2, active=False)))
-    assert_problem(manager.post("/api/work-orders", json={
-        "title": "T", "asset_id": asset["id"], "assignee_id": gone.sub}), 422)
+    service.apply_user_event(
+        received("user.updated", changed=["active"], **user_facts(gone.sub, 2, active=False))
+    )
+    assert_problem(
+        manager.post(
+            "/api/work-orders",
+            json={"title": "T", "asset_id": asset["id"], "assignee_id": gone.sub},
+        ),
+        422,
+    )
     before = count(store.work_orders, store.work_orders.c.asset_id == asset["id"])
     assert before == 0  # nothing half-written
 
@@ -429,20 +535,20 @@ def test_permissions(manager, operator, viewer):
     assert ok(viewer.get(f"/api/work-orders/{wo['id']}"))["id"] == wo["id"]
     ok(viewer.get("/api/maintenance/stats"))
     assert_problem(viewer.post("/api/assets", json={"tag": tag(), "name": "N"}), 403)
-    assert_problem(viewer.post("/api/work-orders", json={"title": "T",
-                                                         "asset_id": asset["id"]}), 403)
+    assert_problem(
+        viewer.post("/api/work-orders", json={"title": "T", "asset_id": asset["id"]}), 403
+    )
     assert_problem(move(viewer, wo["id"], "in_progress"), 403)
     assert_problem(viewer.put(f"/api/work-orders/{wo['id']}", json={"labour_notes": "x"}), 403)
     # operators: only their own orders, only hands-on changes
     assert_problem(operator.post("/api/assets", json={"tag": tag(), "name": "N"}), 403)
     assert_problem(operator.post("/api/parts", json={"sku": tag(), "name": "N"}), 403)
-    assert_problem(operator.post("/api/work-orders", json={"title": "T",
-                                                           "asset_id": asset["id"]}), 403)
+    assert_problem(
+        operator.post("/api/work-orders", json={"title": "T", "asset_id": asset["id"]}), 403
+    )
     assert_problem(move(operator, wo["id"], "in_progress"), 403)
-    assert_problem(operator.put(f"/api/work-orders/{wo['id']}", json={"labour_notes": "x"}),
-                   403)
-    assert_problem(other_operator.put(f"/api/work-orders/{wo['id']}", json={"title": "x"}),
-                   403)
+    assert_problem(operator.put(f"/api/work-orders/{wo['id']}", json={"labour_notes": "x"}), 403)
+    assert_problem(other_operator.put(f"/api/work-orders/{wo['id']}", json={"title": "x"}), 403)
     assert_problem(move(other_operator, wo["id"], "cancelled", "no"), 403)
     ok(move(other_operator, wo["id"], "in_progress"))
     # admins do everything
@@ -456,10 +562,16 @@ def test_permissions(manager, operator, viewer):
 def test_work_order_filters_and_pagination(manager, operator, viewer):
     asset = new_asset(manager)
     a = new_order(manager, asset["id"], title="Replace belt", priority="urgent")
-    b = new_order(manager, asset["id"], title="Inspect guard", type="inspection",
-                  assignee_id=operator.sub)
-    c = new_order(manager, asset["id"], title="Lubricate", priority="low",
-                  due_date=str(TODAY - timedelta(days=2)))
+    b = new_order(
+        manager, asset["id"], title="Inspect guard", type="inspection", assignee_id=operator.sub
+    )
+    c = new_order(
+        manager,
+        asset["id"],
+        title="Lubricate",
+        priority="low",
+        due_date=str(TODAY - timedelta(days=2)),
+    )
     d = new_order(manager, asset["id"], title="Old one", due_date=str(TODAY - timedelta(days=5)))
     ok(move(manager, d["id"], "cancelled", "obsolete"))
 
@@ -504,40 +616,70 @@ def cursor_of(value):
 
 # --- parts -------------------------------------------------------------------------------------
 
+
 def test_parts_movements_and_ledger(manager, viewer):
     part = new_part(manager, stock=10, reorder_point=4, unit="pcs", location="Store A")
     assert (part["stock"], part["low_stock"], part["version"]) == (10, False, 2)
-    assert_problem(manager.post("/api/parts", json={"sku": part["sku"].lower(),
-                                                    "name": "Dup"}), 409)
+    assert_problem(
+        manager.post("/api/parts", json={"sku": part["sku"].lower(), "name": "Dup"}), 409
+    )
     body = assert_problem(manager.put(f"/api/parts/{part['id']}", json={"stock": 99}), 422)
     assert "movements" in json.dumps(body["errors"])
     part = ok(manager.put(f"/api/parts/{part['id']}", json={"name": "Ball bearing 6204"}))
     assert part["name"] == "Ball bearing 6204"
 
-    mv = ok(manager.post(f"/api/parts/{part['id']}/movements",
-                         json={"kind": "receive", "quantity": 5, "note": "PO 42"}), 201)
+    mv = ok(
+        manager.post(
+            f"/api/parts/{part['id']}/movements",
+            json={"kind": "receive", "quantity": 5, "note": "PO 42"},
+        ),
+        201,
+    )
     assert (mv["delta"], mv["stock_after"], mv["kind"]) == (5, 15, "receive")
-    mv = ok(manager.post(f"/api/parts/{part['id']}/movements",
-                         json={"kind": "adjust", "quantity": -11, "note": "count"}), 201)
+    mv = ok(
+        manager.post(
+            f"/api/parts/{part['id']}/movements",
+            json={"kind": "adjust", "quantity": -11, "note": "count"},
+        ),
+        201,
+    )
     assert (mv["delta"], mv["stock_after"]) == (-11, 4)
     # crossed the reorder point (15 -> 4 <= 4): one part.stock.low
     lows = [e for e in events_about(part["id"]) if e[0] == "part.stock.low"]
     assert len(lows) == 1 and lows[0][1]["stock"] == 4
-    body = assert_problem(manager.post(f"/api/parts/{part['id']}/movements",
-                                       json={"kind": "adjust", "quantity": -5}), 409)
+    body = assert_problem(
+        manager.post(f"/api/parts/{part['id']}/movements", json={"kind": "adjust", "quantity": -5}),
+        409,
+    )
     assert body["stock"] == 4
-    assert_problem(manager.post(f"/api/parts/{part['id']}/movements",
-                                json={"kind": "consume", "quantity": -1}), 422)
-    assert_problem(manager.post(f"/api/parts/{part['id']}/movements",
-                                json={"kind": "adjust", "quantity": 0}), 422)
-    assert_problem(manager.post(f"/api/parts/{part['id']}/movements",
-                                json={"kind": "steal", "quantity": 1}), 422)
-    assert_problem(manager.post(f"/api/parts/{uuid.uuid4()}/movements",
-                                json={"kind": "receive", "quantity": 1}), 404)
-    assert_problem(viewer.post(f"/api/parts/{part['id']}/movements",
-                               json={"kind": "receive", "quantity": 1}), 403)
-    mv = ok(manager.post(f"/api/parts/{part['id']}/movements",
-                         json={"kind": "consume", "quantity": 4}), 201)
+    assert_problem(
+        manager.post(
+            f"/api/parts/{part['id']}/movements", json={"kind": "consume", "quantity": -1}
+        ),
+        422,
+    )
+    assert_problem(
+        manager.post(f"/api/parts/{part['id']}/movements", json={"kind": "adjust", "quantity": 0}),
+        422,
+    )
+    assert_problem(
+        manager.post(f"/api/parts/{part['id']}/movements", json={"kind": "steal", "quantity": 1}),
+        422,
+    )
+    assert_problem(
+        manager.post(
+            f"/api/parts/{uuid.uuid4()}/movements", json={"kind": "receive", "quantity": 1}
+        ),
+        404,
+    )
+    assert_problem(
+        viewer.post(f"/api/parts/{part['id']}/movements", json={"kind": "receive", "quantity": 1}),
+        403,
+    )
+    mv = ok(
+        manager.post(f"/api/parts/{part['id']}/movements", json={"kind": "consume", "quantity": 4}),
+        201,
+    )
     assert mv["stock_after"] == 0
     assert len([e for e in events_about(part["id"]) if e[0] == "part.stock.low"]) == 1
 
@@ -545,8 +687,12 @@ def test_parts_movements_and_ledger(manager, viewer):
     assert (got["stock"], got["low_stock"]) == (0, True)
     ledger, cursor = [], None
     while True:
-        body = ok(viewer.get(f"/api/parts/{part['id']}/movements?limit=2"
-                             + (f"&cursor={cursor}" if cursor else "")))
+        body = ok(
+            viewer.get(
+                f"/api/parts/{part['id']}/movements?limit=2"
+                + (f"&cursor={cursor}" if cursor else "")
+            )
+        )
         ledger += body["items"]
         cursor = body["next_cursor"]
         if not cursor:
@@ -564,39 +710,79 @@ def test_consuming_parts_on_a_work_order(manager, operator):
     part = new_part(manager, stock=10, reorder_point=3)
     asset = new_asset(manager)
     wo = new_order(manager, asset["id"], assignee_id=operator.sub)
-    mv = ok(operator.post(f"/api/work-orders/{wo['id']}/parts",
-                          json={"part_id": part["id"], "quantity": 6}), 201)
-    assert (mv["kind"], mv["quantity"], mv["delta"], mv["stock_after"], mv["work_order_id"]) \
-        == ("consume", 6, -6, 4, wo["id"])
+    mv = ok(
+        operator.post(
+            f"/api/work-orders/{wo['id']}/parts", json={"part_id": part["id"], "quantity": 6}
+        ),
+        201,
+    )
+    assert (mv["kind"], mv["quantity"], mv["delta"], mv["stock_after"], mv["work_order_id"]) == (
+        "consume",
+        6,
+        -6,
+        4,
+        wo["id"],
+    )
     assert not [e for e in events_about(part["id"]) if e[0] == "part.stock.low"]
-    ok(operator.post(f"/api/work-orders/{wo['id']}/parts",
-                     json={"part_id": part["id"], "quantity": 2}), 201)
+    ok(
+        operator.post(
+            f"/api/work-orders/{wo['id']}/parts", json={"part_id": part["id"], "quantity": 2}
+        ),
+        201,
+    )
     (low,) = [e for e in events_about(part["id"]) if e[0] == "part.stock.low"]
-    assert low[1] == {"id": part["id"], "sku": part["sku"], "name": part["name"], "stock": 2,
-                      "reorder_point": 3, "work_order_id": wo["id"]}
+    assert low[1] == {
+        "id": part["id"],
+        "sku": part["sku"],
+        "name": part["name"],
+        "stock": 2,
+        "reorder_point": 3,
+        "work_order_id": wo["id"],
+    }
 
     movements_before = count(store.part_movements, store.part_movements.c.part_id == part["id"])
-    body = assert_problem(operator.post(f"/api/work-orders/{wo['id']}/parts",
-                                        json={"part_id": part["id"], "quantity": 3}), 409)
+    body = assert_problem(
+        operator.post(
+            f"/api/work-orders/{wo['id']}/parts", json={"part_id": part["id"], "quantity": 3}
+        ),
+        409,
+    )
     assert body["stock"] == 2 and "Nothing was written" in body["detail"]
     assert ok(manager.get(f"/api/parts/{part['id']}"))["stock"] == 2
-    assert count(store.part_movements,
-                 store.part_movements.c.part_id == part["id"]) == movements_before
+    assert (
+        count(store.part_movements, store.part_movements.c.part_id == part["id"])
+        == movements_before
+    )
 
-    body = assert_problem(operator.post(f"/api/work-orders/{wo['id']}/parts",
-                                        json={"part_id": str(uuid.uuid4()), "quantity": 1}),
-                          422)
+    body = assert_problem(
+        operator.post(
+            f"/api/work-orders/{wo['id']}/parts", json={"part_id": str(uuid.uuid4()), "quantity": 1}
+        ),
+        422,
+    )
     assert body["errors"][0]["field"] == "part_id"
-    assert_problem(operator.post(f"/api/work-orders/{wo['id']}/parts",
-                                 json={"part_id": part["id"], "quantity": 0}), 422)
+    assert_problem(
+        operator.post(
+            f"/api/work-orders/{wo['id']}/parts", json={"part_id": part["id"], "quantity": 0}
+        ),
+        422,
+    )
     stranger = known_user(("operator",))
-    assert_problem(stranger.post(f"/api/work-orders/{wo['id']}/parts",
-                                 json={"part_id": part["id"], "quantity": 1}), 403)
+    assert_problem(
+        stranger.post(
+            f"/api/work-orders/{wo['id']}/parts", json={"part_id": part["id"], "quantity": 1}
+        ),
+        403,
+    )
     used = ok(manager.get(f"/api/work-orders/{wo['id']}/parts"))["items"]
     assert [m["quantity"] for m in used] == [2, 6] and used[0]["sku"] == part["sku"]
     ok(move(manager, wo["id"], "cancelled", "wrong asset"))
-    assert_problem(manager.post(f"/api/work-orders/{wo['id']}/parts",
-                                json={"part_id": part["id"], "quantity": 1}), 409)
+    assert_problem(
+        manager.post(
+            f"/api/work-orders/{wo['id']}/parts", json={"part_id": part["id"], "quantity": 1}
+        ),
+        409,
+    )
 
 
 def test_concurrent_consumption_never_takes_stock_below_zero(manager):
@@ -628,8 +814,11 @@ def test_concurrent_consumption_never_takes_stock_below_zero(manager):
     got = ok(manager.get(f"/api/parts/{part['id']}"))
     assert got["stock"] == 1
     with db.transaction() as tx:
-        deltas = tx.execute(select(store.part_movements.c.delta, store.part_movements.c.stock_after)
-                            .where(store.part_movements.c.part_id == part["id"])).all()
+        deltas = tx.execute(
+            select(store.part_movements.c.delta, store.part_movements.c.stock_after).where(
+                store.part_movements.c.part_id == part["id"]
+            )
+        ).all()
     assert sum(d for d, _ in deltas) == 1
     assert sorted(a for _, a in deltas) == [1, 4, 7, 10]  # every step recorded exactly
     lows = [e for e in events_about(part["id"]) if e[0] == "part.stock.low"]
@@ -638,53 +827,77 @@ def test_concurrent_consumption_never_takes_stock_below_zero(manager):
 
 # --- PM schedules ------------------------------------------------------------------------------
 
+
 def _tick_client():
     import functions_framework
 
-    return functions_framework.create_app(target="pm_tick",
-                                          source="functions/maintenance/main.py",
-                                          signature_type="http").test_client()
+    return functions_framework.create_app(
+        target="pm_tick", source="functions/maintenance/main.py", signature_type="http"
+    ).test_client()
 
 
 def _scheduler_headers(when: datetime) -> dict[str, str]:
-    return {"X-CloudScheduler": "true", "X-CloudScheduler-JobName": "maintenance-pm-tick",
-            "X-CloudScheduler-ScheduleTime": when.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {
+        "X-CloudScheduler": "true",
+        "X-CloudScheduler-JobName": "maintenance-pm-tick",
+        "X-CloudScheduler-ScheduleTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 def _orders_of_schedule(schedule_id):
     with db.transaction() as tx:
-        rows = tx.execute(select(store.work_orders)
-                          .where(store.work_orders.c.pm_schedule_id == schedule_id)).all()
+        rows = tx.execute(
+            select(store.work_orders).where(store.work_orders.c.pm_schedule_id == schedule_id)
+        ).all()
     return [store.as_dict(r) for r in rows]
 
 
 def test_pm_schedule_validation_and_crud(manager, viewer):
     asset = new_asset(manager)
     base = {"asset_id": asset["id"], "title": "Grease bearings"}
-    for bad in ({}, {"interval_days": 7, "cron": "0 6 * * 1"}, {"cron": "0 6 * *"},
-                {"cron": "61 6 * * 1"}, {"interval_days": 0}):
+    for bad in (
+        {},
+        {"interval_days": 7, "cron": "0 6 * * 1"},
+        {"cron": "0 6 * *"},
+        {"cron": "61 6 * * 1"},
+        {"interval_days": 0},
+    ):
         assert_problem(manager.post("/api/pm-schedules", json={**base, **bad}), 422)
-    assert_problem(manager.post("/api/pm-schedules", json={
-        **base, "interval_days": 7, "asset_id": str(uuid.uuid4())}), 422)
-    assert_problem(manager.post("/api/pm-schedules", json={**base, "interval_days": 7,
-                                                           "type": "corrective"}), 422)
+    assert_problem(
+        manager.post(
+            "/api/pm-schedules", json={**base, "interval_days": 7, "asset_id": str(uuid.uuid4())}
+        ),
+        422,
+    )
+    assert_problem(
+        manager.post("/api/pm-schedules", json={**base, "interval_days": 7, "type": "corrective"}),
+        422,
+    )
     assert_problem(viewer.post("/api/pm-schedules", json={**base, "interval_days": 7}), 403)
 
     weekly = ok(manager.post("/api/pm-schedules", json={**base, "cron": "0 6 * * 1"}), 201)
     assert weekly["next_due_at"] > datetime.now(UTC).isoformat()[:19]
-    assert (weekly["type"], weekly["active"], weekly["interval_days"]) == (
-        "preventive", True, None)
-    monthly = ok(manager.post("/api/pm-schedules", json={**base, "interval_days": 30,
-                                                         "priority": "high"}), 201)
+    assert (weekly["type"], weekly["active"], weekly["interval_days"]) == ("preventive", True, None)
+    monthly = ok(
+        manager.post("/api/pm-schedules", json={**base, "interval_days": 30, "priority": "high"}),
+        201,
+    )
     due = datetime.fromisoformat(monthly["next_due_at"].replace("Z", "+00:00"))
     assert abs((due - datetime.now(UTC)) - timedelta(days=30)) < timedelta(minutes=1)
     # switch recurrence: the new one and null for the other
-    switched = ok(manager.put(f"/api/pm-schedules/{monthly['id']}",
-                              json={"cron": "0 7 1 * *", "interval_days": None}))
+    switched = ok(
+        manager.put(
+            f"/api/pm-schedules/{monthly['id']}", json={"cron": "0 7 1 * *", "interval_days": None}
+        )
+    )
     assert (switched["cron"], switched["interval_days"], switched["version"]) == (
-        "0 7 1 * *", None, 2)
-    assert_problem(manager.put(f"/api/pm-schedules/{monthly['id']}",
-                               json={"interval_days": 5}), 422)  # both now
+        "0 7 1 * *",
+        None,
+        2,
+    )
+    assert_problem(
+        manager.put(f"/api/pm-schedules/{monthly['id']}", json={"interval_days": 5}), 422
+    )  # both now
     assert_problem(manager.put(f"/api/pm-schedules/{monthly['id']}", json={"title": None}), 422)
     assert ok(viewer.get(f"/api/pm-schedules/{weekly['id']}")) == weekly
     listed = ok(viewer.get(f"/api/pm-schedules?asset_id={asset['id']}"))["items"]
@@ -701,9 +914,20 @@ def test_pm_tick_twice_for_the_same_schedule_time_creates_one_order(manager, mon
     asset = new_asset(manager)
     tick_time = datetime.now(UTC).replace(microsecond=0)
     due = tick_time - timedelta(hours=1)
-    sched = ok(manager.post("/api/pm-schedules", json={
-        "asset_id": asset["id"], "title": "Weekly check", "interval_days": 7,
-        "priority": "high", "type": "inspection", "next_due_at": due.isoformat()}), 201)
+    sched = ok(
+        manager.post(
+            "/api/pm-schedules",
+            json={
+                "asset_id": asset["id"],
+                "title": "Weekly check",
+                "interval_days": 7,
+                "priority": "high",
+                "type": "inspection",
+                "next_due_at": due.isoformat(),
+            },
+        ),
+        201,
+    )
     client = _tick_client()
     first = client.post("/", headers=_scheduler_headers(tick_time))
     assert first.status_code == 200, first.get_data(as_text=True)
@@ -713,7 +937,12 @@ def test_pm_tick_twice_for_the_same_schedule_time_creates_one_order(manager, mon
     assert wo["id"] in first.get_json()["work_order_ids"]
     assert wo["id"] not in second.get_json()["work_order_ids"]
     assert (wo["type"], wo["priority"], wo["status"], wo["due_date"], wo["title"]) == (
-        "inspection", "high", "open", due.date(), "Weekly check")
+        "inspection",
+        "high",
+        "open",
+        due.date(),
+        "Weekly check",
+    )
     after = ok(manager.get(f"/api/pm-schedules/{sched['id']}"))
     assert after["next_due_at"].startswith((due + timedelta(days=7)).date().isoformat())
     assert after["last_generated_at"]
@@ -730,9 +959,21 @@ def test_pm_tick_twice_for_the_same_schedule_time_creates_one_order(manager, mon
 def test_pm_tick_concurrent_calls_create_one_order_per_due_time(manager):
     asset = new_asset(manager)
     now = datetime.now(UTC)
-    scheds = [ok(manager.post("/api/pm-schedules", json={
-        "asset_id": asset["id"], "title": f"PM {i}", "cron": "0 * * * *",
-        "next_due_at": (now - timedelta(minutes=90)).isoformat()}), 201) for i in range(3)]
+    scheds = [
+        ok(
+            manager.post(
+                "/api/pm-schedules",
+                json={
+                    "asset_id": asset["id"],
+                    "title": f"PM {i}",
+                    "cron": "0 * * * *",
+                    "next_due_at": (now - timedelta(minutes=90)).isoformat(),
+                },
+            ),
+            201,
+        )
+        for i in range(3)
+    ]
     barrier = threading.Barrier(4)
     errors: list[BaseException] = []
 
@@ -759,12 +1000,31 @@ def test_pm_tick_skips_inactive_schedules_and_retired_assets(manager):
     asset = new_asset(manager)
     now = datetime.now(UTC)
     past = (now - timedelta(days=1)).isoformat()
-    paused = ok(manager.post("/api/pm-schedules", json={
-        "asset_id": asset["id"], "title": "Paused", "interval_days": 1, "next_due_at": past,
-        "active": False}), 201)
-    live = ok(manager.post("/api/pm-schedules", json={
-        "asset_id": asset["id"], "title": "Live", "interval_days": 1, "next_due_at": past}),
-        201)
+    paused = ok(
+        manager.post(
+            "/api/pm-schedules",
+            json={
+                "asset_id": asset["id"],
+                "title": "Paused",
+                "interval_days": 1,
+                "next_due_at": past,
+                "active": False,
+            },
+        ),
+        201,
+    )
+    live = ok(
+        manager.post(
+            "/api/pm-schedules",
+            json={
+                "asset_id": asset["id"],
+                "title": "Live",
+                "interval_days": 1,
+                "next_due_at": past,
+            },
+        ),
+        201,
+    )
     assert manager.delete(f"/api/assets/{asset['id']}").status_code == 204
     service.run_due_schedules(now)
     assert _orders_of_schedule(paused["id"]) == []
@@ -775,6 +1035,7 @@ def test_pm_tick_skips_inactive_schedules_and_retired_assets(manager):
 
 # --- stats -------------------------------------------------------------------------------------
 
+
 def test_stats_change_with_the_data(manager, operator, viewer):
     before = ok(viewer.get("/api/maintenance/stats"))
     assert len(before["trend"]) == 14
@@ -783,8 +1044,9 @@ def test_stats_change_with_the_data(manager, operator, viewer):
     asset = new_asset(manager)
     ok(manager.put(f"/api/assets/{asset['id']}", json={"status": "down"}))
     new_part(manager, stock=1, reorder_point=5)
-    late = new_order(manager, asset["id"], priority="urgent",
-                     due_date=str(TODAY - timedelta(days=3)))
+    late = new_order(
+        manager, asset["id"], priority="urgent", due_date=str(TODAY - timedelta(days=3))
+    )
     fixed = new_order(manager, asset["id"], assignee_id=operator.sub)
     ok(move(operator, fixed["id"], "in_progress"))
     ok(move(operator, fixed["id"], "completed"))
@@ -792,10 +1054,14 @@ def test_stats_change_with_the_data(manager, operator, viewer):
     after = ok(viewer.get("/api/maintenance/stats"))
     assert after["work_orders_total"] == before["work_orders_total"] + 2
     assert after["work_orders_by_status"]["open"] == before["work_orders_by_status"]["open"] + 1
-    assert after["work_orders_by_status"]["completed"] == \
-        before["work_orders_by_status"]["completed"] + 1
-    assert after["work_orders_by_priority"]["urgent"] == \
-        before["work_orders_by_priority"]["urgent"] + 1
+    assert (
+        after["work_orders_by_status"]["completed"]
+        == before["work_orders_by_status"]["completed"] + 1
+    )
+    assert (
+        after["work_orders_by_priority"]["urgent"]
+        == before["work_orders_by_priority"]["urgent"] + 1
+    )
     assert after["overdue"] == before["overdue"] + 1
     assert after["assets_down"] == before["assets_down"] + 1
     assert after["low_stock_count"] == before["low_stock_count"] + 1
@@ -821,10 +1087,17 @@ def test_stats_trend_counts_past_days_from_the_timestamps(manager):
     day = lambda n: TODAY - timedelta(days=n)  # noqa: E731
     before = service.stats(now)["trend"]
     with db.transaction() as tx:
-        tx.execute(store.work_orders.update().where(store.work_orders.c.id == wo["id"]).values(
-            created_at=now - timedelta(days=10), due_date=day(8),
-            completed_at=now - timedelta(days=2), resolved_at=now - timedelta(days=2),
-            status="completed"))
+        tx.execute(
+            store.work_orders.update()
+            .where(store.work_orders.c.id == wo["id"])
+            .values(
+                created_at=now - timedelta(days=10),
+                due_date=day(8),
+                completed_at=now - timedelta(days=2),
+                resolved_at=now - timedelta(days=2),
+                status="completed",
+            )
+        )
     trend = service.stats(now)["trend"]
     by_day = {t["date"]: t for t in trend}
     old = {t["date"]: t for t in before}
@@ -839,29 +1112,43 @@ def test_stats_trend_counts_past_days_from_the_timestamps(manager):
 
 # --- problems ----------------------------------------------------------------------------------
 
+
 def test_bad_input_is_problem_json(manager):
-    assert_problem(manager.post("/api/assets", json={"tag": tag(), "name": "N",
-                                                     "colour": "red"}), 422)
+    assert_problem(
+        manager.post("/api/assets", json={"tag": tag(), "name": "N", "colour": "red"}), 422
+    )
     assert_problem(manager.post("/api/assets", data="{", content_type="application/json"), 400)
     assert_problem(manager.post("/api/assets", data="x", content_type="text/plain"), 415)
     assert_problem(manager.post("/api/assets", json={"tag": "bad tag!", "name": "N"}), 422)
     assert_problem(manager.get("/api/assets/not-a-uuid"), 404)
     assert_problem(manager.get(f"/api/work-orders/{uuid.uuid4()}"), 404)
     assert_problem(manager.get(f"/api/parts/{uuid.uuid4()}"), 404)
-    body = assert_problem(manager.put(f"/api/work-orders/{uuid.uuid4()}",
-                                      json={"status": "closed"}), 422)
+    body = assert_problem(
+        manager.put(f"/api/work-orders/{uuid.uuid4()}", json={"status": "closed"}), 422
+    )
     assert body["errors"][0]["field"] == "status"
-    assert_problem(manager.post("/api/work-orders", json={
-        "title": "T", "asset_id": str(uuid.uuid4()), "due_date": "tomorrow"}), 422)
+    assert_problem(
+        manager.post(
+            "/api/work-orders",
+            json={"title": "T", "asset_id": str(uuid.uuid4()), "due_date": "tomorrow"},
+        ),
+        422,
+    )
 
 
 def test_openapi_document_lists_the_routes():
     spec = app.test_client().get("/api/assets/openapi.json").get_json()
     paths = set(spec["paths"])
-    assert {"/api/assets", "/api/assets/{asset_id}", "/api/work-orders",
-            "/api/work-orders/{wo_id}/transitions", "/api/work-orders/{wo_id}/parts",
-            "/api/parts/{part_id}/movements", "/api/pm-schedules",
-            "/api/maintenance/stats"} <= paths
+    assert {
+        "/api/assets",
+        "/api/assets/{asset_id}",
+        "/api/work-orders",
+        "/api/work-orders/{wo_id}/transitions",
+        "/api/work-orders/{wo_id}/parts",
+        "/api/parts/{part_id}/movements",
+        "/api/pm-schedules",
+        "/api/maintenance/stats",
+    } <= paths
 
 
 def test_due_dates_are_dates(manager):

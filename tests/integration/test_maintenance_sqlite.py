@@ -26,8 +26,14 @@ MANAGER = model.Actor("m-" + uuid.uuid4().hex[:8], ("manager",))
 def sqlite_env(tmp_path, monkeypatch, pubsub_emulator):
     monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
     monkeypatch.setenv("SWITCHYARD_ENV", "test")
-    for name in ("DATABASE_URL", "INSTANCE_CONNECTION_NAME", "SWITCHYARD_DEPLOYMENT",
-                 "K_SERVICE", "JWT_SIGNING_KEY", "JWT_PUBLIC_KEYS"):
+    for name in (
+        "DATABASE_URL",
+        "INSTANCE_CONNECTION_NAME",
+        "SWITCHYARD_DEPLOYMENT",
+        "K_SERVICE",
+        "JWT_SIGNING_KEY",
+        "JWT_PUBLIC_KEYS",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings.cache_clear()
     db.reset()
@@ -54,61 +60,129 @@ def ok(resp, status=200):
 def test_migration_applies_and_downgrades(sqlite_env):
     assert db.is_sqlite()
     tables = set(inspect(db.engine()).get_table_names(schema="maintenance"))
-    assert {"assets", "work_orders", "work_order_log", "parts", "part_movements",
-            "pm_schedules", "pm_runs", "users", "counters", "outbox"} <= tables
+    assert {
+        "assets",
+        "work_orders",
+        "work_order_log",
+        "parts",
+        "part_movements",
+        "pm_schedules",
+        "pm_runs",
+        "users",
+        "counters",
+        "outbox",
+    } <= tables
     upgrade("maintenance")  # idempotent
     command.downgrade(_config("maintenance"), "base")
-    assert set(inspect(db.engine()).get_table_names(schema="maintenance")) <= {
-        "alembic_version"}
+    assert set(inspect(db.engine()).get_table_names(schema="maintenance")) <= {"alembic_version"}
     upgrade("maintenance")
 
 
 def test_main_paths_on_sqlite(sqlite_env):
     operator_id = str(uuid.uuid4())
-    service.apply_user_event(Received(
-        event_type="user.created", event_id=uuid.uuid4().hex, schema_version=1,
-        source="users-api", occurred_at=datetime.now(UTC), actor="system", request_id="",
-        traceparent="", data={"id": operator_id, "email": "o@example.com", "name": "Olga",
-                              "roles": ["operator"], "active": True, "version": 2}))
-    assert not service.apply_user_event(Received(
-        event_type="user.updated", event_id=uuid.uuid4().hex, schema_version=1,
-        source="users-api", occurred_at=datetime.now(UTC), actor="system", request_id="",
-        traceparent="", data={"id": operator_id, "email": "o@example.com", "name": "Olga",
-                              "roles": ["viewer"], "active": False, "version": 1}))
+    service.apply_user_event(
+        Received(
+            event_type="user.created",
+            event_id=uuid.uuid4().hex,
+            schema_version=1,
+            source="users-api",
+            occurred_at=datetime.now(UTC),
+            actor="system",
+            request_id="",
+            traceparent="",
+            data={
+                "id": operator_id,
+                "email": "o@example.com",
+                "name": "Olga",
+                "roles": ["operator"],
+                "active": True,
+                "version": 2,
+            },
+        )
+    )
+    assert not service.apply_user_event(
+        Received(
+            event_type="user.updated",
+            event_id=uuid.uuid4().hex,
+            schema_version=1,
+            source="users-api",
+            occurred_at=datetime.now(UTC),
+            actor="system",
+            request_id="",
+            traceparent="",
+            data={
+                "id": operator_id,
+                "email": "o@example.com",
+                "name": "Olga",
+                "roles": ["viewer"],
+                "active": False,
+                "version": 1,
+            },
+        )
+    )
     manager = client(("manager",), MANAGER.id)
     operator = client(("operator",), operator_id)
 
     site = ok(manager.post("/api/assets", json={"tag": "SITE", "name": "Plant"}), 201)
-    line = ok(manager.post("/api/assets", json={"tag": "LINE", "name": "Line",
-                                                "parent_id": site["id"]}), 201)
-    assert manager.put(f"/api/assets/{site['id']}",
-                       json={"parent_id": line["id"]}).status_code == 409
-    part = ok(manager.post("/api/parts", json={"sku": "BRG", "name": "Bearing", "stock": 5,
-                                               "reorder_point": 2}), 201)
+    line = ok(
+        manager.post("/api/assets", json={"tag": "LINE", "name": "Line", "parent_id": site["id"]}),
+        201,
+    )
+    assert (
+        manager.put(f"/api/assets/{site['id']}", json={"parent_id": line["id"]}).status_code == 409
+    )
+    part = ok(
+        manager.post(
+            "/api/parts", json={"sku": "BRG", "name": "Bearing", "stock": 5, "reorder_point": 2}
+        ),
+        201,
+    )
 
     numbers = []
     for i in range(5):
-        wo = ok(manager.post("/api/work-orders", json={
-            "title": f"Job {i}", "asset_id": line["id"], "assignee_id": operator_id,
-            "due_date": str((datetime.now(UTC) - timedelta(days=1)).date())}), 201)
+        wo = ok(
+            manager.post(
+                "/api/work-orders",
+                json={
+                    "title": f"Job {i}",
+                    "asset_id": line["id"],
+                    "assignee_id": operator_id,
+                    "due_date": str((datetime.now(UTC) - timedelta(days=1)).date()),
+                },
+            ),
+            201,
+        )
         numbers.append(wo["number"])
     assert numbers == list(range(numbers[0], numbers[0] + 5))
     assert wo["overdue"] is True and wo["status"] == "assigned"
 
     ok(operator.post(f"/api/work-orders/{wo['id']}/transitions", json={"status": "in_progress"}))
-    mv = ok(operator.post(f"/api/work-orders/{wo['id']}/parts",
-                          json={"part_id": part["id"], "quantity": 4}), 201)
+    mv = ok(
+        operator.post(
+            f"/api/work-orders/{wo['id']}/parts", json={"part_id": part["id"], "quantity": 4}
+        ),
+        201,
+    )
     assert mv["stock_after"] == 1
-    assert operator.post(f"/api/work-orders/{wo['id']}/parts",
-                         json={"part_id": part["id"], "quantity": 2}).status_code == 409
-    done = ok(operator.post(f"/api/work-orders/{wo['id']}/transitions",
-                            json={"status": "completed"}))
+    assert (
+        operator.post(
+            f"/api/work-orders/{wo['id']}/parts", json={"part_id": part["id"], "quantity": 2}
+        ).status_code
+        == 409
+    )
+    done = ok(
+        operator.post(f"/api/work-orders/{wo['id']}/transitions", json={"status": "completed"})
+    )
     assert done["overdue"] is False and done["completed_at"]
 
     seen, cursor = [], None
     while True:
-        body = ok(manager.get(f"/api/work-orders?asset_id={line['id']}&limit=2"
-                              + (f"&cursor={cursor}" if cursor else "")))
+        body = ok(
+            manager.get(
+                f"/api/work-orders?asset_id={line['id']}&limit=2"
+                + (f"&cursor={cursor}" if cursor else "")
+            )
+        )
         seen += [w["number"] for w in body["items"]]
         cursor = body["next_cursor"]
         if not cursor:
@@ -130,17 +204,38 @@ def test_main_paths_on_sqlite(sqlite_env):
 
 
 def test_pm_tick_twice_on_sqlite(sqlite_env):
-    asset = service.create_asset(MANAGER, {"tag": "PUMP", "name": "Pump", "category": None,
-                                           "location": None, "parent_id": None,
-                                           "status": "operational", "criticality": "high"})
+    asset = service.create_asset(
+        MANAGER,
+        {
+            "tag": "PUMP",
+            "name": "Pump",
+            "category": None,
+            "location": None,
+            "parent_id": None,
+            "status": "operational",
+            "criticality": "high",
+        },
+    )
     now = datetime.now(UTC)
-    sched = service.create_schedule(MANAGER, {
-        "asset_id": asset["id"], "title": "Grease", "interval_days": 7, "cron": None,
-        "description": None, "priority": "medium", "type": "preventive", "active": True,
-        "next_due_at": now - timedelta(hours=2)})
+    sched = service.create_schedule(
+        MANAGER,
+        {
+            "asset_id": asset["id"],
+            "title": "Grease",
+            "interval_days": 7,
+            "cron": None,
+            "description": None,
+            "priority": "medium",
+            "type": "preventive",
+            "active": True,
+            "next_due_at": now - timedelta(hours=2),
+        },
+    )
     results = []
-    threads = [threading.Thread(target=lambda: results.append(service.run_due_schedules(now)))
-               for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: results.append(service.run_due_schedules(now)))
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -24,15 +24,20 @@ def test_grants_let_a_deployment_user_use_its_schema_only(pg_url, monkeypatch, t
     try:
         upgrade("users")
         with admin.connect() as conn:
+
             def can(priv: str, table: str) -> bool:
-                return conn.execute(text("SELECT has_table_privilege(:r, :t, :p)"),
-                                    {"r": role, "t": table, "p": priv}).scalar()
+                return conn.execute(
+                    text("SELECT has_table_privilege(:r, :t, :p)"),
+                    {"r": role, "t": table, "p": priv},
+                ).scalar()
 
             assert can("INSERT", "users.outbox") and can("SELECT", "users.outbox")
-            assert conn.execute(text("SELECT has_schema_privilege(:r, 'users', 'USAGE')"),
-                                {"r": role}).scalar()
-            assert not conn.execute(text("SELECT has_schema_privilege(:r, 'users', 'CREATE')"),
-                                    {"r": role}).scalar()
+            assert conn.execute(
+                text("SELECT has_schema_privilege(:r, 'users', 'USAGE')"), {"r": role}
+            ).scalar()
+            assert not conn.execute(
+                text("SELECT has_schema_privilege(:r, 'users', 'CREATE')"), {"r": role}
+            ).scalar()
     finally:
         db.reset()
         with admin.begin() as conn:

@@ -29,9 +29,16 @@ class Backend:
 
 
 def _configure(mp, env):
-    for name in ("DATABASE_URL", "INSTANCE_CONNECTION_NAME", "JWT_SIGNING_KEY",
-                 "JWT_PUBLIC_KEYS", "SWITCHYARD_DEPLOYMENT", "K_SERVICE",
-                 "BOOTSTRAP_ADMIN_EMAIL", "BOOTSTRAP_ADMIN_PASSWORD"):
+    for name in (
+        "DATABASE_URL",
+        "INSTANCE_CONNECTION_NAME",
+        "JWT_SIGNING_KEY",
+        "JWT_PUBLIC_KEYS",
+        "SWITCHYARD_DEPLOYMENT",
+        "K_SERVICE",
+        "BOOTSTRAP_ADMIN_EMAIL",
+        "BOOTSTRAP_ADMIN_PASSWORD",
+    ):
         mp.delenv(name, raising=False)
     for name, value in env.items():
         mp.setenv(name, value)
@@ -102,8 +109,13 @@ def number(tag="B"):
 
 
 def create(caller, **over):
-    data = {"batch_number": number(), "product": "Paracetamol 500 mg", "planned_quantity": 1000,
-            "unit": "kg", **over}
+    data = {
+        "batch_number": number(),
+        "product": "Paracetamol 500 mg",
+        "planned_quantity": 1000,
+        "unit": "kg",
+        **over,
+    }
     resp = caller.post("/api/batches", json=data)
     assert resp.status_code == 201, resp.get_data(as_text=True)
     return resp.get_json()
@@ -140,8 +152,7 @@ def outbox(batch_id):
 
 
 def history(caller, batch_id):
-    return ok(caller.get(f"/api/batches/{batch_id}/history",
-                         query_string={"limit": 100}))["items"]
+    return ok(caller.get(f"/api/batches/{batch_id}/history", query_string={"limit": 100}))["items"]
 
 
 def parse_time(value):
@@ -150,44 +161,94 @@ def parse_time(value):
 
 # --- CRUD ------------------------------------------------------------------------------------
 
+
 def test_create_and_read(operator, viewer):
-    resp = operator.post("/api/batches", json={
-        "batch_number": " pcm-2026-0001-" + uuid.uuid4().hex[:6], "product": " Paracetamol ",
-        "planned_quantity": 2500.5, "unit": "tablets", "notes": "first",
-        "planned_start": "2026-03-01T08:00:00+01:00"})
+    resp = operator.post(
+        "/api/batches",
+        json={
+            "batch_number": " pcm-2026-0001-" + uuid.uuid4().hex[:6],
+            "product": " Paracetamol ",
+            "planned_quantity": 2500.5,
+            "unit": "tablets",
+            "notes": "first",
+            "planned_start": "2026-03-01T08:00:00+01:00",
+        },
+    )
     batch = ok(resp, 201)
     assert resp.headers["Location"] == f"/api/batches/{batch['id']}"
     assert batch["batch_number"].startswith("PCM-2026-0001-")
-    assert set(batch) == {"id", "batch_number", "product", "planned_quantity",
-                          "actual_quantity", "unit", "stage", "status", "notes",
-                          "planned_start", "started_at", "completed_at", "created_at",
-                          "updated_at", "version"}
+    assert set(batch) == {
+        "id",
+        "batch_number",
+        "product",
+        "planned_quantity",
+        "actual_quantity",
+        "unit",
+        "stage",
+        "status",
+        "notes",
+        "planned_start",
+        "started_at",
+        "completed_at",
+        "created_at",
+        "updated_at",
+        "version",
+    }
     assert (batch["product"], batch["planned_quantity"], batch["unit"], batch["notes"]) == (
-        "Paracetamol", 2500.5, "tablets", "first")
+        "Paracetamol",
+        2500.5,
+        "tablets",
+        "first",
+    )
     assert (batch["status"], batch["stage"], batch["version"]) == ("planned", "dispensing", 1)
     assert batch["planned_start"] == "2026-03-01T07:00:00Z"
     assert batch["actual_quantity"] is batch["started_at"] is batch["completed_at"] is None
     assert ok(viewer.get(f"/api/batches/{batch['id']}")) == batch
     (entry,) = history(viewer, batch["id"])
     assert (entry["kind"], entry["from"], entry["to"], entry["reason"], entry["actor"]) == (
-        "status", None, "planned", "created", operator.sub)
+        "status",
+        None,
+        "planned",
+        "created",
+        operator.sub,
+    )
     ((etype, payload, attrs),) = outbox(batch["id"])
     assert etype == "batch.created" and attrs["actor"] == operator.sub
     assert payload == {
-        "batch_id": batch["id"], "batch_number": batch["batch_number"],
-        "product": "Paracetamol", "planned_quantity": 2500.5, "actual_quantity": None,
-        "unit": "tablets", "stage": "dispensing", "status": "planned",
-        "planned_start": "2026-03-01T07:00:00.000000Z", "notes": "first", "version": 1}
+        "batch_id": batch["id"],
+        "batch_number": batch["batch_number"],
+        "product": "Paracetamol",
+        "planned_quantity": 2500.5,
+        "actual_quantity": None,
+        "unit": "tablets",
+        "stage": "dispensing",
+        "status": "planned",
+        "planned_start": "2026-03-01T07:00:00.000000Z",
+        "notes": "first",
+        "version": 1,
+    }
 
 
 def test_edit_a_planned_batch(operator):
     batch = create(operator)
     new_number = number("R")
-    changed = ok(operator.put(f"/api/batches/{batch['id']}", json={
-        "batch_number": new_number.lower(), "planned_quantity": 1200, "notes": "moved",
-        "version": 1}))
-    assert (changed["batch_number"], changed["planned_quantity"], changed["notes"],
-            changed["version"]) == (new_number, 1200.0, "moved", 2)
+    changed = ok(
+        operator.put(
+            f"/api/batches/{batch['id']}",
+            json={
+                "batch_number": new_number.lower(),
+                "planned_quantity": 1200,
+                "notes": "moved",
+                "version": 1,
+            },
+        )
+    )
+    assert (
+        changed["batch_number"],
+        changed["planned_quantity"],
+        changed["notes"],
+        changed["version"],
+    ) == (new_number, 1200.0, "moved", 2)
     # the same values again change nothing: no new version, no event
     same = ok(operator.put(f"/api/batches/{batch['id']}", json={"notes": "moved"}))
     assert same["version"] == 2
@@ -201,12 +262,16 @@ def test_edit_a_planned_batch(operator):
 
 # --- the lifecycle ---------------------------------------------------------------------------
 
+
 def test_walk_through_production_records_history_and_events(operator, manager, viewer):
     batch = create(operator, planned_quantity=1000)
     bid = batch["id"]
     started = ok(operator.move(bid, status="in_progress", reason="line cleared"))
     assert (started["status"], started["stage"], started["version"]) == (
-        "in_progress", "dispensing", 2)
+        "in_progress",
+        "dispensing",
+        2,
+    )
     assert started["started_at"] is not None
     for stage in STAGES:
         moved = ok(operator.move(bid, stage=stage, reason=f"to {stage}"))
@@ -218,10 +283,12 @@ def test_walk_through_production_records_history_and_events(operator, manager, v
     ok(manager.move(bid, status="qa_hold", reason="second review"))
     released = ok(manager.move(bid, status="released", reason="QA release"))
     assert released["status"] == "released" and released["completed_at"] is None
-    done = ok(operator.move(bid, status="completed", reason="to warehouse",
-                            actual_quantity=950))
+    done = ok(operator.move(bid, status="completed", reason="to warehouse", actual_quantity=950))
     assert (done["status"], done["stage"], done["actual_quantity"]) == (
-        "completed", "packaging", 950.0)
+        "completed",
+        "packaging",
+        950.0,
+    )
     assert done["completed_at"] is not None and done["version"] == 11
 
     items = history(viewer, bid)
@@ -245,17 +312,31 @@ def test_walk_through_production_records_history_and_events(operator, manager, v
 
     events = outbox(bid)
     assert [e[0] for e in events] == (
-        ["batch.created", "batch.status.changed"] + ["batch.stage.changed"] * 4
-        + ["batch.status.changed"] * 5 + ["batch.completed"])
-    assert events[2][1] == {"batch_id": bid, "batch_number": batch["batch_number"],
-                            "old": "dispensing", "new": "granulation",
-                            "reason": "to granulation", "actor": operator.sub}
+        ["batch.created", "batch.status.changed"]
+        + ["batch.stage.changed"] * 4
+        + ["batch.status.changed"] * 5
+        + ["batch.completed"]
+    )
+    assert events[2][1] == {
+        "batch_id": bid,
+        "batch_number": batch["batch_number"],
+        "old": "dispensing",
+        "new": "granulation",
+        "reason": "to granulation",
+        "actor": operator.sub,
+    }
     assert events[6][1]["actor"] == manager.sub and events[6][2]["actor"] == manager.sub
     completed = events[-1][1]
     assert completed == {
-        "batch_id": bid, "batch_number": batch["batch_number"], "product": batch["product"],
-        "planned_quantity": 1000.0, "actual_quantity": 950.0, "unit": "kg", "yield": 0.95,
-        "completed_at": completed["completed_at"]}
+        "batch_id": bid,
+        "batch_number": batch["batch_number"],
+        "product": batch["product"],
+        "planned_quantity": 1000.0,
+        "actual_quantity": 950.0,
+        "unit": "kg",
+        "yield": 0.95,
+        "completed_at": completed["completed_at"],
+    }
     assert parse_time(completed["completed_at"]) == parse_time(done["completed_at"])
 
 
@@ -302,14 +383,20 @@ def test_completion_needs_an_actual_quantity(operator, manager):
 
 # --- permissions -------------------------------------------------------------------------------
 
+
 def test_roles(operator, manager, viewer):
     batch = create(operator)
     bid = batch["id"]
     assert ok(viewer.get("/api/batches"))["items"] is not None
     assert ok(viewer.get(f"/api/batches/{bid}/history"))
     assert ok(viewer.get("/api/batches/metrics"))
-    assert_problem(viewer.post("/api/batches", json={"batch_number": number(), "product": "P",
-                                                     "planned_quantity": 1, "unit": "kg"}), 403)
+    assert_problem(
+        viewer.post(
+            "/api/batches",
+            json={"batch_number": number(), "product": "P", "planned_quantity": 1, "unit": "kg"},
+        ),
+        403,
+    )
     assert_problem(viewer.put(f"/api/batches/{bid}", json={"notes": "x"}), 403)
     assert_problem(viewer.move(bid, status="in_progress"), 403)
     assert_problem(app.test_client().get("/api/batches"), 401)
@@ -333,17 +420,18 @@ def test_roles(operator, manager, viewer):
 
 # --- bad input -----------------------------------------------------------------------------------
 
+
 def test_bad_input(operator):
     base = {"batch_number": number(), "product": "P", "planned_quantity": 10, "unit": "kg"}
     body = assert_problem(operator.post("/api/batches", json={**base, "colour": "red"}), 422)
     assert body["errors"][0]["field"] == "colour"
-    body = assert_problem(operator.post("/api/batches", json={**base, "planned_quantity": -5}),
-                          422)
+    body = assert_problem(operator.post("/api/batches", json={**base, "planned_quantity": -5}), 422)
     assert body["errors"][0]["field"] == "planned_quantity"
     assert_problem(operator.post("/api/batches", json={**base, "status": "completed"}), 422)
     assert_problem(operator.post("/api/batches", json={**base, "batch_number": "a b"}), 422)
-    assert_problem(operator.post("/api/batches", data="{nope",
-                                 content_type="application/json"), 400)
+    assert_problem(
+        operator.post("/api/batches", data="{nope", content_type="application/json"), 400
+    )
     assert_problem(operator.post("/api/batches", data="a=b"), 415)
     assert_problem(operator.get("/api/batches?colour=red"), 422)
     assert_problem(operator.get("/api/batches?status=paused"), 422)
@@ -353,8 +441,7 @@ def test_bad_input(operator):
 
     batch = create(operator)
     bid = batch["id"]
-    body = assert_problem(operator.put(f"/api/batches/{bid}", json={"status": "completed"}),
-                          422)
+    body = assert_problem(operator.put(f"/api/batches/{bid}", json={"status": "completed"}), 422)
     assert body["errors"][0]["field"] == "status" and "transitions" in body["detail"]
     assert_problem(operator.put(f"/api/batches/{bid}", json={"stage": "coating"}), 422)
     assert_problem(operator.put(f"/api/batches/{bid}", json={"product": None}), 422)
@@ -365,13 +452,18 @@ def test_bad_input(operator):
     body = assert_problem(operator.put(f"/api/batches/{bid}", json={"product": "Other"}), 409)
     assert "product" in body["detail"]
     assert_problem(operator.move(bid, stage="granulation", reason=""), 422)
-    assert_problem(operator.post(f"/api/batches/{bid}/transitions",
-                                 json={"stage": "granulation"}), 422)
+    assert_problem(
+        operator.post(f"/api/batches/{bid}/transitions", json={"stage": "granulation"}), 422
+    )
     assert_problem(operator.move(bid, stage="granulation", status="qa_hold"), 422)
     assert ok(operator.get(f"/api/batches/{bid}"))["version"] == 2
 
-    for path in ("/api/batches/not-a-uuid", "/api/batches/123/history",
-                 f"/api/batches/{uuid.uuid4()}", f"/api/batches/{uuid.uuid4()}/history"):
+    for path in (
+        "/api/batches/not-a-uuid",
+        "/api/batches/123/history",
+        f"/api/batches/{uuid.uuid4()}",
+        f"/api/batches/{uuid.uuid4()}/history",
+    ):
         assert_problem(operator.get(path), 404)
     assert_problem(operator.put("/api/batches/nope", json={"notes": "x"}), 404)
     assert_problem(operator.put(f"/api/batches/{uuid.uuid4()}", json={"notes": "x"}), 404)
@@ -382,25 +474,41 @@ def test_bad_input(operator):
 def test_duplicate_batch_numbers_conflict_and_leave_nothing_behind(operator):
     first = create(operator)
     taken = first["batch_number"]
-    body = assert_problem(operator.post("/api/batches", json={
-        "batch_number": taken.lower(), "product": "Other", "planned_quantity": 5,
-        "unit": "kg"}), 409)
+    body = assert_problem(
+        operator.post(
+            "/api/batches",
+            json={
+                "batch_number": taken.lower(),
+                "product": "Other",
+                "planned_quantity": 5,
+                "unit": "kg",
+            },
+        ),
+        409,
+    )
     assert taken in body["detail"]
     other = create(operator)
-    assert_problem(operator.put(f"/api/batches/{other['id']}",
-                                json={"batch_number": taken}), 409)
+    assert_problem(operator.put(f"/api/batches/{other['id']}", json={"batch_number": taken}), 409)
     assert ok(operator.get(f"/api/batches/{other['id']}"))["version"] == 1
     with db.transaction() as tx:
-        ids = tx.execute(select(store.batches.c.id)
-                         .where(store.batches.c.batch_number == taken)).scalars().all()
+        ids = (
+            tx.execute(select(store.batches.c.id).where(store.batches.c.batch_number == taken))
+            .scalars()
+            .all()
+        )
         assert ids == [first["id"]]
         orphans = tx.execute(
-            select(func.count()).select_from(store.transitions).where(
-                store.transitions.c.batch_id.not_in(select(store.batches.c.id)))).scalar()
+            select(func.count())
+            .select_from(store.transitions)
+            .where(store.transitions.c.batch_id.not_in(select(store.batches.c.id)))
+        ).scalar()
         assert orphans == 0
-        created = [json.loads(p) for p in tx.execute(
-            select(store.outbox.c.payload)
-            .where(store.outbox.c.event_type == "batch.created")).scalars()]
+        created = [
+            json.loads(p)
+            for p in tx.execute(
+                select(store.outbox.c.payload).where(store.outbox.c.event_type == "batch.created")
+            ).scalars()
+        ]
     assert [p["batch_id"] for p in created if p["batch_number"] == taken] == [first["id"]]
 
 
@@ -421,13 +529,16 @@ def test_closed_batches_refuse_edits(operator, manager):
 
 # --- search and pagination ------------------------------------------------------------------------
 
+
 def test_filters_and_search(operator, manager, viewer):
     tag = uuid.uuid4().hex[:8].upper()
     product = f"Product {tag}"
-    a = create(operator, batch_number=f"AA-{tag}-1", product=product,
-               planned_start="2026-05-01T00:00:00Z")
-    b = create(operator, batch_number=f"BB-{tag}-2", product=product,
-               planned_start="2026-06-01T00:00:00Z")
+    a = create(
+        operator, batch_number=f"AA-{tag}-1", product=product, planned_start="2026-05-01T00:00:00Z"
+    )
+    b = create(
+        operator, batch_number=f"BB-{tag}-2", product=product, planned_start="2026-06-01T00:00:00Z"
+    )
     c = create(operator, batch_number=f"CC-{tag}-3", product=f"Other {tag}")
     ok(operator.move(b["id"], status="in_progress"))
     ok(operator.move(b["id"], stage="granulation"))
@@ -493,6 +604,7 @@ def test_history_pages(operator, viewer):
 
 # --- concurrency ---------------------------------------------------------------------------------
 
+
 def _race(calls):
     """Run the calls in threads at the same moment; their responses in order."""
     results = [None] * len(calls)
@@ -516,16 +628,28 @@ def test_two_clients_racing_the_same_transition(operator):
     a, b = Caller(("operator",)), Caller(("operator",))
     for _ in range(3):  # each round both race one step; exactly one gets it
         before = ok(operator.get(f"/api/batches/{bid}"))
-        target = ({"status": "in_progress"} if before["status"] == "planned"
-                  else {"stage": {"dispensing": "granulation", "granulation": "compression",
-                                  "compression": "coating"}[before["stage"]]})
+        target = (
+            {"status": "in_progress"}
+            if before["status"] == "planned"
+            else {
+                "stage": {
+                    "dispensing": "granulation",
+                    "granulation": "compression",
+                    "compression": "coating",
+                }[before["stage"]]
+            }
+        )
         results = _race([lambda c=c, t=target: c.move(bid, **t) for c in (a, b)])
         assert sorted(r.status_code for r in results) == [200, 409]
         after = ok(operator.get(f"/api/batches/{bid}"))
         assert after["version"] == before["version"] + 1
     assert len(history(operator, bid)) == 4
-    assert [e[0] for e in outbox(bid)] == ["batch.created", "batch.status.changed",
-                                           "batch.stage.changed", "batch.stage.changed"]
+    assert [e[0] for e in outbox(bid)] == [
+        "batch.created",
+        "batch.status.changed",
+        "batch.stage.changed",
+        "batch.stage.changed",
+    ]
 
 
 def test_read_read_write_write_exactly_one_wins(operator, manager, monkeypatch):
@@ -543,8 +667,12 @@ def test_read_read_write_write_exactly_one_wins(operator, manager, monkeypatch):
         return row
 
     monkeypatch.setattr(store, "get", get_then_wait)
-    results = _race([lambda: operator.move(bid, stage="granulation", reason="advance"),
-                     lambda: manager.move(bid, status="qa_hold", reason="hold")])
+    results = _race(
+        [
+            lambda: operator.move(bid, stage="granulation", reason="advance"),
+            lambda: manager.move(bid, status="qa_hold", reason="hold"),
+        ]
+    )
     monkeypatch.setattr(store, "get", real_get)
     codes = [r.status_code for r in results]
     assert sorted(codes) == [200, 409], [r.get_data(as_text=True) for r in results]
@@ -567,8 +695,11 @@ def test_concurrent_creates_with_one_number(operator):
     results = _race([lambda c=c: c.post("/api/batches", json=body) for c in clients])
     assert sorted(r.status_code for r in results) == [201, 409, 409, 409]
     with db.transaction() as tx:
-        n = tx.execute(select(func.count()).select_from(store.batches)
-                       .where(store.batches.c.batch_number == taken)).scalar()
+        n = tx.execute(
+            select(func.count())
+            .select_from(store.batches)
+            .where(store.batches.c.batch_number == taken)
+        ).scalar()
     assert n == 1
 
 

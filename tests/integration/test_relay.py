@@ -72,12 +72,16 @@ def pull_one(subscriber, subscription: str, event_id: str, timeout: float = 15.0
     """The message carrying `event_id` (acknowledged), waiting up to `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        resp = subscriber.pull(request={"subscription": subscription, "max_messages": 50},
-                               timeout=5)
+        resp = subscriber.pull(
+            request={"subscription": subscription, "max_messages": 50}, timeout=5
+        )
         if resp.received_messages:
-            subscriber.acknowledge(request={
-                "subscription": subscription,
-                "ack_ids": [m.ack_id for m in resp.received_messages]})
+            subscriber.acknowledge(
+                request={
+                    "subscription": subscription,
+                    "ack_ids": [m.ack_id for m in resp.received_messages],
+                }
+            )
         for m in resp.received_messages:
             if m.message.attributes.get("event_id") == event_id:
                 return m.message
@@ -91,7 +95,8 @@ def relaytest(database, tmp_path, monkeypatch):
     schema = f"relaytest_{uuid.uuid4().hex[:8]}"
     folder = tmp_path / "relaytest"
     folder.mkdir()
-    (folder / "function.yaml").write_text(textwrap.dedent(f"""
+    (folder / "function.yaml").write_text(
+        textwrap.dedent(f"""
         context: relaytest
         owns_schema: {schema}
         deployments:
@@ -100,7 +105,8 @@ def relaytest(database, tmp_path, monkeypatch):
             trigger: http
             routes: [/api/relaytest]
             publishes: [relaytest.pinged]
-    """))
+    """)
+    )
     (folder / "main.py").write_text("def api(request):\n    pass\n")
     cat = manifests.load(tmp_path)
     monkeypatch.setattr(manifests, "catalog", lambda: cat)
@@ -117,15 +123,27 @@ def insert_pending(table, event_type: str, payload: dict, *, age: timedelta) -> 
     event_id = str(uuid.uuid4())
     created = datetime.now(UTC) - age
     attributes = {
-        "event_type": event_type, "event_id": event_id, "schema_version": "1",
-        "source": "relaytest-api", "occurred_at": events.rfc3339(created),
-        "request_id": "req-relay", "traceparent": "", "actor": "user-7",
+        "event_type": event_type,
+        "event_id": event_id,
+        "schema_version": "1",
+        "source": "relaytest-api",
+        "occurred_at": events.rfc3339(created),
+        "request_id": "req-relay",
+        "traceparent": "",
+        "actor": "user-7",
     }
     with db.transaction() as s:
-        s.execute(table.insert().values(
-            id=event_id, event_type=event_type, schema_version=1,
-            payload=json.dumps(payload), attributes=json.dumps(attributes),
-            created_at=created, attempts=0))
+        s.execute(
+            table.insert().values(
+                id=event_id,
+                event_type=event_type,
+                schema_version=1,
+                payload=json.dumps(payload),
+                attributes=json.dumps(attributes),
+                created_at=created,
+                attempts=0,
+            )
+        )
     return event_id
 
 
@@ -183,23 +201,33 @@ def test_ops_outbox_relay_deployment_on_the_real_contexts(database, subscriber, 
     schema = manifests.catalog().context("users").owns_schema
     table = outbox_table(MetaData(schema=schema))
     subscription = fresh_subscription(subscriber, "user.created")
-    payload = {"id": str(uuid.uuid4()), "email": "relay@example.com", "name": "Relay",
-               "roles": ["viewer"], "active": True, "version": 1}
+    payload = {
+        "id": str(uuid.uuid4()),
+        "email": "relay@example.com",
+        "name": "Relay",
+        "roles": ["viewer"],
+        "active": True,
+        "version": 1,
+    }
     event_id = insert_pending(table, "user.created", payload, age=timedelta(minutes=5))
 
     monkeypatch.setenv("SWITCHYARD_DEPLOYMENT", "ops-outbox-relay")
     settings.cache_clear()
-    app = functions_framework.create_app(target="outbox_relay",
-                                         source=str(ROOT / "functions" / "ops" / "main.py"))
+    app = functions_framework.create_app(
+        target="outbox_relay", source=str(ROOT / "functions" / "ops" / "main.py")
+    )
     c = app.test_client()
     health = c.get("/health")
     assert health.status_code == 200, health.get_json()
     assert health.get_json()["checks"]["database"]["status"] == "ok"
-    r = c.post("/", headers={
-        "X-CloudScheduler": "true",
-        "X-CloudScheduler-JobName": "ops-outbox-relay",
-        "X-CloudScheduler-ScheduleTime": events.rfc3339(datetime.now(UTC)),
-    })
+    r = c.post(
+        "/",
+        headers={
+            "X-CloudScheduler": "true",
+            "X-CloudScheduler-JobName": "ops-outbox-relay",
+            "X-CloudScheduler-ScheduleTime": events.rfc3339(datetime.now(UTC)),
+        },
+    )
     assert r.status_code == 200, r.get_data(as_text=True)
     assert r.get_json()["published"] >= 1
     assert json.loads(pull_one(subscriber, subscription, event_id).data) == payload

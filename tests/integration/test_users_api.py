@@ -27,9 +27,15 @@ def _configure(mp, pg_url, local_dir, auth_url):
     mp.setenv("SWITCHYARD_LOCAL_DIR", str(local_dir))
     mp.setenv("SWITCHYARD_ENV", "test")
     mp.setenv("SERVICE_URLS", json.dumps({"auth-api": auth_url}))
-    for name in ("INSTANCE_CONNECTION_NAME", "JWT_SIGNING_KEY", "JWT_PUBLIC_KEYS",
-                 "SWITCHYARD_DEPLOYMENT", "K_SERVICE", "BOOTSTRAP_ADMIN_EMAIL",
-                 "BOOTSTRAP_ADMIN_PASSWORD"):
+    for name in (
+        "INSTANCE_CONNECTION_NAME",
+        "JWT_SIGNING_KEY",
+        "JWT_PUBLIC_KEYS",
+        "SWITCHYARD_DEPLOYMENT",
+        "K_SERVICE",
+        "BOOTSTRAP_ADMIN_EMAIL",
+        "BOOTSTRAP_ADMIN_PASSWORD",
+    ):
         mp.delenv(name, raising=False)
     settings.cache_clear()
     db.reset()
@@ -132,25 +138,44 @@ def auth_login(email, password):
 
 # --- CRUD --------------------------------------------------------------------------------
 
+
 def test_create_read_update_delete(admin, viewer):
-    resp = admin.post("/api/users", json={"email": "  " + (email := unique_email()) + " ",
-                                          "name": " Ann Example ", "roles": ["operator"]})
+    resp = admin.post(
+        "/api/users",
+        json={
+            "email": "  " + (email := unique_email()) + " ",
+            "name": " Ann Example ",
+            "roles": ["operator"],
+        },
+    )
     assert resp.status_code == 201
     user = resp.get_json()
     assert resp.headers["Location"] == f"/api/users/{user['id']}"
     assert user["email"] == email.lower() and user["name"] == "Ann Example"
     assert (user["roles"], user["active"], user["version"]) == (["operator"], True, 1)
-    assert set(user) == {"id", "email", "name", "roles", "active", "version", "created_at",
-                         "updated_at"}
+    assert set(user) == {
+        "id",
+        "email",
+        "name",
+        "roles",
+        "active",
+        "version",
+        "created_at",
+        "updated_at",
+    }
     got = viewer.get(f"/api/users/{user['id']}")
     assert got.status_code == 200 and got.get_json() == user
 
-    resp = admin.put(f"/api/users/{user['id']}", json={"roles": ["manager", "operator"],
-                                                       "name": "Ann Example"})
+    resp = admin.put(
+        f"/api/users/{user['id']}", json={"roles": ["manager", "operator"], "name": "Ann Example"}
+    )
     changed = resp.get_json()
     assert resp.status_code == 200
     assert (changed["roles"], changed["name"], changed["version"]) == (
-        ["manager", "operator"], "Ann Example", 2)
+        ["manager", "operator"],
+        "Ann Example",
+        2,
+    )
     # nothing changes: no new version, no event
     same = admin.put(f"/api/users/{user['id']}", json={"roles": ["operator", "manager"]})
     assert same.get_json()["version"] == 2
@@ -163,8 +188,14 @@ def test_create_read_update_delete(admin, viewer):
     events = outbox(user["id"])
     assert [e[0] for e in events] == ["user.created", "user.updated", "user.deleted"]
     created, updated, deleted = (e[1] for e in events)
-    assert created == {"id": user["id"], "email": email.lower(), "name": "Ann Example",
-                       "roles": ["operator"], "active": True, "version": 1}
+    assert created == {
+        "id": user["id"],
+        "email": email.lower(),
+        "name": "Ann Example",
+        "roles": ["operator"],
+        "active": True,
+        "version": 1,
+    }
     assert updated["changed"] == ["roles"] and updated["version"] == 2
     assert deleted["active"] is False and deleted["version"] == 3
     assert all(e[2]["actor"] == admin.sub for e in events)
@@ -173,8 +204,7 @@ def test_create_read_update_delete(admin, viewer):
 def test_duplicate_emails_conflict_case_insensitively_until_deleted(admin):
     email = unique_email()
     first = create(admin, email=email)
-    body = assert_problem(admin.post("/api/users", json={"email": email.upper(), "name": "B"}),
-                          409)
+    body = assert_problem(admin.post("/api/users", json={"email": email.upper(), "name": "B"}), 409)
     assert body["detail"] == "A user with this email already exists."
     other = create(admin)
     assert_problem(admin.put(f"/api/users/{other['id']}", json={"email": email.upper()}), 409)
@@ -211,14 +241,13 @@ def test_admins_cannot_lock_themselves_out(admin):
 
 
 def test_bad_requests_are_problems(admin):
-    body = assert_problem(admin.post("/api/users", json={"email": unique_email(), "name": "A",
-                                                         "is_admin": True}), 422)
+    body = assert_problem(
+        admin.post("/api/users", json={"email": unique_email(), "name": "A", "is_admin": True}), 422
+    )
     assert body["errors"][0]["field"] == "is_admin"
-    body = assert_problem(admin.post("/api/users", json={"email": "nope", "roles": ["root"]}),
-                          422)
+    body = assert_problem(admin.post("/api/users", json={"email": "nope", "roles": ["root"]}), 422)
     assert {e["field"] for e in body["errors"]} == {"email", "name", "roles"}
-    assert_problem(admin.post("/api/users", data="{not json", content_type="application/json"),
-                   400)
+    assert_problem(admin.post("/api/users", data="{not json", content_type="application/json"), 400)
     assert_problem(admin.post("/api/users", data="a=b"), 415)
     assert_problem(admin.get("/api/users/not-a-uuid"), 404)
     assert_problem(admin.get(f"/api/users/{uuid.uuid4()}"), 404)
@@ -237,6 +266,7 @@ def test_forged_token_is_refused(admin):
 
 
 # --- search and pagination -------------------------------------------------------------------
+
 
 def test_search_filters(admin, viewer):
     tag = uuid.uuid4().hex[:8]
@@ -282,8 +312,13 @@ def test_cursor_walks_every_page_once(admin, viewer, sort):
     assert keys == sorted(keys)
     other = "email" if sort == "created_at" else "created_at"
     first = viewer.get("/api/users", query_string={"q": tag, "limit": 3, "sort": sort})
-    assert_problem(viewer.get("/api/users", query_string={
-        "q": tag, "sort": other, "cursor": first.get_json()["next_cursor"]}), 400)
+    assert_problem(
+        viewer.get(
+            "/api/users",
+            query_string={"q": tag, "sort": other, "cursor": first.get_json()["next_cursor"]},
+        ),
+        400,
+    )
 
 
 def test_limit_is_capped(viewer):
@@ -292,6 +327,7 @@ def test_limit_is_capped(viewer):
 
 
 # --- passwords go to auth ----------------------------------------------------------------------
+
 
 def test_a_password_on_create_lets_the_user_log_in(admin):
     email = unique_email("pw")
@@ -316,10 +352,13 @@ def test_a_password_on_update_is_changed_in_auth(admin):
 
 def test_a_password_auth_refuses_rolls_the_user_back(admin):
     email = unique_email("weak")
-    body = assert_problem(admin.post("/api/users", json={
-        "email": email, "name": "Weak", "password": email.lower()}), 422)
-    assert body["errors"] == [{"field": "password", "type": "password_policy",
-                               "message": "must not be the email address"}]
+    body = assert_problem(
+        admin.post("/api/users", json={"email": email, "name": "Weak", "password": email.lower()}),
+        422,
+    )
+    assert body["errors"] == [
+        {"field": "password", "type": "password_policy", "message": "must not be the email address"}
+    ]
     listed = admin.get("/api/users", query_string={"q": email.split("@")[0]}).get_json()
     assert listed["items"] == []
     assert create(admin, email=email)["email"] == email.lower()  # nothing was left behind
@@ -337,16 +376,20 @@ def test_a_create_that_fails_after_auth_stored_the_password_withdraws_it(admin, 
     email = unique_email("late")
     with monkeypatch.context() as mp:
         mp.setattr(users_service, "emit", failing_emit)
-        assert_problem(admin.post("/api/users", json={"email": email, "name": "Late",
-                                                      "password": PASSWORD}), 500)
-    assert admin.get("/api/users", query_string={"q": email.split("@")[0]}).get_json()[
-        "items"] == []
+        assert_problem(
+            admin.post("/api/users", json={"email": email, "name": "Late", "password": PASSWORD}),
+            500,
+        )
+    assert (
+        admin.get("/api/users", query_string={"q": email.split("@")[0]}).get_json()["items"] == []
+    )
     assert auth_login(email, PASSWORD).status_code == 401
     from functions.auth import store as auth_store
 
     with db.transaction() as tx:
-        row = tx.execute(select(auth_store.credentials)
-                         .where(auth_store.credentials.c.email == email.lower())).one()
+        row = tx.execute(
+            select(auth_store.credentials).where(auth_store.credentials.c.email == email.lower())
+        ).one()
     assert row.active is False
 
 
@@ -355,22 +398,25 @@ def test_duplicate_email_fails_before_auth_is_called(admin, monkeypatch):
     create(admin, email=email)
     monkeypatch.setenv("SERVICE_URLS", json.dumps({"auth-api": "http://127.0.0.1:9"}))
     settings.cache_clear()
-    assert_problem(admin.post("/api/users", json={"email": email, "name": "Dup",
-                                                  "password": PASSWORD}), 409)
+    assert_problem(
+        admin.post("/api/users", json={"email": email, "name": "Dup", "password": PASSWORD}), 409
+    )
 
 
 def test_auth_unreachable_is_a_502_and_nothing_is_created(admin, monkeypatch):
     monkeypatch.setenv("SERVICE_URLS", json.dumps({"auth-api": "http://127.0.0.1:9"}))
     settings.cache_clear()
     email = unique_email("down")
-    body = assert_problem(admin.post("/api/users", json={"email": email, "name": "Down",
-                                                         "password": PASSWORD}), 502)
+    body = assert_problem(
+        admin.post("/api/users", json={"email": email, "name": "Down", "password": PASSWORD}), 502
+    )
     assert "nothing was changed" in body["detail"]
     listed = admin.get("/api/users", query_string={"q": email.split("@")[0]}).get_json()
     assert listed["items"] == []
 
 
 # --- bootstrap ---------------------------------------------------------------------------------
+
 
 def test_bootstrap_creates_the_admin_user_once(monkeypatch):
     from functions.users import bootstrap
@@ -385,5 +431,9 @@ def test_bootstrap_creates_the_admin_user_once(monkeypatch):
     assert resp.status_code == 200
     body = resp.get_json()
     assert (body["email"], body["name"], body["roles"], body["version"]) == (
-        email.lower(), "Administrator", ["admin"], 1)
+        email.lower(),
+        "Administrator",
+        ["admin"],
+        1,
+    )
     assert [e[0] for e in outbox(user_id)] == ["user.created"]

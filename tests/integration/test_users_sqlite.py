@@ -15,8 +15,13 @@ from shared.migrate import upgrade
 def sqlite_env(tmp_path, monkeypatch, pubsub_emulator):
     monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
     monkeypatch.setenv("SWITCHYARD_ENV", "test")
-    for name in ("DATABASE_URL", "INSTANCE_CONNECTION_NAME", "SWITCHYARD_DEPLOYMENT",
-                 "K_SERVICE", "BOOTSTRAP_ADMIN_EMAIL"):
+    for name in (
+        "DATABASE_URL",
+        "INSTANCE_CONNECTION_NAME",
+        "SWITCHYARD_DEPLOYMENT",
+        "K_SERVICE",
+        "BOOTSTRAP_ADMIN_EMAIL",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings.cache_clear()
     db.reset()
@@ -32,20 +37,27 @@ def test_migration_crud_and_pagination_on_sqlite(sqlite_env):
     assert {"users", "outbox"} <= set(inspect(db.engine()).get_table_names(schema="users"))
     upgrade("users")  # idempotent
 
-    made = [service.create_user(email=f"user{i}@example.com", name=f"User {i}",
-                                roles=["viewer"], password=None) for i in range(7)]
+    made = [
+        service.create_user(
+            email=f"user{i}@example.com", name=f"User {i}", roles=["viewer"], password=None
+        )
+        for i in range(7)
+    ]
     with pytest.raises(model.UserExists):
-        service.create_user(email="user0@example.com", name="Again", roles=["viewer"],
-                            password=None)
+        service.create_user(
+            email="user0@example.com", name="Again", roles=["viewer"], password=None
+        )
     service.delete_user(made[0].id, actor_id="someone-else")
-    again = service.create_user(email="user0@example.com", name="Again", roles=["viewer"],
-                                password=None)
+    again = service.create_user(
+        email="user0@example.com", name="Again", roles=["viewer"], password=None
+    )
 
     for sort in ("created_at", "email"):
         seen, after = [], None
         while True:
-            batch = service.list_users(q=None, role=None, active=None, sort=sort, after=after,
-                                       limit=4)
+            batch = service.list_users(
+                q=None, role=None, active=None, sort=sort, after=after, limit=4
+            )
             seen += batch[:3]
             if len(batch) <= 3:
                 break

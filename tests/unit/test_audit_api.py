@@ -38,14 +38,17 @@ def test_a_token_is_required(client):
     assert client.get("/api/audit/events").status_code == 401
 
 
-@pytest.mark.parametrize("qs, field", [
-    ("event_type=a.b&actor=u1", "(body)"),
-    ("since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "(body)"),
-    ("since=yesterday", "since"),
-    ("since=2026-01-01T00:00:00", "since"),  # no time zone: ambiguous
-    ("colour=red", "colour"),
-    ("limit=0", "limit"),
-])
+@pytest.mark.parametrize(
+    "qs, field",
+    [
+        ("event_type=a.b&actor=u1", "(body)"),
+        ("since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "(body)"),
+        ("since=yesterday", "since"),
+        ("since=2026-01-01T00:00:00", "since"),  # no time zone: ambiguous
+        ("colour=red", "colour"),
+        ("limit=0", "limit"),
+    ],
+)
 def test_invalid_queries_are_422_with_field_errors(client, qs, field):
     r = client.get(f"/api/audit/events?{qs}", headers=bearer("manager"))
     assert r.status_code == 422, r.get_json()

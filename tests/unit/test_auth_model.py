@@ -10,15 +10,18 @@ from functions.auth.model import RefreshState, RefreshVerdict
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("password, expected", [
-    ("a" * 11, ["must be at least 12 characters"]),
-    ("a" * 12, []),
-    ("a" * 128, []),
-    ("a" * 129, ["must be at most 128 characters"]),
-    ("Ann@Example.com", ["must not be the email address"]),
-    (" ann@example.com ", ["must not be the email address"]),
-    ("correct horse battery", []),
-])
+@pytest.mark.parametrize(
+    "password, expected",
+    [
+        ("a" * 11, ["must be at least 12 characters"]),
+        ("a" * 12, []),
+        ("a" * 128, []),
+        ("a" * 129, ["must be at most 128 characters"]),
+        ("Ann@Example.com", ["must not be the email address"]),
+        (" ann@example.com ", ["must not be the email address"]),
+        ("correct horse battery", []),
+    ],
+)
 def test_password_policy(password, expected):
     assert model.password_problems(password, "ann@example.com") == expected
 
@@ -27,21 +30,40 @@ def test_weak_password_is_a_422_with_field_errors():
     with pytest.raises(model.WeakPassword) as info:
         model.check_password("short", "a@b.io", field="new_password")
     assert info.value.status == 422
-    assert info.value.errors == [{"field": "new_password", "type": "password_policy",
-                                  "message": "must be at least 12 characters"}]
+    assert info.value.errors == [
+        {
+            "field": "new_password",
+            "type": "password_policy",
+            "message": "must be at least 12 characters",
+        }
+    ]
 
 
-@pytest.mark.parametrize("raw, normal", [
-    ("Ann@Example.COM", "ann@example.com"),
-    ("  admin@switchyard.local ", "admin@switchyard.local"),
-    ("first.last+tag@sub.example.co.uk", "first.last+tag@sub.example.co.uk"),
-])
+@pytest.mark.parametrize(
+    "raw, normal",
+    [
+        ("Ann@Example.COM", "ann@example.com"),
+        ("  admin@switchyard.local ", "admin@switchyard.local"),
+        ("first.last+tag@sub.example.co.uk", "first.last+tag@sub.example.co.uk"),
+    ],
+)
 def test_emails_are_lower_cased(raw, normal):
     assert model.normalize_email(raw) == normal
 
 
-@pytest.mark.parametrize("raw", ["", "no-at", "a@localhost", "a b@x.io", "a@x..io", "a@-x.io",
-                                 "@x.io", "a@" + "x" * 250 + ".io"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "no-at",
+        "a@localhost",
+        "a b@x.io",
+        "a@x..io",
+        "a@-x.io",
+        "@x.io",
+        "a@" + "x" * 250 + ".io",
+    ],
+)
 def test_bad_emails_are_refused(raw):
     with pytest.raises(ValueError):
         model.normalize_email(raw)
@@ -67,14 +89,17 @@ def test_throttled_error_carries_retry_after():
     assert exc.status == 429 and exc.headers == {"Retry-After": "42"}
 
 
-@pytest.mark.parametrize("state, verdict", [
-    (None, RefreshVerdict.UNKNOWN),
-    (RefreshState(None, None, NOW + timedelta(days=1)), RefreshVerdict.OK),
-    (RefreshState(NOW, None, NOW + timedelta(days=1)), RefreshVerdict.REUSED),
-    (RefreshState(NOW, NOW, NOW + timedelta(days=1)), RefreshVerdict.REUSED),
-    (RefreshState(None, NOW, NOW + timedelta(days=1)), RefreshVerdict.REVOKED),
-    (RefreshState(None, None, NOW), RefreshVerdict.EXPIRED),
-])
+@pytest.mark.parametrize(
+    "state, verdict",
+    [
+        (None, RefreshVerdict.UNKNOWN),
+        (RefreshState(None, None, NOW + timedelta(days=1)), RefreshVerdict.OK),
+        (RefreshState(NOW, None, NOW + timedelta(days=1)), RefreshVerdict.REUSED),
+        (RefreshState(NOW, NOW, NOW + timedelta(days=1)), RefreshVerdict.REUSED),
+        (RefreshState(None, NOW, NOW + timedelta(days=1)), RefreshVerdict.REVOKED),
+        (RefreshState(None, None, NOW), RefreshVerdict.EXPIRED),
+    ],
+)
 def test_refresh_verdicts(state, verdict):
     assert model.judge_refresh(state, NOW) is verdict
 
@@ -87,11 +112,22 @@ def test_version_guard():
 
 
 def test_errors_share_one_base_and_map_to_statuses():
-    statuses = {model.InvalidCredentials().status, model.InvalidRefreshToken().status,
-                model.TokenRevoked().status, model.WrongPassword().status,
-                model.AccountInactive().status}
+    statuses = {
+        model.InvalidCredentials().status,
+        model.InvalidRefreshToken().status,
+        model.TokenRevoked().status,
+        model.WrongPassword().status,
+        model.AccountInactive().status,
+    }
     assert statuses == {401, 403}
-    assert all(issubclass(e, model.AuthError) for e in (
-        model.InvalidCredentials, model.LoginThrottled, model.WeakPassword, model.WrongPassword))
+    assert all(
+        issubclass(e, model.AuthError)
+        for e in (
+            model.InvalidCredentials,
+            model.LoginThrottled,
+            model.WeakPassword,
+            model.WrongPassword,
+        )
+    )
     # one message whatever went wrong: no account enumeration
     assert str(model.InvalidCredentials()) == "The email or password is incorrect."

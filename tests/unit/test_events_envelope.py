@@ -8,8 +8,14 @@ import pytest
 from functions.users.events import UserDeleted
 from shared import events
 
-USER = {"id": "1", "email": "a@example.com", "name": "A", "roles": ["viewer"], "active": False,
-        "version": 2}
+USER = {
+    "id": "1",
+    "email": "a@example.com",
+    "name": "A",
+    "roles": ["viewer"],
+    "active": False,
+    "version": 2,
+}
 
 
 def message(attrs: dict, data: object = None) -> dict:
@@ -17,24 +23,38 @@ def message(attrs: dict, data: object = None) -> dict:
     return {"data": base64.b64encode(raw).decode(), "attributes": attrs, "messageId": "m1"}
 
 
-ATTRS = {"event_type": "user.created", "event_id": "e1", "schema_version": "3",
-         "source": "users-api", "occurred_at": "2026-11-22T01:02:03.000004Z", "actor": "u1",
-         "request_id": "r1", "traceparent": ""}
+ATTRS = {
+    "event_type": "user.created",
+    "event_id": "e1",
+    "schema_version": "3",
+    "source": "users-api",
+    "occurred_at": "2026-11-22T01:02:03.000004Z",
+    "actor": "u1",
+    "request_id": "r1",
+    "traceparent": "",
+}
 
 
 def test_envelope_decodes_attributes_and_payload():
     got = events.envelope(message(ATTRS), "projects/p/subscriptions/s", 2)
     assert (got.event_type, got.event_id, got.schema_version, got.actor) == (
-        "user.created", "e1", 3, "u1")
+        "user.created",
+        "e1",
+        3,
+        "u1",
+    )
     assert got.occurred_at.year == 2026 and got.delivery_attempt == 2
     assert got.parse(UserDeleted).version == 2
 
 
-@pytest.mark.parametrize("attrs,data", [
-    ({}, None),
-    ({**ATTRS, "event_id": ""}, None),
-    (ATTRS, [1, 2]),
-])
+@pytest.mark.parametrize(
+    "attrs,data",
+    [
+        ({}, None),
+        ({**ATTRS, "event_id": ""}, None),
+        (ATTRS, [1, 2]),
+    ],
+)
 def test_envelope_refuses_what_can_never_be_processed(attrs, data):
     with pytest.raises(events.PoisonMessage):
         events.envelope(message(attrs, data), "s")

@@ -26,8 +26,10 @@ def test_only_configured_origins_are_allowed_exactly():
 def test_preflight_headers():
     h = cors.preflight_headers(ORIGIN)
     assert h["Access-Control-Allow-Origin"] == ORIGIN
-    assert h["Access-Control-Allow-Headers"] == \
-        "Authorization, Content-Type, X-Request-ID, traceparent"
+    assert (
+        h["Access-Control-Allow-Headers"]
+        == "Authorization, Content-Type, X-Request-ID, traceparent"
+    )
     assert "PATCH" in h["Access-Control-Allow-Methods"]
     assert int(h["Access-Control-Max-Age"]) > 0
     assert "Origin" in h["Vary"]
@@ -51,9 +53,14 @@ def gateway(tmp_path, monkeypatch):
 
 
 def test_allowed_preflight_is_answered_by_the_gateway(gateway):
-    r = gateway.options("/api/users/1", headers={
-        "Origin": ORIGIN, "Access-Control-Request-Method": "DELETE",
-        "Access-Control-Request-Headers": "authorization"})
+    r = gateway.options(
+        "/api/users/1",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "DELETE",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
     assert r.status_code == 204
     assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "traceparent" in r.headers["Access-Control-Allow-Headers"]
@@ -61,8 +68,10 @@ def test_allowed_preflight_is_answered_by_the_gateway(gateway):
 
 
 def test_other_origins_get_403_and_no_cors_headers(gateway):
-    r = gateway.options("/api/users/1", headers={
-        "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+    r = gateway.options(
+        "/api/users/1",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+    )
     assert r.status_code == 403
     assert r.mimetype == "application/problem+json"
     assert "Access-Control-Allow-Origin" not in r.headers

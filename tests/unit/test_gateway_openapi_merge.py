@@ -4,25 +4,40 @@ from functions.gateway.aggregate import merge
 
 
 def doc(paths, schemas=None):
-    return {"openapi": "3.1.0", "info": {"title": "x", "version": "1"}, "paths": paths,
-            "components": {"schemas": schemas or {}}, "tags": [{"name": "x"}]}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "x", "version": "1"},
+        "paths": paths,
+        "components": {"schemas": schemas or {}},
+        "tags": [{"name": "x"}],
+    }
 
 
 def op(ref=None, **extra):
     out = {"responses": {"200": {"description": "ok"}}, **extra}
     if ref:
         out["responses"]["200"]["content"] = {
-            "application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}
+        }
     return out
 
 
 def test_paths_and_schemas_are_united():
-    merged = merge([
-        ("users", doc({"/api/users": {"get": op("UserOut")}},
-                      {"UserOut": {"type": "object", "title": "UserOut"}})),
-        ("audit", doc({"/api/audit/events": {"get": op("Page")}},
-                      {"Page": {"type": "object"}})),
-    ])
+    merged = merge(
+        [
+            (
+                "users",
+                doc(
+                    {"/api/users": {"get": op("UserOut")}},
+                    {"UserOut": {"type": "object", "title": "UserOut"}},
+                ),
+            ),
+            (
+                "audit",
+                doc({"/api/audit/events": {"get": op("Page")}}, {"Page": {"type": "object"}}),
+            ),
+        ]
+    )
     assert merged["openapi"] == "3.1.0"
     assert set(merged["paths"]) == {"/api/users", "/api/audit/events"}
     assert {"UserOut", "Page", "Problem"} <= set(merged["components"]["schemas"])
@@ -31,15 +46,18 @@ def test_paths_and_schemas_are_united():
 
 
 def test_a_schema_name_defined_differently_is_renamed_with_its_refs():
-    merged = merge([
-        ("users", doc({"/api/users": {"get": op("Item")}}, {"Item": {"type": "object"}})),
-        ("audit", doc({"/api/audit": {"get": op("Item")}}, {"Item": {"type": "string"}})),
-    ])
+    merged = merge(
+        [
+            ("users", doc({"/api/users": {"get": op("Item")}}, {"Item": {"type": "object"}})),
+            ("audit", doc({"/api/audit": {"get": op("Item")}}, {"Item": {"type": "string"}})),
+        ]
+    )
     schemas = merged["components"]["schemas"]
     assert schemas["Item"] == {"type": "object"}
     assert schemas["audit_Item"] == {"type": "string"}
-    ref = merged["paths"]["/api/audit"]["get"]["responses"]["200"]["content"][
-        "application/json"]["schema"]["$ref"]
+    ref = merged["paths"]["/api/audit"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]["$ref"]
     assert ref == "#/components/schemas/audit_Item"
 
 
@@ -50,9 +68,18 @@ def test_identical_schemas_are_shared_not_renamed():
 
 
 def test_public_routes_have_no_security_requirement():
-    merged = merge([("auth", doc({
-        "/api/auth/login": {"post": op()},
-        "/api/auth/logout": {"post": op()},
-    }))])
+    merged = merge(
+        [
+            (
+                "auth",
+                doc(
+                    {
+                        "/api/auth/login": {"post": op()},
+                        "/api/auth/logout": {"post": op()},
+                    }
+                ),
+            )
+        ]
+    )
     assert merged["paths"]["/api/auth/login"]["post"]["security"] == []
     assert "security" not in merged["paths"]["/api/auth/logout"]["post"]

@@ -23,7 +23,10 @@ def nested_catalog(tmp_path, monkeypatch):
     (tmp_path / "gateway").mkdir()
     for f in ("function.yaml", "main.py"):
         (tmp_path / "gateway" / f).write_text((GATEWAY_DIR / f).read_text())
-    write_context(tmp_path, "things", """
+    write_context(
+        tmp_path,
+        "things",
+        """
         context: things
         deployments:
           things-api:
@@ -35,7 +38,9 @@ def nested_catalog(tmp_path, monkeypatch):
             entry_point: special
             trigger: http
             routes: [/api/things/special]
-    """, ["api", "special"])
+    """,
+        ["api", "special"],
+    )
     cat = manifests.load(tmp_path)
     monkeypatch.setattr(manifests, "catalog", lambda: cat)
     return cat
@@ -78,27 +83,52 @@ def test_public_paths(nested_catalog):
 
 
 def build(headers, **overrides):
-    kwargs = dict(request_id="rid-1", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01",
-                  client_ip="203.0.113.9", forwarded_for="203.0.113.9", proto="https",
-                  host="api.example.com")
+    kwargs = dict(
+        request_id="rid-1",
+        traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01",
+        client_ip="203.0.113.9",
+        forwarded_for="203.0.113.9",
+        proto="https",
+        host="api.example.com",
+    )
     kwargs.update(overrides)
     return proxy.request_headers(headers, **kwargs)
 
 
 def test_hop_by_hop_host_and_spoofable_headers_are_dropped():
-    out = build([
-        ("Host", "evil.example"), ("Connection", "keep-alive, X-Secret-Hop"),
-        ("X-Secret-Hop", "1"), ("Keep-Alive", "timeout=5"), ("Transfer-Encoding", "chunked"),
-        ("Upgrade", "websocket"), ("TE", "trailers"), ("Proxy-Authorization", "Basic x"),
-        ("Content-Length", "12"), ("X-Client-IP", "10.0.0.1"),
-        ("X-Forwarded-Authorization", "Bearer forged"), ("X-Forwarded-For", "1.2.3.4"),
-        ("Authorization", "Bearer user-token"), ("Content-Type", "application/json"),
-        ("X-Custom", "kept"), ("X-Request-ID", "client-rid"),
-    ])
+    out = build(
+        [
+            ("Host", "evil.example"),
+            ("Connection", "keep-alive, X-Secret-Hop"),
+            ("X-Secret-Hop", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Transfer-Encoding", "chunked"),
+            ("Upgrade", "websocket"),
+            ("TE", "trailers"),
+            ("Proxy-Authorization", "Basic x"),
+            ("Content-Length", "12"),
+            ("X-Client-IP", "10.0.0.1"),
+            ("X-Forwarded-Authorization", "Bearer forged"),
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("Authorization", "Bearer user-token"),
+            ("Content-Type", "application/json"),
+            ("X-Custom", "kept"),
+            ("X-Request-ID", "client-rid"),
+        ]
+    )
     sent = {k.lower(): v for k, v in out.items()}
-    for name in ("host", "connection", "x-secret-hop", "keep-alive", "transfer-encoding",
-                 "upgrade", "te", "proxy-authorization", "content-length",
-                 "x-forwarded-authorization"):
+    for name in (
+        "host",
+        "connection",
+        "x-secret-hop",
+        "keep-alive",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "proxy-authorization",
+        "content-length",
+        "x-forwarded-authorization",
+    ):
         assert name not in sent, name
     assert sent["authorization"] == "Bearer user-token"
     assert sent["content-type"] == "application/json"
@@ -125,13 +155,25 @@ def test_in_the_cloud_the_service_token_takes_authorization_and_the_user_token_m
 
 
 def test_response_headers_keep_repeats_and_drop_hop_by_hop():
-    out = proxy.response_headers([
-        ("Content-Type", "application/json"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"),
-        ("Connection", "close, X-Hop"), ("X-Hop", "1"), ("Transfer-Encoding", "chunked"),
-        ("Date", "x"), ("Server", "y"), ("Content-Encoding", "gzip"),
-    ])
-    assert out == [("Content-Type", "application/json"), ("Set-Cookie", "a=1"),
-                   ("Set-Cookie", "b=2"), ("Content-Encoding", "gzip")]
+    out = proxy.response_headers(
+        [
+            ("Content-Type", "application/json"),
+            ("Set-Cookie", "a=1"),
+            ("Set-Cookie", "b=2"),
+            ("Connection", "close, X-Hop"),
+            ("X-Hop", "1"),
+            ("Transfer-Encoding", "chunked"),
+            ("Date", "x"),
+            ("Server", "y"),
+            ("Content-Encoding", "gzip"),
+        ]
+    )
+    assert out == [
+        ("Content-Type", "application/json"),
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+        ("Content-Encoding", "gzip"),
+    ]
 
 
 def test_client_ip_is_the_peer_locally_and_the_rightmost_forwarded_entry_in_the_cloud():
@@ -143,10 +185,14 @@ def test_client_ip_is_the_peer_locally_and_the_rightmost_forwarded_entry_in_the_
 
 def test_forwarded_for_appends_the_peer_locally():
     assert proxy.forwarded_for({}, "127.0.0.1", in_cloud=False) == "127.0.0.1"
-    assert proxy.forwarded_for({"X-Forwarded-For": "1.1.1.1"}, "127.0.0.1", in_cloud=False) \
+    assert (
+        proxy.forwarded_for({"X-Forwarded-For": "1.1.1.1"}, "127.0.0.1", in_cloud=False)
         == "1.1.1.1, 127.0.0.1"
-    assert proxy.forwarded_for({"X-Forwarded-For": "1.1.1.1, 2.2.2.2"}, "169.254.1.1",
-                               in_cloud=True) == "1.1.1.1, 2.2.2.2"
+    )
+    assert (
+        proxy.forwarded_for({"X-Forwarded-For": "1.1.1.1, 2.2.2.2"}, "169.254.1.1", in_cloud=True)
+        == "1.1.1.1, 2.2.2.2"
+    )
 
 
 def test_dot_segments_are_detected():

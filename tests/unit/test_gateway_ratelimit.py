@@ -98,8 +98,13 @@ def test_console_page_reads_are_not_ip_limited_but_api_and_writes_are():
     from functions.gateway.api import _ip_limited
 
     app = flask.Flask("t")
-    for method, path, limited in [("GET", "/_app/app.js", False), ("GET", "/", False),
-                                  ("GET", "/health", False), ("GET", "/api/users", True),
-                                  ("POST", "/session/login", True), ("HEAD", "/x", False)]:
+    for method, path, limited in [
+        ("GET", "/_app/app.js", False),
+        ("GET", "/", False),
+        ("GET", "/health", False),
+        ("GET", "/api/users", True),
+        ("POST", "/session/login", True),
+        ("HEAD", "/x", False),
+    ]:
         with app.test_request_context(path, method=method):
             assert _ip_limited(flask.request) is limited, (method, path)

@@ -73,8 +73,9 @@ def test_valid_body(client):
 
 
 def test_malformed_json_is_400(client):
-    assert_problem(client.post("/api/users/things", data="{oops",
-                               content_type="application/json"), 400)
+    assert_problem(
+        client.post("/api/users/things", data="{oops", content_type="application/json"), 400
+    )
 
 
 def test_unknown_field_is_422_with_field_errors(client):
@@ -83,20 +84,22 @@ def test_unknown_field_is_422_with_field_errors(client):
 
 
 def test_wrong_type_is_422(client):
-    data = assert_problem(client.post("/api/users/things", json={"name": "x", "size": "big"}),
-                          422)
+    data = assert_problem(client.post("/api/users/things", json={"name": "x", "size": "big"}), 422)
     assert data["errors"][0]["field"] == "size"
 
 
 def test_not_json_is_415(client):
-    assert_problem(client.post("/api/users/things", data="name=x",
-                               content_type="application/x-www-form-urlencoded"), 415)
+    assert_problem(
+        client.post(
+            "/api/users/things", data="name=x", content_type="application/x-www-form-urlencoded"
+        ),
+        415,
+    )
 
 
 def test_too_large_is_413(client, monkeypatch):
     big = '{"name": "' + "x" * 2_000_000 + '"}'
-    assert_problem(client.post("/api/users/things", data=big, content_type="application/json"),
-                   413)
+    assert_problem(client.post("/api/users/things", data=big, content_type="application/json"), 413)
 
 
 def test_missing_token_is_401_with_challenge():
@@ -149,4 +152,6 @@ def test_request_id_is_kept_or_made(client):
 
 def test_cursor_roundtrip():
     assert decode_cursor(encode_cursor(["2026-01-01T00:00:00Z", "id-1"])) == [
-        "2026-01-01T00:00:00Z", "id-1"]
+        "2026-01-01T00:00:00Z",
+        "id-1",
+    ]

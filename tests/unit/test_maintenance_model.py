@@ -14,19 +14,33 @@ STATUSES = ["open", "assigned", "in_progress", "on_hold", "completed", "closed",
 # The lifecycle, written out independently of model.TRANSITIONS (docs/decisions/
 # 0011-maintenance-lifecycle.md). Every pair not listed is refused.
 ALLOWED = {
-    ("open", "assigned"), ("open", "cancelled"),
-    ("assigned", "in_progress"), ("assigned", "open"), ("assigned", "cancelled"),
-    ("in_progress", "on_hold"), ("in_progress", "completed"), ("in_progress", "cancelled"),
-    ("on_hold", "in_progress"), ("on_hold", "cancelled"),
-    ("completed", "closed"), ("completed", "in_progress"),
+    ("open", "assigned"),
+    ("open", "cancelled"),
+    ("assigned", "in_progress"),
+    ("assigned", "open"),
+    ("assigned", "cancelled"),
+    ("in_progress", "on_hold"),
+    ("in_progress", "completed"),
+    ("in_progress", "cancelled"),
+    ("on_hold", "in_progress"),
+    ("on_hold", "cancelled"),
+    ("completed", "closed"),
+    ("completed", "in_progress"),
 }
 OPERATOR = {
-    ("assigned", "in_progress"), ("assigned", "open"), ("in_progress", "on_hold"),
-    ("on_hold", "in_progress"), ("in_progress", "completed"),
+    ("assigned", "in_progress"),
+    ("assigned", "open"),
+    ("in_progress", "on_hold"),
+    ("on_hold", "in_progress"),
+    ("in_progress", "completed"),
 }
 NEEDS_REASON = {
-    ("in_progress", "on_hold"), ("completed", "in_progress"), ("open", "cancelled"),
-    ("assigned", "cancelled"), ("in_progress", "cancelled"), ("on_hold", "cancelled"),
+    ("in_progress", "on_hold"),
+    ("completed", "in_progress"),
+    ("open", "cancelled"),
+    ("assigned", "cancelled"),
+    ("in_progress", "cancelled"),
+    ("on_hold", "cancelled"),
 }
 
 MANAGER = Actor("m-1", ("manager",))
@@ -57,23 +71,23 @@ def test_every_pair_against_the_table(current, wanted):
         model.check_transition(actor, current, wanted, assignee_id="x", reason=reason)
     # operators: only their hands-on moves, only on their own orders
     if (current, wanted) in OPERATOR:
-        model.check_transition(OPERATOR_ACTOR, current, wanted, assignee_id="o-1",
-                               reason=reason)
+        model.check_transition(OPERATOR_ACTOR, current, wanted, assignee_id="o-1", reason=reason)
     else:
         with pytest.raises(model.NotAllowed):
-            model.check_transition(OPERATOR_ACTOR, current, wanted, assignee_id="o-1",
-                                   reason=reason)
+            model.check_transition(
+                OPERATOR_ACTOR, current, wanted, assignee_id="o-1", reason=reason
+            )
     with pytest.raises(model.NotAllowed):
-        model.check_transition(OPERATOR_ACTOR, current, wanted, assignee_id="someone-else",
-                               reason=reason)
+        model.check_transition(
+            OPERATOR_ACTOR, current, wanted, assignee_id="someone-else", reason=reason
+        )
     with pytest.raises(model.NotAllowed):
         model.check_transition(VIEWER, current, wanted, assignee_id="v-1", reason=reason)
     # reasons
     if (current, wanted) in NEEDS_REASON:
         for missing in (None, "", "   "):
             with pytest.raises(model.ReasonRequired):
-                model.check_transition(MANAGER, current, wanted, assignee_id="x",
-                                       reason=missing)
+                model.check_transition(MANAGER, current, wanted, assignee_id="x", reason=missing)
     else:
         model.check_transition(MANAGER, current, wanted, assignee_id="x", reason=None)
 
@@ -91,16 +105,29 @@ def test_assigning_needs_an_assignee():
 
 def test_transition_side_effects():
     now = datetime(2026, 11, 22, 12, tzinfo=UTC)
-    assert model.transition_changes("assigned", "open", now) == {"status": "open",
-                                                                 "assignee_id": None}
+    assert model.transition_changes("assigned", "open", now) == {
+        "status": "open",
+        "assignee_id": None,
+    }
     assert model.transition_changes("in_progress", "completed", now) == {
-        "status": "completed", "completed_at": now, "resolved_at": now}
-    assert model.transition_changes("completed", "closed", now) == {"status": "closed",
-                                                                    "closed_at": now}
+        "status": "completed",
+        "completed_at": now,
+        "resolved_at": now,
+    }
+    assert model.transition_changes("completed", "closed", now) == {
+        "status": "closed",
+        "closed_at": now,
+    }
     assert model.transition_changes("on_hold", "cancelled", now) == {
-        "status": "cancelled", "cancelled_at": now, "resolved_at": now}
+        "status": "cancelled",
+        "cancelled_at": now,
+        "resolved_at": now,
+    }
     assert model.transition_changes("completed", "in_progress", now) == {
-        "status": "in_progress", "completed_at": None, "resolved_at": None}
+        "status": "in_progress",
+        "completed_at": None,
+        "resolved_at": None,
+    }
     assert model.transition_changes("on_hold", "in_progress", now) == {"status": "in_progress"}
 
 
@@ -141,17 +168,31 @@ def test_usable_assignee():
 
 # --- stock -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("kind", "quantity", "delta"), [
-    ("receive", 5, 5), ("consume", 5, -5), ("adjust", 3, 3), ("adjust", -3, -3),
-])
+
+@pytest.mark.parametrize(
+    ("kind", "quantity", "delta"),
+    [
+        ("receive", 5, 5),
+        ("consume", 5, -5),
+        ("adjust", 3, 3),
+        ("adjust", -3, -3),
+    ],
+)
 def test_stock_delta(kind, quantity, delta):
     assert model.stock_delta(kind, quantity) == delta
 
 
-@pytest.mark.parametrize(("kind", "quantity"), [
-    ("receive", 0), ("receive", -1), ("consume", 0), ("consume", -2), ("adjust", 0),
-    ("steal", 1),
-])
+@pytest.mark.parametrize(
+    ("kind", "quantity"),
+    [
+        ("receive", 0),
+        ("receive", -1),
+        ("consume", 0),
+        ("consume", -2),
+        ("adjust", 0),
+        ("steal", 1),
+    ],
+)
 def test_stock_delta_refuses(kind, quantity):
     with pytest.raises(ValueError):
         model.stock_delta(kind, quantity)
@@ -163,15 +204,18 @@ def test_stock_never_negative():
     assert model.stock_after(0, 1) == 1
 
 
-@pytest.mark.parametrize(("before", "after", "point", "crossed"), [
-    (10, 5, 5, True),    # reaches the point
-    (10, 2, 5, True),    # passes it
-    (5, 3, 5, False),    # was already at it
-    (4, 2, 5, False),    # was already below
-    (10, 6, 5, False),   # still above
-    (2, 8, 5, False),    # going up
-    (1, 0, 0, True),     # reorder point 0: the last one taken
-])
+@pytest.mark.parametrize(
+    ("before", "after", "point", "crossed"),
+    [
+        (10, 5, 5, True),  # reaches the point
+        (10, 2, 5, True),  # passes it
+        (5, 3, 5, False),  # was already at it
+        (4, 2, 5, False),  # was already below
+        (10, 6, 5, False),  # still above
+        (2, 8, 5, False),  # going up
+        (1, 0, 0, True),  # reorder point 0: the last one taken
+    ],
+)
 def test_crossing_the_reorder_point(before, after, point, crossed):
     assert model.crossed_reorder_point(before, after, point) is crossed
 
@@ -181,6 +225,7 @@ def test_low_stock():
 
 
 # --- assets ------------------------------------------------------------------------------------
+
 
 def test_hierarchy_cycles():
     model.check_parent("a", "b", ["c"])
@@ -200,6 +245,7 @@ def test_retire_blockers():
 
 
 # --- preventive maintenance --------------------------------------------------------------------
+
 
 def test_recurrence_rules():
     assert model.recurrence_problem(7, None) is None
@@ -222,13 +268,12 @@ def test_next_due_interval_skips_missed_occurrences():
 
 def test_next_due_cron():
     due = datetime(2026, 11, 23, 6, tzinfo=UTC)  # a Monday
-    assert model.next_due(None, "0 6 * * 1", due, due) == datetime(2026, 11, 30, 6,
-                                                                       tzinfo=UTC)
+    assert model.next_due(None, "0 6 * * 1", due, due) == datetime(2026, 11, 30, 6, tzinfo=UTC)
     late = datetime(2026, 12, 2, tzinfo=UTC)
-    assert model.next_due(None, "0 6 * * 1", due, late) == datetime(2026, 12, 7, 6,
-                                                                        tzinfo=UTC)
-    assert model.next_occurrence(None, "0 6 * * *", datetime(2026, 11, 22, 7, tzinfo=UTC)) \
-        == datetime(2026, 11, 23, 6, tzinfo=UTC)
+    assert model.next_due(None, "0 6 * * 1", due, late) == datetime(2026, 12, 7, 6, tzinfo=UTC)
+    assert model.next_occurrence(
+        None, "0 6 * * *", datetime(2026, 11, 22, 7, tzinfo=UTC)
+    ) == datetime(2026, 11, 23, 6, tzinfo=UTC)
     assert model.next_occurrence(3, None, due) == due + timedelta(days=3)
 
 

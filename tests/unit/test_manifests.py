@@ -31,10 +31,18 @@ def test_repository_manifests_load_and_route():
 
 
 def test_longest_prefix_wins(tmp_path):
-    write(tmp_path, "a", "context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http,"
-          " routes: [/api/things]}\n")
-    write(tmp_path, "b", "context: b\ndeployments:\n  b-api: {entry_point: api, trigger: http,"
-          " routes: [/api/things/special]}\n")
+    write(
+        tmp_path,
+        "a",
+        "context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http,"
+        " routes: [/api/things]}\n",
+    )
+    write(
+        tmp_path,
+        "b",
+        "context: b\ndeployments:\n  b-api: {entry_point: api, trigger: http,"
+        " routes: [/api/things/special]}\n",
+    )
     cat = load(tmp_path)
     assert cat.route("/api/things/1").name == "a-api"
     assert cat.route("/api/things/special/1").name == "b-api"
@@ -45,22 +53,45 @@ def test_longest_prefix_wins(tmp_path):
     ("text", "message"),
     [
         ("context: a\nbogus: 1\ndeployments: {}\n", "a/function.yaml: bogus: unknown key"),
-        ("context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http, routes: [/api/x],"
-         " colour: red}\n", "deployments.a-api.colour: unknown key"),
-        ("context: a\ndeployments:\n  a-api: {entry_point: nope, trigger: http,"
-         " routes: [/api/x]}\n", "'nope' is not defined in main.py"),
-        ("context: a\ndeployments:\n  a-api: {entry_point: api, trigger: cron}\n",
-         "trigger: must be http, event or schedule"),
-        ("context: a\ndeployments:\n  a-ev: {entry_point: on_event, trigger: event,"
-         " subscribes: [thing.happened]}\n", "topic 'thing.happened' is published by no"),
-        ("context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http,"
-         " routes: [/users]}\n", "is not /, /health or /api/<resource>"),
-        ("context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http, routes: [/api/x],"
-         " runtime: {memory: lots}}\n", "runtime.memory"),
-        ("context: a\ndeployments:\n  a-job: {entry_point: api, trigger: schedule,"
-         " schedule: daily}\n", "5-field cron"),
-        ("context: other\ndeployments:\n  a-api: {entry_point: api, trigger: http,"
-         " routes: [/api/x]}\n", "context: must equal the folder name"),
+        (
+            "context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http, routes: [/api/x],"
+            " colour: red}\n",
+            "deployments.a-api.colour: unknown key",
+        ),
+        (
+            "context: a\ndeployments:\n  a-api: {entry_point: nope, trigger: http,"
+            " routes: [/api/x]}\n",
+            "'nope' is not defined in main.py",
+        ),
+        (
+            "context: a\ndeployments:\n  a-api: {entry_point: api, trigger: cron}\n",
+            "trigger: must be http, event or schedule",
+        ),
+        (
+            "context: a\ndeployments:\n  a-ev: {entry_point: on_event, trigger: event,"
+            " subscribes: [thing.happened]}\n",
+            "topic 'thing.happened' is published by no",
+        ),
+        (
+            "context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http,"
+            " routes: [/users]}\n",
+            "is not /, /health or /api/<resource>",
+        ),
+        (
+            "context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http, routes: [/api/x],"
+            " runtime: {memory: lots}}\n",
+            "runtime.memory",
+        ),
+        (
+            "context: a\ndeployments:\n  a-job: {entry_point: api, trigger: schedule,"
+            " schedule: daily}\n",
+            "5-field cron",
+        ),
+        (
+            "context: other\ndeployments:\n  a-api: {entry_point: api, trigger: http,"
+            " routes: [/api/x]}\n",
+            "context: must equal the folder name",
+        ),
     ],
 )
 def test_invalid_manifests_name_file_and_key(tmp_path, text, message):
@@ -71,26 +102,40 @@ def test_invalid_manifests_name_file_and_key(tmp_path, text, message):
 
 
 def test_duplicates_across_files_are_errors(tmp_path):
-    write(tmp_path, "a", "context: a\ndeployments:\n  x-api: {entry_point: api, trigger: http,"
-          " routes: [/api/x]}\n")
-    write(tmp_path, "b", "context: b\ndeployments:\n  x-api: {entry_point: api, trigger: http,"
-          " routes: [/api/y]}\n")
+    write(
+        tmp_path,
+        "a",
+        "context: a\ndeployments:\n  x-api: {entry_point: api, trigger: http, routes: [/api/x]}\n",
+    )
+    write(
+        tmp_path,
+        "b",
+        "context: b\ndeployments:\n  x-api: {entry_point: api, trigger: http, routes: [/api/y]}\n",
+    )
     with pytest.raises(ManifestError, match="duplicate deployment name"):
         load(tmp_path)
-    write(tmp_path, "b", "context: b\ndeployments:\n  y-api: {entry_point: api, trigger: http,"
-          " routes: [/api/x]}\n")
+    write(
+        tmp_path,
+        "b",
+        "context: b\ndeployments:\n  y-api: {entry_point: api, trigger: http, routes: [/api/x]}\n",
+    )
     with pytest.raises(ManifestError, match="duplicate route '/api/x'"):
         load(tmp_path)
 
 
 def test_subscriptions_and_defaults(tmp_path):
-    write(tmp_path, "a", (
-        "context: a\nowns_schema: a\ndeployments:\n"
-        "  a-api: {entry_point: api, trigger: http, routes: [/api/a], publishes: [a.created]}\n"
-        "  a-on-a: {entry_point: on_event, trigger: event, subscribes: [a.created],"
-        " retry: {max_attempts: 7}}\n"))
+    write(
+        tmp_path,
+        "a",
+        (
+            "context: a\nowns_schema: a\ndeployments:\n"
+            "  a-api: {entry_point: api, trigger: http, routes: [/api/a], publishes: [a.created]}\n"
+            "  a-on-a: {entry_point: on_event, trigger: event, subscribes: [a.created],"
+            " retry: {max_attempts: 7}}\n"
+        ),
+    )
     cat = load(tmp_path)
-    (dep, topic), = cat.subscriptions()
+    ((dep, topic),) = cat.subscriptions()
     assert (dep.name, topic) == ("a-on-a", "a.created")
     assert subscription_name(dep.name, topic) == "a-on-a--a.created"
     assert dep.retry.max_attempts == 7 and dep.retry.min_backoff_s == 10
@@ -99,10 +144,17 @@ def test_subscriptions_and_defaults(tmp_path):
 
 
 def test_root_route_never_takes_api_paths(tmp_path):
-    write(tmp_path, "web", "context: web\ndeployments:\n  web-ui: {entry_point: api, trigger: http,"
-          " routes: [/], public_routes: [/]}\n")
-    write(tmp_path, "a", "context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http,"
-          " routes: [/api/a]}\n")
+    write(
+        tmp_path,
+        "web",
+        "context: web\ndeployments:\n  web-ui: {entry_point: api, trigger: http,"
+        " routes: [/], public_routes: [/]}\n",
+    )
+    write(
+        tmp_path,
+        "a",
+        "context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http, routes: [/api/a]}\n",
+    )
     cat = load(tmp_path)
     assert cat.route("/").name == "web-ui" and cat.route("/login").name == "web-ui"
     assert cat.route("/api/a/1").name == "a-api"

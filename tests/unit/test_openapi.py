@@ -35,7 +35,8 @@ class WidgetQuery(PageQuery):
 def tiny(tmp_path, monkeypatch):
     folder = tmp_path / "widgets"
     folder.mkdir()
-    (folder / "function.yaml").write_text(textwrap.dedent("""
+    (folder / "function.yaml").write_text(
+        textwrap.dedent("""
         context: widgets
         description: Widgets for the test.
         deployments:
@@ -44,7 +45,8 @@ def tiny(tmp_path, monkeypatch):
             trigger: http
             routes: [/api/widgets]
             public_routes: [/api/widgets/catalogue]
-    """))
+    """)
+    )
     (folder / "main.py").write_text("def api(request):\n    pass\n")
     cat = manifests.load(Path(tmp_path))
     monkeypatch.setattr(manifests, "catalog", lambda: cat)
@@ -90,13 +92,20 @@ def tiny(tmp_path, monkeypatch):
 def test_paths_methods_and_parameters(tiny):
     spec = spec_for(tiny, "widgets")
     assert spec["openapi"].startswith("3.1")
-    assert set(spec["paths"]) == {"/api/widgets", "/api/widgets/{widget_id}",
-                                  "/api/widgets/catalogue"}
+    assert set(spec["paths"]) == {
+        "/api/widgets",
+        "/api/widgets/{widget_id}",
+        "/api/widgets/catalogue",
+    }
     assert set(spec["paths"]["/api/widgets"]) == {"get", "post"}
     assert set(spec["paths"]["/api/widgets/{widget_id}"]) == {"get", "delete"}
     param = spec["paths"]["/api/widgets/{widget_id}"]["get"]["parameters"][0]
-    assert param == {"name": "widget_id", "in": "path", "required": True,
-                     "schema": {"type": "integer"}}
+    assert param == {
+        "name": "widget_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer"},
+    }
 
 
 def test_summaries_from_docstrings_and_describe(tiny):

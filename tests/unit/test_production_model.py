@@ -61,8 +61,12 @@ EXPECTED = {
     (RL, PK, ("status", CP)): (CP, PK, False, True),
 }
 TARGETS = [("status", s) for s in model.STATUSES] + [("stage", s) for s in model.STAGES]
-ALL = [(status, stage, target) for status in model.STATUSES for stage in model.STAGES
-       for target in TARGETS]
+ALL = [
+    (status, stage, target)
+    for status in model.STATUSES
+    for stage in model.STAGES
+    for target in TARGETS
+]
 
 
 def test_the_table_covers_the_declared_values():
@@ -79,7 +83,11 @@ def test_every_combination(status, stage, target):
         new_status, new_stage, starts, completes = EXPECTED[(status, stage, target)]
         step = model.plan(status, stage, wanted)
         assert (step.status, step.stage, step.starts, step.completes) == (
-            new_status, new_stage, starts, completes)
+            new_status,
+            new_stage,
+            starts,
+            completes,
+        )
         assert (step.kind, step.new) == target
         assert step.old == (status if target[0] == "status" else stage)
         assert wanted in model.allowed(status, stage)
@@ -90,14 +98,18 @@ def test_every_combination(status, stage, target):
         assert problem.status == 409
         expected_allowed = [{k: v} for (s, g, (k, v)) in EXPECTED if (s, g) == (status, stage)]
         assert sorted(map(json.dumps, problem.extra["allowed"])) == sorted(
-            map(json.dumps, expected_allowed))
+            map(json.dumps, expected_allowed)
+        )
         assert wanted not in model.allowed(status, stage)
 
 
 def test_allowed_lists_status_moves_first_and_terminal_states_have_none():
     assert model.allowed(IP, CM) == [model.Target("status", QH), model.Target("stage", CT)]
-    assert model.allowed(QH, PK) == [model.Target("status", IP), model.Target("status", RJ),
-                                   model.Target("status", RL)]
+    assert model.allowed(QH, PK) == [
+        model.Target("status", IP),
+        model.Target("status", RJ),
+        model.Target("status", RL),
+    ]
     assert model.allowed(RJ, GR) == [] and model.allowed(CP, PK) == []
     with pytest.raises(model.InvalidTransition, match="none \\(the batch is closed\\)"):
         model.plan(CP, PK, model.Target("status", IP))
@@ -105,8 +117,16 @@ def test_allowed_lists_status_moves_first_and_terminal_states_have_none():
 
 def test_the_walk_from_planned_to_completed():
     status, stage = PL, DI
-    walk = [("status", IP), ("stage", GR), ("stage", CM), ("stage", CT), ("stage", PK),
-            ("status", QH), ("status", RL), ("status", CP)]
+    walk = [
+        ("status", IP),
+        ("stage", GR),
+        ("stage", CM),
+        ("stage", CT),
+        ("stage", PK),
+        ("status", QH),
+        ("status", RL),
+        ("status", CP),
+    ]
     for target in walk:
         step = model.plan(status, stage, model.Target(*target))
         status, stage = step.status, step.stage
@@ -115,12 +135,14 @@ def test_the_walk_from_planned_to_completed():
 
 def test_which_steps_end_a_stage_visit_and_which_begin_one():
     ends = {}
-    for (status, stage, target) in EXPECTED:
+    for status, stage, target in EXPECTED:
         step = model.plan(status, stage, model.Target(*target))
         ends[(status, stage, target)] = model.stage_left(step)
     assert {k: v for k, v in ends.items() if v} == {
-        (IP, DI, ("stage", GR)): DI, (IP, GR, ("stage", CM)): GR,
-        (IP, CM, ("stage", CT)): CM, (IP, CT, ("stage", PK)): CT,
+        (IP, DI, ("stage", GR)): DI,
+        (IP, GR, ("stage", CM)): GR,
+        (IP, CM, ("stage", CT)): CM,
+        (IP, CT, ("stage", PK)): CT,
         (QH, PK, ("status", RL)): PK,
     }
     assert model.stage_entry(DI) == ("status", PL, IP)  # the start, not a resume
@@ -128,11 +150,19 @@ def test_which_steps_end_a_stage_visit_and_which_begin_one():
         assert model.stage_entry(stage) == ("stage", None, stage)
 
 
-@pytest.mark.parametrize("target, qa", [
-    (("status", QH), True), (("status", RL), True), (("status", RJ), True),
-    (("status", IP), False), (("status", CP), False), (("status", PL), False),
-    (("stage", GR), False), (("stage", PK), False),
-])
+@pytest.mark.parametrize(
+    "target, qa",
+    [
+        (("status", QH), True),
+        (("status", RL), True),
+        (("status", RJ), True),
+        (("status", IP), False),
+        (("status", CP), False),
+        (("status", PL), False),
+        (("stage", GR), False),
+        (("stage", PK), False),
+    ],
+)
 def test_qa_decisions_need_the_qa_permission(target, qa):
     assert model.needs_qa_permission(model.Target(*target)) is qa
 
@@ -175,8 +205,15 @@ def test_a_closed_batch_refuses_even_an_empty_edit(status):
 
 
 def test_changed_fields_lists_only_real_changes_in_order():
-    current = {"batch_number": "A-1", "product": "PL", "planned_quantity": 10.0, "unit": "kg",
-               "planned_start": None, "notes": None, "actual_quantity": None}
+    current = {
+        "batch_number": "A-1",
+        "product": "PL",
+        "planned_quantity": 10.0,
+        "unit": "kg",
+        "planned_start": None,
+        "notes": None,
+        "actual_quantity": None,
+    }
     wanted = {"notes": "n", "planned_quantity": 10.0, "product": "Q"}
     assert model.changed_fields(current, wanted) == ["product", "notes"]
     assert model.changed_fields(current, {}) == []
@@ -188,31 +225,45 @@ def test_yield():
 
 # --- request models ----------------------------------------------------------------------------
 
+
 def test_create_normalises_and_defaults():
-    data = BatchCreate.model_validate({"batch_number": " pcm-2026-001 ", "product": " PL ",
-                                       "planned_quantity": 1000, "unit": "kg"})
+    data = BatchCreate.model_validate(
+        {
+            "batch_number": " pcm-2026-001 ",
+            "product": " PL ",
+            "planned_quantity": 1000,
+            "unit": "kg",
+        }
+    )
     assert (data.batch_number, data.product, data.planned_quantity, data.notes) == (
-        "PCM-2026-001", "PL", 1000.0, None)
+        "PCM-2026-001",
+        "PL",
+        1000.0,
+        None,
+    )
 
 
-@pytest.mark.parametrize("data", [
-    {"planned_quantity": -1},
-    {"planned_quantity": 0},
-    {"planned_quantity": float("inf")},
-    {"planned_quantity": "lots"},
-    {"batch_number": "AB"},
-    {"batch_number": "-ABC"},
-    {"batch_number": "A B CP"},
-    {"batch_number": "A" * 41},
-    {"product": ""},
-    {"unit": ""},
-    {"unit": "k g"},
-    {"planned_start": "2026-01-01T00:00:00"},  # no offset
-    {"status": "completed"},
-    {"stage": "packaging"},
-    {"actual_quantity": 5},
-    {"colour": "red"},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"planned_quantity": -1},
+        {"planned_quantity": 0},
+        {"planned_quantity": float("inf")},
+        {"planned_quantity": "lots"},
+        {"batch_number": "AB"},
+        {"batch_number": "-ABC"},
+        {"batch_number": "A B CP"},
+        {"batch_number": "A" * 41},
+        {"product": ""},
+        {"unit": ""},
+        {"unit": "k g"},
+        {"planned_start": "2026-01-01T00:00:00"},  # no offset
+        {"status": "completed"},
+        {"stage": "packaging"},
+        {"actual_quantity": 5},
+        {"colour": "red"},
+    ],
+)
 def test_create_refuses(data):
     base = {"batch_number": "PCM-1", "product": "PL", "planned_quantity": 10, "unit": "kg"}
     with pytest.raises(ValidationError):
@@ -229,35 +280,45 @@ def test_update_is_partial_nullable_where_it_makes_sense():
         BatchUpdate.model_validate({"actual_quantity": -0.5})
 
 
-@pytest.mark.parametrize("data", [
-    {"reason": "r"},
-    {"status": "qa_hold", "stage": "granulation", "reason": "r"},
-    {"status": "qa_hold"},
-    {"status": "qa_hold", "reason": "   "},
-    {"status": "paused", "reason": "r"},
-    {"stage": "Granulation", "reason": "r"},
-    {"status": "qa_hold", "reason": "r", "actual_quantity": 1},
-    {"status": "completed", "reason": "r", "actual_quantity": -1},
-    {"status": "completed", "reason": "r", "extra": 1},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"reason": "r"},
+        {"status": "qa_hold", "stage": "granulation", "reason": "r"},
+        {"status": "qa_hold"},
+        {"status": "qa_hold", "reason": "   "},
+        {"status": "paused", "reason": "r"},
+        {"stage": "Granulation", "reason": "r"},
+        {"status": "qa_hold", "reason": "r", "actual_quantity": 1},
+        {"status": "completed", "reason": "r", "actual_quantity": -1},
+        {"status": "completed", "reason": "r", "extra": 1},
+    ],
+)
 def test_transition_bodies_refused(data):
     with pytest.raises(ValidationError):
         TransitionIn.model_validate(data)
 
 
 def test_transition_targets():
-    assert TransitionIn.model_validate({"stage": "coating", "reason": " r "}).target() == \
-        model.Target("stage", "coating")
-    done = TransitionIn.model_validate({"status": "completed", "reason": "r",
-                                        "actual_quantity": 12.5})
+    assert TransitionIn.model_validate(
+        {"stage": "coating", "reason": " r "}
+    ).target() == model.Target("stage", "coating")
+    done = TransitionIn.model_validate(
+        {"status": "completed", "reason": "r", "actual_quantity": 12.5}
+    )
     assert (done.target(), done.actual_quantity, done.reason) == (
-        model.Target("status", "completed"), 12.5, "r")
+        model.Target("status", "completed"),
+        12.5,
+        "r",
+    )
 
 
 def test_list_query_accepts_one_or_many_statuses_and_checks_cursors():
     assert BatchQuery.model_validate({"status": "planned"}).status == ["planned"]
     assert BatchQuery.model_validate({"status": ["planned", "qa_hold"]}).status == [
-        "planned", "qa_hold"]
+        "planned",
+        "qa_hold",
+    ]
     with pytest.raises(ValidationError):
         BatchQuery.model_validate({"status": "paused"})
     with pytest.raises(ValidationError):
@@ -273,9 +334,13 @@ def test_metrics_query_range():
     today = service.default_range()[1]
     assert MetricsQuery.model_validate({}).days() == (today - timedelta(days=29), today)
     assert MetricsQuery.model_validate({"to": "2026-03-31"}).days() == (
-        date(2026, 3, 2), date(2026, 3, 31))
+        date(2026, 3, 2),
+        date(2026, 3, 31),
+    )
     assert MetricsQuery.model_validate({"from": "2026-03-01", "to": "2026-03-01"}).days() == (
-        date(2026, 3, 1), date(2026, 3, 1))
+        date(2026, 3, 1),
+        date(2026, 3, 1),
+    )
     with pytest.raises(Unprocessable):
         MetricsQuery.model_validate({"from": "2026-03-02", "to": "2026-03-01"}).days()
     with pytest.raises(Unprocessable):
@@ -285,6 +350,7 @@ def test_metrics_query_range():
 
 
 # --- events ------------------------------------------------------------------------------------
+
 
 class _RecordingSession:
     """Just enough of a Session for shared.events.emit: keeps the outbox insert it is given."""
@@ -302,9 +368,16 @@ def test_batch_completed_publishes_yield_under_its_name(monkeypatch):
 
     monkeypatch.delenv("SWITCHYARD_DEPLOYMENT", raising=False)
     session = _RecordingSession()
-    event = BatchCompleted(batch_id="b", batch_number="PCM-1", product="PL",
-                           planned_quantity=1000, actual_quantity=950, unit="kg",
-                           yield_=0.95, completed_at="2026-03-01T10:00:00Z")
+    event = BatchCompleted(
+        batch_id="b",
+        batch_number="PCM-1",
+        product="PL",
+        planned_quantity=1000,
+        actual_quantity=950,
+        unit="kg",
+        yield_=0.95,
+        completed_at="2026-03-01T10:00:00Z",
+    )
     events.emit(session, event, actor="u1")
     (row,) = session.rows
     payload = json.loads(row["payload"])
@@ -312,13 +385,21 @@ def test_batch_completed_publishes_yield_under_its_name(monkeypatch):
     assert row["event_type"] == "batch.completed"
     assert json.loads(row["attributes"])["actor"] == "u1"
     received = events.Received(
-        event_type="batch.completed", event_id="e", schema_version=1, source="production-api",
-        occurred_at=datetime.now(UTC), actor="u1", request_id="", traceparent="",
-        data=payload)
+        event_type="batch.completed",
+        event_id="e",
+        schema_version=1,
+        source="production-api",
+        occurred_at=datetime.now(UTC),
+        actor="u1",
+        request_id="",
+        traceparent="",
+        data=payload,
+    )
     assert received.parse(BatchCompleted) == event
 
 
 def test_move_events_refuse_missing_fields():
     with pytest.raises(ValidationError):
-        BatchStatusChanged(batch_id="b", batch_number="N", old="planned", new="in_progress",
-                           actor="u")
+        BatchStatusChanged(
+            batch_id="b", batch_number="N", old="planned", new="in_progress", actor="u"
+        )

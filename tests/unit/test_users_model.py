@@ -15,11 +15,14 @@ def test_changed_fields_lists_only_real_changes_in_order():
     assert model.changed_fields(current, {}) == []
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"delete": True}, "delete"),
-    ({"active": False}, "deactivate"),
-    ({"roles": ["viewer"]}, "admin role"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"delete": True}, "delete"),
+        ({"active": False}, "deactivate"),
+        ({"roles": ["viewer"]}, "admin role"),
+    ],
+)
 def test_admins_cannot_lock_themselves_out(kwargs, message):
     with pytest.raises(model.SelfLockout, match=message) as info:
         model.check_self_change("me", "me", **kwargs)
@@ -35,23 +38,34 @@ def test_admins_may_do_that_to_others_and_keep_admin_themselves():
 def test_create_defaults_and_normalises():
     user = UserCreate.model_validate({"email": " Ann@Example.COM ", "name": "  Ann "})
     assert (user.email, user.name, user.roles, user.password) == (
-        "ann@example.com", "Ann", ["viewer"], None)
+        "ann@example.com",
+        "Ann",
+        ["viewer"],
+        None,
+    )
 
 
 def test_passwords_are_not_stripped_and_need_12_characters():
-    assert UserCreate.model_validate({"email": "a@b.io", "name": "A",
-                                      "password": "  twelve chars "}).password == "  twelve chars "
+    assert (
+        UserCreate.model_validate(
+            {"email": "a@b.io", "name": "A", "password": "  twelve chars "}
+        ).password
+        == "  twelve chars "
+    )
     with pytest.raises(ValidationError):
         UserCreate.model_validate({"email": "a@b.io", "name": "A", "password": "short"})
 
 
-@pytest.mark.parametrize("data", [
-    {"email": "a@b.io", "name": "A", "roles": ["root"]},
-    {"email": "a@b.io", "name": "A", "roles": []},
-    {"email": "nope", "name": "A"},
-    {"email": "a@b.io", "name": ""},
-    {"email": "a@b.io", "name": "A", "is_admin": True},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"email": "a@b.io", "name": "A", "roles": ["root"]},
+        {"email": "a@b.io", "name": "A", "roles": []},
+        {"email": "nope", "name": "A"},
+        {"email": "a@b.io", "name": ""},
+        {"email": "a@b.io", "name": "A", "is_admin": True},
+    ],
+)
 def test_create_refuses(data):
     with pytest.raises(ValidationError):
         UserCreate.model_validate(data)
@@ -66,7 +80,9 @@ def test_update_is_partial_and_refuses_nulls():
 def test_cursor_must_match_the_sort_order():
     by_email = encode_cursor(["email", "a@b.io", "id-1"])
     assert UserQuery.model_validate({"sort": "email", "cursor": by_email}).keyset() == (
-        "a@b.io", "id-1")
+        "a@b.io",
+        "id-1",
+    )
     with pytest.raises(BadRequest):
         UserQuery.model_validate({"cursor": by_email}).keyset()
     with pytest.raises(ValidationError):
