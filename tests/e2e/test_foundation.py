@@ -21,55 +21,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from tests.e2e.support import ADMIN, Api, assert_problem, wait_for
+
 pytestmark = pytest.mark.e2e
 
-ADMIN = ("admin@switchyard.local", "switchyard-local-admin")
 
-
-def wait_for(predicate, timeout=30.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
-
-
-class Client:
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.http = requests.Session()
-
-    def req(self, method: str, path: str, token: str | None = None, **kw) -> requests.Response:
-        headers = kw.pop("headers", {})
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        return self.http.request(method, self.base + path, headers=headers, timeout=30, **kw)
-
-    def login(self, email: str, password: str) -> dict:
-        resp = self.req("POST", "/api/auth/login", json={"email": email, "password": password})
-        assert resp.status_code == 200, resp.text
-        return resp.json()
-
-
-@pytest.fixture(scope="module")
-def api(stack) -> Client:
-    return Client(stack.gateway_url)
-
-
-@pytest.fixture(scope="module")
-def admin(api) -> str:
-    return wait_for(lambda: _try_login(api, *ADMIN), timeout=30)
-
-
-def _try_login(api: Client, email: str, password: str) -> str | None:
-    resp = api.req("POST", "/api/auth/login", json={"email": email, "password": password})
-    return resp.json()["access_token"] if resp.status_code == 200 else None
-
-
-def new_user(api: Client, admin: str, roles=("viewer",), password="a-long-password-1") -> dict:
+def new_user(api: Api, admin: str, roles=("viewer",), password="a-long-password-1") -> dict:
     email = f"u-{uuid.uuid4().hex[:10]}@example.com"
     resp = api.req(
         "POST",
@@ -81,18 +38,10 @@ def new_user(api: Client, admin: str, roles=("viewer",), password="a-long-passwo
     return {**resp.json(), "password": password}
 
 
-def audit_events(api: Client, admin: str, **filters) -> list[dict]:
+def audit_events(api: Api, admin: str, **filters) -> list[dict]:
     resp = api.req("GET", "/api/audit/events", admin, params={**filters, "limit": 100})
     assert resp.status_code == 200, resp.text
     return resp.json()["items"]
-
-
-def assert_problem(resp: requests.Response, status: int) -> dict:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["Content-Type"].startswith("application/problem+json")
-    body = resp.json()
-    assert body["status"] == status and body["title"]
-    return body
 
 
 def test_health_of_every_deployment_is_green(api, stack):
@@ -108,7 +57,7 @@ def test_health_of_every_deployment_is_green(api, stack):
 def test_login_create_user_and_see_user_created_in_audit_exactly_once(api, admin):
     user = new_user(api, admin, roles=("operator",))
     # the new user can log in at once and sees themself
-    token = api.login(user["email"], user["password"])["access_token"]
+    token = api.pair(user["email"], user["password"])["access_token"]
     me = api.req("GET", "/api/users/me", token).json()
     assert me["email"] == user["email"] and "password" not in json.dumps(me)
 
@@ -148,7 +97,7 @@ def test_consumer_down_on_first_delivery_still_records_exactly_once(api, admin, 
 
 def test_refresh_rotates_and_reuse_revokes_the_family(api, admin):
     user = new_user(api, admin)
-    first = api.login(user["email"], user["password"])
+    first = api.pair(user["email"], user["password"])
     resp = api.req("POST", "/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert resp.status_code == 200, resp.text
     second = resp.json()
@@ -164,7 +113,7 @@ def test_refresh_rotates_and_reuse_revokes_the_family(api, admin):
 
 def test_logout_revokes_access_and_refresh_tokens(api, admin):
     user = new_user(api, admin)
-    pair = api.login(user["email"], user["password"])
+    pair = api.pair(user["email"], user["password"])
     token = pair["access_token"]
     assert api.req("GET", "/api/users/me", token).status_code == 200
     resp = api.req("POST", "/api/auth/logout", token, json={"refresh_token": pair["refresh_token"]})
@@ -177,7 +126,7 @@ def test_logout_revokes_access_and_refresh_tokens(api, admin):
 
 def test_viewer_gets_403_on_admin_routes(api, admin):
     user = new_user(api, admin, roles=("viewer",))
-    token = api.login(user["email"], user["password"])["access_token"]
+    token = api.pair(user["email"], user["password"])["access_token"]
     assert_problem(
         api.req(
             "POST",

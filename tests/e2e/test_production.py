@@ -4,55 +4,17 @@ the audit trail (Pub/Sub -> audit-ingest -> Firestore) in order. Roles are enfor
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
+from tests.e2e.support import PASSWORD, Api, assert_problem, wait_for
+
 pytestmark = pytest.mark.e2e
 
-ADMIN = ("admin@switchyard.local", "switchyard-local-admin")
-PASSWORD = "a-long-password-1"
 STAGES = ["granulation", "compression", "coating", "packaging"]
-
-
-def wait_for(predicate, timeout=30.0, interval=0.3):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
-
-
-class Api:
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.http = requests.Session()
-
-    def req(self, method: str, path: str, token: str | None = None, **kw) -> requests.Response:
-        headers = kw.pop("headers", {})
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        return self.http.request(method, self.base + path, headers=headers, timeout=30, **kw)
-
-    def login(self, email: str, password: str) -> str | None:
-        resp = self.req("POST", "/api/auth/login", json={"email": email, "password": password})
-        return resp.json()["access_token"] if resp.status_code == 200 else None
-
-
-@pytest.fixture(scope="module")
-def api(stack) -> Api:
-    return Api(stack.gateway_url)
-
-
-@pytest.fixture(scope="module")
-def admin(api) -> str:
-    return wait_for(lambda: api.login(*ADMIN), timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +42,6 @@ def tokens(api, admin) -> dict[str, str]:
 
 def ok(resp: requests.Response, status: int = 200) -> dict:
     assert resp.status_code == status, resp.text
-    return resp.json()
-
-
-def assert_problem(resp: requests.Response, status: int) -> dict:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["Content-Type"].startswith("application/problem+json")
     return resp.json()
 
 
