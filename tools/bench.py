@@ -243,6 +243,8 @@ import flask, functions_framework
 
 @functions_framework.http
 def bare(request: flask.Request):
+    if request.method != "POST":  # the readiness probe
+        return ("", 204)
     now = time.time()
     msg = (request.get_json(silent=True) or {}).get("message", {})
     sent = float(msg.get("attributes", {}).get("t", now))
@@ -484,6 +486,7 @@ def main() -> int:
     )
     try:
         st.start()
+        os.environ.update(st.env())  # this process is a client of the stack's emulators too
         r = requests.post(
             st.gateway_url + "/api/auth/login",
             timeout=30,
