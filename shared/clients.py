@@ -1,16 +1,17 @@
 """Clients of other services: Google APIs (lazy, once per instance) and the platform's own APIs.
 
-`firestore()` and `publisher()` create their Google client on first use (each costs ~350 ms of
-import, so only deployments that use them pay it; with the emulator variables set they talk to
-the emulators). `call(method, path, ...)` is the service-to-service HTTP client: a context
-calls another context's API by path; the path is routed with the manifests (longest prefix, as
-the gateway does) to the owning deployment's URL from `SERVICE_URLS`; in the cloud it attaches
-a Google ID token for that URL (functions are private). The running deployment may only call
-the http deployments its manifest declares in `calls` (the cloud grants run.invoker and
-SERVICE_URLS for those alone), so `call` refuses any other wherever it runs, `make dev` and the
-tests included. It forwards the request id and trace context, applies a timeout, and retries
-only idempotent methods on connection errors and 502/503/504. It never follows redirects and
-never calls user-supplied URLs (see `shared.auth` for the outbound guard of those).
+`firestore()`, `publisher()` and `subscriber()` create their Google client on first use (each
+costs ~350 ms of import, so only deployments that use them pay it; with the emulator variables
+set they talk to the emulators). `call(method, path, ...)` is the service-to-service HTTP
+client: a context calls another context's API by path; the path is routed with the manifests
+(longest prefix, as the gateway does) to the owning deployment's URL from `SERVICE_URLS`; in the
+cloud it attaches a Google ID token for that URL (functions are private). The running deployment
+may only call the http deployments its manifest declares in `calls` (the cloud grants
+run.invoker and SERVICE_URLS for those alone), so `call` refuses any other wherever it runs,
+`make dev` and the tests included. It forwards the request id and trace context, applies a
+timeout, and retries only idempotent methods on connection errors and 502/503/504. It never
+follows redirects and never calls user-supplied URLs (see `shared.auth` for the outbound guard
+of those).
 """
 
 from __future__ import annotations
@@ -53,8 +54,20 @@ def publisher() -> Any:
     )
 
 
+@functools.cache
+def subscriber() -> Any:
+    """A Pub/Sub subscriber client for synchronous pulls (ops-api's dead-letter inspection)."""
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    return pubsub_v1.SubscriberClient()
+
+
 def topic_path(topic: str) -> str:
     return f"projects/{settings().project_id}/topics/{topic}"
+
+
+def subscription_path(subscription: str) -> str:
+    return f"projects/{settings().project_id}/subscriptions/{subscription}"
 
 
 def session() -> requests.Session:

@@ -290,6 +290,83 @@ def relay(*, grace: timedelta = RELAY_GRACE, batch: int = 500) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class OutboxStats:
+    """The state of one context's outbox (ops-api's `GET /api/ops/outbox`)."""
+
+    schema: str
+    pending: int
+    oldest_pending_at: datetime | None
+    published: int
+    failing: int  # pending rows whose last publish attempt failed
+
+
+def outbox_stats() -> list[OutboxStats]:
+    """Pending and published counts of every context's outbox (read-only), one per schema."""
+    from sqlalchemy import case, func
+
+    from shared.manifests import catalog
+
+    out = []
+    for schema in catalog().schemas:
+        t = _outbox_of(schema)
+        pending = t.c.published_at.is_(None)
+        with db.engine().connect() as conn:
+            row = conn.execute(
+                select(
+                    func.count().filter(pending),
+                    func.min(case((pending, t.c.created_at))),
+                    func.count().filter(t.c.published_at.is_not(None)),
+                    func.count().filter(pending, t.c.last_error.is_not(None)),
+                ).select_from(t)
+            ).one()
+        oldest = row[1]
+        if isinstance(oldest, str):  # SQLite returns MIN over a CASE untyped
+            oldest = datetime.fromisoformat(oldest)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        out.append(OutboxStats(schema, int(row[0]), oldest, int(row[2]), int(row[3])))
+    return out
+
+
+def purge_published(*, older_than: timedelta, batch: int = 1000) -> dict[str, int]:
+    """Delete outbox rows published more than `older_than` ago, in every schema, `batch` rows
+    per transaction (short locks); returns the count deleted per schema. Pending rows stay."""
+    from sqlalchemy import delete
+
+    from shared.manifests import catalog
+
+    cutoff = _now() - older_than
+    counts: dict[str, int] = {}
+    failed: list[str] = []
+    for schema in catalog().schemas:
+        t = _outbox_of(schema)
+        counts[schema] = 0
+        try:
+            while True:
+                with db.transaction() as s:
+                    ids = (
+                        s.execute(
+                            select(t.c.id)
+                            .where(t.c.published_at.is_not(None), t.c.published_at < cutoff)
+                            .limit(batch)
+                        )
+                        .scalars()
+                        .all()
+                    )
+                    if ids:
+                        s.execute(delete(t).where(t.c.id.in_(ids)))
+                counts[schema] += len(ids)
+                if len(ids) < batch:
+                    break
+        except Exception:
+            _log.exception("purge failed on the outbox of %s", schema)
+            failed.append(schema)
+    if failed:
+        raise EventError(f"purge failed on {', '.join(failed)} (deleted {counts})")
+    return counts
+
+
 # --- consuming ---------------------------------------------------------------------------
 
 

@@ -89,41 +89,51 @@ def upgrade(context: str, revision: str = "head") -> None:
     grant(catalog().context(context).owns_schema or "")
 
 
-_DB_USER = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+_GRANTEE = re.compile(r"^[A-Za-z0-9_.@-]{1,128}(:[a-z_][a-z0-9_]{0,62})?$")
+_DML = "SELECT, INSERT, UPDATE, DELETE"
 
 
 def grants() -> dict[str, list[str]]:
-    """`DB_GRANTS` (JSON `{schema: [database user, ...]}`, from Terraform's `sql_grants`)."""
+    """`DB_GRANTS` (JSON `{schema: [grantee, ...]}`, from Terraform's `sql_grants`).
+
+    A grantee is a database user (DML on every table of the schema, now and later) or
+    `user:table` (DML on that one table: the platform's outbox operators get `user:outbox`).
+    """
     raw = os.environ.get("DB_GRANTS", "")
     if not raw:
         return {}
     value = json.loads(raw)
     if not isinstance(value, dict) or not all(
-        isinstance(v, list) and all(isinstance(u, str) and _DB_USER.match(u) for u in v)
+        isinstance(v, list) and all(isinstance(u, str) and _GRANTEE.match(u) for u in v)
         for v in value.values()
     ):
-        raise SystemExit("DB_GRANTS must map schema names to lists of database user names")
+        raise SystemExit("DB_GRANTS must map schema names to lists of user or user:table names")
     return value
 
 
 def grant(schema: str) -> None:
-    """Give the deployments' IAM database users CRUD on `schema` (PostgreSQL; no DDL)."""
-    users = grants().get(schema, [])
+    """Give the deployments' IAM database users DML on `schema` (PostgreSQL; never DDL)."""
+    grantees = grants().get(schema, [])
     eng = db.engine()
-    if not users or eng.dialect.name != "postgresql":
+    if not grantees or eng.dialect.name != "postgresql":
         return
     with eng.begin() as conn:
-        for user in users:
+        for grantee in grantees:
+            user, _, table = grantee.partition(":")
             who = '"' + user.replace('"', "") + '"'
-            for stmt in (
-                f'GRANT USAGE ON SCHEMA "{schema}" TO {who}',
-                f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {who}',
-                f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO {who}',
-                f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" '
-                f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {who}",
-                f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" '
-                f"GRANT USAGE, SELECT ON SEQUENCES TO {who}",
-            ):
+            stmts = [f'GRANT USAGE ON SCHEMA "{schema}" TO {who}']
+            if table:
+                stmts.append(f'GRANT {_DML} ON "{schema}"."{table}" TO {who}')
+            else:
+                stmts += [
+                    f'GRANT {_DML} ON ALL TABLES IN SCHEMA "{schema}" TO {who}',
+                    f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO {who}',
+                    f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" '
+                    f"GRANT {_DML} ON TABLES TO {who}",
+                    f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" '
+                    f"GRANT USAGE, SELECT ON SEQUENCES TO {who}",
+                ]
+            for stmt in stmts:
                 conn.execute(text(stmt))
 
 

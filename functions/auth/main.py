@@ -6,7 +6,7 @@ import functions_framework
 from functions.auth import service
 from functions.auth.api import app
 from shared.events import Received, handler
-from shared.http import dispatch
+from shared.http import Tick, dispatch, scheduled
 
 
 @functions_framework.http
@@ -18,3 +18,9 @@ def api(request: flask.Request) -> flask.Response:
 @handler
 def on_user_event(event: Received) -> None:
     service.apply_user_event(event)
+
+
+@functions_framework.http
+@scheduled
+def cleanup(tick: Tick) -> dict:
+    return service.cleanup()

@@ -16,7 +16,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher, Type
@@ -317,6 +317,34 @@ def apply_user_event(event: Received) -> None:
         )
         if not active:
             store.revoke_user_tokens(tx, facts.id, now)
+
+
+# --- cleanup -----------------------------------------------------------------------------------
+
+TOKEN_GRACE = timedelta(days=1)
+CLEANUP_BATCH = 1000
+
+
+def cleanup(now: datetime | None = None) -> dict[str, int]:
+    """Delete login-throttling counters whose window has ended, and refresh tokens expired,
+    revoked or used more than TOKEN_GRACE ago. Batched: short transactions, short locks."""
+    now = now or _now()
+    counts = {"login_failures": 0, "refresh_tokens": 0}
+    window_s = settings().login_window_s
+    while True:
+        with db.transaction() as tx:
+            n = store.purge_login_failures(tx, now, window_s, CLEANUP_BATCH)
+        counts["login_failures"] += n
+        if n < CLEANUP_BATCH:
+            break
+    while True:
+        with db.transaction() as tx:
+            n = store.purge_refresh_tokens(tx, now - TOKEN_GRACE, CLEANUP_BATCH)
+        counts["refresh_tokens"] += n
+        if n < CLEANUP_BATCH:
+            break
+    _log.info("auth cleanup: %s", counts)
+    return counts
 
 
 # --- bootstrap ---------------------------------------------------------------------------------

@@ -313,3 +313,36 @@ def uncount_attempt(session: Session, key: str) -> None:
     session.execute(
         update(t).where(and_(t.c.key == key, t.c.failures > 0)).values(failures=t.c.failures - 1)
     )
+
+
+# --- cleanup (auth-cleanup) --------------------------------------------------------------------
+
+
+def purge_login_failures(session: Session, now: datetime, window_s: int, batch: int) -> int:
+    """Delete up to `batch` throttling counters whose window has ended (a new attempt would
+    restart them at 1 anyway); returns how many."""
+    t = login_failures
+    ended = t.c.window_start <= now - timedelta(seconds=window_s)
+    keys = session.execute(select(t.c.key).where(ended).limit(batch)).scalars().all()
+    if keys:  # re-checked: a concurrent attempt may have restarted the window meanwhile
+        session.execute(delete(t).where(t.c.key.in_(keys), ended))
+    return len(keys)
+
+
+def purge_refresh_tokens(session: Session, cutoff: datetime, batch: int) -> int:
+    """Delete up to `batch` refresh tokens that expired, were revoked or were used (rotated)
+    before `cutoff`; returns how many. A used token is kept until then so that its reuse is
+    still recognised (and revokes its family) for a while."""
+    t = refresh_tokens
+    ids = (
+        session.execute(
+            select(t.c.id)
+            .where((t.c.expires_at < cutoff) | (t.c.revoked_at < cutoff) | (t.c.used_at < cutoff))
+            .limit(batch)
+        )
+        .scalars()
+        .all()
+    )
+    if ids:
+        session.execute(delete(t).where(t.c.id.in_(ids)))
+    return len(ids)

@@ -35,6 +35,7 @@ CONNECTION = f"{PROJECT}:{REGION}:switchyard"
 GATEWAY_CONTEXT = "gateway"
 ALL_TOPIC_PUBLISHERS = ("ops-outbox-relay",)
 DEAD_LETTER_OPERATORS = ("ops-api",)
+OUTBOX_OPERATORS = ("ops-outbox-relay", "ops-api", "ops-cleanup")
 
 
 # --- the expected plan ---------------------------------------------------------------------
@@ -127,7 +128,9 @@ def expected_plan(
     for c in cat.contexts:
         if c.owns_schema:
             users = [db_user[d.name] for d in c.deployments if d.uses_sql]
-            users += [db_user[n] for n in relays if deps[n].uses_sql]
+            users += [
+                f"{db_user[n]}:outbox" for n in OUTBOX_OPERATORS if n in deps and deps[n].uses_sql
+            ]
             sql_grants[c.owns_schema] = sorted(set(users))
     return {
         "topics": topics,

@@ -183,7 +183,12 @@ def test_a_new_deployment_needs_no_terraform_change(functions_with_new_context, 
         "users-api": "https://users-api-123456789.europe-west1.run.app"
     }
     assert "reports-export-key" in want["secrets"]
-    assert want["sql_grants"]["reports"] == ["ops-outbox-relay@proj.iam", "reports-api@proj.iam"]
+    assert want["sql_grants"]["reports"] == [
+        "ops-api@proj.iam:outbox",
+        "ops-cleanup@proj.iam:outbox",
+        "ops-outbox-relay@proj.iam:outbox",
+        "reports-api@proj.iam",
+    ]
 
     got = terraform_plan(functions_with_new_context)
     for key, value in want.items():
@@ -252,7 +257,8 @@ def _code(node: object) -> object:
 
 
 def test_no_deployment_or_topic_is_named_in_terraform(catalog):
-    allowed = {"ops-outbox-relay", "ops-api"}  # documented defaults of infra/modules/manifests
+    # documented defaults of infra/modules/manifests (the platform's outbox and dead-letter tools)
+    allowed = {"ops-outbox-relay", "ops-api", "ops-cleanup"}
     names = (set(catalog.deployments) - {"gateway"} - allowed) | set(catalog.topics)
     for path in tf_files():
         text = json.dumps(_code(parse(path)))

@@ -44,3 +44,35 @@ def test_grants_let_a_deployment_user_use_its_schema_only(pg_url, monkeypatch, t
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE "{role}"'))
         admin.dispose()
+
+
+def test_an_outbox_operator_gets_the_outbox_only(pg_url, monkeypatch, tmp_path):
+    role = f"ops_{uuid.uuid4().hex[:8]}@proj.iam"
+    admin = create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
+    monkeypatch.setenv("DB_GRANTS", json.dumps({"users": [f"{role}:outbox"]}))
+    settings.cache_clear()
+    db.reset()
+    from shared.migrate import upgrade
+
+    try:
+        upgrade("users")
+        with admin.connect() as conn:
+
+            def can(priv: str, table: str) -> bool:
+                return conn.execute(
+                    text("SELECT has_table_privilege(:r, :t, :p)"),
+                    {"r": role, "t": table, "p": priv},
+                ).scalar()
+
+            assert can("DELETE", "users.outbox") and can("UPDATE", "users.outbox")
+            assert not can("SELECT", "users.users")
+    finally:
+        db.reset()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
+        admin.dispose()

@@ -107,8 +107,9 @@ locals {
     }
   }
 
-  relays    = [for n in var.all_topic_publishers : n if contains(keys(local.deployments), n)]
-  operators = [for n in var.dead_letter_operators : n if contains(keys(local.deployments), n)]
+  relays     = [for n in var.all_topic_publishers : n if contains(keys(local.deployments), n)]
+  operators  = [for n in var.dead_letter_operators : n if contains(keys(local.deployments), n)]
+  outbox_ops = [for n in var.outbox_operators : n if contains(keys(local.deployments), n)]
 
   # roles/pubsub.publisher: a deployment on the topics it declares; the outbox relay and the
   # dead-letter operator (redrive) on every topic.
@@ -205,11 +206,12 @@ locals {
     for n, d in local.deployments : n => { for s in d.secrets : upper(replace(s, "-", "_")) => s }
   }
 
-  # Which IAM database users may use each context's schema (the relay reads every outbox).
+  # Which IAM database users may use each context's schema: its own deployments on every
+  # table; the outbox operators on `<schema>.outbox` only ("user:outbox", see shared.migrate).
   sql_grants = {
     for ctx, m in local.manifests : m.owns_schema => sort(distinct(concat(
       [for n, d in local.deployments : local.db_user[n] if d.context == ctx && d.uses_sql],
-      [for n in local.relays : local.db_user[n] if local.deployments[n].uses_sql],
+      [for n in local.outbox_ops : "${local.db_user[n]}:outbox" if local.deployments[n].uses_sql],
     ))) if try(m.owns_schema, null) != null
   }
 }

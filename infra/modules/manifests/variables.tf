@@ -49,6 +49,12 @@ variable "all_topic_publishers" {
   default     = ["ops-outbox-relay"]
 }
 
+variable "outbox_operators" {
+  type        = list(string)
+  description = "Deployments that work on every context's outbox table (relay, report, purge): they get DML on `<schema>.outbox` only, never on the context's own tables."
+  default     = ["ops-outbox-relay", "ops-api", "ops-cleanup"]
+}
+
 variable "dead_letter_operators" {
   type        = list(string)
   description = "Deployments that read the dead-letter --keep subscriptions and redrive to the source topics."
