@@ -24,31 +24,20 @@ from shared import db
 from shared.config import settings
 from shared.events import Received
 from shared.migrate import upgrade
+from tests.integration.support import configure, reset_platform
 
 PASSWORD = "correct horse battery"
 PROBLEM = "application/problem+json"
 
 
 def _configure(mp, pg_url, local_dir):
-    mp.setenv("DATABASE_URL", pg_url)
-    mp.setenv("SWITCHYARD_LOCAL_DIR", str(local_dir))
-    mp.setenv("SWITCHYARD_ENV", "test")
-    mp.setenv("LOGIN_MAX_FAILURES", "3")
-    mp.setenv("LOGIN_WINDOW_S", "60")
-    for name in (
-        "INSTANCE_CONNECTION_NAME",
-        "JWT_SIGNING_KEY",
-        "JWT_PUBLIC_KEYS",
-        "SWITCHYARD_DEPLOYMENT",
-        "K_SERVICE",
-        "SERVICE_URLS",
-        "BOOTSTRAP_ADMIN_EMAIL",
-        "BOOTSTRAP_ADMIN_PASSWORD",
-    ):
-        mp.delenv(name, raising=False)
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+    configure(
+        mp,
+        DATABASE_URL=pg_url,
+        SWITCHYARD_LOCAL_DIR=str(local_dir),
+        LOGIN_MAX_FAILURES="3",
+        LOGIN_WINDOW_S="60",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +58,7 @@ def migrated(pg_url, firestore_emulator, pubsub_emulator, local_dir):
 def env(monkeypatch, migrated, pg_url, local_dir):
     _configure(monkeypatch, pg_url, local_dir)
     yield
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+    reset_platform()
 
 
 @pytest.fixture()

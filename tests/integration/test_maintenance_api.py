@@ -16,34 +16,25 @@ from sqlalchemy import func, select
 
 from functions.maintenance import model, service, store
 from functions.maintenance.api import app
-from shared import auth as sauth
 from shared import db
 from shared.config import settings
 from shared.events import Received
 from shared.migrate import upgrade
+from tests.integration import support
+from tests.integration.support import configure, reset_platform
 
 PROBLEM = "application/problem+json"
 TODAY = datetime.now(UTC).date()
 
 
 def _configure(mp, pg_url, local_dir):
-    mp.setenv("DATABASE_URL", pg_url)
-    mp.setenv("SWITCHYARD_LOCAL_DIR", str(local_dir))
-    mp.setenv("SWITCHYARD_ENV", "test")
-    mp.setenv("DB_POOL_SIZE", "4")
-    mp.setenv("DB_MAX_OVERFLOW", "8")
-    for name in (
-        "INSTANCE_CONNECTION_NAME",
-        "JWT_SIGNING_KEY",
-        "JWT_PUBLIC_KEYS",
-        "SWITCHYARD_DEPLOYMENT",
-        "K_SERVICE",
-        "SERVICE_URLS",
-    ):
-        mp.delenv(name, raising=False)
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+    configure(
+        mp,
+        DATABASE_URL=pg_url,
+        SWITCHYARD_LOCAL_DIR=str(local_dir),
+        DB_POOL_SIZE="4",
+        DB_MAX_OVERFLOW="8",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,26 +56,15 @@ def migrated(pg_url, pubsub_emulator, firestore_emulator, local_dir):
 def env(monkeypatch, migrated, pg_url, local_dir):
     _configure(monkeypatch, pg_url, local_dir)
     yield
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+    reset_platform()
 
 
 # --- helpers -----------------------------------------------------------------------------------
 
 
-class Caller:
-    """A test client acting as one user (a real token for `sub` with `roles`)."""
-
+class Caller(support.Caller):
     def __init__(self, roles=("viewer",), sub=None):
-        self.sub = sub or str(uuid.uuid4())
-        self.roles = tuple(roles)
-        token, _ = sauth.issue_access_token(self.sub, list(roles))
-        self.client = app.test_client()
-        self.client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-
-    def __getattr__(self, name):
-        return getattr(self.client, name)
+        super().__init__(app, roles, sub)
 
 
 def received(event_type, **data):

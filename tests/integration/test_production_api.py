@@ -13,10 +13,11 @@ from sqlalchemy import func, select
 
 from functions.production import store
 from functions.production.api import app
-from shared import auth as sauth
 from shared import db
 from shared.config import settings
 from shared.migrate import upgrade
+from tests.integration import support
+from tests.integration.support import configure, reset_platform
 
 PROBLEM = "application/problem+json"
 STAGES = ["granulation", "compression", "coating", "packaging"]
@@ -28,25 +29,6 @@ class Backend:
     env: dict
 
 
-def _configure(mp, env):
-    for name in (
-        "DATABASE_URL",
-        "INSTANCE_CONNECTION_NAME",
-        "JWT_SIGNING_KEY",
-        "JWT_PUBLIC_KEYS",
-        "SWITCHYARD_DEPLOYMENT",
-        "K_SERVICE",
-        "BOOTSTRAP_ADMIN_EMAIL",
-        "BOOTSTRAP_ADMIN_PASSWORD",
-    ):
-        mp.delenv(name, raising=False)
-    for name, value in env.items():
-        mp.setenv(name, value)
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
-
-
 @pytest.fixture(scope="module", params=["postgresql", "sqlite"])
 def backend(request, tmp_path_factory, pubsub_emulator):
     local_dir = tmp_path_factory.mktemp(f"production-{request.param}")
@@ -54,7 +36,7 @@ def backend(request, tmp_path_factory, pubsub_emulator):
     if request.param == "postgresql":
         env["DATABASE_URL"] = request.getfixturevalue("pg_url")
     with pytest.MonkeyPatch.context() as mp:
-        _configure(mp, env)
+        configure(mp, **env)
         upgrade("production")
         upgrade("production")  # idempotent
         assert db.engine().dialect.name == request.param
@@ -65,24 +47,14 @@ def backend(request, tmp_path_factory, pubsub_emulator):
 
 @pytest.fixture(autouse=True)
 def env(monkeypatch, backend):
-    _configure(monkeypatch, backend.env)
+    configure(monkeypatch, **backend.env)
     yield
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+    reset_platform()
 
 
-class Caller:
-    """A test client acting as one user (a real token for `sub` with `roles`)."""
-
+class Caller(support.Caller):
     def __init__(self, roles=("viewer",), sub=None):
-        self.sub = sub or str(uuid.uuid4())
-        token, _ = sauth.issue_access_token(self.sub, list(roles))
-        self.client = app.test_client()
-        self.client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-
-    def __getattr__(self, name):
-        return getattr(self.client, name)
+        super().__init__(app, roles, sub)
 
     def move(self, batch_id, **body):
         body.setdefault("reason", "test")

@@ -17,29 +17,20 @@ from shared import auth as sauth
 from shared import db
 from shared.config import settings
 from shared.migrate import upgrade
+from tests.integration import support
+from tests.integration.support import configure, reset_platform
 
 PASSWORD = "correct horse battery"
 PROBLEM = "application/problem+json"
 
 
 def _configure(mp, pg_url, local_dir, auth_url):
-    mp.setenv("DATABASE_URL", pg_url)
-    mp.setenv("SWITCHYARD_LOCAL_DIR", str(local_dir))
-    mp.setenv("SWITCHYARD_ENV", "test")
-    mp.setenv("SERVICE_URLS", json.dumps({"auth-api": auth_url}))
-    for name in (
-        "INSTANCE_CONNECTION_NAME",
-        "JWT_SIGNING_KEY",
-        "JWT_PUBLIC_KEYS",
-        "SWITCHYARD_DEPLOYMENT",
-        "K_SERVICE",
-        "BOOTSTRAP_ADMIN_EMAIL",
-        "BOOTSTRAP_ADMIN_PASSWORD",
-    ):
-        mp.delenv(name, raising=False)
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+    configure(
+        mp,
+        DATABASE_URL=pg_url,
+        SWITCHYARD_LOCAL_DIR=str(local_dir),
+        SERVICE_URLS=json.dumps({"auth-api": auth_url}),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,22 +63,12 @@ def migrated(pg_url, firestore_emulator, pubsub_emulator, local_dir, auth_url):
 def env(monkeypatch, migrated, pg_url, local_dir, auth_url):
     _configure(monkeypatch, pg_url, local_dir, auth_url)
     yield
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+    reset_platform()
 
 
-class Caller:
-    """A test client acting as one user (a real token for `sub` with `roles`)."""
-
+class Caller(support.Caller):
     def __init__(self, roles=("viewer",), sub=None):
-        self.sub = sub or str(uuid.uuid4())
-        token, _ = sauth.issue_access_token(self.sub, list(roles))
-        self.client = app.test_client()
-        self.client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-
-    def __getattr__(self, name):
-        return getattr(self.client, name)
+        super().__init__(app, roles, sub)
 
 
 @pytest.fixture()
