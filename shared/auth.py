@@ -35,9 +35,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.config import settings
-from shared.http import Forbidden, Unauthorized
+from shared.errors import Forbidden, Unauthorized
+from shared.roles import ROLES
 
-ROLES = ("admin", "manager", "operator", "viewer")
 ALGORITHM = "RS256"
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JWT header value, not a secret
 REVOKED = "auth_revoked_tokens"

@@ -7,8 +7,10 @@ is imported only then: it costs ~600 ms of cold start); else to `DATABASE_URL`
 configured, where each context schema is an attached database so schema-qualified tables work
 the same as on PostgreSQL. Pools are small: Cloud Run concurrency x instances must fit the
 server's `max_connections`. `transaction()` is the unit of work: one commit per use case, then
-the callbacks registered with `after_commit` (the outbox publishes there). Nothing connects at
-import time.
+the callbacks registered with `after_commit` (the outbox publishes there). Row helpers every
+store uses: `utc()` (timestamps back as aware UTC, whatever the dialect returns), `as_dict()`
+(a row as a dict with its timestamps in UTC) and `insert()` (an INSERT that knows ON CONFLICT
+on PostgreSQL and SQLite alike). Nothing connects at import time.
 """
 
 from __future__ import annotations
@@ -16,15 +18,30 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import MetaData, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import Session
 
 from shared.config import settings
 
 _AFTER_COMMIT = "switchyard.after_commit"
+
+__all__ = [
+    "after_commit",
+    "as_dict",
+    "engine",
+    "insert",
+    "is_sqlite",
+    "metadata",
+    "ping",
+    "reset",
+    "transaction",
+    "utc",
+]
 
 
 @functools.cache
@@ -126,3 +143,28 @@ def reset() -> None:
     if engine.cache_info().currsize:
         engine().dispose()
     engine.cache_clear()
+
+
+# --- row helpers -------------------------------------------------------------------------
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """`value` as an aware UTC datetime (SQLite hands timestamps back naive, in UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def as_dict(row: Row[Any]) -> dict[str, Any]:
+    """A result row as a dict, every datetime in it aware UTC."""
+    out = dict(row._mapping)
+    for key, value in out.items():
+        if isinstance(value, datetime):
+            out[key] = utc(value)
+    return out
+
+
+def insert(session: Session, table: Table) -> Any:
+    """A dialect INSERT that knows ON CONFLICT (PostgreSQL and SQLite spell it the same)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)

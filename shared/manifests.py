@@ -31,7 +31,8 @@ _ROUTE = re.compile(r"^/((api(/[a-z0-9._-]+)*)|health)?$")
 _MEMORY = re.compile(r"^[0-9]+(Mi|Gi)$")
 _USES = {"sql", "firestore"}
 
-_MANIFEST_KEYS = {"context", "description", "owns_schema", "deployments"}
+_MANIFEST_KEYS = {"context", "description", "owns_schema", "bootstrap", "deployments"}
+_HOOK = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*:[a-z_][a-z0-9_]*$")
 _DEPLOYMENT_KEYS = {
     "entry_point",
     "trigger",
@@ -133,6 +134,9 @@ class Context:
     owns_schema: str | None
     path: Path
     deployments: tuple[Deployment, ...]
+    # `module:function` run by `python -m shared.migrate` after the migrations (data every
+    # environment needs, e.g. the bootstrap admin); declared here so shared/ imports no context
+    bootstrap: str | None = None
 
 
 @dataclass(frozen=True)
@@ -366,6 +370,9 @@ def load_file(path: Path) -> Context:
     schema = raw.get("owns_schema")
     if schema is not None and not (isinstance(schema, str) and schema.isidentifier()):
         raise _fail(path, "owns_schema", "must be an identifier")
+    hook = raw.get("bootstrap")
+    if hook is not None and not (isinstance(hook, str) and _HOOK.match(hook)):
+        raise _fail(path, "bootstrap", "must be `module.path:function`")
     deployments = raw.get("deployments")
     if not isinstance(deployments, dict) or not deployments:
         raise _fail(path, "deployments", "must map at least one deployment name")
@@ -377,6 +384,7 @@ def load_file(path: Path) -> Context:
         deployments=tuple(
             _deployment(path, ctx, schema, n, d) for n, d in sorted(deployments.items())
         ),
+        bootstrap=hook,
     )
 
 

@@ -3,12 +3,12 @@
 `python -m shared.migrate` (= `make migrate`) upgrades every context that owns a schema to its
 head revision, against the database `shared.db.engine()` points at (Cloud SQL, DATABASE_URL or
 the local SQLite files), grants each schema to the database users listed in `DB_GRANTS` (the
-deployments' IAM users in the cloud), then runs each context's optional `bootstrap.run()`
-(idempotent data every environment needs, such as the first admin). Each context keeps its
-revisions in `functions/<context>/migrations/versions/`, its version table in its own schema, and an
-`env.py` that only calls `run_env()`. Migrations run before deploy (Cloud Build) or before
-`make dev` starts the functions, never at cold start. `python -m shared.migrate new CONTEXT
-"message"` writes a new empty revision.
+deployments' IAM users in the cloud), then runs each context's `bootstrap` hook, declared in
+its manifest (idempotent data every environment needs, such as the first admin). Each context
+keeps its revisions in `functions/<context>/migrations/versions/`, its version table in its own
+schema, and an `env.py` that only calls `run_env()`. Migrations run before deploy (Cloud Build)
+or before `make dev` starts the functions, never at cold start. `python -m shared.migrate new
+CONTEXT "message"` writes a new empty revision.
 """
 
 from __future__ import annotations
@@ -138,9 +138,11 @@ def grant(schema: str) -> None:
 
 
 def bootstrap(context: str) -> None:
-    ctx = catalog().context(context)
-    if (ctx.path / "bootstrap.py").exists():
-        importlib.import_module(f"functions.{context}.bootstrap").run()
+    """Run the context's declared bootstrap hook (manifest `bootstrap: module:function`)."""
+    hook = catalog().context(context).bootstrap
+    if hook:
+        module, _, function = hook.partition(":")
+        getattr(importlib.import_module(module), function)()
 
 
 def upgrade_all(*, with_bootstrap: bool = True) -> list[str]:

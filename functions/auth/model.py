@@ -9,8 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.auth import ROLES
-from shared.http import (
+from shared.errors import (
     Conflict,
     Forbidden,
     Problem,
@@ -18,6 +17,7 @@ from shared.http import (
     Unauthorized,
     Unprocessable,
 )
+from shared.roles import ROLES
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 128

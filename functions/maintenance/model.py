@@ -15,7 +15,7 @@ from typing import Any
 
 from croniter import croniter
 
-from shared.http import Conflict, Forbidden, NotFound, Problem, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
 
 # --- vocabularies ----------------------------------------------------------------------------
 

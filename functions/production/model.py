@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from shared.http import Conflict, Forbidden, NotFound, Problem, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
 
 STAGES = ("dispensing", "granulation", "compression", "coating", "packaging")
 STATUSES = ("planned", "in_progress", "qa_hold", "released", "rejected", "completed")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shared.auth import ROLES
-from shared.http import BadGateway, Conflict, NotFound, Problem, Unprocessable
+from shared.errors import BadGateway, Conflict, NotFound, Problem, Unprocessable
+from shared.roles import ROLES
 
 MAX_EMAIL = 254
 MIN_PASSWORD = 12

@@ -110,13 +110,13 @@ def relaytest(database, tmp_path, monkeypatch):
     (folder / "main.py").write_text("def api(request):\n    pass\n")
     cat = manifests.load(tmp_path)
     monkeypatch.setattr(manifests, "catalog", lambda: cat)
-    events._publisher_schema.cache_clear()
+    events._outbox._publisher_schema.cache_clear()
     with db.engine().begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     table = outbox_table(MetaData(schema=schema))
     table.metadata.create_all(db.engine())
     yield table
-    events._publisher_schema.cache_clear()
+    events._outbox._publisher_schema.cache_clear()
 
 
 def insert_pending(table, event_type: str, payload: dict, *, age: timedelta) -> str:

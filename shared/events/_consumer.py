@@ -1,0 +1,235 @@
+"""Consuming events: `handler(fn)` turns a function of `Received` into an entry point.
+
+The entry point accepts a raw Pub/Sub push body or a CloudEvent (binary or structured),
+answers `GET /health`, skips an `event_id` its subscription already processed (Firestore
+`processed/{subscription}:{event_id}`, created with `create()`, leased while processing, kept 7
+days), binds the propagated trace to the logs, and answers non-2xx on failure so Pub/Sub
+redelivers with backoff and finally dead-letters. An undecodable delivery is a 400 (it can
+never succeed; Pub/Sub dead-letters it). Limits: at-least-once, no ordering across events
+(consumers order by `occurred_at`).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import flask
+from pydantic import BaseModel
+
+from shared import logging as slog
+from shared.config import settings
+from shared.events._schema import utcnow
+
+_log = slog.get_logger("switchyard.events")
+PROCESSED = "processed"
+PROCESSED_TTL = timedelta(days=7)
+
+E = TypeVar("E", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Received:
+    """An event as a consumer sees it: envelope attributes plus the JSON payload."""
+
+    event_type: str
+    event_id: str
+    schema_version: int
+    source: str
+    occurred_at: datetime
+    actor: str
+    request_id: str
+    traceparent: str
+    data: dict[str, Any]
+    attributes: dict[str, str] = field(default_factory=dict)
+    message_id: str = ""
+    subscription: str = ""
+    delivery_attempt: int = 1
+
+    def parse(self, model: type[E]) -> E:
+        """The payload as the publisher's schema (extra fields of newer versions ignored)."""
+        known = {f.alias or name for name, f in model.model_fields.items()}
+        return model.model_validate({k: v for k, v in self.data.items() if k in known})
+
+
+class PoisonMessage(ValueError):
+    """A delivery that can never be processed (no envelope); left to dead-letter."""
+
+
+def decode(request: flask.Request) -> tuple[dict[str, Any], str]:
+    """The Pub/Sub message and subscription from a push body or CloudEvent (binary/structured)."""
+    ctype = (request.content_type or "").split(";")[0].strip().lower()
+    try:
+        body = json.loads(request.get_data() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise PoisonMessage("body is not JSON") from None
+    if ctype == "application/cloudevents+json" and isinstance(body, dict):
+        body = body.get("data")  # structured CloudEvent: the push body is its data
+    # binary CloudEvent (ce-* headers): the body is the push body already
+    if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
+        raise PoisonMessage("no Pub/Sub message in the body")
+    return body["message"], str(body.get("subscription", ""))
+
+
+def envelope(message: dict[str, Any], subscription: str, delivery_attempt: int = 1) -> Received:
+    attrs = {str(k): str(v) for k, v in (message.get("attributes") or {}).items()}
+    if not attrs.get("event_id") or not attrs.get("event_type"):
+        raise PoisonMessage("message lacks event_id/event_type attributes")
+    try:
+        data = json.loads(base64.b64decode(message.get("data") or b"e30=") or b"{}")
+    except (ValueError, json.JSONDecodeError):
+        raise PoisonMessage("message data is not base64 JSON") from None
+    if not isinstance(data, dict):
+        raise PoisonMessage("message data is not a JSON object")
+    try:
+        occurred = datetime.fromisoformat(attrs.get("occurred_at", "").replace("Z", "+00:00"))
+    except ValueError:
+        occurred = utcnow()
+    return Received(
+        event_type=attrs["event_type"],
+        event_id=attrs["event_id"],
+        schema_version=int(attrs.get("schema_version", "1") or 1),
+        source=attrs.get("source", ""),
+        occurred_at=occurred,
+        actor=attrs.get("actor", "system"),
+        request_id=attrs.get("request_id", ""),
+        traceparent=attrs.get("traceparent", ""),
+        data=data,
+        attributes=attrs,
+        message_id=str(message.get("messageId") or message.get("message_id") or ""),
+        subscription=subscription,
+        delivery_attempt=delivery_attempt,
+    )
+
+
+class _Claim:
+    """The processed-event marker: created before work, finished or released after."""
+
+    def __init__(self, key: str, lease_s: float) -> None:
+        self.key = key
+        self.lease_s = lease_s
+
+    def _doc(self) -> Any:
+        from shared.clients import firestore
+
+        return firestore().collection(PROCESSED).document(self.key)
+
+    def acquire(self, event: Received) -> str:
+        """'new' (go), 'done' (already processed: skip) or 'busy' (another delivery runs)."""
+        from google.api_core.exceptions import AlreadyExists, FailedPrecondition
+
+        now = utcnow()
+        fields = {
+            "state": "processing",
+            "event_type": event.event_type,
+            "lease_until": now + timedelta(seconds=self.lease_s),
+            "expires_at": now + PROCESSED_TTL,
+            "attempt": event.delivery_attempt,
+        }
+        doc = self._doc()
+        try:
+            doc.create(fields)
+            return "new"
+        except AlreadyExists:
+            pass
+        snap = doc.get()
+        if not snap.exists:
+            return "busy"
+        current = snap.to_dict() or {}
+        if current.get("state") == "done":
+            return "done"
+        lease = current.get("lease_until")
+        if lease is not None and lease > now:
+            return "busy"
+        try:  # a crashed earlier delivery: take over its expired lease, exactly one wins
+            from google.cloud.firestore_v1 import Client
+
+            opt = Client.write_option(last_update_time=snap.update_time)
+            doc.update(fields, option=opt)
+            return "new"
+        except FailedPrecondition:
+            return "busy"
+
+    def finish(self) -> None:
+        self._doc().update({"state": "done", "finished_at": utcnow()})
+
+    def release(self) -> None:
+        self._doc().delete()
+
+
+def handler(fn: Callable[[Received], Any]) -> Callable[[flask.Request], flask.Response]:
+    """Wrap an event consumer as a functions-framework HTTP entry point (design section 6)."""
+
+    @functools.wraps(fn)
+    def entry(request: flask.Request) -> flask.Response:
+        from shared.http import health_response, problem
+
+        if request.method == "GET" and request.path.rstrip("/").endswith("health"):
+            return health_response(settings().deployment)
+        if request.method != "POST":
+            return problem(
+                405,
+                "Method Not Allowed",
+                "Deliver events with POST.",
+                headers={"Allow": "GET, POST"},
+            )
+        try:
+            message, sub = decode(request)
+            attempt = int(
+                request.headers.get("ce-deliveryattempt")
+                or (request.get_json(silent=True) or {}).get("deliveryAttempt")
+                or 1
+            )
+            event = envelope(message, sub, attempt)
+        except PoisonMessage as exc:
+            _log.error("undecodable delivery: %s", exc)
+            return problem(400, "Bad Request", f"Undecodable event delivery: {exc}")
+        from shared.manifests import subscription_name
+
+        subscription = subscription_name(settings().deployment or fn.__name__, event.event_type)
+        token = slog.bind(
+            request_id=event.request_id, traceparent=event.traceparent, event_id=event.event_id
+        )
+        try:
+            return _consume(fn, event, subscription)
+        finally:
+            slog.reset(token)
+
+    return entry
+
+
+def _consume(fn: Callable[[Received], Any], event: Received, subscription: str) -> flask.Response:
+    from shared.http import json_response, problem
+    from shared.manifests import catalog
+
+    dep = catalog().deployments.get(settings().deployment)
+    lease = float(dep.runtime.timeout_s + 30) if dep else 90.0
+    claim = _Claim(f"{subscription}:{event.event_id}", lease)
+    state = claim.acquire(event)
+    if state == "done":
+        _log.info("skipped %s %s: already processed", event.event_type, event.event_id)
+        return json_response({"status": "duplicate", "event_id": event.event_id})
+    if state == "busy":
+        return problem(409, "Conflict", "This event is being processed by another delivery.")
+    try:
+        fn(event)
+    except Exception:
+        _log.exception(
+            "consumer failed on %s %s (attempt %d)",
+            event.event_type,
+            event.event_id,
+            event.delivery_attempt,
+        )
+        try:
+            claim.release()
+        except Exception:
+            _log.warning("could not release claim %s", claim.key, exc_info=True)
+        return problem(500, "Internal Server Error", "The consumer failed; Pub/Sub will retry.")
+    claim.finish()
+    _log.info("processed %s %s", event.event_type, event.event_id)
+    return json_response({"status": "processed", "event_id": event.event_id})

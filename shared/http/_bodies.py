@@ -1,0 +1,92 @@
+"""Request and response bodies: pydantic v2 models in, JSON out.
+
+`ApiModel` is the base of every request model (unknown fields are an error, strings are
+stripped); `OutModel` the base of every response model (built from domain objects or rows
+that may carry more fields than the answer shows: extra fields are ignored, so a secret column
+never leaks by being added to a row). `body(Model)` and `query(Model)` validate the JSON body
+and the query string (422 with field errors), `json_response` encodes datetimes as RFC 3339
+UTC, UUIDs and models.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import flask
+from pydantic import BaseModel, ConfigDict
+
+from shared.errors import BadRequest, Unprocessable, UnsupportedMediaType
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiModel(BaseModel):
+    """Base of every request model: unknown fields are an error, strings are stripped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class OutModel(BaseModel):
+    """Base of every response model: built from objects that may carry more fields
+    (`from_attributes` reads dataclasses and rows; extra keys of dicts are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", from_attributes=True)
+
+
+def json_body() -> Any:
+    """The request's JSON body: 415 when it is not JSON, 400 when it does not parse."""
+    req = flask.request
+    if not req.is_json:
+        raise UnsupportedMediaType("Send the body as application/json.")
+    raw = req.get_data(cache=True)
+    if not raw:
+        raise BadRequest("The request body is empty.")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"Malformed JSON: {exc}") from None
+
+
+def body(model: type[M]) -> M:
+    """Parse and validate the JSON body into `model` (422 with field errors)."""
+    data = json_body()
+    if not isinstance(data, dict):
+        raise Unprocessable("The body must be a JSON object.")
+    return model.model_validate(data)
+
+
+def query(model: type[M]) -> M:
+    """Validate the query string into `model` (422 with field errors; unknown params too)."""
+    args = flask.request.args
+    data: dict[str, Any] = {}
+    for key in args:
+        values = args.getlist(key)
+        data[key] = values if len(values) > 1 else values[0]
+    return model.model_validate(data)
+
+
+def json_default(value: Any) -> Any:
+    """JSON for what `json` cannot encode: datetimes (RFC 3339 UTC), models, UUIDs."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(value)
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> flask.Response:
+    resp = flask.Response(
+        json.dumps(data, default=json_default), status=status, mimetype="application/json"
+    )
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
