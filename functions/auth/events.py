@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
-from shared.events import Event
+from shared.events import ConsumedModel, Event, consumes
 
 
 class PasswordChanged(Event):
@@ -24,10 +22,9 @@ class PasswordChanged(Event):
 USER_EVENTS = ("user.created", "user.updated", "user.deleted")
 
 
-class UserFacts(BaseModel):
+@consumes(*USER_EVENTS)
+class UserFacts(ConsumedModel):
     """The part of users' user.created/updated/deleted payload (v1) that login needs."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: str
     email: str

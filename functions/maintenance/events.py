@@ -6,9 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
-from shared.events import Event
+from shared.events import ConsumedModel, Event, consumes
 
 
 class WorkOrderCreated(Event):
@@ -83,10 +81,9 @@ class PartStockLow(Event):
 USER_EVENTS = ("user.created", "user.updated", "user.deleted")
 
 
-class UserFacts(BaseModel):
+@consumes(*USER_EVENTS)
+class UserFacts(ConsumedModel):
     """The part of users' user.created/updated/deleted payload (v1) assignee checks need."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: str
     email: str

@@ -19,17 +19,28 @@ from shared.events._consumer import (
 )
 from shared.events._outbox import create_outbox, emit, outbox_table
 from shared.events._relay import RELAY_GRACE, OutboxStats, outbox_stats, purge_published, relay
-from shared.events._schema import Event, EventError, registry, rfc3339
+from shared.events._schema import (
+    ConsumedModel,
+    Event,
+    EventError,
+    consumed,
+    consumes,
+    registry,
+    rfc3339,
+)
 
 __all__ = [
     "PROCESSED",
     "PROCESSED_TTL",
     "RELAY_GRACE",
+    "ConsumedModel",
     "Event",
     "EventError",
     "OutboxStats",
     "PoisonMessage",
     "Received",
+    "consumed",
+    "consumes",
     "create_outbox",
     "decode",
     "emit",

@@ -71,7 +71,7 @@ def create_outbox(op: Any, schema: str) -> None:
 
     Built from `outbox_table`, the one definition of the outbox's columns and index."""
     table = outbox_table(MetaData(schema=schema))
-    op.create_table("outbox", *(c.copy() for c in table.columns), schema=schema)
+    op.create_table("outbox", *(c._copy() for c in table.columns), schema=schema)
     for index in table.indexes:
         op.create_index(
             index.name,
