@@ -174,6 +174,7 @@ class LocalScheduler:
                 ]
                 for job in due:
                     scheduled = job.next_run
+                    assert scheduled is not None  # filtered above
                     job.next_run = next_time(job.schedule, job.time_zone, max(now, scheduled))
                     self._dispatch(job, scheduled)
                 pending = [
@@ -299,17 +300,18 @@ class LocalScheduler:
         ).start()
         assert self.state_dir is not None
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        host, port = self._server.server_address[:2]
         tmp = self.state_dir / "control.json.tmp"
-        tmp.write_text(json.dumps({"url": f"http://{host}:{port}", "pid": os.getpid()}))
+        tmp.write_text(json.dumps({"url": self.control_url, "pid": os.getpid()}))
         tmp.replace(self.state_dir / "control.json")
 
     @property
     def control_url(self) -> str | None:
         if self._server is None:
             return None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        host = self._server.server_address[0]
+        if isinstance(host, bytes | bytearray):
+            host = host.decode()
+        return f"http://{host}:{self._server.server_port}"
 
 
 def load_paused(state_dir: Path) -> list[str]:
@@ -353,9 +355,10 @@ def control(state_dir: Path, action: str, name: str | None = None) -> object:
                 raise LocalStackError(body.get("error", r.text))
             return body
     if action in ("pause", "resume"):
+        assert name is not None  # checked above
         paused = set(load_paused(state_dir))
         paused = paused | {name} if action == "pause" else paused - {name}
-        save_paused(state_dir, paused)  # type: ignore[arg-type]
+        save_paused(state_dir, paused)
         return {
             "name": name,
             "state": "PAUSED" if action == "pause" else "ENABLED",

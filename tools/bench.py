@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,7 +67,7 @@ def ms(seconds: float) -> str:
 # --- database ----------------------------------------------------------------------------
 
 
-def make_database() -> tuple[str, callable]:
+def make_database() -> tuple[str, Callable[[], None]]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -255,7 +256,7 @@ def bare(request: flask.Request):
 
 
 def raw_push_latency(st: emulators.Stack, workdir: Path) -> list[float]:
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
     src = workdir / "bare_main.py"
     src.write_text(BARE)

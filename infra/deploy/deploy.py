@@ -33,6 +33,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -93,13 +94,13 @@ class Gcloud:
 
     project: str
     dry_run: bool = False
-    out: object = field(default=sys.stdout)
+    out: TextIO = field(default=sys.stdout)
 
     def _cmd(self, args: Iterable[str]) -> list[str]:
         return ["gcloud", *args, f"--project={self.project}", "--quiet"]
 
     def _print(self, line: str) -> None:
-        print(line, file=self.out, flush=True)  # type: ignore[arg-type]
+        print(line, file=self.out, flush=True)
 
     def run(self, *args: str) -> None:
         cmd = self._cmd(args)
