@@ -88,6 +88,9 @@ class Settings:
     log_level: str = "INFO"
     outbound_allow_private: bool = False
     in_cloud: bool = False
+    # secrets (shared.secrets): "" = Secret Manager outside local, else the local file store
+    secret_backend: str = ""  # "" | local | secretmanager
+    secretmanager_endpoint: str = "https://secretmanager.googleapis.com"
 
     @property
     def is_local(self) -> bool:
@@ -144,6 +147,10 @@ def _load() -> Settings:
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         outbound_allow_private=_bool("OUTBOUND_ALLOW_PRIVATE", False),
         in_cloud=bool(os.environ.get("K_SERVICE")) and env not in ("local", "test"),
+        secret_backend=os.environ.get("SECRET_BACKEND", "").strip().lower(),
+        secretmanager_endpoint=os.environ.get(
+            "SECRETMANAGER_ENDPOINT", "https://secretmanager.googleapis.com"
+        ).rstrip("/"),
     )
     if not s.is_local:
         _refuse_placeholders(s)
