@@ -12,8 +12,10 @@ CONTEXT_REQS := $(wildcard functions/*/requirements.txt)
 
 help:
 	@echo "make dev      run every deployment locally on the Pub/Sub and Firestore emulators"
-	@echo "make test     unit + integration + e2e tests (emulators, PostgreSQL)"
-	@echo "make lint     ruff, mypy (shared/), terraform fmt"
+	@echo "make test     every test: tests/unit, tests/integration (emulators, PostgreSQL),"
+	@echo "              tests/infra (Terraform, deploy scripts), tests/e2e (the whole stack),"
+	@echo "              tests/browser (the console in headless Chromium)"
+	@echo "make lint     ruff (lint, format), mypy, terraform fmt"
 	@echo "make migrate  run every context's migrations (+ bootstrap) on the configured database"
 	@echo "make seed     load demo data through the gateway of a running 'make dev'"
 	@echo "make bench    measure and write docs/benchmarks.md"

@@ -10,8 +10,7 @@ may only call the http deployments its manifest declares in `calls` (the cloud g
 run.invoker and SERVICE_URLS for those alone), so `call` refuses any other wherever it runs,
 `make dev` and the tests included. It forwards the request id and trace context, applies a
 timeout, and retries only idempotent methods on connection errors and 502/503/504. It never
-follows redirects and never calls user-supplied URLs (see `shared.auth` for the outbound guard
-of those).
+follows redirects and never calls user-supplied URLs.
 """
 
 from __future__ import annotations

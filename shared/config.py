@@ -86,7 +86,6 @@ class Settings:
     login_window_s: int = 900
     # misc
     log_level: str = "INFO"
-    outbound_allow_private: bool = False
     in_cloud: bool = False
     # secrets (shared.secrets): "" = Secret Manager outside local, else the local file store
     secret_backend: str = ""  # "" | local | secretmanager
@@ -145,7 +144,6 @@ def _load() -> Settings:
         login_max_failures=_int("LOGIN_MAX_FAILURES", 5),
         login_window_s=_int("LOGIN_WINDOW_S", 900),
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        outbound_allow_private=_bool("OUTBOUND_ALLOW_PRIVATE", False),
         in_cloud=bool(os.environ.get("K_SERVICE")) and env not in ("local", "test"),
         secret_backend=os.environ.get("SECRET_BACKEND", "").strip().lower(),
         secretmanager_endpoint=os.environ.get(
