@@ -215,8 +215,8 @@ def insert(database_url: str, first: int, count: int, seed: int = 7) -> tuple[fl
         if postgres:
             with engine.connect() as conn:
                 auto = conn.execution_options(isolation_level="AUTOCOMMIT")
-                for table in ("batches", "batch_transitions"):
-                    auto.execute(text(f"ANALYZE production.{table}"))
+                for name in ("batches", "batch_transitions"):
+                    auto.execute(text(f"ANALYZE production.{name}"))
     finally:
         engine.dispose()
     return time.perf_counter() - started, rows_total

@@ -9,7 +9,6 @@ decisions (hold, release, reject) need the qa permission, which is the manager r
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
@@ -18,7 +17,6 @@ import flask
 from pydantic import (
     AfterValidator,
     AwareDatetime,
-    BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
@@ -30,7 +28,8 @@ from functions.production import model, service
 from shared import auth as sauth
 from shared.http import (
     ApiModel,
-    BadRequest,
+    OutModel,
+    Page,
     PageQuery,
     Unprocessable,
     body,
@@ -165,32 +164,6 @@ class BatchQuery(PageQuery):
             "created_to": self.created_to,
         }
 
-    def keyset(self) -> tuple[datetime, str] | None:
-        key = self.after()
-        if key is None:
-            return None
-        try:
-            when, last_id = key
-            if not isinstance(when, str) or not isinstance(last_id, str):
-                raise ValueError
-            return datetime.fromisoformat(when.replace("Z", "+00:00")), last_id
-        except ValueError:
-            raise BadRequest("The cursor is not valid.") from None
-
-
-class HistoryQuery(PageQuery):
-    def keyset(self) -> tuple[datetime, int] | None:
-        key = self.after()
-        if key is None:
-            return None
-        try:
-            when, last_id = key
-            if not isinstance(when, str) or not isinstance(last_id, int):
-                raise ValueError
-            return datetime.fromisoformat(when.replace("Z", "+00:00")), last_id
-        except ValueError:
-            raise BadRequest("The cursor is not valid.") from None
-
 
 class MetricsQuery(ApiModel):
     from_: date | None = Field(
@@ -225,7 +198,7 @@ class MetricsQuery(ApiModel):
 # --- responses -------------------------------------------------------------------------------
 
 
-class BatchOut(BaseModel):
+class BatchOut(OutModel):
     id: str
     batch_number: str
     product: str
@@ -243,29 +216,23 @@ class BatchOut(BaseModel):
     version: int
 
 
-class BatchPage(BaseModel):
-    items: list[BatchOut]
-    next_cursor: str | None
-
-
-class TransitionOut(BaseModel):
-    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
+class TransitionOut(OutModel):
+    model_config = ConfigDict(serialize_by_alias=True)
 
     id: int
     kind: model.Kind
-    from_: str | None = Field(alias="from", description="null for the creation entry")
-    to: str
+    from_: str | None = Field(
+        validation_alias="from_value",
+        serialization_alias="from",
+        description="null for the creation entry",
+    )
+    to: str = Field(validation_alias="to_value")
     reason: str
     actor: str = Field(description="User id (token subject) who made the change.")
     at: datetime
 
 
-class HistoryPage(BaseModel):
-    items: list[TransitionOut]
-    next_cursor: str | None
-
-
-class ProductYield(BaseModel):
+class ProductYield(OutModel):
     product: str
     batches: int
     yield_avg: float
@@ -273,18 +240,18 @@ class ProductYield(BaseModel):
     yield_max: float
 
 
-class StageCycle(BaseModel):
+class StageCycle(OutModel):
     stage: model.Stage
     batches: int = Field(description="Stage visits ended in the range.")
     avg_seconds: float | None
 
 
-class DayCount(BaseModel):
+class DayCount(OutModel):
     day: date
     completed: int
 
 
-class MetricsOut(BaseModel):
+class MetricsOut(OutModel):
     model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
 
     from_: date = Field(alias="from")
@@ -299,20 +266,12 @@ class MetricsOut(BaseModel):
     completed_total: int
 
 
-def _out(batch: service.Batch) -> dict[str, Any]:
-    return BatchOut(**asdict(batch)).model_dump(mode="json")
+def _out(batch: model.Batch) -> dict[str, Any]:
+    return BatchOut.model_validate(batch).model_dump(mode="json")
 
 
-def _transition_out(t: service.Transition) -> dict[str, Any]:
-    return TransitionOut(
-        id=t.id,
-        kind=t.kind,
-        from_=t.from_value,
-        to=t.to_value,
-        reason=t.reason,
-        actor=t.actor,
-        at=t.at,
-    ).model_dump(mode="json")
+def _transition_out(t: model.Transition) -> dict[str, Any]:
+    return TransitionOut.model_validate(t).model_dump(mode="json")
 
 
 def _actor() -> str:
@@ -331,17 +290,18 @@ def get_metrics() -> flask.Response:
     30 days); `product` narrows everything."""
     params = query(MetricsQuery)
     day_from, day_to = params.days()
-    return json_response(service.metrics(day_from=day_from, day_to=day_to, product=params.product))
+    metrics = service.metrics(day_from=day_from, day_to=day_to, product=params.product)
+    return json_response(MetricsOut.model_validate(metrics).model_dump(mode="json"))
 
 
 @app.get("/api/batches")
-@describe("List and search batches", query=BatchQuery, response=BatchPage)
+@describe("List and search batches", query=BatchQuery, response=Page[BatchOut])
 def list_batches() -> flask.Response:
     """Batches, newest first, filtered by `q` (part of the batch number), `status`, `stage`,
     `product` and planned-start or creation time ranges, a page at a time (`next_cursor`)."""
     params = query(BatchQuery)
     batches = service.list_batches(
-        after=params.keyset(), limit=params.limit + 1, **params.filters()
+        after=params.keyset(datetime, str), limit=params.limit + 1, **params.filters()
     )
     return json_response(
         page(batches, params.limit, key=lambda b: (b.created_at, b.id), shape=_out)
@@ -418,12 +378,14 @@ def transition(batch_id: UUID) -> flask.Response:
 
 
 @app.get("/api/batches/<uuid:batch_id>/history")
-@describe("Lifecycle history of a batch", query=HistoryQuery, response=HistoryPage)
+@describe("Lifecycle history of a batch", query=PageQuery, response=Page[TransitionOut])
 def get_history(batch_id: UUID) -> flask.Response:
     """Every transition of the batch (its creation first) in the order they happened, with
     reason and actor, a page at a time."""
-    params = query(HistoryQuery)
-    items = service.history(str(batch_id), after=params.keyset(), limit=params.limit + 1)
+    params = query(PageQuery)
+    items = service.history(
+        str(batch_id), after=params.keyset(datetime, int), limit=params.limit + 1
+    )
     return json_response(
         page(items, params.limit, key=lambda t: (t.at, t.id), shape=_transition_out)
     )

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import date, datetime
+from typing import Any, Literal, get_args
 
 from shared.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
 
-STAGES = ("dispensing", "granulation", "compression", "coating", "packaging")
-STATUSES = ("planned", "in_progress", "qa_hold", "released", "rejected", "completed")
 Stage = Literal["dispensing", "granulation", "compression", "coating", "packaging"]
 Status = Literal["planned", "in_progress", "qa_hold", "released", "rejected", "completed"]
 Kind = Literal["status", "stage"]
+STAGES: tuple[str, ...] = get_args(Stage)
+STATUSES: tuple[str, ...] = get_args(Status)
 
 FIRST_STAGE = STAGES[0]
 LAST_STAGE = STAGES[-1]
@@ -109,6 +110,79 @@ class QaPermissionRequired(ProductionError, Forbidden):
             f"Moving a batch to {target.value} is a QA decision; it needs the "
             f"qa permission (role {QA_ROLE} or admin)."
         )
+
+
+# --- domain objects ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: str
+    batch_number: str
+    product: str
+    planned_quantity: float
+    actual_quantity: float | None
+    unit: str
+    stage: str
+    status: str
+    notes: str | None
+    planned_start: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One entry of a batch's lifecycle record (`from_value` is None for its creation)."""
+
+    id: int
+    kind: str
+    from_value: str | None
+    to_value: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ProductYield:
+    product: str
+    batches: int
+    yield_avg: float
+    yield_min: float
+    yield_max: float
+
+
+@dataclass(frozen=True)
+class StageCycle:
+    stage: str
+    batches: int
+    avg_seconds: float | None
+
+
+@dataclass(frozen=True)
+class DayCount:
+    day: date
+    completed: int
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Production metrics over the UTC days `from_`..`to` (both included)."""
+
+    from_: date
+    to: date
+    product: str | None
+    total: int
+    by_status: dict[str, int]
+    by_stage: dict[str, int]
+    yield_by_product: list[ProductYield]
+    cycle_time_by_stage: list[StageCycle]
+    throughput: list[DayCount]
+    completed_total: int
 
 
 # --- lifecycle -----------------------------------------------------------------------------
@@ -219,7 +293,7 @@ def check_edit(status: str, fields: Iterable[str]) -> None:
         raise FieldLocked("actual_quantity is recorded once production has started.")
 
 
-def changed_fields(current: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+def changed_fields(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     """Names of the editable fields whose wanted value differs from the current one, in order."""
     return [f for f in EDITABLE_FIELDS if f in wanted and wanted[f] != current[f]]
 

@@ -7,13 +7,15 @@ lifecycle record (creation included) the history and the cycle-time metrics read
 computed in SQL with GROUP BY over index ranges; the two dialect-specific bits (seconds
 between two timestamps, the UTC day of a timestamp) are small compiled constructs.
 Datetimes are UTC; SQLite keeps them naive (its storage drops the offset), so values are bound
-in UTC and read back through `utc()`. Indexes follow the filters and sort orders used here.
+in UTC and read back through `shared.db.utc()`. Queries return `model` objects (never rows).
+Indexes follow the filters and sort orders used here.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Any
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any, cast
 
 from sqlalchemy import (
     Column,
@@ -33,13 +35,15 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlalchemy.sql.selectable import Select
 
+from functions.production import model
 from shared import db
+from shared.db import as_dict, utc
 from shared.events import outbox_table
 
 SCHEMA = "production"
@@ -94,34 +98,22 @@ transitions = Table(
 
 outbox = outbox_table(metadata)
 
-BATCH_DATETIMES = ("planned_start", "started_at", "completed_at", "created_at", "updated_at")
-
-
-def utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def as_dict(row: Row[Any]) -> dict[str, Any]:
-    out = dict(row._mapping)
-    for key in BATCH_DATETIMES:
-        if key in out:
-            out[key] = utc(out[key])
-    return out
-
 
 def _bind(values: dict[str, Any]) -> dict[str, Any]:
     """Datetimes in UTC before they are bound (SQLite stores the wall time, dropping offsets)."""
     return {k: utc(v) if isinstance(v, datetime) else v for k, v in values.items()}
 
 
+def _batch(row: Row[Any]) -> model.Batch:
+    return model.Batch(**as_dict(row))
+
+
 # --- batches -------------------------------------------------------------------------------
 
 
-def get(session: Session, batch_id: str) -> dict[str, Any] | None:
+def get(session: Session, batch_id: str) -> model.Batch | None:
     row = session.execute(select(batches).where(batches.c.id == batch_id)).first()
-    return as_dict(row) if row is not None else None
+    return _batch(row) if row is not None else None
 
 
 def number_taken(session: Session, batch_number: str, *, other_than: str | None = None) -> bool:
@@ -131,8 +123,8 @@ def number_taken(session: Session, batch_number: str, *, other_than: str | None 
     return session.execute(stmt.limit(1)).first() is not None
 
 
-def insert(session: Session, **values: Any) -> None:
-    session.execute(batches.insert().values(**_bind(values)))
+def add(session: Session, batch: model.Batch) -> None:
+    session.execute(batches.insert().values(**_bind(asdict(batch))))
 
 
 def change(session: Session, batch_id: str, seen_version: int, **values: Any) -> bool:
@@ -142,7 +134,7 @@ def change(session: Session, batch_id: str, seen_version: int, **values: Any) ->
         .where(batches.c.id == batch_id, batches.c.version == seen_version)
         .values(**_bind(values), version=seen_version + 1)
     )
-    return result.rowcount == 1
+    return cast(CursorResult[Any], result).rowcount == 1
 
 
 def search(
@@ -158,7 +150,7 @@ def search(
     created_to: datetime | None,
     after: tuple[datetime, str] | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[model.Batch]:
     """Batches matching the filters, newest first (created_at desc, id desc), after the keyset
     `after`; fetches `limit` rows (callers ask for one more than a page)."""
     b = batches.c
@@ -183,7 +175,7 @@ def search(
         when, last_id = utc(after[0]), after[1]
         stmt = stmt.where(or_(b.created_at < when, and_(b.created_at == when, b.id < last_id)))
     rows = session.execute(stmt.order_by(b.created_at.desc(), b.id.desc()).limit(limit)).all()
-    return [as_dict(r) for r in rows]
+    return [_batch(r) for r in rows]
 
 
 # --- transitions ---------------------------------------------------------------------------
@@ -230,20 +222,17 @@ def entered_at(
 
 def history(
     session: Session, batch_id: str, *, after: tuple[datetime, int] | None, limit: int
-) -> list[dict[str, Any]]:
+) -> list[model.Transition]:
     """Transitions of a batch in the order they happened (at, id), after the keyset `after`."""
     t = transitions.c
-    stmt = select(transitions).where(t.batch_id == batch_id)
+    stmt: Select[Any] = select(
+        t.id, t.kind, t.from_value, t.to_value, t.reason, t.actor, t.at
+    ).where(t.batch_id == batch_id)
     if after is not None:
         when, last_id = utc(after[0]), after[1]
         stmt = stmt.where(or_(t.at > when, and_(t.at == when, t.id > last_id)))
     rows = session.execute(stmt.order_by(t.at, t.id).limit(limit)).all()
-    out = []
-    for r in rows:
-        item = dict(r._mapping)
-        item["at"] = utc(item["at"])
-        out.append(item)
-    return out
+    return [model.Transition(**as_dict(r)) for r in rows]
 
 
 # --- metrics -------------------------------------------------------------------------------
@@ -312,7 +301,7 @@ def count_by_status_and_stage(session: Session, product: str | None) -> dict[tup
 
 def yield_by_product(
     session: Session, start: datetime, end: datetime, product: str | None
-) -> list[dict[str, Any]]:
+) -> list[model.ProductYield]:
     """Per product, over batches completed in [start, end): count and mean/min/max yield."""
     b = batches.c
     ratio = b.actual_quantity / b.planned_quantity
@@ -325,13 +314,7 @@ def yield_by_product(
     if product is not None:
         stmt = stmt.where(b.product == product)
     return [
-        {
-            "product": p,
-            "batches": int(n),
-            "yield_avg": float(avg),
-            "yield_min": float(lo),
-            "yield_max": float(hi),
-        }
+        model.ProductYield(p, int(n), float(avg), float(lo), float(hi))
         for p, n, avg, lo, hi in session.execute(stmt).all()
     ]
 

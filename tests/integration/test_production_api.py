@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from functions.production import store
 from functions.production.api import app
 from shared import db
-from shared.config import settings
 from shared.migrate import upgrade
 from tests.integration import support
 from tests.integration.support import configure, reset_platform
@@ -40,8 +39,7 @@ def backend(request, tmp_path_factory, pubsub_emulator):
         upgrade("production")
         upgrade("production")  # idempotent
         assert db.engine().dialect.name == request.param
-    settings.cache_clear()
-    db.reset()
+    reset_platform()
     return Backend(request.param, env)
 
 

@@ -12,27 +12,16 @@ from sqlalchemy.pool import NullPool
 
 from functions.production import service
 from functions.production.api import app
-from shared import auth as sauth
 from shared import db
-from shared.config import settings
 from shared.migrate import upgrade
+from tests.integration.support import Caller, configure, reset_platform
 
 H = 3600.0
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def fresh_db(request, tmp_path, monkeypatch, pubsub_emulator):
-    for name in (
-        "DATABASE_URL",
-        "INSTANCE_CONNECTION_NAME",
-        "JWT_SIGNING_KEY",
-        "JWT_PUBLIC_KEYS",
-        "SWITCHYARD_DEPLOYMENT",
-        "K_SERVICE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
-    monkeypatch.setenv("SWITCHYARD_ENV", "test")
+    env = {"SWITCHYARD_LOCAL_DIR": str(tmp_path)}
     drop = None
     if request.param == "postgresql":
         base = make_url(request.getfixturevalue("pg_url"))
@@ -47,18 +36,12 @@ def fresh_db(request, tmp_path, monkeypatch, pubsub_emulator):
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
 
-        monkeypatch.setenv(
-            "DATABASE_URL", base.set(database=name).render_as_string(hide_password=False)
-        )
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+        env["DATABASE_URL"] = base.set(database=name).render_as_string(hide_password=False)
+    configure(monkeypatch, **env)
     upgrade("production")
     assert db.engine().dialect.name == request.param
     yield request.param
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+    reset_platform()
     if drop:
         drop()
 
@@ -70,10 +53,7 @@ class Clock:
 
 
 def client(roles):
-    token, _ = sauth.issue_access_token("metrics-test", list(roles))
-    c = app.test_client()
-    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    return c
+    return Caller(app, roles, sub="metrics-test")
 
 
 START = {"status": "in_progress"}
