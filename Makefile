@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONTEXT_REQS := $(wildcard functions/*/requirements.txt)
 
-.PHONY: help venv check-tools dev test test-unit test-integration test-e2e lint fmt migrate seed bench docs clean
+.PHONY: help venv check-tools dev test test-unit test-integration test-e2e lint fmt migrate seed bench docs context clean
 
 help:
 	@echo "make dev      run every deployment locally on the Pub/Sub and Firestore emulators"
@@ -69,6 +69,10 @@ seed: venv
 
 docs: venv
 	$(PY) tools/catalogue.py
+
+context: venv
+	@test -n "$(NAME)" || { echo "usage: make context NAME=<context>  (a lower-case word)" >&2; exit 2; }
+	$(PY) tools/scaffold.py $(NAME)
 
 bench: check-tools
 	$(PY) tools/bench.py
