@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONTEXT_REQS := $(wildcard functions/*/requirements.txt)
 
-.PHONY: help venv check-tools dev test test-unit test-integration test-e2e lint fmt migrate seed bench docs context clean
+.PHONY: help venv check-tools dev test test-unit test-integration test-e2e lint fmt migrate seed bench docs context setup clean
 
 help:
 	@echo "make dev      run every deployment locally on the Pub/Sub and Firestore emulators"
@@ -38,16 +38,19 @@ check-tools: venv
 dev: check-tools
 	$(PY) -m emulators
 
-test: check-tools
+setup:
+	@bash tools/setup.sh
+
+test: setup check-tools
 	$(PY) -m pytest
 
 test-unit: venv
 	$(PY) -m pytest tests/unit
 
-test-integration: check-tools
+test-integration: setup check-tools
 	$(PY) -m pytest tests/integration tests/infra
 
-test-e2e: check-tools
+test-e2e: setup check-tools
 	$(PY) -m pytest tests/e2e
 
 lint: venv
