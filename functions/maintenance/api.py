@@ -8,25 +8,30 @@ work orders assigned to them; which moves they may make is `model.OPERATOR_MOVES
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import flask
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
 from functions.maintenance import model, service
+from functions.maintenance.model import (
+    AssetStatus,
+    Criticality,
+    LiveAssetStatus,
+    MovementKind,
+    PmType,
+    Priority,
+    WorkOrderStatus,
+    WorkOrderType,
+)
 from shared import auth as sauth
 from shared.http import (
     ApiModel,
-    BadRequest,
+    OutModel,
+    Page,
     PageQuery,
     body,
     create_app,
@@ -53,17 +58,6 @@ Unit = Annotated[str, StringConstraints(min_length=1, max_length=20)]
 Cron = Annotated[str, StringConstraints(min_length=9, max_length=100)]
 Quantity = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
 
-AssetStatus = Literal["operational", "degraded", "down", "retired"]
-LiveAssetStatus = Literal["operational", "degraded", "down"]
-Criticality = Literal["low", "medium", "high", "critical"]
-Priority = Literal["low", "medium", "high", "urgent"]
-WorkOrderType = Literal["corrective", "preventive", "inspection"]
-WorkOrderStatus = Literal[
-    "open", "assigned", "in_progress", "on_hold", "completed", "closed", "cancelled"
-]
-MovementKind = Literal["receive", "consume", "adjust"]
-PmType = Literal["preventive", "inspection"]
-
 
 def _csv(value: Any) -> Any:
     """`a,b` and repeated parameters (`?x=a&x=b`) both give a list."""
@@ -86,44 +80,19 @@ def _no_nulls(data: Any, nullable: set[str]) -> Any:
     return data
 
 
-class Out(BaseModel):
-    """Base of response models (built from rows that may carry more columns)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-
 def _actor() -> model.Actor:
     claims = sauth.current_user()
     return model.Actor(id=claims.sub, roles=claims.roles)
 
 
-def _int_cursor(params: PageQuery) -> int | None:
-    key = params.after()
-    if key is None:
-        return None
-    if len(key) != 1 or not isinstance(key[0], int):
-        raise BadRequest("The cursor is not valid for this list.")
-    return key[0]
+def _shape(out: type[OutModel]) -> Callable[[object], dict[str, Any]]:
+    """JSON of a domain object through its response model."""
+    return lambda obj: out.model_validate(obj).model_dump(mode="json")
 
 
-def _str_cursor(params: PageQuery) -> str | None:
-    key = params.after()
-    if key is None:
-        return None
-    if len(key) != 1 or not isinstance(key[0], str):
-        raise BadRequest("The cursor is not valid for this list.")
-    return key[0]
-
-
-def _time_cursor(params: PageQuery) -> tuple[datetime, str] | None:
-    key = params.after()
-    if key is None:
-        return None
-    try:
-        at, last_id = key
-        return datetime.fromisoformat(str(at).replace("Z", "+00:00")), str(last_id)
-    except (ValueError, TypeError):
-        raise BadRequest("The cursor is not valid for this list.") from None
+def _ids(values: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """`values` with the UUIDs under `keys` as strings (ids are strings below the API)."""
+    return {k: _str(v) if k in keys else v for k, v in values.items()}
 
 
 # --- assets ------------------------------------------------------------------------------------
@@ -157,7 +126,7 @@ class AssetUpdate(ApiModel):
         return _no_nulls(data, {"category", "location", "parent_id"})
 
 
-class AssetOut(Out):
+class AssetOut(OutModel):
     id: str
     tag: str
     name: str
@@ -170,11 +139,6 @@ class AssetOut(Out):
     created_at: datetime
     updated_at: datetime
     retired_at: datetime | None
-
-
-class AssetPage(Out):
-    items: list[AssetOut]
-    next_cursor: str | None
 
 
 class AssetQuery(PageQuery):
@@ -190,19 +154,11 @@ class AssetQuery(PageQuery):
     q: str | None = Field(None, max_length=200, description="Search in tag and name.")
 
 
-def _asset(row: dict[str, Any]) -> dict[str, Any]:
-    return AssetOut.model_validate(row).model_dump(mode="json")
-
-
-def _asset_data(data: BaseModel, *, exclude_unset: bool) -> dict[str, Any]:
-    values = data.model_dump(exclude_unset=exclude_unset)
-    if "parent_id" in values:
-        values["parent_id"] = _str(values["parent_id"])
-    return values
+_asset = _shape(AssetOut)
 
 
 @app.get("/api/assets")
-@describe("List and search assets", query=AssetQuery, response=AssetPage)
+@describe("List and search assets", query=AssetQuery, response=Page[AssetOut])
 def list_assets() -> flask.Response:
     """Assets in tag order, filtered by status, category, location, parent_id, criticality
     and `q` (tag or name); retired ones only with `status=retired`."""
@@ -215,10 +171,10 @@ def list_assets() -> flask.Response:
         roots=params.parent_id == "none",
         criticality=params.criticality,
         q=params.q,
-        after=_str_cursor(params),
+        after=params.keyset(str),
         limit=params.limit + 1,
     )
-    return json_response(page(rows, params.limit, key=lambda r: (r["tag"],), shape=_asset))
+    return json_response(page(rows, params.limit, key=lambda a: (a.tag,), shape=_asset))
 
 
 @app.post("/api/assets")
@@ -227,8 +183,8 @@ def list_assets() -> flask.Response:
 def create_asset() -> flask.Response:
     """A new asset; `tag` is unique (409), `parent_id` must be a live asset (422)."""
     data = body(AssetCreate)
-    row = service.create_asset(_actor(), _asset_data(data, exclude_unset=False))
-    return json_response(_asset(row), 201, headers={"Location": f"/api/assets/{row['id']}"})
+    asset = service.create_asset(_actor(), **_ids(data.model_dump(), "parent_id"))
+    return json_response(_asset(asset), 201, headers={"Location": f"/api/assets/{asset.id}"})
 
 
 @app.get("/api/assets/<uuid:asset_id>")
@@ -245,8 +201,8 @@ def update_asset(asset_id: UUID) -> flask.Response:
     """Change the given fields. A parent below the asset itself is a cycle (409); a status
     change emits asset.status.changed."""
     data = body(AssetUpdate)
-    row = service.update_asset(_actor(), str(asset_id), _asset_data(data, exclude_unset=True))
-    return json_response(_asset(row))
+    changes = _ids(data.model_dump(exclude_unset=True), "parent_id")
+    return json_response(_asset(service.update_asset(_actor(), str(asset_id), changes)))
 
 
 @app.delete("/api/assets/<uuid:asset_id>")
@@ -297,7 +253,7 @@ class WorkOrderUpdate(ApiModel):
         return _no_nulls(data, {"description", "due_date", "assignee_id", "labour_notes"})
 
 
-class WorkOrderOut(Out):
+class WorkOrderOut(OutModel):
     id: str
     number: int
     title: str
@@ -326,11 +282,6 @@ class WorkOrderOut(Out):
     cancelled_at: datetime | None
 
 
-class WorkOrderPage(Out):
-    items: list[WorkOrderOut]
-    next_cursor: str | None
-
-
 class WorkOrderQuery(PageQuery):
     status: Annotated[list[WorkOrderStatus] | None, BeforeValidator(_csv)] = None
     priority: Annotated[list[Priority] | None, BeforeValidator(_csv)] = None
@@ -357,7 +308,7 @@ class TransitionIn(ApiModel):
     )
 
 
-class TransitionOut(Out):
+class TransitionOut(OutModel):
     id: str
     work_order_id: str
     from_status: WorkOrderStatus | None
@@ -367,18 +318,13 @@ class TransitionOut(Out):
     at: datetime
 
 
-class TransitionList(Out):
-    items: list[TransitionOut]
-    next_cursor: str | None = None
-
-
 class ConsumeIn(ApiModel):
     part_id: UUID
     quantity: int = Field(ge=1, le=1_000_000)
     note: Text | None = None
 
 
-class MovementOut(Out):
+class MovementOut(OutModel):
     id: str
     part_id: str
     sku: str | None
@@ -393,33 +339,21 @@ class MovementOut(Out):
     created_at: datetime
 
 
-class MovementPage(Out):
-    items: list[MovementOut]
-    next_cursor: str | None
+_work_order = _shape(WorkOrderOut)
+_movement = _shape(MovementOut)
+_transition = _shape(TransitionOut)
 
 
-def _work_order(row: dict[str, Any]) -> dict[str, Any]:
-    return WorkOrderOut.model_validate(row).model_dump(mode="json")
+def _work_order_page(orders: list[model.WorkOrder], limit: int) -> dict[str, Any]:
+    return page(orders, limit, key=lambda w: (w.number,), shape=_work_order)
 
 
-def _movement(row: dict[str, Any]) -> dict[str, Any]:
-    return MovementOut.model_validate(row).model_dump(mode="json")
-
-
-def _wo_data(data: BaseModel, *, exclude_unset: bool) -> dict[str, Any]:
-    values = data.model_dump(exclude_unset=exclude_unset)
-    for key in ("asset_id", "assignee_id"):
-        if key in values:
-            values[key] = _str(values[key])
-    return values
-
-
-def _movement_page(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
-    return page(rows, limit, key=lambda r: (r["created_at"], r["id"]), shape=_movement)
+def _movement_page(movements: list[model.Movement], limit: int) -> dict[str, Any]:
+    return page(movements, limit, key=lambda m: (m.created_at, m.id), shape=_movement)
 
 
 @app.get("/api/work-orders")
-@describe("List and search work orders", query=WorkOrderQuery, response=WorkOrderPage)
+@describe("List and search work orders", query=WorkOrderQuery, response=Page[WorkOrderOut])
 def list_work_orders() -> flask.Response:
     """Work orders newest first, filtered by status, priority, type (each comma-separated),
     asset_id, assignee_id (`me`), overdue and `q`."""
@@ -433,10 +367,10 @@ def list_work_orders() -> flask.Response:
         assignee_id=assignee,
         overdue=params.overdue,
         q=params.q,
-        after=_int_cursor(params),
+        after=params.keyset(int),
         limit=params.limit + 1,
     )
-    return json_response(page(rows, params.limit, key=lambda r: (r["number"],), shape=_work_order))
+    return json_response(_work_order_page(rows, params.limit))
 
 
 @app.post("/api/work-orders")
@@ -448,10 +382,9 @@ def create_work_order() -> flask.Response:
     """A new work order on a live asset (422 otherwise); with an assignee it starts
     `assigned`, else `open`. Emits workorder.created."""
     data = body(WorkOrderCreate)
-    row = service.create_work_order(_actor(), _wo_data(data, exclude_unset=False))
-    return json_response(
-        _work_order(row), 201, headers={"Location": f"/api/work-orders/{row['id']}"}
-    )
+    new = model.NewWorkOrder(**_ids(data.model_dump(), "asset_id", "assignee_id"))
+    wo = service.create_work_order(_actor(), new)
+    return json_response(_work_order(wo), 201, headers={"Location": f"/api/work-orders/{wo.id}"})
 
 
 @app.get("/api/work-orders/<uuid:wo_id>")
@@ -468,8 +401,8 @@ def update_work_order(wo_id: UUID) -> flask.Response:
     """Managers change any field; operators only `labour_notes` of their own orders (403
     otherwise). Closed and cancelled orders cannot change (409)."""
     data = body(WorkOrderUpdate)
-    row = service.update_work_order(_actor(), str(wo_id), _wo_data(data, exclude_unset=True))
-    return json_response(_work_order(row))
+    changes = _ids(data.model_dump(exclude_unset=True), "asset_id", "assignee_id")
+    return json_response(_work_order(service.update_work_order(_actor(), str(wo_id), changes)))
 
 
 @app.post("/api/work-orders/<uuid:wo_id>/transitions")
@@ -488,12 +421,11 @@ def transition_work_order(wo_id: UUID) -> flask.Response:
 
 
 @app.get("/api/work-orders/<uuid:wo_id>/transitions")
-@describe("Status history of a work order", response=TransitionList)
+@describe("Status history of a work order", response=Page[TransitionOut])
 def work_order_transitions(wo_id: UUID) -> flask.Response:
     """Every status the order went through, oldest first, with who and why."""
-    rows = service.work_order_transitions(str(wo_id))
-    items = [TransitionOut.model_validate(r).model_dump(mode="json") for r in rows]
-    return json_response({"items": items, "next_cursor": None})
+    log = service.work_order_transitions(str(wo_id))
+    return json_response({"items": [_transition(t) for t in log], "next_cursor": None})
 
 
 @app.post("/api/work-orders/<uuid:wo_id>/parts")
@@ -508,21 +440,23 @@ def consume_parts(wo_id: UUID) -> flask.Response:
 
 
 @app.get("/api/work-orders/<uuid:wo_id>/parts")
-@describe("Parts consumed on a work order", query=HistoryQuery, response=MovementPage)
+@describe("Parts consumed on a work order", query=HistoryQuery, response=Page[MovementOut])
 def work_order_parts(wo_id: UUID) -> flask.Response:
     """The stock movements linked to the order, newest first."""
     params = query(HistoryQuery)
-    rows = service.work_order_parts(str(wo_id), after=_time_cursor(params), limit=params.limit + 1)
+    rows = service.work_order_parts(
+        str(wo_id), after=params.keyset(datetime, str), limit=params.limit + 1
+    )
     return json_response(_movement_page(rows, params.limit))
 
 
 @app.get("/api/assets/<uuid:asset_id>/history")
-@describe("Work orders of an asset", query=HistoryQuery, response=WorkOrderPage)
+@describe("Work orders of an asset", query=HistoryQuery, response=Page[WorkOrderOut])
 def asset_history(asset_id: UUID) -> flask.Response:
     """The asset's work orders, newest first."""
     params = query(HistoryQuery)
-    rows = service.asset_history(str(asset_id), after=_int_cursor(params), limit=params.limit + 1)
-    return json_response(page(rows, params.limit, key=lambda r: (r["number"],), shape=_work_order))
+    rows = service.asset_history(str(asset_id), after=params.keyset(int), limit=params.limit + 1)
+    return json_response(_work_order_page(rows, params.limit))
 
 
 # --- parts -------------------------------------------------------------------------------------
@@ -556,7 +490,7 @@ class PartUpdate(ApiModel):
         return _no_nulls(data, {"location"})
 
 
-class PartOut(Out):
+class PartOut(OutModel):
     id: str
     sku: str
     name: str
@@ -568,11 +502,6 @@ class PartOut(Out):
     version: int
     created_at: datetime
     updated_at: datetime
-
-
-class PartPage(Out):
-    items: list[PartOut]
-    next_cursor: str | None
 
 
 class PartQuery(PageQuery):
@@ -594,13 +523,11 @@ class MovementIn(ApiModel):
         return self
 
 
-def _part(row: dict[str, Any]) -> dict[str, Any]:
-    row = {**row, "low_stock": model.is_low(row["stock"], row["reorder_point"])}
-    return PartOut.model_validate(row).model_dump(mode="json")
+_part = _shape(PartOut)
 
 
 @app.get("/api/parts")
-@describe("List and search parts", query=PartQuery, response=PartPage)
+@describe("List and search parts", query=PartQuery, response=Page[PartOut])
 def list_parts() -> flask.Response:
     """Parts in SKU order, filtered by `low_stock`, `q` (SKU or name) and location."""
     params = query(PartQuery)
@@ -608,10 +535,10 @@ def list_parts() -> flask.Response:
         low_stock=params.low_stock,
         q=params.q,
         location=params.location,
-        after=_str_cursor(params),
+        after=params.keyset(str),
         limit=params.limit + 1,
     )
-    return json_response(page(rows, params.limit, key=lambda r: (r["sku"],), shape=_part))
+    return json_response(page(rows, params.limit, key=lambda p: (p.sku,), shape=_part))
 
 
 @app.post("/api/parts")
@@ -620,8 +547,8 @@ def list_parts() -> flask.Response:
 def create_part() -> flask.Response:
     """A new part; `sku` is unique (409, case-insensitive)."""
     data = body(PartCreate)
-    row = service.create_part(_actor(), data.model_dump())
-    return json_response(_part(row), 201, headers={"Location": f"/api/parts/{row['id']}"})
+    part = service.create_part(_actor(), **data.model_dump())
+    return json_response(_part(part), 201, headers={"Location": f"/api/parts/{part.id}"})
 
 
 @app.get("/api/parts/<uuid:part_id>")
@@ -637,8 +564,8 @@ def get_part(part_id: UUID) -> flask.Response:
 def update_part(part_id: UUID) -> flask.Response:
     """Change the given fields (not `stock`: record a movement)."""
     data = body(PartUpdate)
-    row = service.update_part(_actor(), str(part_id), data.model_dump(exclude_unset=True))
-    return json_response(_part(row))
+    part = service.update_part(_actor(), str(part_id), data.model_dump(exclude_unset=True))
+    return json_response(_part(part))
 
 
 @app.post("/api/parts/<uuid:part_id>/movements")
@@ -653,11 +580,13 @@ def record_movement(part_id: UUID) -> flask.Response:
 
 
 @app.get("/api/parts/<uuid:part_id>/movements")
-@describe("Stock ledger of a part", query=HistoryQuery, response=MovementPage)
+@describe("Stock ledger of a part", query=HistoryQuery, response=Page[MovementOut])
 def part_movements(part_id: UUID) -> flask.Response:
     """Every movement of the part, newest first."""
     params = query(HistoryQuery)
-    rows = service.part_movements(str(part_id), after=_time_cursor(params), limit=params.limit + 1)
+    rows = service.part_movements(
+        str(part_id), after=params.keyset(datetime, str), limit=params.limit + 1
+    )
     return json_response(_movement_page(rows, params.limit))
 
 
@@ -696,7 +625,7 @@ class ScheduleUpdate(ApiModel):
         return _no_nulls(data, {"interval_days", "cron", "description"})
 
 
-class ScheduleOut(Out):
+class ScheduleOut(OutModel):
     id: str
     asset_id: str
     interval_days: int | None
@@ -713,40 +642,27 @@ class ScheduleOut(Out):
     updated_at: datetime
 
 
-class SchedulePage(Out):
-    items: list[ScheduleOut]
-    next_cursor: str | None
-
-
 class ScheduleQuery(PageQuery):
     asset_id: UUID | None = None
     active: bool | None = None
 
 
-def _schedule(row: dict[str, Any]) -> dict[str, Any]:
-    return ScheduleOut.model_validate(row).model_dump(mode="json")
-
-
-def _schedule_data(data: BaseModel, *, exclude_unset: bool) -> dict[str, Any]:
-    values = data.model_dump(exclude_unset=exclude_unset)
-    if "asset_id" in values:
-        values["asset_id"] = _str(values["asset_id"])
-    return values
+_schedule = _shape(ScheduleOut)
 
 
 @app.get("/api/pm-schedules")
-@describe("List PM schedules", query=ScheduleQuery, response=SchedulePage)
+@describe("List PM schedules", query=ScheduleQuery, response=Page[ScheduleOut])
 def list_schedules() -> flask.Response:
     """PM schedules, soonest due first, filtered by asset_id and active."""
     params = query(ScheduleQuery)
     rows = service.list_schedules(
         asset_id=_str(params.asset_id),
         active=params.active,
-        after=_time_cursor(params),
+        after=params.keyset(datetime, str),
         limit=params.limit + 1,
     )
     return json_response(
-        page(rows, params.limit, key=lambda r: (r["next_due_at"], r["id"]), shape=_schedule)
+        page(rows, params.limit, key=lambda s: (s.next_due_at, s.id), shape=_schedule)
     )
 
 
@@ -759,9 +675,9 @@ def create_schedule() -> flask.Response:
     """A preventive-maintenance schedule: maintenance-pm-tick creates its work orders when
     they fall due, once per due time."""
     data = body(ScheduleCreate)
-    row = service.create_schedule(_actor(), _schedule_data(data, exclude_unset=False))
+    schedule = service.create_schedule(_actor(), **_ids(data.model_dump(), "asset_id"))
     return json_response(
-        _schedule(row), 201, headers={"Location": f"/api/pm-schedules/{row['id']}"}
+        _schedule(schedule), 201, headers={"Location": f"/api/pm-schedules/{schedule.id}"}
     )
 
 
@@ -778,23 +694,21 @@ def get_schedule(schedule_id: UUID) -> flask.Response:
 def update_schedule(schedule_id: UUID) -> flask.Response:
     """Change the given fields; to switch recurrence send the new one and null the other."""
     data = body(ScheduleUpdate)
-    row = service.update_schedule(
-        _actor(), str(schedule_id), _schedule_data(data, exclude_unset=True)
-    )
-    return json_response(_schedule(row))
+    changes = _ids(data.model_dump(exclude_unset=True), "asset_id")
+    return json_response(_schedule(service.update_schedule(_actor(), str(schedule_id), changes)))
 
 
 # --- stats -------------------------------------------------------------------------------------
 
 
-class TrendDay(Out):
+class TrendDay(OutModel):
     date: date
     created: int
     completed: int
     overdue: int = Field(description="Orders overdue at the end of that day.")
 
 
-class LowStockPart(Out):
+class LowStockPart(OutModel):
     id: str
     sku: str
     name: str
@@ -804,7 +718,7 @@ class LowStockPart(Out):
     location: str | None
 
 
-class StatsOut(Out):
+class StatsOut(OutModel):
     work_orders_total: int
     work_orders_active: int = Field(description="open, assigned, in_progress, on_hold")
     work_orders_by_status: dict[str, int]
@@ -827,4 +741,4 @@ class StatsOut(Out):
 def stats() -> flask.Response:
     """Work orders by status and priority, overdue, mean time to repair, assets down, parts
     at or below their reorder point, and a 14-day trend of created/completed/overdue."""
-    return json_response(StatsOut.model_validate(service.stats()).model_dump(mode="json"))
+    return json_response(_shape(StatsOut)(service.stats()))

@@ -1,5 +1,7 @@
 """Entry points of the maintenance context."""
 
+from dataclasses import asdict
+
 import flask
 import functions_framework
 
@@ -23,4 +25,4 @@ def on_user_event(event: Received) -> None:
 @functions_framework.http
 @scheduled
 def pm_tick(tick: Tick) -> dict:
-    return service.run_due_schedules(tick.schedule_time)
+    return asdict(service.run_due_schedules(tick.schedule_time))

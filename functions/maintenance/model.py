@@ -9,31 +9,32 @@ orders assigned to them; managers and admins make every allowed move.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 from croniter import croniter
 
 from shared.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
 
 # --- vocabularies ----------------------------------------------------------------------------
+# The Literals are the vocabularies (api.py's request and response models use them); the tuples
+# the code iterates over derive from them.
 
-ASSET_STATUSES = ("operational", "degraded", "down", "retired")
-CRITICALITIES = ("low", "medium", "high", "critical")
-PRIORITIES = ("low", "medium", "high", "urgent")
-WORK_ORDER_TYPES = ("corrective", "preventive", "inspection")
-WORK_ORDER_STATUSES = (
-    "open",
-    "assigned",
-    "in_progress",
-    "on_hold",
-    "completed",
-    "closed",
-    "cancelled",
-)
-MOVEMENT_KINDS = ("receive", "consume", "adjust")
-PM_TYPES = ("preventive", "inspection")
+AssetStatus = Literal["operational", "degraded", "down", "retired"]
+LiveAssetStatus = Literal["operational", "degraded", "down"]  # what a new asset may start as
+Criticality = Literal["low", "medium", "high", "critical"]
+Priority = Literal["low", "medium", "high", "urgent"]
+WorkOrderType = Literal["corrective", "preventive", "inspection"]
+WorkOrderStatus = Literal[
+    "open", "assigned", "in_progress", "on_hold", "completed", "closed", "cancelled"
+]
+MovementKind = Literal["receive", "consume", "adjust"]
+PmType = Literal["preventive", "inspection"]  # the work-order types a PM schedule creates
+
+ASSET_STATUSES: tuple[AssetStatus, ...] = get_args(AssetStatus)
+PRIORITIES: tuple[Priority, ...] = get_args(Priority)
+WORK_ORDER_STATUSES: tuple[WorkOrderStatus, ...] = get_args(WorkOrderStatus)
 
 # Work still to do: counts as "open work", can be overdue, keeps an asset from retiring.
 ACTIVE = frozenset({"open", "assigned", "in_progress", "on_hold"})
@@ -210,6 +211,198 @@ class Actor:
 SYSTEM = Actor(id="system", roles=("admin",))
 
 
+# --- domain objects ------------------------------------------------------------------------------
+# What store.py reads and service.py returns; api.py shapes them with its OutModels.
+
+
+@dataclass(frozen=True)
+class User:
+    """The local copy of a user of the users context (fed by its events)."""
+
+    id: str
+    email: str
+    name: str
+    roles: tuple[str, ...]
+    active: bool
+    deleted: bool
+    version: int  # the users-context version applied
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Asset:
+    id: str
+    tag: str
+    name: str
+    category: str | None
+    location: str | None
+    parent_id: str | None
+    status: AssetStatus
+    criticality: Criticality
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    retired_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewWorkOrder:
+    """What a new work order is made of (by a manager, or by the PM tick from a schedule)."""
+
+    title: str
+    asset_id: str
+    priority: Priority
+    type: WorkOrderType
+    description: str | None = None
+    due_date: date | None = None
+    assignee_id: str | None = None
+    labour_notes: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkOrder:
+    """A work order with its asset's tag and name and its assignee's name. `overdue` is as of
+    the day the service read it (`as_of`)."""
+
+    id: str
+    number: int
+    title: str
+    description: str | None
+    asset_id: str
+    priority: Priority
+    type: WorkOrderType
+    status: WorkOrderStatus
+    due_date: date | None
+    assignee_id: str | None
+    labour_notes: str | None
+    pm_schedule_id: str | None
+    created_by: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    closed_at: datetime | None
+    cancelled_at: datetime | None
+    resolved_at: datetime | None
+    asset_tag: str | None = None
+    asset_name: str | None = None
+    assignee_name: str | None = None
+    overdue: bool = False
+
+    @property
+    def allowed_transitions(self) -> tuple[str, ...]:
+        return allowed_moves(self.status)
+
+    def as_of(self, today: date) -> WorkOrder:
+        return replace(self, overdue=is_overdue(self.status, self.due_date, today))
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One entry of a work order's status log (its creation included: from_status None)."""
+
+    id: str
+    work_order_id: str
+    from_status: WorkOrderStatus | None
+    to_status: WorkOrderStatus
+    reason: str | None
+    actor_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Part:
+    id: str
+    sku: str
+    name: str
+    unit: str
+    stock: int
+    reorder_point: int
+    location: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def low_stock(self) -> bool:
+        return is_low(self.stock, self.reorder_point)
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One entry of the stock ledger: `delta` is the signed effect of `quantity` (as entered)."""
+
+    id: str
+    part_id: str
+    kind: MovementKind
+    quantity: int
+    delta: int
+    stock_after: int
+    note: str | None
+    work_order_id: str | None
+    actor_id: str
+    created_at: datetime
+    sku: str | None = None
+    part_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A preventive-maintenance schedule: exactly one of `interval_days` and `cron`."""
+
+    id: str
+    asset_id: str
+    interval_days: int | None
+    cron: str | None
+    title: str
+    description: str | None
+    priority: Priority
+    type: PmType
+    next_due_at: datetime
+    active: bool
+    last_generated_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class TickReport:
+    """What one PM tick did at `schedule_time`."""
+
+    schedule_time: datetime
+    due: int
+    created: int
+    work_order_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TrendDay:
+    date: date
+    created: int
+    completed: int
+    overdue: int  # orders overdue at the end of that day
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The dashboard's figures."""
+
+    work_orders_total: int
+    work_orders_active: int
+    work_orders_by_status: dict[str, int]
+    work_orders_by_priority: dict[str, int]
+    overdue: int
+    mttr_hours: float | None
+    mttr_sample: int
+    assets_down: int
+    assets_by_status: dict[str, int]
+    low_stock_count: int
+    low_stock_parts: tuple[Part, ...]
+    trend: tuple[TrendDay, ...]
+    generated_at: datetime
+
+
 # --- work orders -------------------------------------------------------------------------------
 
 
@@ -291,13 +484,13 @@ def is_overdue(status: str, due_date: date | None, today: date) -> bool:
     return due_date is not None and due_date < today and status in ACTIVE
 
 
-def usable_assignee(user: dict[str, Any] | None) -> str | None:
+def usable_assignee(user: User | None) -> str | None:
     """Why a local user copy cannot be assigned (None when it can)."""
     if user is None:
         return "no such user"
-    if not user["active"] or user.get("deleted"):
+    if not user.active or user.deleted:
         return "the user is not active"
-    if not ASSIGNABLE_ROLES & set(user["roles"]):
+    if not ASSIGNABLE_ROLES & set(user.roles):
         return "the user has none of the roles operator, manager, admin"
     return None
 
@@ -348,12 +541,6 @@ def stock_delta(kind: str, quantity: int) -> int:
             raise ValueError("an adjustment must not be zero")
         return quantity
     raise ValueError(f"unknown movement kind {kind!r}")
-
-
-def stock_after(stock: int, delta: int) -> int | None:
-    """The stock after applying `delta`, or None when it would go below zero."""
-    after = stock + delta
-    return after if after >= 0 else None
 
 
 def crossed_reorder_point(before: int, after: int, reorder_point: int) -> bool:

@@ -122,7 +122,7 @@ def _ok(resp: requests.Response, *statuses: int) -> Any:
 
 
 def _find(http: requests.Session, url: str, key: str, value: str) -> dict[str, Any]:
-    items = _ok(http.get(url, params={"q": value, "limit": 100}, timeout=30))["items"]
+    items = _ok(http.get(url, params={"q": value, "limit": "100"}, timeout=30))["items"]
     for item in items:
         if item[key].lower() == value.lower():
             return item
@@ -130,9 +130,9 @@ def _find(http: requests.Session, url: str, key: str, value: str) -> dict[str, A
 
 
 def _operator(http: requests.Session, base: str) -> str | None:
-    users = _ok(http.get(f"{base}/api/users", params={"q": "operator", "limit": 100}, timeout=30))[
-        "items"
-    ]
+    users = _ok(
+        http.get(f"{base}/api/users", params={"q": "operator", "limit": "100"}, timeout=30)
+    )["items"]
     for user in users:
         if user["email"] == OPERATOR_EMAIL:
             return user["id"]
@@ -218,7 +218,7 @@ def run(http: requests.Session, base_url: str) -> None:
             http.get(
                 f"{base_url}/api/work-orders",
                 timeout=30,
-                params={"asset_id": assets[tag], "q": title, "limit": 100},
+                params={"asset_id": assets[tag], "q": title, "limit": "100"},
             )
         )["items"]
         if any(w["title"] == title for w in existing):
@@ -265,7 +265,7 @@ def run(http: requests.Session, base_url: str) -> None:
             http.get(
                 f"{base_url}/api/pm-schedules",
                 timeout=30,
-                params={"asset_id": assets[tag], "limit": 100},
+                params={"asset_id": assets[tag], "limit": "100"},
             )
         )["items"]
         if any(s["title"] == title for s in existing):

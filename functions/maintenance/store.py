@@ -1,15 +1,18 @@
 """Maintenance's tables (schema `maintenance`) and the queries on them. PostgreSQL and SQLite.
 
-Datetimes are UTC (SQLite keeps them naive: rows read back go through `utc()`); due dates are
-calendar dates. Work-order numbers come from a one-row counter (`counters`), so they are dense
-and human-friendly on both databases. Lists are keyset-paginated on a unique sort key. The
-`users` table is the local copy of the users context's users, fed by its events.
+Queries return the domain objects of `model`: rows go through `_values` (`shared.db.as_dict`,
+timestamps back in UTC as SQLite keeps them naive, plus due dates as calendar dates and the
+users copy's roles from JSON). Work-order numbers come from a one-row counter (`counters`), so
+they are dense and human-friendly on both databases. Lists are keyset-paginated on a unique
+sort key and take the decoded cursor tuple. The `users` table is the local copy of the users
+context's users, fed by its events.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -33,13 +36,14 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from functions.maintenance import model
 from functions.maintenance.model import ACTIVE
 from shared import db
+from shared.db import as_dict, insert
 from shared.events import outbox_table
 
 SCHEMA = "maintenance"
@@ -223,13 +227,8 @@ WORK_ORDER_COUNTER = "work_orders"
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _day(value: Any) -> date | None:
+    """A calendar date, whatever the dialect hands back for a DATE column."""
     if value is None or isinstance(value, date) and not isinstance(value, datetime):
         return value
     if isinstance(value, datetime):
@@ -237,37 +236,21 @@ def _day(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-_TIMESTAMPS = (
-    "created_at",
-    "updated_at",
-    "retired_at",
-    "completed_at",
-    "closed_at",
-    "cancelled_at",
-    "resolved_at",
-    "next_due_at",
-    "last_generated_at",
-    "at",
-    "due_at",
-)
-
-
-def as_dict(row: Row[Any]) -> dict[str, Any]:
-    out = dict(row._mapping)
-    for key in _TIMESTAMPS:
-        if key in out:
-            out[key] = utc(out[key])
+def _values(row: Row[Any]) -> dict[str, Any]:
+    """A row's values (`shared.db.as_dict`: timestamps in UTC) plus maintenance's own
+    conversions: `due_date` as a calendar date, `roles` from its JSON text."""
+    out = as_dict(row)
     if "due_date" in out:
         out["due_date"] = _day(out["due_date"])
-    if "roles" in out and isinstance(out["roles"], str):
-        out["roles"] = json.loads(out["roles"])
+    if isinstance(out.get("roles"), str):
+        out["roles"] = tuple(json.loads(out["roles"]))
     return out
 
 
-def _insert(session: Session, table: Table) -> Any:
-    """A dialect INSERT that knows ON CONFLICT (PostgreSQL and SQLite spell it the same)."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+def _columns(table: Table, obj: Any, **extra: Any) -> dict[str, Any]:
+    """The values of `table`'s columns taken from a domain object (and `extra`)."""
+    values = {**asdict(obj), **extra}
+    return {c.name: values[c.name] for c in table.columns if c.name in values}
 
 
 def _contains(column: Any, needle: str) -> ColumnElement[bool]:
@@ -307,7 +290,7 @@ def upsert_user(
         "version": version,
         "updated_at": now,
     }
-    stmt = _insert(session, users).values(**values)
+    stmt = insert(session, users).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=[users.c.id],
         set_={k: stmt.excluded[k] for k in values if k != "id"},
@@ -316,20 +299,20 @@ def upsert_user(
     return session.execute(stmt).first() is not None
 
 
-def user(session: Session, user_id: str) -> dict[str, Any] | None:
+def user(session: Session, user_id: str) -> model.User | None:
     row = session.execute(select(users).where(users.c.id == user_id)).first()
-    return as_dict(row) if row is not None else None
+    return model.User(**_values(row)) if row is not None else None
 
 
 # --- assets ------------------------------------------------------------------------------------
 
 
-def asset(session: Session, asset_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+def asset(session: Session, asset_id: str, *, lock: bool = False) -> model.Asset | None:
     stmt = select(assets).where(assets.c.id == asset_id)
     if lock:
         stmt = stmt.with_for_update()
     row = session.execute(stmt).first()
-    return as_dict(row) if row is not None else None
+    return model.Asset(**_values(row)) if row is not None else None
 
 
 def tag_taken(session: Session, tag: str, *, other_than: str | None = None) -> bool:
@@ -339,8 +322,8 @@ def tag_taken(session: Session, tag: str, *, other_than: str | None = None) -> b
     return session.execute(stmt.limit(1)).first() is not None
 
 
-def insert_asset(session: Session, **values: Any) -> None:
-    session.execute(assets.insert().values(**values))
+def insert_asset(session: Session, asset: model.Asset) -> None:
+    session.execute(assets.insert().values(**_columns(assets, asset)))
 
 
 def change_asset(session: Session, asset_id: str, **values: Any) -> None:
@@ -396,9 +379,9 @@ def search_assets(
     roots: bool,
     criticality: Sequence[str] | None,
     q: str | None,
-    after: str | None,
+    after: tuple[str] | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[model.Asset]:
     """Assets in tag order after the keyset `after`. Retired assets only when asked for by
     `statuses`."""
     stmt = select(assets)
@@ -418,9 +401,9 @@ def search_assets(
     if q:
         stmt = stmt.where(or_(_contains(assets.c.tag, q), _contains(assets.c.name, q)))
     if after is not None:
-        stmt = stmt.where(assets.c.tag > after)
+        stmt = stmt.where(assets.c.tag > after[0])
     rows = session.execute(stmt.order_by(assets.c.tag).limit(limit)).all()
-    return [as_dict(r) for r in rows]
+    return [model.Asset(**_values(r)) for r in rows]
 
 
 # --- work orders -------------------------------------------------------------------------------
@@ -436,7 +419,7 @@ def next_number(session: Session) -> int:
     ).scalar()
     if value is None:  # first order ever (the migration seeds the row; be safe anyway)
         session.execute(
-            _insert(session, counters)
+            insert(session, counters)
             .values(name=WORK_ORDER_COUNTER, value=0)
             .on_conflict_do_nothing(index_elements=[counters.c.name])
         )
@@ -462,18 +445,19 @@ def _with_names(page: Any) -> Any:
     )
 
 
-def work_order(session: Session, wo_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+def work_order(session: Session, wo_id: str, *, lock: bool = False) -> model.WorkOrder | None:
     if lock:  # lock the order's row only (not the joined asset and user rows)
         session.execute(
             select(work_orders.c.id).where(work_orders.c.id == wo_id).with_for_update()
         ).first()
     one = select(work_orders).where(work_orders.c.id == wo_id).subquery("wo")
     row = session.execute(_with_names(one)).first()
-    return as_dict(row) if row is not None else None
+    return model.WorkOrder(**_values(row)) if row is not None else None
 
 
-def insert_work_order(session: Session, **values: Any) -> None:
-    session.execute(work_orders.insert().values(**values))
+def insert_work_order(session: Session, new: model.NewWorkOrder, **values: Any) -> None:
+    """A new order from `new` and the fields the service sets (id, number, status, ...)."""
+    session.execute(work_orders.insert().values(**_columns(work_orders, new, **values)))
 
 
 def change_work_order(session: Session, wo_id: str, **values: Any) -> None:
@@ -484,13 +468,13 @@ def log_transition(session: Session, **values: Any) -> None:
     session.execute(work_order_log.insert().values(**values))
 
 
-def transitions_of(session: Session, wo_id: str) -> list[dict[str, Any]]:
+def transitions_of(session: Session, wo_id: str) -> list[model.Transition]:
     rows = session.execute(
         select(work_order_log)
         .where(work_order_log.c.work_order_id == wo_id)
         .order_by(work_order_log.c.at, work_order_log.c.id)
     ).all()
-    return [as_dict(r) for r in rows]
+    return [model.Transition(**_values(r)) for r in rows]
 
 
 def overdue_condition(today: date) -> ColumnElement[bool]:
@@ -508,9 +492,9 @@ def search_work_orders(
     overdue: bool | None,
     q: str | None,
     today: date,
-    after: int | None,
+    after: tuple[int] | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[model.WorkOrder]:
     """Work orders newest first (number descending) after the keyset `after`."""
     wo = work_orders
     stmt = select(wo)
@@ -538,18 +522,21 @@ def search_work_orders(
             cond = or_(cond, wo.c.number == int(needle))
         stmt = stmt.where(cond)
     if after is not None:
-        stmt = stmt.where(wo.c.number < after)
+        stmt = stmt.where(wo.c.number < after[0])
     page = stmt.order_by(wo.c.number.desc()).limit(limit).subquery("page")
     rows = session.execute(_with_names(page).order_by(page.c.number.desc())).all()
-    return [as_dict(r) for r in rows]
+    return [model.WorkOrder(**_values(r)).as_of(today) for r in rows]
 
 
 # --- parts -------------------------------------------------------------------------------------
 
 
-def part(session: Session, part_id: str) -> dict[str, Any] | None:
-    row = session.execute(select(parts).where(parts.c.id == part_id)).first()
-    return as_dict(row) if row is not None else None
+def part(session: Session, part_id: str, *, lock: bool = False) -> model.Part | None:
+    stmt = select(parts).where(parts.c.id == part_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = session.execute(stmt).first()
+    return model.Part(**_values(row)) if row is not None else None
 
 
 def sku_taken(session: Session, sku: str, *, other_than: str | None = None) -> bool:
@@ -559,15 +546,15 @@ def sku_taken(session: Session, sku: str, *, other_than: str | None = None) -> b
     return session.execute(stmt.limit(1)).first() is not None
 
 
-def insert_part(session: Session, **values: Any) -> None:
-    session.execute(parts.insert().values(**values))
+def insert_part(session: Session, part: model.Part) -> None:
+    session.execute(parts.insert().values(**_columns(parts, part)))
 
 
 def change_part(session: Session, part_id: str, **values: Any) -> None:
     session.execute(update(parts).where(parts.c.id == part_id).values(**values))
 
 
-def move_stock(session: Session, part_id: str, delta: int, now: datetime) -> dict[str, Any] | None:
+def move_stock(session: Session, part_id: str, delta: int, now: datetime) -> model.Part | None:
     """Apply `delta` to the stock atomically, only if it stays >= 0; the part after the
     change, or None when the stock does not allow it (or the part does not exist).
 
@@ -579,11 +566,11 @@ def move_stock(session: Session, part_id: str, delta: int, now: datetime) -> dic
         .values(stock=parts.c.stock + delta, version=parts.c.version + 1, updated_at=now)
         .returning(*parts.c)
     ).first()
-    return as_dict(row) if row is not None else None
+    return model.Part(**_values(row)) if row is not None else None
 
 
-def insert_movement(session: Session, **values: Any) -> None:
-    session.execute(part_movements.insert().values(**values))
+def insert_movement(session: Session, movement: model.Movement) -> None:
+    session.execute(part_movements.insert().values(**_columns(part_movements, movement)))
 
 
 def movements(
@@ -593,7 +580,7 @@ def movements(
     work_order_id: str | None = None,
     after: tuple[datetime, str] | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[model.Movement]:
     """Movements newest first, of one part or one work order."""
     m = part_movements
     stmt = select(m, parts.c.sku.label("sku"), parts.c.name.label("part_name")).select_from(
@@ -607,7 +594,7 @@ def movements(
         at, last_id = after
         stmt = stmt.where(or_(m.c.created_at < at, and_(m.c.created_at == at, m.c.id < last_id)))
     rows = session.execute(stmt.order_by(m.c.created_at.desc(), m.c.id.desc()).limit(limit)).all()
-    return [as_dict(r) for r in rows]
+    return [model.Movement(**_values(r)) for r in rows]
 
 
 def search_parts(
@@ -616,9 +603,9 @@ def search_parts(
     low_stock: bool | None,
     q: str | None,
     location: str | None,
-    after: str | None,
+    after: tuple[str] | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[model.Part]:
     stmt = select(parts)
     if low_stock is True:
         stmt = stmt.where(parts.c.stock <= parts.c.reorder_point)
@@ -629,9 +616,9 @@ def search_parts(
     if location:
         stmt = stmt.where(parts.c.location == location)
     if after is not None:
-        stmt = stmt.where(parts.c.sku > after)
+        stmt = stmt.where(parts.c.sku > after[0])
     rows = session.execute(stmt.order_by(parts.c.sku).limit(limit)).all()
-    return [as_dict(r) for r in rows]
+    return [model.Part(**_values(r)) for r in rows]
 
 
 # --- PM schedules ------------------------------------------------------------------------------
@@ -639,16 +626,16 @@ def search_parts(
 
 def schedule(
     session: Session, schedule_id: str, *, lock: bool = False, skip_locked: bool = False
-) -> dict[str, Any] | None:
+) -> model.Schedule | None:
     stmt = select(pm_schedules).where(pm_schedules.c.id == schedule_id)
     if lock:
         stmt = stmt.with_for_update(skip_locked=skip_locked)
     row = session.execute(stmt).first()
-    return as_dict(row) if row is not None else None
+    return model.Schedule(**_values(row)) if row is not None else None
 
 
-def insert_schedule(session: Session, **values: Any) -> None:
-    session.execute(pm_schedules.insert().values(**values))
+def insert_schedule(session: Session, schedule: model.Schedule) -> None:
+    session.execute(pm_schedules.insert().values(**_columns(pm_schedules, schedule)))
 
 
 def change_schedule(session: Session, schedule_id: str, **values: Any) -> None:
@@ -670,7 +657,7 @@ def claim_run(
 ) -> bool:
     """Record that (schedule, due time) is handled; False when it already was."""
     stmt = (
-        _insert(session, pm_runs)
+        insert(session, pm_runs)
         .values(schedule_id=schedule_id, due_at=due_at, work_order_id=work_order_id, created_at=now)
         .on_conflict_do_nothing(index_elements=[pm_runs.c.schedule_id, pm_runs.c.due_at])
         .returning(pm_runs.c.schedule_id)
@@ -685,7 +672,7 @@ def search_schedules(
     active: bool | None,
     after: tuple[datetime, str] | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[model.Schedule]:
     s = pm_schedules
     stmt = select(s)
     if asset_id:
@@ -696,7 +683,7 @@ def search_schedules(
         at, last_id = after
         stmt = stmt.where(or_(s.c.next_due_at > at, and_(s.c.next_due_at == at, s.c.id > last_id)))
     rows = session.execute(stmt.order_by(s.c.next_due_at, s.c.id).limit(limit)).all()
-    return [as_dict(r) for r in rows]
+    return [model.Schedule(**_values(r)) for r in rows]
 
 
 # --- stats -------------------------------------------------------------------------------------
@@ -772,7 +759,7 @@ def _overdue_per_day(
     return [int(v) for v in session.execute(select(*cols).select_from(wo).where(*where)).one()]
 
 
-def daily_trend(session: Session, first_day: date, days: int) -> list[dict[str, Any]]:
+def daily_trend(session: Session, first_day: date, days: int) -> list[model.TrendDay]:
     """Per day: orders created, orders completed, and orders overdue at the end of the day
     (due before that day, created by its end, not completed or cancelled by its end).
 
@@ -805,12 +792,12 @@ def daily_trend(session: Session, first_day: date, days: int) -> list[dict[str, 
         resolved=True,
     )
     return [
-        {
-            "date": first_day + timedelta(days=i),
-            "created": created[i],
-            "completed": completed[i],
-            "overdue": active[i] + resolved[i],
-        }
+        model.TrendDay(
+            date=first_day + timedelta(days=i),
+            created=created[i],
+            completed=completed[i],
+            overdue=active[i] + resolved[i],
+        )
         for i in range(days)
     ]
 
@@ -819,7 +806,7 @@ def assets_by_status(session: Session) -> dict[str, int]:
     return count_by(session, assets.c.status)
 
 
-def low_stock(session: Session, limit: int) -> tuple[int, list[dict[str, Any]]]:
+def low_stock(session: Session, limit: int) -> tuple[int, list[model.Part]]:
     """Parts at or below their reorder point: how many, and the `limit` furthest below."""
     low = parts.c.stock <= parts.c.reorder_point
     count = session.execute(select(func.count()).select_from(parts).where(low)).scalar_one()
@@ -829,4 +816,4 @@ def low_stock(session: Session, limit: int) -> tuple[int, list[dict[str, Any]]]:
         .order_by((parts.c.stock - parts.c.reorder_point), parts.c.sku)
         .limit(limit)
     ).all()
-    return int(count), [as_dict(r) for r in rows]
+    return int(count), [model.Part(**_values(r)) for r in rows]

@@ -9,6 +9,7 @@ import base64
 import json
 import threading
 import uuid
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -183,7 +184,7 @@ def test_user_events_keep_the_copy_and_ignore_older_versions():
     )
     with db.transaction() as tx:
         row = store.user(tx, uid)
-    assert (row["roles"], row["version"], row["active"]) == (["manager"], 3, True)
+    assert (list(row.roles), row.version, row.active) == (["manager"], 3, True)
     # the same version again is idempotent
     assert service.apply_user_event(
         received("user.updated", changed=["roles"], **user_facts(uid, 3, roles=["manager"]))
@@ -193,7 +194,7 @@ def test_user_events_keep_the_copy_and_ignore_older_versions():
     service.apply_user_event(received("user.created", **user_facts(uid, 1)))
     with db.transaction() as tx:
         row = store.user(tx, uid)
-    assert (row["active"], row["deleted"], row["version"]) == (False, True, 4)
+    assert (row.active, row.deleted, row.version) == (False, True, 4)
     assert not service.apply_user_event(received("password.changed", user_id=uid))
 
 
@@ -222,7 +223,7 @@ def test_on_user_event_entry_point_skips_duplicates():
     first = ff.post("/", json=push)
     assert first.status_code == 200 and first.get_json()["status"] == "processed"
     with db.transaction() as tx:
-        assert store.user(tx, uid)["email"] == user_facts(uid)["email"]
+        assert store.user(tx, uid).email == user_facts(uid)["email"]
     second = ff.post("/", json=push)
     assert second.status_code == 200 and second.get_json()["status"] == "duplicate"
 
@@ -829,7 +830,7 @@ def _orders_of_schedule(schedule_id):
         rows = tx.execute(
             select(store.work_orders).where(store.work_orders.c.pm_schedule_id == schedule_id)
         ).all()
-    return [store.as_dict(r) for r in rows]
+    return [db.as_dict(r) for r in rows]
 
 
 def test_pm_schedule_validation_and_crud(manager, viewer):
@@ -1065,7 +1066,7 @@ def test_stats_trend_counts_past_days_from_the_timestamps(manager):
     wo = new_order(manager, asset["id"])
     now = datetime.now(UTC)
     day = lambda n: TODAY - timedelta(days=n)  # noqa: E731
-    before = service.stats(now)["trend"]
+    before = service.stats(now).trend
     with db.transaction() as tx:
         tx.execute(
             store.work_orders.update()
@@ -1078,9 +1079,9 @@ def test_stats_trend_counts_past_days_from_the_timestamps(manager):
                 status="completed",
             )
         )
-    trend = service.stats(now)["trend"]
-    by_day = {t["date"]: t for t in trend}
-    old = {t["date"]: t for t in before}
+    trend = service.stats(now).trend
+    by_day = {t.date: asdict(t) for t in trend}
+    old = {t.date: asdict(t) for t in before}
     for n in range(14):
         d = day(n)
         expected = 1 if 3 <= n <= 7 else 0  # overdue from day-7 to day-3 (completed day-2)
@@ -1136,4 +1137,4 @@ def test_due_dates_are_dates(manager):
     assert wo["due_date"] == "2030-01-31"
     with db.transaction() as tx:
         row = store.work_order(tx, wo["id"])
-    assert row["due_date"] == date(2030, 1, 31)
+    assert row.due_date == date(2030, 1, 31)

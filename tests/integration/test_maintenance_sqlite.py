@@ -13,43 +13,24 @@ from sqlalchemy import inspect
 
 from functions.maintenance import model, service
 from functions.maintenance.api import app
-from shared import auth as sauth
 from shared import db
-from shared.config import settings
 from shared.events import Received
 from shared.migrate import _config, upgrade
+from tests.integration.support import Caller, configure, reset_platform
 
 MANAGER = model.Actor("m-" + uuid.uuid4().hex[:8], ("manager",))
 
 
 @pytest.fixture()
 def sqlite_env(tmp_path, monkeypatch, pubsub_emulator):
-    monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
-    monkeypatch.setenv("SWITCHYARD_ENV", "test")
-    for name in (
-        "DATABASE_URL",
-        "INSTANCE_CONNECTION_NAME",
-        "SWITCHYARD_DEPLOYMENT",
-        "K_SERVICE",
-        "JWT_SIGNING_KEY",
-        "JWT_PUBLIC_KEYS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+    configure(monkeypatch, SWITCHYARD_LOCAL_DIR=str(tmp_path))
     upgrade("maintenance")
     yield tmp_path
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+    reset_platform()
 
 
 def client(roles, sub=None):
-    token, _ = sauth.issue_access_token(sub or str(uuid.uuid4()), list(roles))
-    c = app.test_client()
-    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    return c
+    return Caller(app, roles, sub)
 
 
 def ok(resp, status=200):
@@ -206,30 +187,26 @@ def test_main_paths_on_sqlite(sqlite_env):
 def test_pm_tick_twice_on_sqlite(sqlite_env):
     asset = service.create_asset(
         MANAGER,
-        {
-            "tag": "PUMP",
-            "name": "Pump",
-            "category": None,
-            "location": None,
-            "parent_id": None,
-            "status": "operational",
-            "criticality": "high",
-        },
+        tag="PUMP",
+        name="Pump",
+        category=None,
+        location=None,
+        parent_id=None,
+        status="operational",
+        criticality="high",
     )
     now = datetime.now(UTC)
     sched = service.create_schedule(
         MANAGER,
-        {
-            "asset_id": asset["id"],
-            "title": "Grease",
-            "interval_days": 7,
-            "cron": None,
-            "description": None,
-            "priority": "medium",
-            "type": "preventive",
-            "active": True,
-            "next_due_at": now - timedelta(hours=2),
-        },
+        asset_id=asset.id,
+        title="Grease",
+        interval_days=7,
+        cron=None,
+        description=None,
+        priority="medium",
+        type="preventive",
+        active=True,
+        next_due_at=now - timedelta(hours=2),
     )
     results = []
     threads = [
@@ -241,8 +218,8 @@ def test_pm_tick_twice_on_sqlite(sqlite_env):
     for t in threads:
         t.join(30)
     results.append(service.run_due_schedules(now))
-    assert sum(r["created"] for r in results) == 1
-    orders = service.asset_history(asset["id"], after=None, limit=10)
-    assert [(o["pm_schedule_id"], o["type"]) for o in orders] == [(sched["id"], "preventive")]
-    nxt = service.get_schedule(sched["id"])["next_due_at"]
-    assert nxt == sched["next_due_at"] + timedelta(days=7)
+    assert sum(r.created for r in results) == 1
+    orders = service.asset_history(asset.id, after=None, limit=10)
+    assert [(o.pm_schedule_id, o.type) for o in orders] == [(sched.id, "preventive")]
+    nxt = service.get_schedule(sched.id).next_due_at
+    assert nxt == sched.next_due_at + timedelta(days=7)
