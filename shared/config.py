@@ -84,6 +84,12 @@ class Settings:
     bootstrap_admin_password: str = field(default="", repr=False)
     login_max_failures: int = 5
     login_window_s: int = 900
+    # agents: what the investigations call impossible, a stall, off the corridor; route solver
+    agents_max_speed_kmh: float = 900.0
+    agents_stall_hours: float = 48.0
+    agents_corridor_km: float = 200.0
+    agents_route_speed_kmh: float = 50.0
+    agents_route_time_limit_ms: int = 1000
     # misc
     log_level: str = "INFO"
     in_cloud: bool = False
@@ -143,6 +149,11 @@ def _load() -> Settings:
         bootstrap_admin_password=os.environ.get("BOOTSTRAP_ADMIN_PASSWORD", ""),
         login_max_failures=_int("LOGIN_MAX_FAILURES", 5),
         login_window_s=_int("LOGIN_WINDOW_S", 900),
+        agents_max_speed_kmh=float(os.environ.get("AGENTS_MAX_SPEED_KMH", "900")),
+        agents_stall_hours=float(os.environ.get("AGENTS_STALL_HOURS", "48")),
+        agents_corridor_km=float(os.environ.get("AGENTS_CORRIDOR_KM", "200")),
+        agents_route_speed_kmh=float(os.environ.get("AGENTS_ROUTE_SPEED_KMH", "50")),
+        agents_route_time_limit_ms=_int("AGENTS_ROUTE_TIME_LIMIT_MS", 1000),
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         in_cloud=bool(os.environ.get("K_SERVICE")) and env not in ("local", "test"),
         secret_backend=os.environ.get("SECRET_BACKEND", "").strip().lower(),
