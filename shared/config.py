@@ -93,6 +93,11 @@ class Settings:
     # misc
     log_level: str = "INFO"
     in_cloud: bool = False
+    # source context: GitHub's REST API (a local fake in tests), the token's secret name, and
+    # the region whose Cloud Scheduler runs the jobs (monitor start/stop)
+    github_api_url: str = "https://api.github.com"
+    github_token_secret: str = "github-token"  # noqa: S105 - a secret name, not a secret
+    region: str = ""
     # secrets (shared.secrets): "" = Secret Manager outside local, else the local file store
     secret_backend: str = ""  # "" | local | secretmanager
     secretmanager_endpoint: str = "https://secretmanager.googleapis.com"
@@ -156,6 +161,9 @@ def _load() -> Settings:
         agents_route_time_limit_ms=_int("AGENTS_ROUTE_TIME_LIMIT_MS", 1000),
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         in_cloud=bool(os.environ.get("K_SERVICE")) and env not in ("local", "test"),
+        github_api_url=os.environ.get("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
+        github_token_secret=os.environ.get("GITHUB_TOKEN_SECRET", "github-token"),  # noqa: S105
+        region=os.environ.get("GOOGLE_CLOUD_REGION", os.environ.get("FUNCTION_REGION", "")),
         secret_backend=os.environ.get("SECRET_BACKEND", "").strip().lower(),
         secretmanager_endpoint=os.environ.get(
             "SECRETMANAGER_ENDPOINT", "https://secretmanager.googleapis.com"
