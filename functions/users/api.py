@@ -5,7 +5,6 @@ Any authenticated user may read users; creating, changing and deleting them is f
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -18,6 +17,8 @@ from shared import auth as sauth
 from shared.http import (
     ApiModel,
     BadRequest,
+    OutModel,
+    Page,
     PageQuery,
     body,
     create_app,
@@ -26,6 +27,7 @@ from shared.http import (
     page,
     query,
 )
+from shared.roles import ROLES
 
 app = create_app("users")
 
@@ -40,7 +42,7 @@ Password = Annotated[
 Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(model.normalize_email)]
 Roles = Annotated[
     list[str],
-    Field(min_length=1, description="Subset of " + ", ".join(sauth.ROLES)),
+    Field(min_length=1, description="Subset of " + ", ".join(ROLES)),
     AfterValidator(model.normalize_roles),
 ]
 
@@ -71,7 +73,7 @@ class UserUpdate(ApiModel):
         return data
 
 
-class UserOut(ApiModel):
+class UserOut(OutModel):
     id: str
     email: str
     name: str
@@ -80,11 +82,6 @@ class UserOut(ApiModel):
     version: int
     created_at: datetime
     updated_at: datetime
-
-
-class UserPage(ApiModel):
-    items: list[UserOut]
-    next_cursor: str | None
 
 
 class UserQuery(PageQuery):
@@ -96,28 +93,24 @@ class UserQuery(PageQuery):
     @field_validator("role")
     @classmethod
     def _role(cls, value: str | None) -> str | None:
-        if value is not None and value not in sauth.ROLES:
-            raise ValueError(f"must be one of {', '.join(sauth.ROLES)}")
+        if value is not None and value not in ROLES:
+            raise ValueError(f"must be one of {', '.join(ROLES)}")
         return value
 
-    def keyset(self) -> tuple[Any, str] | None:
-        """The cursor as (sort value, id); a cursor of another sort order is refused."""
-        key = self.after()
+    def sort_key(self) -> tuple[Any, str] | None:
+        """The cursor as (sort value, id). Cursors carry their sort order, `(sort, value, id)`:
+        a cursor of another sort order is refused (400)."""
+        key = self.keyset(str, datetime if self.sort == "created_at" else str, str)
         if key is None:
             return None
-        try:
-            sort, value, last_id = key
-            if sort != self.sort or not isinstance(value, str) or not isinstance(last_id, str):
-                raise ValueError
-            if sort == "created_at":
-                return datetime.fromisoformat(value.replace("Z", "+00:00")), last_id
-            return value, last_id
-        except ValueError:
-            raise BadRequest("The cursor is not valid for this sort order.") from None
+        sort, value, last_id = key
+        if sort != self.sort:
+            raise BadRequest("The cursor is not valid for this sort order.")
+        return value, last_id
 
 
-def _out(user: service.User) -> dict[str, Any]:
-    return UserOut(**asdict(user)).model_dump(mode="json")
+def _out(user: model.User) -> dict[str, Any]:
+    return UserOut.model_validate(user).model_dump(mode="json")
 
 
 def _caller_authorization() -> str | None:
@@ -126,7 +119,7 @@ def _caller_authorization() -> str | None:
 
 
 @app.get("/api/users")
-@describe("List and search users", query=UserQuery, response=UserPage)
+@describe("List and search users", query=UserQuery, response=Page[UserOut])
 def list_users() -> flask.Response:
     """Users, filtered by `q` (name or email, case-insensitive), `role` and `active`, in
     `sort` order (created_at or email), a page at a time (`next_cursor`)."""
@@ -136,7 +129,7 @@ def list_users() -> flask.Response:
         role=params.role,
         active=params.active,
         sort=params.sort,
-        after=params.keyset(),
+        after=params.sort_key(),
         limit=params.limit + 1,
     )
     return json_response(

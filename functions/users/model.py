@@ -4,6 +4,9 @@ what an admin may not do to their own account, and the context's errors. No I/O 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shared.errors import BadGateway, Conflict, NotFound, Problem, Unprocessable
@@ -47,6 +50,23 @@ class AuthUnavailable(UsersError, BadGateway):
     """auth could not store the password; nothing was changed."""
 
 
+# --- domain objects ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class User:
+    """A live user (a deleted one is gone for every reader). Never holds a credential."""
+
+    id: str
+    email: str
+    name: str
+    roles: list[str]
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
 # --- rules -------------------------------------------------------------------------------
 
 
@@ -70,7 +90,7 @@ def normalize_roles(roles: list[str] | tuple[str, ...]) -> list[str]:
     return sorted(set(roles))
 
 
-def changed_fields(current: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+def changed_fields(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     """Names of the fact fields whose wanted value differs from the current one, in order."""
     return [f for f in FACT_FIELDS if f in wanted and wanted[f] != current[f]]
 

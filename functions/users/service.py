@@ -9,7 +9,7 @@ refusal from auth rolls the whole change back.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,37 +26,23 @@ from shared.events import emit
 _log = slog.get_logger("switchyard.users")
 
 
-@dataclass(frozen=True)
-class User:
-    id: str
-    email: str
-    name: str
-    roles: list[str]
-    active: bool
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, row: dict[str, Any]) -> User:
-        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
-
-    def facts(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "email": self.email,
-            "name": self.name,
-            "roles": self.roles,
-            "active": self.active,
-            "version": self.version,
-        }
+def _facts(user: model.User) -> dict[str, Any]:
+    """What the user events carry: the user's facts and version, never a credential."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "roles": user.roles,
+        "active": user.active,
+        "version": user.version,
+    }
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _store_password(user: User, password: str, authorization: str | None) -> None:
+def _store_password(user: model.User, password: str, authorization: str | None) -> None:
     """Have auth store the password (and the login facts) of `user`; raise to roll back."""
     payload = {
         "email": user.email,
@@ -100,9 +86,9 @@ def create_user(
     roles: list[str],
     password: str | None,
     authorization: str | None = None,
-) -> User:
+) -> model.User:
     now = _now()
-    user = User(
+    user = model.User(
         id=str(uuid.uuid4()),
         email=email,
         name=name,
@@ -118,13 +104,13 @@ def create_user(
             if store.email_taken(tx, email):
                 raise model.UserExists()
             try:
-                store.insert(tx, **user.facts(), created_at=now, updated_at=now)
+                store.add(tx, user)
             except IntegrityError:  # a concurrent create with the same email won
                 raise model.UserExists() from None
             if password is not None:
                 _store_password(user, password, authorization)
                 handed_over = True
-            emit(tx, UserCreated(**user.facts()))
+            emit(tx, UserCreated(**_facts(user)))
     except Exception:
         if handed_over:  # auth holds a credential for a user that was never committed
             _withdraw_credential(user, authorization)
@@ -132,7 +118,7 @@ def create_user(
     return user
 
 
-def _withdraw_credential(user: User, authorization: str | None) -> None:
+def _withdraw_credential(user: model.User, authorization: str | None) -> None:
     """Best effort: deactivate the credential auth stored for a create that then failed."""
     headers = {"Authorization": authorization} if authorization else None
     facts = {"email": user.email, "roles": user.roles, "active": False, "version": user.version}
@@ -145,12 +131,12 @@ def _withdraw_credential(user: User, authorization: str | None) -> None:
         _log.error("could not deactivate the credential of uncommitted user %s", user.id)
 
 
-def get_user(user_id: str) -> User:
+def get_user(user_id: str) -> model.User:
     with db.transaction() as tx:
-        row = store.get(tx, user_id)
-    if row is None:
+        user = store.get(tx, user_id)
+    if user is None:
         raise model.UserNotFound()
-    return User.of(row)
+    return user
 
 
 def update_user(
@@ -160,36 +146,30 @@ def update_user(
     password: str | None,
     actor_id: str,
     authorization: str | None = None,
-) -> User:
+) -> model.User:
     """Apply a partial update (only the given fields); bump the version if anything changed.
     A password alone does not change the user row (auth keeps it)."""
     now = _now()
     with db.transaction() as tx:
-        row = store.get(tx, user_id, lock=True)
-        if row is None:
+        current = store.get(tx, user_id, lock=True)
+        if current is None:
             raise model.UserNotFound()
-        changed = model.changed_fields(row, changes)
-        wanted = {**row, **{f: changes[f] for f in changed}}
-        model.check_self_change(actor_id, user_id, active=wanted["active"], roles=wanted["roles"])
-        if "email" in changed and store.email_taken(tx, wanted["email"], other_than=user_id):
+        changed = model.changed_fields(asdict(current), changes)
+        edits = {f: changes[f] for f in changed}
+        user = replace(current, **edits)
+        model.check_self_change(actor_id, user_id, active=user.active, roles=user.roles)
+        if "email" in changed and store.email_taken(tx, user.email, other_than=user_id):
             raise model.UserExists()
         if changed:
-            wanted.update(version=row["version"] + 1, updated_at=now)
+            user = replace(user, version=current.version + 1, updated_at=now)
             try:
-                store.change(
-                    tx,
-                    user_id,
-                    **{f: wanted[f] for f in changed},
-                    version=wanted["version"],
-                    updated_at=now,
-                )
+                store.change(tx, user_id, **edits, version=user.version, updated_at=now)
             except IntegrityError:
                 raise model.UserExists() from None
-        user = User.of(wanted)
         if password is not None:
             _store_password(user, password, authorization)
         if changed:
-            emit(tx, UserUpdated(**user.facts(), changed=changed))
+            emit(tx, UserUpdated(**_facts(user), changed=changed))
     return user
 
 
@@ -197,14 +177,15 @@ def delete_user(user_id: str, *, actor_id: str) -> None:
     """Soft delete: the row stays (deleted_at) but the user is gone for every reader."""
     now = _now()
     with db.transaction() as tx:
-        row = store.get(tx, user_id, lock=True)
-        if row is None:
+        current = store.get(tx, user_id, lock=True)
+        if current is None:
             raise model.UserNotFound()
         model.check_self_change(actor_id, user_id, delete=True)
-        version = row["version"] + 1
-        store.change(tx, user_id, active=False, version=version, updated_at=now, deleted_at=now)
-        gone = User.of({**row, "active": False, "version": version, "updated_at": now})
-        emit(tx, UserDeleted(**gone.facts()))
+        gone = replace(current, active=False, version=current.version + 1, updated_at=now)
+        store.change(
+            tx, user_id, active=False, version=gone.version, updated_at=now, deleted_at=now
+        )
+        emit(tx, UserDeleted(**_facts(gone)))
 
 
 def list_users(
@@ -215,11 +196,10 @@ def list_users(
     sort: str,
     after: tuple[Any, str] | None,
     limit: int,
-) -> list[User]:
+) -> list[model.User]:
     """Up to `limit` users in (sort, id) order after the keyset `after`."""
     with db.transaction() as tx:
-        rows = store.search(tx, q=q, role=role, active=active, sort=sort, after=after, limit=limit)
-    return [User.of(r) for r in rows]
+        return store.search(tx, q=q, role=role, active=active, sort=sort, after=after, limit=limit)
 
 
 def ensure_bootstrap_admin() -> None:
@@ -236,7 +216,7 @@ def ensure_bootstrap_admin() -> None:
         if store.email_taken(tx, email):
             _log.warning("bootstrap admin not created: %s belongs to another user", email)
             return
-        admin = User(
+        admin = model.User(
             id=user_id,
             email=email,
             name="Administrator",
@@ -246,6 +226,6 @@ def ensure_bootstrap_admin() -> None:
             created_at=now,
             updated_at=now,
         )
-        store.insert(tx, **admin.facts(), created_at=now, updated_at=now)
-        emit(tx, UserCreated(**admin.facts()))
+        store.add(tx, admin)
+        emit(tx, UserCreated(**_facts(admin)))
     _log.info("bootstrap admin %s created", email)

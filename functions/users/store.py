@@ -2,13 +2,13 @@
 
 Emails are stored lower-cased and unique among live users (a partial unique index), so a
 deleted user's address can be used again. Datetimes are UTC; SQLite keeps them naive, so rows
-read back go through `utc()`.
+read back go through `shared.db.as_dict()`; queries return `model.User`.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import asdict, fields
 from typing import Any
 
 from sqlalchemy import (
@@ -29,7 +29,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from functions.users import model
 from shared import db
+from shared.db import as_dict
 from shared.events import outbox_table
 
 SCHEMA = "users"
@@ -59,34 +61,27 @@ users = Table(
 
 outbox = outbox_table(metadata)
 
+USER_FIELDS = tuple(f.name for f in fields(model.User))
 SORTS = {"created_at": users.c.created_at, "email": users.c.email}
 
 
-def utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def as_dict(row: Row[Any]) -> dict[str, Any]:
-    """A row as plain values: roles decoded, datetimes UTC-aware."""
-    out = dict(row._mapping)
-    out["roles"] = json.loads(out["roles"])
-    for key in ("created_at", "updated_at", "deleted_at"):
-        out[key] = utc(out[key])
-    return out
+def _user(row: Row[Any]) -> model.User:
+    """A row as the domain object: roles decoded, datetimes UTC-aware."""
+    values = as_dict(row)
+    values["roles"] = json.loads(values["roles"])
+    return model.User(**{f: values[f] for f in USER_FIELDS})
 
 
 def get(
     session: Session, user_id: str, *, lock: bool = False, include_deleted: bool = False
-) -> dict[str, Any] | None:
+) -> model.User | None:
     stmt = select(users).where(users.c.id == user_id)
     if not include_deleted:
         stmt = stmt.where(users.c.deleted_at.is_(None))
     if lock:
         stmt = stmt.with_for_update()
     row = session.execute(stmt).first()
-    return as_dict(row) if row is not None else None
+    return _user(row) if row is not None else None
 
 
 def email_taken(session: Session, email: str, *, other_than: str | None = None) -> bool:
@@ -96,8 +91,9 @@ def email_taken(session: Session, email: str, *, other_than: str | None = None) 
     return session.execute(stmt.limit(1)).first() is not None
 
 
-def insert(session: Session, **values: Any) -> None:
-    values["roles"] = json.dumps(values["roles"])
+def add(session: Session, user: model.User) -> None:
+    values = asdict(user)
+    values["roles"] = json.dumps(user.roles)
     session.execute(users.insert().values(**values))
 
 
@@ -116,7 +112,7 @@ def search(
     sort: str,
     after: tuple[Any, str] | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[model.User]:
     """Live users matching the filters, ordered by (sort, id), after the keyset `after`;
     fetches `limit` rows (callers ask for one more than a page to know if another follows)."""
     key = SORTS[sort]
@@ -137,4 +133,4 @@ def search(
         value, last_id = after
         stmt = stmt.where(or_(key > value, and_(key == value, users.c.id > last_id)))
     rows = session.execute(stmt.order_by(key, users.c.id).limit(limit)).all()
-    return [as_dict(r) for r in rows]
+    return [_user(r) for r in rows]

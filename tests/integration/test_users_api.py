@@ -55,8 +55,7 @@ def migrated(pg_url, firestore_emulator, pubsub_emulator, local_dir, auth_url):
         _configure(mp, pg_url, local_dir, auth_url)
         upgrade("users")
         upgrade("auth")
-    settings.cache_clear()
-    db.reset()
+    reset_platform()
 
 
 @pytest.fixture(autouse=True)

@@ -5,31 +5,17 @@ import pytest
 from sqlalchemy import inspect
 
 from functions.users import model, service
-from shared import auth as sauth
 from shared import db
-from shared.config import settings
 from shared.migrate import upgrade
+from tests.integration.support import configure, reset_platform
 
 
 @pytest.fixture()
 def sqlite_env(tmp_path, monkeypatch, pubsub_emulator):
-    monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
-    monkeypatch.setenv("SWITCHYARD_ENV", "test")
-    for name in (
-        "DATABASE_URL",
-        "INSTANCE_CONNECTION_NAME",
-        "SWITCHYARD_DEPLOYMENT",
-        "K_SERVICE",
-        "BOOTSTRAP_ADMIN_EMAIL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+    configure(monkeypatch, SWITCHYARD_LOCAL_DIR=str(tmp_path))
     upgrade("users")
     yield tmp_path
-    settings.cache_clear()
-    db.reset()
+    reset_platform()
 
 
 def test_migration_crud_and_pagination_on_sqlite(sqlite_env):
