@@ -7,7 +7,6 @@ token when an admin sets a password).
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -17,7 +16,15 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from functions.auth import model, service
 from shared import auth as sauth
-from shared.http import ApiModel, body, client_ip, create_app, describe, json_response
+from shared.http import (
+    ApiModel,
+    OutModel,
+    body,
+    client_ip,
+    create_app,
+    describe,
+    json_response,
+)
 
 app = create_app("auth")
 
@@ -31,7 +38,7 @@ class LoginIn(ApiModel):
     password: Password
 
 
-class TokenOut(ApiModel):
+class TokenOut(OutModel):
     access_token: str
     refresh_token: str
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the OAuth token type
@@ -46,7 +53,7 @@ class LogoutIn(ApiModel):
     refresh_token: Token
 
 
-class VerifyOut(ApiModel):
+class VerifyOut(OutModel):
     active: bool
     sub: str
     roles: list[str]
@@ -67,7 +74,7 @@ class CredentialIn(ApiModel):
     password: Password | None = None
 
 
-class CredentialOut(ApiModel):
+class CredentialOut(OutModel):
     user_id: str
     email: str | None
     roles: list[str]
@@ -78,8 +85,8 @@ class CredentialOut(ApiModel):
     updated_at: datetime
 
 
-def _tokens(pair: service.TokenPair) -> flask.Response:
-    return json_response(TokenOut(**asdict(pair)).model_dump(mode="json"))
+def _tokens(pair: model.TokenPair) -> flask.Response:
+    return json_response(TokenOut.model_validate(pair).model_dump(mode="json"))
 
 
 @app.post("/api/auth/login")
@@ -116,7 +123,8 @@ def logout() -> flask.Response:
 @describe("Introspect the bearer token", response=VerifyOut)
 def verify() -> flask.Response:
     """The bearer token's claims when it is valid and not revoked (else 401)."""
-    return json_response(VerifyOut(**service.verify(sauth.current_user())).model_dump())
+    claims = service.verify(sauth.current_user())
+    return json_response(VerifyOut.model_validate(claims).model_dump(mode="json"))
 
 
 @app.post("/api/auth/password")
@@ -148,7 +156,7 @@ def put_credential(user_id: UUID) -> flask.Response:
         password=data.password,
     )
     return json_response(
-        CredentialOut(**asdict(cred)).model_dump(mode="json"), 201 if created else 200
+        CredentialOut.model_validate(cred).model_dump(mode="json"), 201 if created else 200
     )
 
 

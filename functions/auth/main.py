@@ -1,16 +1,18 @@
-"""Entry points of the auth context."""
+"""Entry points of the auth context. The event and schedule deployments do not load the HTTP
+routes (`api.py`): each entry point imports only what it runs (cold starts)."""
 
 import flask
 import functions_framework
 
 from functions.auth import service
-from functions.auth.api import app
 from shared.events import Received, handler
 from shared.http import Tick, dispatch, scheduled
 
 
 @functions_framework.http
 def api(request: flask.Request) -> flask.Response:
+    from functions.auth.api import app
+
     return dispatch(app, request)
 
 
@@ -22,5 +24,5 @@ def on_user_event(event: Received) -> None:
 
 @functions_framework.http
 @scheduled
-def cleanup(tick: Tick) -> dict:
+def cleanup(tick: Tick) -> dict[str, int]:
     return service.cleanup()

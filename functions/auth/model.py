@@ -139,6 +139,84 @@ def throttle_wait(
     return max(1, math.ceil(remaining))
 
 
+# --- domain objects ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    """A stored credential: the login facts copied from users, and the password hash. Stays
+    between store and service: what the API shows of it is a `Credential`."""
+
+    user_id: str
+    email: str | None  # None once the user is deleted (frees the address)
+    roles: list[str]
+    active: bool
+    version: int  # the last users-context version applied (-1: created empty)
+    password_hash: str | None
+    password_changed_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What the API shows of an account (never the hash)."""
+
+    user_id: str
+    email: str | None
+    roles: list[str]
+    active: bool
+    version: int
+    has_password: bool
+    password_changed_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, account: Account) -> Credential:
+        return cls(
+            user_id=account.user_id,
+            email=account.email,
+            roles=account.roles,
+            active=account.active,
+            version=account.version,
+            has_password=account.password_hash is not None,
+            password_changed_at=account.password_changed_at,
+            updated_at=account.updated_at,
+        )
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """A stored refresh token (its hash only; the opaque token is never kept)."""
+
+    id: str
+    token_hash: str
+    user_id: str
+    family_id: str
+    issued_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
+
+
+@dataclass(frozen=True)
+class Introspection:
+    """A valid, unrevoked access token's claims."""
+
+    active: bool
+    sub: str
+    roles: list[str]
+    exp: int
+    jti: str
+
+
 class RefreshVerdict(enum.Enum):
     OK = "ok"
     UNKNOWN = "unknown"
@@ -154,7 +232,7 @@ class RefreshState:
     expires_at: datetime
 
 
-def judge_refresh(token: RefreshState | None, now: datetime) -> RefreshVerdict:
+def judge_refresh(token: RefreshState | RefreshToken | None, now: datetime) -> RefreshVerdict:
     """What presenting a refresh token in this state means."""
     if token is None:
         return RefreshVerdict.UNKNOWN

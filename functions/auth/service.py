@@ -15,9 +15,7 @@ import functools
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -29,6 +27,7 @@ from shared import db
 from shared import logging as slog
 from shared.config import ConfigError, settings
 from shared.events import Received, emit
+from shared.roles import ROLES
 
 _log = slog.get_logger("switchyard.auth")
 
@@ -36,26 +35,6 @@ _log = slog.get_logger("switchyard.auth")
 hasher = PasswordHasher(
     time_cost=2, memory_cost=19456, parallelism=1, hash_len=32, salt_len=16, type=Type.ID
 )
-
-
-@dataclass(frozen=True)
-class TokenPair:
-    access_token: str
-    refresh_token: str
-    expires_in: int
-    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
-
-
-@dataclass(frozen=True)
-class Credential:
-    user_id: str
-    email: str | None
-    roles: list[str]
-    active: bool
-    version: int
-    has_password: bool
-    password_changed_at: datetime | None
-    updated_at: datetime
 
 
 def _now() -> datetime:
@@ -84,22 +63,9 @@ def _ip_key(client_ip: str) -> str:
     return "ip:" + hashlib.sha256(client_ip.encode()).hexdigest()
 
 
-def _view(row: Any) -> Credential:
-    return Credential(
-        user_id=row.user_id,
-        email=row.email,
-        roles=store.roles_of(row),
-        active=row.active,
-        version=row.version,
-        has_password=row.password_hash is not None,
-        password_changed_at=store.utc(row.password_changed_at),
-        updated_at=store.utc(row.updated_at) or _now(),
-    )
-
-
-def _pair(user_id: str, roles: list[str], refresh_token: str) -> TokenPair:
+def _pair(user_id: str, roles: list[str], refresh_token: str) -> model.TokenPair:
     access, _claims = sauth.issue_access_token(user_id, roles)
-    return TokenPair(
+    return model.TokenPair(
         access_token=access, refresh_token=refresh_token, expires_in=settings().access_ttl_s
     )
 
@@ -107,7 +73,7 @@ def _pair(user_id: str, roles: list[str], refresh_token: str) -> TokenPair:
 # --- login ---------------------------------------------------------------------------------
 
 
-def login(email: str, password: str, client_ip: str) -> TokenPair:
+def login(email: str, password: str, client_ip: str) -> model.TokenPair:
     s, now = settings(), _now()
     keys = [_account_key(email)] + ([_ip_key(client_ip)] if client_ip else [])
     with db.transaction() as tx:
@@ -139,31 +105,22 @@ def login(email: str, password: str, client_ip: str) -> TokenPair:
         if new_hash and stored_hash:
             store.rehash(tx, row.user_id, stored_hash, new_hash, now)
         token = store.add_refresh_token(tx, row.user_id, str(uuid.uuid4()), now, s.refresh_ttl_s)
-    return _pair(row.user_id, store.roles_of(row), token)
+    return _pair(row.user_id, row.roles, token)
 
 
 # --- refresh, logout, verify ----------------------------------------------------------------
 
 
-def refresh(refresh_token: str) -> TokenPair:
+def refresh(refresh_token: str) -> model.TokenPair:
     now = _now()
     hashed = store.token_hash(refresh_token)
-    failure: Exception | None = None
+    pair: tuple[str, list[str], str] | None = None
     with db.transaction() as tx:
         used = store.use_refresh_token(tx, hashed, now)
         if used is None:
             found = store.refresh_token(tx, hashed)
-            verdict = model.judge_refresh(
-                model.RefreshState(
-                    used_at=found.used_at,
-                    revoked_at=found.revoked_at,
-                    expires_at=store.utc(found.expires_at) or now,
-                )
-                if found is not None
-                else None,
-                now,
-            )
-            if verdict is model.RefreshVerdict.REUSED:
+            verdict = model.judge_refresh(found, now)
+            if found is not None and verdict is model.RefreshVerdict.REUSED:
                 revoked = store.revoke_family(tx, found.family_id, now)
                 _log.warning(
                     "refresh token reuse: family %s revoked (%d tokens)",
@@ -171,20 +128,19 @@ def refresh(refresh_token: str) -> TokenPair:
                     revoked,
                     extra={"user_id": found.user_id},
                 )
-            failure = model.InvalidRefreshToken()
         else:
-            row = store.credential(tx, used.user_id)
-            if row is None or not row.active:
-                store.revoke_family(tx, used.family_id, now)
-                failure = model.InvalidRefreshToken()
+            user_id, family_id = used
+            account = store.credential(tx, user_id)
+            if account is None or not account.active:
+                store.revoke_family(tx, family_id, now)
             else:
-                roles = store.roles_of(row)
                 token = store.add_refresh_token(
-                    tx, used.user_id, used.family_id, now, settings().refresh_ttl_s
+                    tx, user_id, family_id, now, settings().refresh_ttl_s
                 )
-    if failure is not None:
-        raise failure
-    return _pair(used.user_id, roles, token)
+                pair = (user_id, account.roles, token)
+    if pair is None:  # raised after the commit: a revoked family stays revoked
+        raise model.InvalidRefreshToken()
+    return _pair(*pair)
 
 
 def logout(claims: sauth.Claims, refresh_token: str) -> None:
@@ -197,16 +153,12 @@ def logout(claims: sauth.Claims, refresh_token: str) -> None:
     sauth.revoke(claims.jti, claims.exp)
 
 
-def verify(claims: sauth.Claims) -> dict[str, Any]:
+def verify(claims: sauth.Claims) -> model.Introspection:
     if sauth.is_revoked(claims.jti):
         raise model.TokenRevoked()
-    return {
-        "active": True,
-        "sub": claims.sub,
-        "roles": list(claims.roles),
-        "exp": claims.exp,
-        "jti": claims.jti,
-    }
+    return model.Introspection(
+        active=True, sub=claims.sub, roles=list(claims.roles), exp=claims.exp, jti=claims.jti
+    )
 
 
 # --- passwords -------------------------------------------------------------------------------
@@ -229,7 +181,7 @@ def change_password(claims: sauth.Claims, old_password: str, new_password: str) 
     if wait:  # raised after the commit: the counted attempt must stay counted
         raise model.LoginThrottled(wait)
     old_hash = row.password_hash
-    if not _verify(old_hash, old_password):
+    if old_hash is None or not _verify(old_hash, old_password):
         raise model.WrongPassword()
     new_hash = hasher.hash(new_password)
     with db.transaction() as tx:
@@ -245,7 +197,7 @@ def change_password(claims: sauth.Claims, old_password: str, new_password: str) 
 
 def put_credential(
     user_id: str, *, email: str, roles: list[str], active: bool, version: int, password: str | None
-) -> tuple[Credential, bool]:
+) -> tuple[model.Credential, bool]:
     """Upsert a credential as users-api says it is now (synchronous, before its commit).
 
     users-api holds the email under its unique index at this moment, so another credential
@@ -274,8 +226,9 @@ def put_credential(
             if row.password_hash is not None:  # a reset: end the sessions of the old password
                 store.revoke_user_tokens(tx, user_id, now)
             emit(tx, PasswordChanged(user_id=user_id))
-        out = _view(store.credential(tx, user_id))
-    return out, created
+        stored = store.credential(tx, user_id)
+    assert stored is not None  # locked and written in this transaction
+    return model.Credential.of(stored), created
 
 
 class EmailStillHeld(RuntimeError):
@@ -293,7 +246,7 @@ def apply_user_event(event: Received) -> None:
     deleted = event.event_type == "user.deleted"
     email = None if deleted else model.normalize_email(facts.email)
     active = facts.active and not deleted
-    roles = [r for r in facts.roles if r in sauth.ROLES]
+    roles = [r for r in facts.roles if r in ROLES]
     now = _now()
     with db.transaction() as tx:
         row, created = store.lock_credential(tx, facts.id, now)

@@ -1,6 +1,7 @@
 """Auth's tables (schema `auth`) and the queries on them. Works on PostgreSQL and SQLite.
 
-Datetimes are always UTC. SQLite keeps them naive, so rows read back go through `utc()`.
+Datetimes are always UTC. SQLite keeps them naive, so rows read back go through
+`shared.db.as_dict()`; queries return `model` objects (`Account`, `RefreshToken`), never rows.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ import hashlib
 import json
 import secrets
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -27,11 +28,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import CursorResult, Result, Row
 from sqlalchemy.orm import Session
 
+from functions.auth import model
 from shared import db
+from shared.db import as_dict, insert, utc
 from shared.events import outbox_table
 
 SCHEMA = "auth"
@@ -79,43 +81,43 @@ login_failures = Table(
 outbox = outbox_table(metadata)
 
 
-def utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _insert(session: Session, table: Table) -> Any:
-    """A dialect INSERT that knows ON CONFLICT (PostgreSQL and SQLite spell it the same)."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+def _account(row: Row[Any]) -> model.Account:
+    values = as_dict(row)
+    values["roles"] = list(json.loads(values["roles"]))
+    return model.Account(**values)
 
 
-def roles_of(row: Row[Any]) -> list[str]:
-    return list(json.loads(row.roles))
+def _refresh(row: Row[Any]) -> model.RefreshToken:
+    return model.RefreshToken(**as_dict(row))
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return cast(CursorResult[Any], result).rowcount
 
 
 # --- credentials -------------------------------------------------------------------------
 
 
-def credential(session: Session, user_id: str) -> Row[Any] | None:
-    return session.execute(select(credentials).where(credentials.c.user_id == user_id)).first()
+def credential(session: Session, user_id: str) -> model.Account | None:
+    row = session.execute(select(credentials).where(credentials.c.user_id == user_id)).first()
+    return _account(row) if row is not None else None
 
 
-def credential_by_email(session: Session, email: str) -> Row[Any] | None:
-    return session.execute(select(credentials).where(credentials.c.email == email)).first()
+def credential_by_email(session: Session, email: str) -> model.Account | None:
+    row = session.execute(select(credentials).where(credentials.c.email == email)).first()
+    return _account(row) if row is not None else None
 
 
-def lock_credential(session: Session, user_id: str, now: datetime) -> tuple[Row[Any], bool]:
+def lock_credential(session: Session, user_id: str, now: datetime) -> tuple[model.Account, bool]:
     """The credential row, locked for this transaction; created empty (version -1, inactive,
     no email) when missing. Returns (row, created). Safe when two writers race on a new id."""
     created = (
         session.execute(
-            _insert(session, credentials)
+            insert(session, credentials)
             .values(
                 user_id=user_id,
                 email=None,
@@ -134,7 +136,7 @@ def lock_credential(session: Session, user_id: str, now: datetime) -> tuple[Row[
     row = session.execute(
         select(credentials).where(credentials.c.user_id == user_id).with_for_update()
     ).one()
-    return row, created
+    return _account(row), created
 
 
 def write_facts(
@@ -156,13 +158,14 @@ def write_facts(
     )
 
 
-def email_holder(session: Session, email: str, other_than: str) -> Row[Any] | None:
+def email_holder(session: Session, email: str, other_than: str) -> model.Account | None:
     """The credential other than `other_than` holding `email`, locked, if any."""
-    return session.execute(
+    row = session.execute(
         select(credentials)
         .where(credentials.c.email == email, credentials.c.user_id != other_than)
         .with_for_update()
     ).first()
+    return _account(row) if row is not None else None
 
 
 def clear_email(session: Session, user_id: str, now: datetime) -> None:
@@ -185,17 +188,15 @@ def replace_password_hash(
     session: Session, user_id: str, old_hash: str, new_hash: str, now: datetime
 ) -> bool:
     """Change the password only if it is still `old_hash` (a concurrent change wins)."""
-    return (
-        session.execute(
-            update(credentials)
-            .where(
-                credentials.c.user_id == user_id,
-                credentials.c.password_hash == old_hash,
-            )
-            .values(password_hash=new_hash, password_changed_at=now, updated_at=now)
-        ).rowcount
-        == 1
+    result = session.execute(
+        update(credentials)
+        .where(
+            credentials.c.user_id == user_id,
+            credentials.c.password_hash == old_hash,
+        )
+        .values(password_hash=new_hash, password_changed_at=now, updated_at=now)
     )
+    return _rowcount(result) == 1
 
 
 def rehash(session: Session, user_id: str, old_hash: str, new_hash: str, now: datetime) -> None:
@@ -245,11 +246,12 @@ def add_refresh_token(
     return token
 
 
-def use_refresh_token(session: Session, hashed: str, now: datetime) -> Row[Any] | None:
-    """Mark a usable token used, atomically: of two concurrent callers exactly one gets the
-    row back (the conditional UPDATE re-checks `used_at IS NULL` after the other commits)."""
+def use_refresh_token(session: Session, hashed: str, now: datetime) -> tuple[str, str] | None:
+    """Mark a usable token used, atomically: of two concurrent callers exactly one gets its
+    (user_id, family_id) back (the conditional UPDATE re-checks `used_at IS NULL` after the
+    other commits)."""
     t = refresh_tokens
-    return session.execute(
+    row = session.execute(
         update(t)
         .where(
             t.c.token_hash == hashed,
@@ -260,26 +262,34 @@ def use_refresh_token(session: Session, hashed: str, now: datetime) -> Row[Any] 
         .values(used_at=now)
         .returning(t.c.user_id, t.c.family_id)
     ).first()
+    return (row.user_id, row.family_id) if row is not None else None
 
 
-def refresh_token(session: Session, hashed: str) -> Row[Any] | None:
-    return session.execute(
+def refresh_token(session: Session, hashed: str) -> model.RefreshToken | None:
+    row = session.execute(
         select(refresh_tokens).where(refresh_tokens.c.token_hash == hashed)
     ).first()
+    return _refresh(row) if row is not None else None
 
 
 def revoke_family(session: Session, family_id: str, now: datetime) -> int:
     t = refresh_tokens
-    return session.execute(
-        update(t).where(t.c.family_id == family_id, t.c.revoked_at.is_(None)).values(revoked_at=now)
-    ).rowcount
+    return _rowcount(
+        session.execute(
+            update(t)
+            .where(t.c.family_id == family_id, t.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    )
 
 
 def revoke_user_tokens(session: Session, user_id: str, now: datetime) -> int:
     t = refresh_tokens
-    return session.execute(
-        update(t).where(t.c.user_id == user_id, t.c.revoked_at.is_(None)).values(revoked_at=now)
-    ).rowcount
+    return _rowcount(
+        session.execute(
+            update(t).where(t.c.user_id == user_id, t.c.revoked_at.is_(None)).values(revoked_at=now)
+        )
+    )
 
 
 # --- login throttling ------------------------------------------------------------------------
@@ -291,7 +301,7 @@ def count_attempt(session: Session, key: str, now: datetime, window_s: int) -> t
     concurrent attempts each get their own number."""
     t = login_failures
     expired = t.c.window_start <= now - timedelta(seconds=window_s)
-    stmt = _insert(session, t).values(key=key, failures=1, window_start=now)
+    stmt = insert(session, t).values(key=key, failures=1, window_start=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=[t.c.key],
         set_={

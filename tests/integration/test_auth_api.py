@@ -3,6 +3,7 @@ throttling, refresh rotation and reuse detection, logout, verify, password chang
 upserts, forged tokens, and the consumer of users' events."""
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -17,7 +18,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
-from functions.auth import service, store
+from functions.auth import model, service, store
 from functions.auth.api import app
 from shared import auth as sauth
 from shared import db
@@ -50,8 +51,7 @@ def migrated(pg_url, firestore_emulator, pubsub_emulator, local_dir):
     with pytest.MonkeyPatch.context() as mp:
         _configure(mp, pg_url, local_dir)
         upgrade("auth")
-    settings.cache_clear()
-    db.reset()
+    reset_platform()
 
 
 @pytest.fixture(autouse=True)
@@ -126,7 +126,7 @@ def test_login_issues_a_verifiable_pair(client):
     with db.transaction() as tx:
         stored = store.refresh_token(tx, store.token_hash(body["refresh_token"]))
     assert stored.user_id == user_id  # stored hashed, never as given
-    assert body["refresh_token"] not in json.dumps(stored._asdict(), default=str)
+    assert body["refresh_token"] not in json.dumps(dataclasses.asdict(stored), default=str)
 
 
 def test_wrong_password_unknown_email_and_inactive_look_the_same(client):
@@ -304,8 +304,8 @@ def test_concurrent_refreshes_of_one_token_succeed_once(client):
         t.start()
     for t in threads:
         t.join()
-    won = [r for r in results if isinstance(r, service.TokenPair)]
-    lost = [r for r in results if not isinstance(r, service.TokenPair)]
+    won = [r for r in results if isinstance(r, model.TokenPair)]
+    lost = [r for r in results if not isinstance(r, model.TokenPair)]
     assert len(won) == 1 and len(lost) == 1 and lost[0].status == 401
     # strict reuse detection: the second presentation revoked the family, winner included
     with pytest.raises(Exception) as info:
@@ -665,7 +665,7 @@ def test_user_events_keep_the_credential_and_ignore_older_versions(client):
     user_id, email = str(uuid.uuid4()), f"e-{uuid.uuid4().hex[:8]}@example.com"
     service.apply_user_event(received("user.created", **facts(user_id, email, 1)))
     row = credential_row(user_id)
-    assert (row.email, store.roles_of(row), row.active, row.version, row.password_hash) == (
+    assert (row.email, row.roles, row.active, row.version, row.password_hash) == (
         email,
         ["viewer"],
         True,
@@ -679,7 +679,7 @@ def test_user_events_keep_the_credential_and_ignore_older_versions(client):
         received("user.updated", changed=["roles"], **facts(user_id, email, 2, roles=["operator"]))
     )
     row = credential_row(user_id)
-    assert (store.roles_of(row), row.version) == (["manager"], 3)
+    assert (row.roles, row.version) == (["manager"], 3)
     # the same event twice changes nothing
     same = received(
         "user.updated", changed=["roles"], **facts(user_id, email, 3, roles=["manager"])
@@ -766,7 +766,7 @@ def test_bootstrap_creates_the_admin_credential_once(client, monkeypatch):
     bootstrap.run()
     user_id = sauth.bootstrap_admin_id(email)
     row = credential_row(user_id)
-    assert (row.email, store.roles_of(row), row.active, row.version) == (
+    assert (row.email, row.roles, row.active, row.version) == (
         email.lower(),
         ["admin"],
         True,

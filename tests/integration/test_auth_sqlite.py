@@ -8,36 +8,18 @@ import pytest
 from sqlalchemy import inspect
 
 from functions.auth import bootstrap, service, store
-from shared import auth as sauth
 from shared import db
 from shared.config import ConfigError, settings
 from shared.migrate import upgrade
+from tests.integration.support import configure, reset_platform
 
 
 @pytest.fixture()
 def sqlite_env(tmp_path, monkeypatch, pubsub_emulator):
-    monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
-    monkeypatch.setenv("SWITCHYARD_ENV", "test")
-    monkeypatch.setenv("LOGIN_MAX_FAILURES", "2")
-    for name in (
-        "DATABASE_URL",
-        "INSTANCE_CONNECTION_NAME",
-        "JWT_SIGNING_KEY",
-        "JWT_PUBLIC_KEYS",
-        "SWITCHYARD_DEPLOYMENT",
-        "K_SERVICE",
-        "BOOTSTRAP_ADMIN_EMAIL",
-        "BOOTSTRAP_ADMIN_PASSWORD",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+    configure(monkeypatch, SWITCHYARD_LOCAL_DIR=str(tmp_path), LOGIN_MAX_FAILURES="2")
     upgrade("auth")
     yield tmp_path
-    settings.cache_clear()
-    db.reset()
-    sauth.reset_keys()
+    reset_platform()
 
 
 def test_migration_and_token_flows_on_sqlite(sqlite_env):
