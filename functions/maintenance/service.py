@@ -585,10 +585,12 @@ def get_part(part_id: str) -> Part:
 
 
 def update_part(actor: Actor, part_id: str, changes: Mapping[str, Any]) -> Part:
-    """Change the part's description (not its stock: that moves only through movements)."""
+    """Change the part's description (not its stock: that moves only through movements).
+    The row is locked before it is read: a concurrent movement (which bumps the version in
+    SQL) then either commits first and is seen here, or waits for this edit."""
     now = _now()
     with db.transaction() as tx:
-        row = store.part(tx, part_id)
+        row = store.part(tx, part_id, lock=True)
         if row is None:
             raise model.PartNotFound()
         changed = _changed(row, changes)

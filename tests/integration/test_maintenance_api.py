@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from functions.maintenance import model, service, store
 from functions.maintenance.api import app
@@ -21,6 +21,7 @@ from shared import db
 from shared.config import settings
 from shared.events import Received
 from shared.migrate import upgrade
+from tests.e2e.support import wait_for
 from tests.integration import support
 from tests.integration.support import configure, reset_platform
 
@@ -804,6 +805,47 @@ def test_concurrent_consumption_never_takes_stock_below_zero(manager):
     assert sorted(a for _, a in deltas) == [1, 4, 7, 10]  # every step recorded exactly
     lows = [e for e in events_about(part["id"]) if e[0] == "part.stock.low"]
     assert len(lows) == 1 and lows[0][1]["stock"] == 1
+
+
+def test_update_part_racing_a_stock_movement_loses_neither(manager):
+    """update_part's read must not go stale: a movement committed between its read and its
+    write still counts in the version (and the stock), whichever runs first. The movement's
+    transaction holds the part's row until the edit is seen waiting on it; then it commits."""
+    part = new_part(manager, stock=10)
+    actor = model.Actor(manager.sub, ("manager",))
+    edited: list[model.Part] = []
+    errors: list[BaseException] = []
+
+    def edit() -> None:
+        try:
+            edited.append(service.update_part(actor, part["id"], {"name": "Renamed"}))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def edit_waits_on(pid: int) -> bool:
+        with db.engine().connect() as conn:
+            return bool(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE :pid = ANY(pg_blocking_pids(pid))"
+                    ),
+                    {"pid": pid},
+                ).scalar_one()
+            )
+
+    with db.transaction() as tx:
+        moved = store.move_stock(tx, part["id"], 5, datetime.now(UTC))
+        assert moved is not None and moved.version == part["version"] + 1
+        pid = tx.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        worker = threading.Thread(target=edit)
+        worker.start()
+        wait_for(lambda: edit_waits_on(pid), timeout=10, interval=0.02)
+    worker.join(30)
+    assert errors == [] and not worker.is_alive()
+    got = ok(manager.get(f"/api/parts/{part['id']}"))
+    assert (got["name"], got["stock"]) == ("Renamed", 15)
+    assert got["version"] == part["version"] + 2  # the movement's bump and the edit's
 
 
 # --- PM schedules ------------------------------------------------------------------------------
