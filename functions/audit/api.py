@@ -1,4 +1,4 @@
-"""Audit API: read the trail (managers and admins)."""
+"""HTTP routes of audit-api (/api/audit): read the trail (managers and admins)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import Any
 
 import flask
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, Field, field_serializer, model_validator
 
+from functions.audit import model, service
 from shared.auth import require_roles
-from shared.http import NotFound, PageQuery, create_app, describe, json_response, query
-
-from . import service
+from shared.events import rfc3339
+from shared.http import OutModel, Page, PageQuery, create_app, describe, json_response, page, query
 
 app = create_app("audit")
 _EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
@@ -55,7 +55,7 @@ class EventsQuery(PageQuery):
         }
 
 
-class AuditEventOut(BaseModel):
+class AuditEventOut(OutModel):
     event_id: str
     event_type: str
     schema_version: int
@@ -68,14 +68,17 @@ class AuditEventOut(BaseModel):
     received_at: datetime
     delivery_attempt: int
 
+    @field_serializer("occurred_at", "received_at")
+    def _rfc3339(self, value: datetime) -> str:
+        return rfc3339(value)  # always with microseconds, as the envelope spells it
 
-class AuditEventPage(BaseModel):
-    items: list[AuditEventOut]
-    next_cursor: str | None
+
+def _out(event: model.AuditEvent) -> dict[str, Any]:
+    return AuditEventOut.model_validate(event).model_dump(mode="json")
 
 
 @app.get("/api/audit/events")
-@describe(query=EventsQuery, response=AuditEventPage)
+@describe(query=EventsQuery, response=Page[AuditEventOut])
 @require_roles("manager")
 def list_events() -> flask.Response:
     """List audit events, newest first.
@@ -84,14 +87,15 @@ def list_events() -> flask.Response:
     `event_type`, `actor` and `source` with the `since`/`until` range. Managers and admins.
     """
     q = query(EventsQuery)
+    events = service.list_events(
+        filters=q.filters(),
+        since=q.since,
+        until=q.until,
+        after=q.keyset(datetime, str),
+        limit=q.limit + 1,
+    )
     return json_response(
-        service.list_events(
-            filters=q.filters(),
-            since=q.since,
-            until=q.until,
-            after=q.after(),
-            limit=q.limit,
-        )
+        page(events, q.limit, key=lambda e: (e.occurred_at, e.event_id), shape=_out)
     )
 
 
@@ -100,7 +104,6 @@ def list_events() -> flask.Response:
 @require_roles("manager")
 def get_event(event_id: str) -> flask.Response:
     """One audit event by its event id. Managers and admins."""
-    doc = service.get_event(event_id) if _EVENT_ID.match(event_id) else None
-    if doc is None:
-        raise NotFound(f"No audit event {event_id}.")
-    return json_response(doc)
+    if not _EVENT_ID.match(event_id):
+        raise model.EventNotFound(event_id)
+    return json_response(_out(service.get_event(event_id)))

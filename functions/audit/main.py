@@ -1,10 +1,10 @@
-"""Entry points of the audit context."""
+"""Entry points of the audit context. The ingest deployment does not load the HTTP routes
+(`api.py`): each entry point imports only what it runs (cold starts)."""
 
 import flask
 import functions_framework
 
 from functions.audit import service
-from functions.audit.api import app
 from shared.events import Received, handler
 from shared.http import dispatch
 
@@ -17,4 +17,6 @@ def ingest(event: Received) -> None:
 
 @functions_framework.http
 def api(request: flask.Request) -> flask.Response:
+    from functions.audit.api import app
+
     return dispatch(app, request)

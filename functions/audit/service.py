@@ -9,12 +9,10 @@ equality filter would need another composite index in Firestore.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-from shared.events import Received, rfc3339
-from shared.http import BadRequest, page
-
-from . import store
+from functions.audit import store
+from functions.audit.model import AuditEvent, EventNotFound
+from shared.events import Received
 
 
 def _aware(value: datetime) -> datetime:
@@ -24,42 +22,20 @@ def _aware(value: datetime) -> datetime:
 def record(event: Received) -> None:
     """Store the envelope of `event` (a redelivery overwrites the same document)."""
     store.put(
-        {
-            "event_type": event.event_type,
-            "event_id": event.event_id,
-            "schema_version": event.schema_version,
-            "source": event.source,
-            "occurred_at": _aware(event.occurred_at),
-            "actor": event.actor,
-            "request_id": event.request_id,
-            "traceparent": event.traceparent,
-            "data": event.data,
-            "received_at": datetime.now(UTC),
-            "delivery_attempt": event.delivery_attempt,
-        }
+        AuditEvent(
+            event_type=event.event_type,
+            event_id=event.event_id,
+            schema_version=event.schema_version,
+            source=event.source,
+            occurred_at=_aware(event.occurred_at),
+            actor=event.actor,
+            request_id=event.request_id,
+            traceparent=event.traceparent,
+            data=event.data,
+            received_at=datetime.now(UTC),
+            delivery_attempt=event.delivery_attempt,
+        )
     )
-
-
-def shape(doc: dict[str, Any]) -> dict[str, Any]:
-    """A stored document as the API answers it (timestamps RFC 3339 UTC)."""
-    out = dict(doc)
-    for key in ("occurred_at", "received_at"):
-        if isinstance(out.get(key), datetime):
-            out[key] = rfc3339(out[key])
-    return out
-
-
-def _cursor_key(after: list[Any] | None) -> tuple[datetime, str] | None:
-    if after is None:
-        return None
-    try:
-        when, event_id = after
-        return _aware(datetime.fromisoformat(str(when).replace("Z", "+00:00"))), str(event_id)
-    except (TypeError, ValueError):
-        raise BadRequest(
-            "The cursor is not valid.",
-            errors=[{"field": "cursor", "message": "not a cursor from this API", "type": "cursor"}],
-        ) from None
 
 
 def list_events(
@@ -67,24 +43,26 @@ def list_events(
     filters: dict[str, str],
     since: datetime | None,
     until: datetime | None,
-    after: list[Any] | None,
+    after: tuple[datetime, str] | None,
     limit: int,
-) -> dict[str, Any]:
-    """`{items, next_cursor}`: events matching at most one equality filter and the range."""
+) -> list[AuditEvent]:
+    """Up to `limit` events matching at most one equality filter and the range, newest first,
+    after the keyset (occurred_at, event_id) `after`."""
     if len(filters) > 1:
         raise ValueError("at most one equality filter")
     field, value = next(iter(filters.items())) if filters else (None, None)
-    rows = store.query(
+    return store.query(
         field=field,
         value=value,
         since=since,
         until=until,
-        after=_cursor_key(after),
-        limit=limit + 1,
+        after=(_aware(after[0]), after[1]) if after else None,
+        limit=limit,
     )
-    return page(rows, limit, key=lambda r: (r["occurred_at"], r["event_id"]), shape=shape)
 
 
-def get_event(event_id: str) -> dict[str, Any] | None:
-    doc = store.get(event_id)
-    return shape(doc) if doc is not None else None
+def get_event(event_id: str) -> AuditEvent:
+    found = store.get(event_id)
+    if found is None:
+        raise EventNotFound(event_id)
+    return found

@@ -12,13 +12,15 @@ A payload Firestore cannot hold as a map (nested arrays, empty keys) is kept as 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
+from functions.audit.model import FILTER_FIELDS, AuditEvent
 from shared.clients import firestore
 
 COLLECTION = "audit_events"
-FILTER_FIELDS = ("event_type", "actor", "source")
+_FIELDS = tuple(f.name for f in fields(AuditEvent))
 _INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -39,24 +41,25 @@ def storable(value: Any, *, in_array: bool = False) -> bool:
     return False
 
 
-def put(doc: dict[str, Any]) -> None:
+def put(event: AuditEvent) -> None:
     """Store (or overwrite) the event's document."""
-    data = doc.get("data")
-    if not storable(data):
-        doc = {**doc, "data": None, "data_json": json.dumps(data)}
-    _collection().document(doc["event_id"]).set(doc)
+    doc = asdict(event)
+    if not storable(event.data):
+        doc = {**doc, "data": None, "data_json": json.dumps(event.data)}
+    _collection().document(event.event_id).set(doc)
 
 
-def _loaded(snapshot: Any) -> dict[str, Any]:
+def _loaded(snapshot: Any) -> AuditEvent:
     doc = snapshot.to_dict() or {}
     raw = doc.pop("data_json", None)
     if raw is not None:
         doc["data"] = json.loads(raw)
     doc.setdefault("event_id", snapshot.id)
-    return doc
+    values: dict[str, Any] = {f: doc.get(f) for f in _FIELDS}
+    return AuditEvent(**values)
 
 
-def get(event_id: str) -> dict[str, Any] | None:
+def get(event_id: str) -> AuditEvent | None:
     snap = _collection().document(event_id).get()
     return _loaded(snap) if snap.exists else None
 
@@ -69,7 +72,7 @@ def query(
     until: datetime | None = None,
     after: tuple[datetime, str] | None = None,
     limit: int = 21,
-) -> list[dict[str, Any]]:
+) -> list[AuditEvent]:
     """Events newest first: optional `field == value`, `since <= occurred_at < until`, after
     the (occurred_at, event_id) keyset cursor; at most `limit` documents."""
     from google.cloud.firestore_v1 import FieldFilter, Query

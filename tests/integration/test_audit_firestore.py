@@ -14,8 +14,8 @@ import pytest
 
 from functions.audit import service, store
 from shared import auth, clients
-from shared.config import settings
 from shared.events import Received, handler, rfc3339
+from tests.integration.support import configure, reset_platform
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -25,15 +25,15 @@ TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 @pytest.fixture(scope="module")
 def env(firestore_emulator, tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    mp.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path_factory.mktemp("audit")))
-    mp.setenv("SWITCHYARD_DEPLOYMENT", "audit-ingest")
-    settings.cache_clear()
-    auth.reset_keys()
+    configure(
+        mp,
+        SWITCHYARD_LOCAL_DIR=str(tmp_path_factory.mktemp("audit")),
+        SWITCHYARD_DEPLOYMENT="audit-ingest",
+    )
     clients.firestore.cache_clear()
     yield
     mp.undo()
-    settings.cache_clear()
-    auth.reset_keys()
+    reset_platform()
 
 
 @pytest.fixture()
@@ -153,7 +153,7 @@ def test_ingest_entry_point_stores_and_skips_redeliveries(env):
     again = c.post("/", json=push_body(event))
     assert again.status_code == 200
     assert again.get_json()["status"] == "duplicate"
-    assert [d["event_id"] for d in store.query(field="event_type", value=event_type)] == [
+    assert [d.event_id for d in store.query(field="event_type", value=event_type)] == [
         event.event_id
     ]
 
@@ -180,7 +180,7 @@ def test_a_failed_first_delivery_is_retried_into_one_document(env):
     assert c.post("/", json=retry).status_code == 200
     assert c.post("/", json=retry).get_json()["status"] == "duplicate"
     docs = store.query(field="event_type", value=event_type)
-    assert len(docs) == 1 and docs[0]["delivery_attempt"] == 2
+    assert len(docs) == 1 and docs[0].delivery_attempt == 2
     assert calls["n"] == 2
 
 
