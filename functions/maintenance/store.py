@@ -253,6 +253,24 @@ def _columns(table: Table, obj: Any, **extra: Any) -> dict[str, Any]:
     return {c.name: values[c.name] for c in table.columns if c.name in values}
 
 
+def _by_id(
+    session: Session, table: Table, row_id: str, *, lock: bool = False, skip_locked: bool = False
+) -> Row[Any] | None:
+    """One row of `table` by its id; with `lock`, locked (FOR UPDATE) until commit."""
+    stmt = select(table).where(table.c.id == row_id)
+    if lock:
+        stmt = stmt.with_for_update(skip_locked=skip_locked)
+    return session.execute(stmt).first()
+
+
+def _taken(session: Session, column: Any, value: str, other_than: str | None) -> bool:
+    """Whether another row (not `other_than`) holds `value` in `column`, case-insensitively."""
+    stmt = select(column.table.c.id).where(func.lower(column) == value.lower())
+    if other_than is not None:
+        stmt = stmt.where(column.table.c.id != other_than)
+    return session.execute(stmt.limit(1)).first() is not None
+
+
 def _contains(column: Any, needle: str) -> ColumnElement[bool]:
     return func.lower(column).contains(needle.lower(), autoescape=True)
 
@@ -300,7 +318,7 @@ def upsert_user(
 
 
 def user(session: Session, user_id: str) -> model.User | None:
-    row = session.execute(select(users).where(users.c.id == user_id)).first()
+    row = _by_id(session, users, user_id)
     return model.User(**_values(row)) if row is not None else None
 
 
@@ -308,18 +326,12 @@ def user(session: Session, user_id: str) -> model.User | None:
 
 
 def asset(session: Session, asset_id: str, *, lock: bool = False) -> model.Asset | None:
-    stmt = select(assets).where(assets.c.id == asset_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    row = session.execute(stmt).first()
+    row = _by_id(session, assets, asset_id, lock=lock)
     return model.Asset(**_values(row)) if row is not None else None
 
 
 def tag_taken(session: Session, tag: str, *, other_than: str | None = None) -> bool:
-    stmt = select(assets.c.id).where(func.lower(assets.c.tag) == tag.lower())
-    if other_than is not None:
-        stmt = stmt.where(assets.c.id != other_than)
-    return session.execute(stmt.limit(1)).first() is not None
+    return _taken(session, assets.c.tag, tag, other_than)
 
 
 def insert_asset(session: Session, asset: model.Asset) -> None:
@@ -532,18 +544,12 @@ def search_work_orders(
 
 
 def part(session: Session, part_id: str, *, lock: bool = False) -> model.Part | None:
-    stmt = select(parts).where(parts.c.id == part_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    row = session.execute(stmt).first()
+    row = _by_id(session, parts, part_id, lock=lock)
     return model.Part(**_values(row)) if row is not None else None
 
 
 def sku_taken(session: Session, sku: str, *, other_than: str | None = None) -> bool:
-    stmt = select(parts.c.id).where(func.lower(parts.c.sku) == sku.lower())
-    if other_than is not None:
-        stmt = stmt.where(parts.c.id != other_than)
-    return session.execute(stmt.limit(1)).first() is not None
+    return _taken(session, parts.c.sku, sku, other_than)
 
 
 def insert_part(session: Session, part: model.Part) -> None:
@@ -627,10 +633,7 @@ def search_parts(
 def schedule(
     session: Session, schedule_id: str, *, lock: bool = False, skip_locked: bool = False
 ) -> model.Schedule | None:
-    stmt = select(pm_schedules).where(pm_schedules.c.id == schedule_id)
-    if lock:
-        stmt = stmt.with_for_update(skip_locked=skip_locked)
-    row = session.execute(stmt).first()
+    row = _by_id(session, pm_schedules, schedule_id, lock=lock, skip_locked=skip_locked)
     return model.Schedule(**_values(row)) if row is not None else None
 
 

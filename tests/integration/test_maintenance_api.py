@@ -9,13 +9,13 @@ import base64
 import json
 import threading
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
 
-from functions.maintenance import model, service, store
+from functions.maintenance import api, model, service, store
 from functions.maintenance.api import app
 from shared import db
 from shared.config import settings
@@ -50,8 +50,7 @@ def migrated(pg_url, pubsub_emulator, firestore_emulator, local_dir):
         _configure(mp, pg_url, local_dir)
         upgrade("maintenance")
         upgrade("maintenance")  # idempotent
-    settings.cache_clear()
-    db.reset()
+    reset_platform()
 
 
 @pytest.fixture(autouse=True)
@@ -1172,6 +1171,29 @@ def test_openapi_document_lists_the_routes():
         "/api/pm-schedules",
         "/api/maintenance/stats",
     } <= paths
+
+
+@pytest.mark.parametrize(
+    ("out", "domain"),
+    [
+        (api.AssetOut, model.Asset),
+        (api.WorkOrderOut, model.WorkOrder),
+        (api.TransitionOut, model.Transition),
+        (api.MovementOut, model.Movement),
+        (api.PartOut, model.Part),
+        (api.LowStockPart, model.Part),
+        (api.ScheduleOut, model.Schedule),
+        (api.TrendDay, model.TrendDay),
+        (api.StatsOut, model.Stats),
+    ],
+)
+def test_response_models_read_what_the_domain_objects_have(out, domain):
+    """Each response model is written beside its domain object: every field it shows is a
+    field (or a property) of that object, so a renamed field cannot go missing silently."""
+    attributes = {f.name for f in fields(domain)} | {
+        name for name, value in vars(domain).items() if isinstance(value, property)
+    }
+    assert set(out.model_fields) <= attributes
 
 
 def test_due_dates_are_dates(manager):
