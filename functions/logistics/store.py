@@ -1,0 +1,402 @@
+"""Logistics' tables (schema `logistics`) and the queries on them; PostgreSQL and SQLite.
+
+`packages` holds one row per package with a `version` every change bumps through a guarded
+`UPDATE ... WHERE id = :id AND version = :seen` (`change`); scans lock their packages first
+(`lock`, `SELECT ... FOR UPDATE` in id order, so two batches touching the same packages never
+deadlock). `tracking_events` is the append-only scan record: each row keeps what the scan did
+to its package when it was recorded (`status_from`, `status_to`, `out_of_order`), so a re-sent
+scan (same `idempotency_key`, unique) is answered exactly as the first time. The package row
+carries the facts the lists and stats read (`picked_up_at`, `delivered_at`, `last_scan_at`), so
+the stats are aggregates over index ranges of one table, never a join over the scans.
+Datetimes are UTC (SQLite keeps them naive: values are bound in UTC and read back through
+`db.utc`). The export reads through a server-side cursor (`export`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy.sql.selectable import Select
+
+from functions.logistics.model import Package, Scan
+from shared import db
+from shared.db import as_dict, utc
+from shared.events import outbox_table
+
+SCHEMA = "logistics"
+metadata = db.metadata(SCHEMA)
+TS = DateTime(timezone=True)
+NOT_LATE = ("returned", "cancelled")  # never late: they are not expected anywhere any more
+
+packages = Table(
+    "packages",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tracking_number", String(40), nullable=False),
+    Column("sender", String(200), nullable=False),
+    Column("recipient", String(200), nullable=False),
+    Column("origin_address", String(500), nullable=False),
+    Column("origin_lat", Float, nullable=False),
+    Column("origin_lon", Float, nullable=False),
+    Column("origin_region", String(40), nullable=False),
+    Column("destination_address", String(500), nullable=False),
+    Column("destination_lat", Float, nullable=False),
+    Column("destination_lon", Float, nullable=False),
+    Column("destination_region", String(40), nullable=False),
+    Column("service_level", String(20), nullable=False),
+    Column("weight_kg", Float, nullable=False),
+    Column("promised_by", TS, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("picked_up_at", TS, nullable=True),
+    Column("delivered_at", TS, nullable=True),
+    Column("last_scan_at", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("version", Integer, nullable=False),
+    CheckConstraint("weight_kg > 0", name="ck_packages_weight"),
+    # the list is newest first (created_at desc, id desc), alone or under one filter
+    Index("ux_packages_tracking_number", "tracking_number", unique=True),
+    Index("ix_packages_created", "created_at", "id"),
+    Index("ix_packages_status", "status", "created_at", "id"),
+    Index("ix_packages_service_level", "service_level", "created_at", "id"),
+    Index("ix_packages_origin_region", "origin_region", "created_at", "id"),
+    Index("ix_packages_destination_region", "destination_region", "created_at", "id"),
+    Index("ix_packages_promised", "promised_by"),
+    # stats: deliveries in a time range (on-time rate, transit per lane and service level)
+    Index("ix_packages_delivered", "delivered_at"),
+    # stats: packages still on their way past their promise (the late ones), a small set
+    Index(
+        "ix_packages_open_promised",
+        "promised_by",
+        postgresql_where=Column("delivered_at").is_(None),
+        sqlite_where=Column("delivered_at").is_(None),
+    ),
+)
+
+tracking_events = Table(
+    "tracking_events",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("package_id", String(36), ForeignKey("logistics.packages.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("location", String(200), nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("occurred_at", TS, nullable=False),  # the scanner's clock
+    Column("recorded_at", TS, nullable=False),  # ours
+    Column("idempotency_key", String(100), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("status_from", String(20), nullable=False),
+    Column("status_to", String(20), nullable=True),  # null: the scan did not move the status
+    Column("out_of_order", Boolean, nullable=False),
+    Index("ux_tracking_events_key", "idempotency_key", unique=True),
+    # the timeline of a package in time order
+    Index("ix_tracking_events_package", "package_id", "occurred_at", "id"),
+    # stats: exceptions per day
+    Index("ix_tracking_events_kind", "kind", "occurred_at"),
+)
+
+outbox = outbox_table(metadata)
+
+
+def _bind(values: dict[str, Any]) -> dict[str, Any]:
+    """Datetimes in UTC before they are bound (SQLite stores the wall time, dropping offsets)."""
+    return {k: utc(v) if isinstance(v, datetime) else v for k, v in values.items()}
+
+
+# --- packages ------------------------------------------------------------------------------
+
+
+def get(session: Session, package_id: str) -> Package | None:
+    row = session.execute(select(packages).where(packages.c.id == package_id)).first()
+    return Package.of(as_dict(row)) if row is not None else None
+
+
+def lock(session: Session, *, ids: list[str], numbers: list[str]) -> list[Package]:
+    """The packages with these ids or tracking numbers, locked for update in id order."""
+    p = packages.c
+    clauses = []
+    if ids:
+        clauses.append(p.id.in_(ids))
+    if numbers:
+        clauses.append(p.tracking_number.in_(numbers))
+    if not clauses:
+        return []
+    stmt = select(packages).where(or_(*clauses)).order_by(p.id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return [Package.of(as_dict(r)) for r in session.execute(stmt).all()]
+
+
+def number_taken(session: Session, number: str) -> bool:
+    stmt = select(packages.c.id).where(packages.c.tracking_number == number).limit(1)
+    return session.execute(stmt).first() is not None
+
+
+def insert(session: Session, package: Package) -> None:
+    values = {k: getattr(package, k) for k in Package.__dataclass_fields__}
+    session.execute(packages.insert().values(**_bind(values)))
+
+
+def change(
+    session: Session, package_id: str, seen_version: int, *, bump: int = 1, **values: Any
+) -> bool:
+    """Apply `values` if the row still has `seen_version` (add `bump` to it); False when it
+    changed meanwhile."""
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(packages)
+            .where(packages.c.id == package_id, packages.c.version == seen_version)
+            .values(**_bind(values), version=seen_version + bump)
+        ),
+    )
+    return result.rowcount == 1
+
+
+def _filtered(
+    stmt: Select[Any],
+    *,
+    q: str | None = None,
+    statuses: list[str] | None = None,
+    service_levels: list[str] | None = None,
+    origin_region: str | None = None,
+    destination_region: str | None = None,
+    promised_after: datetime | None = None,
+    promised_before: datetime | None = None,
+    late: bool | None = None,
+    now: datetime | None = None,
+) -> Select[Any]:
+    p = packages.c
+    if q:
+        stmt = stmt.where(
+            or_(
+                p.tracking_number == q.upper(),
+                func.lower(p.recipient).contains(q.lower(), autoescape=True),
+            )
+        )
+    if statuses:
+        stmt = stmt.where(p.status.in_(statuses))
+    if service_levels:
+        stmt = stmt.where(p.service_level.in_(service_levels))
+    if origin_region:
+        stmt = stmt.where(p.origin_region == origin_region)
+    if destination_region:
+        stmt = stmt.where(p.destination_region == destination_region)
+    if promised_after is not None:
+        stmt = stmt.where(p.promised_by >= utc(promised_after))
+    if promised_before is not None:
+        stmt = stmt.where(p.promised_by < utc(promised_before))
+    if late is not None:
+        assert now is not None
+        stmt = stmt.where(late_clause(now) if late else ~late_clause(now))
+    return stmt
+
+
+def late_clause(now: datetime) -> ColumnElement[bool]:
+    """Late (model.is_late in SQL): delivered after the promise, or open past it."""
+    p = packages.c
+    return and_(
+        p.promised_by.is_not(None),
+        p.status.not_in(NOT_LATE),
+        or_(
+            and_(p.delivered_at.is_not(None), p.delivered_at > p.promised_by),
+            and_(p.delivered_at.is_(None), p.promised_by < utc(now)),
+        ),
+    )
+
+
+def search(
+    session: Session, *, after: tuple[datetime, str] | None, limit: int, **filters: Any
+) -> list[Package]:
+    """Packages matching the filters, newest first (created_at desc, id desc), after the keyset
+    `after`; fetches `limit` rows (callers ask for one more than a page)."""
+    p = packages.c
+    stmt = _filtered(select(packages), **filters)
+    if after is not None:
+        when, last_id = utc(after[0]), after[1]
+        stmt = stmt.where(or_(p.created_at < when, and_(p.created_at == when, p.id < last_id)))
+    rows = session.execute(stmt.order_by(p.created_at.desc(), p.id.desc()).limit(limit)).all()
+    return [Package.of(as_dict(r)) for r in rows]
+
+
+EXPORT_BATCH = 2_000
+
+
+def export(conn: Connection, **filters: Any) -> Iterator[Package]:
+    """Every package matching the filters, newest first, read through a server-side cursor
+    `EXPORT_BATCH` rows at a time: memory stays flat whatever the number of rows."""
+    p = packages.c
+    stmt = _filtered(select(packages), **filters).order_by(p.created_at.desc(), p.id.desc())
+    result = conn.execution_options(stream_results=True, yield_per=EXPORT_BATCH).execute(stmt)
+    for row in result:
+        yield Package.of(as_dict(row))
+
+
+# --- tracking events -----------------------------------------------------------------------
+
+
+def scans_by_key(session: Session, keys: list[str]) -> dict[str, Scan]:
+    if not keys:
+        return {}
+    t = tracking_events.c
+    rows = session.execute(select(tracking_events).where(t.idempotency_key.in_(keys))).all()
+    return {r.idempotency_key: Scan.of(as_dict(r)) for r in rows}
+
+
+def insert_scans(session: Session, scans: list[Scan]) -> None:
+    if not scans:
+        return
+    rows = [_bind({k: getattr(s, k) for k in Scan.__dataclass_fields__}) for s in scans]
+    session.execute(tracking_events.insert(), rows)
+
+
+def timeline(
+    session: Session, package_id: str, *, after: tuple[datetime, str] | None, limit: int
+) -> list[Scan]:
+    """Scans of a package in the order they happened (occurred_at, id), after `after`."""
+    t = tracking_events.c
+    stmt = select(tracking_events).where(t.package_id == package_id)
+    if after is not None:
+        when, last_id = utc(after[0]), after[1]
+        stmt = stmt.where(or_(t.occurred_at > when, and_(t.occurred_at == when, t.id > last_id)))
+    rows = session.execute(stmt.order_by(t.occurred_at, t.id).limit(limit)).all()
+    return [Scan.of(as_dict(r)) for r in rows]
+
+
+# --- stats ---------------------------------------------------------------------------------
+
+
+class seconds_between(FunctionElement[float]):  # noqa: N801 - reads as the SQL function it is
+    """Seconds from the second timestamp to the first (`later - earlier`), as a float."""
+
+    type = Float()
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_pg(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return (
+        f"EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}))"
+    )
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return (
+        f"((julianday({compiler.process(later, **kw)}) - "
+        f"julianday({compiler.process(earlier, **kw)})) * 86400.0)"
+    )
+
+
+class utc_day(FunctionElement[Any]):  # noqa: N801
+    """The UTC calendar day of a timestamp (a date on PostgreSQL, 'YYYY-MM-DD' on SQLite)."""
+
+    inherit_cache = True
+    name = "utc_day"
+
+
+@compiles(utc_day, "postgresql")
+def _day_pg(element: utc_day, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"CAST(({compiler.process(value, **kw)} AT TIME ZONE 'UTC') AS DATE)"
+
+
+@compiles(utc_day, "sqlite")
+def _day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"date({compiler.process(value, **kw)})"
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    p = packages.c
+    stmt = select(p.status, func.count()).group_by(p.status)
+    return {status: int(n) for status, n in session.execute(stmt).all()}
+
+
+def count_late_open(session: Session, now: datetime) -> int:
+    """Packages still on their way past their promise (served by ix_packages_open_promised)."""
+    p = packages.c
+    stmt = select(func.count()).where(
+        p.delivered_at.is_(None), p.promised_by < utc(now), p.status.not_in(NOT_LATE)
+    )
+    return int(session.execute(stmt).scalar() or 0)
+
+
+def deliveries(session: Session, start: datetime, end: datetime) -> dict[str, int]:
+    """Over packages delivered in [start, end): how many, how many had a promise, how many
+    of those kept it."""
+    p = packages.c
+    stmt = select(
+        func.count(),
+        func.count().filter(p.promised_by.is_not(None)),
+        func.count().filter(p.delivered_at <= p.promised_by),
+    ).where(p.delivered_at >= utc(start), p.delivered_at < utc(end))
+    total, promised, on_time = session.execute(stmt).one()
+    return {"delivered": int(total), "promised": int(promised), "on_time": int(on_time)}
+
+
+def transit_by(
+    session: Session, start: datetime, end: datetime, *keys: str
+) -> list[tuple[tuple[str, ...], int, float, float, float]]:
+    """Per value of the `keys` columns, over packages delivered in [start, end) with a known
+    pickup: (key values, packages, mean, min, max transit seconds), ordered by the keys."""
+    p = packages.c
+    cols = [p[k] for k in keys]
+    transit = seconds_between(p.delivered_at, p.picked_up_at)
+    stmt = (
+        select(*cols, func.count(), func.avg(transit), func.min(transit), func.max(transit))
+        .where(p.delivered_at >= utc(start), p.delivered_at < utc(end), p.picked_up_at.is_not(None))
+        .group_by(*cols)
+        .order_by(*cols)
+    )
+    out = []
+    for row in session.execute(stmt).all():
+        values = tuple(row[: len(keys)])
+        n, avg, lo, hi = row[len(keys) :]
+        out.append((values, int(n), float(avg), float(lo), float(hi)))
+    return out
+
+
+def exceptions_per_day(session: Session, start: datetime, end: datetime) -> dict[date, int]:
+    """Exception scans per UTC day of `occurred_at` in [start, end) (ix_tracking_events_kind)."""
+    t = tracking_events.c
+    day = utc_day(t.occurred_at).label("day")
+    stmt = (
+        select(day, func.count())
+        .where(t.kind == "exception", t.occurred_at >= utc(start), t.occurred_at < utc(end))
+        .group_by(day)
+    )
+    out: dict[date, int] = {}
+    for value, n in session.execute(stmt).all():
+        key = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+        out[key] = int(n)
+    return out
