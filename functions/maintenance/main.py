@@ -6,13 +6,16 @@ import flask
 import functions_framework
 
 from functions.maintenance import service
-from functions.maintenance.api import app
 from shared.events import Received, handler
 from shared.http import Tick, dispatch, scheduled
 
 
 @functions_framework.http
 def api(request: flask.Request) -> flask.Response:
+    # Imported here, not above: the event and schedule deployments load this module too and
+    # never need the HTTP app (cold starts). Python caches it after the first request.
+    from functions.maintenance.api import app
+
     return dispatch(app, request)
 
 

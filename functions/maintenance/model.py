@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 from croniter import croniter
 
 from shared.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
+from shared.roles import ROLES
 
 # --- vocabularies ----------------------------------------------------------------------------
 # The Literals are the vocabularies (api.py's request and response models use them); the tuples
@@ -39,7 +40,7 @@ WORK_ORDER_STATUSES: tuple[WorkOrderStatus, ...] = get_args(WorkOrderStatus)
 # Work still to do: counts as "open work", can be overdue, keeps an asset from retiring.
 ACTIVE = frozenset({"open", "assigned", "in_progress", "on_hold"})
 TERMINAL = frozenset({"closed", "cancelled"})
-ASSIGNABLE_ROLES = frozenset({"operator", "manager", "admin"})
+ASSIGNABLE_ROLES = frozenset(ROLES) - {"viewer"}  # who may be given work: all but viewers
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "open": ("assigned", "cancelled"),

@@ -1,15 +1,21 @@
 """Maintenance domain rules without I/O: the work-order lifecycle checked exhaustively against
 an explicit table, who may make which move, stock rules, hierarchy and PM recurrence."""
 
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import product
+from pathlib import Path
 from typing import get_args
 
 import pytest
 
 from functions.maintenance import model
 from functions.maintenance.model import Actor
+from shared.roles import ROLES
+
+ROOT = Path(__file__).resolve().parents[2]
 
 STATUSES = ["open", "assigned", "in_progress", "on_hold", "completed", "closed", "cancelled"]
 
@@ -54,6 +60,27 @@ VIEWER = Actor("v-1", ("viewer",))
 def test_vocabulary_matches():
     assert list(model.WORK_ORDER_STATUSES) == STATUSES
     assert set(model.TRANSITIONS) == set(STATUSES)
+
+
+def test_assignable_roles_are_platform_roles_but_viewer():
+    assert {"operator", "manager", "admin"} == model.ASSIGNABLE_ROLES
+    assert set(ROLES) > model.ASSIGNABLE_ROLES
+
+
+def _loaded_after(module: str, *names: str) -> list[str]:
+    """Which of `names` a fresh interpreter has loaded after importing `module`."""
+    probe = f"import sys, {module}; print(' '.join(m for m in {names!r} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return out.stdout.split()
+
+
+def test_model_and_entry_points_load_only_what_they_need():
+    # the domain model imports no web framework or crypto library
+    assert _loaded_after("functions.maintenance.model", "flask", "jwt", "cryptography") == []
+    # main.py is loaded by the event and schedule deployments too: not the HTTP app
+    assert _loaded_after("functions.maintenance.main", "functions.maintenance.api") == []
 
 
 def test_vocabularies_nest():
