@@ -101,6 +101,10 @@ class Settings:
     # secrets (shared.secrets): "" = Secret Manager outside local, else the local file store
     secret_backend: str = ""  # "" | local | secretmanager
     secretmanager_endpoint: str = "https://secretmanager.googleapis.com"
+    # ops database backups: the Cloud SQL Admin API (a local fake in tests) and the bucket of
+    # the exports ("" = <project>-switchyard-backups, as Terraform names it)
+    sqladmin_endpoint: str = "https://sqladmin.googleapis.com"
+    backup_bucket: str = ""
 
     @property
     def is_local(self) -> bool:
@@ -168,6 +172,10 @@ def _load() -> Settings:
         secretmanager_endpoint=os.environ.get(
             "SECRETMANAGER_ENDPOINT", "https://secretmanager.googleapis.com"
         ).rstrip("/"),
+        sqladmin_endpoint=os.environ.get(
+            "SQLADMIN_ENDPOINT", "https://sqladmin.googleapis.com"
+        ).rstrip("/"),
+        backup_bucket=os.environ.get("BACKUP_BUCKET", ""),
     )
     if not s.is_local:
         _refuse_placeholders(s)
