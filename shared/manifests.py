@@ -4,10 +4,13 @@ Each context declares its deployments (entry point, trigger, routes, topics, sch
 size, secrets, the http deployments it calls) once; the local runner, the gateway's routing
 table, the emulator wiring, Terraform, the deploy scripts and the tests all read them through
 this module (Terraform reads the same YAML with `yamldecode`). Validation is strict: an unknown
-key, a duplicate deployment name or route, a subscribed topic nobody publishes, a `calls` entry
-that is not another http deployment, or an entry point missing from `main.py` raises
-`ManifestError` naming the file and the key. This module does no I/O beyond reading the
-manifests and parsing (not importing) each context's `main.py`.
+key, a duplicate deployment name or route, a subscribed topic nobody publishes, an event type
+published by more than one context, a `calls` entry that is not another http deployment, an
+unknown platform role, or an entry point missing from `main.py` raises `ManifestError` naming
+the file(s) and the key. Platform roles (`platform_roles`: the outbox relay, the outbox and
+dead-letter operators) are declared here once; Terraform and infra/deploy read them. This
+module does no I/O beyond reading the manifests and parsing (not importing) each context's
+`main.py`.
 """
 
 from __future__ import annotations
@@ -50,7 +53,20 @@ _DEPLOYMENT_KEYS = {
     "ingress",
     "env",
     "calls",
+    "platform_roles",
 }
+
+# Platform roles: the grants a deployment gets beyond what its own manifest entry implies.
+# Terraform (infra/modules/manifests) and infra/deploy/deploy.py read them from the manifests.
+PlatformRole = Literal["outbox-relay", "outbox-operator", "dead-letter-operator"]
+PLATFORM_ROLES: dict[str, str] = {
+    "outbox-relay": "publishes every topic (pending outbox rows of every context)",
+    "outbox-operator": "DML on the `outbox` table of every context's schema, nothing else",
+    "dead-letter-operator": "reads every dead-letter --keep subscription and republishes to "
+    "every topic (redrive)",
+}
+# Roles that read or write the outbox tables need the database.
+_SQL_ROLES = {"outbox-relay", "outbox-operator"}
 _RUNTIME_DEFAULTS: dict[str, Any] = {
     "memory": "256Mi",
     "cpu": 1,
@@ -110,6 +126,8 @@ class Deployment:
     # http deployments this one calls service-to-service (shared.clients.call): they alone get
     # it run.invoker and SERVICE_URLS in the cloud, and `call` refuses any other.
     calls: tuple[str, ...] = ()
+    # platform roles (PLATFORM_ROLES) of this deployment, sorted
+    platform_roles: tuple[str, ...] = ()
 
     @property
     def health_path(self) -> str:
@@ -200,6 +218,16 @@ class Catalog:
         if path in self._exact_public:
             return True
         return any(_under(path, p) for p in self._public_prefixes)
+
+    def with_role(self, role: str) -> tuple[str, ...]:
+        """Names of the deployments that declare platform role `role`, sorted."""
+        if role not in PLATFORM_ROLES:
+            raise KeyError(role)
+        return tuple(sorted(n for n, d in self.deployments.items() if role in d.platform_roles))
+
+    def publishes_everything(self, d: Deployment) -> bool:
+        """True when `d` may publish every topic: the outbox relay, the dead-letter operator."""
+        return bool({"outbox-relay", "dead-letter-operator"} & set(d.platform_roles))
 
     def subscriptions(self) -> list[tuple[Deployment, str]]:
         """(event deployment, topic) pairs: one push subscription each."""
@@ -328,6 +356,16 @@ def _deployment(path: Path, ctx: str, schema: str | None, name: str, raw: Any) -
     calls = _str_list(path, f"{where}.calls", raw.get("calls"))
     if len(set(calls)) != len(calls):
         raise _fail(path, f"{where}.calls", "names a deployment twice")
+    roles = _str_list(path, f"{where}.platform_roles", raw.get("platform_roles"))
+    for role in roles:
+        if role not in PLATFORM_ROLES:
+            raise _fail(
+                path, f"{where}.platform_roles", f"{role!r} is not among {sorted(PLATFORM_ROLES)}"
+            )
+        if role in _SQL_ROLES and "sql" not in uses:
+            raise _fail(path, f"{where}.platform_roles", f"{role!r} needs `uses: [sql]`")
+    if len(set(roles)) != len(roles):
+        raise _fail(path, f"{where}.platform_roles", "names a role twice")
     return Deployment(
         name=name,
         context=ctx,
@@ -350,6 +388,7 @@ def _deployment(path: Path, ctx: str, schema: str | None, name: str, raw: Any) -
         ingress=ingress,
         env=tuple(sorted(env.items())),
         calls=calls,
+        platform_roles=tuple(sorted(roles)),
     )
 
 
@@ -421,6 +460,7 @@ def load(functions_dir: Path | None = None) -> Catalog:
                         f"duplicate route {r!r} (also in {_rel(seen_routes[r])})",
                     )
                 seen_routes[r] = mf
+    _one_publishing_context(contexts)
     published = {t for c in contexts for d in c.deployments for t in d.publishes}
     triggers = {d.name: d.trigger for c in contexts for d in c.deployments}
     resolved = []
@@ -452,6 +492,24 @@ def load(functions_dir: Path | None = None) -> Catalog:
             deps.append(d)
         resolved.append(_replace(c, deployments=tuple(deps)))
     return Catalog(contexts=tuple(resolved))
+
+
+def _one_publishing_context(contexts: list[Context]) -> None:
+    """An event type has exactly one publishing context (its schema lives in that context's
+    events.py); several deployments of that one context may publish it."""
+    first: dict[str, tuple[Path, str]] = {}
+    for c in contexts:
+        mf = c.path / "function.yaml"
+        for d in c.deployments:
+            for t in d.publishes:
+                owner = first.setdefault(t, (mf, d.name))
+                if owner[0] != mf:
+                    raise _fail(
+                        mf,
+                        f"deployments.{d.name}.publishes",
+                        f"event type {t!r} is also published by {owner[1]} in "
+                        f"{_rel(owner[0])}; an event type has exactly one publishing context",
+                    )
 
 
 def _replace(obj: Any, **changes: Any) -> Any:

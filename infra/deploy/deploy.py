@@ -17,8 +17,10 @@ project number, function URLs) print as <placeholders>.
 Functions send all egress through the VPC connector `--vpc-connector` (calls between functions
 must come from the VPC to reach internal-only ingress). It creates no network, Cloud SQL
 instance, Firestore database or secret value: docs/deploy.md gives those one-time commands.
-The same derivation exists in Terraform (infra/modules/manifests); tests/infra checks both
-against the manifests.
+Platform roles (the outbox relay and the dead-letter operator publish every topic; the latter
+also reads every --keep subscription) come from the manifests' `platform_roles`. The same
+derivation exists in Terraform (infra/modules/manifests); tests/infra checks both against the
+manifests.
 """
 
 from __future__ import annotations
@@ -50,8 +52,6 @@ from shared.manifests import (  # noqa: E402
 
 RUNTIME = "python312"
 GATEWAY_CONTEXT = "gateway"
-ALL_TOPIC_PUBLISHERS = ("ops-outbox-relay",)  # the outbox relay publishes every context's rows
-DEAD_LETTER_OPERATORS = ("ops-api",)  # lists and redrives dead letters
 PUSH_INVOKER = "switchyard-push-invoker"
 SCHEDULER_INVOKER = "switchyard-scheduler"
 BUILDER = "switchyard-builder"
@@ -218,9 +218,9 @@ class Deployer:
         )
 
     def published_topics(self, d: Deployment) -> tuple[str, ...]:
-        if d.name in ALL_TOPIC_PUBLISHERS or d.name in DEAD_LETTER_OPERATORS:
-            return self.catalog.topics
-        return d.publishes
+        # The outbox relay (every context's pending rows) and the dead-letter operator
+        # (redrive) publish every topic: manifest `platform_roles`.
+        return self.catalog.topics if self.catalog.publishes_everything(d) else d.publishes
 
     def invokers(self) -> list[tuple[str, str]]:
         """(target deployment, invoker service account email) pairs for roles/run.invoker."""
@@ -367,7 +367,7 @@ class Deployer:
                 g.bind(
                     "pubsub topics", t, self.member(self.sa_email(d.name)), "roles/pubsub.publisher"
                 )
-            if d.name in DEAD_LETTER_OPERATORS:
+            if "dead-letter-operator" in d.platform_roles:
                 for t in self.catalog.topics:
                     g.bind(
                         "pubsub subscriptions",

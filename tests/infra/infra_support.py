@@ -31,11 +31,9 @@ PROJECT_NUMBER = "123456789"
 REGION = "europe-west1"
 CONNECTION = f"{PROJECT}:{REGION}:switchyard"
 
-# Platform conventions the plan depends on (Terraform: variables of infra/modules/manifests).
+# The context that routes to every other (Terraform: variable gateway_context). The platform
+# roles (outbox relay, outbox and dead-letter operators) come from the manifests.
 GATEWAY_CONTEXT = "gateway"
-ALL_TOPIC_PUBLISHERS = ("ops-outbox-relay",)
-DEAD_LETTER_OPERATORS = ("ops-api",)
-OUTBOX_OPERATORS = ("ops-outbox-relay", "ops-api", "ops-cleanup")
 
 
 # --- the expected plan ---------------------------------------------------------------------
@@ -59,8 +57,9 @@ def expected_plan(
     deps = cat.deployments
     topics = list(cat.topics)
     gateways = sorted(n for n, d in deps.items() if d.context == GATEWAY_CONTEXT)
-    relays = [n for n in ALL_TOPIC_PUBLISHERS if n in deps]
-    operators = [n for n in DEAD_LETTER_OPERATORS if n in deps]
+    relays = cat.with_role("outbox-relay")
+    operators = cat.with_role("dead-letter-operator")
+    outbox_operators = cat.with_role("outbox-operator")
     email = {n: f"{account_id(n)}@{project}.iam.gserviceaccount.com" for n in deps}
     db_user = {n: e.removesuffix(".gserviceaccount.com") for n, e in email.items()}
 
@@ -128,9 +127,7 @@ def expected_plan(
     for c in cat.contexts:
         if c.owns_schema:
             users = [db_user[d.name] for d in c.deployments if d.uses_sql]
-            users += [
-                f"{db_user[n]}:outbox" for n in OUTBOX_OPERATORS if n in deps and deps[n].uses_sql
-            ]
+            users += [f"{db_user[n]}:outbox" for n in outbox_operators]
             sql_grants[c.owns_schema] = sorted(set(users))
     return {
         "topics": topics,
@@ -178,6 +175,11 @@ def expected_plan(
             n: {s.upper().replace("-", "_"): s for s in d.secrets} for n, d in deps.items()
         },
         "sql_grants": sql_grants,
+        "platform_roles": {
+            "outbox-relay": list(relays),
+            "outbox-operator": list(outbox_operators),
+            "dead-letter-operator": list(operators),
+        },
     }
 
 

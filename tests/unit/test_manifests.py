@@ -206,3 +206,106 @@ def test_repository_manifests_declare_their_service_calls():
     assert deps["users-api"].calls == ("auth-api",)  # PUT /api/auth/credentials/{id}
     assert deps["console-web"].calls == ("auth-api",)  # the BFF's /api/auth/login etc.
     assert deps["gateway"].calls == ()  # it proxies; it does not use shared.clients.call
+
+
+# -- one publishing context per event type ---------------------------------------------------
+
+PUBLISHER = "context: %s\ndeployments:\n%s"
+API = "  %s-api: {entry_point: api, trigger: http, routes: [/api/%s], publishes: [%s]}\n"
+JOB = "  %s-job: {entry_point: api, trigger: schedule, schedule: '* * * * *', publishes: [%s]}\n"
+
+
+def test_an_event_type_published_by_two_contexts_is_an_error_naming_both_files(tmp_path):
+    write(tmp_path, "a", PUBLISHER % ("a", API % ("a", "a", "thing.done")))
+    write(tmp_path, "b", PUBLISHER % ("b", API % ("b", "b", "other.done, thing.done")))
+    with pytest.raises(ManifestError) as err:
+        load(tmp_path)
+    message = str(err.value)
+    assert "b/function.yaml: deployments.b-api.publishes:" in message
+    assert "'thing.done' is also published by a-api in " in message
+    assert f"{tmp_path / 'a' / 'function.yaml'}; " in message
+    assert "exactly one publishing context" in message
+
+
+def test_several_deployments_of_one_context_may_publish_an_event_type(tmp_path):
+    write(
+        tmp_path,
+        "a",
+        PUBLISHER % ("a", API % ("a", "a", "thing.done") + JOB % ("a", "thing.done")),
+    )
+    cat = load(tmp_path)
+    assert cat.topics == ("thing.done",)
+    assert cat.deployments["a-job"].publishes == ("thing.done",)
+
+
+def test_repository_event_types_have_one_publishing_context_each():
+    owners: dict[str, set[str]] = {}
+    for d in catalog().deployments.values():
+        for t in d.publishes:
+            owners.setdefault(t, set()).add(d.context)
+    assert owners and all(len(c) == 1 for c in owners.values()), owners
+
+
+# -- platform roles --------------------------------------------------------------------------
+
+ROLE_BASE = (
+    "context: a\ndeployments:\n"
+    "  a-api: {entry_point: api, trigger: http, routes: [/api/a], uses: [sql]%s}\n"
+    "  a-job: {entry_point: api, trigger: schedule, schedule: '* * * * *'%s}\n"
+)
+
+
+def test_platform_roles_are_declared_on_deployments(tmp_path):
+    write(
+        tmp_path,
+        "a",
+        ROLE_BASE % (", platform_roles: [outbox-operator, dead-letter-operator]", ""),
+    )
+    cat = load(tmp_path)
+    assert cat.deployments["a-api"].platform_roles == ("dead-letter-operator", "outbox-operator")
+    assert cat.deployments["a-job"].platform_roles == ()
+    assert cat.with_role("dead-letter-operator") == ("a-api",)
+    assert cat.with_role("outbox-relay") == ()
+    assert cat.publishes_everything(cat.deployments["a-api"])
+    assert not cat.publishes_everything(cat.deployments["a-job"])
+    with pytest.raises(KeyError):
+        cat.with_role("janitor")
+
+
+@pytest.mark.parametrize(
+    ("api", "job", "message"),
+    [
+        (
+            ", platform_roles: [janitor]",
+            "",
+            "deployments.a-api.platform_roles: 'janitor' is not among ['dead-letter-operator',",
+        ),
+        (
+            "",
+            ", platform_roles: [outbox-relay]",
+            "deployments.a-job.platform_roles: 'outbox-relay' needs `uses: [sql]`",
+        ),
+        (
+            ", platform_roles: [outbox-operator, outbox-operator]",
+            "",
+            "deployments.a-api.platform_roles: names a role twice",
+        ),
+        (
+            ", platform_roles: outbox-relay",
+            "",
+            "deployments.a-api.platform_roles: must be a list of strings",
+        ),
+    ],
+)
+def test_invalid_platform_roles_name_file_and_key(tmp_path, api, job, message):
+    write(tmp_path, "a", ROLE_BASE % (api, job))
+    with pytest.raises(ManifestError) as err:
+        load(tmp_path)
+    assert f"a/function.yaml: {message}" in str(err.value)
+
+
+def test_repository_manifests_declare_the_platform_roles():
+    cat = catalog()
+    assert cat.with_role("outbox-relay") == ("ops-outbox-relay",)
+    assert cat.with_role("dead-letter-operator") == ("ops-api",)
+    assert set(cat.with_role("outbox-operator")) == {"ops-outbox-relay", "ops-api", "ops-cleanup"}

@@ -50,7 +50,9 @@ locals {
       ingress    = try(d.ingress, "internal")
       env        = try(d.env, {})
       calls      = distinct(try(d.calls, [])) # http deployments it calls (shared.clients.call)
-      uses_sql   = contains(try(d.uses, []), "sql")
+      # outbox-relay | outbox-operator | dead-letter-operator (shared.manifests.PLATFORM_ROLES)
+      platform_roles = sort(distinct(try(d.platform_roles, [])))
+      uses_sql       = contains(try(d.uses, []), "sql")
       # Event deployments always write Firestore: processed/{subscription}:{event_id}.
       uses_datastore = contains(try(d.uses, []), "firestore") || d.trigger == "event"
       # Service account ids are 6-30 characters; deployment names are 3-50.
@@ -107,9 +109,19 @@ locals {
     }
   }
 
-  relays     = [for n in var.all_topic_publishers : n if contains(keys(local.deployments), n)]
-  operators  = [for n in var.dead_letter_operators : n if contains(keys(local.deployments), n)]
-  outbox_ops = [for n in var.outbox_operators : n if contains(keys(local.deployments), n)]
+  # Platform roles, declared once in the manifests (`platform_roles`): the outbox relay
+  # publishes every context's pending rows, the outbox operators (relay, report, purge) get DML
+  # on every `<schema>.outbox`, the dead-letter operators read the --keep subscriptions and
+  # redrive to the source topics.
+  relays     = sort([for n, d in local.deployments : n if contains(d.platform_roles, "outbox-relay")])
+  operators  = sort([for n, d in local.deployments : n if contains(d.platform_roles, "dead-letter-operator")])
+  outbox_ops = sort([for n, d in local.deployments : n if contains(d.platform_roles, "outbox-operator")])
+  # A role shared.manifests does not know (it refuses it too).
+  invalid_platform_roles = sort(flatten([
+    for n, d in local.deployments : [
+      for r in d.platform_roles : "${n}: ${r}" if !contains(["outbox-relay", "outbox-operator", "dead-letter-operator"], r)
+    ]
+  ]))
 
   # roles/pubsub.publisher: a deployment on the topics it declares; the outbox relay and the
   # dead-letter operator (redrive) on every topic.

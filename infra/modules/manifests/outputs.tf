@@ -56,6 +56,20 @@ output "project_roles" {
 output "publisher_bindings" {
   description = "roles/pubsub.publisher grants keyed <deployment>/<topic>."
   value       = local.publisher_bindings
+
+  precondition {
+    condition     = length(local.invalid_platform_roles) == 0
+    error_message = "A manifest `platform_roles` entry is not outbox-relay, outbox-operator or dead-letter-operator: ${join(", ", local.invalid_platform_roles)}."
+  }
+}
+
+output "platform_roles" {
+  description = "Platform role -> deployments that declare it in their manifest (`platform_roles`)."
+  value = {
+    "outbox-relay"         = local.relays
+    "outbox-operator"      = local.outbox_ops
+    "dead-letter-operator" = local.operators
+  }
 }
 
 output "dead_letter_bindings" {

@@ -42,21 +42,3 @@ variable "gateway_context" {
   description = "Context whose deployments route to every other deployment (all their URLs, run.invoker on each)."
   default     = "gateway"
 }
-
-variable "all_topic_publishers" {
-  type        = list(string)
-  description = "Deployments that publish every topic: the outbox relay publishes pending rows of every context."
-  default     = ["ops-outbox-relay"]
-}
-
-variable "outbox_operators" {
-  type        = list(string)
-  description = "Deployments that work on every context's outbox table (relay, report, purge): they get DML on `<schema>.outbox` only, never on the context's own tables."
-  default     = ["ops-outbox-relay", "ops-api", "ops-cleanup"]
-}
-
-variable "dead_letter_operators" {
-  type        = list(string)
-  description = "Deployments that read the dead-letter --keep subscriptions and redrive to the source topics."
-  default     = ["ops-api"]
-}
