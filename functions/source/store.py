@@ -1,0 +1,641 @@
+"""Source's tables (schema `source`) and the queries on them; PostgreSQL and SQLite.
+
+- `repositories`: one row per tracked repository, unique on its lower-cased `owner/name`
+  (GitHub names are case-insensitive). The webhook secret is never here: only its name and
+  version in `shared.secrets`.
+- `commits`: one row per (repository, sha) - the primary key is what makes a commit seen by
+  the webhook and the poller (or twice by either) one row (`INSERT ... ON CONFLICT DO
+  NOTHING`, the inserted ones are the new ones). `commit_branches` lists every branch a commit
+  was pushed to (a fast-forward merge pushes known commits to a second branch).
+- `deliveries`: one row per GitHub delivery id (`X-GitHub-Delivery`): its primary key is the
+  de-duplication, and the row is written in the same transaction as the outbox row of
+  `github.delivery.received`. The raw body lives in Firestore (`source_deliveries`).
+- `refs`: where each branch and tag of a repository points (deleted ones kept, flagged).
+- `monitor_runs`: one row per poll of GitHub (scheduled or run-once) with its figures.
+Statistics are SQL aggregates over `ix_commits_time`, which on PostgreSQL also INCLUDEs the
+aggregated columns so a day range is read from the index alone. Message search uses a GIN
+index over `to_tsvector('simple', message)` on PostgreSQL (words), LIKE on SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    and_,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+
+from functions.source import model
+from shared import db
+from shared.db import as_dict, utc
+from shared.events import outbox_table
+
+SCHEMA = "source"
+metadata = db.metadata(SCHEMA)
+TS = DateTime(timezone=True)
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("owner", String(39), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("full_name_key", String(140), nullable=False),
+    Column("provider", String(20), nullable=False),
+    Column("default_branch", String(255), nullable=False),
+    Column("polling", Boolean, nullable=False),
+    Column("webhook_secret_name", String(200), nullable=True),
+    Column("webhook_secret_version", String(64), nullable=True),
+    Column("last_seen_sha", String(64), nullable=True),
+    Column("last_seen_at", TS, nullable=True),
+    Column("poll_etag", String(200), nullable=True),
+    Column("last_polled_at", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ux_repositories_full_name", "full_name_key", unique=True),
+    Index("ix_repositories_created", "created_at", "id"),
+)
+
+commits = Table(
+    "commits",
+    metadata,
+    Column(
+        "repository_id",
+        String(36),
+        ForeignKey("source.repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("sha", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("author_name", String(200), nullable=False),
+    Column("author_email", String(320), nullable=True),
+    Column("author_login", String(100), nullable=True),
+    Column("author_key", String(320), nullable=False),
+    Column("branch", String(255), nullable=True),
+    Column("committed_at", TS, nullable=False),
+    Column("recorded_at", TS, nullable=False),
+    Column("conventional_type", String(40), nullable=True),
+    Column("conventional_scope", String(100), nullable=True),
+    Column("breaking", Boolean, nullable=False),
+    Column("added", Text, nullable=False),  # JSON list of paths
+    Column("removed", Text, nullable=False),
+    Column("modified", Text, nullable=False),
+    Column("files_changed", Integer, nullable=True),
+    Column("additions", Integer, nullable=True),
+    Column("deletions", Integer, nullable=True),
+    Column("url", Text, nullable=True),
+    Column("source", String(10), nullable=False),
+    Column("delivery_id", String(64), nullable=True),
+    PrimaryKeyConstraint("repository_id", "sha", name="pk_commits"),
+    Index(
+        "ix_commits_time",
+        "committed_at",
+        "repository_id",
+        "sha",
+        postgresql_include=[
+            "author_key",
+            "conventional_type",
+            "additions",
+            "deletions",
+            "files_changed",
+        ],
+    ),
+    Index("ix_commits_repository", "repository_id", "committed_at", "sha"),
+    Index("ix_commits_author", "author_key", "committed_at"),
+    Index("ix_commits_type", "conventional_type", "committed_at"),
+    Index("ix_commits_sha", "sha"),
+)
+
+commit_branches = Table(
+    "commit_branches",
+    metadata,
+    Column("repository_id", String(36), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("branch", String(255), nullable=False),
+    PrimaryKeyConstraint("repository_id", "sha", "branch", name="pk_commit_branches"),
+    Index("ix_commit_branches_branch", "repository_id", "branch"),
+)
+
+refs = Table(
+    "refs",
+    metadata,
+    Column("repository_id", String(36), nullable=False),
+    Column("ref", String(300), nullable=False),
+    Column("ref_type", String(10), nullable=False),
+    Column("head_sha", String(64), nullable=True),
+    Column("deleted", Boolean, nullable=False),
+    Column("forced_at", TS, nullable=True),
+    Column("updated_at", TS, nullable=False),
+    Column("delivery_id", String(64), nullable=True),
+    PrimaryKeyConstraint("repository_id", "ref", name="pk_refs"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(64), primary_key=True),  # X-GitHub-Delivery
+    Column("event", String(64), nullable=False),
+    Column("action", String(64), nullable=True),
+    Column("repository", String(140), nullable=True),  # full_name as GitHub sent it
+    Column("repository_id", String(36), nullable=True),
+    Column("status", String(12), nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("processed_at", TS, nullable=True),
+    Column("size_bytes", Integer, nullable=False),
+    Column("stored_bytes", Integer, nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("commits_recorded", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("summary", Text, nullable=True),  # JSON: what the ingest made of it
+    Index("ix_deliveries_received", "received_at", "id"),
+    Index("ix_deliveries_status", "status", "received_at", "id"),
+    Index("ix_deliveries_event", "event", "received_at"),
+)
+
+monitor_runs = Table(
+    "monitor_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("trigger", String(10), nullable=False),  # schedule | manual
+    Column("scheduled_for", TS, nullable=True),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+    Column("repositories_checked", Integer, nullable=False),
+    Column("commits_found", Integer, nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("not_modified", Integer, nullable=False),
+    Column("rate_limit_remaining", Integer, nullable=True),
+    Column("rate_limit_reset", TS, nullable=True),
+    Column("stopped_early", Boolean, nullable=False),
+    Column("error", Text, nullable=True),
+    Index("ix_monitor_runs_started", "started_at"),
+)
+
+outbox = outbox_table(metadata)
+
+
+# --- dialect bits ---------------------------------------------------------------------------
+
+
+class utc_day(FunctionElement[Any]):  # noqa: N801 - reads as the SQL function it is
+    """The UTC calendar day of a timestamp (a date on PostgreSQL, 'YYYY-MM-DD' on SQLite)."""
+
+    inherit_cache = True
+    name = "utc_day"
+
+
+@compiles(utc_day, "postgresql")
+def _day_pg(element: utc_day, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"CAST(({compiler.process(value, **kw)} AT TIME ZONE 'UTC') AS DATE)"
+
+
+@compiles(utc_day, "sqlite")
+def _day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"date({compiler.process(value, **kw)})"
+
+
+class message_matches(FunctionElement[bool]):  # noqa: N801
+    """Every word of the search in the message: PostgreSQL full text (the GIN index of the
+    migration, 'simple' configuration: no stemming, any language), SQLite LIKE."""
+
+    inherit_cache = True
+    name = "message_matches"
+
+
+@compiles(message_matches, "postgresql")
+def _match_pg(element: message_matches, compiler: Any, **kw: Any) -> str:
+    column, words = list(element.clauses)
+    return (
+        f"to_tsvector('simple', {compiler.process(column, **kw)}) @@ "
+        f"plainto_tsquery('simple', {compiler.process(words, **kw)})"
+    )
+
+
+@compiles(message_matches, "sqlite")
+def _match_sqlite(element: message_matches, compiler: Any, **kw: Any) -> str:
+    column, words = list(element.clauses)
+    return (
+        f"lower({compiler.process(column, **kw)}) LIKE "
+        f"'%' || lower({compiler.process(words, **kw)}) || '%'"
+    )
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount)
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+# --- repositories ---------------------------------------------------------------------------
+
+
+def _repository(row: Any) -> model.Repository:
+    return model.Repository(**as_dict(row))
+
+
+def repository_by_key(session: Session, key: str, *, lock: bool = False) -> model.Repository | None:
+    stmt = select(repositories).where(repositories.c.full_name_key == key)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = session.execute(stmt).first()
+    return _repository(row) if row is not None else None
+
+
+def repositories_by_id(session: Session, ids: list[str]) -> dict[str, model.Repository]:
+    if not ids:
+        return {}
+    rows = session.execute(select(repositories).where(repositories.c.id.in_(set(ids)))).all()
+    return {r.id: _repository(r) for r in rows}
+
+
+def insert_repository(session: Session, **values: Any) -> None:
+    session.execute(repositories.insert().values(**values))
+
+
+def change_repository(session: Session, repository_id: str, **values: Any) -> None:
+    session.execute(
+        update(repositories)
+        .where(repositories.c.id == repository_id)
+        .values(**values, version=repositories.c.version + 1)
+    )
+
+
+def touch_poll(session: Session, repository_id: str, **values: Any) -> None:
+    """Poll bookkeeping (ETag, time): not a change of the repository, no version bump."""
+    session.execute(update(repositories).where(repositories.c.id == repository_id).values(**values))
+
+
+def delete_repository(session: Session, repository_id: str) -> None:
+    for table in (commit_branches, refs):
+        session.execute(table.delete().where(table.c.repository_id == repository_id))
+    session.execute(commits.delete().where(commits.c.repository_id == repository_id))
+    session.execute(repositories.delete().where(repositories.c.id == repository_id))
+
+
+def list_repositories(
+    session: Session, *, after: tuple[datetime, str] | None, limit: int, polling: bool | None
+) -> list[model.Repository]:
+    r = repositories.c
+    stmt = select(repositories)
+    if polling is not None:
+        stmt = stmt.where(r.polling.is_(polling))
+    if after is not None:
+        when, last = utc(after[0]), after[1]
+        stmt = stmt.where(or_(r.created_at > when, and_(r.created_at == when, r.id > last)))
+    rows = session.execute(stmt.order_by(r.created_at, r.id).limit(limit)).all()
+    return [_repository(x) for x in rows]
+
+
+def polled_repositories(session: Session) -> list[model.Repository]:
+    r = repositories.c
+    stmt = select(repositories).where(r.polling.is_(True)).order_by(r.last_polled_at, r.id)
+    return [_repository(x) for x in session.execute(stmt).all()]
+
+
+def advance_last_seen(session: Session, repository_id: str, sha: str, at: datetime) -> None:
+    """Move `last_seen` forward only (an older commit found later leaves it)."""
+    r = repositories.c
+    session.execute(
+        update(repositories)
+        .where(r.id == repository_id, or_(r.last_seen_at.is_(None), r.last_seen_at <= utc(at)))
+        .values(last_seen_sha=sha, last_seen_at=utc(at))
+    )
+
+
+# --- commits --------------------------------------------------------------------------------
+
+
+def _commit(row: Any) -> model.Commit:
+    out = as_dict(row)
+    for key in ("added", "removed", "modified"):
+        out[key] = tuple(json.loads(out[key])) if out.get(key) else ()
+    return model.Commit(**out)
+
+
+def insert_commit(session: Session, values: dict[str, Any]) -> bool:
+    """Insert if (repository, sha) is new; True when this call inserted it."""
+    stmt = (
+        db.insert(session, commits)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["repository_id", "sha"])
+    )
+    return _rowcount(session.execute(stmt)) == 1
+
+
+def link_branch(session: Session, repository_id: str, sha: str, branch: str) -> None:
+    stmt = (
+        db.insert(session, commit_branches)
+        .values(repository_id=repository_id, sha=sha, branch=branch)
+        .on_conflict_do_nothing(index_elements=["repository_id", "sha", "branch"])
+    )
+    session.execute(stmt)
+
+
+def set_branch_if_missing(session: Session, repository_id: str, sha: str, branch: str) -> None:
+    c = commits.c
+    session.execute(
+        update(commits)
+        .where(c.repository_id == repository_id, c.sha == sha, c.branch.is_(None))
+        .values(branch=branch)
+    )
+
+
+def commits_by_sha(session: Session, sha: str, repository_id: str | None) -> list[model.Commit]:
+    stmt = select(commits).where(commits.c.sha == sha)
+    if repository_id is not None:
+        stmt = stmt.where(commits.c.repository_id == repository_id)
+    return [_commit(r) for r in session.execute(stmt.limit(10)).all()]
+
+
+def branches_of(session: Session, repository_id: str, sha: str) -> list[str]:
+    b = commit_branches.c
+    stmt = select(b.branch).where(b.repository_id == repository_id, b.sha == sha)
+    return sorted(str(x) for x in session.scalars(stmt).all())
+
+
+def known_shas(session: Session, repository_id: str, shas: list[str]) -> set[str]:
+    if not shas:
+        return set()
+    c = commits.c
+    stmt = select(c.sha).where(c.repository_id == repository_id, c.sha.in_(shas))
+    return {str(s) for s in session.scalars(stmt).all()}
+
+
+def _commit_filters(
+    *,
+    repository_ids: list[str] | None,
+    author: str | None,
+    branch: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    search: str | None,
+    types: list[str] | None,
+) -> list[ColumnElement[bool]]:
+    c = commits.c
+    where: list[ColumnElement[bool]] = []
+    if repository_ids is not None:
+        where.append(c.repository_id.in_(repository_ids))
+    if author:
+        where.append(c.author_key == author.lower())
+    if branch:
+        b = commit_branches.c
+        where.append(
+            exists().where(b.repository_id == c.repository_id, b.sha == c.sha, b.branch == branch)
+        )
+    if since is not None:
+        where.append(c.committed_at >= utc(since))
+    if until is not None:
+        where.append(c.committed_at < utc(until))
+    if search:
+        where.append(message_matches(c.message, search))
+    if types:
+        named = [t for t in types if t != "none"]
+        parts: list[ColumnElement[bool]] = []
+        if named:
+            parts.append(c.conventional_type.in_(named))
+        if "none" in types:
+            parts.append(c.conventional_type.is_(None))
+        where.append(or_(*parts))
+    return where
+
+
+def search_commits(
+    session: Session,
+    *,
+    after: tuple[datetime, str, str] | None,
+    limit: int,
+    **filters: Any,
+) -> list[model.Commit]:
+    """Commits matching the filters, newest first (committed_at, repository_id, sha desc)."""
+    c = commits.c
+    stmt = select(commits).where(*_commit_filters(**filters))
+    if after is not None:
+        when, repo, sha = utc(after[0]), after[1], after[2]
+        stmt = stmt.where(
+            or_(
+                c.committed_at < when,
+                and_(c.committed_at == when, c.repository_id < repo),
+                and_(c.committed_at == when, c.repository_id == repo, c.sha < sha),
+            )
+        )
+    stmt = stmt.order_by(c.committed_at.desc(), c.repository_id.desc(), c.sha.desc()).limit(limit)
+    return [_commit(r) for r in session.execute(stmt).all()]
+
+
+def commit_statistics(session: Session, *, top: int, **filters: Any) -> dict[str, Any]:
+    """Counts, churn and files per repository, author, UTC day and conventional type."""
+    c = commits.c
+    where = _commit_filters(**filters)
+    measures = (
+        func.count().label("commits"),
+        func.coalesce(func.sum(c.additions), 0).label("additions"),
+        func.coalesce(func.sum(c.deletions), 0).label("deletions"),
+        func.coalesce(func.sum(c.files_changed), 0).label("files_changed"),
+    )
+
+    def grouped(key: Any, *, order_by_count: bool = False, limit: int | None = None) -> list[Any]:
+        stmt = select(key, *measures).where(*where).group_by(key)
+        stmt = stmt.order_by(func.count().desc(), key) if order_by_count else stmt.order_by(key)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list(session.execute(stmt).all())
+
+    total = session.execute(select(*measures).where(*where)).one()
+    day = utc_day(c.committed_at).label("day")
+    kind = func.coalesce(c.conventional_type, literal_column("'none'")).label("type")
+
+    def facts(row: Any) -> dict[str, int]:
+        return {
+            "commits": int(row.commits),
+            "additions": int(row.additions),
+            "deletions": int(row.deletions),
+            "files_changed": int(row.files_changed),
+        }
+
+    return {
+        "total": facts(total),
+        "by_repository": [
+            {"repository_id": r[0], **facts(r)}
+            for r in grouped(c.repository_id, order_by_count=True, limit=top)
+        ],
+        "by_author": [
+            {"author": r[0], **facts(r)}
+            for r in grouped(c.author_key, order_by_count=True, limit=top)
+        ],
+        "by_day": [{"day": _day(r[0]).isoformat(), **facts(r)} for r in grouped(day)],
+        "by_type": [{"type": r[0], **facts(r)} for r in grouped(kind, order_by_count=True)],
+    }
+
+
+# --- refs -----------------------------------------------------------------------------------
+
+
+def move_ref(session: Session, **values: Any) -> None:
+    stmt = db.insert(session, refs).values(**values)
+    keep = {k: stmt.excluded[k] for k in values if k not in ("repository_id", "ref", "forced_at")}
+    if values.get("forced_at") is not None:
+        keep["forced_at"] = stmt.excluded["forced_at"]
+    session.execute(stmt.on_conflict_do_update(index_elements=["repository_id", "ref"], set_=keep))
+
+
+def ref_of(session: Session, repository_id: str, ref: str) -> dict[str, Any] | None:
+    row = session.execute(
+        select(refs).where(refs.c.repository_id == repository_id, refs.c.ref == ref)
+    ).first()
+    return as_dict(row) if row is not None else None
+
+
+# --- deliveries -----------------------------------------------------------------------------
+
+
+def delivery_exists(session: Session, delivery_id: str) -> bool:
+    stmt = select(deliveries.c.id).where(deliveries.c.id == delivery_id)
+    return session.execute(stmt).first() is not None
+
+
+def insert_delivery(session: Session, **values: Any) -> bool:
+    """Insert the delivery's row; False when the id is already there (a redelivery)."""
+    stmt = (
+        db.insert(session, deliveries)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    return _rowcount(session.execute(stmt)) == 1
+
+
+def delivery(session: Session, delivery_id: str, *, lock: bool = False) -> model.Delivery | None:
+    stmt = select(deliveries).where(deliveries.c.id == delivery_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = session.execute(stmt).first()
+    return model.Delivery(**as_dict(row)) if row is not None else None
+
+
+def finish_delivery(session: Session, delivery_id: str, **values: Any) -> None:
+    session.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(**values, attempts=deliveries.c.attempts + 1)
+    )
+
+
+def search_deliveries(
+    session: Session,
+    *,
+    statuses: list[str] | None,
+    event: str | None,
+    repository: str | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[model.Delivery]:
+    d = deliveries.c
+    stmt = select(deliveries)
+    if statuses:
+        stmt = stmt.where(d.status.in_(statuses))
+    if event:
+        stmt = stmt.where(d.event == event)
+    if repository:
+        stmt = stmt.where(func.lower(d.repository) == repository.lower())
+    if after is not None:
+        when, last = utc(after[0]), after[1]
+        stmt = stmt.where(or_(d.received_at < when, and_(d.received_at == when, d.id < last)))
+    rows = session.execute(stmt.order_by(d.received_at.desc(), d.id.desc()).limit(limit)).all()
+    return [model.Delivery(**as_dict(r)) for r in rows]
+
+
+def delivery_statistics(session: Session, since: datetime | None) -> dict[str, Any]:
+    d = deliveries.c
+    where = [d.received_at >= utc(since)] if since is not None else []
+    seconds = _seconds_between(d.processed_at, d.received_at)
+    by = session.execute(
+        select(d.event, d.status, func.count()).where(*where).group_by(d.event, d.status)
+    ).all()
+    latency = session.execute(
+        select(func.count(), func.avg(seconds), func.max(seconds)).where(
+            *where, d.processed_at.is_not(None), d.status == "processed"
+        )
+    ).one()
+    failures = session.execute(
+        select(func.count()).select_from(deliveries).where(*where, d.status == "failed")
+    ).scalar_one()
+    pending = session.execute(
+        select(func.min(d.received_at)).where(*where, d.status == "received")
+    ).scalar()
+    return {
+        "by": [(str(e), str(s), int(n)) for e, s, n in by],
+        "processed": int(latency[0] or 0),
+        "avg_seconds": float(latency[1]) if latency[1] is not None else None,
+        "max_seconds": float(latency[2]) if latency[2] is not None else None,
+        "failures": int(failures),
+        "oldest_unprocessed": utc(pending),
+    }
+
+
+class _seconds(FunctionElement[float]):  # noqa: N801
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(_seconds, "postgresql")
+def _seconds_pg(element: _seconds, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return (
+        f"EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}))"
+    )
+
+
+@compiles(_seconds, "sqlite")
+def _seconds_sqlite(element: _seconds, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return (
+        f"((julianday({compiler.process(later, **kw)}) - "
+        f"julianday({compiler.process(earlier, **kw)})) * 86400.0)"
+    )
+
+
+def _seconds_between(later: Any, earlier: Any) -> Any:
+    return _seconds(later, earlier)
+
+
+# --- monitor --------------------------------------------------------------------------------
+
+
+def insert_run(session: Session, **values: Any) -> None:
+    session.execute(monitor_runs.insert().values(**values))
+
+
+def finish_run(session: Session, run_id: str, **values: Any) -> None:
+    session.execute(update(monitor_runs).where(monitor_runs.c.id == run_id).values(**values))
+
+
+def last_runs(session: Session, limit: int = 1) -> list[model.MonitorRun]:
+    m = monitor_runs.c
+    rows = session.execute(select(monitor_runs).order_by(m.started_at.desc()).limit(limit)).all()
+    return [model.MonitorRun(**as_dict(r)) for r in rows]
