@@ -1,7 +1,10 @@
 """One typed settings object, read from the environment once per process (`settings()`).
 
-Every knob of the platform is here, with its environment variable and default; README.md's
-configuration table lists the same. Tests override by changing `os.environ` and calling
+Every knob of the platform is a field of `Settings` declared with `setting(...)`: its
+environment variable, its default and one line saying what it means, in one place. `_load`
+reads every field from that declaration, and README.md's configuration table is generated from
+the same (`describe()`, by `make docs`; a test fails when it is stale). Add a knob by adding a
+field with `setting(...)`. Tests override by changing `os.environ` and calling
 `settings.cache_clear()`. Outside `SWITCHYARD_ENV=local` the settings refuse placeholder or
 missing secrets instead of running with a weak default. This module reads no files and opens
 no connections.
@@ -9,11 +12,16 @@ no connections.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+__all__ = ["ROOT", "ConfigError", "Setting", "Settings", "describe", "setting", "settings"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,161 +30,355 @@ class ConfigError(RuntimeError):
     """The environment does not describe a usable configuration."""
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
+# --- parsers: raw environment string -> value (raise ValueError with a short reason) ---------
+
+
+def _int(raw: str) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        raise ValueError("must be an integer") from None
 
 
-def _list(name: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in os.environ.get(name, "").split(",") if v.strip())
+def _float(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError("must be a number") from None
 
 
-def _bool(name: str, default: bool = False) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
+def _bool(raw: str) -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in raw.split(",") if v.strip())
+
+
+def _env_name(raw: str) -> str:
+    if raw not in ("local", "test", "dev", "prod"):
+        raise ValueError("must be local, test, dev or prod")
+    return raw
+
+
+def _urls(raw: str) -> dict[str, str]:
+    try:
+        value = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object of deployment -> URL")
+    return {str(k): str(v).rstrip("/") for k, v in value.items()}
+
+
+def _lower(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def _upper(raw: str) -> str:
+    return raw.strip().upper()
+
+
+def _url(raw: str) -> str:
+    return raw.rstrip("/")
+
+
+_BY_TYPE: dict[type, Callable[[str], Any]] = {
+    bool: _bool,
+    int: _int,
+    float: _float,
+    tuple: _list,
+    str: str,
+}
+
+
+# An empty value of these means "unset" (the default); other parsers see the empty string.
+_EMPTY_IS_UNSET = (_bool, _int, _float, _list)
+
+
+def setting(
+    env: str,
+    doc: str,
+    default: Any,
+    *,
+    parse: Callable[[str], Any] | None = None,
+    also: tuple[str, ...] = (),
+    secret: bool = False,
+    shown: str | None = None,
+) -> Any:
+    """Declare a settings field: read from `env` (else the first of `also` that is set), parsed
+    by `parse` (by default from the default's type), `default` when unset. `secret` keeps it out
+    of repr; `shown` is the default as the README shows it when the value itself says little."""
+    parser = parse or _BY_TYPE[type(default)]
+    meta = {"env": env, "also": also, "doc": doc, "parse": parser, "shown": shown}
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda: type(default)(default), repr=not secret, metadata=meta)
+    return field(default=default, repr=not secret, metadata=meta)
 
 
 @dataclass(frozen=True)
 class Settings:
-    env: str  # local | test | dev | prod
-    project_id: str
-    deployment: str  # the running deployment's name ("" in tools and tests)
-    local_dir: Path
+    env: str = setting(
+        "SWITCHYARD_ENV",
+        "`local`, `test`, `dev` or `prod`; outside local, placeholder secrets are refused",
+        "local",
+        parse=_env_name,
+    )
+    project_id: str = setting(
+        "GOOGLE_CLOUD_PROJECT", "project of topics, Firestore and secrets", "switchyard-local"
+    )
+    deployment: str = setting(
+        "SWITCHYARD_DEPLOYMENT",
+        "name of the running deployment (set by the runner; Cloud Run sets `K_SERVICE`)",
+        "",
+        also=("K_SERVICE",),
+    )
+    local_dir: Path = setting(
+        "SWITCHYARD_LOCAL_DIR",
+        "local data: SQLite files, Firestore export, JWT keys, secrets store",
+        ROOT / ".local",
+        parse=Path,
+        shown="`.local/`",
+    )
     # database
-    database_url: str
-    instance_connection_name: str
-    db_name: str
-    db_user: str
-    db_password: str = field(repr=False)
-    db_iam_auth: bool = False
-    db_ip_type: str = "public"  # public | private | psc (Cloud SQL connector)
-    db_pool_size: int = 2
-    db_max_overflow: int = 2
+    database_url: str = setting(
+        "DATABASE_URL",
+        "SQLAlchemy URL (`postgresql+pg8000://...`) when not using the connector; SQLite under "
+        "`.local/` when neither is set",
+        "",
+    )
+    instance_connection_name: str = setting(
+        "INSTANCE_CONNECTION_NAME",
+        "Cloud SQL instance (`project:region:instance`): connect through the connector",
+        "",
+    )
+    db_name: str = setting("DB_NAME", "database name (Cloud SQL connector)", "switchyard")
+    db_user: str = setting("DB_USER", "database user (Cloud SQL connector)", "")
+    db_password: str = setting(
+        "DB_PASSWORD", "database password, a secret (IAM auth needs none)", "", secret=True
+    )
+    db_iam_auth: bool = setting("DB_IAM_AUTH", "IAM database authentication (connector)", False)
+    db_ip_type: str = setting(
+        "DB_IP_TYPE", "`public`, `private` or `psc` (Cloud SQL connector)", "public", parse=_lower
+    )
+    db_pool_size: int = setting(
+        "DB_POOL_SIZE", "per-instance pool (concurrency x instances must fit max_connections)", 2
+    )
+    db_max_overflow: int = setting("DB_MAX_OVERFLOW", "connections allowed beyond the pool", 2)
+    db_grants: str = setting(
+        "DB_GRANTS",
+        "migrations only: JSON `{schema: [db user or user:table]}` (Terraform's `sql_grants`) "
+        "granted DML after upgrading",
+        "",
+    )
     # messaging and documents
-    pubsub_emulator_host: str = ""
-    firestore_emulator_host: str = ""
-    publish_timeout_s: float = 5.0
+    pubsub_emulator_host: str = setting(
+        "PUBSUB_EMULATOR_HOST", "Pub/Sub emulator (set by `make dev` and the tests)", ""
+    )
+    firestore_emulator_host: str = setting(
+        "FIRESTORE_EMULATOR_HOST", "Firestore emulator (set by `make dev` and the tests)", ""
+    )
+    publish_timeout_s: float = setting(
+        "PUBLISH_TIMEOUT_S", "how long a publish after commit may take before the relay's turn", 5.0
+    )
     # tokens
-    jwt_issuer: str = "switchyard"
-    jwt_audience: str = "switchyard-api"
-    access_ttl_s: int = 900
-    refresh_ttl_s: int = 14 * 24 * 3600
-    jwt_signing_key: str = field(default="", repr=False)  # PEM; the secret jwt-signing-key
-    jwt_signing_kid: str = ""
-    jwt_public_keys: str = field(default="", repr=False)  # JWKS JSON; secret jwt-public-keys
+    jwt_issuer: str = setting("JWT_ISSUER", "`iss` of every token, checked", "switchyard")
+    jwt_audience: str = setting("JWT_AUDIENCE", "`aud` of every token, checked", "switchyard-api")
+    access_ttl_s: int = setting("ACCESS_TOKEN_TTL_S", "access token lifetime", 900)
+    refresh_ttl_s: int = setting("REFRESH_TOKEN_TTL_S", "refresh token lifetime", 14 * 24 * 3600)
+    jwt_signing_key: str = setting(
+        "JWT_SIGNING_KEY",
+        "RS256 private key (PEM), auth only; the secret `jwt-signing-key`",
+        "",
+        secret=True,
+        shown="local key in `.local/jwt/`",
+    )
+    jwt_signing_kid: str = setting(
+        "JWT_SIGNING_KID", "`kid` of the signing key (default: its JWK thumbprint)", ""
+    )
+    jwt_public_keys: str = setting(
+        "JWT_PUBLIC_KEYS",
+        "JWKS with the current (and previous) public key; the secret `jwt-public-keys`",
+        "",
+        secret=True,
+        shown="local JWKS in `.local/jwt/`",
+    )
     # gateway
-    service_urls: dict[str, str] = field(default_factory=dict)
-    cors_origins: tuple[str, ...] = ()
-    max_body_bytes: int = 1_048_576
-    rate_limit_user_per_min: int = 600
-    rate_limit_ip_per_min: int = 300
-    upstream_timeout_s: float = 30.0
-    health_timeout_s: float = 2.0
+    service_urls: dict[str, str] = setting(
+        "SERVICE_URLS",
+        "JSON `{deployment: url}`; the gateway and service-to-service calls route with it",
+        {},
+        parse=_urls,
+    )
+    cors_origins: tuple[str, ...] = setting(
+        "CORS_ORIGINS", "comma-separated origins the gateway answers CORS for", ()
+    )
+    max_body_bytes: int = setting("MAX_BODY_BYTES", "request body limit (413)", 1_048_576)
+    rate_limit_user_per_min: int = setting(
+        "RATE_LIMIT_USER_PER_MIN", "gateway rate limit per user (per instance)", 600
+    )
+    rate_limit_ip_per_min: int = setting(
+        "RATE_LIMIT_IP_PER_MIN", "gateway rate limit per client IP (per instance)", 300
+    )
+    upstream_timeout_s: float = setting(
+        "UPSTREAM_TIMEOUT_S", "gateway timeout of a forwarded request", 30.0
+    )
+    health_timeout_s: float = setting(
+        "HEALTH_TIMEOUT_S", "gateway timeout of each deployment's health check", 2.0
+    )
     # auth
-    bootstrap_admin_email: str = ""
-    bootstrap_admin_password: str = field(default="", repr=False)
-    login_max_failures: int = 5
-    login_window_s: int = 900
+    bootstrap_admin_email: str = setting(
+        "BOOTSTRAP_ADMIN_EMAIL",
+        "first admin, created by `make migrate`; required outside local until an admin exists "
+        "(`make dev`: `admin@switchyard.local`)",
+        "",
+    )
+    bootstrap_admin_password: str = setting(
+        "BOOTSTRAP_ADMIN_PASSWORD",
+        "password of the first admin, a secret (`make dev`: `switchyard-local-admin`)",
+        "",
+        secret=True,
+    )
+    login_max_failures: int = setting(
+        "LOGIN_MAX_FAILURES", "failed logins allowed per account and per client IP", 5
+    )
+    login_window_s: int = setting("LOGIN_WINDOW_S", "window of the login throttling", 900)
     # agents: what the investigations call impossible, a stall, off the corridor; route solver
-    agents_max_speed_kmh: float = 900.0
-    agents_stall_hours: float = 48.0
-    agents_corridor_km: float = 200.0
-    agents_route_speed_kmh: float = 50.0
-    agents_route_time_limit_ms: int = 1000
+    agents_max_speed_kmh: float = setting(
+        "AGENTS_MAX_SPEED_KMH", "agents: a faster move between two scans is an anomaly", 900.0
+    )
+    agents_stall_hours: float = setting(
+        "AGENTS_STALL_HOURS", "agents: a package without a scan for longer is stalled", 48.0
+    )
+    agents_corridor_km: float = setting(
+        "AGENTS_CORRIDOR_KM", "agents: farther from the route corridor is off-route", 200.0
+    )
+    agents_route_speed_kmh: float = setting(
+        "AGENTS_ROUTE_SPEED_KMH", "agents: speed the route solver plans with", 50.0
+    )
+    agents_route_time_limit_ms: int = setting(
+        "AGENTS_ROUTE_TIME_LIMIT_MS", "agents: time limit of the route solver", 1000
+    )
     # misc
-    log_level: str = "INFO"
-    in_cloud: bool = False
+    log_level: str = setting(
+        "LOG_LEVEL", "JSON log lines on stdout in Cloud Logging's shape", "INFO", parse=_upper
+    )
     # source context: GitHub's REST API (a local fake in tests), the token's secret name, and
     # the region whose Cloud Scheduler runs the jobs (monitor start/stop)
-    github_api_url: str = "https://api.github.com"
-    github_token_secret: str = "github-token"  # noqa: S105 - a secret name, not a secret
-    region: str = ""
+    github_api_url: str = setting(
+        "GITHUB_API_URL",
+        "GitHub's REST API (a local fake in tests)",
+        "https://api.github.com",
+        parse=_url,
+    )
+    github_token_secret: str = setting(
+        "GITHUB_TOKEN_SECRET",
+        "name of the secret holding the GitHub token",
+        "github-token",
+    )
+    region: str = setting(
+        "GOOGLE_CLOUD_REGION",
+        "region of the functions and their Cloud Scheduler jobs",
+        "",
+        also=("FUNCTION_REGION",),
+    )
     # secrets (shared.secrets): "" = Secret Manager outside local, else the local file store
-    secret_backend: str = ""  # "" | local | secretmanager
-    secretmanager_endpoint: str = "https://secretmanager.googleapis.com"
+    secret_backend: str = setting(
+        "SECRET_BACKEND",
+        "`local` or `secretmanager`; unset: Secret Manager outside local, else the local store",
+        "",
+        parse=_lower,
+    )
+    secretmanager_endpoint: str = setting(
+        "SECRETMANAGER_ENDPOINT",
+        "Secret Manager REST endpoint (a local fake in tests)",
+        "https://secretmanager.googleapis.com",
+        parse=_url,
+    )
     # ops database backups: the Cloud SQL Admin API (a local fake in tests) and the bucket of
     # the exports ("" = <project>-switchyard-backups, as Terraform names it)
-    sqladmin_endpoint: str = "https://sqladmin.googleapis.com"
-    backup_bucket: str = ""
+    sqladmin_endpoint: str = setting(
+        "SQLADMIN_ENDPOINT",
+        "Cloud SQL Admin API endpoint (a local fake in tests)",
+        "https://sqladmin.googleapis.com",
+        parse=_url,
+    )
+    backup_bucket: str = setting(
+        "BACKUP_BUCKET",
+        "bucket of the database exports (unset: `<project>-switchyard-backups`)",
+        "",
+    )
+    # derived, not read: running on Cloud Run (K_SERVICE set) outside local and test
+    in_cloud: bool = False
 
     @property
     def is_local(self) -> bool:
         return self.env in ("local", "test")
 
 
-def _load() -> Settings:
-    env = os.environ.get("SWITCHYARD_ENV", "local")
-    if env not in ("local", "test", "dev", "prod"):
-        raise ConfigError(f"SWITCHYARD_ENV must be local, test, dev or prod, got {env!r}")
-    raw_urls = os.environ.get("SERVICE_URLS", "")
+@dataclass(frozen=True)
+class Setting:
+    """One documented setting: what README.md's configuration table shows."""
+
+    name: str
+    env: str
+    also: tuple[str, ...]
+    default: str
+    doc: str
+    secret: bool
+
+
+def _shown(value: Any) -> str:
+    if value in ("", (), {}, None):
+        return "-"
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    return f"`{value}`"
+
+
+def describe() -> list[Setting]:
+    """Every setting read from the environment, in declaration order."""
+    out = []
+    for f in dataclasses.fields(Settings):
+        if "env" not in f.metadata:
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        out.append(
+            Setting(
+                name=f.name,
+                env=f.metadata["env"],
+                also=f.metadata["also"],
+                default=f.metadata["shown"] or _shown(default),
+                doc=f.metadata["doc"],
+                secret=not f.repr,
+            )
+        )
+    return out
+
+
+def _read(f: dataclasses.Field[Any]) -> Any:
+    names = (f.metadata["env"], *f.metadata["also"])
+    name = next((n for n in names if n in os.environ), None)
+    parse = f.metadata["parse"]
+    raw = os.environ[name] if name else None
+    if raw is None or (raw == "" and parse in _EMPTY_IS_UNSET):
+        return dataclasses.MISSING
     try:
-        urls = json.loads(raw_urls) if raw_urls else {}
-    except json.JSONDecodeError:
-        raise ConfigError("SERVICE_URLS must be a JSON object of deployment -> URL") from None
-    if not isinstance(urls, dict):
-        raise ConfigError("SERVICE_URLS must be a JSON object of deployment -> URL")
-    local_dir = Path(os.environ.get("SWITCHYARD_LOCAL_DIR", str(ROOT / ".local")))
-    s = Settings(
-        env=env,
-        project_id=os.environ.get("GOOGLE_CLOUD_PROJECT", "switchyard-local"),
-        deployment=os.environ.get("SWITCHYARD_DEPLOYMENT", os.environ.get("K_SERVICE", "")),
-        local_dir=local_dir,
-        database_url=os.environ.get("DATABASE_URL", ""),
-        instance_connection_name=os.environ.get("INSTANCE_CONNECTION_NAME", ""),
-        db_name=os.environ.get("DB_NAME", "switchyard"),
-        db_user=os.environ.get("DB_USER", ""),
-        db_password=os.environ.get("DB_PASSWORD", ""),
-        db_iam_auth=_bool("DB_IAM_AUTH", False),
-        db_ip_type=os.environ.get("DB_IP_TYPE", "public").lower(),
-        db_pool_size=_int("DB_POOL_SIZE", 2),
-        db_max_overflow=_int("DB_MAX_OVERFLOW", 2),
-        pubsub_emulator_host=os.environ.get("PUBSUB_EMULATOR_HOST", ""),
-        firestore_emulator_host=os.environ.get("FIRESTORE_EMULATOR_HOST", ""),
-        publish_timeout_s=float(os.environ.get("PUBLISH_TIMEOUT_S", "5")),
-        jwt_issuer=os.environ.get("JWT_ISSUER", "switchyard"),
-        jwt_audience=os.environ.get("JWT_AUDIENCE", "switchyard-api"),
-        access_ttl_s=_int("ACCESS_TOKEN_TTL_S", 900),
-        refresh_ttl_s=_int("REFRESH_TOKEN_TTL_S", 14 * 24 * 3600),
-        jwt_signing_key=os.environ.get("JWT_SIGNING_KEY", ""),
-        jwt_signing_kid=os.environ.get("JWT_SIGNING_KID", ""),
-        jwt_public_keys=os.environ.get("JWT_PUBLIC_KEYS", ""),
-        service_urls={str(k): str(v).rstrip("/") for k, v in urls.items()},
-        cors_origins=_list("CORS_ORIGINS"),
-        max_body_bytes=_int("MAX_BODY_BYTES", 1_048_576),
-        rate_limit_user_per_min=_int("RATE_LIMIT_USER_PER_MIN", 600),
-        rate_limit_ip_per_min=_int("RATE_LIMIT_IP_PER_MIN", 300),
-        upstream_timeout_s=float(os.environ.get("UPSTREAM_TIMEOUT_S", "30")),
-        health_timeout_s=float(os.environ.get("HEALTH_TIMEOUT_S", "2")),
-        bootstrap_admin_email=os.environ.get("BOOTSTRAP_ADMIN_EMAIL", ""),
-        bootstrap_admin_password=os.environ.get("BOOTSTRAP_ADMIN_PASSWORD", ""),
-        login_max_failures=_int("LOGIN_MAX_FAILURES", 5),
-        login_window_s=_int("LOGIN_WINDOW_S", 900),
-        agents_max_speed_kmh=float(os.environ.get("AGENTS_MAX_SPEED_KMH", "900")),
-        agents_stall_hours=float(os.environ.get("AGENTS_STALL_HOURS", "48")),
-        agents_corridor_km=float(os.environ.get("AGENTS_CORRIDOR_KM", "200")),
-        agents_route_speed_kmh=float(os.environ.get("AGENTS_ROUTE_SPEED_KMH", "50")),
-        agents_route_time_limit_ms=_int("AGENTS_ROUTE_TIME_LIMIT_MS", 1000),
-        log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        in_cloud=bool(os.environ.get("K_SERVICE")) and env not in ("local", "test"),
-        github_api_url=os.environ.get("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
-        github_token_secret=os.environ.get("GITHUB_TOKEN_SECRET", "github-token"),  # noqa: S105
-        region=os.environ.get("GOOGLE_CLOUD_REGION", os.environ.get("FUNCTION_REGION", "")),
-        secret_backend=os.environ.get("SECRET_BACKEND", "").strip().lower(),
-        secretmanager_endpoint=os.environ.get(
-            "SECRETMANAGER_ENDPOINT", "https://secretmanager.googleapis.com"
-        ).rstrip("/"),
-        sqladmin_endpoint=os.environ.get(
-            "SQLADMIN_ENDPOINT", "https://sqladmin.googleapis.com"
-        ).rstrip("/"),
-        backup_bucket=os.environ.get("BACKUP_BUCKET", ""),
-    )
+        return parse(raw)
+    except ValueError as exc:
+        shown = "(hidden)" if not f.repr else repr(raw)
+        raise ConfigError(f"{name} {exc}, got {shown}") from None
+
+
+def _load() -> Settings:
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        if "env" in f.metadata:
+            value = _read(f)
+            if value is not dataclasses.MISSING:
+                values[f.name] = value
+    s = Settings(**values)
+    s = dataclasses.replace(s, in_cloud=bool(os.environ.get("K_SERVICE")) and not s.is_local)
     if not s.is_local:
         _refuse_placeholders(s)
     return s

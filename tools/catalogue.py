@@ -1,9 +1,13 @@
-"""The endpoint and event catalogue of README.md, generated from the manifests and the code.
+"""The generated parts of README.md: the endpoint and event catalogue, the configuration table,
+and the schedule line of the architecture picture.
 
-`python tools/catalogue.py` rewrites the part of README.md between the catalogue markers;
-`--check` exits 1 when README.md is stale (a test runs it, so the README stays true).
-Deployments come from the manifests, endpoints from each context's Flask URL map (first line
-of each view's docstring or its `describe()` summary), events from the registered schemas.
+`python tools/catalogue.py` (`make docs`) rewrites each part between its markers
+(`<!-- <part>:start -->` ... `<!-- <part>:end -->`); `--check` exits 1 naming every stale part
+(tests run it, so the README stays true); `--only <part>` limits either to that part.
+Deployments come from the manifests, endpoints from each context's Flask URL map (first line of
+each view's docstring or its `describe()` summary), events from the registered schemas, the
+configuration from the settings declarations (`shared.config.describe()`), the scheduled
+deployments from the manifests.
 """
 
 from __future__ import annotations
@@ -11,15 +15,17 @@ from __future__ import annotations
 import importlib
 import re
 import sys
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from shared import config  # noqa: E402
 from shared.manifests import catalog  # noqa: E402
 
 README = ROOT / "README.md"
-START, END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"
 
 
 def _cell(values: object) -> str:
@@ -106,17 +112,71 @@ def render() -> str:
     return "\n".join(lines)
 
 
+def render_configuration() -> str:
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for st in config.describe():
+        names = " or ".join(f"`{n}`" for n in (st.env, *st.also))
+        lines.append(f"| {names} | {st.default} | {st.doc} |")
+    return "\n".join(lines)
+
+
+SCHEDULER = " Cloud Scheduler ──HTTP (OIDC)──► schedule deployments: "
+
+
+def render_architecture(current: str) -> str:
+    """The architecture picture with its Cloud Scheduler line listing every schedule deployment
+    (wrapped); the rest of the picture is hand-drawn and kept as it is."""
+    lines = current.split("\n")
+    starts = [i for i, line in enumerate(lines) if line.startswith(SCHEDULER)]
+    if len(starts) != 1:
+        raise SystemExit(f"README.md architecture: no single line starting {SCHEDULER.strip()!r}")
+    first = starts[0]
+    end = first + 1
+    while end < len(lines) and lines[end].startswith(" " * len(SCHEDULER)):
+        end += 1  # continuation lines of the list
+    names = sorted(n for n, d in catalog().deployments.items() if d.trigger == "schedule")
+    wrapped = textwrap.wrap(
+        ", ".join(names),
+        width=96,
+        initial_indent=SCHEDULER,
+        subsequent_indent=" " * len(SCHEDULER),
+        break_on_hyphens=False,
+    )
+    return "\n".join([*lines[:first], *wrapped, *lines[end:]])
+
+
+PARTS: dict[str, Callable[[str], str]] = {
+    "architecture": render_architecture,
+    "catalogue": lambda _: render(),
+    "configuration": lambda _: render_configuration(),
+}
+
+
 def main(argv: list[str]) -> int:
+    """[--check] [--only PART ...]: write (or check) every generated part, or only those."""
+    only = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--only"]
+    unknown = sorted(set(only) - set(PARTS))
+    if unknown:
+        print(f"unknown part(s) {unknown}; parts: {sorted(PARTS)}", file=sys.stderr)
+        return 2
     text = README.read_text()
-    head, sep, rest = text.partition(START)
-    _, sep2, tail = rest.partition(END)
-    if not sep or not sep2:
-        print("README.md has no catalogue markers", file=sys.stderr)
-        return 1
-    new = f"{head}{START}\n{render()}\n{END}{tail}"
+    new, stale = text, []
+    for part, generate in PARTS.items():
+        if only and part not in only:
+            continue
+        start, end = f"<!-- {part}:start -->", f"<!-- {part}:end -->"
+        head, sep, rest = new.partition(start)
+        body, sep2, tail = rest.partition(end)
+        if not sep or not sep2:
+            print(f"README.md has no {part} markers ({start} ... {end})", file=sys.stderr)
+            return 1
+        fresh = f"\n{generate(body.strip(chr(10)))}\n"
+        if fresh != body:
+            stale.append(part)
+        new = f"{head}{start}{fresh}{end}{tail}"
     if "--check" in argv:
-        if new != text:
-            print("README.md catalogue is stale: run `make docs`", file=sys.stderr)
+        if stale:
+            print(f"README.md {', '.join(stale)} stale: run `make docs`", file=sys.stderr)
             return 1
         return 0
     README.write_text(new)
