@@ -19,7 +19,7 @@ help:
 	@echo "make migrate  run every context's migrations (+ bootstrap) on the configured database"
 	@echo "make seed     load demo data through the gateway of a running 'make dev'"
 	@echo "make bench    measure and write docs/benchmarks.md"
-	@echo "make docs     regenerate README.md's endpoint and event catalogue"
+	@echo "make docs     regenerate README.md's catalogue, configuration table and schedule line"
 	@echo "make package | plan ENV= | apply ENV= | deploy [DEPLOYMENT=] [DRY_RUN=1] | validate"
 
 venv: $(STAMP)
