@@ -112,5 +112,7 @@ class LogSink:
 
 def read(run_id: str, *, after: int, limit: int) -> list[dict[str, Any]]:
     """Lines with seq > `after`, in order, at most `limit`."""
-    query = _lines(run_id).where("seq", ">", after).order_by("seq").limit(limit)
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = _lines(run_id).where(filter=FieldFilter("seq", ">", after)).order_by("seq").limit(limit)
     return [doc.to_dict() for doc in query.stream()]
