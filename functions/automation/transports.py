@@ -284,6 +284,8 @@ class WinrmSession:
     def run(
         self, command: str, *, timeout_s: float, on_line: OnLine, should_stop: ShouldStop
     ) -> CommandResult:
+        from winrm.exceptions import WinRMOperationTimeoutError
+
         encoded = base64.b64encode(command.encode("utf-16-le")).decode()
         command_id = self.protocol.run_command(
             self.shell_id,
@@ -295,9 +297,12 @@ class WinrmSession:
         deadline = time.monotonic() + timeout_s
         try:
             while True:
-                stdout, stderr, code, done = self.protocol._raw_get_command_output(
-                    self.shell_id, command_id
-                )
+                try:
+                    stdout, stderr, code, done = self.protocol.get_command_output_raw(
+                        self.shell_id, command_id
+                    )
+                except WinRMOperationTimeoutError:  # no output within the operation timeout
+                    stdout, stderr, code, done = b"", b"", -1, False
                 out.feed(stdout)
                 err.feed(stderr)
                 if done:
