@@ -69,14 +69,14 @@ def _wait_banner(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0
     raise RuntimeError("sshd did not answer in time")
 
 
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+@contextlib.contextmanager
+def running_sshd(folder: Path) -> Iterator[Sshd]:
+    """Start sshd with its keys and config in `folder`; stop it (its process group) after."""
     if not os.path.exists(SSHD):
-        pytest.fail(
-            "OpenSSH server missing: apt-get install -y openssh-server (.ci/run installs it)",
-            pytrace=False,
+        raise RuntimeError(
+            "OpenSSH server missing: apt-get install -y openssh-server (make test installs it)"
         )
-    folder = tmp_path_factory.mktemp("sshd")
+    folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     _keygen(folder / "host_key")
     _keygen(folder / "client_key")
@@ -141,3 +141,15 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """A running sshd for the session (see the module doc)."""
+    try:
+        with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
+            yield server
+    except RuntimeError as exc:
+        if "missing" in str(exc):
+            pytest.fail(str(exc), pytrace=False)
+        raise
