@@ -1,6 +1,8 @@
-"""Maintenance's domain rules in plain Python: the work-order lifecycle and who may move it, asset
-hierarchy and retirement, stock rules, preventive-maintenance recurrence, and the context's
-errors. No I/O here (croniter only computes).
+"""Maintenance's domain in plain Python: its vocabularies (`Literal`s), the domain objects
+(frozen dataclasses that store.py reads and service.py returns), the work-order lifecycle and
+who may move it, asset hierarchy and retirement, stock rules, preventive-maintenance
+recurrence, and the context's errors. No I/O here (croniter only computes), and no web
+framework: only the standard library, croniter, `shared.errors` and `shared.roles`.
 
 The lifecycle is an explicit table (`TRANSITIONS`); docs/decisions/0011-maintenance-lifecycle.md
 explains it. Operators may only make the hands-on moves (`OPERATOR_MOVES`) and only on work
