@@ -1,10 +1,11 @@
 """The monitor: poll GitHub for commits the webhook missed, and control its schedule.
 
 `poll(trigger)` walks the repositories with polling on (least recently polled first) and
-lists each one's default branch through the REST API (`github`): the first page is a
-conditional request (`If-None-Match` with the ETag kept from the last answer; 304 = nothing
-new, free of rate limit), later polls ask `since` the last poll minus an overlap (commits
-pushed late carry older dates), pages are followed while they bring unknown commits. New
+lists each one's default branch through the REST API (`github`), `since` a fixed horizon
+(the repository's registration minus `HORIZON`: older commits are history, not something the
+webhook missed). The URL stays the same from poll to poll, so the first page is a conditional
+request (`If-None-Match` with the ETag kept from the last answer; 304 = nothing new, free of
+rate limit); on a change, pages are followed while they bring unknown commits. New
 commits are fetched one by one for their files and line counts while the rate limit allows,
 then recorded through `service.record_commits` (once per repository + sha, webhook or not).
 The run stops early when `X-RateLimit-Remaining` falls to `RATE_RESERVE` (or GitHub says the
@@ -38,7 +39,7 @@ RATE_RESERVE = 5
 PER_PAGE = 100
 MAX_PAGES = 10
 MAX_DETAILS = 50  # single-commit requests per run (files, additions, deletions)
-SINCE_OVERLAP = timedelta(days=1)
+HORIZON = timedelta(days=7)
 
 
 @dataclass
@@ -112,7 +113,7 @@ def poll(trigger: str = "schedule", scheduled_for: datetime | None = None) -> mo
 
 def _poll_repository(gh: github.Client, repo: model.Repository, tally: Tally) -> None:
     polled_at = datetime.now(UTC)
-    since = repo.last_polled_at - SINCE_OVERLAP if repo.last_polled_at else None
+    since = repo.created_at - HORIZON
     url: str | None = gh.commits_url(
         repo.owner, repo.name, branch=repo.default_branch, since=since, per_page=PER_PAGE
     )
@@ -136,8 +137,8 @@ def _poll_repository(gh: github.Client, repo: model.Repository, tally: Tally) ->
             known = store.known_shas(tx, repo.id, [c.sha for c in page])
         fresh = [c for c in page if c.sha not in known]
         found.extend(fresh)
-        if not fresh or repo.last_polled_at is None:
-            break  # reached what we have (or a first poll: the newest page is enough)
+        if not fresh:
+            break  # reached what we have
         url = answer.next_url
     found = [_detailed(gh, repo, c, tally) for c in found]
     with db.transaction() as tx:
