@@ -88,6 +88,83 @@ class AlreadyFinished(AgentsError, Conflict):
         super().__init__(f"The work is already {status}.")
 
 
+# --- the work: investigations and analyses -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Investigation:
+    id: str
+    kind: str
+    package_id: str | None
+    stops: tuple[dict[str, Any], ...]
+    departure_at: datetime | None
+    return_to_start: bool
+    status: str
+    findings: tuple[dict[str, Any], ...]
+    summary: str | None
+    result: dict[str, Any]
+    error: str | None
+    requested_by: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Analysis:
+    id: str
+    kind: str
+    repository: str | None
+    sha: str | None
+    message: str | None
+    diff_bytes: int
+    origin: str  # api | commit.recorded
+    status: str
+    findings: tuple[dict[str, Any], ...]
+    summary: str | None
+    result: dict[str, Any]
+    error: str | None
+    requested_by: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+
+
+def work_of(cls: type[Any], doc: Mapping[str, Any]) -> Any:
+    """A stored document as `Investigation` or `Analysis` (missing fields take defaults)."""
+    defaults: dict[str, Any] = {
+        "stops": (),
+        "findings": (),
+        "result": {},
+        "summary": None,
+        "error": None,
+        "started_at": None,
+        "finished_at": None,
+        "attempts": 0,
+        "departure_at": None,
+        "return_to_start": False,
+        "package_id": None,
+        "repository": None,
+        "sha": None,
+        "message": None,
+        "diff_bytes": 0,
+        "origin": "api",
+    }
+    values = {}
+    for name in cls.__dataclass_fields__:
+        value = doc.get(name, defaults.get(name))
+        if name in ("stops", "findings"):
+            value = tuple(value or ())
+        if name == "result":
+            value = dict(value or {})
+        values[name] = value
+    return cls(**values)
+
+
 # --- results -----------------------------------------------------------------------------
 
 
@@ -212,6 +289,7 @@ class Package:
     status: str | None = None
     created_at: datetime | None = None
     delivered_at: datetime | None = None
+    picked_up_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -555,8 +633,10 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def journey_start(package: Package, scans: Sequence[Scan]) -> datetime | None:
-    """The first pickup scan, else the package's creation."""
+    """The first pickup scan (or the pickup time logistics reported), else the creation."""
     pickups = [s.occurred_at for s in scans if s.kind == "pickup"]
+    if package.picked_up_at is not None:
+        pickups.append(package.picked_up_at)
     return min(pickups) if pickups else package.created_at
 
 
@@ -1402,8 +1482,10 @@ def analyse_commit(
     files: Sequence[FileChange],
     secrets: Sequence[SecretHit] = (),
     diff_scanned: bool = True,
+    totals: tuple[int, int] | None = None,
 ) -> Outcome:
-    """Type and scope, size, risk, secrets and languages of one change, explained."""
+    """Type and scope, size, risk, secrets and languages of one change, explained. `totals`
+    (additions, deletions) stand in for the per-file counts when only a file list is known."""
     header = parse_header(message)
     findings: list[Finding] = []
     if not message.strip():
@@ -1435,6 +1517,8 @@ def analyse_commit(
         )
     additions = sum(f.additions for f in files)
     deletions = sum(f.deletions for f in files)
+    if totals is not None and not (additions or deletions):
+        additions, deletions = totals
     churn = additions + deletions
     size = size_class(churn)
     findings.append(

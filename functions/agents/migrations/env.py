@@ -1,0 +1,5 @@
+"""Alembic environment: shared by every context."""
+
+from shared.migrate import run_env
+
+run_env()
