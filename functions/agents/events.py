@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.events import ConsumedModel, Event
+from shared.events import ConsumedModel, Event, consumes
 
 
 class StopFacts(BaseModel):
@@ -95,6 +95,13 @@ class AnalysisCompleted(Event):
 # --- copies of what the agents read from other contexts' events ------------------------------
 
 
+@consumes(
+    "package.created",
+    "package.updated",
+    "package.status.changed",
+    "package.delivered",
+    "tracking.event.recorded",
+)
 class PackageFacts(ConsumedModel):
     """The lane facts every logistics event carries (the package after the change)."""
 
@@ -112,15 +119,18 @@ class PackageFacts(ConsumedModel):
     version: int
 
 
+@consumes("package.created")
 class PackageCreatedFacts(ConsumedModel):
     created_at: str
 
 
+@consumes("package.delivered")
 class PackageDeliveredFacts(ConsumedModel):
     delivered_at: str
     picked_up_at: str | None
 
 
+@consumes("tracking.event.recorded")
 class ScanFacts(ConsumedModel):
     scan_id: str
     kind: str
@@ -132,6 +142,7 @@ class ScanFacts(ConsumedModel):
     note: str | None
 
 
+@consumes("commit.recorded")
 class CommitFacts(ConsumedModel):
     repository: str
     sha: str
