@@ -113,6 +113,7 @@ class LocalScheduler:
         self._thread: threading.Thread | None = None
         self._server: ThreadingHTTPServer | None = None
         self._runs: list[threading.Thread] = []
+        self._checked: datetime | None = None  # clock time of the loop's last look for due jobs
         for name in self._load_paused():
             if name in self.jobs:
                 self.jobs[name].paused = True
@@ -177,6 +178,8 @@ class LocalScheduler:
                     assert scheduled is not None  # filtered above
                     job.next_run = next_time(job.schedule, job.time_zone, max(now, scheduled))
                     self._dispatch(job, scheduled)
+                self._checked = now
+                self._wake.notify_all()  # wait_checked() callers
                 pending = [
                     j.next_run
                     for j in self.jobs.values()
@@ -216,6 +219,20 @@ class LocalScheduler:
             f"job {job.name} ({how} {rfc3339(scheduled)}) -> {job.last_status} "
             f"in {time.monotonic() - started:.2f} s"
         )
+
+    def poke(self) -> None:
+        """Look for due jobs now (the clock may have moved: an injected clock in tests)."""
+        with self._wake:
+            self._wake.notify_all()
+
+    def wait_checked(self, moment: datetime, timeout_s: float = 10.0) -> bool:
+        """Wait until the loop has looked for due jobs at clock time `moment` or later, every
+        due job dispatched by then; False on timeout. The positive signal that a job which
+        should not fire (paused) indeed did not, without sleeping."""
+        with self._wake:
+            return self._wake.wait_for(
+                lambda: self._checked is not None and self._checked >= moment, timeout_s
+            )
 
     # -- operations (same as gcloud scheduler jobs pause|resume|run) -----------------------
     def _job(self, name: str) -> Job:

@@ -51,20 +51,18 @@ from emulators._scheduler import control, next_time
 from emulators._wiring import clients
 from shared import manifests
 from shared.manifests import Retry, dead_letter_subscription, dead_letter_topic, subscription_name
+from tests.e2e.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output"
 
 
 def _wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
+    """`wait_for` (tests/e2e/support.py) with the thing waited for named in the failure."""
+    try:
+        return wait_for(check, timeout=timeout, interval=0.1)
+    except AssertionError:
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}") from None
 
 
 # -- emulators -------------------------------------------------------------------------------
@@ -85,7 +83,7 @@ def test_emulator_starts_and_stops_leaving_no_process_or_port(kind: str) -> None
     print(f"{kind} emulator: started in {em.started_in:.2f} s, stopped in {stopped_in:.2f} s")
     assert not is_listening(em.port)
     assert not group_alive(pgid), "the Java child outlived the gcloud wrapper"
-    assert em.started_in is not None and em.started_in < 20
+    assert em.started_in is not None  # how long is measured (make bench), not asserted
 
 
 def test_firestore_data_survives_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -276,17 +274,6 @@ class Recorder:
     def get(self, timeout: float = 5.0) -> Seen:
         return self.requests.get(timeout=timeout)
 
-    def drain(self) -> None:
-        while not self.requests.empty():
-            self.requests.get_nowait()
-
-    def silent_for(self, seconds: float) -> bool:
-        try:
-            self.requests.get(timeout=seconds)
-        except queue.Empty:
-            return True
-        return False
-
 
 @pytest.fixture
 def recorder() -> Iterator[Recorder]:
@@ -323,31 +310,62 @@ def test_next_time_follows_the_jobs_time_zone() -> None:
     assert next_time("0 2 * * *", "Europe/Paris", after) == datetime(2026, 7, 2, 0, 0, tzinfo=UTC)
 
 
+class FakeClock:
+    """The scheduler's injected clock: time moves only when the test moves it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _move(sched: LocalScheduler, clock: FakeClock, to: datetime) -> None:
+    """Move the clock and wait for the scheduler to have looked for due jobs at `to`."""
+    clock.now = to
+    sched.poke()
+    assert sched.wait_checked(to), f"the scheduler did not look for due jobs at {to}"
+
+
 def test_scheduler_fires_on_cron_pauses_resumes_and_runs_now(
     recorder: Recorder, tmp_path: Path
 ) -> None:
     state = tmp_path / "scheduler"
-    job = Job(name="tick-job", schedule="* * * * * *", url=recorder.url + "/")  # every second
+    t0 = datetime(2026, 11, 21, 0, 0, 30, tzinfo=UTC)
+    clock = FakeClock(t0)
+    job = Job(name="tick-job", schedule="* * * * *", url=recorder.url + "/")  # every minute
     logs: list[str] = []
-    sched = LocalScheduler([job], state_dir=state, log=logs.append).start()
+    sched = LocalScheduler([job], state_dir=state, log=logs.append, clock=clock).start()
     try:
-        _assert_cloud_scheduler_request(recorder.get(timeout=5), "tick-job")
+        assert job.next_run == t0.replace(minute=1, second=0)
+        _move(sched, clock, t0.replace(minute=1, second=0))
+        seen = recorder.get(timeout=10)
+        _assert_cloud_scheduler_request(seen, "tick-job")
+        assert seen.headers["X-CloudScheduler-ScheduleTime"] == "2026-11-21T00:01:00Z"
+        _wait_for(lambda: not job.running and job.last_status == "200", 10, "the first run")
 
         assert control(state, "pause", "tick-job")["state"] == "PAUSED"
         assert json.loads((state / "paused.json").read_text()) == ["tick-job"]
-        time.sleep(0.3)
-        recorder.drain()
-        assert recorder.silent_for(2.5), "a paused job fired"
+        # two due times pass while paused: the scheduler looks, and dispatches nothing
+        _move(sched, clock, t0.replace(minute=3, second=0))
+        assert not job.running and recorder.requests.empty(), "a paused job fired"
+        assert job.last_run == t0.replace(minute=1, second=0)
 
         assert control(state, "resume", "tick-job")["state"] == "ENABLED"
-        recorder.get(timeout=5)
+        assert job.next_run == t0.replace(minute=4, second=0)  # missed runs are not made up
+        _move(sched, clock, t0.replace(minute=4, second=0))
+        seen = recorder.get(timeout=10)
+        assert seen.headers["X-CloudScheduler-ScheduleTime"] == "2026-11-21T00:04:00Z"
+        _wait_for(lambda: not job.running, 10, "the resumed run")
 
         control(state, "pause", "tick-job")
-        time.sleep(0.3)
-        recorder.drain()
+        clock.now = t0.replace(minute=4, second=10)
         ran = control(state, "run", "tick-job")  # run now works on a paused job, as in gcloud
         assert ran["last_status"] == "200"
-        _assert_cloud_scheduler_request(recorder.get(timeout=1), "tick-job")
+        seen = recorder.get(timeout=10)
+        _assert_cloud_scheduler_request(seen, "tick-job")
+        assert seen.headers["X-CloudScheduler-ScheduleTime"] == "2026-11-21T00:04:10Z"
+        assert recorder.requests.empty()
 
         out = subprocess.run(
             [sys.executable, "-m", "emulators", "--local-dir", str(tmp_path), "scheduler", "list"],
