@@ -4,7 +4,7 @@ A Firestore document holds at most 1 MiB and a commit request at most 10 MiB, wh
 sends up to 25 MB. So the body is stored compressed (zlib, level 1: JSON shrinks 5-20x at
 ~100+ MB/s) and, when the compressed form is still over `CHUNK_BYTES`, split into chunk
 documents `source_deliveries/{id}/chunks/{n:04d}` written in batches of at most
-`BATCH_BYTES`; the header document `source_deliveries/{id}` (headers, sizes, SHA-256 of the
+`BATCH_BYTES` (3 MiB); the header document `source_deliveries/{id}` (headers, sizes, SHA-256 of the
 raw body, the number of chunks, and the body itself when it fits) is written last, so a
 reader that finds the header finds every chunk. Writing again (a retried request) rewrites
 the same content. docs/decisions/0025-webhook-intake-and-raw-deliveries.md.
@@ -21,7 +21,9 @@ from typing import Any
 COLLECTION = "source_deliveries"
 CHUNKS = "chunks"
 CHUNK_BYTES = 900 * 1024  # under the 1 MiB document limit, with room for the field names
-BATCH_BYTES = 8 * 1024 * 1024  # under the 10 MiB commit request limit
+# Firestore takes 10 MiB per commit request, but gRPC messages are capped at 4 MiB by the
+# emulator (and by default clients): batches stay under both.
+BATCH_BYTES = 3 * 1024 * 1024
 RETENTION = timedelta(days=30)  # Firestore TTL on `expires_at`
 ENCODING = "zlib"
 

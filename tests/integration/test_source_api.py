@@ -409,12 +409,14 @@ def test_form_encoded_deliveries_are_verified_over_the_raw_body(manager, hook):
 def test_a_large_delivery_is_stored_in_chunks_and_read_back(manager, hook):
     repo = new_repo(manager, secret=SECRET)
     data = payload_for("push_several_commits.json", repo["full_name"])
-    # incompressible padding: the compressed body spans several Firestore documents
-    data["padding"] = os.urandom(1_500_000).hex()
+    # incompressible padding: the compressed body (~4.3 MB) spans five chunk documents
+    # written in two batches (a batch stays under the 4 MiB gRPC message limit)
+    data["padding"] = os.urandom(4_000_000).hex()
     delivery = str(uuid.uuid4())
     ok(deliver(hook, "push", data, SECRET, delivery=delivery), 202)
     row = delivery_row(delivery)
-    assert row.chunks >= 2 and row.size_bytes > 3_000_000
+    assert row.chunks >= 5 and row.size_bytes > 8_000_000
+    assert row.stored_bytes > rawstore.BATCH_BYTES
     body, ctype = rawstore.load(delivery)
     assert json.loads(body) == data and ctype == "application/json"
     assert ingest.ingest(delivery) == "processed"
