@@ -10,50 +10,35 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 
 import flask
 import pytest
 from werkzeug.serving import make_server
 
-from shared import db, events
-from shared.config import settings
+from shared import clients, db, events
 from shared.manifests import dead_letter_subscription, dead_letter_topic, subscription_name
+from tests.e2e.support import wait_for
+from tests.integration.support import configure, reset_platform
 
 TOPIC = "user.created"
 DEPLOYMENT = "audit-ingest"
 
 
-def wait_for(predicate, timeout=30.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 @pytest.fixture()
 def project(pubsub_emulator, firestore_emulator, pg_url, tmp_path, monkeypatch):
     """A fresh project id (so topics and documents are this test's own) and a migrated DB."""
-    from shared import clients
-
     pid = f"it-{uuid.uuid4().hex[:10]}"
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", pid)
-    monkeypatch.setenv("DATABASE_URL", pg_url)
-    monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
-    settings.cache_clear()
-    db.reset()
-    clients.firestore.cache_clear()
+    dir_ = str(tmp_path)
+    configure(monkeypatch, GOOGLE_CLOUD_PROJECT=pid, DATABASE_URL=pg_url, SWITCHYARD_LOCAL_DIR=dir_)
+    clients.firestore.cache_clear()  # the Google clients are bound to the project
     clients.publisher.cache_clear()
     from shared.migrate import upgrade
 
     upgrade("users")
     yield pid
-    db.reset()
+    reset_platform()
     clients.firestore.cache_clear()
     clients.publisher.cache_clear()
 
@@ -65,6 +50,9 @@ class Consumer:
         from functions.audit import service
 
         self.calls: Counter[str] = Counter()
+        # (Pub/Sub message id, HTTP status) of every push delivery of an event id, in order,
+        # once answered: the positive signal that Pub/Sub got its answer (2xx acks it).
+        self.answers: defaultdict[str, list[tuple[str, int]]] = defaultdict(list)
         self.fail_times = fail_times
 
         def consume(event: events.Received) -> None:
@@ -79,7 +67,12 @@ class Consumer:
         @app.route("/", defaults={"path": ""}, methods=["GET", "POST"])
         @app.route("/<path:path>", methods=["GET", "POST"])
         def serve(path: str):
-            return entry(flask.request)
+            message = (flask.request.get_json(silent=True) or {}).get("message") or {}
+            event_id = message.get("attributes", {}).get("event_id", "")
+            response = flask.make_response(entry(flask.request))
+            if flask.request.method == "POST":
+                self.answers[event_id].append((message.get("messageId", ""), response.status_code))
+            return response
 
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.port = self.server.server_port
@@ -165,8 +158,15 @@ def test_failed_first_delivery_is_retried_and_recorded_exactly_once(project):
         wire(project, consumer.port)
         event_id = emit_user_created()
         assert outbox_row(event_id).published_at is not None
-        wait_for(lambda: audit_docs(event_id), timeout=30)
-        time.sleep(2.5)  # room for any further (wrong) redelivery
+
+        # the first delivery fails (nack); a redelivery succeeds (ack); a redelivery while the
+        # failed attempt's lease lasts may be answered 409 (retry later), decision 0001
+        def acked() -> list[tuple[str, int]]:
+            return [a for a in consumer.answers[event_id] if 200 <= a[1] < 300]
+
+        ((original, _),) = wait_for(acked, timeout=30)
+        statuses = [status for _, status in consumer.answers[event_id]]
+        assert statuses[0] >= 500 and set(statuses[1:-1]) <= {409}, statuses
         docs = audit_docs(event_id)
         assert len(docs) == 1
         assert consumer.calls[event_id] == 2  # failed once, then succeeded
@@ -179,9 +179,16 @@ def test_failed_first_delivery_is_retried_and_recorded_exactly_once(project):
         from shared.clients import publisher, topic_path
 
         attrs = {k: v for k, v in json.loads(row.attributes).items() if v}
-        publisher().publish(topic_path(TOPIC), row.payload.encode(), **attrs).result(10)
-        time.sleep(3)
-        assert consumer.calls[event_id] == 2
+        dup = publisher().publish(topic_path(TOPIC), row.payload.encode(), **attrs).result(10)
+
+        # positive signal: the duplicate arrived and was answered (acked) by the handler
+        def answered(message_id: str) -> list[int]:
+            return [s for i, s in consumer.answers[event_id] if i == message_id]
+
+        assert wait_for(lambda: answered(dup), timeout=30) == [200]
+        assert [s for s in answered(original) if 200 <= s < 300] == [200]  # acked once
+        assert {i for i, _ in consumer.answers[event_id]} == {original, dup}
+        assert consumer.calls[event_id] == 2  # skipped before reaching the consumer
         assert len(audit_docs(event_id)) == 1
     finally:
         consumer.close()

@@ -5,8 +5,7 @@ import uuid
 
 from sqlalchemy import create_engine, text
 
-from shared import db
-from shared.config import settings
+from tests.integration.support import configure, reset_platform
 
 
 def test_grants_let_a_deployment_user_use_its_schema_only(pg_url, monkeypatch, tmp_path):
@@ -14,11 +13,12 @@ def test_grants_let_a_deployment_user_use_its_schema_only(pg_url, monkeypatch, t
     admin = create_engine(pg_url)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
-    monkeypatch.setenv("DATABASE_URL", pg_url)
-    monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
-    monkeypatch.setenv("DB_GRANTS", json.dumps({"users": [role]}))
-    settings.cache_clear()
-    db.reset()
+    configure(
+        monkeypatch,
+        DATABASE_URL=pg_url,
+        SWITCHYARD_LOCAL_DIR=str(tmp_path),
+        DB_GRANTS=json.dumps({"users": [role]}),
+    )
     from shared.migrate import upgrade
 
     try:
@@ -39,7 +39,7 @@ def test_grants_let_a_deployment_user_use_its_schema_only(pg_url, monkeypatch, t
                 text("SELECT has_schema_privilege(:r, 'users', 'CREATE')"), {"r": role}
             ).scalar()
     finally:
-        db.reset()
+        reset_platform()
         with admin.begin() as conn:
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE "{role}"'))
@@ -51,11 +51,12 @@ def test_an_outbox_operator_gets_the_outbox_only(pg_url, monkeypatch, tmp_path):
     admin = create_engine(pg_url)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
-    monkeypatch.setenv("DATABASE_URL", pg_url)
-    monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
-    monkeypatch.setenv("DB_GRANTS", json.dumps({"users": [f"{role}:outbox"]}))
-    settings.cache_clear()
-    db.reset()
+    configure(
+        monkeypatch,
+        DATABASE_URL=pg_url,
+        SWITCHYARD_LOCAL_DIR=str(tmp_path),
+        DB_GRANTS=json.dumps({"users": [f"{role}:outbox"]}),
+    )
     from shared.migrate import upgrade
 
     try:
@@ -71,7 +72,7 @@ def test_an_outbox_operator_gets_the_outbox_only(pg_url, monkeypatch, tmp_path):
             assert can("DELETE", "users.outbox") and can("UPDATE", "users.outbox")
             assert not can("SELECT", "users.users")
     finally:
-        db.reset()
+        reset_platform()
         with admin.begin() as conn:
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE "{role}"'))
