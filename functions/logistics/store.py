@@ -15,8 +15,9 @@ Datetimes are UTC (SQLite keeps them naive: values are bound in UTC and read bac
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime
-from typing import Any, cast
+from datetime import UTC, date, datetime
+from typing import Any
+from typing import cast as typed
 
 from sqlalchemy import (
     Boolean,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    cast,
     func,
     or_,
     select,
@@ -168,7 +170,7 @@ def change(
 ) -> bool:
     """Apply `values` if the row still has `seen_version` (add `bump` to it); False when it
     changed meanwhile."""
-    result = cast(
+    result = typed(
         CursorResult[Any],
         session.execute(
             update(packages)
@@ -248,14 +250,35 @@ def search(
 EXPORT_BATCH = 2_000
 
 
+_TIMESTAMPS = [c.name for c in packages.columns if isinstance(c.type, DateTime)]
+
+
 def export(conn: Connection, **filters: Any) -> Iterator[Package]:
     """Every package matching the filters, newest first, read through a server-side cursor
-    `EXPORT_BATCH` rows at a time: memory stays flat whatever the number of rows."""
+    `EXPORT_BATCH` rows at a time: memory stays flat whatever the number of rows. On
+    PostgreSQL timestamps are read as epoch seconds (pg8000 parses timestamptz text with
+    strptime: that was most of the export's CPU) and turned back into UTC datetimes."""
     p = packages.c
-    stmt = _filtered(select(packages), **filters).order_by(p.created_at.desc(), p.id.desc())
+    epoch = conn.dialect.name == "postgresql"
+    cols = [
+        cast_epoch(c).label(c.name) if epoch and c.name in _TIMESTAMPS else c
+        for c in packages.columns
+    ]
+    stmt = _filtered(select(*cols), **filters).order_by(p.created_at.desc(), p.id.desc())
     result = conn.execution_options(stream_results=True, yield_per=EXPORT_BATCH).execute(stmt)
     for row in result:
-        yield Package.of(as_dict(row))
+        values = dict(row._mapping)
+        for name in _TIMESTAMPS:
+            v = values[name]
+            if v is None:
+                continue
+            values[name] = datetime.fromtimestamp(v, UTC) if epoch else utc(v)
+        yield Package.of(values)
+
+
+def cast_epoch(col: ColumnElement[Any]) -> ColumnElement[float]:
+    """`col` (a timestamp) as seconds since the epoch, a double (exact to the microsecond)."""
+    return cast(func.extract("epoch", col), Float)
 
 
 # --- tracking events -----------------------------------------------------------------------
@@ -269,11 +292,14 @@ def scans_by_key(session: Session, keys: list[str]) -> dict[str, Scan]:
     return {r.idempotency_key: Scan.of(as_dict(r)) for r in rows}
 
 
+SCANS_PER_INSERT = 2_000  # 14 parameters a row: under pg8000's 32,767 per statement
+
+
 def insert_scans(session: Session, scans: list[Scan]) -> None:
-    if not scans:
-        return
+    """One multi-row INSERT per 2,000 scans (pg8000's executemany is a round trip per row)."""
     rows = [_bind({k: getattr(s, k) for k in Scan.__dataclass_fields__}) for s in scans]
-    session.execute(tracking_events.insert(), rows)
+    for i in range(0, len(rows), SCANS_PER_INSERT):
+        session.execute(tracking_events.insert().values(rows[i : i + SCANS_PER_INSERT]))
 
 
 def timeline(
