@@ -91,6 +91,7 @@ def execute(run_id: str) -> str:
                 job_version=run["job_version"],
                 targets=len(targets),
             ),
+            actor=run["requested_by"],
         )
     definition = service.job_at_version(run["job_id"], run["job_version"])
     params = dict(run["parameters"])

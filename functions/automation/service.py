@@ -528,7 +528,13 @@ def run_logs(run_id: str, *, after: int, limit: int) -> list[dict[str, Any]]:
 
 
 def finish_run(
-    s: Any, run: dict[str, Any], status: str, *, error: str | None, at: datetime
+    s: Any,
+    run: dict[str, Any],
+    status: str,
+    *,
+    error: str | None,
+    at: datetime,
+    actor: str | None = None,
 ) -> None:
     """End a run (and its open targets and steps) with `status`; emits job.run.finished."""
     store.finish_open_parts(s, run["id"], status, at)
@@ -546,6 +552,7 @@ def finish_run(
             targets_failed=sum(n for k, n in counts.items() if k != "succeeded"),
             error=error,
         ),
+        actor=actor or run["requested_by"],
     )
 
 
@@ -561,7 +568,12 @@ def cancel_run(run_id: str, *, actor: str, roles: tuple[str, ...]) -> model.Run:
             raise model.TagsNotGranted(["(runs started by someone else)"])
         if row["status"] == "queued":
             finish_run(
-                s, row, "cancelled", error=f"cancelled by {actor} before it started", at=_now()
+                s,
+                row,
+                "cancelled",
+                error=f"cancelled by {actor} before it started",
+                at=_now(),
+                actor=actor,
             )
         else:
             store.set_run(s, run_id, cancel_requested=True)
@@ -581,6 +593,7 @@ def reap_lost_runs(now: datetime) -> list[str]:
                 "failed",
                 error="The runner stopped (crash or restart); the run was not repeated.",
                 at=now,
+                actor="system",
             )
     return ids
 
