@@ -1,26 +1,30 @@
-"""Entry points of the ops context."""
+"""Entry points of the ops context. The schedule deployments do not load the HTTP routes
+(`api.py`): each entry point imports only what it runs (cold starts)."""
+
+from typing import Any
 
 import flask
 import functions_framework
 
 from functions.ops import service
-from functions.ops.api import app
 from shared.events import relay
 from shared.http import Tick, dispatch, scheduled
 
 
 @functions_framework.http
 def api(request: flask.Request) -> flask.Response:
+    from functions.ops.api import app
+
     return dispatch(app, request)
 
 
 @functions_framework.http
 @scheduled
-def outbox_relay(tick: Tick) -> dict:
+def outbox_relay(tick: Tick) -> dict[str, int]:
     return {"published": relay()}
 
 
 @functions_framework.http
 @scheduled
-def cleanup(tick: Tick) -> dict:
+def cleanup(tick: Tick) -> dict[str, Any]:
     return service.cleanup()

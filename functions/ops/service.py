@@ -10,15 +10,17 @@ publish is confirmed is the dead letter acked; a failed publish leaves it kept.
 
 from __future__ import annotations
 
-import base64
-import json
-from dataclasses import dataclass
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared import clients
+from functions.ops import dumps, model, sqladmin, store
+from shared import clients, db
 from shared import events as sevents
 from shared import logging as slog
+from shared.config import settings
+from shared.events import PROCESSED
 from shared.manifests import catalog, dead_letter_subscription
 
 _log = slog.get_logger("switchyard.ops")
@@ -28,43 +30,6 @@ MAX_PULLS = 10  # pulls per subscription per request (at most 1000 letters at a 
 PUBLISH_TIMEOUT_S = 30.0
 
 
-class UnknownTopic(LookupError):
-    """The topic is published by no deployment."""
-
-
-@dataclass(frozen=True)
-class Letter:
-    topic: str
-    ack_id: str
-    message_id: str
-    data: bytes
-    attributes: dict[str, str]
-    publish_time: datetime | None
-    delivery_attempt: int | None
-
-    @property
-    def event_id(self) -> str:
-        return self.attributes.get("event_id", "")
-
-    def view(self) -> dict[str, Any]:
-        try:
-            data: Any = json.loads(self.data or b"null")
-        except (ValueError, UnicodeDecodeError):
-            data = {"base64": base64.b64encode(self.data).decode()}
-        out: dict[str, Any] = {
-            "topic": self.topic,
-            "message_id": self.message_id,
-            "event_id": self.event_id,
-            "event_type": self.attributes.get("event_type", self.topic),
-            "attributes": dict(self.attributes),
-            "data": data,
-            "publish_time": self.publish_time,
-        }
-        if self.delivery_attempt:
-            out["delivery_attempt"] = self.delivery_attempt
-        return out
-
-
 def _publish_time(msg: Any) -> datetime | None:
     value = getattr(msg, "publish_time", None)
     if value is None:
@@ -72,12 +37,12 @@ def _publish_time(msg: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     try:  # protobuf Timestamp
-        return value.ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.ToDatetime(tzinfo=UTC)
     except (AttributeError, TypeError):
         return None
 
 
-def _pull(topic: str) -> list[Letter]:
+def _pull(topic: str) -> list[model.Letter]:
     """Every message kept for `topic` (up to MAX_PULLS x PULL_BATCH), held until acked/nacked.
 
     A subscription that does not exist (topic never wired in this project) holds nothing.
@@ -86,7 +51,7 @@ def _pull(topic: str) -> list[Letter]:
 
     sub = clients.subscriber()
     path = clients.subscription_path(dead_letter_subscription(topic))
-    seen: dict[str, Letter] = {}
+    seen: dict[str, model.Letter] = {}
     for _ in range(MAX_PULLS):
         try:
             resp = sub.pull(
@@ -105,11 +70,11 @@ def _pull(topic: str) -> list[Letter]:
             m = rm.message
             if m.message_id not in seen:
                 fresh += 1
-            seen[m.message_id] = Letter(  # a redelivery replaces the older ack id
+            seen[m.message_id] = model.Letter(  # a redelivery replaces the older ack id
                 topic=topic,
                 ack_id=rm.ack_id,
                 message_id=m.message_id,
-                data=bytes(m.data),
+                raw=bytes(m.data),
                 attributes=dict(m.attributes),
                 publish_time=_publish_time(m),
                 delivery_attempt=rm.delivery_attempt or None,
@@ -119,7 +84,7 @@ def _pull(topic: str) -> list[Letter]:
     return sorted(seen.values(), key=lambda x: x.publish_time or datetime.min.replace(tzinfo=UTC))
 
 
-def _release(topic: str, letters: list[Letter]) -> None:
+def _release(topic: str, letters: list[model.Letter]) -> None:
     """Give held messages back at once (ack deadline 0): they stay kept."""
     if not letters:
         return
@@ -137,25 +102,25 @@ def _release(topic: str, letters: list[Letter]) -> None:
 
 def _check_topic(topic: str) -> None:
     if topic not in catalog().topics:
-        raise UnknownTopic(topic)
+        raise model.UnknownTopic(topic)
 
 
-def dead_letters(topic: str | None = None) -> dict[str, Any]:
+def dead_letters(topic: str | None = None) -> model.DeadLetters:
     """The kept dead letters of every topic (or of `topic`) and the count per topic."""
     topics = [topic] if topic else list(catalog().topics)
     if topic:
         _check_topic(topic)
-    items: list[dict[str, Any]] = []
+    items: list[model.Letter] = []
     counts: dict[str, int] = {}
     for t in topics:
         letters = _pull(t)
         _release(t, letters)
         counts[t] = len(letters)
-        items += [x.view() for x in letters]
-    return {"items": items, "counts": counts}
+        items += letters
+    return model.DeadLetters(items=items, counts=counts)
 
 
-def redrive(topic: str, event_ids: list[str] | None = None) -> dict[str, Any]:
+def redrive(topic: str, event_ids: list[str] | None = None) -> model.Redrive:
     """Republish the kept dead letters of `topic` (all, or those of `event_ids`) to `topic`
     with the same data and attributes, then ack them. Returns the count redriven."""
     _check_topic(topic)
@@ -165,9 +130,9 @@ def redrive(topic: str, event_ids: list[str] | None = None) -> dict[str, Any]:
     others = [x for x in letters if x not in chosen]
     _release(topic, others)
     pub = clients.publisher()
-    futures = [(x, pub.publish(clients.topic_path(topic), x.data, **x.attributes)) for x in chosen]
-    done: list[Letter] = []
-    failed: list[Letter] = []
+    futures = [(x, pub.publish(clients.topic_path(topic), x.raw, **x.attributes)) for x in chosen]
+    done: list[model.Letter] = []
+    failed: list[model.Letter] = []
     for letter, fut in futures:
         try:
             fut.result(timeout=PUBLISH_TIMEOUT_S)
@@ -185,34 +150,255 @@ def redrive(topic: str, event_ids: list[str] | None = None) -> dict[str, Any]:
         )
     _release(topic, failed)
     _log.info("redrove %d dead letters of %s (%d failed)", len(done), topic, len(failed))
-    out: dict[str, Any] = {"redriven": len(done), "event_ids": [x.event_id for x in done]}
-    if failed:
-        out["failed"] = [x.event_id for x in failed]
-    if wanted is not None:
-        out["not_found"] = sorted(wanted - {x.event_id for x in chosen})
-    return out
+    return model.Redrive(
+        redriven=len(done),
+        event_ids=[x.event_id for x in done],
+        failed=[x.event_id for x in failed],
+        not_found=sorted(wanted - {x.event_id for x in chosen}) if wanted is not None else None,
+    )
 
 
-def outbox() -> dict[str, Any]:
+def outbox() -> list[model.OutboxState]:
     """Pending (and oldest pending) and published counts of every context's outbox."""
-    return {
-        "items": [
-            {
-                "schema": st.schema,
-                "pending": st.pending,
-                "oldest_pending_at": st.oldest_pending_at,
-                "failing": st.failing,
-                "published": st.published,
-            }
-            for st in sevents.outbox_stats()
-        ]
-    }
+    return [
+        model.OutboxState(st.schema, st.pending, st.oldest_pending_at, st.failing, st.published)
+        for st in sevents.outbox_stats()
+    ]
 
+
+# --- database: statistics and tables --------------------------------------------------------
+
+SQLITE_UNAVAILABLE = ["size_bytes (per table)", "index_bytes", "dead_tuples", "connections"]
+
+
+def _schemas(schema: str | None = None) -> dict[str, str]:
+    """{schema: context} of every context schema (or of `schema`: UnknownSchema if none)."""
+    owners = {c.owns_schema: c.name for c in catalog().contexts if c.owns_schema}
+    if schema is None:
+        return dict(sorted(owners.items()))
+    if schema not in owners:
+        raise model.UnknownSchema(schema)
+    return {schema: owners[schema]}
+
+
+def _budget() -> int:
+    s = settings()
+    sql = [d.runtime.max_instances for d in catalog().deployments.values() if "sql" in d.uses]
+    return model.connection_budget(sql, s.db_pool_size + s.db_max_overflow)
+
+
+def tables(schema: str | None = None) -> list[model.TableStats]:
+    """Every table of every context schema (or of `schema`), by schema then name."""
+    with db.engine().connect() as conn:
+        return store.tables(conn, list(_schemas(schema)))
+
+
+def statistics() -> model.DatabaseStats:
+    """Per context schema: tables, rows, size, dead tuples, index size; connections in use
+    against the budget. On SQLite what SQLite cannot tell is None and named in `unavailable`."""
+    owners = _schemas()
+    with db.engine().connect() as conn:
+        found = store.tables(conn, list(owners))
+        schemas = []
+        for schema, context in owners.items():
+            stats = model.schema_stats(schema, context, [t for t in found if t.schema == schema])
+            if conn.dialect.name == "sqlite":
+                stats = replace(stats, size_bytes=store.sqlite_schema_bytes(conn, schema))
+            schemas.append(stats)
+        connections = store.connections(conn, _budget())
+        dialect = conn.dialect.name
+    unavailable = SQLITE_UNAVAILABLE if dialect == "sqlite" else []
+    return model.DatabaseStats(dialect, schemas, connections, list(unavailable))
+
+
+# --- database: backups -------------------------------------------------------------------------
+
+
+def _bucket() -> str:
+    s = settings()
+    return s.backup_bucket or f"{s.project_id}-switchyard-backups"
+
+
+def backup(actor: str) -> model.Backup:
+    """Back the database up: a Cloud SQL export when the deployments use Cloud SQL (started
+    here, finished by Cloud SQL: its status is read back at `backups()`), else `pg_dump` or a
+    copy of the SQLite files (finished before this returns). The record is kept either way."""
+    now = datetime.now(UTC)
+    backup_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    if settings().instance_connection_name:
+        uri = f"gs://{_bucket()}/switchyard/{backup_id}.sql.gz"
+        operation = sqladmin.export(uri)
+        status, error = model.backup_status(operation)
+        record = model.Backup(
+            id=backup_id,
+            method="cloud-sql-export",
+            status=status,
+            location=uri,
+            requested_by=actor,
+            requested_at=now,
+            operation=str(operation.get("name", "")),
+            error=error,
+            finished_at=datetime.now(UTC) if status in model.FINAL_STATUSES else None,
+        )
+        store.put_backup(record)
+        _log.info("backup %s: Cloud SQL export to %s (%s)", backup_id, uri, record.operation)
+        return record
+    folder = dumps.backup_dir()
+    sqlite = db.is_sqlite()
+    target = folder / (backup_id if sqlite else f"{backup_id}.dump")
+    if not sqlite:
+        dumps.find_pg_dump()  # a missing tool is a 503 before anything is recorded
+    record = model.Backup(
+        id=backup_id,
+        method="sqlite-copy" if sqlite else "pg_dump",
+        status="running",
+        location=str(target),
+        requested_by=actor,
+        requested_at=now,
+    )
+    store.put_backup(record)
+    try:
+        if sqlite:
+            size = dumps.sqlite_copy(list(_schemas()), target)
+        else:
+            size = dumps.pg_dump(settings().database_url, target)
+    except model.BackupFailed as exc:
+        store.put_backup(
+            replace(record, status="failed", error=exc.detail, finished_at=datetime.now(UTC))
+        )
+        raise
+    record = replace(record, status="done", size_bytes=size, finished_at=datetime.now(UTC))
+    store.put_backup(record)
+    _log.info("backup %s: %s to %s (%d bytes)", backup_id, record.method, target, size)
+    return record
+
+
+def _refreshed(record: model.Backup) -> model.Backup:
+    """A Cloud SQL export's record brought up to date from its operation (kept when final)."""
+    if record.status in model.FINAL_STATUSES or not record.operation:
+        return record
+    try:
+        operation = sqladmin.operation(record.operation)
+    except model.OpsError:
+        _log.warning("could not read operation %s of backup %s", record.operation, record.id)
+        return record
+    status, error = model.backup_status(operation)
+    if status == record.status:
+        return record
+    final = status in model.FINAL_STATUSES
+    fresh = replace(
+        record, status=status, error=error, finished_at=datetime.now(UTC) if final else None
+    )
+    store.put_backup(fresh)
+    return fresh
+
+
+def backups(*, after: tuple[datetime, str] | None, limit: int) -> list[model.Backup]:
+    """Backups newest first; exports still running are checked with Cloud SQL first."""
+    return [_refreshed(b) for b in store.list_backups(after=after, limit=limit)]
+
+
+def get_backup(backup_id: str) -> model.Backup:
+    found = store.get_backup(backup_id)
+    if found is None:
+        raise model.BackupNotFound(backup_id)
+    return _refreshed(found)
+
+
+# --- database: cleanup (retention rules) ------------------------------------------------------
 
 OUTBOX_KEEP = timedelta(days=7)
+BUILTIN_RULES = (
+    model.RetentionRule(
+        kind="outbox",
+        store="sql",
+        keep=OUTBOX_KEEP,
+        description="Outbox rows published more than 7 days ago, in every context schema.",
+    ),
+    model.RetentionRule(
+        kind="processed",
+        store="firestore",
+        keep=timedelta(0),
+        collection=PROCESSED,
+        timestamp_field="expires_at",
+        description=(
+            "Processed-event markers past their 7-day expiry (Firestore's TTL policy removes "
+            "them in the cloud, the emulator never does)."
+        ),
+    ),
+)
+
+
+def rules() -> list[model.RetentionRule]:
+    """The built-in rules, then the rules contexts declare in their manifest (`retention`:
+    kind, collection, timestamp_field, keep_days) for the Firestore collections they own."""
+    declared = []
+    for m in catalog().contexts:
+        for r in getattr(m, "retention", ()):  # read when the manifest schema carries it
+            declared.append(
+                model.RetentionRule(
+                    kind=r.kind,
+                    store="firestore",
+                    keep=timedelta(days=r.keep_days),
+                    collection=r.collection,
+                    timestamp_field=r.timestamp_field,
+                    description=r.description,
+                    context=m.name,
+                )
+            )
+    return [*BUILTIN_RULES, *declared]
+
+
+def _apply(rule: model.RetentionRule, dry_run: bool, now: datetime) -> model.CleanupResult:
+    cutoff = now - rule.keep
+    if rule.store == "sql":
+        schemas = list(_schemas())
+        with db.engine().connect() as conn:
+            matched = store.published_before(conn, schemas, cutoff)
+        removed = (
+            {k: 0 for k in matched} if dry_run else sevents.purge_published(older_than=rule.keep)
+        )
+        return model.CleanupResult(
+            kind=rule.kind,
+            description=rule.description,
+            cutoff=cutoff,
+            matched=sum(matched.values()),
+            removed=sum(removed.values()),
+            by_schema=matched if dry_run else removed,
+        )
+    assert rule.collection and rule.timestamp_field
+    matched_docs = store.count_older(rule.collection, rule.timestamp_field, cutoff)
+    gone = 0 if dry_run else store.delete_older(rule.collection, rule.timestamp_field, cutoff)
+    return model.CleanupResult(rule.kind, rule.description, cutoff, matched_docs, gone)
+
+
+def cleanup_database(
+    *,
+    dry_run: bool = True,
+    kinds: list[str] | None = None,
+    using: list[model.RetentionRule] | None = None,
+) -> model.CleanupReport:
+    """Apply the retention rules (`kinds` of them, default all; `using` replaces the
+    registered rules): a dry run (the default) reports what each would remove."""
+    chosen = model.check_kinds(kinds, list(using) if using is not None else rules())
+    now = datetime.now(UTC)
+    results = [_apply(rule, dry_run, now) for rule in chosen]
+    _log.info(
+        "cleanup%s: %s",
+        " (dry run)" if dry_run else "",
+        {r.kind: r.matched if dry_run else r.removed for r in results},
+    )
+    return model.CleanupReport(dry_run=dry_run, results=results)
 
 
 def cleanup() -> dict[str, Any]:
-    """Delete outbox rows published more than OUTBOX_KEEP ago, in every schema."""
-    deleted = sevents.purge_published(older_than=OUTBOX_KEEP)
-    return {"deleted": deleted, "total": sum(deleted.values())}
+    """ops-cleanup: apply every retention rule. `deleted` is the outbox per schema (as
+    before), `removed` what each rule removed."""
+    report = cleanup_database(dry_run=False)
+    outbox_rows = next(r for r in report.results if r.kind == "outbox")
+    deleted = outbox_rows.by_schema or {}
+    return {
+        "deleted": deleted,
+        "total": sum(deleted.values()),
+        "removed": {r.kind: r.removed for r in report.results},
+    }

@@ -13,32 +13,26 @@ import functions_framework
 import pytest
 from sqlalchemy import MetaData, select
 
-from shared import auth as sauth
 from shared import db, events, manifests
 from shared.config import settings
 from shared.events import outbox_table
+from tests.integration.support import Caller, configure, reset_platform
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.now(UTC)
 
 
 @pytest.fixture(scope="module")
-def database(pg_url, tmp_path_factory):
+def database(pg_url, firestore_emulator, tmp_path_factory):
     from shared import migrate
 
     mp = pytest.MonkeyPatch()
-    mp.setenv("DATABASE_URL", pg_url)
-    mp.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path_factory.mktemp("ops-cleanup")))
-    mp.setenv("SWITCHYARD_ENV", "test")
-    for name in ("SWITCHYARD_DEPLOYMENT", "INSTANCE_CONNECTION_NAME", "K_SERVICE"):
-        mp.delenv(name, raising=False)
-    settings.cache_clear()
-    db.reset()
+    local = tmp_path_factory.mktemp("ops-cleanup")
+    configure(mp, DATABASE_URL=pg_url, SWITCHYARD_LOCAL_DIR=str(local))
     migrate.upgrade_all(with_bootstrap=False)
     yield mp
     mp.undo()
-    settings.cache_clear()
-    db.reset()
+    reset_platform()
 
 
 @pytest.fixture(autouse=True)
@@ -123,8 +117,7 @@ def test_outbox_stats_and_ops_api_outbox(monkeypatch):
     prod = stats["production"]
     assert prod.pending >= 1 and prod.oldest_pending_at == oldest
 
-    token, _ = sauth.issue_access_token(str(uuid.uuid4()), ["admin"])
-    resp = app.test_client().get("/api/ops/outbox", headers={"Authorization": f"Bearer {token}"})
+    resp = Caller(app, ["admin"]).get("/api/ops/outbox")
     assert resp.status_code == 200, resp.get_data(as_text=True)
     items = {i["schema"]: i for i in resp.get_json()["items"]}
     assert items["production"]["pending"] == prod.pending

@@ -11,10 +11,9 @@ import uuid
 import pytest
 
 from functions.ops.api import app
-from shared import auth as sauth
 from shared import clients
-from shared.config import settings
 from shared.manifests import catalog, dead_letter_subscription, dead_letter_topic
+from tests.integration.support import Caller, configure, reset_platform
 
 TOPIC = "user.created"
 PROBLEM = "application/problem+json"
@@ -24,13 +23,7 @@ PROBLEM = "application/problem+json"
 def project(pubsub_emulator, tmp_path, monkeypatch):
     """A fresh project id: the topics and subscriptions are this test's own."""
     pid = f"ops-{uuid.uuid4().hex[:10]}"
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", pid)
-    monkeypatch.setenv("SWITCHYARD_LOCAL_DIR", str(tmp_path))
-    monkeypatch.setenv("SWITCHYARD_ENV", "test")
-    for name in ("JWT_SIGNING_KEY", "JWT_PUBLIC_KEYS", "SWITCHYARD_DEPLOYMENT", "K_SERVICE"):
-        monkeypatch.delenv(name, raising=False)
-    settings.cache_clear()
-    sauth.reset_keys()
+    configure(monkeypatch, GOOGLE_CLOUD_PROJECT=pid, SWITCHYARD_LOCAL_DIR=str(tmp_path))
     clients.publisher.cache_clear()
     clients.subscriber.cache_clear()
     pub, sub = clients.publisher(), clients.subscriber()
@@ -45,14 +38,11 @@ def project(pubsub_emulator, tmp_path, monkeypatch):
     yield pid
     clients.publisher.cache_clear()
     clients.subscriber.cache_clear()
-    sauth.reset_keys()
+    reset_platform()
 
 
 def caller(*roles: str):
-    token, _ = sauth.issue_access_token(str(uuid.uuid4()), list(roles))
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    return client
+    return Caller(app, roles).client
 
 
 def dead_letter(payload: dict) -> dict[str, str]:

@@ -17,3 +17,8 @@ output "iam_users" {
   description = "IAM database user names."
   value       = sort([for u in google_sql_user.iam : u.name])
 }
+
+output "service_account_email" {
+  description = "The instance's own service account (writes Cloud SQL exports to Cloud Storage)."
+  value       = google_sql_database_instance.this.service_account_email_address
+}

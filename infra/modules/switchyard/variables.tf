@@ -147,6 +147,12 @@ variable "source_retention_days" {
   default     = 90
 }
 
+variable "backup_retention_days" {
+  type        = number
+  description = "Days a database export is kept in the backup bucket (ops-api backups)."
+  default     = 30
+}
+
 variable "labels" {
   type        = map(string)
   description = "Labels added to every labelled resource."
