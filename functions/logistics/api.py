@@ -135,10 +135,12 @@ def _place(prefix: str, place: Place) -> dict[str, Any]:
 
 class PackageUpdate(ApiModel):
     """Partial edit: only the fields present change (`origin`/`destination` as a whole).
-    `promised_by` may be set to null. `status` moves the package by hand along its lifecycle
-    (409 naming the allowed moves). Sender and origin are fixed once picked up; a delivered,
-    returned or cancelled package refuses every edit. `version`, when given, must be the
-    package's current version (else 409)."""
+    `promised_by` may be set to null. `status` moves the package by hand where the
+    lifecycle allows: to in_transit (an exception cleared), exception, returned or cancelled
+    (409 naming the moves allowed now; pickup and delivery are recorded only by scans).
+    Sender and origin are fixed once picked up; a delivered, returned or cancelled package
+    refuses every edit. `version`, when given, must be the package's current version (else
+    409)."""
 
     sender: Name | None = None
     recipient: Name | None = None

@@ -68,8 +68,9 @@ MOVES: dict[str, tuple[str, ...]] = {
     "returned": (),
     "cancelled": (),
 }
-# Moves only a person makes (PUT status / DELETE), never a scanner.
-MANUAL_TARGETS = frozenset({"cancelled", "returned"})
+# What a person may set by hand (PUT status / DELETE): cancel, return to sender, flag or
+# clear an exception. Pickup, out-for-delivery and delivery are facts only a scan records.
+MANUAL_TARGETS = frozenset({"in_transit", "exception", "returned", "cancelled"})
 
 EDITABLE_FIELDS = (
     "sender",
@@ -130,11 +131,15 @@ class FieldLocked(LogisticsError, Conflict):
 class InvalidTransition(LogisticsError, Conflict):
     """A status move the lifecycle does not allow; `allowed` lists the statuses it does."""
 
-    def __init__(self, status: str, target: str) -> None:
-        options = list(MOVES[status])
-        shown = ", ".join(options) or "none (the package is closed)"
+    def __init__(self, status: str, target: str, options: list[str] | None = None) -> None:
+        options = list(MOVES[status]) if options is None else options
+        shown = ", ".join(options) or "none"
+        why = " (only a scan records it)" if target in MOVES[status] else ""
         super().__init__(
-            f"A package that is {status} cannot move to {target}; allowed: {shown}.",
+            f"A package that is {status} cannot be moved to {target} by hand{why}; "
+            f"allowed: {shown}."
+            if why
+            else f"A package that is {status} cannot move to {target}; allowed: {shown}.",
             allowed=options,
         )
 
@@ -235,6 +240,18 @@ def check_move(status: str, target: str) -> None:
     """InvalidTransition (409, naming the allowed moves) unless `status -> target` is allowed."""
     if target not in MOVES[status]:
         raise InvalidTransition(status, target)
+
+
+def manual_moves(status: str) -> list[str]:
+    """The statuses a person may move a package in `status` to (MOVES order)."""
+    return [t for t in MOVES[status] if t in MANUAL_TARGETS]
+
+
+def check_manual_move(status: str, target: str) -> None:
+    """InvalidTransition (409, naming the manual moves allowed now) unless a person may move a
+    package from `status` to `target`."""
+    if target not in manual_moves(status):
+        raise InvalidTransition(status, target, manual_moves(status))
 
 
 @dataclass(frozen=True)

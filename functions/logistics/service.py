@@ -131,8 +131,8 @@ def update_package(
     expected_version: int | None,
     actor: str,
 ) -> Package:
-    """Apply a partial edit and, with `status`, a manual status move (model.MOVES). A no-op
-    leaves the version unchanged."""
+    """Apply a partial edit and, with `status`, a manual status move (model.manual_moves). A
+    no-op leaves the version unchanged."""
     now = _now()
     with db.transaction() as tx:
         current = _locked(tx, package_id)
@@ -145,15 +145,13 @@ def update_package(
             model.check_edit(current.status, changed)
         if moving:
             assert status is not None
-            model.check_move(current.status, status)
+            model.check_manual_move(current.status, status)
         if not changed and not moving:
             return current
         values: dict[str, Any] = {f: changes[f] for f in changed}
         values["updated_at"] = now
         if moving:
             values["status"] = status
-            if status == "delivered":
-                values["delivered_at"] = now
         if not store.change(tx, package_id, current.version, **values):
             raise model.ConcurrentChange()
         package = replace(current, **values, version=current.version + 1)
@@ -176,7 +174,7 @@ def cancel_package(package_id: str, *, actor: str) -> Package:
     now = _now()
     with db.transaction() as tx:
         current = _locked(tx, package_id)
-        model.check_move(current.status, "cancelled")
+        model.check_manual_move(current.status, "cancelled")
         if not store.change(tx, package_id, current.version, status="cancelled", updated_at=now):
             raise model.ConcurrentChange()
         package = replace(current, status="cancelled", updated_at=now, version=current.version + 1)

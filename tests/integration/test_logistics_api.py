@@ -251,7 +251,9 @@ def test_edit_with_versions_locks_and_manual_moves(operator, manager, region):
     )
     assert "origin_lat, origin_lon cannot change" in body["detail"]
     body = assert_problem(manager.put(f"/api/packages/{pid}", json={"status": "cancelled"}), 409)
-    assert body["allowed"] == ["in_transit", "out_for_delivery", "delivered", "exception"]
+    assert body["allowed"] == ["in_transit", "exception"]  # the moves a person may make
+    body = assert_problem(manager.put(f"/api/packages/{pid}", json={"status": "delivered"}), 409)
+    assert "only a scan records it" in body["detail"]
     ok(operator.scan(pid, "departure", 1), 201)
     returned = ok(manager.put(f"/api/packages/{pid}", json={"status": "returned"}))
     assert returned["status"] == "returned"

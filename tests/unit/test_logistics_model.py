@@ -84,12 +84,27 @@ def test_every_status_move_is_allowed_exactly_as_the_table_says(status, target):
         assert target in str(info.value.detail)
 
 
+def test_manual_moves_are_the_lifecycle_moves_a_person_may_make():
+    assert model.manual_moves(CR) == ["in_transit", "exception", "cancelled"]
+    assert model.manual_moves(PU) == ["in_transit", "exception"]
+    assert model.manual_moves(EX) == ["in_transit", "returned"]
+    assert model.manual_moves(DL) == []
+    model.check_manual_move(IT, RT)
+    for target in (PU, OFD, DL):
+        with pytest.raises(model.InvalidTransition) as info:
+            model.check_manual_move(IT if target != PU else CR, target)
+        assert "only a scan records it" in str(info.value.detail)
+    with pytest.raises(model.InvalidTransition) as info:
+        model.check_manual_move(PU, CA)
+    assert info.value.extra["allowed"] == ["in_transit", "exception"]
+
+
 def test_terminal_statuses_allow_nothing_and_say_so():
     for status in (DL, RT, CA):
         with pytest.raises(model.InvalidTransition) as info:
             model.check_move(status, IT)
         assert info.value.extra["allowed"] == []
-        assert "closed" in str(info.value.detail)
+        assert "none" in str(info.value.detail)
 
 
 @pytest.mark.parametrize("status", model.STATUSES)
