@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Any
 
 import requests
+
+# Contexts whose `seed.py` loads `make seed`'s demo data through the public API (users first:
+# the others refer to demo users). Every seed is idempotent.
+SEEDS = ("users", "maintenance", "production")
+DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - the seeds' documented local-only password
 
 
 class Problems:
@@ -42,12 +48,86 @@ document.addEventListener('securitypolicyviolation', (e) => {
 
 
 def sign_in(page: Any, email: str, password: str) -> None:
-    """Sign in through the console's login page and wait for the dashboard's layout."""
+    """Sign in through the console's login page and wait for the console's layout (the
+    sign-out button is attached; on a phone it sits in the collapsed menu)."""
     page.goto("/")
     page.locator("#email").fill(email)
     page.locator("#password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    page.locator("#sign-out").wait_for()
+    page.locator("#sign-out").wait_for(state="attached")
+    page.locator("#main").wait_for()
+
+
+def seed(api: Api) -> None:
+    """`make seed`'s demo data, loaded as `make seed` loads it (each context's `seed.run`)."""
+    for name in SEEDS:
+        importlib.import_module(f"functions.{name}.seed").run(api.http_as_admin(), api.base)
+
+
+def can_log_in(base: str, email: str, password: str) -> bool:
+    resp = requests.post(
+        f"{base}/api/auth/login", json={"email": email, "password": password}, timeout=30
+    )
+    return resp.status_code == 200
+
+
+# What a chart was given and what it drew, read from the page's Chart.js instance (a function,
+# not an expression string: Playwright would eval a string, which the page's CSP forbids).
+CHART_STATE = """(id) => {
+  const canvas = document.getElementById(id);
+  const chart = canvas && window.Chart && window.Chart.getChart(canvas);
+  if (!chart) return null;
+  const type = chart.config.type;
+  const out = {
+    type, width: chart.width, height: chart.height, area: chart.chartArea,
+    labels: chart.data.labels.map(String),
+    datasets: chart.data.datasets.map((d) => ({ label: d.label || null,
+      data: d.data.map(Number) })),
+    legend: chart.options.plugins.legend.position,
+    drawn: [], expected: [],
+  };
+  chart.data.datasets.forEach((d, i) => {
+    const meta = chart.getDatasetMeta(i);
+    if (type === 'doughnut') {
+      out.drawn.push(meta.data.map((e) => ({ outer: e.outerRadius, inner: e.innerRadius,
+        circumference: e.circumference, x: e.x, y: e.y })));
+      return;
+    }
+    const horizontal = chart.options.indexAxis === 'y';
+    const index = chart.scales[horizontal ? 'y' : 'x'];
+    const value = chart.scales[horizontal ? 'x' : 'y'];
+    out.band = (horizontal ? chart.chartArea.height : chart.chartArea.width) / d.data.length;
+    out.drawn.push(meta.data.map((e) => ({ at: horizontal ? e.y : e.x,
+      end: horizontal ? e.x : e.y })));
+    out.expected.push(d.data.map((v, j) => ({ at: index.getPixelForValue(j),
+      end: value.getPixelForValue(Number(v)) })));
+  });
+  return out;
+}"""
+
+# Take the chart's box out of the document and put it back (Chart.js lays the chart out at
+# width 0 on detach, then again on attach), and read the chart in the frame it is laid out
+# again: what it draws right after a layout change, before any animation could finish.
+CHART_REATTACHED = (
+    """async (id) => {
+  const read = """
+    + CHART_STATE
+    + """;
+  const canvas = document.getElementById(id);
+  const box = canvas.parentElement;
+  const home = box.parentElement;
+  const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+  const until = async (ok) => {
+    for (let i = 0; i < 600 && !ok(); i += 1) await frame();
+    return ok();
+  };
+  box.remove();
+  if (!(await until(() => window.Chart.getChart(canvas).width === 0))) return 'not detached';
+  home.prepend(box);
+  if (!(await until(() => window.Chart.getChart(canvas).width > 0))) return 'not attached';
+  return read(id);
+}"""
+)
 
 
 class Api:
@@ -66,6 +146,11 @@ class Api:
             time.sleep(0.5)
         assert resp.status_code == 200, resp.text
         self.token = resp.json()["access_token"]
+
+    def http_as_admin(self) -> requests.Session:
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {self.token}"
+        return http
 
     def __call__(self, method: str, path: str, **kw: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}

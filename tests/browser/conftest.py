@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import CSP_SPY, Api, Problems
+from browser_support import CSP_SPY, Api, Problems, seed
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 OUTPUT = ROOT / "test-output" / "browser"
@@ -66,6 +66,41 @@ def context(browser: Any, stack: Any) -> Iterator[Any]:
         yield ctx
     finally:
         ctx.close()
+
+
+@pytest.fixture
+def open_page(browser: Any, stack: Any, problems: Problems) -> Iterator[Any]:
+    """open_page(width, height=900, motion="no-preference"): a watched page in a new context of
+    that viewport (motion as a user who has not asked for reduced motion, unless told)."""
+    contexts: list[Any] = []
+
+    def make(width: int, height: int = 900, motion: str = "no-preference") -> Any:
+        ctx = browser.new_context(
+            base_url=stack.gateway_url,
+            viewport={"width": width, "height": height},
+            reduced_motion=motion,
+            locale="en-GB",
+            timezone_id="UTC",
+        )
+        ctx.set_default_timeout(15_000)
+        ctx.add_init_script(CSP_SPY)
+        contexts.append(ctx)
+        return problems.watch(ctx.new_page())
+
+    try:
+        yield make
+    finally:
+        for ctx in contexts:
+            ctx.close()
+
+
+@pytest.fixture(scope="session")
+def seeded(stack: Any) -> Api:
+    """The stack with `make seed`'s demo data (loaded once per session; the seeds are
+    idempotent), and an admin API client."""
+    client = Api(stack.gateway_url, stack.admin_email, stack.admin_password)
+    seed(client)
+    return client
 
 
 @pytest.fixture

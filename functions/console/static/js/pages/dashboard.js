@@ -2,25 +2,9 @@
 
 import { get } from '../api.js';
 import { fmtDay, fmtHours, h, label, replace } from '../dom.js';
-import { onRender } from '../router.js';
+import { chartCard, countAxis, countBars, destroyCharts, doughnut, draw } from '../charts.js';
 import { card, pageHeader, problemAlert, spinner, table } from '../ui.js';
 import { WO_HEADERS, workOrderRows } from './work-orders.js';
-
-const STATUS_COLORS = {
-  open: '#0d6efd', assigned: '#0dcaf0', in_progress: '#ffc107', on_hold: '#6c757d',
-  completed: '#198754', closed: '#212529', cancelled: '#adb5bd',
-  operational: '#198754', degraded: '#ffc107', down: '#dc3545', retired: '#adb5bd',
-  low: '#adb5bd', medium: '#0dcaf0', high: '#fd7e14', urgent: '#dc3545',
-};
-
-let charts = [];
-
-function destroyCharts() {
-  for (const c of charts) c.destroy();
-  charts = [];
-}
-
-onRender(destroyCharts); // charts of a page left behind
 
 function kpi(id, value, text, { alert = false, href = null } = {}) {
   const body = h('div', { class: 'card-body' },
@@ -28,32 +12,6 @@ function kpi(id, value, text, { alert = false, href = null } = {}) {
     h('div', { class: 'kpi-label' }, text));
   return h('div', { class: 'col-6 col-md-4 col-xl-2' },
     h(href ? 'a' : 'div', { class: `card shadow-sm h-100 kpi text-decoration-none ${alert ? 'kpi-alert' : ''}`, href }, body));
-}
-
-function chartCard(title, id) {
-  const canvas = h('canvas', { id, role: 'img', 'aria-label': title });
-  return { canvas, el: h('div', { class: 'col-12 col-lg-6' }, card(title, h('div', { class: 'chart-box' }, canvas))) };
-}
-
-function draw(canvas, config) {
-  const Chart = window.Chart;
-  if (!Chart) return;
-  const reduced = window.matchMedia('(prefers-reduced-motion: reduce)').matches;
-  const options = config.options || {};
-  charts.push(new Chart(canvas, {
-    ...config,
-    options: {
-      responsive: true,
-      maintainAspectRatio: false,
-      animation: reduced ? false : { duration: 400 },
-      ...options,
-      plugins: { legend: { display: config.type !== 'bar' }, ...(options.plugins || {}) },
-    },
-  }));
-}
-
-function countAxis() {
-  return { beginAtZero: true, ticks: { precision: 0 } };
 }
 
 export async function dashboard(ctx) {
@@ -103,16 +61,7 @@ export async function dashboard(ctx) {
     h('div', { class: 'row g-3' }, status.el, trendChart.el, assetChart.el, lowChart.el),
     overdueTable);
 
-  const statuses = Object.keys(byStatus);
-  draw(status.canvas, {
-    type: 'bar',
-    data: {
-      labels: statuses.map(label),
-      datasets: [{ label: 'Work orders', data: statuses.map((s) => byStatus[s]),
-        backgroundColor: statuses.map((s) => STATUS_COLORS[s] || '#6c757d') }],
-    },
-    options: { scales: { y: countAxis() } },
-  });
+  countBars(status.canvas, byStatus, { datasetLabel: 'Work orders' });
   draw(trendChart.canvas, {
     type: 'line',
     data: {
@@ -128,16 +77,7 @@ export async function dashboard(ctx) {
     },
     options: { scales: { y: countAxis() }, interaction: { mode: 'index', intersect: false } },
   });
-  const assetStatuses = Object.keys(assetsBy);
-  draw(assetChart.canvas, {
-    type: 'doughnut',
-    data: {
-      labels: assetStatuses.map(label),
-      datasets: [{ data: assetStatuses.map((s) => assetsBy[s]),
-        backgroundColor: assetStatuses.map((s) => STATUS_COLORS[s] || '#6c757d') }],
-    },
-    options: { plugins: { legend: { position: 'right' } } },
-  });
+  doughnut(assetChart.canvas, assetsBy);
   if (lowParts.length) {
     draw(lowChart.canvas, {
       type: 'bar',
