@@ -19,12 +19,10 @@ from pydantic import Field, StringConstraints
 from functions.console import service, shell
 from shared.auth import bearer_token
 from shared.config import settings
+from shared.errors import Forbidden, NotFound, Problem, Unauthorized
 from shared.http import (
     ApiModel,
-    Forbidden,
-    NotFound,
-    Problem,
-    Unauthorized,
+    OutModel,
     body,
     client_ip,
     create_app,
@@ -76,7 +74,8 @@ def static_file(name: str) -> flask.Response:
     resp.set_etag(found.etag)
     current = flask.request.args.get("v") == shell.bundle().version
     resp.headers["Cache-Control"] = IMMUTABLE if current else "no-cache"
-    return resp.make_conditional(flask.request)
+    resp.make_conditional(flask.request)  # in place: 304 when the ETag matches
+    return resp
 
 
 @app.get("/", defaults={"path": ""})
@@ -100,7 +99,7 @@ class LoginIn(ApiModel):
     password: Password
 
 
-class SessionOut(ApiModel):
+class SessionOut(OutModel):
     access_token: str
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the OAuth token type
     expires_in: int = Field(description="Seconds until the access token expires.")

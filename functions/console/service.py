@@ -19,7 +19,7 @@ import requests
 
 from shared import logging as slog
 from shared.clients import ServiceCallError, call
-from shared.http import BadGateway, Problem, ServiceUnavailable
+from shared.errors import BadGateway, Problem, ServiceUnavailable
 
 LOGIN = "/api/auth/login"
 REFRESH = "/api/auth/refresh"

@@ -17,18 +17,15 @@ import flask
 from shared import auth
 from shared import logging as slog
 from shared.config import settings
-from shared.http import (
+from shared.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
-    create_app,
-    describe,
-    json_response,
-    request_id,
 )
+from shared.http import create_app, describe, json_response, request_id
 from shared.openapi import hidden, spec_for
 
 from . import aggregate, cors, proxy, ratelimit
@@ -38,7 +35,13 @@ app = create_app("gateway", authenticate=False)
 revocations = RevocationCache()
 _log = slog.get_logger("switchyard.gateway")
 _STATIC = Path(__file__).resolve().parent / "static"
-_ASSETS = {"docs.js": "text/javascript", "docs.css": "text/css"}
+_ASSETS = {
+    "docs.js": "text/javascript",
+    "docs.css": "text/css",
+    # Swagger UI, vendored from npm's swagger-ui-dist by tools/vendor_console.py
+    "swagger-ui/swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui/swagger-ui.css": "text/css",
+}
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Client-supplied values of these would be trusted downstream (`shared.auth.bearer_token`
 # prefers X-Forwarded-Authorization; `shared.http.client_ip` takes X-Client-IP): at the edge
@@ -168,21 +171,19 @@ _DOCS_HTML = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Switchyard API</title>
+<link rel="stylesheet" href="/api/docs/swagger-ui/swagger-ui.css">
 <link rel="stylesheet" href="/api/docs/docs.css">
 </head>
 <body>
-<header>
+<header class="docs-header">
 <h1>Switchyard API</h1>
 <p>Every operation served through this gateway, from
-<a href="/api/openapi.json">/api/openapi.json</a>. Operations marked
-<span class="lock">bearer</span> need <code>Authorization: Bearer &lt;access token&gt;</code>
-(POST /api/auth/login).</p>
-<input id="filter" type="search" placeholder="Filter by path, method or summary"
- aria-label="Filter operations">
-<p id="status">Loading&hellip;</p>
+<a href="/api/openapi.json">/api/openapi.json</a>. To try one, sign in with
+<code>POST /api/auth/login</code>, then <strong>Authorize</strong> with its access token.</p>
 </header>
-<main id="operations"></main>
+<main id="swagger-ui"></main>
 <noscript>This page needs JavaScript; the document itself is at /api/openapi.json.</noscript>
+<script src="/api/docs/swagger-ui/swagger-ui-bundle.js"></script>
 <script src="/api/docs/docs.js"></script>
 </body>
 </html>
@@ -191,13 +192,17 @@ _DOCS_HTML = """<!doctype html>
 
 @app.get("/api/docs")
 def docs() -> flask.Response:
-    """A browsable list of every operation (reads /api/openapi.json)."""
+    """A browsable list of every operation (reads /api/openapi.json).
+
+    Swagger UI (vendored, served from /api/docs/swagger-ui/, started by /api/docs/docs.js:
+    nothing inline), with schemas, examples and "try it out" with a bearer token.
+    """
     resp = flask.Response(_DOCS_HTML, mimetype="text/html")
     resp.headers["Content-Security-Policy"] = CSP
     return resp
 
 
-@app.get("/api/docs/<name>")
+@app.get("/api/docs/<path:name>")
 @hidden
 def docs_asset(name: str) -> flask.Response:
     mimetype = _ASSETS.get(name)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from werkzeug.datastructures import Headers
+
 ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type, X-Request-ID, traceparent"
 EXPOSE_HEADERS = (
@@ -19,7 +21,7 @@ EXPOSE_HEADERS = (
 MAX_AGE_S = 600
 
 
-def is_preflight(method: str, headers: Mapping[str, str]) -> bool:
+def is_preflight(method: str, headers: Mapping[str, str] | Headers) -> bool:
     return (
         method == "OPTIONS"
         and bool(headers.get("Origin"))
@@ -28,7 +30,7 @@ def is_preflight(method: str, headers: Mapping[str, str]) -> bool:
 
 
 def allowed(origin: str | None, origins: Iterable[str]) -> bool:
-    return bool(origin) and origin in origins
+    return origin is not None and bool(origin) and origin in origins
 
 
 def preflight_headers(origin: str) -> dict[str, str]:

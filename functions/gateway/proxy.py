@@ -19,11 +19,12 @@ from urllib.parse import quote
 import flask
 import requests
 import urllib3
+import werkzeug.datastructures
 
 from shared import clients, manifests
 from shared import logging as slog
 from shared.config import settings
-from shared.http import (
+from shared.errors import (
     BadGateway,
     BadRequest,
     NotFound,
@@ -32,6 +33,9 @@ from shared.http import (
     ServiceUnavailable,
 )
 from shared.manifests import Deployment
+
+# Request headers as Flask gives them (case-insensitive) or as a plain mapping (tests).
+Headers = Mapping[str, str] | werkzeug.datastructures.Headers
 
 GATEWAY_CONTEXT = "gateway"
 _log = slog.get_logger("switchyard.gateway")
@@ -143,7 +147,7 @@ def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str
     ]
 
 
-def client_ip(headers: Mapping[str, str], remote_addr: str | None, in_cloud: bool) -> str:
+def client_ip(headers: Headers, remote_addr: str | None, in_cloud: bool) -> str:
     """The caller's address: in the cloud the right-most `X-Forwarded-For` entry (appended by
     Google's front end; entries to its left are client-supplied), else the peer address."""
     if in_cloud:
@@ -154,7 +158,7 @@ def client_ip(headers: Mapping[str, str], remote_addr: str | None, in_cloud: boo
     return remote_addr or ""
 
 
-def forwarded_for(headers: Mapping[str, str], remote_addr: str | None, in_cloud: bool) -> str:
+def forwarded_for(headers: Headers, remote_addr: str | None, in_cloud: bool) -> str:
     """`X-Forwarded-For` for the upstream: the chain so far plus the peer (locally), or the chain
     as Google's front end completed it (cloud)."""
     xff = headers.get("X-Forwarded-For", "").strip()
@@ -210,7 +214,7 @@ def read_body(req: flask.Request, limit: int) -> bytes:
 
 
 def _send(
-    adapter: requests.adapters.HTTPAdapter, prepared: requests.PreparedRequest, timeout: float
+    adapter: requests.adapters.BaseAdapter, prepared: requests.PreparedRequest, timeout: float
 ) -> requests.Response:
     """Send once; an idempotent request is sent once more when the pooled keep-alive
     connection turned out to be closed by the upstream (gunicorn drops idle ones after 2 s)."""
