@@ -177,3 +177,54 @@ def test_diff_with_a_fake_aws_key_gives_the_secret_finding_without_its_value(api
         api.req("POST", "/api/agents/analyze/code", operator, json={"diff": "nothing to see"}),
         422,
     )
+
+
+def test_a_commit_recorded_by_source_is_analysed_automatically(api, admin, tokens):
+    operator, viewer = tokens["operator"], tokens["viewer"]
+    owner, name = "agents-e2e", f"repo-{uuid.uuid4().hex[:8]}"
+    ok(api.req("POST", "/api/repositories", admin, json={"owner": owner, "name": name}), 201)
+    sha = uuid.uuid4().hex + uuid.uuid4().hex[:8]
+    ok(
+        api.req(
+            "POST",
+            "/api/commits",
+            operator,
+            json={
+                "repository": f"{owner}/{name}",
+                "sha": sha,
+                "message": "fix(auth)!: refuse expired refresh tokens",
+                "author_name": "Ada",
+                "timestamp": "2026-11-30T10:00:00Z",
+                "modified": ["functions/auth/service.py", "infra/main.tf"],
+                "additions": 40,
+                "deletions": 12,
+            },
+        ),
+        201,
+    )
+
+    def analysed() -> dict | None:
+        items = ok(
+            api.req(
+                "GET", "/api/agents/interactions", viewer, params={"repository": f"{owner}/{name}"}
+            )
+        )["items"]
+        return items[0] if items and items[0]["status"] == "completed" else None
+
+    auto = wait_for(analysed, timeout=60)
+    assert auto["sha"] == sha and auto["kind"] == "commit"
+    doc = ok(api.req("GET", f"/api/agents/analyses/{auto['id']}", viewer))
+    assert doc["origin"] == "commit.recorded"
+    assert doc["result"]["type"] == "fix" and doc["result"]["breaking"] is True
+    assert doc["result"]["sensitive"] == ["auth", "infra"]
+    again = ok(
+        api.req(
+            "POST",
+            "/api/agents/analyze/commit",
+            operator,
+            json={"repository": f"{owner}/{name}", "sha": sha},
+        ),
+        202,
+    )
+    redone = finished(api, viewer, f"/api/agents/analyses/{again['id']}")
+    assert redone["result"]["risk_score"] == doc["result"]["risk_score"]
