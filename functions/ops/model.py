@@ -5,7 +5,7 @@ ops owns no schema: it reads the other contexts' schemas through the database's 
 (statistics), copies the database (backups) and deletes what a retention rule says is old
 (cleanup). Backups are `local` (`pg_dump`, or a copy of the SQLite files, into
 `.local/backups/`) or `cloud-sql` (a Cloud SQL export to Cloud Storage through the SQL Admin
-API); their status is one of BACKUP_STATUSES whatever ran them.
+API); their status is a `BackupStatus` whatever ran them.
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ import base64
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from shared.errors import NotFound, Problem, ServiceUnavailable, Unprocessable
 
 BackupStatus = Literal["pending", "running", "done", "failed"]
 BackupMethod = Literal["pg_dump", "sqlite-copy", "cloud-sql-export"]
 Store = Literal["sql", "firestore"]
-BACKUP_STATUSES: tuple[str, ...] = get_args(BackupStatus)
-FINAL_STATUSES = frozenset({"done", "failed"})
+FINAL_STATUSES: frozenset[str] = frozenset({"done", "failed"})
 
 # SQL Admin operation status -> ours (SQL_OPERATION_STATUS_UNSPECIFIED reads as pending).
 SQLADMIN_STATUS: dict[str, BackupStatus] = {

@@ -26,6 +26,7 @@ from shared import clients, db, manifests
 from shared.events import outbox_table
 from shared.migrate import upgrade, upgrade_all
 from tests.e2e.support import wait_for
+from tests.integration import test_ops_cleanup as cleanup_tests
 from tests.integration.support import Caller, configure, reset_platform
 
 PROBLEM = "application/problem+json"
@@ -93,22 +94,9 @@ def admin() -> Caller:
 
 
 def outbox_row(schema: str, *, published: datetime | None) -> str:
-    table = outbox_table(MetaData(schema=schema))
-    event_id = str(uuid.uuid4())
-    with db.transaction() as s:
-        s.execute(
-            table.insert().values(
-                id=event_id,
-                event_type="user.created",
-                schema_version=1,
-                payload="{}",
-                attributes=json.dumps({"event_id": event_id}),
-                created_at=published or NOW,
-                published_at=published,
-                attempts=1 if published else 0,
-            )
-        )
-    return event_id
+    return cleanup_tests.outbox_row(
+        outbox_table(MetaData(schema=schema)), created=published or NOW, published=published
+    )
 
 
 def outbox_ids(schema: str, ids: list[str]) -> set[str]:
