@@ -1412,7 +1412,7 @@ def parse_diff(diff: str) -> list[FileChange]:
     try:
         patch = PatchSet.from_string(diff)
     except UnidiffParseError as exc:
-        raise BadDiff(str(exc)[:200]) from None
+        raise BadDiff(_parse_problem(exc)) from None
     if not len(patch):
         raise BadDiff("it names no file (no ---/+++ headers)")
     out: list[FileChange] = []
@@ -1435,6 +1435,11 @@ def parse_diff(diff: str) -> list[FileChange]:
             )
         )
     return out
+
+
+def _parse_problem(exc: Exception) -> str:
+    """What unidiff objected to, without the offending line: it may hold a secret."""
+    return str(exc).split(":", 1)[0].strip()[:100] or type(exc).__name__
 
 
 def _clean_path(path: str) -> str:
@@ -1462,7 +1467,7 @@ def scan_secrets(diff: str) -> list[SecretHit]:
             for secret in scan_diff(diff):
                 hits[(_clean_path(secret.filename), int(secret.line_number), secret.type)] = None
         except Exception as exc:  # unidiff refuses it: parse_diff has said why already
-            raise BadDiff(str(exc)[:200]) from None
+            raise BadDiff(_parse_problem(exc)) from None
     return [SecretHit(path, line, kind) for path, line, kind in hits]
 
 

@@ -464,6 +464,16 @@ def test_parse_diff_counts_lines_and_statuses():
             m.parse_diff(bad)
 
 
+def test_a_malformed_diff_is_refused_without_echoing_its_lines():
+    broken = DIFF.replace("@@ -1,3 +1,5 @@", "@@ -1,3 +1,9 @@")  # the hunk is too short
+    broken = broken.replace("+++ b/app/settings.py\n", f"+++ b/app/settings.py\n+{AWS_KEY}\n")
+    for bad in (broken, f"--- a/x\n+++ b/x\n@@ -1 +1 @@\n?{AWS_KEY}\n"):
+        with pytest.raises(m.BadDiff) as caught:
+            m.parse_diff(bad)
+        shown = json.dumps([caught.value.detail, caught.value.errors])
+        assert AWS_KEY not in shown
+
+
 def test_scan_secrets_reports_place_and_type_never_the_value():
     hits = m.scan_secrets(DIFF)
     assert m.SecretHit("app/settings.py", 3, "AWS Access Key") in hits
