@@ -105,6 +105,7 @@ jobs = Table(
         "name",
         unique=True,
         postgresql_where=Column("deleted_at").is_(None),
+        sqlite_where=Column("deleted_at").is_(None),
     ),
 )
 
@@ -141,7 +142,10 @@ runs = Table(
     Index("ix_runs_job", "job_id", "created_at", "id"),
     Index("ix_runs_status", "status", "created_at", "id"),
     Index(
-        "ix_runs_running_heartbeat", "heartbeat_at", postgresql_where=Column("status") == "running"
+        "ix_runs_running_heartbeat",
+        "heartbeat_at",
+        postgresql_where=Column("status") == "running",
+        sqlite_where=Column("status") == "running",
     ),
 )
 

@@ -1,5 +1,5 @@
-"""automation-api through the Flask test client with real tokens, on PostgreSQL with the
-Firestore and Pub/Sub emulators and a real OpenSSH server; the runner executes runs directly
+"""automation-api through the Flask test client with real tokens, on PostgreSQL and SQLite with
+the Firestore and Pub/Sub emulators and a real OpenSSH server; the runner executes runs directly
 (`runner.execute`, what automation-runner does with a job.run.requested): credentials never
 leave the secret store, targets and their connection test, jobs and versions, runs with
 per-target and per-step status and paged logs, one execution per request, cancel and
@@ -28,14 +28,18 @@ pytest_plugins = ["tests.sshd"]
 PROBLEM = "application/problem+json"
 
 
-@pytest.fixture(scope="module")
-def env_vars(pg_url, firestore_emulator, pubsub_emulator, tmp_path_factory):
-    local = tmp_path_factory.mktemp("automation")
-    env = {"DATABASE_URL": pg_url, "SWITCHYARD_LOCAL_DIR": str(local), "SECRET_BACKEND": "local"}
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def env_vars(request, firestore_emulator, pubsub_emulator, tmp_path_factory):
+    """Every test on PostgreSQL and on SQLite (`make dev` with nothing configured)."""
+    local = tmp_path_factory.mktemp(f"automation-{request.param}")
+    env = {"SWITCHYARD_LOCAL_DIR": str(local), "SECRET_BACKEND": "local"}
+    if request.param == "postgresql":
+        env["DATABASE_URL"] = request.getfixturevalue("pg_url")
     with pytest.MonkeyPatch.context() as mp:
         configure(mp, **env)
         upgrade("automation")
         upgrade("automation")  # idempotent
+        assert db.engine().dialect.name == request.param
     reset_platform()
     return env
 

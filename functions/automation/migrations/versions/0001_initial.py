@@ -59,7 +59,7 @@ def upgrade() -> None:
     schema='automation'
     )
     op.create_index('ix_jobs_created', 'jobs', ['created_at', 'id'], unique=False, schema='automation')
-    op.create_index('ux_jobs_name_live', 'jobs', ['name'], unique=True, schema='automation', postgresql_where=sa.text('deleted_at IS NULL'))
+    op.create_index('ux_jobs_name_live', 'jobs', ['name'], unique=True, schema='automation', postgresql_where=sa.text('deleted_at IS NULL'), sqlite_where=sa.text('deleted_at IS NULL'))
     op.create_table('runs',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('job_id', sa.String(length=36), nullable=False),
@@ -81,7 +81,7 @@ def upgrade() -> None:
     )
     op.create_index('ix_runs_created', 'runs', ['created_at', 'id'], unique=False, schema='automation')
     op.create_index('ix_runs_job', 'runs', ['job_id', 'created_at', 'id'], unique=False, schema='automation')
-    op.create_index('ix_runs_running_heartbeat', 'runs', ['heartbeat_at'], unique=False, schema='automation', postgresql_where=sa.text("status = 'running'"))
+    op.create_index('ix_runs_running_heartbeat', 'runs', ['heartbeat_at'], unique=False, schema='automation', postgresql_where=sa.text("status = 'running'"), sqlite_where=sa.text("status = 'running'"))
     op.create_index('ix_runs_status', 'runs', ['status', 'created_at', 'id'], unique=False, schema='automation')
     op.create_table('schedule_fires',
     sa.Column('schedule_id', sa.String(length=36), nullable=False),
