@@ -1,6 +1,7 @@
 """ops-api end to end: a dead letter kept on the stack's emulator is listed through the
 gateway, redriven to its topic, and then reaches the audit trail; the outbox report and the
-cleanup jobs answer; only admins get in."""
+cleanup jobs answer; database statistics, a pg_dump backup and a cleanup dry run; only admins
+get in."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.support import Api, assert_problem, wait_for
+from tests.e2e.support import PASSWORD, Api, assert_problem, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -94,3 +95,55 @@ def test_outbox_report_and_permissions(api: Api, admin: str, stack):
 def test_cleanup_jobs_run_on_the_local_scheduler(stack):
     for job in ("ops-cleanup", "auth-cleanup"):
         assert stack.scheduler.run(job).last_status == "200", job
+
+
+DATABASE_ROUTES = [
+    ("GET", "/api/ops/database/statistics"),
+    ("GET", "/api/ops/database/tables"),
+    ("POST", "/api/ops/database/backup"),
+    ("GET", "/api/ops/database/backups"),
+    ("POST", "/api/ops/database/cleanup"),
+]
+
+
+def test_database_operations_through_the_gateway(api: Api, admin: str, stack):
+    email = f"ops-viewer-{uuid.uuid4().hex[:8]}@example.com"
+    made = api.req(
+        "POST",
+        "/api/users",
+        admin,
+        json={"email": email, "name": "Ops viewer", "roles": ["viewer"], "password": PASSWORD},
+    )
+    assert made.status_code == 201, made.text
+    viewer = api.login(email, PASSWORD)
+    assert viewer
+    for method, path in DATABASE_ROUTES:
+        assert_problem(api.req(method, path, viewer, json={}), 403)
+        assert_problem(api.req(method, path, json={}), 401)
+
+    def users_counted():
+        r = api.req("GET", "/api/ops/database/statistics", admin)
+        assert r.status_code == 200, r.text
+        users = next(s for s in r.json()["schemas"] if s["schema"] == "users")
+        return r.json() if users["rows"] >= 2 else None  # the admin and the viewer at least
+
+    stats = wait_for(users_counted, timeout=30)
+    assert stats["dialect"] == "postgresql"
+    assert stats["connections"]["in_use"] >= 1 and stats["connections"]["budget"] > 0
+    tables = api.req("GET", "/api/ops/database/tables", admin, params={"schema": "users"})
+    assert tables.status_code == 200, tables.text
+    assert "users" in {t["name"] for t in tables.json()["items"]}
+
+    backup = api.req("POST", "/api/ops/database/backup", admin)
+    assert backup.status_code == 201, backup.text
+    record = backup.json()
+    assert (record["method"], record["status"]) == ("pg_dump", "done")
+    assert record["size_bytes"] > 0
+    listed = api.req("GET", "/api/ops/database/backups", admin).json()["items"]
+    assert listed[0]["id"] == record["id"]
+
+    dry = api.req("POST", "/api/ops/database/cleanup", admin, json={})
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["dry_run"] is True
+    assert {"outbox", "processed"} <= {r["kind"] for r in dry.json()["results"]}
+    assert all(r["removed"] == 0 for r in dry.json()["results"])
