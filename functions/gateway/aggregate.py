@@ -21,11 +21,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Literal
 
 import requests
-from pydantic import BaseModel
 
 from shared import clients, manifests
 from shared import logging as slog
 from shared.config import settings
+from shared.http import OutModel
 from shared.manifests import Deployment
 from shared.openapi import API_VERSION, OPENAPI_VERSION, components_base, spec_path
 
@@ -40,13 +40,13 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-class DeploymentHealth(BaseModel):
+class DeploymentHealth(OutModel):
     status: Literal["ok", "down", "unreachable"]
     http_status: int | None
     latency_ms: float
 
 
-class PlatformHealth(BaseModel):
+class PlatformHealth(OutModel):
     status: Literal["ok", "down"]
     deployments: dict[str, DeploymentHealth]
 
