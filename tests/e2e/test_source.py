@@ -213,3 +213,21 @@ def test_the_monitor_schedule_is_paused_and_resumed(api, tokens):
         resumed = api.req("POST", "/api/source/monitor/start", manager)
     assert resumed.status_code == 200 and resumed.json()["state"] == "ENABLED"
     assert api.req("GET", "/api/source/monitor/status", viewer).json()["next_run"]
+
+
+def test_seed_loads_demo_repositories_and_commits_once(api, admin):
+    from functions.source import seed
+
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {admin}"
+    seed.run(http, api.base)
+    seed.run(http, api.base)  # again: existing repositories are skipped
+    logger = f"{seed.OWNER}/commit-logger"
+    found = wait_for(lambda: len(commits(api, admin, logger)) == len(seed.COMMITS) + 2 and 1)
+    assert found
+    made = commits(api, admin, logger)
+    assert {c["source"] for c in made} == {"manual", "webhook"}
+    assert len(commits(api, admin, f"{seed.OWNER}/platform")) == len(seed.COMMITS)
+    stats = api.req("GET", "/api/commits/statistics", admin, params={"repository": logger}).json()
+    assert stats["total"]["commits"] == len(seed.COMMITS) + 2
+    assert {t["type"] for t in stats["by_type"]} >= {"feat", "fix", "docs", "chore", "none"}
