@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import functions_framework
@@ -178,3 +178,25 @@ def test_event_and_schedule_entry_points_do_not_import_the_api():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_every_event_is_declared_by_the_deployment_that_emits_it(monkeypatch, job):
+    """The API as automation-api (cancelling a queued run finishes it there), the runner and
+    the tick as themselves: emit() refuses an event a manifest does not declare."""
+    admin, j = job
+    as_deployment(monkeypatch, "automation-api")
+    run_id = admin.post(f"/api/jobs/{j['id']}/runs", json={}).get_json()["run_id"]
+    cancelled = admin.post(f"/api/runs/{run_id}/cancel")
+    assert cancelled.status_code == 202, cancelled.get_data(as_text=True)
+    other = admin.post(f"/api/jobs/{j['id']}/runs", json={}).get_json()["run_id"]
+    assert (
+        admin.put(f"/api/automation/grants/{uuid.uuid4()}", json={"tags": ["x"]}).status_code == 200
+    )
+    as_deployment(monkeypatch, "automation-runner")
+    from functions.automation import runner
+
+    assert runner.execute(other) == "succeeded"
+    as_deployment(monkeypatch, "automation-tick")
+    from functions.automation import service
+
+    assert service.run_due_schedules(datetime.now(UTC))["errors"] == []
