@@ -323,8 +323,15 @@ def test_ingress_internal_unless_the_manifest_says_all(catalog):
     for path in tf_files():
         if path.parent.name != "function":
             assert "allUsers" not in json.dumps(parse(path)), path
-    # Today only the gateway is public.
-    assert [n for n, d in catalog.deployments.items() if d.ingress == "all"] == ["gateway"]
+    # Public ingress only for the gateway and for intake whose every route is public (it
+    # authenticates each request itself, e.g. the GitHub webhook's signature, decision 0025).
+    public_ingress = {n for n, d in catalog.deployments.items() if d.ingress == "all"}
+    assert "gateway" in public_ingress
+    for name in public_ingress - {"gateway"}:
+        d = catalog.deployments[name]
+        assert d.routes and set(d.routes) <= set(d.public_routes), (
+            f"{name} has ingress all but routes behind the JWT: {d.routes}"
+        )
 
 
 def test_push_subscriptions_and_scheduler_jobs_carry_oidc_tokens():
