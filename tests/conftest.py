@@ -214,6 +214,8 @@ def stack(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[emu
         echo=False,
         persist_firestore=False,
         strict=True,
+        # A bound, not a performance claim: ~30 deployments start at once on 2 cores.
+        ready_timeout_s=180.0,
         # Every e2e and browser test is one client IP (127.0.0.1) sharing one gateway; the
         # limits themselves are tested in tests/integration/test_gateway_upstreams.py.
         env={"RATE_LIMIT_IP_PER_MIN": "20000", "RATE_LIMIT_USER_PER_MIN": "20000"},
