@@ -38,7 +38,7 @@ class EventsQuery(PageQuery):
 
     @model_validator(mode="after")
     def _one_filter(self) -> EventsQuery:
-        given = [name for name in ("event_type", "actor", "source") if getattr(self, name)]
+        given = [name for name in model.FILTER_FIELDS if getattr(self, name)]
         if len(given) > 1:
             raise ValueError(
                 f"combine at most one of event_type, actor, source (got {', '.join(given)})"
@@ -48,11 +48,7 @@ class EventsQuery(PageQuery):
         return self
 
     def filters(self) -> dict[str, str]:
-        return {
-            name: value
-            for name in ("event_type", "actor", "source")
-            if (value := getattr(self, name))
-        }
+        return {name: value for name in model.FILTER_FIELDS if (value := getattr(self, name))}
 
 
 class AuditEventOut(OutModel):
