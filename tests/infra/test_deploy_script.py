@@ -22,7 +22,7 @@ PUSH_INVOKER = f"switchyard-push-invoker@{PROJECT}.iam.gserviceaccount.com"
 SCHEDULER_INVOKER = f"switchyard-scheduler@{PROJECT}.iam.gserviceaccount.com"
 
 FAKE_GCLOUD = """\
-#!{python}
+#!{python} -S
 import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_GCLOUD_LOG"], "a") as log:
@@ -87,7 +87,7 @@ def fake(tmp_path: Path, catalog):
             capture_output=True,
             text=True,
             env=environ,
-            timeout=120,
+            timeout=280,  # one fake gcloud process per call: hundreds on a busy machine
         )
         assert done.returncode == 0, done.stderr
         calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
