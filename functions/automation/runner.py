@@ -129,19 +129,25 @@ def execute(run_id: str) -> str:
     finally:
         done.set()
         watcher.join(timeout=5)
+    if stop.reason in ("cancelled", "timed_out", "failed"):
+        status = stop.reason
+    else:
+        with db.transaction() as s:
+            counts = store.target_counts(s, run_id)
+        status = model.overall_status(
+            [k for k, n in counts.items() for _ in range(n)], cancelled=False, timed_out=False
+        )
+    # Every line is in Firestore before the run reads as finished: a client that polls the
+    # log until `finished` never misses the last lines.
+    sink.line(target_id=None, target_name=None, step=None, stream="system", text=f"run {status}")
+    try:
+        sink.close()
+    except Exception:  # the run's outcome is still recorded; only log lines are lost
+        _log.warning("run %s: could not write the last log lines", run_id, exc_info=True)
     with db.transaction() as s:
-        counts = store.target_counts(s, run_id)
-        if stop.reason in ("cancelled", "timed_out", "failed"):
-            status = stop.reason
-        else:
-            status = model.overall_status(
-                [k for k, n in counts.items() for _ in range(n)], cancelled=False, timed_out=False
-            )
         row = store.get_run(s, run_id, lock=True)
         assert row is not None
         service.finish_run(s, row, status, error=error or _why(status), at=_now())
-    sink.line(target_id=None, target_name=None, step=None, stream="system", text=f"run {status}")
-    sink.close()
     return status
 
 
