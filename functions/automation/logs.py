@@ -7,18 +7,21 @@ much output costs one batched commit per flush instead of one write per line. Re
 `seq` (`read(run_id, after, limit)`): a client polls with the last `seq` it saw as the cursor.
 A subcollection per run needs only Firestore's automatic single-field index on `seq`. Lines
 are cut at 4,000 characters; a run keeps at most `MAX_LINES` lines (then one notice line).
+Each line carries `expires_at` (`RETENTION` after it was written) for a Firestore TTL policy
+on the `lines` collection group.
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 COLLECTION = "automation_run_logs"
 FLUSH_S = 0.2
 BATCH = 400  # below Firestore's 500 writes per batch
 MAX_LINES = 100_000
+RETENTION = timedelta(days=30)
 
 
 def _lines(run_id: str) -> Any:
@@ -59,10 +62,12 @@ class LogSink:
             self._seq += 1
             if self._seq == MAX_LINES:
                 stream, text = "system", f"log truncated at {MAX_LINES} lines"
+            now = datetime.now(UTC)
             self._buffer.append(
                 {
                     "seq": self._seq,
-                    "at": datetime.now(UTC),
+                    "at": now,
+                    "expires_at": now + RETENTION,
                     "target_id": target_id,
                     "target_name": target_name,
                     "step": step,
