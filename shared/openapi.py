@@ -20,12 +20,26 @@ import re
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 if TYPE_CHECKING:
     import flask
 
     from shared.manifests import Deployment
+
+
+class _Schemas(GenerateJsonSchema):
+    """Component names OpenAPI accepts: a generic `Page[XOut]` is named `XOutPage`."""
+
+    _GENERIC = re.compile(r"^(?P<base>\w+)\[(?P<args>[\w, ]+)\]$")
+
+    def normalize_name(self, name: str) -> str:
+        match = self._GENERIC.match(name)
+        if match:
+            args = "".join(a.strip() for a in match["args"].split(","))
+            name = f"{args}{match['base']}"
+        return super().normalize_name(name)
+
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
@@ -204,7 +218,7 @@ def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
     defs: dict[str, Any] = {}
     if models:
         unique = list(dict.fromkeys(models))
-        key_map, top = models_json_schema(unique, ref_template=REF)
+        key_map, top = models_json_schema(unique, ref_template=REF, schema_generator=_Schemas)
         refs = dict(key_map)  # type: ignore[arg-type]
         defs = top.get("$defs", {})
 
@@ -260,7 +274,7 @@ def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
 
 def _query_parameters(model: type[BaseModel], defs: dict[str, Any]) -> list[dict[str, Any]]:
     """One `in: query` parameter per field of a query model."""
-    schema = model.model_json_schema(ref_template=REF, mode="validation")
+    schema = model.model_json_schema(ref_template=REF, mode="validation", schema_generator=_Schemas)
     defs.update(schema.pop("$defs", {}))
     required = set(schema.get("required", []))
     out = []

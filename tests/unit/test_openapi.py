@@ -169,3 +169,14 @@ def test_spec_path():
     assert spec_path(cat.deployments["audit-api"]) == "/api/audit/openapi.json"
     assert spec_path(cat.deployments["gateway"]) is None  # first route /health
     assert spec_path(cat.deployments["audit-ingest"]) is None
+
+
+def test_component_names_are_valid_openapi_keys_and_pages_are_named_xoutpage() -> None:
+    import re as _re
+
+    from functions.production.api import app as production_app
+    from shared.openapi import spec_for
+
+    names = set(spec_for(production_app, "production")["components"]["schemas"])
+    assert {"BatchOutPage", "TransitionOutPage"} <= names
+    assert all(_re.fullmatch(r"[A-Za-z0-9._-]+", n) for n in names), sorted(names)
