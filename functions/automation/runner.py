@@ -38,6 +38,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class Secrets:
+    """A run's credential values, read once per credential (many targets share one)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, Any] = {}
+
+    def of(self, credential_id: str | None) -> Any:
+        if not credential_id:
+            return None
+        with self._lock:
+            if credential_id not in self._values:
+                self._values[credential_id] = service.secret_of(credential_id)
+            return self._values[credential_id]
+
+
 class Stop:
     """Why the run stops early (None while it goes on): 'cancelled' or 'timed_out'."""
 
@@ -96,6 +112,7 @@ def execute(run_id: str) -> str:
     definition = service.job_at_version(run["job_id"], run["job_version"])
     params = dict(run["parameters"])
     sink = logs.LogSink(run_id)
+    vault = Secrets()
     stop = Stop()
     done = threading.Event()
     deadline = time.monotonic() + definition.timeout_s
@@ -115,7 +132,7 @@ def execute(run_id: str) -> str:
             max_workers=workers, thread_name_prefix=f"run-{run_id[:8]}"
         ) as pool:
             futures = [
-                pool.submit(_run_target, run_id, t, definition, params, sink, stop, deadline)
+                pool.submit(_run_target, run_id, t, definition, params, sink, stop, deadline, vault)
                 for t in targets
             ]
             for f in futures:
@@ -176,6 +193,7 @@ def _run_target(
     sink: logs.LogSink,
     stop: Stop,
     deadline: float,
+    vault: Secrets,
 ) -> None:
     target_id, name = rt["target_id"], rt["target_name"]
     if stop():
@@ -197,7 +215,7 @@ def _run_target(
     try:
         if any(st.kind == "command" for st in definition.steps):
             try:
-                session = transports.open_session(target, service.secret_of(target.credential_id))
+                session = transports.open_session(target, vault.of(target.credential_id))
             except transports.ConnectError as exc:
                 say(None, "system", f"unreachable ({exc.stage}): {exc.message}")
                 with db.transaction() as s:
@@ -246,6 +264,7 @@ def _run_target(
                     params,
                     min(step.timeout_s, remaining),
                     step_line,
+                    vault.of(target.credential_id) if target.kind == "http" else None,
                 )
             _set_step(
                 run_id,
@@ -320,6 +339,7 @@ def _http(
     params: dict[str, str],
     timeout_s: float,
     on_line: transports.OnLine,
+    secret: Any,
 ) -> tuple[str, int | None, str | None]:
     from shared import outbound
 
@@ -337,7 +357,6 @@ def _http(
     else:
         host = (urlsplit(url).hostname or "").lower()
         internal = target.internal and host == target.host.lower()
-    secret = service.secret_of(target.credential_id) if target.kind == "http" else None
     if secret is not None and not any(k.lower() == "authorization" for k in headers):
         import base64
 
