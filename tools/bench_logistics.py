@@ -480,15 +480,15 @@ def report(
         ]
     lines += [
         "",
-        "Lists are keyset pages on an index per filter (created_at desc, id desc); `late` reads "
-        "the promise against the delivery or now; `q` is an exact tracking number or a "
-        "contains match on the recipient (no index serves the latter: it stops at the first "
-        "page of matches). Stats are six aggregate queries in one transaction (counts by "
-        "status; late open packages on a partial index; deliveries, transit per lane and per "
-        "service level over `delivered_at`; exceptions per day over the scans' kind and time). "
-        "The export streams from a server-side cursor (2,000 rows per fetch): RSS stays flat "
-        "whatever the row count. It is measured straight at the function because the gateway "
-        "of this checkout buffers whole upstream bodies, and the batch intake likewise because "
+        "Lists are keyset pages on an index per filter (created_at desc, id desc); `late` reads"
+        " the promise against the delivery or now; `q` is an exact tracking number (unique "
+        "index) or a contains match on the recipient (trigram index). Stats are six aggregate "
+        "queries in one transaction, each an index-only scan (counts by status; late open "
+        "packages on a partial index; deliveries, transit per lane and per service level on a "
+        "covering `delivered_at` index; exceptions per day over the scans' kind and time). The "
+        "export streams from a server-side cursor (2,000 rows per fetch): RSS stays flat "
+        "whatever the row count. It is measured straight at the function because the gateway of"
+        " this checkout buffers whole upstream bodies, and the batch intake likewise because "
         "the gateway does not route `/api/tracking-events:batch` yet (see the logistics "
         "report).",
         "",
