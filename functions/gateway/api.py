@@ -171,6 +171,7 @@ _DOCS_HTML = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Switchyard API</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/api/docs/swagger-ui/swagger-ui.css">
 <link rel="stylesheet" href="/api/docs/docs.css">
 </head>
