@@ -23,6 +23,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -220,6 +221,26 @@ pm_runs = Table(
 )
 
 outbox = outbox_table(metadata)
+
+# Referential integrity (created on PostgreSQL only: SQLite cannot reference another attached
+# database) and the trigram index of `?q=` on titles (PostgreSQL with pg_trgm); the migration
+# creates the same, tests/integration/test_schema_drift.py keeps the two equal.
+for _name, _table, _column, _target in (
+    ("fk_assets_parent", assets, "parent_id", assets),
+    ("fk_work_orders_asset", work_orders, "asset_id", assets),
+    ("fk_work_order_log_order", work_order_log, "work_order_id", work_orders),
+    ("fk_part_movements_part", part_movements, "part_id", parts),
+    ("fk_part_movements_order", part_movements, "work_order_id", work_orders),
+    ("fk_pm_schedules_asset", pm_schedules, "asset_id", assets),
+    ("fk_pm_runs_schedule", pm_runs, "schedule_id", pm_schedules),
+):
+    _table.append_constraint(ForeignKeyConstraint([_column], [_target.c.id], name=_name))
+Index(
+    "ix_work_orders_title_trgm",
+    func.lower(work_orders.c.title),
+    postgresql_using="gin",
+    postgresql_ops={"lower_1": "gin_trgm_ops"},
+)
 
 WORK_ORDER_COUNTER = "work_orders"
 

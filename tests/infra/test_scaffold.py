@@ -79,6 +79,7 @@ def test_scaffolded_tests_pass(project: Path) -> None:
     tests = [
         f"tests/unit/test_{NAME}_model.py",
         f"tests/integration/test_{NAME}_api.py",
+        f"tests/integration/test_schema_drift.py::test_tables_match_the_alembic_head[{NAME}]",
     ]
     run = _run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
