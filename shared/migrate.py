@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import re
 import sys
 
@@ -25,6 +24,7 @@ from alembic.config import Config
 from sqlalchemy import text
 
 from shared import db
+from shared.config import settings
 from shared.manifests import catalog
 
 _TEMPLATE = '''"""${message}
@@ -99,7 +99,7 @@ def grants() -> dict[str, list[str]]:
     A grantee is a database user (DML on every table of the schema, now and later) or
     `user:table` (DML on that one table: the platform's outbox operators get `user:outbox`).
     """
-    raw = os.environ.get("DB_GRANTS", "")
+    raw = settings().db_grants
     if not raw:
         return {}
     value = json.loads(raw)
