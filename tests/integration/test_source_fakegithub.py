@@ -93,8 +93,7 @@ class FakeGitHub:
     @property
     def url(self) -> str:
         assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- server --------------------------------------------------------------------------
     def start(self) -> FakeGitHub:

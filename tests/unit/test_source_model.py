@@ -122,7 +122,8 @@ def test_push_with_several_commits():
     assert first.conventional_type == "feat"
     assert second.author_email == "hubot@example.com" and second.conventional_type == "fix"
     assert third.removed == ("docs/old.md",) and third.conventional_type == "docs"
-    assert model.conventional(third.message).breaking  # type: ignore[union-attr]
+    parsed = model.conventional(third.message)
+    assert parsed is not None and parsed.breaking
     assert first.additions is None and first.deletions is None  # pushes carry no line counts
 
 
