@@ -226,6 +226,14 @@ class Settings:
     health_timeout_s: float = setting(
         "HEALTH_TIMEOUT_S", "gateway timeout of each deployment's health check", 2.0
     )
+    stream_read_timeout_s: float = setting(
+        "STREAM_READ_TIMEOUT_S",
+        "gateway read timeout between two chunks of a streamed (text/event-stream) answer",
+        60.0,
+    )
+    realtime_heartbeat_s: float = setting(
+        "REALTIME_HEARTBEAT_S", "realtime-stream: seconds of silence before a heartbeat", 15.0
+    )
     # auth
     bootstrap_admin_email: str = setting(
         "BOOTSTRAP_ADMIN_EMAIL",
