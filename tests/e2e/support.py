@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import requests
 
+from tests.waiting import wait_for
+
+__all__ = ["ADMIN", "PASSWORD", "Api", "assert_problem", "wait_for"]
+
 ADMIN = ("admin@switchyard.local", "switchyard-local-admin")
 PASSWORD = "a-long-password-1"
-
-
-def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
-    """Poll `predicate` until it returns something truthy (returned) or fail after timeout."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
 class Api:

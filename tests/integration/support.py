@@ -10,6 +10,10 @@ import pytest
 
 from shared import auth, db
 from shared.config import settings
+from tests.waiting import wait_for
+
+__all__ = ["Caller", "assert_problem", "configure", "ok", "reset_platform", "wait_for"]
+PROBLEM_JSON = "application/problem+json"
 
 # Variables of the developer's shell or of a cloud runtime that must not leak into a test.
 _CLEARED = (
@@ -59,3 +63,18 @@ class Caller:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
+
+
+def ok(resp: Any, status: int = 200) -> Any:
+    """The JSON body of a test-client response that must have `status`."""
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    return resp.get_json()
+
+
+def assert_problem(resp: Any, status: int) -> dict[str, Any]:
+    """The body of a problem+json answer (RFC 9457) with `status`, title and request id."""
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.mimetype == PROBLEM_JSON, resp.mimetype
+    body = resp.get_json()
+    assert body["status"] == status and body["title"] and body["request_id"], body
+    return dict(body)

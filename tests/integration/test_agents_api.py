@@ -30,7 +30,7 @@ from shared.events import rfc3339
 from shared.manifests import catalog
 from shared.migrate import upgrade
 from tests.integration import support
-from tests.integration.support import configure, reset_platform
+from tests.integration.support import assert_problem, configure, ok, reset_platform
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBLEM = "application/problem+json"
@@ -103,17 +103,6 @@ def worker():
         target="worker", source=str(ROOT / "functions" / "agents" / "main.py")
     )
     return fapp.test_client()
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
-
-
-def assert_problem(resp, status):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.mimetype == PROBLEM
-    return resp.get_json()
 
 
 # --- events as Pub/Sub pushes them -------------------------------------------------------

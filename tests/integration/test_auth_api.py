@@ -25,7 +25,7 @@ from shared import db
 from shared.config import settings
 from shared.events import Received
 from shared.migrate import upgrade
-from tests.integration.support import configure, reset_platform
+from tests.integration.support import assert_problem, configure, reset_platform
 
 PASSWORD = "correct horse battery"
 PROBLEM = "application/problem+json"
@@ -101,14 +101,6 @@ def outbox_payloads(event_type):
             )
         ).all()
     return [(json.loads(r.payload), json.loads(r.attributes)) for r in rows]
-
-
-def assert_problem(resp, status):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.mimetype == PROBLEM
-    body = resp.get_json()
-    assert body["status"] == status and body["title"] and body["request_id"]
-    return body
 
 
 # --- login -------------------------------------------------------------------------------

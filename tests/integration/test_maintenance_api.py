@@ -21,9 +21,8 @@ from shared import db
 from shared.config import settings
 from shared.events import Received
 from shared.migrate import upgrade
-from tests.e2e.support import wait_for
 from tests.integration import support
-from tests.integration.support import configure, reset_platform
+from tests.integration.support import assert_problem, configure, ok, reset_platform, wait_for
 
 PROBLEM = "application/problem+json"
 TODAY = datetime.now(UTC).date()
@@ -114,19 +113,6 @@ def operator():
 @pytest.fixture()
 def viewer():
     return Caller(("viewer",))
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
-
-
-def assert_problem(resp, status):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.mimetype == PROBLEM
-    body = resp.get_json()
-    assert body["status"] == status and body["title"]
-    return body
 
 
 def tag(prefix="A"):

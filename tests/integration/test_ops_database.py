@@ -25,9 +25,15 @@ from functions.ops.api import app
 from shared import clients, db, manifests
 from shared.events import outbox_table
 from shared.migrate import upgrade, upgrade_all
-from tests.e2e.support import wait_for
 from tests.integration import test_ops_cleanup as cleanup_tests
-from tests.integration.support import Caller, configure, reset_platform
+from tests.integration.support import (
+    Caller,
+    assert_problem,
+    configure,
+    ok,
+    reset_platform,
+    wait_for,
+)
 
 PROBLEM = "application/problem+json"
 NOW = datetime.now(UTC)
@@ -39,17 +45,6 @@ ROUTES = [
     ("GET", "/api/ops/database/cleanup"),
     ("POST", "/api/ops/database/cleanup"),
 ]
-
-
-def assert_problem(resp, status: int) -> dict:
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.mimetype == PROBLEM
-    return resp.get_json()
-
-
-def ok(resp, status: int = 200) -> Any:
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
 
 
 def fresh_firestore(mp: pytest.MonkeyPatch) -> None:

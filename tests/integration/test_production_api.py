@@ -16,7 +16,7 @@ from functions.production.api import app
 from shared import db
 from shared.migrate import upgrade
 from tests.integration import support
-from tests.integration.support import configure, reset_platform
+from tests.integration.support import assert_problem, configure, ok, reset_platform
 
 PROBLEM = "application/problem+json"
 STAGES = ["granulation", "compression", "coating", "packaging"]
@@ -89,19 +89,6 @@ def create(caller, **over):
     resp = caller.post("/api/batches", json=data)
     assert resp.status_code == 201, resp.get_data(as_text=True)
     return resp.get_json()
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
-
-
-def assert_problem(resp, status):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.mimetype == PROBLEM
-    body = resp.get_json()
-    assert body["status"] == status and body["title"]
-    return body
 
 
 def walk_to_packaging(caller, batch_id):

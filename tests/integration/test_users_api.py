@@ -18,7 +18,7 @@ from shared import db
 from shared.config import settings
 from shared.migrate import upgrade
 from tests.integration import support
-from tests.integration.support import configure, reset_platform
+from tests.integration.support import assert_problem, configure, reset_platform
 
 PASSWORD = "correct horse battery"
 PROBLEM = "application/problem+json"
@@ -89,14 +89,6 @@ def create(admin, **over):
     resp = admin.post("/api/users", json=data)
     assert resp.status_code == 201, resp.get_data(as_text=True)
     return resp.get_json()
-
-
-def assert_problem(resp, status):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.mimetype == PROBLEM
-    body = resp.get_json()
-    assert body["status"] == status and body["title"]
-    return body
 
 
 def outbox(user_id):
