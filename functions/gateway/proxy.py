@@ -9,11 +9,18 @@ carries a Google ID token for the target (invoker IAM) and the user's token trav
 `X-Forwarded-Authorization`. Bodies pass through as bytes, never decoded or re-encoded (the
 upstream's `Content-Encoding` included). One pooled keep-alive session per thread
 (`shared.clients.session`). Unreachable upstream: 502; timeout: 504.
+
+Streams: a `text/event-stream` answer is not buffered: its body passes through chunk by chunk
+as the upstream flushes it (no Content-Length, each event sent on arrival), and the read
+timeout between two chunks becomes `STREAM_READ_TIMEOUT_S` (longer than the streams'
+heartbeat), so a long stream is not cut at the normal upstream timeout. The upstream connection
+is closed when the client goes away. Other answers are read whole, as before (a timeout while
+reading them is still a clean 504).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import quote
 
 import flask
@@ -70,6 +77,8 @@ _NOT_FORWARDED = HOP_BY_HOP | {
 # The WSGI server writes its own Date and Server; a copy would duplicate them.
 _NOT_RETURNED = HOP_BY_HOP | {"date", "server"}
 _SAFE_PATH = "/:@!$&'()*+,;=-._~"
+EVENT_STREAM = "text/event-stream"
+_CHUNK = 65536
 
 
 class GatewayTimeout(Problem):
@@ -213,8 +222,65 @@ def read_body(req: flask.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def is_event_stream(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == EVENT_STREAM
+
+
+def _timeout(req: flask.Request) -> float | tuple[float, float]:
+    """Connect and read timeouts: a client asking for an event stream gets the stream read
+    timeout between chunks (the connect timeout stays the normal one)."""
+    s = settings()
+    if EVENT_STREAM in req.headers.get("Accept", "").lower():
+        return (s.upstream_timeout_s, max(s.upstream_timeout_s, s.stream_read_timeout_s))
+    return s.upstream_timeout_s
+
+
+def _set_read_timeout(upstream: requests.Response, seconds: float) -> None:
+    """Lengthen the read timeout of an answer already under way (its socket's timeout)."""
+    sock = getattr(getattr(upstream.raw, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
+def _chunks(upstream: requests.Response, name: str) -> Iterator[bytes]:
+    """The upstream body as it arrives: each chunk is passed on at once (no buffering)."""
+    raw = upstream.raw
+    try:
+        if raw.chunked and raw.supports_chunked_reads():
+            yield from raw.read_chunked(decode_content=False)
+            return
+        while True:
+            chunk = raw.read1(_CHUNK, decode_content=False)
+            if not chunk:
+                return
+            yield chunk
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+        # The status line is gone already: all the client can see is the stream ending; it
+        # reconnects (with Last-Event-ID for an event stream).
+        _log.warning("%s broke off its stream: %s", name, type(exc).__name__)
+    finally:
+        upstream.close()
+
+
+def _streamed(upstream: requests.Response, name: str) -> flask.Response:
+    _set_read_timeout(
+        upstream, max(settings().upstream_timeout_s, settings().stream_read_timeout_s)
+    )
+    headers = [
+        (n, v)
+        for n, v in response_headers(upstream.raw.headers.items())
+        if n.lower() != "content-length"
+    ]
+    resp = _Passthrough(_chunks(upstream, name), status=upstream.status_code, headers=headers)
+    resp.headers["X-Accel-Buffering"] = "no"
+    resp.headers.setdefault("Cache-Control", "no-cache")
+    return resp
+
+
 def _send(
-    adapter: requests.adapters.BaseAdapter, prepared: requests.PreparedRequest, timeout: float
+    adapter: requests.adapters.BaseAdapter,
+    prepared: requests.PreparedRequest,
+    timeout: float | tuple[float, float],
 ) -> requests.Response:
     """Send once; an idempotent request is sent once more when the pooled keep-alive
     connection turned out to be closed by the upstream (gunicorn drops idle ones after 2 s)."""
@@ -258,13 +324,15 @@ def forward(req: flask.Request, *, request_id: str, traceparent: str) -> flask.R
     try:
         # The session's pooled adapter, not Session.request: no cookie jar shared between
         # users' requests, no proxy lookup in the environment, no redirects (and ~0.5 ms less).
-        upstream = _send(clients.session().get_adapter(base), prepared, s.upstream_timeout_s)
+        upstream = _send(clients.session().get_adapter(base), prepared, _timeout(req))
     except requests.Timeout:
         _log.warning("%s did not answer %s %s in time", dep.name, req.method, req.path)
         raise GatewayTimeout(f"{dep.name} did not answer in time.") from None
     except requests.RequestException as exc:
         _log.warning("%s is unreachable: %s", dep.name, type(exc).__name__)
         raise BadGateway(f"{dep.name} is unreachable.") from None
+    if is_event_stream(upstream.raw.headers.get("Content-Type", "")) and req.method != "HEAD":
+        return _streamed(upstream, dep.name)
     try:
         # Raw bytes: the body (compressed or not) goes back exactly as the upstream sent it;
         # reading it to the end returns the connection to the pool.
