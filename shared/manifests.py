@@ -33,6 +33,7 @@ _TOPIC = re.compile(r"^[a-z][a-z0-9]*(\.[a-z][a-z0-9_]*)+$")
 _ROUTE = re.compile(r"^/((api(/[a-z0-9._-]+)*)|health)?$")
 _MEMORY = re.compile(r"^[0-9]+(Mi|Gi)$")
 _USES = {"sql", "firestore"}
+_MAX_BODY_LIMIT = 32 * 1024 * 1024  # Cloud Run's HTTP/1 request size limit
 
 _MANIFEST_KEYS = {"context", "description", "owns_schema", "bootstrap", "deployments"}
 _HOOK = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*:[a-z_][a-z0-9_]*$")
@@ -54,6 +55,7 @@ _DEPLOYMENT_KEYS = {
     "env",
     "calls",
     "platform_roles",
+    "max_body_bytes",
 }
 
 # Platform roles: the grants a deployment gets beyond what its own manifest entry implies.
@@ -128,6 +130,9 @@ class Deployment:
     calls: tuple[str, ...] = ()
     # platform roles (PLATFORM_ROLES) of this deployment, sorted
     platform_roles: tuple[str, ...] = ()
+    # the largest request body the gateway lets through to this deployment (None: the
+    # platform's MAX_BODY_BYTES); e.g. GitHub webhook deliveries of up to 25 MB
+    max_body_bytes: int | None = None
 
     @property
     def health_path(self) -> str:
@@ -366,6 +371,15 @@ def _deployment(path: Path, ctx: str, schema: str | None, name: str, raw: Any) -
             raise _fail(path, f"{where}.platform_roles", f"{role!r} needs `uses: [sql]`")
     if len(set(roles)) != len(roles):
         raise _fail(path, f"{where}.platform_roles", "names a role twice")
+    max_body = raw.get("max_body_bytes")
+    if max_body is not None and (
+        isinstance(max_body, bool)
+        or not isinstance(max_body, int)
+        or not 1 <= max_body <= _MAX_BODY_LIMIT
+    ):
+        raise _fail(path, f"{where}.max_body_bytes", f"must be an integer in 1..{_MAX_BODY_LIMIT}")
+    if max_body is not None and trigger != "http":
+        raise _fail(path, f"{where}.max_body_bytes", "only http deployments take bodies")
     return Deployment(
         name=name,
         context=ctx,
@@ -389,6 +403,7 @@ def _deployment(path: Path, ctx: str, schema: str | None, name: str, raw: Any) -
         env=tuple(sorted(env.items())),
         calls=calls,
         platform_roles=tuple(sorted(roles)),
+        max_body_bytes=max_body,
     )
 
 

@@ -92,9 +92,10 @@ def _guard() -> flask.Response | None:
     if _ip_limited(req):
         ip = proxy.client_ip(req.headers, req.remote_addr, s.in_cloud)
         _limit("ip", s.rate_limit_ip_per_min, ip)
-    req.max_content_length = s.max_body_bytes  # read at request time: settings may change
-    if req.content_length is not None and req.content_length > s.max_body_bytes:
-        raise PayloadTooLarge(f"The body exceeds {s.max_body_bytes} bytes.")
+    limit = proxy.body_limit(req.path)  # read at request time: settings may change
+    req.max_content_length = limit
+    if req.content_length is not None and req.content_length > limit:
+        raise PayloadTooLarge(f"The body exceeds {limit} bytes.")
     auth.authenticate_request()
     claims = getattr(flask.g, "claims", None)
     if claims is not None:

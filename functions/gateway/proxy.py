@@ -97,6 +97,15 @@ def target(path: str) -> Deployment | None:
     return dep
 
 
+def body_limit(path: str) -> int:
+    """The largest body the deployment serving `path` accepts (manifest `max_body_bytes`,
+    else the platform's MAX_BODY_BYTES)."""
+    dep = target(path)
+    if dep is not None and dep.max_body_bytes:
+        return dep.max_body_bytes
+    return settings().max_body_bytes
+
+
 def connection_tokens(value: str) -> set[str]:
     """Header names listed in a `Connection` header: hop-by-hop for this hop only."""
     return {t.strip().lower() for t in value.split(",") if t.strip()}
@@ -303,7 +312,7 @@ def forward(req: flask.Request, *, request_id: str, traceparent: str) -> flask.R
     base = s.service_urls.get(dep.name)
     if not base:
         raise ServiceUnavailable(f"The deployment {dep.name} is not configured.")
-    body = read_body(req, s.max_body_bytes)
+    body = read_body(req, body_limit(req.path))
     headers = request_headers(
         req.headers.items(),
         request_id=request_id,

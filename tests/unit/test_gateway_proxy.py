@@ -199,3 +199,15 @@ def test_dot_segments_are_detected():
     assert proxy.has_dot_segment("/api/auth/login/../../users")
     assert proxy.has_dot_segment("/api/./x")
     assert not proxy.has_dot_segment("/api/users/a.b/..c")
+
+
+def test_the_body_limit_is_the_deployments_own_or_the_platforms() -> None:
+    from functions.gateway import proxy
+    from shared.config import settings
+    from shared.manifests import catalog
+
+    webhook = catalog().deployments["source-webhook"]
+    assert webhook.max_body_bytes == 25 * 1024 * 1024
+    assert proxy.body_limit("/api/webhook/github") == webhook.max_body_bytes
+    assert proxy.body_limit("/api/users") == settings().max_body_bytes
+    assert proxy.body_limit("/api/nothing-here") == settings().max_body_bytes

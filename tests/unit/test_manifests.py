@@ -92,6 +92,16 @@ def test_longest_prefix_wins(tmp_path):
             " routes: [/api/x]}\n",
             "context: must equal the folder name",
         ),
+        (
+            "context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http,"
+            " routes: [/api/x], max_body_bytes: 99999999999}\n",
+            "max_body_bytes: must be an integer",
+        ),
+        (
+            "context: a\ndeployments:\n  a-job: {entry_point: api, trigger: schedule,"
+            " schedule: '* * * * *', max_body_bytes: 10}\n",
+            "only http deployments take bodies",
+        ),
     ],
 )
 def test_invalid_manifests_name_file_and_key(tmp_path, text, message):
