@@ -18,6 +18,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,28 +40,44 @@ def _endpoints() -> list[tuple[str, str, str, str]]:
     rows = []
     for ctx in cat.contexts:
         apis = [d for d in ctx.deployments if d.trigger == "http"]
-        if not apis or not (ctx.path / "api.py").exists():
+        if not apis:
             continue
-        app = importlib.import_module(f"functions.{ctx.name}.api").app
-        for rule in app.url_map.iter_rules():
-            path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
-            view = app.view_functions[rule.endpoint]
-            meta = getattr(view, "__openapi__", {}) or {}
-            health = {d.health_path for d in ctx.deployments}
-            if (
-                rule.endpoint == "static"
-                or meta.get("hidden")
-                or path in health
-                or path.endswith("/openapi.json")
-                and ctx.name != "gateway"
-            ):
-                continue
-            summary = meta.get("summary") or (view.__doc__ or "").strip().split("\n")[0]
-            dep = cat.route(path.split("{")[0].rstrip("/") or "/")
-            name = dep.name if dep else apis[0].name
-            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-                access = "public" if cat.is_public(path) else "bearer"
-                rows.append((f"`{method} {path}`", name, access, summary))
+        for app in _apps(ctx.name, ctx.path):
+            rows += _rows(cat, ctx, apis, app)
+    return list(dict.fromkeys(rows))
+
+
+def _apps(context: str, folder: Path) -> list[Any]:
+    """The Flask apps of a context: `api.py`'s, then any other module that builds one (a
+    deployment with its own app, such as source-webhook)."""
+    names = sorted(
+        p.stem for p in folder.glob("*.py") if p.stem != "main" and "= create_app(" in p.read_text()
+    )
+    names.sort(key=lambda n: n != "api")
+    return [importlib.import_module(f"functions.{context}.{n}").app for n in names]
+
+
+def _rows(cat: Any, ctx: Any, apis: list[Any], app: Any) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        view = app.view_functions[rule.endpoint]
+        meta = getattr(view, "__openapi__", {}) or {}
+        health = {d.health_path for d in ctx.deployments}
+        if (
+            rule.endpoint == "static"
+            or meta.get("hidden")
+            or path in health
+            or path.endswith("/openapi.json")
+            and ctx.name != "gateway"
+        ):
+            continue
+        summary = meta.get("summary") or (view.__doc__ or "").strip().split("\n")[0]
+        dep = cat.route(path.split("{")[0].rstrip("/") or "/")
+        name = dep.name if dep else apis[0].name
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            access = "public" if cat.is_public(path) else "bearer"
+            rows.append((f"`{method} {path}`", name, access, summary))
     return rows
 
 
