@@ -1,12 +1,13 @@
 # Secret containers: the platform's (JWT keys, bootstrap admin password, GitHub webhook secret,
-# migrator password) plus any secret a manifest mounts. Access follows the manifests' secrets
-# lists; the values are added by the operator (docs/deploy.md).
+# migrator password), any secret a manifest mounts, and the single secrets the code reads at
+# run time (runtime_secrets.tf). Access follows the manifests' secrets lists (runtime access:
+# runtime_secrets.tf); the values are added by the operator (docs/deploy.md).
 
 module "secrets" {
   source = "../secrets"
 
   project_id = var.project_id
-  secret_ids = sort(distinct(concat(var.platform_secrets, [var.migrator_secret], module.manifests.secrets)))
+  secret_ids = sort(distinct(concat(var.platform_secrets, [var.migrator_secret], module.manifests.secrets, local.runtime_secret_ids)))
   labels     = local.labels
   accessors = merge(
     {

@@ -86,9 +86,17 @@ variable "firestore_ttl_fields" {
     field      = string
   }))
   description = "Firestore TTL policies: documents are deleted after the timestamp in collection.field."
+  # A collection here is a collection group: "lines" is automation_run_logs/{run}/lines,
+  # "chunks" is source_deliveries/{delivery}/chunks (decision 0030).
   default = [
     { collection = "processed", field = "expires_at" },
     { collection = "auth_revoked_tokens", field = "expires_at" },
+    { collection = "agents_diffs", field = "expires_at" },
+    { collection = "lines", field = "expires_at" },
+    { collection = "source_deliveries", field = "expires_at" },
+    { collection = "chunks", field = "expires_at" },
+    { collection = "realtime_feed", field = "expires_at" },
+    { collection = "realtime_applied", field = "expires_at" },
   ]
 }
 
@@ -113,6 +121,82 @@ variable "firestore_indexes" {
     {
       collection = "audit_events"
       fields     = [{ field_path = "source", order = "ASCENDING" }, { field_path = "occurred_at", order = "DESCENDING" }]
+    },
+    # functions/agents/service.py (list_investigations, interactions): every combination of
+    # equality filters it issues, newest first (store.page: created_at DESC, __name__ DESC).
+    {
+      collection = "agents_investigations"
+      fields     = [{ field_path = "kind", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_investigations"
+      fields     = [{ field_path = "package_id", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_investigations"
+      fields     = [{ field_path = "status", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_investigations"
+      fields     = [{ field_path = "kind", order = "ASCENDING" }, { field_path = "package_id", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_investigations"
+      fields     = [{ field_path = "kind", order = "ASCENDING" }, { field_path = "status", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_investigations"
+      fields     = [{ field_path = "package_id", order = "ASCENDING" }, { field_path = "status", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_investigations"
+      fields     = [{ field_path = "kind", order = "ASCENDING" }, { field_path = "package_id", order = "ASCENDING" }, { field_path = "status", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_analyses"
+      fields     = [{ field_path = "kind", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_analyses"
+      fields     = [{ field_path = "repository", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_analyses"
+      fields     = [{ field_path = "status", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_analyses"
+      fields     = [{ field_path = "kind", order = "ASCENDING" }, { field_path = "repository", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_analyses"
+      fields     = [{ field_path = "kind", order = "ASCENDING" }, { field_path = "status", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_analyses"
+      fields     = [{ field_path = "repository", order = "ASCENDING" }, { field_path = "status", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_analyses"
+      fields     = [{ field_path = "kind", order = "ASCENDING" }, { field_path = "repository", order = "ASCENDING" }, { field_path = "status", order = "ASCENDING" }, { field_path = "created_at", order = "DESCENDING" }]
+    },
+    # functions/agents/store.py latest_finished (status page) and lane_samples.
+    {
+      collection = "agents_investigations"
+      fields     = [{ field_path = "status", order = "ASCENDING" }, { field_path = "finished_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_analyses"
+      fields     = [{ field_path = "status", order = "ASCENDING" }, { field_path = "finished_at", order = "DESCENDING" }]
+    },
+    {
+      collection = "agents_lane_samples"
+      fields     = [{ field_path = "lane", order = "ASCENDING" }, { field_path = "delivered_at", order = "DESCENDING" }]
+    },
+    # functions/realtime/store.py entries_after: stream == key, seq > after, order by seq.
+    {
+      collection = "realtime_feed"
+      fields     = [{ field_path = "stream", order = "ASCENDING" }, { field_path = "seq", order = "ASCENDING" }]
     },
   ]
 }
