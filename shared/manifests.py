@@ -244,7 +244,9 @@ def _under(path: str, prefix: str) -> bool:
     except the API: `/api/...` never falls through to it, nor to a public `/`."""
     if prefix == "/":
         return not (path == "/api" or path.startswith("/api/"))
-    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+    base = prefix.rstrip("/")
+    # `prefix:verb` is a custom method of the collection (AIP-136), served where prefix is
+    return path == prefix or path.startswith(base + "/") or path.startswith(base + ":")
 
 
 def subscription_name(deployment: str, topic: str) -> str:

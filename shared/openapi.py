@@ -141,7 +141,10 @@ def _openapi_path(rule: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 def _under(path: str, prefixes: list[str]) -> bool:
-    return any(p == "/" or path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
+    return any(
+        p == "/" or path == p or path.startswith((p.rstrip("/") + "/", p.rstrip("/") + ":"))
+        for p in prefixes
+    )
 
 
 def _facts(view: Any) -> dict[str, Any]:

@@ -226,3 +226,40 @@ def test_seed_loads_demo_packages_once(api, admin):
     scans = ok(api.req("GET", f"/api/packages/{odd['id']}/events", admin))["items"]
     assert [s["kind"] for s in scans][2] == "arrival" and scans[2]["out_of_order"] is True
     assert len(scans) == 5  # the second run stored nothing twice
+
+
+def test_batch_intake_through_the_gateway(api, tokens):
+    operator, viewer = tokens["operator"], tokens["viewer"]
+    region = f"E2E-{uuid.uuid4().hex[:8].upper()}"
+    a = new_package(api, operator, region)
+    start = datetime.now(UTC) - timedelta(hours=3)
+
+    def item(ref: dict, kind: str, hours: float, key: str | None = None) -> dict:
+        return {
+            **ref,
+            "kind": kind,
+            "location": "batch e2e",
+            "lat": 50.1,
+            "lon": 8.68,
+            "occurred_at": iso(start + timedelta(hours=hours)),
+            "idempotency_key": key or f"e2e-{uuid.uuid4().hex}",
+        }
+
+    scans = [
+        item({"tracking_number": a["tracking_number"]}, "departure", 1),
+        item({"package_id": a["id"]}, "pickup", 0),
+        item({"package_id": str(uuid.uuid4())}, "pickup", 0),
+        item({"package_id": a["id"]}, "teleport", 2),
+    ]
+    batch = "/api/tracking-events:batch"
+    assert_problem(api.req("POST", batch, viewer, json={"scans": scans}), 403)
+    out = ok(api.req("POST", batch, operator, json={"scans": scans}))
+    assert (out["accepted"], out["duplicates"], out["refused"]) == (2, 0, 2)
+    assert [r["outcome"] for r in out["results"]] == ["accepted", "accepted", "refused", "refused"]
+    assert ok(api.req("GET", f"/api/packages/{a['id']}", viewer))["status"] == "in_transit"
+    again = ok(api.req("POST", "/api/tracking-events:batch", operator, json={"scans": scans[:2]}))
+    assert again["duplicates"] == 2
+    too_many = {"scans": [item({"package_id": a["id"]}, "arrival", 2)] * 1001}
+    assert_problem(api.req("POST", "/api/tracking-events:batch", operator, json=too_many), 422)
+    spec = ok(api.req("GET", "/api/openapi.json"))
+    assert "post" in spec["paths"]["/api/tracking-events:batch"]
