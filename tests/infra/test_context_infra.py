@@ -338,6 +338,7 @@ def expected_ttl_fields() -> set[tuple[str, str]]:
         (rawstore.CHUNKS, "expires_at"),  # source_deliveries/{id}/chunks/{n}
         ("realtime_feed", "expires_at"),  # realtime feeds, 7 days
         ("realtime_applied", "expires_at"),  # realtime's applied-event markers
+        ("realtime_tickets", "expires_at"),  # stream tickets, a minute
     }
     assert _writes_expires_at(automation_logs, '.collection("lines")')
     assert _writes_expires_at(ROOT / "functions/agents/store.py", "_col(DIFFS)")
@@ -346,7 +347,10 @@ def expected_ttl_fields() -> set[tuple[str, str]]:
     if realtime.exists():  # the context is being built; its names are checked when present
         text = realtime.read_text()
         assert 'FEED = "realtime_feed"' in text and 'APPLIED = "realtime_applied"' in text
-        assert '"expires_at": now + FEED_TTL' in text
+        assert '"expires_at": now + FEED_TTL' in text and 'TICKETS = "realtime_tickets"' in text
+        assert '"expires_at": datetime.fromtimestamp(expires' in (
+            realtime.with_name("service.py").read_text()
+        )
     return want
 
 

@@ -97,6 +97,7 @@ variable "firestore_ttl_fields" {
     { collection = "chunks", field = "expires_at" },
     { collection = "realtime_feed", field = "expires_at" },
     { collection = "realtime_applied", field = "expires_at" },
+    { collection = "realtime_tickets", field = "expires_at" },
   ]
 }
 
