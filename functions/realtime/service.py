@@ -120,7 +120,8 @@ def events_of(access: Access, after: int | None) -> Iterator[bytes]:
         else:
             cursor = after
         while True:
-            batch = store.entries_after(key, cursor)
+            cached = store.hub().since(key, cursor)
+            batch = cached if cached is not None else store.entries_after(key, cursor)
             for doc in batch:
                 cursor = int(doc["seq"])
                 yield _entry(doc)

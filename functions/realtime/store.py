@@ -182,17 +182,41 @@ def load_ticket(digest: str) -> dict[str, Any] | None:
 # --- watching ---------------------------------------------------------------------------------
 
 
+RECENT = 512  # feed entries each instance keeps per watched stream
+
+
+class _Recent:
+    """The newest entries of one stream, complete for every seq > `base`."""
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+        self.items: list[dict[str, Any]] = []
+
+    @property
+    def top(self) -> int:
+        return int(self.items[-1]["seq"]) if self.items else self.base
+
+    def extend(self, docs: list[dict[str, Any]]) -> None:
+        self.items += [d for d in docs if int(d["seq"]) > self.top]
+        if len(self.items) > RECENT:
+            self.items = self.items[-RECENT:]
+            self.base = int(self.items[0]["seq"]) - 1
+
+
 class Hub:
     """One Firestore listener per stream key per instance, fanned out to every open stream.
 
     A listener is a gRPC watch with its own thread; a thousand browsers on the dashboard share
-    one. Each subscriber gets a queue that receives the stream's new `seq` on every change.
+    one. On each change the hub reads the new feed entries once (not once per client) and
+    keeps the newest `RECENT`; each subscriber's queue then receives the stream's new `seq`,
+    and `since()` answers from memory while the client's cursor is within what is kept.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subs: dict[str, set[queue.Queue[int]]] = {}
         self._watches: dict[str, Any] = {}
+        self._recent: dict[str, _Recent] = {}
 
     def subscribe(self, key: str) -> queue.Queue[int]:
         q: queue.Queue[int] = queue.Queue()
@@ -210,13 +234,34 @@ class Hub:
             subs.discard(q)
             if not subs:
                 self._subs.pop(key, None)
+                self._recent.pop(key, None)
                 watch = self._watches.pop(key, None)
         if watch is not None:
             watch.unsubscribe()
 
+    def since(self, key: str, cursor: int) -> list[dict[str, Any]] | None:
+        """Entries after `cursor` from memory, or None when memory does not reach back."""
+        with self._lock:
+            recent = self._recent.get(key)
+            if recent is None or cursor < recent.base or cursor > recent.top:
+                return None
+            return [d for d in recent.items if int(d["seq"]) > cursor]
+
     def _callback(self, key: str) -> Callable[..., None]:
         def on_change(docs: list[Any], _changes: Any, _read_time: Any) -> None:
             seq = max((int((d.to_dict() or {}).get("seq", 0)) for d in docs if d.exists), default=0)
+            with self._lock:
+                recent = self._recent.get(key)
+                if recent is None:  # the listener's first answer: entries from here on
+                    self._recent[key] = _Recent(seq)
+                top = recent.top if recent is not None else seq
+            while recent is not None and top < seq:
+                batch = entries_after(key, top)
+                if not batch:
+                    break
+                with self._lock:
+                    recent.extend(batch)
+                    top = recent.top
             with self._lock:
                 subs = list(self._subs.get(key, ()))
             for q in subs:

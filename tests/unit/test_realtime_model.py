@@ -106,3 +106,20 @@ def test_sse_frames_multiline_data_and_ids():
 def test_last_event_id(raw, want):
     assert model.last_event_id(raw) == want
     assert model.last_event_id(None) is None
+
+
+def test_recent_entries_stay_complete_above_their_base_when_trimmed(monkeypatch):
+    from functions.realtime import store
+
+    monkeypatch.setattr(store, "RECENT", 3)
+    recent = store._Recent(base=10)
+    recent.extend([{"seq": s} for s in (11, 12)])
+    recent.extend([{"seq": s} for s in (12, 13, 14, 15)])  # 12 again: a re-read overlap
+    assert [d["seq"] for d in recent.items] == [13, 14, 15]
+    assert (recent.base, recent.top) == (12, 15)
+    hub = store.Hub()
+    hub._recent["k"] = recent
+    assert [d["seq"] for d in hub.since("k", 13) or []] == [14, 15]
+    assert hub.since("k", 15) == []
+    assert hub.since("k", 11) is None  # older than memory: read the feed
+    assert hub.since("other", 0) is None
