@@ -10,6 +10,10 @@ import { dashboard } from './pages/dashboard.js';
 import { workOrderList, workOrderNew, workOrderDetail } from './pages/work-orders.js';
 import { assetList, assetNew, assetDetail } from './pages/assets.js';
 import { partList, partNew, partDetail } from './pages/parts.js';
+import { batchDetail, batchList, batchMetrics, batchNew } from './pages/batches.js';
+import { profile, userDetail, userList, userNew } from './pages/users.js';
+import { auditDetail, auditList } from './pages/audit.js';
+import { operations } from './pages/ops.js';
 
 const root = document.getElementById('app');
 
@@ -23,12 +27,29 @@ router.route('/assets/:id', assetDetail);
 router.route('/parts', partList);
 router.route('/parts/new', partNew);
 router.route('/parts/:id', partDetail);
+router.route('/batches', batchList);
+router.route('/batches/new', batchNew);
+router.route('/batches/metrics', batchMetrics);
+router.route('/batches/:id', batchDetail);
+router.route('/users', userList);
+router.route('/users/new', userNew);
+router.route('/users/:id', userDetail);
+router.route('/profile', profile);
+router.route('/audit', auditList);
+router.route('/audit/:id', auditDetail);
+router.route('/ops', operations);
 
+// [path, text, roles that may open it (null: everyone signed in)]. Only to hide what the API
+// would refuse: the API decides, and a page opened anyway says who may use it.
 const NAV = [
-  ['/', 'Dashboard'],
-  ['/work-orders', 'Work orders'],
-  ['/assets', 'Assets'],
-  ['/parts', 'Parts'],
+  ['/', 'Dashboard', null],
+  ['/work-orders', 'Work orders', null],
+  ['/assets', 'Assets', null],
+  ['/parts', 'Parts', null],
+  ['/batches', 'Batches', null],
+  ['/audit', 'Audit', ['manager']],
+  ['/users', 'Users', ['admin']],
+  ['/ops', 'Operations', ['admin']],
 ];
 
 function notFound(ctx) {
@@ -39,12 +60,15 @@ function notFound(ctx) {
 }
 
 function navbar() {
-  const links = NAV.map(([path, text]) => h('li', { class: 'nav-item' },
-    h('a', { class: 'nav-link', href: `#${path}`, dataset: { path } }, text)));
-  const who = h('span', { class: 'navbar-text me-3 small', id: 'whoami' });
+  const links = NAV.filter(([, , roles]) => !roles || session.hasRole(...roles))
+    .map(([path, text]) => h('li', { class: 'nav-item' },
+      h('a', { class: 'nav-link', href: `#${path}`, dataset: { path } }, text)));
+  links.push(h('li', { class: 'nav-item' }, h('a', { class: 'nav-link', href: '/api/docs' }, 'API docs')));
+  const who = h('a', { class: 'navbar-text me-3 small link-light', id: 'whoami', href: '#/profile',
+    dataset: { path: '/profile' }, title: 'My profile' });
   const signOut = h('button', { class: 'btn btn-outline-light btn-sm', type: 'button',
     id: 'sign-out', onclick: onSignOut }, 'Sign out');
-  return h('nav', { class: 'navbar navbar-expand-md navbar-dark bg-dark mb-4' },
+  return h('nav', { class: 'navbar navbar-expand-lg navbar-dark bg-dark mb-4', 'aria-label': 'Main' },
     h('div', { class: 'container-fluid' },
       h('a', { class: 'navbar-brand fw-semibold', href: '#/' },
         h('img', { src: document.querySelector('link[rel=icon]').href, alt: '', width: 24,
@@ -59,7 +83,7 @@ function navbar() {
 
 function highlight(path) {
   const section = `/${path.split('/')[1] || ''}`;
-  for (const a of document.querySelectorAll('#nav .nav-link')) {
+  for (const a of document.querySelectorAll('#nav .nav-link, #whoami')) {
     const active = a.dataset.path === section;
     a.classList.toggle('active', active);
     if (active) a.setAttribute('aria-current', 'page');
@@ -91,8 +115,10 @@ async function onSignOut() {
 }
 
 function showConsole() {
-  const main = h('main', { class: 'container-fluid pb-5', id: 'main' });
-  replace(root, navbar(), main);
+  const main = h('main', { class: 'container-fluid pb-5', id: 'main', tabindex: -1 });
+  const skip = h('a', { class: 'visually-hidden-focusable skip-link', href: '#main',
+    onclick: (event) => { event.preventDefault(); main.focus(); } }, 'Skip to content');
+  replace(root, skip, navbar(), main);
   showWho();
   return router.start(main, notFound);
 }

@@ -27,8 +27,11 @@ export function problemAlert(err) {
       x.field ? h('code', {}, x.field) : null, x.field ? ': ' : null, x.message || x.type || ''))));
   }
   if (Array.isArray(p.allowed)) {
+    // maintenance sends statuses, production sends request bodies ({status} or {stage})
+    const text = (a) => (a && typeof a === 'object'
+      ? Object.entries(a).map(([k, v]) => `${k} ${label(v)}`).join(' ') : label(a));
     body.push(h('div', { class: 'mt-1 small' }, 'Allowed next: ',
-      p.allowed.length ? p.allowed.map(label).join(', ') : 'none (terminal)'));
+      p.allowed.length ? p.allowed.map(text).join(', ') : 'none (terminal)'));
   }
   if (p.request_id) {
     body.push(h('div', { class: 'small text-body-secondary mt-1' }, `Request id ${p.request_id}`));
@@ -171,4 +174,58 @@ export function toast(text, kind = 'success') {
   } else {
     setTimeout(() => el.remove(), 3000);
   }
+}
+
+/** What a signed-in user without the role sees instead of a page. */
+export function forbidden(main, title, roles) {
+  replace(main, pageHeader(title), h('div', { class: 'alert alert-warning', role: 'alert', id: 'forbidden' },
+    h('strong', {}, 'You cannot open this page. '),
+    `It needs the ${roles.join(' or ')} role; ask an administrator if you need it.`));
+}
+
+/** A keyset-paged table: loading row, empty state, "Load more", the API's problem on error.
+ * `load(cursor)` answers {items, next_cursor}; `row(item)` makes a <tr>. */
+export function pagedTable({ id, headers, row, load, empty = 'Nothing here yet.' }) {
+  const body = h('tbody', {});
+  const slot = h('div', {});
+  const more = h('button', { class: 'btn btn-outline-secondary d-none', type: 'button' }, 'Load more');
+  const count = h('span', { class: 'text-secondary small', role: 'status' });
+  const table = h('table', { class: 'table table-hover align-middle mb-0', id },
+    h('caption', { class: 'visually-hidden' }, headers.join(', ')),
+    h('thead', {}, h('tr', {}, headers.map((t) => h('th', { scope: 'col' }, t)))), body);
+  const el = h('div', { class: 'card shadow-sm mb-3' }, slot,
+    h('div', { class: 'table-responsive' }, table),
+    h('div', { class: 'card-footer d-flex justify-content-between align-items-center' }, count, more));
+  let cursor = null;
+  let shown = 0;
+  async function next() {
+    const loading = h('tr', { class: 'loading-row' }, h('td', { colspan: headers.length },
+      spinner()));
+    body.append(loading);
+    try {
+      const page = await load(cursor);
+      loading.remove();
+      body.append(...page.items.map(row));
+      shown += page.items.length;
+      cursor = page.next_cursor;
+      more.classList.toggle('d-none', !cursor);
+      count.textContent = shown ? `${shown} shown${cursor ? '' : ' (all)'}` : '';
+      if (!shown) {
+        body.append(h('tr', { class: 'empty-row' }, h('td', { colspan: headers.length,
+          class: 'text-secondary py-3' }, empty)));
+      }
+    } catch (err) {
+      loading.remove();
+      replace(slot, problemAlert(err));
+    }
+  }
+  more.addEventListener('click', () => busy(el, next));
+  next();
+  return el;
+}
+
+/** A labelled filter control in a filters row. */
+export function filterField(id, text, control, cols = 'col-6 col-md-2') {
+  control.id = id;
+  return h('div', { class: cols }, h('label', { class: 'form-label', for: id }, text), control);
 }

@@ -37,6 +37,6 @@ export function loginPage({ message, error, onSignedIn }) {
         h('img', { src: document.querySelector('link[rel=icon]').href, alt: '', width: 48,
           height: 48, class: 'mb-2' }),
         h('div', { class: 'h5 mb-0' }, 'Switchyard console'),
-        h('div', { class: 'text-secondary small' }, 'Maintenance, assets and parts')),
+        h('div', { class: 'text-secondary small' }, 'Maintenance, production and operations')),
       h('div', { class: 'card shadow-sm' }, form)));
 }
