@@ -496,6 +496,24 @@ def bench_stack(label: str = "bench") -> tuple[emulators.Stack, Callable[[], Non
     return st, drop, workdir
 
 
+def run_alone(label: str, run: Callable[[emulators.Stack, str], str]) -> int:
+    """Run one bench module's `run(stack, token)` on a stack of its own (its `main`)."""
+    st, drop, _ = bench_stack(label)
+    try:
+        st.start()
+        resp = requests.post(
+            st.gateway_url + "/api/auth/login",
+            timeout=30,
+            json={"email": st.admin_email, "password": st.admin_password},
+        )
+        resp.raise_for_status()
+        print(run(st, resp.json()["access_token"]))
+    finally:
+        st.stop()
+        drop()
+    return 0
+
+
 def main() -> int:
     st, drop, workdir = bench_stack()
     try:

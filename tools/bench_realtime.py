@@ -250,25 +250,9 @@ def _report(results: list[dict]) -> str:
 
 
 def main() -> int:  # standalone: a stack of our own on a fresh database
-    import requests
+    from tools.bench import run_alone
 
-    from tools.bench import bench_stack
-
-    st, drop, _ = bench_stack("bench-realtime")
-    st.extra_env["THREADS"] = "1100"
-    try:
-        st.start()
-        resp = requests.post(
-            st.gateway_url + "/api/auth/login",
-            timeout=30,
-            json={"email": st.admin_email, "password": st.admin_password},
-        )
-        resp.raise_for_status()
-        print(run(st, resp.json()["access_token"]))
-    finally:
-        st.stop()
-        drop()
-    return 0
+    return run_alone("bench-realtime", run)
 
 
 if __name__ == "__main__":

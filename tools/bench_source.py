@@ -411,48 +411,9 @@ def run(stack: Any, token: str) -> str:
 
 
 def main() -> int:  # standalone: a stack of our own on a fresh database
-    import tempfile
+    from tools.bench import run_alone
 
-    import emulators
-    from shared.manifests import catalog
-    from tools.bench import make_database
-
-    url, drop = make_database()
-    workdir = Path(tempfile.mkdtemp(prefix="switchyard-bench-source-"))
-    n = len(catalog().deployments)
-    ports = emulators.Ports(
-        pubsub=emulators.free_port(),
-        firestore=emulators.free_port(),
-        gateway=emulators.free_port(),
-        functions_base=emulators.free_port_block(n),
-    )
-    st = emulators.Stack(
-        project=f"bench-{uuid.uuid4().hex[:6]}",
-        ports=ports,
-        local_dir=workdir / "local",
-        database_url=url,
-        log_dir=ROOT / "test-output" / "bench-source",
-        echo=False,
-        persist_firestore=False,
-        env={
-            "RATE_LIMIT_USER_PER_MIN": "1000000",
-            "RATE_LIMIT_IP_PER_MIN": "1000000",
-            "LOG_LEVEL": "WARNING",
-        },
-    )
-    try:
-        st.start()
-        resp = requests.post(
-            st.gateway_url + "/api/auth/login",
-            timeout=30,
-            json={"email": st.admin_email, "password": st.admin_password},
-        )
-        resp.raise_for_status()
-        print(run(st, resp.json()["access_token"]))
-    finally:
-        st.stop()
-        drop()
-    return 0
+    return run_alone("bench-source", run)
 
 
 if __name__ == "__main__":
