@@ -10,7 +10,8 @@ server's `max_connections`. `transaction()` is the unit of work: one commit per 
 the callbacks registered with `after_commit` (the outbox publishes there). Row helpers every
 store uses: `utc()` (timestamps back as aware UTC, whatever the dialect returns), `as_dict()`
 (a row as a dict with its timestamps in UTC) and `insert()` (an INSERT that knows ON CONFLICT
-on PostgreSQL and SQLite alike). Nothing connects at import time.
+on PostgreSQL and SQLite alike), and two SQL expressions both dialects spell differently:
+`seconds_between(later, earlier)` and `utc_day(ts)`. Nothing connects at import time.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import MetaData, Table, create_engine, event, text
+from sqlalchemy import Float, MetaData, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, Row
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import FunctionElement
 
 from shared.config import settings
 
@@ -39,8 +42,10 @@ __all__ = [
     "metadata",
     "ping",
     "reset",
+    "seconds_between",
     "transaction",
     "utc",
+    "utc_day",
 ]
 
 
@@ -168,3 +173,50 @@ def insert(session: Session, table: Table) -> Any:
     """A dialect INSERT that knows ON CONFLICT (PostgreSQL and SQLite spell it the same)."""
     dialect = session.get_bind().dialect.name
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+# --- dialect-specific SQL ------------------------------------------------------------------
+
+
+class seconds_between(FunctionElement[float]):  # noqa: N801 - reads as the SQL function it is
+    """Seconds from the second timestamp to the first (`later - earlier`), as a float."""
+
+    type = Float()
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_pg(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return (
+        f"EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}))"
+    )
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return (
+        f"((julianday({compiler.process(later, **kw)}) - "
+        f"julianday({compiler.process(earlier, **kw)})) * 86400.0)"
+    )
+
+
+class utc_day(FunctionElement[Any]):  # noqa: N801 - reads as the SQL function it is
+    """The UTC calendar day of a timestamp (a date on PostgreSQL, 'YYYY-MM-DD' on SQLite)."""
+
+    inherit_cache = True
+    name = "utc_day"
+
+
+@compiles(utc_day, "postgresql")
+def _day_pg(element: utc_day, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"CAST(({compiler.process(value, **kw)} AT TIME ZONE 'UTC') AS DATE)"
+
+
+@compiles(utc_day, "sqlite")
+def _day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"date({compiler.process(value, **kw)})"

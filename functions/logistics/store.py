@@ -39,9 +39,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, CursorResult
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
 from functions.logistics.model import Package, Scan
@@ -342,50 +341,6 @@ def timeline(
 # --- stats ---------------------------------------------------------------------------------
 
 
-class seconds_between(FunctionElement[float]):  # noqa: N801 - reads as the SQL function it is
-    """Seconds from the second timestamp to the first (`later - earlier`), as a float."""
-
-    type = Float()
-    inherit_cache = True
-    name = "seconds_between"
-
-
-@compiles(seconds_between, "postgresql")
-def _seconds_pg(element: seconds_between, compiler: Any, **kw: Any) -> str:
-    later, earlier = list(element.clauses)
-    return (
-        f"EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}))"
-    )
-
-
-@compiles(seconds_between, "sqlite")
-def _seconds_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
-    later, earlier = list(element.clauses)
-    return (
-        f"((julianday({compiler.process(later, **kw)}) - "
-        f"julianday({compiler.process(earlier, **kw)})) * 86400.0)"
-    )
-
-
-class utc_day(FunctionElement[Any]):  # noqa: N801
-    """The UTC calendar day of a timestamp (a date on PostgreSQL, 'YYYY-MM-DD' on SQLite)."""
-
-    inherit_cache = True
-    name = "utc_day"
-
-
-@compiles(utc_day, "postgresql")
-def _day_pg(element: utc_day, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"CAST(({compiler.process(value, **kw)} AT TIME ZONE 'UTC') AS DATE)"
-
-
-@compiles(utc_day, "sqlite")
-def _day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"date({compiler.process(value, **kw)})"
-
-
 def count_by_status(session: Session) -> dict[str, int]:
     p = packages.c
     stmt = select(p.status, func.count()).group_by(p.status)
@@ -421,7 +376,7 @@ def transit_by(
     pickup: (key values, packages, mean, min, max transit seconds), ordered by the keys."""
     p = packages.c
     cols = [p[k] for k in keys]
-    transit = seconds_between(p.delivered_at, p.picked_up_at)
+    transit = db.seconds_between(p.delivered_at, p.picked_up_at)
     stmt = (
         select(*cols, func.count(), func.avg(transit), func.min(transit), func.max(transit))
         .where(p.delivered_at >= utc(start), p.delivered_at < utc(end), p.picked_up_at.is_not(None))
@@ -439,7 +394,7 @@ def transit_by(
 def exceptions_per_day(session: Session, start: datetime, end: datetime) -> dict[date, int]:
     """Exception scans per UTC day of `occurred_at` in [start, end) (ix_tracking_events_kind)."""
     t = tracking_events.c
-    day = utc_day(t.occurred_at).label("day")
+    day = db.utc_day(t.occurred_at).label("day")
     stmt = (
         select(day, func.count())
         .where(t.kind == "exception", t.occurred_at >= utc(start), t.occurred_at < utc(end))

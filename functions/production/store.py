@@ -36,9 +36,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import CursorResult, Row
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
 from functions.production import model
@@ -238,50 +237,6 @@ def history(
 # --- metrics -------------------------------------------------------------------------------
 
 
-class seconds_between(FunctionElement[float]):  # noqa: N801 - reads as the SQL function it is
-    """Seconds from the second timestamp to the first (`later - earlier`), as a float."""
-
-    type = Float()
-    inherit_cache = True
-    name = "seconds_between"
-
-
-@compiles(seconds_between, "postgresql")
-def _seconds_pg(element: seconds_between, compiler: Any, **kw: Any) -> str:
-    later, earlier = list(element.clauses)
-    return (
-        f"EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}))"
-    )
-
-
-@compiles(seconds_between, "sqlite")
-def _seconds_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
-    later, earlier = list(element.clauses)
-    return (
-        f"((julianday({compiler.process(later, **kw)}) - "
-        f"julianday({compiler.process(earlier, **kw)})) * 86400.0)"
-    )
-
-
-class utc_day(FunctionElement[Any]):  # noqa: N801
-    """The UTC calendar day of a timestamp (a date on PostgreSQL, 'YYYY-MM-DD' on SQLite)."""
-
-    inherit_cache = True
-    name = "utc_day"
-
-
-@compiles(utc_day, "postgresql")
-def _day_pg(element: utc_day, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"CAST(({compiler.process(value, **kw)} AT TIME ZONE 'UTC') AS DATE)"
-
-
-@compiles(utc_day, "sqlite")
-def _day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"date({compiler.process(value, **kw)})"
-
-
 def _product_scope(
     stmt: Select[Any], batch_id: ColumnElement[Any], product: str | None
 ) -> Select[Any]:
@@ -333,7 +288,7 @@ def cycle_times(
         (t.kind == literal_column("'stage'"), t.from_value), else_=literal_column("'packaging'")
     ).label("stage")
     stmt = (
-        select(stage, func.count(), func.avg(seconds_between(t.at, t.stage_entered_at)))
+        select(stage, func.count(), func.avg(db.seconds_between(t.at, t.stage_entered_at)))
         .where(t.at >= utc(start), t.at < utc(end), t.stage_entered_at.is_not(None))
         .group_by(stage)
     )
@@ -345,7 +300,7 @@ def completed_per_day(
     session: Session, start: datetime, end: datetime, product: str | None
 ) -> dict[date, int]:
     b = batches.c
-    day = utc_day(b.completed_at).label("day")
+    day = db.utc_day(b.completed_at).label("day")
     stmt = (
         select(day, func.count())
         .where(b.completed_at >= utc(start), b.completed_at < utc(end))

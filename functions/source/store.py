@@ -210,25 +210,6 @@ commits.append_constraint(
 # --- dialect bits ---------------------------------------------------------------------------
 
 
-class utc_day(FunctionElement[Any]):  # noqa: N801 - reads as the SQL function it is
-    """The UTC calendar day of a timestamp (a date on PostgreSQL, 'YYYY-MM-DD' on SQLite)."""
-
-    inherit_cache = True
-    name = "utc_day"
-
-
-@compiles(utc_day, "postgresql")
-def _day_pg(element: utc_day, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"CAST(({compiler.process(value, **kw)} AT TIME ZONE 'UTC') AS DATE)"
-
-
-@compiles(utc_day, "sqlite")
-def _day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"date({compiler.process(value, **kw)})"
-
-
 class message_matches(FunctionElement[bool]):  # noqa: N801
     """Every word of the search in the message: PostgreSQL full text (the GIN index of the
     migration, 'simple' configuration: no stemming, any language), SQLite LIKE."""
@@ -472,7 +453,7 @@ def commit_statistics(session: Session, *, top: int, **filters: Any) -> dict[str
         func.coalesce(func.sum(c.deletions), 0).label("deletions"),
         func.coalesce(func.sum(c.files_changed), 0).label("files_changed"),
     )
-    day = utc_day(c.committed_at)
+    day = db.utc_day(c.committed_at)
     kind = func.coalesce(c.conventional_type, literal_column("'none'"))
     keys = {"repository_id": c.repository_id, "author": c.author_key, "day": day, "type": kind}
     grouped: dict[str, list[tuple[Any, dict[str, int]]]] = {k: [] for k in keys}
@@ -598,7 +579,7 @@ def search_deliveries(
 def delivery_statistics(session: Session, since: datetime | None) -> dict[str, Any]:
     d = deliveries.c
     where = [d.received_at >= utc(since)] if since is not None else []
-    seconds = _seconds_between(d.processed_at, d.received_at)
+    seconds = db.seconds_between(d.processed_at, d.received_at)
     by = session.execute(
         select(d.event, d.status, func.count()).where(*where).group_by(d.event, d.status)
     ).all()
@@ -621,32 +602,6 @@ def delivery_statistics(session: Session, since: datetime | None) -> dict[str, A
         "failures": int(failures),
         "oldest_unprocessed": utc(pending),
     }
-
-
-class _seconds(FunctionElement[float]):  # noqa: N801
-    inherit_cache = True
-    name = "seconds_between"
-
-
-@compiles(_seconds, "postgresql")
-def _seconds_pg(element: _seconds, compiler: Any, **kw: Any) -> str:
-    later, earlier = list(element.clauses)
-    return (
-        f"EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}))"
-    )
-
-
-@compiles(_seconds, "sqlite")
-def _seconds_sqlite(element: _seconds, compiler: Any, **kw: Any) -> str:
-    later, earlier = list(element.clauses)
-    return (
-        f"((julianday({compiler.process(later, **kw)}) - "
-        f"julianday({compiler.process(earlier, **kw)})) * 86400.0)"
-    )
-
-
-def _seconds_between(later: Any, earlier: Any) -> Any:
-    return _seconds(later, earlier)
 
 
 # --- monitor --------------------------------------------------------------------------------
