@@ -56,6 +56,9 @@ def test_invalid_names_are_422_before_any_io(name, monkeypatch, tmp_path):
     ],
 )
 def test_backend_choice(monkeypatch, env, backend, cloud):
+    # a session's emulator fixtures may have set these; outside local/test they are refused
+    for name in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SWITCHYARD_ENV", env)
     monkeypatch.setenv("SECRET_BACKEND", backend)
     settings.cache_clear()
