@@ -125,7 +125,14 @@ def apply(event_id: str, plan: Plan) -> bool:
         tx.set(marker, {"at": now, "expires_at": now + FEED_TTL})
         return True
 
-    return bool(run(db.transaction()))
+    # One event at a time per instance (the manifest's concurrency: 1, which functions-framework
+    # does not enforce locally): every event touches the dashboard and map sequence documents,
+    # and concurrent transactions on them only abort each other (the emulator times them out).
+    with _apply_lock:
+        return bool(run(db.transaction()))
+
+
+_apply_lock = threading.Lock()
 
 
 def current_seq(key: str) -> int:

@@ -8,7 +8,7 @@ import requests
 
 from tests.waiting import wait_for
 
-__all__ = ["ADMIN", "PASSWORD", "Api", "assert_problem", "wait_for"]
+__all__ = ["ADMIN", "PASSWORD", "Api", "assert_problem", "ok", "wait_for"]
 
 ADMIN = ("admin@switchyard.local", "switchyard-local-admin")
 PASSWORD = "a-long-password-1"
@@ -45,3 +45,9 @@ def assert_problem(resp: requests.Response, status: int) -> dict:
     body = resp.json()
     assert body["status"] == status and body["title"]
     return body
+
+
+def ok(resp: requests.Response, status: int = 200) -> Any:
+    """The JSON body of a response that must have `status`."""
+    assert resp.status_code == status, resp.text
+    return resp.json()

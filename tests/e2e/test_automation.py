@@ -9,17 +9,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import requests
 
-from tests.e2e.support import PASSWORD, Api, assert_problem, wait_for
+from tests.e2e.support import PASSWORD, Api, assert_problem, ok, wait_for
 
 pytestmark = pytest.mark.e2e
 pytest_plugins = ["tests.sshd"]
-
-
-def ok(resp: requests.Response, status: int = 200) -> dict:
-    assert resp.status_code == status, resp.text
-    return resp.json()
 
 
 @pytest.fixture(scope="module")

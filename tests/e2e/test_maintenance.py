@@ -13,14 +13,9 @@ import pytest
 import requests
 
 from emulators._scheduler import scheduler_headers
-from tests.e2e.support import PASSWORD, Api, assert_problem, wait_for
+from tests.e2e.support import PASSWORD, Api, assert_problem, ok, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def ok(resp: requests.Response, status: int = 200) -> dict:
-    assert resp.status_code == status, resp.text
-    return resp.json()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from tests.e2e.support import PASSWORD, Api, assert_problem, wait_for
+from tests.e2e.support import PASSWORD, Api, assert_problem, ok, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -38,11 +38,6 @@ def tokens(api, admin) -> dict[str, str]:
         out[role] = api.login(email, PASSWORD)
         assert out[role], f"{role} cannot log in"
     return out
-
-
-def ok(resp: requests.Response, status: int = 200) -> dict:
-    assert resp.status_code == status, resp.text
-    return resp.json()
 
 
 def new_batch(api: Api, token: str, quantity: float = 1000) -> dict:

@@ -21,7 +21,7 @@ from functions.logistics.api import app
 from shared import db
 from shared.migrate import upgrade
 from tests.integration import support
-from tests.integration.support import configure, reset_platform
+from tests.integration.support import assert_problem, configure, ok, reset_platform
 
 PROBLEM = "application/problem+json"
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -88,19 +88,6 @@ def region():
 
 def iso(value):
     return value.isoformat().replace("+00:00", "Z")
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
-
-
-def assert_problem(resp, status):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.mimetype == PROBLEM
-    body = resp.get_json()
-    assert body["status"] == status and body["title"]
-    return body
 
 
 def place(region, lat=52.52, lon=13.40, address="Alexanderplatz 1, Berlin"):

@@ -16,7 +16,7 @@ from functions.maintenance.api import app
 from shared import db
 from shared.events import Received
 from shared.migrate import _config, upgrade
-from tests.integration.support import Caller, configure, reset_platform
+from tests.integration.support import Caller, configure, ok, reset_platform
 
 MANAGER = model.Actor("m-" + uuid.uuid4().hex[:8], ("manager",))
 
@@ -31,11 +31,6 @@ def sqlite_env(tmp_path, monkeypatch, pubsub_emulator):
 
 def client(roles, sub=None):
     return Caller(app, roles, sub)
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
 
 
 def test_migration_applies_and_downgrades(sqlite_env):

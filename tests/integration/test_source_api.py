@@ -21,7 +21,7 @@ from shared import secrets as ssecrets
 from shared.config import settings
 from shared.migrate import upgrade
 from tests.integration import support
-from tests.integration.support import configure, reset_platform
+from tests.integration.support import assert_problem, configure, ok, reset_platform
 
 PROBLEM = "application/problem+json"
 DATA = Path(__file__).resolve().parents[1] / "data" / "github"
@@ -77,19 +77,6 @@ def hook():
     from functions.source.webhook import app
 
     return app.test_client()
-
-
-def ok(resp, status=200):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()
-
-
-def assert_problem(resp, status):
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.mimetype == PROBLEM
-    body = resp.get_json()
-    assert body["status"] == status and body["title"]
-    return body
 
 
 def new_repo(manager, *, polling=False, secret=None, **over):
