@@ -322,7 +322,9 @@ def _command(
         result = session.run(command, timeout_s=timeout_s, on_line=on_line, should_stop=stop)
     except Exception as exc:  # the connection broke mid-command
         return "failed", None, f"the connection broke: {exc.__class__.__name__}"
-    if result.cancelled:
+    if result.cancelled:  # stopped by the run's stop: a cancel, or the job's overall timeout
+        if stop.reason == "timed_out":
+            return "timed_out", None, "the job's overall timeout passed"
         return "cancelled", None, "cancelled while running"
     if result.timed_out:
         if stop.reason == "timed_out":

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from functions.automation import model, transports
+from tests.waiting import wait_for
 
 pytest_plugins = ["tests.sshd"]
 
@@ -93,12 +94,17 @@ def test_timeout_kills_the_remote_command(sshd, tmp_path):
         )
         assert result.timed_out and result.exit_code is None
         assert out.of("stdout") == ["started"]
-        # the remote sleep is gone: no process of that command is left
-        check = Collect()
-        session.run(
-            "pgrep -f 'slee[p] 30' || echo none", timeout_s=10, on_line=check, should_stop=never
-        )
-        assert check.of("stdout") == ["none"]
+        # the remote sleep is gone: no process of that command is left (the kill is sent at
+        # once; the process may take a moment to exit, so wait for it rather than race it)
+
+        def gone() -> bool:
+            check = Collect()
+            session.run(
+                "pgrep -f 'slee[p] 30' || echo none", timeout_s=10, on_line=check, should_stop=never
+            )
+            return check.of("stdout") == ["none"]
+
+        wait_for(gone, timeout=10)
 
 
 def test_cancel_stops_a_running_command(sshd):
