@@ -7,12 +7,19 @@ specifiers are rewritten to carry the same `?v=` so a module graph is never mixe
 versions and every file can be cached as immutable. A request whose `v` is not the current
 version still gets the current file, but only with `no-cache` (revalidated by ETag), so no cache
 keeps today's bytes under yesterday's URL. Nothing here runs at import time.
+
+The console's menus and routes come from `static/js/sections/*.js`, one module per system
+(maintenance, production, logistics, ...): the shell lists them (versioned URLs, as JSON in a
+`<meta name="console-sections">` the app reads), so a system's pages are added by adding its
+section file, nothing else.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import html
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +79,13 @@ def bundle() -> Bundle:
             data = _rewrite_imports(data.decode(), version).encode()
         etag = hashlib.sha256(data).hexdigest()[:24]
         files[name] = StaticFile(body=data, mimetype=_TYPES[Path(name).suffix], etag=etag)
-    shell = template.replace("{{version}}", version).encode()
+    sections = [
+        f"/_app/{name}?v={version}"
+        for name in files
+        if name.startswith("js/sections/") and name.endswith(".js")
+    ]
+    listed = html.escape(json.dumps(sections), quote=True)  # an attribute's value
+    shell = template.replace("{{version}}", version).replace("{{sections}}", listed).encode()
     return Bundle(version=version, files=files, shell=shell)
 
 

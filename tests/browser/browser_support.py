@@ -58,6 +58,24 @@ def sign_in(page: Any, email: str, password: str) -> None:
     page.locator("#main").wait_for()
 
 
+def menu(page: Any, section: str, item: str) -> None:
+    """Open a page from the navbar: the system's menu, then its entry (on a phone, the
+    collapsed navbar is opened first)."""
+    toggler = page.locator(".navbar-toggler")
+    if toggler.is_visible() and toggler.get_attribute("aria-expanded") != "true":
+        toggler.click()
+    page.locator("#nav .dropdown-toggle", has_text=section).click()
+    page.locator("#nav .dropdown-item", has_text=item).first.click()
+
+
+def nav_texts(page: Any) -> list[str]:
+    """Every page the navbar offers (menu entries included, opened or not) and API docs."""
+    return [
+        t.strip()
+        for t in page.locator("#nav .navbar-nav a:not(.dropdown-toggle)").all_text_contents()
+    ]
+
+
 def seed(api: Api) -> None:
     """`make seed`'s demo data, loaded as `make seed` loads it (each context's `seed.run`)."""
     for name in SEEDS:

@@ -7,50 +7,23 @@ import * as session from './session.js';
 import { problemAlert } from './ui.js';
 import { loginPage } from './pages/login.js';
 import { dashboard } from './pages/dashboard.js';
-import { workOrderList, workOrderNew, workOrderDetail } from './pages/work-orders.js';
-import { assetList, assetNew, assetDetail } from './pages/assets.js';
-import { partList, partNew, partDetail } from './pages/parts.js';
-import { batchDetail, batchList, batchMetrics, batchNew } from './pages/batches.js';
-import { profile, userDetail, userList, userNew } from './pages/users.js';
-import { auditDetail, auditList } from './pages/audit.js';
-import { operations } from './pages/ops.js';
+import { profile } from './pages/users.js';
 
 const root = document.getElementById('app');
 
-router.route('/', dashboard);
-router.route('/work-orders', workOrderList);
-router.route('/work-orders/new', workOrderNew);
-router.route('/work-orders/:id', workOrderDetail);
-router.route('/assets', assetList);
-router.route('/assets/new', assetNew);
-router.route('/assets/:id', assetDetail);
-router.route('/parts', partList);
-router.route('/parts/new', partNew);
-router.route('/parts/:id', partDetail);
-router.route('/batches', batchList);
-router.route('/batches/new', batchNew);
-router.route('/batches/metrics', batchMetrics);
-router.route('/batches/:id', batchDetail);
-router.route('/users', userList);
-router.route('/users/new', userNew);
-router.route('/users/:id', userDetail);
-router.route('/profile', profile);
-router.route('/audit', auditList);
-router.route('/audit/:id', auditDetail);
-router.route('/ops', operations);
+// One module per system under js/sections/ (the shell lists them in a meta tag): { title, order, menu:
+// [[path, text, roles that may open it (null: everyone signed in)]], routes: [[pattern, view]] }.
+// Menus only hide what the API would refuse: the API decides, and a page opened anyway says
+// who may use it.
+const sections = (await Promise.all(
+  JSON.parse(document.querySelector('meta[name=console-sections]').content).map((url) => import(url)),
+)).map((module) => module.default).sort((a, b) => a.order - b.order);
 
-// [path, text, roles that may open it (null: everyone signed in)]. Only to hide what the API
-// would refuse: the API decides, and a page opened anyway says who may use it.
-const NAV = [
-  ['/', 'Dashboard', null],
-  ['/work-orders', 'Work orders', null],
-  ['/assets', 'Assets', null],
-  ['/parts', 'Parts', null],
-  ['/batches', 'Batches', null],
-  ['/audit', 'Audit', ['manager']],
-  ['/users', 'Users', ['admin']],
-  ['/ops', 'Operations', ['admin']],
-];
+router.route('/', dashboard);
+router.route('/profile', profile);
+for (const section of sections) {
+  for (const [pattern, view] of section.routes) router.route(pattern, view);
+}
 
 function notFound(ctx) {
   replace(ctx.main, h('div', { class: 'py-5 text-center' },
@@ -59,10 +32,30 @@ function notFound(ctx) {
     h('a', { class: 'btn btn-primary', href: '#/' }, 'Back to the dashboard')));
 }
 
+function menuLink(path, text, cls) {
+  return h('a', { class: cls, href: `#${path}`, dataset: { path } }, text);
+}
+
+// Dashboard, then a menu per system (only the pages this user's roles may open; a system
+// with none is left out).
+function navItems() {
+  const items = [h('li', { class: 'nav-item' }, menuLink('/', 'Dashboard', 'nav-link'))];
+  for (const section of sections) {
+    const pages = section.menu.filter(([, , roles]) => !roles || session.hasRole(...roles));
+    if (!pages.length) continue;
+    const id = `menu-${section.title.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`;
+    items.push(h('li', { class: 'nav-item dropdown' },
+      h('a', { class: 'nav-link dropdown-toggle', href: '#', role: 'button', id,
+        'data-bs-toggle': 'dropdown', 'aria-expanded': 'false',
+        dataset: { section: pages.map(([path]) => path).join(' ') } }, section.title),
+      h('ul', { class: 'dropdown-menu', 'aria-labelledby': id },
+        pages.map(([path, text]) => h('li', {}, menuLink(path, text, 'dropdown-item'))))));
+  }
+  return items;
+}
+
 function navbar() {
-  const links = NAV.filter(([, , roles]) => !roles || session.hasRole(...roles))
-    .map(([path, text]) => h('li', { class: 'nav-item' },
-      h('a', { class: 'nav-link', href: `#${path}`, dataset: { path } }, text)));
+  const links = navItems();
   links.push(h('li', { class: 'nav-item' }, h('a', { class: 'nav-link', href: '/api/docs' }, 'API docs')));
   const who = h('a', { class: 'navbar-text me-3 small link-light', id: 'whoami', href: '#/profile',
     dataset: { path: '/profile' }, title: 'My profile' });
@@ -81,13 +74,21 @@ function navbar() {
         h('div', { class: 'd-flex align-items-center' }, who, signOut))));
 }
 
+// The menu entry of the page shown is marked current, and so is its system's menu; the
+// longest matching entry wins ('/batches/metrics' over '/batches').
 function highlight(path) {
-  const section = `/${path.split('/')[1] || ''}`;
-  for (const a of document.querySelectorAll('#nav .nav-link, #whoami')) {
-    const active = a.dataset.path === section;
+  const links = [...document.querySelectorAll('#nav [data-path], #whoami')];
+  const matches = (p) => p === '/' ? path === '/' : path === p || path.startsWith(`${p}/`);
+  const best = links.map((a) => a.dataset.path).filter(matches)
+    .sort((a, b) => b.length - a.length)[0];
+  for (const a of links) {
+    const active = a.dataset.path === best;
     a.classList.toggle('active', active);
     if (active) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
+  }
+  for (const toggle of document.querySelectorAll('#nav .dropdown-toggle')) {
+    toggle.classList.toggle('active', toggle.dataset.section.split(' ').includes(best));
   }
 }
 router.onRender(highlight);
