@@ -177,8 +177,11 @@ def reset_keys() -> None:
 def issue_access_token(
     sub: str, roles: list[str] | tuple[str, ...], *, ttl_s: int | None = None
 ) -> tuple[str, Claims]:
-    """Sign an access token (auth context only)."""
+    """Sign an access token (auth context only); `ttl_s` may shorten it, never lengthen it
+    past `ACCESS_TOKEN_TTL_S` (`verify` refuses longer ones)."""
     s = settings()
+    if ttl_s is not None and not 0 < ttl_s <= s.access_ttl_s:
+        raise ValueError(f"an access token lives 1..{s.access_ttl_s} s, not {ttl_s}")
     key, kid = _signing_key()
     now = int(time.time())
     payload = {
@@ -240,8 +243,16 @@ def verify(token: str) -> Claims:
         )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("The token has expired.", headers=_challenge()) from None
-    except jwt.PyJWTError as exc:
-        raise Unauthorized(f"The token is not valid: {exc}.", headers=_challenge()) from None
+    except jwt.PyJWTError:
+        # PyJWT's text says which check failed (audience, issuer, a claim's type): useful to
+        # whoever forges tokens, so it stays out of the answer.
+        raise Unauthorized("The token is not valid.", headers=_challenge()) from None
+    iat, exp = payload["iat"], payload["exp"]
+    if not isinstance(iat, int | float) or not isinstance(exp, int | float):
+        raise Unauthorized("The token is not valid.", headers=_challenge())
+    if iat > time.time() + _LEEWAY_S or exp - iat > s.access_ttl_s + _LEEWAY_S:
+        # A token signed with a stolen key (or by a bug) for longer than auth ever issues.
+        raise Unauthorized("The token's lifetime exceeds the maximum.", headers=_challenge())
     return _claims(payload)
 
 

@@ -21,9 +21,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOT", "ConfigError", "Setting", "Settings", "describe", "setting", "settings"]
+__all__ = [
+    "DEMO_PASSWORD",
+    "LOCAL_ADMIN_PASSWORD",
+    "LOCAL_ONLY_PASSWORDS",
+    "ROOT",
+    "ConfigError",
+    "Setting",
+    "Settings",
+    "describe",
+    "setting",
+    "settings",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Documented passwords of local stacks: `make dev`'s bootstrap admin and `make seed`'s demo
+# users. Outside local they are refused everywhere (settings, password policy, login).
+LOCAL_ADMIN_PASSWORD = "switchyard-local-admin"  # noqa: S105 - local stacks only
+DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - local stacks only
+LOCAL_ONLY_PASSWORDS = frozenset({LOCAL_ADMIN_PASSWORD, DEMO_PASSWORD})
 
 
 class ConfigError(RuntimeError):
@@ -398,6 +415,8 @@ _PLACEHOLDERS = {"", "changeme", "change-me", "admin", "password", "secret", "sw
 def _refuse_placeholders(s: Settings) -> None:
     if s.bootstrap_admin_password and s.bootstrap_admin_password.lower() in _PLACEHOLDERS:
         raise ConfigError("BOOTSTRAP_ADMIN_PASSWORD is a placeholder; set a real secret")
+    if s.bootstrap_admin_password in LOCAL_ONLY_PASSWORDS:
+        raise ConfigError("BOOTSTRAP_ADMIN_PASSWORD is the local stack's; set a real secret")
     if s.bootstrap_admin_password and len(s.bootstrap_admin_password) < 12:
         raise ConfigError("BOOTSTRAP_ADMIN_PASSWORD must be at least 12 characters outside local")
     if s.pubsub_emulator_host or s.firestore_emulator_host:

@@ -3,7 +3,9 @@
 Logs in as the bootstrap admin (BOOTSTRAP_ADMIN_EMAIL / BOOTSTRAP_ADMIN_PASSWORD, the local
 defaults of `make dev` otherwise) and calls `run(session, base_url)` of every context that has
 a `seed.py`: users first (other contexts' demo data refers to demo users), then the rest in
-catalog order. Seeds use the public API only, so they double as a smoke test.
+catalog order. Seeds use the public API only, so they double as a smoke test. It refuses to run
+outside local (`SWITCHYARD_ENV` other than local/test): the demo accounts' password is public,
+and auth refuses it there anyway.
 """
 
 from __future__ import annotations
@@ -17,12 +19,24 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from shared.config import LOCAL_ADMIN_PASSWORD, ConfigError, settings  # noqa: E402
 from shared.manifests import catalog  # noqa: E402
 
-LOCAL_ADMIN = ("admin@switchyard.local", "switchyard-local-admin")
+LOCAL_ADMIN = ("admin@switchyard.local", LOCAL_ADMIN_PASSWORD)
 
 
 def main() -> int:
+    try:
+        local = settings().is_local
+    except ConfigError as exc:
+        print(f"seed: {exc}", file=sys.stderr)
+        return 2
+    if not local:
+        print(
+            f"seed: SWITCHYARD_ENV={settings().env}: demo data is for local stacks only",
+            file=sys.stderr,
+        )
+        return 2
     port = os.environ.get("GATEWAY_PORT", "8080")
     base = os.environ.get("GATEWAY_URL", f"http://127.0.0.1:{port}")
     email = os.environ.get("BOOTSTRAP_ADMIN_EMAIL", LOCAL_ADMIN[0])

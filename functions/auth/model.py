@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shared.config import LOCAL_ONLY_PASSWORDS
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -107,9 +108,12 @@ def normalize_roles(roles: list[str] | tuple[str, ...]) -> list[str]:
     return sorted(set(roles))
 
 
-def password_problems(password: str, email: str | None) -> list[str]:
-    """Why `password` breaks the policy (empty when it does not)."""
+def password_problems(password: str, email: str | None, *, local: bool = False) -> list[str]:
+    """Why `password` breaks the policy (empty when it does not). Outside local (`local`
+    False) the local stacks' documented passwords are refused too."""
     problems = []
+    if not local and password in LOCAL_ONLY_PASSWORDS:
+        problems.append("is a local-only password (make dev / make seed)")
     if len(password) < MIN_PASSWORD:
         problems.append(f"must be at least {MIN_PASSWORD} characters")
     if len(password) > MAX_PASSWORD:
@@ -119,8 +123,10 @@ def password_problems(password: str, email: str | None) -> list[str]:
     return problems
 
 
-def check_password(password: str, email: str | None, field: str = "password") -> None:
-    problems = password_problems(password, email)
+def check_password(
+    password: str, email: str | None, field: str = "password", *, local: bool = False
+) -> None:
+    problems = password_problems(password, email, local=local)
     if problems:
         raise WeakPassword(field, problems)
 

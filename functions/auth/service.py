@@ -25,7 +25,7 @@ from functions.auth.events import USER_EVENTS, PasswordChanged, UserFacts
 from shared import auth as sauth
 from shared import db
 from shared import logging as slog
-from shared.config import ConfigError, settings
+from shared.config import LOCAL_ONLY_PASSWORDS, ConfigError, settings
 from shared.events import Received, emit
 from shared.roles import ROLES
 
@@ -52,6 +52,13 @@ def _verify(password_hash: str | None, password: str) -> bool:
         return hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+def password_accepted(password_hash: str | None, password: str) -> bool:
+    """`password` matches the hash, and is not a local stack's documented password outside
+    local (a demo account seeded into a shared environment cannot be logged into)."""
+    matches = _verify(password_hash, password)
+    return matches and (settings().is_local or password not in LOCAL_ONLY_PASSWORDS)
 
 
 def _account_key(email: str) -> str:
@@ -95,7 +102,7 @@ def login(email: str, password: str, client_ip: str) -> model.TokenPair:
         _log.warning("login throttled", extra={"client_ip": client_ip})
         raise model.LoginThrottled(wait)
     stored_hash = row.password_hash if row is not None else None
-    if not _verify(stored_hash, password) or row is None or not row.active:
+    if not password_accepted(stored_hash, password) or row is None or not row.active:
         raise model.InvalidCredentials()
     new_hash = hasher.hash(password) if hasher.check_needs_rehash(stored_hash or "") else None
     with db.transaction() as tx:
@@ -170,7 +177,7 @@ def change_password(claims: sauth.Claims, old_password: str, new_password: str) 
         row = store.credential(tx, claims.sub)
         if row is None or not row.active:
             raise model.AccountInactive()
-        model.check_password(new_password, row.email, field="new_password")
+        model.check_password(new_password, row.email, field="new_password", local=s.is_local)
         # Guessing the current password is throttled like logins (same account counter).
         attempts, start = store.count_attempt(
             tx, _account_key(row.email or row.user_id), now, s.login_window_s
@@ -206,7 +213,7 @@ def put_credential(
     (credential, created).
     """
     if password is not None:
-        model.check_password(password, email)
+        model.check_password(password, email, local=settings().is_local)
     new_hash = hasher.hash(password) if password is not None else None
     now = _now()
     with db.transaction() as tx:

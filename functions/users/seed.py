@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import requests
 
-DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - documented demo credential, local only
+from shared.config import DEMO_PASSWORD  # documented demo credential, refused outside local
+
 DEMO_USERS = [
     ("Maria Manager", "maria.manager@example.com", ["manager"]),
     ("Miguel Manager", "miguel.manager@example.com", ["manager", "operator"]),
