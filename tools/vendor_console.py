@@ -65,6 +65,39 @@ PACKAGES = (
             "LICENSE.md": f"{CONSOLE}/chartjs/LICENSE.md",
         },
     ),
+    # the live map (pages/map.js): Leaflet over Natural Earth's 1:110m countries (world-atlas,
+    # TopoJSON, turned into GeoJSON in the browser by topojson-client); no tile server
+    Package(
+        "leaflet",
+        "1.9.4",
+        "sha512-nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3XnWyZAxwQixURb+FA74PA==",
+        "BSD-2-Clause",
+        {
+            "dist/leaflet.js": f"{CONSOLE}/leaflet/leaflet.js",
+            "dist/leaflet.css": f"{CONSOLE}/leaflet/leaflet.css",
+            "LICENSE": f"{CONSOLE}/leaflet/LICENSE",
+        },
+    ),
+    Package(
+        "world-atlas",
+        "2.0.2",
+        "sha512-IXfV0qwlKXpckz1FhwXVwKRjiIhOnWttOskm5CtxMsjgE/MXAYRHWJqgXOpM8IkcPBoXnyTU5lFHcYa5ChG0LQ==",
+        "ISC; data: Natural Earth, public domain",
+        {
+            "countries-110m.json": f"{CONSOLE}/world-atlas/countries-110m.json",
+            "LICENSE": f"{CONSOLE}/world-atlas/LICENSE",
+        },
+    ),
+    Package(
+        "topojson-client",
+        "3.1.0",
+        "sha512-605uxS6bcYxGXw9qi62XyrV6Q3xwbndjachmNxu8HWTtVPxZfEJN9fd/SZS1Q54Sn2y0TMyMxFj/cJINqGHrKw==",
+        "ISC",
+        {
+            "dist/topojson-client.min.js": f"{CONSOLE}/topojson-client/topojson-client.min.js",
+            "LICENSE": f"{CONSOLE}/topojson-client/LICENSE",
+        },
+    ),
     Package(
         "swagger-ui-dist",
         "5.35.0",

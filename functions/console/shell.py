@@ -36,6 +36,7 @@ _TYPES = {
     ".ico": "image/x-icon",
     ".woff2": "font/woff2",
     ".map": "application/json",
+    ".json": "application/json",  # the map's world outline (vendor/world-atlas)
 }
 # Relative specifiers in our modules: `from "./x.js"`, `import "./x.js"`, `import("./x.js")`.
 _IMPORT = re.compile(r"""(\bfrom\s*|\bimport\s*\(?\s*)(["'])(\.{1,2}/[^"'?]+\.js)\2""")
