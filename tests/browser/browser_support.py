@@ -68,6 +68,18 @@ def menu(page: Any, section: str, item: str) -> None:
     page.locator("#nav .dropdown-item", has_text=item).first.click()
 
 
+# dom.js label(): how the console shows an API value ('qa_hold' -> 'QA hold'); its WORDS copied.
+LABEL_WORDS = {
+    "qa": "QA", "eta": "ETA", "sla": "SLA", "ssh": "SSH", "http": "HTTP", "https": "HTTPS",
+    "winrm": "WinRM", "url": "URL", "id": "ID", "api": "API", "sql": "SQL", "pm": "PM",
+}  # fmt: skip
+
+
+def label(value: str) -> str:
+    text = " ".join(LABEL_WORDS.get(w, w) for w in value.split("_"))
+    return text[:1].upper() + text[1:]
+
+
 def nav_texts(page: Any) -> list[str]:
     """Every page the navbar offers (menu entries included, opened or not) and API docs."""
     return [

@@ -15,17 +15,11 @@ import math
 from typing import Any
 
 import pytest
-from browser_support import CHART_REATTACHED, CHART_STATE, Problems, sign_in, wait_for
+from browser_support import CHART_REATTACHED, CHART_STATE, Problems, label, sign_in, wait_for
 
 pytestmark = pytest.mark.e2e
 
 CHARTS = ("chart-status", "chart-trend", "chart-assets", "chart-low")
-
-
-def label(value: str) -> str:
-    """The console's label(): underscores to spaces, first letter upper-case."""
-    text = value.replace("_", " ")
-    return text[:1].upper() + text[1:]
 
 
 def day_label(iso: str) -> str:

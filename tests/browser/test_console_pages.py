@@ -19,6 +19,7 @@ from browser_support import (
     DEMO_PASSWORD,
     Problems,
     can_log_in,
+    label,
     menu,
     nav_texts,
     sign_in,
@@ -31,11 +32,6 @@ pytestmark = pytest.mark.e2e
 def assert_clean(page: Any, problems: Problems) -> None:
     assert problems.csp(page) == [], "Content-Security-Policy violations"
     assert problems.items == [], "errors in the browser console"
-
-
-def label(value: str) -> str:
-    text = value.replace("_", " ")
-    return text[:1].upper() + text[1:]
 
 
 def test_batches_create_move_history_and_metrics(seeded, page, problems, stack, output_dir):

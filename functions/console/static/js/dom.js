@@ -49,9 +49,17 @@ export function fmtDay(value) {
     : d.toLocaleDateString(undefined, { day: 'numeric', month: 'short' });
 }
 
+// Words an API value spells in lower case that people write otherwise ('qa_hold' -> 'QA hold').
+const WORDS = {
+  qa: 'QA', eta: 'ETA', sla: 'SLA', ssh: 'SSH', http: 'HTTP', https: 'HTTPS', winrm: 'WinRM',
+  url: 'URL', id: 'ID', api: 'API', sql: 'SQL', pm: 'PM',
+};
+
+// An API value shown to people: underscores to spaces, the first letter upper-case, and the
+// WORDS above as they are written.
 export function label(value) {
   if (value === null || value === undefined || value === '') return '—';
-  const s = String(value).replaceAll('_', ' ');
+  const s = String(value).split('_').map((w) => WORDS[w] || w).join(' ');
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
