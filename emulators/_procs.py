@@ -47,6 +47,7 @@ class Child:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         console: Callable[[str], bool] | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -54,6 +55,7 @@ class Child:
         self.cwd = cwd
         self.hub = hub
         self._console = console
+        self.pass_fds = tuple(pass_fds)
         self.proc: subprocess.Popen[bytes] | None = None
         self.stopping = False  # set before an intended stop: its exit is not a failure
         self.reported = False  # its unexpected exit has been reported
@@ -82,6 +84,7 @@ class Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=self.pass_fds,
         )
         self._pump = threading.Thread(target=self._read, name=f"log-{self.name}", daemon=True)
         self._pump.start()

@@ -14,14 +14,16 @@ with SIGKILL leaves its children running; the next start in the same local dir f
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
 import shlex
+import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import requests
@@ -42,6 +44,12 @@ DEFAULT_PROJECT = "switchyard-local"
 DEFAULT_ADMIN_EMAIL = "admin@switchyard.local"
 DEFAULT_ADMIN_PASSWORD = "switchyard-local-admin"  # noqa: S105 - local stack only
 GATEWAY = "gateway"
+SERVE = Path(__file__).resolve().with_name("_serve.py")
+# Crash restart (as Cloud Run starts a new instance): wait 1, 2, 4, 8 s before restarts 1..4;
+# the CRASH_LIMIT-th crash within CRASH_WINDOW_S seconds stops the restarts.
+CRASH_LIMIT = 5
+CRASH_WINDOW_S = 60.0
+RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0)
 
 
 def assign_ports(catalog: Catalog, ports: Ports) -> dict[str, int]:
@@ -85,6 +93,7 @@ class Stack:
         migrate: bool = True,
         strict: bool = True,
         ready_timeout_s: float = 60.0,
+        restart_backoff_s: Sequence[float] = RESTART_BACKOFF_S,
         env: Mapping[str, str] | None = None,
         catalog: Catalog | None = None,
     ) -> None:
@@ -117,6 +126,7 @@ class Stack:
         self.migrate = migrate
         self.strict = strict
         self.ready_timeout_s = ready_timeout_s
+        self.restart_backoff_s = tuple(restart_backoff_s)
         self.extra_env = dict(env or {})
         self.admin_email = os.environ.get("BOOTSTRAP_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
         self.admin_password = os.environ.get("BOOTSTRAP_ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD
@@ -138,6 +148,10 @@ class Stack:
             persist=persist_firestore,
         )
         self.children: dict[str, Child] = {}
+        self.sockets: dict[str, socket.socket] = {}  # deployment -> its listening socket
+        self.crashes: dict[str, collections.deque[float]] = {}  # crash times, last window
+        self.gave_up: set[str] = set()  # crashed CRASH_LIMIT times: no more restarts
+        self._restart_at: dict[str, float] = {}  # deployment -> when to restart it
         self.health: dict[str, int | None] = {}  # last health status per running deployment
         self.plan: Plan | None = None
         self.scheduler: LocalScheduler | None = None
@@ -342,11 +356,38 @@ class Stack:
                 f"its last lines:\n{tail}"
             )
 
-    def _argv(self, dep: Deployment) -> list[str]:
+    def _listen(self, name: str) -> socket.socket:
+        """The listening socket of a deployment, bound once and kept across its restarts."""
+        sock = self.sockets.get(name)
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((HOST, self.port_of[name]))
+            except OSError:
+                sock.close()
+                setting = "gateway" if name == GATEWAY else "functions_base"
+                ensure_free(self.port_of[name], f"deployment {name}", setting)
+                raise
+            sock.listen(2048)  # gunicorn's default backlog
+            self.sockets[name] = sock
+        return sock
+
+    def _close_socket(self, name: str) -> None:
+        sock = self.sockets.pop(name, None)
+        if sock is not None:
+            sock.close()
+
+    def _argv(self, dep: Deployment, fd: int) -> list[str]:
         source = dep.source_dir / "main.py"
         with contextlib.suppress(ValueError):
             source = source.relative_to(self.root)
         return [
+            sys.executable,
+            "-I",
+            "-S",
+            str(SERVE),
+            str(fd),
             *_functions_framework(),
             "--source",
             str(source),
@@ -361,10 +402,20 @@ class Stack:
         ]
 
     def _spawn(self, dep: Deployment) -> Child:
-        child = Child(dep.name, self._argv(dep), hub=self.hub, env=self.env_for(dep), cwd=self.root)
-        with self._lock:
+        with self._lock:  # `stop` takes its list of children under the same lock
+            if self._stopping:
+                raise LocalStackError(f"not starting {dep.name}: the stack is stopping")
+            fd = self._listen(dep.name).fileno()
+            child = Child(
+                dep.name,
+                self._argv(dep, fd),
+                hub=self.hub,
+                env=self.env_for(dep),
+                cwd=self.root,
+                pass_fds=(fd,),
+            )
             self.children[dep.name] = child
-        child.start()
+            child.start()
         return child
 
     def _start_functions(self) -> None:
@@ -435,7 +486,8 @@ class Stack:
         self.scheduler.start()
 
     def _watch(self) -> None:
-        """Report loudly any child that dies while the stack runs (the others keep running)."""
+        """Report loudly any child that dies while the stack runs (the others keep running),
+        and restart a deployment that died, with backoff, as Cloud Run starts a new instance."""
         while not self._stopping:
             with self._lock:
                 watched = [*self.children.values()]
@@ -448,18 +500,92 @@ class Stack:
                 child.reported = True
                 time.sleep(0.2)
                 tail = "\n".join("    " + ln for ln in self.hub.tail(child.name, 15))
+                then = (
+                    self._crashed(child.name)
+                    if self.children.get(child.name) is child
+                    else "the stack keeps running without it"
+                )
                 self.hub.alert(
                     f"!!! {child.name} exited unexpectedly with code "
-                    f"{child.returncode}; its last lines:\n{tail}"
+                    f"{child.returncode}; its last lines:\n{tail}\n!!! {child.name}: {then}"
                 )
-            time.sleep(0.5)
+            now = time.monotonic()
+            for name, at in list(self._restart_at.items()):
+                if at <= now and not self._stopping:
+                    del self._restart_at[name]
+                    with contextlib.suppress(LocalStackError):  # the stack began to stop
+                        self._restart_crashed(name)
+            time.sleep(0.2)
+
+    def _crashed(self, name: str) -> str:
+        """Count a crash of deployment `name`; schedule its restart or give up. Says which."""
+        times = self.crashes.setdefault(name, collections.deque())
+        now = time.monotonic()
+        times.append(now)
+        while times and times[0] < now - CRASH_WINDOW_S:
+            times.popleft()
+        self.health[name] = None
+        if len(times) >= CRASH_LIMIT:
+            self.gave_up.add(name)
+            self._close_socket(name)  # callers are refused now, not left waiting
+            self._save_run()
+            return (
+                f"crashed {len(times)} times in {CRASH_WINDOW_S:.0f} s: NOT restarting it "
+                "again; fix it, then save a file of its context (live reload) or restart "
+                "`make dev`"
+            )
+        steps = self.restart_backoff_s
+        delay = steps[min(len(times), len(steps)) - 1]
+        self._restart_at[name] = now + delay
+        return (
+            f"restarting it in {delay:g} s (crash {len(times)} in {CRASH_WINDOW_S:.0f} s; "
+            f"restarts stop at {CRASH_LIMIT}); requests to it wait meanwhile"
+        )
+
+    def _restart_crashed(self, name: str) -> None:
+        dep = self.catalog.deployments[name]
+        old = self.children.get(name)
+        if old is not None and old.proc is not None:
+            old.finish(time.monotonic())  # what is left of its process group
+        t = time.monotonic()
+        child = self._spawn(dep)
+        self._save_run()
+        self.hub.alert(f"!!! {name} restarted after a crash (pid {child.pid})")
+        threading.Thread(
+            target=self._report_healthy, args=(dep, child, t), name=f"up-{name}", daemon=True
+        ).start()
+
+    def _report_healthy(self, dep: Deployment, child: Child, since: float) -> None:
+        """Say when a restarted deployment answers its health path (its death is the
+        monitor's to report)."""
+        session = requests.Session()
+        deadline = since + self.ready_timeout_s
+        try:
+            while not self._stopping and child.running and time.monotonic() < deadline:
+                status = None
+                with contextlib.suppress(requests.RequestException):
+                    status = session.get(
+                        self.url_of(dep.name) + dep.health_path, timeout=2
+                    ).status_code
+                if status is not None and status < 500:
+                    self.health[dep.name] = status
+                    self.hub.say(
+                        f"{dep.name} is healthy again ({status} on {dep.health_path}, "
+                        f"{time.monotonic() - since:.1f} s after its restart)"
+                    )
+                    return
+                time.sleep(0.1)
+        finally:
+            session.close()
 
     def stop_deployment(self, name: str) -> None:
         """Stop one deployment (its port closes); the rest of the stack keeps running."""
         child = self.children.get(name)
         if child is None:
             raise LocalStackError(f"deployment {name!r} is not running in this stack")
+        self._restart_at.pop(name, None)
         child.stop()
+        self._close_socket(name)
         wait_closed(self.port_of[name])
         self.hub.say(f"{name} stopped")
 
@@ -469,11 +595,15 @@ class Stack:
         old = self.children.get(name)
         if old is not None and old.running:
             raise LocalStackError(f"deployment {name!r} is already running")
-        ensure_free(
-            self.port_of[name],
-            f"deployment {name}",
-            "gateway" if name == GATEWAY else "functions_base",
-        )
+        self._restart_at.pop(name, None)
+        self.gave_up.discard(name)
+        self.crashes.pop(name, None)
+        if name not in self.sockets:
+            ensure_free(
+                self.port_of[name],
+                f"deployment {name}",
+                "gateway" if name == GATEWAY else "functions_base",
+            )
         if dep not in self.selected:
             self.selected.append(dep)
         self._spawn(dep)
@@ -508,6 +638,8 @@ class Stack:
         stop_all(children, grace)
         for th in threads:
             th.join()
+        for name in list(self.sockets):
+            self._close_socket(name)
         for c in children:
             wait_closed(self.port_of[c.name], timeout=2.0)
         with contextlib.suppress(FileNotFoundError):
