@@ -265,7 +265,15 @@ class Settings:
         secret=True,
     )
     login_max_failures: int = setting(
-        "LOGIN_MAX_FAILURES", "failed logins allowed per account and per client IP", 5
+        "LOGIN_MAX_FAILURES",
+        "failed logins allowed per (account, client IP) before progressive delays",
+        5,
+    )
+    login_delay_s: int = setting(
+        "LOGIN_DELAY_S", "first delay past LOGIN_MAX_FAILURES, doubled at each further failure", 1
+    )
+    login_ip_max_failures: int = setting(
+        "LOGIN_IP_MAX_FAILURES", "failed logins allowed per client IP across accounts", 100
     )
     login_window_s: int = setting("LOGIN_WINDOW_S", "window of the login throttling", 900)
     # agents: what the investigations call impossible, a stall, off the corridor; route solver

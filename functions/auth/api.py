@@ -95,7 +95,9 @@ def login() -> flask.Response:
     """Exchange email and password for an access token and a refresh token.
 
     Wrong email, wrong password and inactive accounts get the same 401. Failed attempts are
-    counted per account and per client IP; past the limit the answer is 429 with Retry-After.
+    counted per (account, client IP), with delays that double past the limit, and per client
+    IP across accounts; a throttled caller gets 429 with Retry-After. Failures from one IP
+    never lock the account for other IPs (decision 0032).
     """
     data = body(LoginIn)
     return _tokens(service.login(data.email, data.password, client_ip()))
@@ -133,7 +135,7 @@ def change_password() -> flask.Response:
     """Change the caller's password. A wrong current password is 403 (the token is fine);
     every refresh token of the user is revoked."""
     data = body(PasswordIn)
-    service.change_password(sauth.current_user(), data.old_password, data.new_password)
+    service.change_password(sauth.current_user(), data.old_password, data.new_password, client_ip())
     return flask.Response(status=204)
 
 

@@ -145,6 +145,31 @@ def throttle_wait(
     return max(1, math.ceil(remaining))
 
 
+def pair_wait(
+    attempts: int,
+    window_start: datetime,
+    now: datetime,
+    *,
+    max_failures: int,
+    window_s: int,
+    delay_s: int,
+) -> int:
+    """Seconds to wait before another attempt on one (account, client IP) pair (0: go ahead).
+
+    Progressive: up to `max_failures` attempts go at once; attempt `max_failures + k` may go
+    `delay_s * (2**k - 1)` seconds after the window started (each further delay twice the
+    previous one), and never later than the window's end, when the count restarts. Attempts
+    that had to wait are not counted, so the answer depends only on tries actually made.
+    """
+    if attempts <= max_failures:
+        return 0
+    extra = min(attempts - max_failures, 40)
+    end = window_start + timedelta(seconds=window_s)
+    ready = min(window_start + timedelta(seconds=delay_s * (2**extra - 1)), end)
+    remaining = (ready - now).total_seconds()
+    return 0 if remaining <= 0 else max(1, math.ceil(remaining))
+
+
 # --- domain objects ------------------------------------------------------------------------
 
 

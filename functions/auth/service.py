@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy.orm import Session
 
 from functions.auth import model, store
 from functions.auth.events import USER_EVENTS, PasswordChanged, UserFacts
@@ -61,13 +62,50 @@ def password_accepted(password_hash: str | None, password: str) -> bool:
     return matches and (settings().is_local or password not in LOCAL_ONLY_PASSWORDS)
 
 
-def _account_key(email: str) -> str:
-    """Throttling key of an account: hashed, so any length fits and no address is stored."""
-    return "account:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
+def _pair_key(account: str, client_ip: str) -> str:
+    """Throttling key of one (account, client IP) pair: hashed, so any length fits and no
+    address is stored. Failures from one IP never lock the account for the others."""
+    raw = f"{account.strip().lower()}\n{client_ip}"
+    return "pair:" + hashlib.sha256(raw.encode()).hexdigest()
 
 
 def _ip_key(client_ip: str) -> str:
     return "ip:" + hashlib.sha256(client_ip.encode()).hexdigest()
+
+
+def _reserve_attempt(
+    tx: Session, account: str, client_ip: str, now: datetime
+) -> tuple[list[str], int]:
+    """Count an attempt under its (account, IP) pair and its IP, before the password is
+    checked (so concurrent attempts cannot all slip under a limit); returns (keys, seconds to
+    wait). A throttled attempt is taken back at once: it was not a try."""
+    s = settings()
+    keys = [_pair_key(account, client_ip)] + ([_ip_key(client_ip)] if client_ip else [])
+    n, start = store.count_attempt(tx, keys[0], now, s.login_window_s)
+    wait = model.pair_wait(
+        n,
+        start,
+        now,
+        max_failures=s.login_max_failures,
+        window_s=s.login_window_s,
+        delay_s=s.login_delay_s,
+    )
+    if len(keys) > 1:
+        n, start = store.count_attempt(tx, keys[1], now, s.login_window_s)
+        wait = max(
+            wait,
+            model.throttle_wait(
+                n,
+                start,
+                now,
+                max_failures=s.login_ip_max_failures,
+                window_s=s.login_window_s,
+            ),
+        )
+    if wait:
+        for key in keys:
+            store.uncount_attempt(tx, key)
+    return keys, wait
 
 
 def _pair(user_id: str, roles: list[str], refresh_token: str) -> model.TokenPair:
@@ -82,21 +120,8 @@ def _pair(user_id: str, roles: list[str], refresh_token: str) -> model.TokenPair
 
 def login(email: str, password: str, client_ip: str) -> model.TokenPair:
     s, now = settings(), _now()
-    keys = [_account_key(email)] + ([_ip_key(client_ip)] if client_ip else [])
     with db.transaction() as tx:
-        wait = 0
-        for key in keys:
-            attempts, start = store.count_attempt(tx, key, now, s.login_window_s)
-            wait = max(
-                wait,
-                model.throttle_wait(
-                    attempts,
-                    start,
-                    now,
-                    max_failures=s.login_max_failures,
-                    window_s=s.login_window_s,
-                ),
-            )
+        keys, wait = _reserve_attempt(tx, email, client_ip, now)
         row = store.credential_by_email(tx, email.strip().lower()) if not wait else None
     if wait:
         _log.warning("login throttled", extra={"client_ip": client_ip})
@@ -171,20 +196,17 @@ def verify(claims: sauth.Claims) -> model.Introspection:
 # --- passwords -------------------------------------------------------------------------------
 
 
-def change_password(claims: sauth.Claims, old_password: str, new_password: str) -> None:
+def change_password(
+    claims: sauth.Claims, old_password: str, new_password: str, client_ip: str = ""
+) -> None:
     s, now = settings(), _now()
     with db.transaction() as tx:
         row = store.credential(tx, claims.sub)
         if row is None or not row.active:
             raise model.AccountInactive()
         model.check_password(new_password, row.email, field="new_password", local=s.is_local)
-        # Guessing the current password is throttled like logins (same account counter).
-        attempts, start = store.count_attempt(
-            tx, _account_key(row.email or row.user_id), now, s.login_window_s
-        )
-        wait = model.throttle_wait(
-            attempts, start, now, max_failures=s.login_max_failures, window_s=s.login_window_s
-        )
+        # Guessing the current password is throttled like logins (same pair and IP counters).
+        keys, wait = _reserve_attempt(tx, row.email or row.user_id, client_ip, now)
     if wait:  # raised after the commit: the counted attempt must stay counted
         raise model.LoginThrottled(wait)
     old_hash = row.password_hash
@@ -194,7 +216,9 @@ def change_password(claims: sauth.Claims, old_password: str, new_password: str) 
     with db.transaction() as tx:
         if not store.replace_password_hash(tx, row.user_id, old_hash, new_hash, now):
             raise model.PasswordChangedMeanwhile()
-        store.forget_attempts(tx, _account_key(row.email or row.user_id))
+        store.forget_attempts(tx, keys[0])
+        for key in keys[1:]:
+            store.uncount_attempt(tx, key)
         store.revoke_user_tokens(tx, row.user_id, now)
         emit(tx, PasswordChanged(user_id=row.user_id))
 

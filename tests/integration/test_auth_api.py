@@ -37,6 +37,8 @@ def _configure(mp, pg_url, local_dir):
         DATABASE_URL=pg_url,
         SWITCHYARD_LOCAL_DIR=str(local_dir),
         LOGIN_MAX_FAILURES="3",
+        LOGIN_IP_MAX_FAILURES="6",
+        LOGIN_DELAY_S="20",
         LOGIN_WINDOW_S="60",
     )
 
@@ -147,47 +149,78 @@ def test_user_without_password_cannot_log_in(client):
     assert_problem(login(client, email, PASSWORD), 401)
 
 
-def test_failed_logins_are_throttled_per_account_with_retry_after(client):
+def _other_client(prefix="192.0.2"):
+    c = app.test_client()
+    c.environ_base["HTTP_X_CLIENT_IP"] = f"{prefix}.{random.randrange(1, 255)}"
+    return c
+
+
+def _pair_key(email, ip):
+    return service._pair_key(email, ip)
+
+
+def test_wrong_passwords_throttle_that_ip_on_that_account_not_the_account(client):
     _, email = new_user()
     for _ in range(3):
         assert_problem(login(client, email, "wrong password!"), 401)
-    resp = login(client, email)  # even the right password waits now
+    resp = login(client, email)  # from the guessing IP even the right password waits now
     assert_problem(resp, 429)
-    assert 1 <= int(resp.headers["Retry-After"]) <= 60
-    other = app.test_client()  # another IP: the account is still throttled
-    other.environ_base["HTTP_X_CLIENT_IP"] = "192.0.2.77"
-    assert_problem(login(other, email), 429)
+    assert 1 <= int(resp.headers["Retry-After"]) <= 20
+    # the account is not locked: its owner, from an IP that is not throttled, gets in
+    assert login(_other_client(), email).status_code == 200
 
 
-def test_failed_logins_are_throttled_per_ip(client):
-    emails = [new_user()[1] for _ in range(4)]
-    for e in emails[:3]:
+def test_the_delay_grows_with_each_further_failure(client):
+    _, email = new_user()
+    for _ in range(3):
+        assert_problem(login(client, email, "wrong password!"), 401)
+    key = _pair_key(email, client.environ_base["HTTP_X_CLIENT_IP"])
+    with db.transaction() as tx:  # the first delay (20 s) has passed
+        tx.execute(
+            update(store.login_failures)
+            .where(store.login_failures.c.key == key)
+            .values(window_start=datetime.now(UTC) - timedelta(seconds=21))
+        )
+    assert_problem(login(client, email, "wrong password!"), 401)  # a 4th try is allowed
+    resp = login(client, email)  # the 5th waits 2 x longer: until the window ends (60 s)
+    assert_problem(resp, 429)
+    assert 30 <= int(resp.headers["Retry-After"]) <= 39
+    with db.transaction() as tx:  # a throttled attempt is not counted as a try
+        failures = tx.execute(
+            select(store.login_failures.c.failures).where(store.login_failures.c.key == key)
+        ).scalar_one()
+    assert failures == 4
+
+
+def test_failed_logins_are_capped_per_ip_across_accounts(client):
+    emails = [new_user()[1] for _ in range(7)]
+    for e in emails[:6]:
         assert_problem(login(client, e, "wrong password!"), 401)
-    resp = login(client, emails[3])
+    resp = login(client, emails[6])  # the right password, but this IP guessed too much
     assert_problem(resp, 429)
     assert int(resp.headers["Retry-After"]) > 0
+    assert login(_other_client("198.51.100"), emails[6]).status_code == 200
 
 
-def test_success_resets_the_account_counter(client):
+def test_success_resets_the_pair_counter(client):
     _, email = new_user()
     for _ in range(2):
         assert_problem(login(client, email, "wrong password!"), 401)
     assert login(client, email).status_code == 200
-    fresh = app.test_client()  # a new IP, so only the account counter matters
-    fresh.environ_base["HTTP_X_CLIENT_IP"] = f"198.51.100.{random.randrange(256)}"
-    for _ in range(3):
-        assert_problem(login(fresh, email, "wrong password!"), 401)
-    assert_problem(login(fresh, email), 429)
+    for _ in range(3):  # three fresh tries: the two earlier failures were forgotten
+        assert_problem(login(client, email, "wrong password!"), 401)
+    assert_problem(login(client, email), 429)
 
 
 def test_concurrent_failures_cannot_exceed_the_limit(client):
     _, email = new_user()
     statuses = []
     barrier = threading.Barrier(8)
+    ip = f"203.0.113.{random.randrange(1, 255)}"
 
     def attempt(i):
         c = app.test_client()
-        c.environ_base["HTTP_X_CLIENT_IP"] = f"203.0.113.{i}"
+        c.environ_base["HTTP_X_CLIENT_IP"] = ip  # one guessing IP, eight parallel tries
         barrier.wait()
         statuses.append(login(c, email, "wrong password!").status_code)
 
@@ -791,7 +824,7 @@ def test_bootstrap_completes_a_credential_the_users_event_created_first(client, 
 
 
 def test_attempt_windows_restart_once_they_pass():
-    key, now = f"account:window-{uuid.uuid4().hex}", datetime.now(UTC)
+    key, now = f"pair:window-{uuid.uuid4().hex}", datetime.now(UTC)
     with db.transaction() as tx:
         assert store.count_attempt(tx, key, now, 60) == (1, now)
         assert store.count_attempt(tx, key, now + timedelta(seconds=30), 60) == (2, now)

@@ -51,8 +51,9 @@ def test_migration_and_token_flows_on_sqlite(sqlite_env):
             service.login(email, "wrong password!", "127.0.0.2")
         assert wrong.value.status == 401
     with pytest.raises(Exception) as throttled:
-        service.login(email, "correct horse battery", "127.0.0.3")
+        service.login(email, "correct horse battery", "127.0.0.2")
     assert throttled.value.status == 429 and int(throttled.value.headers["Retry-After"]) > 0
+    assert service.login(email, "correct horse battery", "127.0.0.3").access_token
 
 
 def test_bootstrap_outside_local_needs_an_admin(sqlite_env, monkeypatch):

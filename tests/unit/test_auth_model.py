@@ -84,6 +84,17 @@ def test_throttle_allows_up_to_the_limit_then_waits_for_the_window():
     assert model.throttle_wait(6, NOW - timedelta(seconds=899.9), NOW, **kw) == 1
 
 
+def test_pair_delays_grow_after_the_limit_and_end_with_the_window():
+    kw = {"max_failures": 5, "window_s": 900, "delay_s": 2}
+    assert model.pair_wait(5, NOW, NOW, **kw) == 0
+    assert model.pair_wait(6, NOW, NOW, **kw) == 2  # 2 s after the first failure
+    assert model.pair_wait(7, NOW, NOW, **kw) == 6  # then 2 x 2 more: 6 s after it
+    assert model.pair_wait(8, NOW, NOW, **kw) == 14
+    assert model.pair_wait(6, NOW - timedelta(seconds=2), NOW, **kw) == 0
+    assert model.pair_wait(30, NOW, NOW, **kw) == 900  # never past the window's end
+    assert model.pair_wait(30, NOW - timedelta(seconds=899.5), NOW, **kw) == 1
+
+
 def test_throttled_error_carries_retry_after():
     exc = model.LoginThrottled(42)
     assert exc.status == 429 and exc.headers == {"Retry-After": "42"}
