@@ -10,8 +10,9 @@ store) are ever returned.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import flask
 from pydantic import (
@@ -189,7 +190,14 @@ class _CommitFilters(ApiModel):
         None, description="Conventional Commits type (feat, fix, ...; `none`); repeatable."
     )
 
-    @field_validator("type", mode="before")
+    risk: list[Literal["low", "medium", "high", "none"]] | None = Field(
+        None, description="Risk level of the newest analysis (`none`: not analysed); repeatable."
+    )
+    secrets: bool | None = Field(
+        None, description="Only commits whose analysis found secrets (true) or none (false)."
+    )
+
+    @field_validator("type", "risk", mode="before")
     @classmethod
     def _types(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
@@ -207,6 +215,8 @@ class _CommitFilters(ApiModel):
             "until": self.until,
             "search": self.q,
             "types": self.type,
+            "risks": self.risk,
+            "secrets": self.secrets,
         }
 
 
@@ -285,6 +295,23 @@ class RepositorySecretOut(RepositoryOut):
     )
 
 
+class AnalysisHeadlineOut(OutModel):
+    """The newest agents analysis of the commit, as `analysis.completed` told it: the
+    findings (secret detector names, files, lines - never a secret) are at
+    `GET /api/agents/analyses/{id}`."""
+
+    id: str = Field(validation_alias="analysis_id")
+    status: str = Field(validation_alias="analysis_status")
+    type: str | None = Field(validation_alias="analysis_type")
+    risk_score: int | None
+    risk_level: str | None
+    secrets: int | None = Field(description="How many secrets were found in added lines.")
+    findings: int | None
+    top_severity: str | None
+    summary: str | None = Field(validation_alias="analysis_summary")
+    analyzed_at: datetime
+
+
 class CommitOut(OutModel):
     repository: str
     sha: str
@@ -307,6 +334,9 @@ class CommitOut(OutModel):
     deletions: int | None
     url: str | None
     source: str
+    analysis: AnalysisHeadlineOut | None = Field(
+        description="The newest analysis by the agents; null until one finished."
+    )
 
 
 class Figures(OutModel):
@@ -435,7 +465,9 @@ def _repo_out(repo: model.Repository, secret: str | None = None) -> dict[str, An
 
 
 def _commit_out(commit: model.Commit) -> dict[str, Any]:
-    return _dump(CommitOut, commit)
+    data = asdict(commit)
+    data["analysis"] = {**data} if commit.analysis_id and commit.analyzed_at else None
+    return _dump(CommitOut, data)
 
 
 def _actor() -> str:

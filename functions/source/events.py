@@ -7,15 +7,19 @@
   agents context analyses it. Its fields are a contract: add, never rename or drop.
 - `repository.created|updated|deleted`: the tracked repositories (never the webhook secret:
   only whether one is set).
+
+Consumed: `analysis.completed` (agents): the headline of a commit's analysis (risk, type,
+how many secrets - never what they are) is kept on the commit row, so commits can be listed
+and filtered by risk; the findings themselves stay the agents' (`GET /api/agents/analyses/{id}`).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from shared.events import Event
+from shared.events import ConsumedModel, Event, consumes
 
 
 class GithubDeliveryReceived(Event):
@@ -82,3 +86,21 @@ class RepositoryUpdated(_RepositoryFacts):
 class RepositoryDeleted(_RepositoryFacts):
     event_type: ClassVar[str] = "repository.deleted"
     schema_version: ClassVar[int] = 1
+
+
+@consumes("analysis.completed")
+class AnalysisFacts(ConsumedModel):
+    """What source keeps of an agents analysis of one of its commits."""
+
+    analysis_id: str
+    kind: str
+    repository: str | None
+    sha: str | None
+    status: Literal["completed", "failed"]
+    commit_type: str | None
+    risk_score: int | None
+    risk_level: str | None
+    secrets: int
+    findings: int
+    top_severity: str | None
+    summary: str

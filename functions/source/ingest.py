@@ -9,6 +9,8 @@
   the ref deleted. A tag push records the tag's ref, no commits (the tagged commit came with
   its branch).
 - `pull_request`: the summary (action, number, head and base) is kept on the delivery.
+- `analysis.completed` (agents): the analysis' headline is kept on its commit
+  (`service.record_analysis`).
 The delivery row is locked for the work and moves to `processed` in the same transaction
 as the commits, so a second delivery of the event does nothing. A payload that cannot be
 parsed is marked `failed` (retrying cannot help); any other error leaves it `received`,
@@ -22,12 +24,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions.source import model, rawstore, service, store
+from functions.source.events import AnalysisFacts
 from functions.source.intake import parse_body
 from shared import db
 from shared import logging as slog
 from shared.errors import BadRequest
+from shared.events import Received
 
 _log = slog.get_logger(__name__)
+
+
+def handle(event: Received) -> str:
+    """source-ingest's one entry point: a delivery to ingest, or an analysis to keep."""
+    if event.event_type == "analysis.completed":
+        return service.record_analysis(event.parse(AnalysisFacts), event.occurred_at)
+    return ingest(str(event.data["delivery_id"]))
 
 
 def ingest(delivery_id: str) -> str:

@@ -29,7 +29,7 @@ def webhook(request: flask.Request) -> flask.Response:
 def ingest(event: Received) -> None:
     from functions.source import ingest as work
 
-    work.ingest(str(event.data["delivery_id"]))
+    work.handle(event)
 
 
 @functions_framework.http

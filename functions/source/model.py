@@ -543,6 +543,16 @@ class Commit:
     url: str | None
     source: str
     delivery_id: str | None
+    analysis_id: str | None = None
+    analysis_status: str | None = None
+    analysis_type: str | None = None
+    risk_score: int | None = None
+    risk_level: str | None = None
+    secrets: int | None = None
+    findings: int | None = None
+    top_severity: str | None = None
+    analysis_summary: str | None = None
+    analyzed_at: datetime | None = None
     repository: str = ""  # owner/name, filled in by the service
     branches: tuple[str, ...] = ()
 

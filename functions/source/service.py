@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from functions.source import model, store
 from functions.source.events import (
+    AnalysisFacts,
     CommitRecorded,
     RepositoryCreated,
     RepositoryDeleted,
@@ -403,6 +404,37 @@ def commit_statistics(
         repo = names.get(row["repository_id"])
         row["repository"] = repo.full_name if repo else None
     return stats
+
+
+def record_analysis(facts: AnalysisFacts, at: datetime) -> str:
+    """Keep the headline of an agents analysis (`analysis.completed`, sent at `at`) on its
+    commit: the newest wins, a failure never hides a completed analysis, a redelivery
+    changes nothing. Analyses of no tracked commit (a bare diff, a forgotten repository)
+    are skipped."""
+    if not facts.repository or not facts.sha:
+        return "skipped"
+    with db.transaction() as tx:
+        repo = store.repository_by_key(tx, facts.repository.lower())
+        if repo is None:
+            return "skipped"
+        changed = store.keep_analysis(
+            tx,
+            repo.id,
+            facts.sha,
+            at,
+            {
+                "analysis_id": facts.analysis_id,
+                "analysis_status": facts.status,
+                "analysis_type": facts.commit_type,
+                "risk_score": facts.risk_score,
+                "risk_level": facts.risk_level,
+                "secrets": facts.secrets,
+                "findings": facts.findings,
+                "top_severity": facts.top_severity,
+                "analysis_summary": facts.summary[:2000],
+            },
+        )
+    return "kept" if changed else "unchanged"
 
 
 # --- deliveries -----------------------------------------------------------------------------

@@ -109,6 +109,17 @@ commits = Table(
     Column("url", Text, nullable=True),
     Column("source", String(10), nullable=False),
     Column("delivery_id", String(64), nullable=True),
+    # the newest agents analysis (analysis.completed): its headline only, never a secret
+    Column("analysis_id", String(36), nullable=True),
+    Column("analysis_status", String(10), nullable=True),
+    Column("analysis_type", String(40), nullable=True),
+    Column("risk_score", Integer, nullable=True),
+    Column("risk_level", String(10), nullable=True),
+    Column("secrets", Integer, nullable=True),
+    Column("findings", Integer, nullable=True),
+    Column("top_severity", String(10), nullable=True),
+    Column("analysis_summary", Text, nullable=True),
+    Column("analyzed_at", TS, nullable=True),
     PrimaryKeyConstraint("repository_id", "sha", name="pk_commits"),
     Index(
         "ix_commits_time",
@@ -127,6 +138,7 @@ commits = Table(
     Index("ix_commits_author", "author_key", "committed_at"),
     Index("ix_commits_type", "conventional_type", "committed_at"),
     Index("ix_commits_sha", "sha"),
+    Index("ix_commits_risk", "risk_level", "committed_at"),
 )
 
 commit_branches = Table(
@@ -388,6 +400,8 @@ def _commit_filters(
     until: datetime | None,
     search: str | None,
     types: list[str] | None,
+    risks: list[str] | None = None,
+    secrets: bool | None = None,
 ) -> list[ColumnElement[bool]]:
     c = commits.c
     where: list[ColumnElement[bool]] = []
@@ -414,7 +428,39 @@ def _commit_filters(
         if "none" in types:
             parts.append(c.conventional_type.is_(None))
         where.append(or_(*parts))
+    if risks:
+        named = [r for r in risks if r != "none"]
+        risk_parts: list[ColumnElement[bool]] = []
+        if named:
+            risk_parts.append(c.risk_level.in_(named))
+        if "none" in risks:
+            risk_parts.append(c.risk_level.is_(None))
+        where.append(or_(*risk_parts))
+    if secrets is True:
+        where.append(c.secrets > 0)
+    elif secrets is False:
+        where.append(or_(c.secrets.is_(None), c.secrets == 0))
     return where
+
+
+def keep_analysis(
+    session: Session, repository_id: str, sha: str, at: datetime, values: dict[str, Any]
+) -> bool:
+    """Put an analysis' headline on the commit unless a newer one is there (or a completed
+    one would give way to a failed one); True when the row changed."""
+    c = commits.c
+    stmt = (
+        update(commits)
+        .where(
+            c.repository_id == repository_id,
+            c.sha == sha,
+            or_(c.analyzed_at.is_(None), c.analyzed_at <= utc(at)),
+        )
+        .values(analyzed_at=utc(at), **values)
+    )
+    if values.get("analysis_status") == "failed":
+        stmt = stmt.where(or_(c.analysis_status.is_(None), c.analysis_status != "completed"))
+    return _rowcount(session.execute(stmt)) == 1
 
 
 def search_commits(

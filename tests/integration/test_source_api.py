@@ -678,3 +678,91 @@ def test_deleting_a_repository_takes_its_commits(manager, operator, viewer):
     assert manager.delete(f"/api/repositories/{repo['full_name']}").status_code == 204
     assert_problem(viewer.get(f"/api/commits/{body['sha']}"), 404)
     assert settings().env == "test"
+
+
+def analysis_event(full, sha, at, **over):
+    from shared.events import Received
+
+    data = {
+        "analysis_id": str(uuid.uuid4()),
+        "kind": "commit",
+        "repository": full,
+        "sha": sha,
+        "status": "completed",
+        "commit_type": "fix",
+        "risk_score": 72,
+        "risk_level": "high",
+        "secrets": 2,
+        "findings": 4,
+        "top_severity": "critical",
+        "summary": "fix(db): high risk (72): 2 secrets in added lines",
+        "error": None,
+        **over,
+    }
+    return Received(
+        event_type="analysis.completed",
+        event_id=str(uuid.uuid4()),
+        schema_version=1,
+        source="agents",
+        occurred_at=at,
+        actor="system",
+        request_id="",
+        traceparent="",
+        data=data,
+    )
+
+
+def test_analysis_completed_puts_the_newest_headline_on_the_commit(manager, operator, viewer):
+    from functions.source import service
+    from functions.source.events import AnalysisFacts
+
+    repo = new_repo(manager)
+    full = repo["full_name"]
+    risky = ok(operator.post("/api/commits", json=commit_body(full)), 201)
+    calm = ok(operator.post("/api/commits", json=commit_body(full, message="docs: typo")), 201)
+    assert risky["analysis"] is None
+    t0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    first = analysis_event(full, risky["sha"], t0)
+    assert ingest.handle(first) == "kept"
+    assert ingest.handle(first) == "kept"  # a redelivery: the same values again
+
+    low = analysis_event(
+        full, calm["sha"], t0, risk_level="low", risk_score=5, secrets=0, commit_type="docs"
+    )
+    assert service.record_analysis(low.parse(AnalysisFacts), t0) == "kept"
+    got = ok(viewer.get(f"/api/commits/{risky['sha']}"))["analysis"]
+    assert got["id"] == first.data["analysis_id"] and got["status"] == "completed"
+    assert (got["risk_level"], got["risk_score"], got["secrets"], got["type"]) == (
+        "high",
+        72,
+        2,
+        "fix",
+    )
+    assert got["findings"] == 4 and got["analyzed_at"] == "2026-11-21T09:00:00Z"
+    # an older analysis does not replace a newer one; a failure never hides a completed one
+    older = analysis_event(full, risky["sha"], t0 - timedelta(hours=1), risk_level="low")
+    assert service.record_analysis(older.parse(AnalysisFacts), older.occurred_at) == "unchanged"
+    failed = analysis_event(
+        full, risky["sha"], t0 + timedelta(hours=1), status="failed", risk_level=None
+    )
+    assert service.record_analysis(failed.parse(AnalysisFacts), failed.occurred_at) == "unchanged"
+    newer = analysis_event(full, risky["sha"], t0 + timedelta(hours=2), risk_level="medium")
+    assert service.record_analysis(newer.parse(AnalysisFacts), newer.occurred_at) == "kept"
+    assert ok(viewer.get(f"/api/commits/{risky['sha']}"))["analysis"]["risk_level"] == "medium"
+    # not a tracked commit: skipped
+    stray = analysis_event("no/where", risky["sha"], t0)
+    assert service.record_analysis(stray.parse(AnalysisFacts), t0) == "skipped"
+    bare = analysis_event(None, None, t0, kind="code")
+    assert service.record_analysis(bare.parse(AnalysisFacts), t0) == "skipped"
+
+    def shas(**q):
+        page = ok(viewer.get("/api/commits", query_string={"repository": full, **q}))
+        return {c["sha"] for c in page["items"]}
+
+    assert shas(risk="medium") == {risky["sha"]}
+    assert shas(risk=["low", "medium"]) == {risky["sha"], calm["sha"]}
+    assert shas(risk="high") == set()
+    assert shas(secrets="true") == {risky["sha"]} and shas(secrets="false") == {calm["sha"]}
+    unrated = ok(operator.post("/api/commits", json=commit_body(full, message="chore: x")), 201)
+    assert shas(risk="none") == {unrated["sha"]}
+    assert_problem(viewer.get("/api/commits", query_string={"risk": "extreme"}), 422)
