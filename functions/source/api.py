@@ -693,6 +693,13 @@ def unprocessed_deliveries() -> flask.Response:
     )
 
 
+@app.get("/api/webhook/events/<delivery_id>")
+@describe("One webhook delivery", response=DeliveryOut)
+def get_delivery(delivery_id: str) -> flask.Response:
+    """A delivery by its `X-GitHub-Delivery` id: its status and what the ingest made of it."""
+    return json_response(_delivery_out(service.get_delivery(delivery_id)))
+
+
 @app.get("/api/webhook/statistics")
 @describe(
     "Webhook delivery statistics", query=DeliveryStatisticsQuery, response=DeliveryStatisticsOut

@@ -454,6 +454,14 @@ def list_deliveries(
         )
 
 
+def get_delivery(delivery_id: str) -> model.Delivery:
+    with db.transaction() as tx:
+        found = store.delivery(tx, delivery_id[:64])
+    if found is None:
+        raise model.DeliveryNotFound()
+    return found
+
+
 def delivery_statistics(since: datetime | None) -> dict[str, Any]:
     with db.transaction() as tx:
         raw = store.delivery_statistics(tx, since)

@@ -262,6 +262,9 @@ def test_signed_push_is_stored_once_and_ingested_into_commits(manager, viewer, h
     assert ingest.ingest(delivery) == "processed"  # a second delivery of the event: nothing
     row = delivery_row(delivery)
     assert row.commits_recorded == 3 and row.processed_at is not None
+    shown = ok(viewer.get(f"/api/webhook/events/{delivery}"))
+    assert (shown["id"], shown["status"], shown["commits_recorded"]) == (delivery, "processed", 3)
+    assert_problem(viewer.get(f"/api/webhook/events/{uuid.uuid4()}"), 404)
     recorded = [e for e in outbox("commit.recorded") if e["repository"] == full]
     assert [e["sha"][:7] for e in recorded] == ["1a2b3c4", "2b3c4d5", "3c4d5e6"]
     first = recorded[0]
