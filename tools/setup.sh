@@ -4,6 +4,8 @@
 #   - Debian packages the tests drive for real: chromium (browser tests), openssh-server (the
 #     automation context's SSH tests), postgresql-client (pg_dump for ops backups); installed
 #     with apt-get when running as root (or with sudo when it needs no password);
+#   - terraform (the infra tests validate and plan offline with infra/offline's schema-only
+#     provider; the real provider is never needed);
 #   - the Cloud SDK emulators (checked by `python -m emulators check`, called by the Makefile).
 # Never downloads a browser or a toolchain of its own. Exits non-zero naming what is missing and
 # how to install it. Idempotent and quick when everything is there.
@@ -53,6 +55,12 @@ if [ "${#to_install[@]}" -gt 0 ]; then
   fi
 fi
 
+# --- Terraform (tests/infra: fmt, the manifests module, validate + plan offline) -----------
+# Not a Debian package and never downloaded here: HashiCorp's release or apt repository.
+if ! command -v terraform >/dev/null 2>&1; then
+  missing+=("terraform >= 1.5 (tests/infra; install HashiCorp's release binary or its apt package)")
+fi
+
 # --- PostgreSQL -----------------------------------------------------------------------------
 pg_up() {
   if command -v pg_isready >/dev/null 2>&1; then
@@ -77,4 +85,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
   for m in "${missing[@]}"; do echo "setup: missing: $m" >&2; done
   exit 1
 fi
-say "machine ready (PostgreSQL, chromium, sshd, pg_dump)"
+say "machine ready (PostgreSQL, chromium, sshd, pg_dump, terraform)"

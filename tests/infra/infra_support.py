@@ -261,3 +261,93 @@ def blocks(directory: Path, kind: str) -> dict[str, Any]:
                 else:
                     out[name] = body
     return out
+
+
+# --- Terraform offline: the schema-only provider (infra/offline, decision 0033) ---------------
+
+OFFLINE = INFRA / "offline"
+OFFLINE_SCHEMA = OFFLINE / "google-schema.json"
+GOOGLE = "registry.terraform.io/hashicorp/google"
+
+
+def offline_schema() -> dict[str, Any]:
+    return json.loads(OFFLINE_SCHEMA.read_text())
+
+
+def offline_plugin_dir(directory: Path) -> Path:
+    """A local plugin directory (-plugin-dir) holding the schema-only google provider, started
+    with this interpreter (it has grpcio, msgpack, cryptography)."""
+    import sys
+
+    version = offline_schema()["source"]["provider_version"]
+    package = directory / GOOGLE / version / "linux_amd64"
+    package.mkdir(parents=True, exist_ok=True)
+    launcher = package / f"terraform-provider-google_v{version}"
+    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} {OFFLINE / "schema_provider.py"} "$@"\n')
+    launcher.chmod(0o755)
+    return directory
+
+
+def offline_workspace(work: Path, functions_dir: Path | None = None) -> Path:
+    """A copy of infra/ beside functions/ and a build/ of placeholder zips (what `make package`
+    makes; the plan reads only their hashes), with a local backend and without the lock file
+    (it pins the real provider's hashes, which the schema-only provider cannot match)."""
+    import shutil
+    import zipfile
+
+    from shared.manifests import load
+
+    functions_dir = functions_dir or ROOT / "functions"
+    shutil.copytree(INFRA, work / "infra", ignore=shutil.ignore_patterns(".terraform*", "tfplan"))
+    (work / "functions").symlink_to(functions_dir)
+    (work / "build").mkdir()
+    for name in load(functions_dir).deployments:
+        with zipfile.ZipFile(work / "build" / f"{name}.zip", "w") as z:
+            z.writestr("main.py", f"# placeholder package of {name}\n")
+    for env in (work / "infra" / "environments").iterdir():
+        (env / "backend_override.tf").write_text('terraform {\n  backend "local" {}\n}\n')
+    return work
+
+
+def run_terraform(
+    terraform: str, directory: Path, *args: str, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [terraform, f"-chdir={directory}", args[0], "-no-color", *args[1:]],
+        env={**terraform_env(), "TF_CLI_CONFIG_FILE": os.devnull},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def offline_init(terraform: str, env_dir: Path, plugins: Path) -> None:
+    done = run_terraform(terraform, env_dir, "init", "-input=false", f"-plugin-dir={plugins}")
+    assert done.returncode == 0, f"terraform init failed:\n{done.stdout}\n{done.stderr}"
+
+
+def offline_plan(terraform: str, env_dir: Path) -> dict[str, Any]:
+    """`terraform plan` of an environment with the schema-only provider: the plan as JSON."""
+    done = run_terraform(
+        terraform,
+        env_dir,
+        "plan",
+        "-input=false",
+        "-lock=false",
+        f"-var=project_id={PROJECT}",
+        f"-var=region={REGION}",
+        "-out=tfplan",
+    )
+    assert done.returncode == 0, f"terraform plan failed:\n{done.stdout}\n{done.stderr}"
+    shown = run_terraform(terraform, env_dir, "show", "-json", "tfplan")
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)
+
+
+def planned(plan: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    """address -> planned values of every `resource_type` the plan creates."""
+    return {
+        r["address"]: r["change"]["after"]
+        for r in plan["resource_changes"]
+        if r["type"] == resource_type and "create" in r["change"]["actions"]
+    }
