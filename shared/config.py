@@ -220,6 +220,12 @@ class Settings:
         secret=True,
         shown="local JWKS in `.local/jwt/`",
     )
+    google_certs_url: str = setting(
+        "GOOGLE_CERTS_URL",
+        "Google's OAuth2 certificates that verify push, scheduler and service ID tokens",
+        "https://www.googleapis.com/oauth2/v1/certs",
+        parse=_url,
+    )
     # gateway
     service_urls: dict[str, str] = setting(
         "SERVICE_URLS",

@@ -43,6 +43,7 @@ _DEPLOYMENT_KEYS = {
     "description",
     "routes",
     "public_routes",
+    "internal_routes",
     "publishes",
     "subscribes",
     "retry",
@@ -114,6 +115,9 @@ class Deployment:
     owns_schema: str | None
     routes: tuple[str, ...] = ()
     public_routes: tuple[str, ...] = ()
+    # under `routes`, served to other deployments only (shared.clients.call): the gateway
+    # never forwards them and the merged OpenAPI document leaves them out
+    internal_routes: tuple[str, ...] = ()
     publishes: tuple[str, ...] = ()
     subscribes: tuple[str, ...] = ()  # resolved: "*" expands to every published topic
     subscribes_all: bool = False
@@ -224,6 +228,15 @@ class Catalog:
             return True
         return any(_under(path, p) for p in self._public_prefixes)
 
+    @functools.cached_property
+    def _internal_prefixes(self) -> tuple[str, ...]:
+        return tuple(p for d in self.deployments.values() for p in d.internal_routes)
+
+    def is_internal(self, path: str) -> bool:
+        """True when `path` is for service-to-service calls only (a declared
+        `internal_routes` prefix): the gateway answers 404 as for an unknown path."""
+        return any(_under(path, p) for p in self._internal_prefixes)
+
     def with_role(self, role: str) -> tuple[str, ...]:
         """Names of the deployments that declare platform role `role`, sorted."""
         if role not in PLATFORM_ROLES:
@@ -331,6 +344,12 @@ def _deployment(path: Path, ctx: str, schema: str | None, name: str, raw: Any) -
     for p in public:
         if not any(_under(p, r) for r in routes):
             raise _fail(path, f"{where}.public_routes", f"{p!r} is not under a route")
+    internal = _str_list(path, f"{where}.internal_routes", raw.get("internal_routes"))
+    for p in internal:
+        if not _ROUTE.match(p) or not any(_under(p, r) for r in routes):
+            raise _fail(path, f"{where}.internal_routes", f"{p!r} is not under a route")
+        if any(_under(p, q) or _under(q, p) for q in public):
+            raise _fail(path, f"{where}.internal_routes", f"{p!r} overlaps a public route")
     publishes = _str_list(path, f"{where}.publishes", raw.get("publishes"))
     for t in publishes:
         if not _TOPIC.match(t):
@@ -392,6 +411,7 @@ def _deployment(path: Path, ctx: str, schema: str | None, name: str, raw: Any) -
         owns_schema=schema,
         routes=routes,
         public_routes=public,
+        internal_routes=internal,
         publishes=publishes,
         subscribes=subs,
         subscribes_all=subscribes_all,

@@ -1,8 +1,8 @@
 """HTTP routes of auth-api (/api/auth): parse and validate, call the service, shape the answer.
 
 Public (no bearer token): login, refresh, jwks.json. Everything else needs a verified token;
-`PUT /api/auth/credentials/{user_id}` is for admins (users-api calls it with its caller's
-token when an admin sets a password).
+`PUT /api/auth/credentials/{user_id}` is service-to-service: users-api calls it with its
+admin caller's token, never through the gateway, and in the cloud as its own Google identity.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from functions.auth import model, service
 from shared import auth as sauth
+from shared import identity
 from shared.http import (
     ApiModel,
     OutModel,
@@ -70,7 +71,9 @@ class CredentialIn(ApiModel):
     email: Annotated[str, StringConstraints(max_length=320), AfterValidator(model.normalize_email)]
     roles: Annotated[list[str], AfterValidator(model.normalize_roles)]
     active: bool
-    version: int = Field(ge=0, description="The users-context version of these facts.")
+    version: int = Field(
+        ge=0, le=2**31 - 1, description="The users-context version of these facts."
+    )
     password: Password | None = None
 
 
@@ -140,14 +143,20 @@ def change_password() -> flask.Response:
 
 
 @app.put("/api/auth/credentials/<uuid:user_id>")
-@describe("Upsert a user's credential (admin)", request=CredentialIn, response=CredentialOut)
+@describe(
+    "Upsert a user's credential (users-api only)", request=CredentialIn, response=CredentialOut
+)
 @sauth.require_roles("admin")
 def put_credential(user_id: UUID) -> flask.Response:
     """Set a user's login facts as users-api has them, and optionally the password.
 
-    Called by users-api before it commits a user with a password; a weak password is 422
-    with field errors. 201 when the credential is new.
+    Service-to-service only: the gateway never forwards it (manifest `internal_routes`), and
+    in the cloud the caller's Google identity must be users-api's service account, carrying
+    the admin's token in X-Forwarded-Authorization (decision 0032). Called by users-api
+    before it commits a user with a password; a weak password is 422 with field errors. 201
+    when the credential is new.
     """
+    identity.require_caller(flask.request.headers, "users-api")
     data = body(CredentialIn)
     cred, created = service.put_credential(
         str(user_id),

@@ -244,6 +244,8 @@ def merge(specs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         for name, resp in (spec_components.get("responses") or {}).items():
             responses.setdefault(name, resp)
         for path, item in (spec.get("paths") or {}).items():
+            if cat.is_internal(path):
+                continue  # service-to-service only: not part of the API behind the gateway
             merged_item = paths.setdefault(path, {})
             for method, op in item.items():
                 if method in merged_item:

@@ -1,7 +1,8 @@
 """The gateway's HTTP surface: its guard on every request, its own routes, and the proxy.
 
 Every request passes the guard, in this order: a CORS preflight is answered here (204 for a
-configured origin, 403 otherwise); the client IP's rate limit; the body size limit on
+configured origin, 403 otherwise); the client IP's rate limit; a 404 for the manifests'
+`internal_routes` (service-to-service only, never forwarded); the body size limit on
 `Content-Length`; the JWT (`shared.auth`) on every path the manifests do not declare public,
 then its revocation (`revocation.py`, 2 s cache); the user's rate limit. Then the gateway
 serves `/health`, `/api/health`, `/api/openapi.json` and `/api/docs` itself and forwards
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import flask
 
-from shared import auth
+from shared import auth, manifests
 from shared import logging as slog
 from shared.config import settings
 from shared.errors import (
@@ -92,6 +93,9 @@ def _guard() -> flask.Response | None:
     if _ip_limited(req):
         ip = proxy.client_ip(req.headers, req.remote_addr, s.in_cloud)
         _limit("ip", s.rate_limit_ip_per_min, ip)
+    if manifests.catalog().is_internal(req.path):
+        # service-to-service only (manifest `internal_routes`): as unknown as any other path
+        raise NotFound("No API serves this path.")
     limit = proxy.body_limit(req.path)  # read at request time: settings may change
     req.max_content_length = limit
     if req.content_length is not None and req.content_length > limit:

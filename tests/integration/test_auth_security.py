@@ -4,17 +4,22 @@ bootstrap password and the demo accounts refused outside local (docs/decisions/0
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
 
 from functions.auth import model
 from shared import auth as sauth
+from shared import identity
 from shared.config import ConfigError, settings
-from shared.errors import Unauthorized
-from tests.integration.support import configure, reset_platform
+from shared.errors import Forbidden, Unauthorized
+from tests.integration.support import assert_problem, configure, reset_platform
 
 
 @pytest.fixture(autouse=True)
@@ -144,3 +149,183 @@ def test_make_seed_refuses_a_stack_outside_local(monkeypatch, capsys):
     _outside_local(monkeypatch, GATEWAY_URL="http://127.0.0.1:9")  # nothing listens there
     assert seed.main() == 2
     assert "local" in capsys.readouterr().err
+
+
+# --- Google identities of callers (push, scheduler, users-api) ---------------------------------
+
+
+class FakeGoogleCerts:
+    """Google's OAuth2 certificate endpoint (v1: {kid: PEM certificate}) as a local server, and
+    a signer of ID tokens in Google's shape with the matching private key."""
+
+    def __init__(self) -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-google")])
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .sign(self.key, hashes.SHA256())
+        )
+        self.kid = uuid.uuid4().hex
+        self.pem = self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        self.certs = {self.kid: cert.public_bytes(serialization.Encoding.PEM).decode()}
+        self.reads = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.reads += 1
+                body = json.dumps(fake.certs).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/oauth2/v1/certs"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, email: str, *, key_pem: str | None = None, **over: object) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": "https://accounts.google.com",
+            "aud": "https://auth-api-xyz.a.run.app",
+            "sub": "1234567890",
+            "email": email,
+            "email_verified": True,
+            "iat": now,
+            "exp": now + 3600,
+            **over,
+        }
+        return jwt.encode(claims, key_pem or self.pem, "RS256", headers={"kid": self.kid})
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def google():
+    fake = FakeGoogleCerts()
+    identity.forget_certs()
+    yield fake
+    identity.forget_certs()
+    fake.close()
+
+
+def _in_the_cloud(monkeypatch, google, **env):
+    """SWITCHYARD_ENV=prod as on Cloud Run, with local keys mounted as the secrets would be."""
+    folder = sauth.ensure_local_keys()
+    _outside_local(
+        monkeypatch,
+        GOOGLE_CLOUD_PROJECT="acme-prod",
+        GOOGLE_CERTS_URL=google.url,
+        JWT_SIGNING_KEY=(folder / "signing.pem").read_text(),
+        JWT_PUBLIC_KEYS=(folder / "jwks.json").read_text(),
+        SECRET_BACKEND="local",
+        **env,
+    )
+    sauth.reset_keys()
+
+
+def test_service_accounts_are_named_as_terraform_names_them():
+    settings.cache_clear()
+    project = settings().project_id
+    assert identity.service_account("users-api") == f"users-api@{project}.iam.gserviceaccount.com"
+    assert identity.service_account("ops") == f"ops-fn@{project}.iam.gserviceaccount.com"
+    assert identity.service_account(identity.PUSH_INVOKER).startswith("switchyard-push-invoker@")
+    long = "maintenance-on-workorder-completed-x"
+    assert (
+        identity.account_id(long).startswith(long[:25] + "-")
+        and len(identity.account_id(long)) == 30
+    )
+
+
+def test_require_caller_checks_the_google_identity_outside_local(monkeypatch, google):
+    _in_the_cloud(monkeypatch, google)
+    users_api = identity.service_account("users-api")
+    ok = {"Authorization": f"Bearer {google.token(users_api)}"}
+    identity.require_caller(ok, "users-api")
+    assert google.reads == 1
+    identity.require_caller(ok, "users-api")
+    assert google.reads == 1  # the certificates are cached
+    with pytest.raises(Forbidden):  # another deployment's identity
+        identity.require_caller(
+            {"Authorization": f"Bearer {google.token(identity.service_account('gateway'))}"},
+            "users-api",
+        )
+    with pytest.raises(Unauthorized):
+        identity.require_caller({}, "users-api")
+    other_pem, _ = sauth.new_key_pair()
+    for bad in (
+        google.token(users_api, key_pem=other_pem),  # not signed by Google
+        google.token(users_api, iss="https://evil.example.com"),
+        google.token(users_api, email_verified=False),
+        google.token(users_api, exp=int(time.time()) - 3600),
+        sauth.issue_access_token("x", ["admin"])[0],  # a Switchyard token is no Google identity
+    ):
+        with pytest.raises(Unauthorized):
+            identity.require_caller({"Authorization": f"Bearer {bad}"}, "users-api")
+
+
+def test_require_caller_is_skipped_only_locally(monkeypatch):
+    identity.require_caller({}, "users-api")  # SWITCHYARD_ENV=test: no Google identity here
+    _outside_local(monkeypatch, SWITCHYARD_ENV="dev")
+    with pytest.raises(Unauthorized):
+        identity.require_caller({}, "users-api")
+
+
+def _credential_put(client, google_token, version=1):
+    admin = sauth.issue_access_token(str(uuid.uuid4()), ["admin"])[0]
+    headers = {"X-Forwarded-Authorization": f"Bearer {admin}"}
+    if google_token:
+        headers["Authorization"] = f"Bearer {google_token}"
+    return client.put(
+        f"/api/auth/credentials/{uuid.uuid4()}",
+        headers=headers,
+        json={"email": "x@example.com", "roles": ["admin"], "active": True, "version": version},
+    )
+
+
+def test_credentials_take_only_users_api_in_the_cloud(monkeypatch, google):
+    from functions.auth.api import app
+
+    _in_the_cloud(monkeypatch, google)
+    client = app.test_client()
+    assert_problem(_credential_put(client, None), 401)
+    gateway = google.token(identity.service_account("gateway"))
+    assert_problem(_credential_put(client, gateway), 403)  # an admin token through anyone else
+    users_api = google.token(identity.service_account("users-api"))
+    body = assert_problem(_credential_put(client, users_api, version=2**40), 422)
+    assert body["errors"][0]["field"] == "version"
+
+
+def test_a_credential_version_is_bounded(monkeypatch):
+    from functions.auth.api import CredentialIn
+
+    CredentialIn.model_validate(
+        {"email": "a@b.io", "roles": [], "active": True, "version": 2**31 - 1}
+    )
+    with pytest.raises(ValueError):
+        CredentialIn.model_validate(
+            {"email": "a@b.io", "roles": [], "active": True, "version": 2**31}
+        )

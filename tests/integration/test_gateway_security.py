@@ -1,0 +1,105 @@
+"""The gateway's side of the security findings (issue 12, item 4; docs/decisions/0032): routes
+for other deployments only are never forwarded nor documented, against a real upstream that
+counts what reaches it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from functions.gateway import aggregate
+from functions.gateway import api as gateway_api
+from functions.gateway.revocation import RevocationCache
+from shared import auth, manifests
+from tests.integration.support import configure, reset_platform
+
+
+class Upstream:
+    """A plain HTTP server standing in for every deployment: records each request's path."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                upstream.paths.append(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                body = json.dumps({"status": "ok"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def upstream() -> Iterator[Upstream]:
+    up = Upstream()
+    yield up
+    up.close()
+
+
+@pytest.fixture()
+def gateway(monkeypatch, tmp_path, upstream):
+    urls = {name: upstream.url for name in manifests.catalog().deployments}
+    configure(monkeypatch, SWITCHYARD_LOCAL_DIR=str(tmp_path), SERVICE_URLS=json.dumps(urls))
+    # revocation is the gateway's Firestore read; a fake of our own interface that revokes nothing
+    monkeypatch.setattr(gateway_api, "revocations", RevocationCache(lambda jti: False))
+    yield gateway_api.app.test_client()
+    reset_platform()
+
+
+def _bearer(roles: list[str]) -> dict[str, str]:
+    token, _ = auth.issue_access_token(str(uuid.uuid4()), roles)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_the_credentials_route_is_for_users_api_only():
+    cat = manifests.catalog()
+    assert cat.is_internal(f"/api/auth/credentials/{uuid.uuid4()}")
+    assert not cat.is_internal("/api/auth/login")
+    # shared.clients.call still routes it (users-api declares `calls: [auth-api]`)
+    assert cat.route(f"/api/auth/credentials/{uuid.uuid4()}").name == "auth-api"
+
+
+def test_the_gateway_never_forwards_the_credentials_route(gateway, upstream):
+    data = {"email": "x@example.com", "roles": ["admin"], "active": True, "version": 1}
+    for path in (f"/api/auth/credentials/{uuid.uuid4()}", "/api/auth/credentials"):
+        resp = gateway.put(path, json=data, headers=_bearer(["admin"]))
+        assert resp.status_code == 404, resp.get_data(as_text=True)
+        assert resp.mimetype == "application/problem+json"
+        assert resp.get_json()["detail"] == "No API serves this path."  # as for unknown paths
+    assert upstream.paths == []
+
+
+def test_the_merged_openapi_document_leaves_internal_routes_out():
+    op = {"put": {"summary": "Upsert", "responses": {"200": {"description": "ok"}}}}
+    spec = {
+        "paths": {
+            "/api/auth/credentials/{user_id}": op,
+            "/api/auth/login": {"post": op["put"]},
+        }
+    }
+    merged = aggregate.merge([("auth", spec)])
+    assert "/api/auth/login" in merged["paths"]
+    assert not any(p.startswith("/api/auth/credentials") for p in merged["paths"])
