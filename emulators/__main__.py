@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
         help="only the emulators and the topic/subscription wiring",
     )
     p.add_argument("--no-scheduler", action="store_true", help="do not fire schedule jobs")
+    p.add_argument(
+        "--no-reload",
+        action="store_true",
+        help="do not watch the source tree (live reload of the deployments a change concerns)",
+    )
     p.add_argument("--pubsub-port", type=int, help="default 8085 or $PUBSUB_PORT")
     p.add_argument("--firestore-port", type=int, help="default 8086 or $FIRESTORE_PORT")
     p.add_argument("--gateway-port", type=int, help="default 8080 or $GATEWAY_PORT")
@@ -124,6 +129,7 @@ def dev(args: argparse.Namespace) -> int:
         log_dir=args.log_dir,
         persist_firestore=not args.no_persist,
         scheduler=not args.no_scheduler,
+        reload=not args.no_reload,
         strict=False,
         ready_timeout_s=args.ready_timeout,
     )

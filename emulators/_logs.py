@@ -65,7 +65,7 @@ class LogHub:
         self._colors[name] = "1" if name == STACK else _PALETTE[len(self._colors) % len(_PALETTE)]
         self._tails[name] = collections.deque(maxlen=self._keep)
         self._width = max(self._width, len(name))
-        if self.log_dir is not None:
+        if self.log_dir is not None and name != STACK:  # STACK's lines are stack.log's own
             self._files[name] = open(  # noqa: SIM115
                 self.log_dir / f"{name}.log", "a", buffering=1, encoding="utf-8"
             )

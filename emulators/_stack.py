@@ -32,8 +32,9 @@ from emulators import _runfile
 from emulators._emulator import Emulator
 from emulators._errors import LocalStackError, StartupError
 from emulators._logs import LogHub
-from emulators._ports import HOST, Ports, ensure_free, wait_closed
+from emulators._ports import HOST, Ports, ensure_free, port_is_free, wait_closed
 from emulators._procs import Child, stop_all
+from emulators._reload import Reloader
 from emulators._scheduler import Job, LocalScheduler
 from emulators._wiring import Plan, backoff_from_env, wire
 from shared import manifests
@@ -94,6 +95,7 @@ class Stack:
         strict: bool = True,
         ready_timeout_s: float = 60.0,
         restart_backoff_s: Sequence[float] = RESTART_BACKOFF_S,
+        reload: bool = False,
         env: Mapping[str, str] | None = None,
         catalog: Catalog | None = None,
     ) -> None:
@@ -111,7 +113,9 @@ class Stack:
                     f"unknown deployment(s) {', '.join(unknown)}; known: {', '.join(deployments)}"
                 )
             self.selected = [d for n, d in deployments.items() if n in wanted]
+            self.only: list[str] | None = wanted
         else:
+            self.only = None
             self.selected = list(deployments.values())
         self.run_functions = functions
         self.local_dir = Path(
@@ -127,6 +131,8 @@ class Stack:
         self.strict = strict
         self.ready_timeout_s = ready_timeout_s
         self.restart_backoff_s = tuple(restart_backoff_s)
+        self.reload = reload
+        self.reloader: Reloader | None = None
         self.extra_env = dict(env or {})
         self.admin_email = os.environ.get("BOOTSTRAP_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
         self.admin_password = os.environ.get("BOOTSTRAP_ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD
@@ -283,6 +289,8 @@ class Stack:
             self._save_run()
             self._monitor = threading.Thread(target=self._watch, name="monitor", daemon=True)
             self._monitor.start()
+            if self.reload and self.run_functions:
+                self.reloader = Reloader(self).start()
         except BaseException:
             self.stop()
             raise
@@ -378,7 +386,7 @@ class Stack:
         if sock is not None:
             sock.close()
 
-    def _argv(self, dep: Deployment, fd: int) -> list[str]:
+    def _argv(self, dep: Deployment, *fds: int) -> list[str]:
         source = dep.source_dir / "main.py"
         with contextlib.suppress(ValueError):
             source = source.relative_to(self.root)
@@ -387,7 +395,7 @@ class Stack:
             "-I",
             "-S",
             str(SERVE),
-            str(fd),
+            ",".join(str(fd) for fd in fds),
             *_functions_framework(),
             "--source",
             str(source),
@@ -614,6 +622,121 @@ class Stack:
                 raise StartupError("\n".join(failed.values()))
         self.hub.say(f"{name} started on {self.url_of(name)}")
 
+    def reload_deployment(self, name: str) -> bool:
+        """Replace a deployment's process by a new one (new code) without dropping a request.
+
+        The new process gets the deployment's listening socket and a private probe socket; it
+        must answer its health path on the probe before the old process is stopped (SIGTERM:
+        gunicorn finishes the requests in flight). A new process that exits (an import error)
+        or does not become healthy is stopped and the old one keeps serving. A deployment that
+        is down (crashed too often, failed at start) is simply started. True when the new
+        process serves."""
+        dep = self.catalog.deployments[name]
+        old = self.children.get(name)
+        self._restart_at.pop(name, None)
+        self.gave_up.discard(name)
+        self.crashes.pop(name, None)
+        if old is None or not old.running:
+            if old is not None:
+                old.finish(time.monotonic())
+            self._spawn(dep)
+            self._save_run()
+            failed = self._wait_healthy([dep])
+            if failed:
+                self.hub.alert(f"!!! {name} did not start:\n{failed[name]}")
+            return not failed
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.bind((HOST, 0))
+        probe.listen(64)
+        probe_url = f"http://{HOST}:{probe.getsockname()[1]}{dep.health_path}"
+        with self._lock:
+            if self._stopping:
+                probe.close()
+                return False
+            fds = (self._listen(name).fileno(), probe.fileno())
+            new = Child(
+                name,
+                self._argv(dep, *fds),
+                hub=self.hub,
+                env=self.env_for(dep),
+                cwd=self.root,
+                pass_fds=fds,
+            )
+            new.reported = True  # its failure is reported here, not by the monitor
+            new.start()
+        probe.close()  # the new process holds its own copy
+        status: int | None = None
+        session = requests.Session()
+        deadline = time.monotonic() + self.ready_timeout_s
+        try:
+            while new.running and time.monotonic() < deadline and not self._stopping:
+                with contextlib.suppress(requests.RequestException):
+                    status = session.get(probe_url, timeout=2).status_code
+                if status is not None and status < 500:
+                    break
+                time.sleep(0.05)
+        finally:
+            session.close()
+        if status is None or status >= 500:
+            why = (
+                f"exited with code {new.returncode}"
+                if not new.running
+                else f"answered {status} on {dep.health_path}"
+            )
+            new.stop()
+            tail = "\n".join("    " + ln for ln in self.hub.tail(name, 20))
+            self.hub.alert(
+                f"!!! reload of {name} failed: the new process {why}; the old one keeps "
+                f"serving. Its last lines:\n{tail}"
+            )
+            return False
+        with self._lock:
+            new.reported = False  # from now on the monitor restarts it if it dies
+            self.children[name] = new
+        self.health[name] = status
+        self._save_run()
+        threading.Thread(target=old.stop, name=f"retire-{name}", daemon=True).start()
+        return True
+
+    def apply_catalog(self, catalog: Catalog) -> set[str]:
+        """Take changed manifests: re-wire topics and subscriptions, stop removed deployments,
+        give new ones a port; the names of the deployments to (re)start. A deployment whose
+        manifest entry changed restarts; the gateway restarts when routes changed (it reads
+        them at start); all restart when deployments came or went (SERVICE_URLS changed)."""
+        old = self.catalog.deployments
+        new = catalog.deployments
+        self.catalog = catalog
+        selected = {d.name for d in self.selected}
+        added = [n for n in new if n not in old]
+        removed = [n for n in old if n not in new]
+        for name in added:
+            port = max(self.port_of.values()) + 1
+            while not port_is_free(port):
+                port += 1
+            self.port_of[name] = port
+        self.selected = [new[n] for n in new if n in selected or (n in added and self.only is None)]
+        self._wire()
+        for name in removed:
+            if name in self.children:
+                with contextlib.suppress(LocalStackError):
+                    self.stop_deployment(name)
+                del self.children[name]
+            self.port_of.pop(name, None)
+        running = {d.name for d in self.selected}
+        restart = {n for n in running if n in old and new[n] != old[n]} | (set(added) & running)
+        if added or removed:
+            restart |= running
+        if GATEWAY in running and {d.routes for d in old.values()} != {
+            d.routes for d in new.values()
+        }:
+            restart.add(GATEWAY)
+        if self.scheduler is not None and any(
+            n in restart and new[n].trigger == "schedule" for n in running
+        ):
+            self.scheduler.stop()
+            self._start_scheduler()
+        return restart
+
     @property
     def stopping(self) -> bool:
         return self._stopping
@@ -624,6 +747,8 @@ class Stack:
             return
         self._stopping = True
         t = time.monotonic()
+        if self.reloader is not None:
+            self.reloader.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         with self._lock:
