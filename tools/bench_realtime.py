@@ -6,12 +6,13 @@ N Server-Sent Event streams of one package feed are opened through the gateway a
 asyncio aiohttp client, bearer token), each waits for its `snapshot` event (opening bounded to
 30 s; streams still waiting then are reported, not counted). The resident memory (RSS, process
 trees) of the gateway and of realtime-stream is read before and after: the difference per open
-stream. Then EVENTS feed entries are written straight into Firestore with realtime's own
-`store.apply` (as realtime-fanout does; each carries its write time), and for each one the
-bench records when a raw Firestore `on_snapshot` listener in this process saw it and when each
-client received it: event-to-client latency p50/p99 next to the raw listener's p50/p99, in
-the same run. Runs standalone too: `python tools/bench_realtime.py` starts its own stack
-(with THREADS=1100 for every deployment, the gateway included; see decision 0029).
+stream; and their thread counts (both run in functions-framework's ASGI mode, decision 0035:
+an open stream should cost no thread). Then EVENTS feed entries are written straight into
+Firestore with realtime's own `store.apply` (as realtime-fanout does; each carries its write
+time), and for each one the bench records when a raw Firestore `on_snapshot` listener in this
+process saw it and when each client received it: event-to-client latency p50/p99 next to the
+raw listener's p50/p99, in the same run. Runs standalone too: `python tools/bench_realtime.py`
+starts its own stack.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ DRAIN_S = 5.0
 
 def _tree_rss_kib(pid: int | None) -> int:
     """RSS of `pid` and all its descendants (functions-framework forks a gunicorn worker)."""
+    return _tree_status(pid, "VmRSS:")
+
+
+def _tree_threads(pid: int | None) -> int:
+    """Threads of `pid` and all its descendants."""
+    return _tree_status(pid, "Threads:")
+
+
+def _tree_status(pid: int | None, field: str) -> int:
+    """The sum of a /proc/<pid>/status field over `pid` and all its descendants."""
     if not pid:
         return 0
     parents: dict[int, int] = {}
@@ -62,7 +73,7 @@ def _tree_rss_kib(pid: int | None) -> int:
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field):
                         total += int(line.split()[1])
         except OSError:
             continue
@@ -133,6 +144,7 @@ async def _level(stack: Any, token: str, n: int, key: str, raw: dict[int, float]
 
     pids = _pids(stack)
     before = {name: _tree_rss_kib(pid) for name, pid in pids.items()}
+    threads_before = {name: _tree_threads(pid) for name, pid in pids.items()}
     level = Level(n)
     url = f"{stack.gateway_url}/api/realtime/packages/{key.removeprefix('package:')}"
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
@@ -144,6 +156,7 @@ async def _level(stack: Any, token: str, n: int, key: str, raw: dict[int, float]
         open_s = time.monotonic() - t0
         await asyncio.sleep(1.0)  # let the servers settle before reading their memory
         after = {name: _tree_rss_kib(pid) for name, pid in pids.items()}
+        threads_open = {name: _tree_threads(pid) for name, pid in pids.items()}
         loop = asyncio.get_running_loop()
         written: dict[int, float] = {}
         for i in range(EVENTS):
@@ -168,6 +181,8 @@ async def _level(stack: Any, token: str, n: int, key: str, raw: dict[int, float]
         "rss_before": before,
         "rss_after": after,
         "per_stream_kib": per_stream,
+        "threads_before": threads_before,
+        "threads_open": threads_open,
         "received": len(level.latencies),
         "expected": expected,
         "lat": level.latencies,
@@ -219,9 +234,13 @@ def _report(results: list[dict]) -> str:
         "write start to arrival (client through gateway vs. a raw Firestore listener in the "
         "bench process, same run). Memory: RSS growth of each process tree per open stream.",
         "",
+        "Threads: each process tree's thread count before the streams opened -> while all "
+        "were open.",
+        "",
         "| streams | opened (s to open) | gateway KiB/stream | realtime-stream KiB/stream "
+        "| gateway threads | realtime-stream threads "
         "| delivered | client p50 / p99 ms | raw listener p50 / p99 ms | errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lat = [x * 1000 for x in r["lat"]]
@@ -231,6 +250,8 @@ def _report(results: list[dict]) -> str:
             f"| {r['n']} | {r['opened']} ({r['open_s']:.1f}) "
             f"| {r['per_stream_kib']['gateway']:.0f} "
             f"| {r['per_stream_kib']['realtime-stream']:.0f} "
+            f"| {r['threads_before']['gateway']} -> {r['threads_open']['gateway']} "
+            f"| {r['threads_before']['realtime-stream']} -> {r['threads_open']['realtime-stream']} "
             f"| {r['received']}/{r['expected']} "
             f"| {_pct(lat, 0.5):.0f} / {_pct(lat, 0.99):.0f} "
             f"| {_pct(raw, 0.5):.0f} / {_pct(raw, 0.99):.0f} | {errors} |"
@@ -241,9 +262,9 @@ def _report(results: list[dict]) -> str:
         lines += [
             "",
             f"Median event-to-client latency at {last['n']} streams: {med:.0f} ms. "
-            "The gateway and realtime-stream hold one gthread thread per open stream "
-            "(decision 0029): without THREADS set, gunicorn's default of 8 threads caps the "
-            "streams one process serves.",
+            "The gateway and realtime-stream run in functions-framework's ASGI mode (uvicorn "
+            "worker, decision 0035): an open stream is a coroutine; the threads are the worker "
+            "pool for the Flask part of requests, Firestore's and gRPC's, not one per stream.",
             "",
         ]
     return "\n".join(lines)

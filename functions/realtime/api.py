@@ -16,6 +16,7 @@ import flask
 from pydantic import Field, model_validator
 
 from functions.realtime import model, service
+from shared import asgi
 from shared import auth as sauth
 from shared.errors import Unauthorized
 from shared.http import ApiModel, OutModel, body, create_app, describe, json_response
@@ -81,7 +82,8 @@ def _access(key: str) -> service.Access:
 def _stream(key: str) -> flask.Response:
     access = _access(key)
     after = model.last_event_id(flask.request.headers.get("Last-Event-ID"))
-    resp = flask.Response(service.events_of(access, after), mimetype="text/event-stream")
+    # The body is a coroutine on the event loop (shared.asgi): an open stream holds no thread.
+    resp = asgi.deferred(service.events_of(access, after), mimetype="text/event-stream")
     resp.headers["Cache-Control"] = "no-cache, no-store"
     resp.headers["X-Accel-Buffering"] = "no"  # proxies: do not buffer
     return resp

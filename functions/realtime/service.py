@@ -11,14 +11,16 @@ goes out after `REALTIME_HEARTBEAT_S` (15 s) of silence; at the credential's exp
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import queue
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import anyio.to_thread
 
 from functions.realtime import events, model, store
 from shared import logging as slog
@@ -107,21 +109,29 @@ def _entry(doc: dict[str, Any]) -> bytes:
     return model.sse(doc["data"], event=doc["type"], id=int(doc["seq"]))
 
 
-def events_of(access: Access, after: int | None) -> Iterator[bytes]:
-    """The stream's SSE bytes until the credential expires or the client goes away."""
+async def events_of(access: Access, after: int | None) -> AsyncIterator[bytes]:
+    """The stream's SSE bytes until the credential expires or the client goes away.
+
+    A coroutine on the instance's event loop (served by `shared.asgi`): an idle stream waits
+    on its `Subscription`, holding no thread; Firestore reads run in worker threads.
+    """
     heartbeat_s = settings().realtime_heartbeat_s
     key = access.stream
-    updates = store.hub().subscribe(key)  # before reading: no change falls in between
+    hub = store.hub()
+    sub = store.Subscription(asyncio.get_running_loop())
     try:
+        # subscribed before reading: no change falls in between
+        await anyio.to_thread.run_sync(hub.subscribe, key, sub)
         yield b"retry: 2000\n\n"
         if after is None:
-            cursor = store.current_seq(key)
-            yield model.sse(store.snapshot(key), event="snapshot", id=cursor)
+            cursor, snap = await anyio.to_thread.run_sync(_opening, key)
+            yield model.sse(snap, event="snapshot", id=cursor)
         else:
             cursor = after
         while True:
-            cached = store.hub().since(key, cursor)
-            batch = cached if cached is not None else store.entries_after(key, cursor)
+            batch = hub.since(key, cursor)
+            if batch is None:
+                batch = await anyio.to_thread.run_sync(store.entries_after, key, cursor)
             for doc in batch:
                 cursor = int(doc["seq"])
                 yield _entry(doc)
@@ -131,17 +141,16 @@ def events_of(access: Access, after: int | None) -> Iterator[bytes]:
             if left <= 0:
                 yield model.sse({"reason": "credential expired"}, event="expired")
                 return
-            try:
-                seq = updates.get(timeout=min(heartbeat_s, left))
-            except queue.Empty:
-                yield model.heartbeat()
+            seq = await sub.wait(min(heartbeat_s, left))
+            if seq is None:
+                if access.until - time.time() > 0:
+                    yield model.heartbeat()
                 continue
-            while True:  # coalesce a burst of changes into one read
-                try:
-                    seq = max(seq, updates.get_nowait())
-                except queue.Empty:
-                    break
-            if seq <= cursor:
-                continue
+            # seq <= cursor (a change already sent): the next read finds nothing new
     finally:
-        store.hub().unsubscribe(key, updates)
+        hub.unsubscribe(key, sub)
+
+
+def _opening(key: str) -> tuple[int, Any]:
+    """The stream's current sequence and, at it or later, its state."""
+    return store.current_seq(key), store.snapshot(key)

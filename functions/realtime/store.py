@@ -15,7 +15,8 @@ document is the hot spot (one writer at a time: the fan-out runs with concurrenc
 
 from __future__ import annotations
 
-import queue
+import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -210,41 +211,73 @@ class _Recent:
             self.base = int(self.items[0]["seq"]) - 1
 
 
+class Subscription:
+    """One open stream's wake-up: the hub's listener threads `notify()` it with the stream's
+    newest sequence, and the stream's coroutine `await`s `wait()` on its own event loop (a
+    burst of changes wakes it once, with the highest sequence)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._event = asyncio.Event()
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def notify(self, seq: int) -> None:
+        """From any thread."""
+        with self._lock:
+            self._seq = max(self._seq, seq)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the stream is gone
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    async def wait(self, timeout: float) -> int | None:
+        """The newest sequence notified since the last wait, or None after `timeout` s."""
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return None
+        self._event.clear()
+        with self._lock:
+            seq, self._seq = self._seq, 0
+        return seq
+
+
 class Hub:
     """One Firestore listener per stream key per instance, fanned out to every open stream.
 
     A listener is a gRPC watch with its own thread; a thousand browsers on the dashboard share
     one. On each change the hub reads the new feed entries once (not once per client) and
-    keeps the newest `RECENT`; each subscriber's queue then receives the stream's new `seq`,
+    keeps the newest `RECENT`; each subscriber is then notified of the stream's new `seq`,
     and `since()` answers from memory while the client's cursor is within what is kept.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subs: dict[str, set[queue.Queue[int]]] = {}
+        self._subs: dict[str, set[Subscription]] = {}
         self._watches: dict[str, Any] = {}
         self._recent: dict[str, _Recent] = {}
 
-    def subscribe(self, key: str) -> queue.Queue[int]:
-        q: queue.Queue[int] = queue.Queue()
+    def subscribe(self, key: str, sub: Subscription) -> Subscription:
+        """Add `sub` to `key`'s subscribers (starting the key's listener when it is the first:
+        blocking, call it from a worker thread)."""
         with self._lock:
-            self._subs.setdefault(key, set()).add(q)
+            self._subs.setdefault(key, set()).add(sub)
             if key not in self._watches:
                 ref = _db().collection(STREAMS).document(key)
                 self._watches[key] = ref.on_snapshot(self._callback(key))
-        return q
+        return sub
 
-    def unsubscribe(self, key: str, q: queue.Queue[int]) -> None:
+    def unsubscribe(self, key: str, sub: Subscription) -> None:
+        """Never blocks: the last subscriber's listener is closed on a thread of its own."""
         watch = None
         with self._lock:
             subs = self._subs.get(key, set())
-            subs.discard(q)
+            subs.discard(sub)
             if not subs:
                 self._subs.pop(key, None)
                 self._recent.pop(key, None)
                 watch = self._watches.pop(key, None)
         if watch is not None:
-            watch.unsubscribe()
+            threading.Thread(target=watch.unsubscribe, name=f"unwatch {key}", daemon=True).start()
 
     def since(self, key: str, cursor: int) -> list[dict[str, Any]] | None:
         """Entries after `cursor` from memory, or None when memory does not reach back."""
@@ -271,8 +304,8 @@ class Hub:
                     top = recent.top
             with self._lock:
                 subs = list(self._subs.get(key, ()))
-            for q in subs:
-                q.put(seq)
+            for sub in subs:
+                sub.notify(seq)
 
         return on_change
 

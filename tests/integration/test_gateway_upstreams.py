@@ -28,6 +28,7 @@ from shared import auth, clients, manifests
 from shared.config import settings
 from shared.events import handler
 from shared.http import ApiModel, create_app, describe, json_response, scheduled
+from tests.asgi_server import AsgiServer
 from tests.integration.support import configure, reset_platform
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,7 +178,7 @@ def alpha_tick() -> flask.Flask:
 
 
 class Platform:
-    def __init__(self, gateway: Server, upstreams: dict[str, Server]) -> None:
+    def __init__(self, gateway: AsgiServer, upstreams: dict[str, Server]) -> None:
         self.gateway = gateway
         self.upstreams = upstreams
 
@@ -243,7 +244,7 @@ def platform(firestore_emulator, tmp_path_factory):
     gateway_app = functions_framework.create_app(
         target="gateway", source=str(ROOT / "functions" / "gateway" / "main.py")
     )
-    gw = Platform(Server(gateway_app), upstreams)
+    gw = Platform(AsgiServer(gateway_app), upstreams)  # functions-framework's ASGI mode
     mp.setenv("SERVICE_URLS", gw.service_urls())
     _reset_caches()
     yield gw

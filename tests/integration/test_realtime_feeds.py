@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import flask
 import functions_framework
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from functions.realtime import service, store
 from shared import auth, clients
 from shared.events import envelope
+from tests.asgi_server import AsgiServer
 from tests.integration.support import configure, reset_platform
 
 FANOUT = "functions/realtime/main.py"
@@ -31,6 +31,7 @@ def backend(firestore_emulator, tmp_path_factory):
         "GOOGLE_CLOUD_PROJECT": f"realtime-it-{uuid.uuid4().hex[:8]}",
         "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
         "REALTIME_HEARTBEAT_S": "0.3",
+        "THREADS": "2",  # realtime-stream's worker threads (shared.asgi)
     }
 
 
@@ -187,15 +188,14 @@ def test_map_keeps_the_newest_position():
 
 @pytest.fixture
 def server(env) -> Iterator[str]:
+    # functions-framework picks its ASGI mode by itself (the entry point is `aio.http`)
     app = functions_framework.create_app(target="stream", source=FANOUT, signature_type="http")
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
+    assert not isinstance(app, flask.Flask)
+    srv = AsgiServer(app)
     try:
-        yield f"http://127.0.0.1:{srv.server_port}"
+        yield srv.url
     finally:
-        srv.shutdown()
-        th.join(5)
+        srv.stop()
 
 
 def sse_events(resp: requests.Response) -> Iterator[dict[str, str]]:
@@ -246,6 +246,35 @@ def test_stream_sends_snapshot_then_new_feed_entries_then_resumes(server):
         events = sse_events(resp)
         got = [next_event(events, "status")["id"], next_event(events, "scan")["id"]]
         assert got == ["2", "3"]
+
+
+def test_open_streams_hold_no_thread(server):
+    """Three times as many open streams as the server has worker threads: each gets its
+    snapshot and then the same new entry (a thread per stream would leave all but two
+    waiting), and tickets are still issued meanwhile."""
+    ff = fanout_client()
+    pid = uuid.uuid4().hex
+    ff.post("/", json=push("package.created", created(pid)))
+    url = f"{server}/api/realtime/packages/{pid}"
+    hdrs = {"Authorization": f"Bearer {token()}"}
+    streams = []
+    try:
+        for _ in range(6):
+            resp = requests.get(url, headers=hdrs, stream=True, timeout=10)
+            assert resp.status_code == 200
+            events = sse_events(resp)
+            assert next_event(events, "snapshot")["id"] == "1"
+            streams.append((resp, events))
+        r = requests.post(
+            f"{server}/api/realtime/tickets", json={"stream": "map"}, headers=hdrs, timeout=5
+        )
+        assert r.status_code == 201
+        ff.post("/", json=push("package.status.changed", moved(pid, "created", "picked_up", 2)))
+        for _, events in streams:
+            assert next_event(events, "status")["id"] == "2"
+    finally:
+        for resp, _ in streams:
+            resp.close()
 
 
 def test_ticket_opens_one_stream_for_a_browser(server):

@@ -1,4 +1,5 @@
-"""The gateway streams an event stream through instead of buffering it (real HTTP servers).
+"""The gateway streams an event stream through instead of buffering it (real HTTP servers),
+and holds no thread while a stream is open (its ASGI mode, decision 0035).
 
 The upstream is a small app on the realtime-stream route that sends one event, then holds the
 stream open until the test has read that event through the gateway: a buffering gateway would
@@ -19,9 +20,11 @@ import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from shared import clients
+from tests.asgi_server import AsgiServer
 from tests.integration.support import configure, reset_platform
 
 ROOT = Path(__file__).resolve().parents[2]
+THREADS = 2
 
 
 class _Http11(WSGIRequestHandler):
@@ -77,20 +80,21 @@ def gateway(request, monkeypatch, tmp_path) -> Iterator[tuple[str, Upstream]]:
         SERVICE_URLS=json.dumps({"realtime-stream": f"http://127.0.0.1:{usrv.server_port}"}),
         UPSTREAM_TIMEOUT_S="0.5",
         STREAM_READ_TIMEOUT_S="10",
+        THREADS=str(THREADS),  # the gateway's worker threads (shared.asgi)
     )
     clients.firestore.cache_clear()
     app = functions_framework.create_app(
         target="gateway", source=str(ROOT / "functions" / "gateway" / "main.py")
     )
-    gsrv, gth = serve(app)
+    gw = AsgiServer(app)  # functions-framework's ASGI mode, as deployed
     try:
-        yield f"http://127.0.0.1:{gsrv.server_port}", up
+        yield gw.url, up
     finally:
         up.release.set()
-        for srv, th in ((gsrv, gth), (usrv, uth)):
-            srv.shutdown()
-            srv.server_close()
-            th.join(5)
+        gw.stop()
+        usrv.shutdown()
+        usrv.server_close()
+        uth.join(5)
         reset_platform()
 
 
@@ -134,6 +138,29 @@ def test_client_going_away_closes_the_upstream_stream(gateway):
     r.close()  # the browser tab closes
     up.release.set()  # the upstream's next write fails once the gateway dropped its side
     assert up.closed.wait(10)
+
+
+def test_open_streams_hold_no_gateway_thread(gateway):
+    """Six times as many streams as the gateway has worker threads, all open at once and each
+    past its first event: a thread per open stream would leave all but two waiting."""
+    url, up = gateway
+    sse = {"Accept": "text/event-stream"}
+    streams = []
+    try:
+        for _ in range(6 * THREADS):
+            r = requests.get(f"{url}/api/realtime/dashboard", headers=sse, stream=True, timeout=5)
+            assert r.status_code == 200
+            got = lines(r)
+            assert next(got) == "id: 1"
+            streams.append((r, got))
+        # and the gateway still answers everything else meanwhile
+        assert requests.get(f"{url}/api/realtime/plain", timeout=5).status_code == 401
+        up.release.set()
+        for _, got in streams:
+            assert "id: 2" in [next(got) for _ in range(4)]
+    finally:
+        for r, _ in streams:
+            r.close()
 
 
 def test_other_answers_are_still_read_whole(gateway):
