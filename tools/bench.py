@@ -466,7 +466,6 @@ BENCH_ENV = {
     "RATE_LIMIT_IP_PER_MIN": "1000000",
     "LOGIN_MAX_FAILURES": "1000000",
     "LOG_LEVEL": "WARNING",
-    "THREADS": "1100",  # the realtime bench holds up to 1,000 streams through one gateway
 }
 
 
