@@ -60,6 +60,7 @@ class Child:
         self.stopping = False  # set before an intended stop: its exit is not a failure
         self.reported = False  # its unexpected exit has been reported
         self._pump: threading.Thread | None = None
+        self.started_at = 0.0  # time.monotonic() of the last start
 
     @property
     def pid(self) -> int | None:
@@ -74,6 +75,7 @@ class Child:
         return self.proc.poll() if self.proc else None
 
     def start(self) -> Child:
+        self.started_at = time.monotonic()
         self.stopping = False
         self.reported = False
         self.proc = subprocess.Popen(

@@ -23,12 +23,12 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import requests
 
-from emulators import _runfile
+from emulators import _runfile, _tools
 from emulators._emulator import Emulator
 from emulators._errors import LocalStackError, StartupError
 from emulators._logs import LogHub
@@ -159,6 +159,7 @@ class Stack:
         self.gave_up: set[str] = set()  # crashed CRASH_LIMIT times: no more restarts
         self._restart_at: dict[str, float] = {}  # deployment -> when to restart it
         self.health: dict[str, int | None] = {}  # last health status per running deployment
+        self.ready_s: dict[str, float] = {}  # seconds from spawn to healthy, per deployment
         self.plan: Plan | None = None
         self.scheduler: LocalScheduler | None = None
         self.timings: dict[str, float] = {}
@@ -166,6 +167,9 @@ class Stack:
         self._stopping = False
         self._monitor: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._tool_children: list[Child] = []  # migrate / keygen while they run
+        self._spawned_at = 0.0
 
     @staticmethod
     def catalog_of(root: Path) -> Catalog:
@@ -256,25 +260,19 @@ class Stack:
             self._reap_orphans()
             self._check_ports()
             self.local_dir.mkdir(parents=True, exist_ok=True)
+            self.hub.say(_tools.prefer_java(os.environ))  # gcloud runs the `java` on PATH
+            # The emulators (Java, the slowest part) boot while, in a second thread, the
+            # migrations and the keys are done and every deployment imports its code: none of
+            # that needs an emulator. The health waits start once the wiring is done.
+            self.pubsub.launch()
+            self.firestore.launch()
+            prep = _Background(self._prepare) if self.run_functions else None
             self._step("emulators", self._start_emulators)
             self._save_run()
             self._step("wiring", self._wire)
-            if self.run_functions:
-                if self.migrate:
-                    self._step(
-                        "migrate",
-                        lambda: self._tool(
-                            "migrate",
-                            [sys.executable, "-m", "shared.migrate", "upgrade", "--no-bootstrap"],
-                        ),
-                    )
-                    self._step(
-                        "keygen",
-                        lambda: self._tool(
-                            "keygen", [sys.executable, "-m", "shared.auth", "keygen-local"]
-                        ),
-                    )
-                self._step("functions", self._start_functions)
+            if prep is not None:
+                self._step("prepare", prep.join)
+                self._step("health", self._await_functions)
                 if self.migrate:
                     # Bootstrap data (the first admin) emits events: only once the consumers
                     # run, or their first pushes fail and may exhaust the retry policy.
@@ -314,8 +312,7 @@ class Stack:
             ensure_free(self.port_of[d.name], f"deployment {d.name}", setting)
 
     def _start_emulators(self) -> None:
-        self.pubsub.launch()
-        self.firestore.launch()
+        """Wait for both emulators (launched by `start`)."""
         errors: list[BaseException] = []
         for em in (self.pubsub, self.firestore):
             try:
@@ -351,12 +348,19 @@ class Stack:
         shown = ["python", *argv[1:]] if argv[0] == sys.executable else argv
         self.hub.say(f"running {shlex.join(shown)}")
         child = Child(name, argv, hub=self.hub, env=self.env_for(None), cwd=self.root)
-        child.start()
+        with self._lock:
+            if self._stopping:
+                raise LocalStackError(f"not running {name}: the stack is stopping")
+            self._tool_children.append(child)
+            child.start()
         try:
             code = child.wait(timeout)
         except BaseException:
             child.stop()
             raise
+        finally:
+            with self._lock:
+                self._tool_children.remove(child)
         if code != 0:
             tail = "\n".join("    " + ln for ln in self.hub.tail(name, 25))
             raise StartupError(
@@ -426,11 +430,29 @@ class Stack:
             child.start()
         return child
 
-    def _start_functions(self) -> None:
+    def _prepare(self) -> None:
+        """Migrations, keys, then every deployment's process (they import while the
+        emulators boot); runs in a thread of `start`."""
+        if self.migrate:
+            self._step(
+                "migrate",
+                lambda: self._tool(
+                    "migrate",
+                    [sys.executable, "-m", "shared.migrate", "upgrade", "--no-bootstrap"],
+                ),
+            )
+            self._step(
+                "keygen",
+                lambda: self._tool("keygen", [sys.executable, "-m", "shared.auth", "keygen-local"]),
+            )
+        self._spawned_at = time.monotonic()
         for dep in self.selected:
             self._spawn(dep)
         self._save_run()
+
+    def _await_functions(self) -> None:
         failed = self._wait_healthy(self.selected)
+        self.timings["functions"] = time.monotonic() - self._spawned_at
         if failed:
             report = "\n".join(failed.values())
             if self.strict:
@@ -438,36 +460,48 @@ class Stack:
             self.hub.alert(f"!!! {len(failed)} deployment(s) are DOWN:\n{report}")
 
     def _wait_healthy(self, deps: list[Deployment]) -> dict[str, str]:
-        """Poll every health path until it answers < 500; name -> failure report."""
-        pending = {d.name: d for d in deps}
+        """Wait for every health path to answer < 500, one thread per deployment; name ->
+        failure report. The supervisor holds the listening sockets, so a request to a process
+        still importing its code waits in the backlog (no connection refused to poll on): each
+        thread's request is answered as soon as its process serves."""
         failed: dict[str, str] = {}
         deadline = time.monotonic() + self.ready_timeout_s
-        session = requests.Session()
-        while pending:
-            for name, dep in list(pending.items()):
-                child = self.children[name]
-                status = None
-                with contextlib.suppress(requests.RequestException):
-                    status = session.get(self.url_of(name) + dep.health_path, timeout=2).status_code
-                self.health[name] = status
-                if status is not None and status < 500:
-                    del pending[name]
-                elif not child.running:
-                    child.reported = True  # reported here, not again by the monitor
-                    time.sleep(0.2)
-                    failed[name] = self._down(name, f"exited with code {child.returncode}")
-                    del pending[name]
-            if pending and time.monotonic() > deadline:
-                for name, dep in pending.items():
-                    last = self.health.get(name)
-                    why = f"answered {last}" if last else "did not answer"
-                    failed[name] = self._down(
-                        name, f"{why} on {dep.health_path} within {self.ready_timeout_s:.0f} s"
-                    )
-                break
-            if pending:
-                time.sleep(0.1)
-        session.close()
+
+        def wait(dep: Deployment) -> None:
+            name, child = dep.name, self.children[dep.name]
+            session = requests.Session()
+            try:
+                while True:
+                    status = None
+                    with contextlib.suppress(requests.RequestException):
+                        status = session.get(
+                            self.url_of(name) + dep.health_path, timeout=3.0
+                        ).status_code
+                    self.health[name] = status
+                    if status is not None and status < 500:
+                        self.ready_s[name] = time.monotonic() - child.started_at
+                        return
+                    if not child.running:
+                        child.reported = True  # reported here, not again by the monitor
+                        time.sleep(0.2)
+                        failed[name] = self._down(name, f"exited with code {child.returncode}")
+                        return
+                    if time.monotonic() > deadline:
+                        why = f"answered {status}" if status else "did not answer"
+                        failed[name] = self._down(
+                            name, f"{why} on {dep.health_path} within {self.ready_timeout_s:.0f} s"
+                        )
+                        return
+                    if status is not None:
+                        time.sleep(0.1)  # answered >= 500 (a dependency not ready yet)
+            finally:
+                session.close()
+
+        threads = [threading.Thread(target=wait, args=(d,), name=f"health-{d.name}") for d in deps]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
         return failed
 
     def _down(self, name: str, why: str) -> str:
@@ -752,7 +786,7 @@ class Stack:
         if self.scheduler is not None:
             self.scheduler.stop()
         with self._lock:
-            children = list(self.children.values())
+            children = list(self.children.values()) + list(self._tool_children)
         # functions and emulators stop together (the Java emulators take ~2 s to exit);
         # Firestore exports its data first, while the functions are finishing
         threads = [
@@ -789,12 +823,27 @@ class Stack:
         return entries
 
     def _save_run(self) -> None:
-        _runfile.write(self._run_file(), self.process_groups())
+        with self._run_lock:  # `start`'s two threads both record what they started
+            _runfile.write(self._run_file(), self.process_groups())
 
     def _reap_orphans(self) -> None:
         _runfile.reap(self._run_file(), self.hub.say)
 
     # -- the table -------------------------------------------------------------------------
+    def timing_line(self) -> str:
+        """Where the start's time went. The emulators boot while migrate, keygen and the
+        deployments' imports run in parallel; `functions` is spawn -> every one healthy."""
+        t = self.timings
+        slow = sorted(self.ready_s.items(), key=lambda kv: -kv[1])[:3]
+        slowest = ", ".join(f"{n} {s:.1f}" for n, s in slow)
+        return (
+            f"Healthy in {t.get('total', 0):.1f} s (emulators {t.get('emulators', 0):.1f} s | "
+            f"in parallel: migrate {t.get('migrate', 0):.1f} s, keygen "
+            f"{t.get('keygen', 0):.1f} s, functions {t.get('functions', 0):.1f} s"
+            + (f" (slowest: {slowest})" if slowest else "")
+            + f" | wiring {t.get('wiring', 0):.1f} s, bootstrap {t.get('bootstrap', 0):.1f} s)."
+        )
+
     def table(self) -> str:
         lines = []
         if self.run_functions:
@@ -847,14 +896,7 @@ class Stack:
                 job = next(iter(self.scheduler.jobs))
                 lines.append(f"  python -m emulators scheduler list|pause|resume|run {job}")
             lines.append("")
-            lines.append(
-                f"Healthy in {self.timings.get('total', time.monotonic()):.1f} s "
-                f"(emulators {self.timings.get('emulators', 0):.1f} s, wiring "
-                f"{self.timings.get('wiring', 0):.1f} s, migrate "
-                f"{self.timings.get('migrate', 0):.1f} s, keygen "
-                f"{self.timings.get('keygen', 0):.1f} s, functions "
-                f"{self.timings.get('functions', 0):.1f} s). Ctrl-C stops everything."
-            )
+            lines.append(self.timing_line() + " Ctrl-C stops everything.")
         return "\n".join(lines)
 
 
@@ -867,3 +909,23 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - only for display
         return url.split("@")[-1]
+
+
+class _Background:
+    """Run `fn` in a thread; `join()` waits and re-raises what it raised."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name="prepare", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to join()
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error

@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +60,62 @@ def sdk_root() -> Path | None:
         return None
     root = Path(os.path.realpath(gcloud)).parent.parent
     return root if (root / "lib" / "gcloud.py").exists() else None
+
+
+# The Firestore emulator warns that it drops Java < 21 after gcloud 528; Debian 12 ships 17.
+JAVA_WANTED = 21
+
+
+def java_major(java: str) -> int | None:
+    """The major version of a `java` executable, None if unknown: from the `release` file of
+    its Java home (instant), else from `java -version` (a JVM start)."""
+    release = Path(os.path.realpath(java)).parent.parent / "release"
+    with contextlib.suppress(OSError):
+        found = re.search(r'^JAVA_VERSION="(?:1\.)?(\d+)', release.read_text(), re.M)
+        if found:
+            return int(found.group(1))
+    match = re.search(r'version "(?:1\.)?(\d+)', _version([java, "-version"]))
+    return int(match.group(1)) if match else None
+
+
+def java_bin_dir(environ: Mapping[str, str] | None = None) -> tuple[Path | None, int | None]:
+    """(bin dir, major) of a Java >= JAVA_WANTED to put first on the emulators' PATH, or
+    (None, major of the `java` on PATH) when none is found: $JAVA_HOME first, then the JVMs
+    under /usr/lib/jvm (Debian's and vendors' packages install there), newest first."""
+    env = os.environ if environ is None else environ
+    candidates: list[Path] = []
+    if env.get("JAVA_HOME"):
+        candidates.append(Path(env["JAVA_HOME"]) / "bin")
+    jvm = Path("/usr/lib/jvm")
+    if jvm.is_dir():
+        candidates += sorted((p / "bin" for p in jvm.iterdir() if p.is_dir()), reverse=True)
+    best: tuple[Path | None, int] = (None, 0)
+    for bin_dir in candidates:
+        if not (bin_dir / "java").is_file():
+            continue
+        major = java_major(str(bin_dir / "java")) or 0
+        if major > best[1]:
+            best = (bin_dir, major)
+    if best[0] is not None and best[1] >= JAVA_WANTED:
+        return best
+    on_path = shutil.which("java", path=env.get("PATH"))
+    return None, java_major(on_path) if on_path else None
+
+
+def prefer_java(environ: MutableMapping[str, str]) -> str:
+    """Put a Java >= 21 first on `environ`'s PATH when one is installed (gcloud runs the
+    emulators with the `java` on PATH); what was chosen, in one line for the log."""
+    bin_dir, major = java_bin_dir(environ)
+    path = environ.get("PATH", "")
+    if bin_dir is None:
+        return (
+            f"emulators run on Java {major or '?'} (the `java` on PATH); the Firestore emulator "
+            f"wants Java {JAVA_WANTED}+ (gcloud after 528 drops older ones): install a JRE "
+            f"{JAVA_WANTED}+ under /usr/lib/jvm or set JAVA_HOME to one"
+        )
+    if not path.startswith(f"{bin_dir}{os.pathsep}"):
+        environ["PATH"] = f"{bin_dir}{os.pathsep}{path}" if path else str(bin_dir)
+    return f"emulators run on Java {major} ({bin_dir.parent})"
 
 
 def install_hint(kind: str) -> str:
@@ -124,9 +182,13 @@ def report() -> tuple[list[tuple[str, bool, str]], bool]:
     detail = (
         _version(["java", "-version"]) if java else "missing: install a JRE 17+ (21 recommended)"
     )
-    match = re.search(r'version "(\d+)', detail)
-    if match and int(match.group(1)) < 21:
-        detail += " (newer Firestore emulators need Java 21+)"
+    if java:
+        bin_dir, major = java_bin_dir()
+        detail = (
+            f"Java {major} in {bin_dir.parent} (used by the emulators)"
+            if bin_dir is not None
+            else detail + f" (the Firestore emulator wants Java {JAVA_WANTED}+)"
+        )
     rows.append(("java", bool(java), detail))
     root = sdk_root()
     for kind, c in COMPONENTS.items():
