@@ -8,9 +8,11 @@ rotation, selected by `kid`; locally `.local/jwt/jwks.json`). Verification pins 
 `aud`, `exp`, `iat`, `sub`, `jti`. `authenticate_request` (installed by `shared.http`) takes
 the bearer token of every non-public route and puts the verified `Claims` on `flask.g`;
 `require_roles` guards a view. Revoked token ids (logout) live in Firestore
-`auth_revoked_tokens` until the token would expire; the gateway and auth's `/verify` check them
-(functions behind the gateway do not, to save a read per request). `python -m shared.auth
-keygen` prints a new key pair for Secret Manager; `keygen-local` creates the local one.
+`auth_revoked_tokens` until the token would expire, and each user's "not before" (password
+change, deactivation, demotion) in `auth_not_before`; the gateway and auth's `/verify` check
+both (`token_dead`; functions behind the gateway do not, to save a read per request).
+`python -m shared.auth keygen` prints a new key pair for Secret Manager; `keygen-local` creates
+the local one.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from shared.roles import ROLES
 ALGORITHM = "RS256"
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JWT header value, not a secret
 REVOKED = "auth_revoked_tokens"
+NOT_BEFORE = "auth_not_before"  # per user: access tokens issued earlier are over
 _LEEWAY_S = 30
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,6 +57,12 @@ class Claims:
     exp: int
     iat: int
     raw: dict[str, Any]
+
+    @property
+    def issued_at(self) -> float:
+        """`iat` with its fraction (auth issues milliseconds), for the user's "not before"."""
+        value = self.raw.get("iat", self.iat)
+        return float(value) if isinstance(value, int | float) else float(self.iat)
 
     def has_role(self, *roles: str) -> bool:
         return "admin" in self.roles or any(r in self.roles for r in roles)
@@ -183,13 +192,16 @@ def issue_access_token(
     if ttl_s is not None and not 0 < ttl_s <= s.access_ttl_s:
         raise ValueError(f"an access token lives 1..{s.access_ttl_s} s, not {ttl_s}")
     key, kid = _signing_key()
-    now = int(time.time())
+    issued = time.time()
+    now = int(issued)
     payload = {
         "iss": s.jwt_issuer,
         "aud": s.jwt_audience,
         "sub": sub,
         "roles": list(roles),
-        "iat": now,
+        # NumericDate with milliseconds (RFC 7519 allows fractions): a token issued right
+        # after its user's "not before" is set, in the same second, is still good
+        "iat": round(issued, 3),
         "nbf": now,
         "exp": now + (ttl_s or s.access_ttl_s),
         "jti": uuid.uuid4().hex,
@@ -334,6 +346,47 @@ def is_revoked(jti: str) -> bool:
     from shared.clients import firestore
 
     return firestore().collection(REVOKED).document(jti).get().exists
+
+
+def set_not_before(sub: str, at: float | None = None) -> None:
+    """End every access token of user `sub` issued before `at` (now): auth calls it when the
+    password changes, the account is deactivated or loses a role. Kept (Firestore TTL on
+    expires_at) until the last such token would have expired anyway."""
+    from shared.clients import firestore
+
+    when = time.time() if at is None else at
+    firestore().collection(NOT_BEFORE).document(sub).set(
+        {
+            "not_before": when,
+            "expires_at": datetime.fromtimestamp(
+                when + settings().access_ttl_s + 2 * _LEEWAY_S, UTC
+            ),
+        }
+    )
+
+
+def token_dead(jti: str, sub: str, iat: float) -> bool:
+    """The token was revoked (logout, refresh reuse) or issued before its user's "not before";
+    both documents in one Firestore round trip."""
+    from shared.clients import firestore
+
+    db = firestore()
+    revoked_ref = db.collection(REVOKED).document(jti)
+    not_before_ref = db.collection(NOT_BEFORE).document(sub)
+    for snap in db.get_all([revoked_ref, not_before_ref]):
+        if not snap.exists:
+            continue
+        if snap.reference.path == revoked_ref.path:
+            return True
+        value = (snap.to_dict() or {}).get("not_before")
+        if isinstance(value, int | float) and iat < value:
+            return True
+    return False
+
+
+def revoked_or_stale(claims: Claims) -> bool:
+    """`token_dead` for verified claims."""
+    return token_dead(claims.jti, claims.sub, claims.issued_at)
 
 
 def main(argv: list[str]) -> int:

@@ -276,6 +276,11 @@ def judge_refresh(token: RefreshState | RefreshToken | None, now: datetime) -> R
     return RefreshVerdict.OK
 
 
+def demoted(old_roles: list[str], new_roles: list[str]) -> bool:
+    """The change takes a role away (earlier access tokens still carry it)."""
+    return bool(set(old_roles) - set(new_roles))
+
+
 def should_apply(incoming_version: int, stored_version: int | None) -> bool:
     """Apply user facts unless we already hold a newer version (equal: idempotent re-apply)."""
     return stored_version is None or incoming_version >= stored_version

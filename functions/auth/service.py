@@ -186,7 +186,7 @@ def logout(claims: sauth.Claims, refresh_token: str) -> None:
 
 
 def verify(claims: sauth.Claims) -> model.Introspection:
-    if sauth.is_revoked(claims.jti):
+    if sauth.revoked_or_stale(claims):
         raise model.TokenRevoked()
     return model.Introspection(
         active=True, sub=claims.sub, roles=list(claims.roles), exp=claims.exp, jti=claims.jti
@@ -220,6 +220,8 @@ def change_password(
         for key in keys[1:]:
             store.uncount_attempt(tx, key)
         store.revoke_user_tokens(tx, row.user_id, now)
+        # before the commit: if Firestore fails, the change is not made (and can be retried)
+        sauth.set_not_before(row.user_id)
         emit(tx, PasswordChanged(user_id=row.user_id))
 
 
@@ -252,11 +254,17 @@ def put_credential(
             )
             if not active and row.active:
                 store.revoke_user_tokens(tx, user_id, now)
+            ends_access = (row.active and not active) or model.demoted(row.roles, roles)
+        else:
+            ends_access = False
         if new_hash is not None:
             store.set_password_hash(tx, user_id, new_hash, now)
             if row.password_hash is not None:  # a reset: end the sessions of the old password
                 store.revoke_user_tokens(tx, user_id, now)
+                ends_access = True
             emit(tx, PasswordChanged(user_id=user_id))
+        if ends_access:  # before the commit: a Firestore failure leaves nothing half done
+            sauth.set_not_before(user_id)
         stored = store.credential(tx, user_id)
     assert stored is not None  # locked and written in this transaction
     return model.Credential.of(stored), created
@@ -301,6 +309,9 @@ def apply_user_event(event: Received) -> None:
         )
         if not active:
             store.revoke_user_tokens(tx, facts.id, now)
+        if (row.active and not active) or model.demoted(row.roles, roles):
+            # before the commit: on a Firestore failure the event is retried, whole
+            sauth.set_not_before(facts.id)
 
 
 # --- cleanup -----------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Every request passes the guard, in this order: a CORS preflight is answered here
 configured origin, 403 otherwise); the client IP's rate limit; a 404 for the manifests'
 `internal_routes` (service-to-service only, never forwarded); the body size limit on
 `Content-Length`; the JWT (`shared.auth`) on every path the manifests do not declare public,
-then its revocation (`revocation.py`, 2 s cache); the user's rate limit. Then the gateway
+then its revocation or the user's "not before" (`revocation.py`, 2 s cache); the user's
+rate limit. Then the gateway
 serves `/health`, `/api/health`, `/api/openapi.json` and `/api/docs` itself and forwards
 everything else (`proxy.py`). CORS and RateLimit headers are added to every answer.
 """
@@ -104,7 +105,7 @@ def _guard() -> flask.Response | None:
     claims = getattr(flask.g, "claims", None)
     if claims is not None:
         try:
-            revoked = revocations.is_revoked(claims.jti, claims.exp)
+            revoked = revocations.is_revoked(claims.jti, claims.exp, claims.sub, claims.issued_at)
         except Exception:
             _log.exception("token revocation could not be checked")
             raise ServiceUnavailable(

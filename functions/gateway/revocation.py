@@ -1,9 +1,12 @@
-"""The gateway's view of revoked tokens: `shared.auth.is_revoked` with a short memory.
+"""The gateway's view of revoked tokens: `shared.auth.token_dead` with a short memory.
 
-Checking Firestore on every request would add a document read (~2-10 ms) to each call, so the
-answer "not revoked" is remembered per token id for at most `ttl_s` (2 s): a logout takes effect
-at the gateway within that bound (docs/decisions/0003). "Revoked" is final and is remembered
-until the token expires. Both memories are bounded. When Firestore cannot be read the check
+A token is revoked when its id was (logout, refresh-token reuse) or when it was issued before
+its user's "not before" (password change, deactivation, demotion; decision 0032): one
+Firestore round trip reads both. Checking Firestore on every request would add a document
+read (~2-10 ms) to each call, so the answer "not revoked" is remembered per token id for at
+most `ttl_s` (2 s): a logout, like a "not before", takes effect at the gateway within that
+bound (docs/decisions/0003). "Revoked" is final and is remembered until the token expires.
+Both memories are bounded. When Firestore cannot be read the check
 fails closed (the caller answers 503): an unverifiable token is not let through.
 """
 
@@ -20,14 +23,14 @@ NOT_REVOKED_TTL_S = 2.0
 class RevocationCache:
     def __init__(
         self,
-        check: Callable[[str], bool] | None = None,
+        check: Callable[[str, str, float], bool] | None = None,
         *,
         ttl_s: float = NOT_REVOKED_TTL_S,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self._check = check
+        self._check = check  # (jti, sub, iat) -> revoked
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._clock = clock
@@ -36,14 +39,14 @@ class RevocationCache:
         self._revoked: dict[str, float] = {}  # jti -> token expiry (epoch seconds)
         self._lock = threading.Lock()
 
-    def _lookup(self, jti: str) -> bool:
+    def _lookup(self, jti: str, sub: str, iat: float) -> bool:
         if self._check is not None:
-            return self._check(jti)
-        from shared.auth import is_revoked
+            return self._check(jti, sub, iat)
+        from shared.auth import token_dead
 
-        return is_revoked(jti)
+        return token_dead(jti, sub, iat)
 
-    def is_revoked(self, jti: str, exp: float) -> bool:
+    def is_revoked(self, jti: str, exp: float, sub: str = "", iat: float = 0.0) -> bool:
         now = self._clock()
         with self._lock:
             if jti in self._revoked:
@@ -51,7 +54,7 @@ class RevocationCache:
             until = self._clear.get(jti)
             if until is not None and until > now:
                 return False
-        revoked = self._lookup(jti)  # outside the lock: a slow read must not block others
+        revoked = self._lookup(jti, sub, iat)  # outside the lock: a slow read must not block others
         with self._lock:
             if revoked:
                 self._clear.pop(jti, None)

@@ -850,3 +850,60 @@ def test_guessing_the_current_password_is_throttled(client):
     )
     assert_problem(resp, 429)
     assert int(resp.headers["Retry-After"]) > 0
+
+
+# --- "not before": changes that end every earlier access token ----------------------------------
+
+
+def _token_of(client, email, password=PASSWORD):
+    return login(client, email, password).get_json()["access_token"]
+
+
+def _alive(client, token):
+    return client.get("/api/auth/verify", headers={"Authorization": f"Bearer {token}"}).status_code
+
+
+def test_a_password_change_ends_earlier_access_tokens(client):
+    _, email = new_user()
+    old = _token_of(client, email)
+    other = _token_of(client, email)  # another session of the same user
+    assert _alive(client, old) == 200
+    resp = client.post(
+        "/api/auth/password",
+        headers={"Authorization": f"Bearer {old}"},
+        json={"old_password": PASSWORD, "new_password": "a brand new secret"},
+    )
+    assert resp.status_code == 204
+    assert _alive(client, old) == 401 and _alive(client, other) == 401
+    assert sauth.revoked_or_stale(sauth.verify(other)) is True
+    fresh = _token_of(client, email, "a brand new secret")
+    assert _alive(client, fresh) == 200
+    assert sauth.revoked_or_stale(sauth.verify(fresh)) is False
+
+
+def test_deactivation_and_demotion_end_earlier_access_tokens(client):
+    user_id, email = new_user(roles=("admin",))
+    admin_token = _token_of(client, email)
+    service.put_credential(
+        user_id, email=email, roles=["viewer"], active=True, version=2, password=None
+    )
+    assert _alive(client, admin_token) == 401  # demoted: the admin token is over
+    viewer_token = _token_of(client, email)
+    service.put_credential(
+        user_id, email=email, roles=["viewer", "operator"], active=True, version=3, password=None
+    )
+    assert _alive(client, viewer_token) == 200  # a promotion takes nothing away
+    service.apply_user_event(
+        received("user.updated", changed=["active"], **facts(user_id, email, 4, active=False))
+    )
+    assert _alive(client, viewer_token) == 401  # deactivated (through users' event)
+
+
+def test_a_demotion_through_users_event_ends_earlier_access_tokens(client):
+    user_id, email = new_user(roles=("manager",))
+    token = _token_of(client, email)
+    service.apply_user_event(
+        received("user.updated", changed=["roles"], **facts(user_id, email, 2, roles=["viewer"]))
+    )
+    assert _alive(client, token) == 401
+    assert _alive(client, _token_of(client, email)) == 200

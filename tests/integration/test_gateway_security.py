@@ -64,7 +64,7 @@ def gateway(monkeypatch, tmp_path, upstream):
     urls = {name: upstream.url for name in manifests.catalog().deployments}
     configure(monkeypatch, SWITCHYARD_LOCAL_DIR=str(tmp_path), SERVICE_URLS=json.dumps(urls))
     # revocation is the gateway's Firestore read; a fake of our own interface that revokes nothing
-    monkeypatch.setattr(gateway_api, "revocations", RevocationCache(lambda jti: False))
+    monkeypatch.setattr(gateway_api, "revocations", RevocationCache(lambda *_: False))
     yield gateway_api.app.test_client()
     reset_platform()
 
@@ -103,3 +103,21 @@ def test_the_merged_openapi_document_leaves_internal_routes_out():
     merged = aggregate.merge([("auth", spec)])
     assert "/api/auth/login" in merged["paths"]
     assert not any(p.startswith("/api/auth/credentials") for p in merged["paths"])
+
+
+def test_the_gateway_refuses_a_token_older_than_its_users_not_before(
+    gateway, upstream, firestore_emulator, monkeypatch
+):
+    """With the real Firestore read behind the cache (injected clock, decision 0003's bound)."""
+    now = [5_000.0]
+    monkeypatch.setattr(gateway_api, "revocations", RevocationCache(clock=lambda: now[0]))
+    sub = str(uuid.uuid4())
+    token, _ = auth.issue_access_token(sub, ["viewer"])
+    headers = {"Authorization": f"Bearer {token}"}
+    first = gateway.get("/api/alpha/anything", headers=headers)
+    assert first.status_code != 401, first.get_data(as_text=True)
+    auth.set_not_before(sub)  # e.g. the user's password changed
+    now[0] += 2.1
+    resp = gateway.get("/api/alpha/anything", headers=headers)
+    assert resp.status_code == 401
+    assert resp.get_json()["detail"] == "The token has been revoked."

@@ -1,4 +1,6 @@
-"""Gateway revocation cache: "not revoked" remembered at most 2 s, "revoked" until expiry."""
+"""Gateway revocation cache: "not revoked" remembered at most 2 s, "revoked" until expiry; a
+token issued before its user's "not before" (password change, deactivation, demotion) is
+revoked by the same rule."""
 
 import pytest
 
@@ -10,11 +12,12 @@ class Store:
 
     def __init__(self) -> None:
         self.revoked: set[str] = set()
+        self.not_before: dict[str, float] = {}
         self.reads = 0
 
-    def __call__(self, jti: str) -> bool:
+    def __call__(self, jti: str, sub: str = "", iat: float = 0.0) -> bool:
         self.reads += 1
-        return jti in self.revoked
+        return jti in self.revoked or iat < self.not_before.get(sub, float("-inf"))
 
 
 class Clock:
@@ -61,9 +64,25 @@ def test_memory_is_bounded():
 
 
 def test_a_store_failure_propagates_so_the_gateway_fails_closed():
-    def broken(_jti: str) -> bool:
+    def broken(_jti: str, _sub: str, _iat: float) -> bool:
         raise ConnectionError("firestore down")
 
     cache = RevocationCache(broken)
     with pytest.raises(ConnectionError):
         cache.is_revoked("j3", exp=2e9)
+
+
+def test_a_token_older_than_its_users_not_before_is_revoked_within_the_same_bound():
+    store, clock = Store(), Clock()
+    cache = RevocationCache(store, clock=clock)
+    assert cache.is_revoked("j5", exp=2e9, sub="ann", iat=1000.0) is False
+    store.not_before["ann"] = 1000.5  # ann changed her password after j5 was issued
+    clock.now += 1.9
+    assert cache.is_revoked("j5", exp=2e9, sub="ann", iat=1000.0) is False
+    clock.now += 0.1
+    assert cache.is_revoked("j5", exp=2e9, sub="ann", iat=1000.0) is True
+    # a token issued after the change is fine; the old one stays revoked without a read
+    assert cache.is_revoked("j6", exp=2e9, sub="ann", iat=1001.0) is False
+    reads = store.reads
+    assert cache.is_revoked("j5", exp=2e9, sub="ann", iat=1000.0) is True
+    assert store.reads == reads
