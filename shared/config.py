@@ -203,6 +203,11 @@ class Settings:
     jwt_audience: str = setting("JWT_AUDIENCE", "`aud` of every token, checked", "switchyard-api")
     access_ttl_s: int = setting("ACCESS_TOKEN_TTL_S", "access token lifetime", 900)
     refresh_ttl_s: int = setting("REFRESH_TOKEN_TTL_S", "refresh token lifetime", 14 * 24 * 3600)
+    refresh_family_ttl_s: int = setting(
+        "REFRESH_FAMILY_TTL_S",
+        "absolute lifetime of a login's refresh tokens, rotations included",
+        30 * 24 * 3600,
+    )
     jwt_signing_key: str = setting(
         "JWT_SIGNING_KEY",
         "RS256 private key (PEM), auth only; the secret `jwt-signing-key`",

@@ -227,6 +227,9 @@ class RefreshToken:
     expires_at: datetime
     used_at: datetime | None
     revoked_at: datetime | None
+    family_expires_at: datetime  # the family's absolute end (never extended by rotation)
+    access_jti: str | None = None  # the access token issued with it
+    access_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -271,7 +274,8 @@ def judge_refresh(token: RefreshState | RefreshToken | None, now: datetime) -> R
         return RefreshVerdict.REUSED
     if token.revoked_at is not None:
         return RefreshVerdict.REVOKED
-    if token.expires_at <= now:
+    family_end = getattr(token, "family_expires_at", None)
+    if token.expires_at <= now or (family_end is not None and family_end <= now):
         return RefreshVerdict.EXPIRED
     return RefreshVerdict.OK
 

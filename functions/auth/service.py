@@ -108,11 +108,33 @@ def _reserve_attempt(
     return keys, wait
 
 
-def _pair(user_id: str, roles: list[str], refresh_token: str) -> model.TokenPair:
-    access, _claims = sauth.issue_access_token(user_id, roles)
-    return model.TokenPair(
-        access_token=access, refresh_token=refresh_token, expires_in=settings().access_ttl_s
+def _issue(
+    tx: Session, user_id: str, roles: list[str], family_id: str, family_end: datetime, now: datetime
+) -> model.TokenPair:
+    """A new access token and the refresh token of `family_id` stored with its id (so that
+    reuse of the family can revoke it)."""
+    s = settings()
+    access, claims = sauth.issue_access_token(user_id, roles)
+    token = store.add_refresh_token(
+        tx,
+        user_id,
+        family_id,
+        now,
+        s.refresh_ttl_s,
+        family_expires_at=family_end,
+        access_jti=claims.jti,
+        access_expires_at=datetime.fromtimestamp(claims.exp, UTC),
     )
+    return model.TokenPair(access_token=access, refresh_token=token, expires_in=s.access_ttl_s)
+
+
+def _revoke_family(tx: Session, family_id: str, now: datetime) -> int:
+    """Revoke a family's refresh tokens and its access tokens that are still alive. Firestore
+    is written before the commit: if it fails, nothing is revoked and the caller may retry."""
+    revoked = store.revoke_family(tx, family_id, now)
+    for jti, expires in store.family_access_tokens(tx, family_id, now):
+        sauth.revoke(jti, int(expires.timestamp()))
+    return revoked
 
 
 # --- login ---------------------------------------------------------------------------------
@@ -136,8 +158,8 @@ def login(email: str, password: str, client_ip: str) -> model.TokenPair:
             store.uncount_attempt(tx, key)
         if new_hash and stored_hash:
             store.rehash(tx, row.user_id, stored_hash, new_hash, now)
-        token = store.add_refresh_token(tx, row.user_id, str(uuid.uuid4()), now, s.refresh_ttl_s)
-    return _pair(row.user_id, row.roles, token)
+        family_end = now + timedelta(seconds=s.refresh_family_ttl_s)
+        return _issue(tx, row.user_id, row.roles, str(uuid.uuid4()), family_end, now)
 
 
 # --- refresh, logout, verify ----------------------------------------------------------------
@@ -146,14 +168,14 @@ def login(email: str, password: str, client_ip: str) -> model.TokenPair:
 def refresh(refresh_token: str) -> model.TokenPair:
     now = _now()
     hashed = store.token_hash(refresh_token)
-    pair: tuple[str, list[str], str] | None = None
+    pair: model.TokenPair | None = None
     with db.transaction() as tx:
         used = store.use_refresh_token(tx, hashed, now)
         if used is None:
             found = store.refresh_token(tx, hashed)
             verdict = model.judge_refresh(found, now)
             if found is not None and verdict is model.RefreshVerdict.REUSED:
-                revoked = store.revoke_family(tx, found.family_id, now)
+                revoked = _revoke_family(tx, found.family_id, now)
                 _log.warning(
                     "refresh token reuse: family %s revoked (%d tokens)",
                     found.family_id,
@@ -161,18 +183,15 @@ def refresh(refresh_token: str) -> model.TokenPair:
                     extra={"user_id": found.user_id},
                 )
         else:
-            user_id, family_id = used
+            user_id, family_id, family_end = used
             account = store.credential(tx, user_id)
             if account is None or not account.active:
                 store.revoke_family(tx, family_id, now)
             else:
-                token = store.add_refresh_token(
-                    tx, user_id, family_id, now, settings().refresh_ttl_s
-                )
-                pair = (user_id, account.roles, token)
+                pair = _issue(tx, user_id, account.roles, family_id, family_end, now)
     if pair is None:  # raised after the commit: a revoked family stays revoked
         raise model.InvalidRefreshToken()
-    return _pair(*pair)
+    return pair
 
 
 def logout(claims: sauth.Claims, refresh_token: str) -> None:
@@ -321,8 +340,10 @@ CLEANUP_BATCH = 1000
 
 
 def cleanup(now: datetime | None = None) -> dict[str, int]:
-    """Delete login-throttling counters whose window has ended, and refresh tokens expired,
-    revoked or used more than TOKEN_GRACE ago. Batched: short transactions, short locks."""
+    """Delete login-throttling counters whose window has ended, and refresh tokens of
+    families that ended (absolute end or revoked) or unused ones that expired, more than
+    TOKEN_GRACE ago; used tokens stay while their family lives (reuse detection). Batched:
+    short transactions, short locks."""
     now = now or _now()
     counts = {"login_failures": 0, "refresh_tokens": 0}
     window_s = settings().login_window_s

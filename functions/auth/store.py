@@ -65,6 +65,11 @@ refresh_tokens = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    # the family's absolute end: set at login, inherited by every rotation (never extended)
+    Column("family_expires_at", DateTime(timezone=True), nullable=False),
+    # the access token issued with this refresh token (revoked when the family is reused)
+    Column("access_jti", String(64), nullable=True),
+    Column("access_expires_at", DateTime(timezone=True), nullable=True),
     Index("ux_refresh_tokens_hash", "token_hash", unique=True),
     Index("ix_refresh_tokens_family", "family_id"),
     Index("ix_refresh_tokens_user", "user_id"),
@@ -229,9 +234,18 @@ def has_active_admin(session: Session) -> bool:
 
 
 def add_refresh_token(
-    session: Session, user_id: str, family_id: str, now: datetime, ttl_s: int
+    session: Session,
+    user_id: str,
+    family_id: str,
+    now: datetime,
+    ttl_s: int,
+    *,
+    family_expires_at: datetime,
+    access_jti: str | None = None,
+    access_expires_at: datetime | None = None,
 ) -> str:
-    """Store a new refresh token (hashed) and return the opaque token itself."""
+    """Store a new refresh token (hashed) and return the opaque token itself. It expires
+    after `ttl_s` or when its family does, whichever comes first."""
     token = secrets.token_urlsafe(32)
     session.execute(
         refresh_tokens.insert().values(
@@ -240,16 +254,21 @@ def add_refresh_token(
             user_id=user_id,
             family_id=family_id,
             issued_at=now,
-            expires_at=now + timedelta(seconds=ttl_s),
+            expires_at=min(now + timedelta(seconds=ttl_s), family_expires_at),
+            family_expires_at=family_expires_at,
+            access_jti=access_jti,
+            access_expires_at=access_expires_at,
         )
     )
     return token
 
 
-def use_refresh_token(session: Session, hashed: str, now: datetime) -> tuple[str, str] | None:
+def use_refresh_token(
+    session: Session, hashed: str, now: datetime
+) -> tuple[str, str, datetime] | None:
     """Mark a usable token used, atomically: of two concurrent callers exactly one gets its
-    (user_id, family_id) back (the conditional UPDATE re-checks `used_at IS NULL` after the
-    other commits)."""
+    (user_id, family_id, family_expires_at) back (the conditional UPDATE re-checks
+    `used_at IS NULL` after the other commits)."""
     t = refresh_tokens
     row = session.execute(
         update(t)
@@ -258,11 +277,29 @@ def use_refresh_token(session: Session, hashed: str, now: datetime) -> tuple[str
             t.c.used_at.is_(None),
             t.c.revoked_at.is_(None),
             t.c.expires_at > now,
+            t.c.family_expires_at > now,
         )
         .values(used_at=now)
-        .returning(t.c.user_id, t.c.family_id)
+        .returning(t.c.user_id, t.c.family_id, t.c.family_expires_at)
     ).first()
-    return (row.user_id, row.family_id) if row is not None else None
+    if row is None:
+        return None
+    return row.user_id, row.family_id, utc(row.family_expires_at) or now
+
+
+def family_access_tokens(
+    session: Session, family_id: str, now: datetime
+) -> list[tuple[str, datetime]]:
+    """(jti, expiry) of the family's access tokens that have not expired yet."""
+    t = refresh_tokens
+    rows = session.execute(
+        select(t.c.access_jti, t.c.access_expires_at).where(
+            t.c.family_id == family_id,
+            t.c.access_jti.is_not(None),
+            t.c.access_expires_at > now,
+        )
+    ).all()
+    return [(r.access_jti, utc(r.access_expires_at) or now) for r in rows]
 
 
 def refresh_token(session: Session, hashed: str) -> model.RefreshToken | None:
@@ -340,19 +377,17 @@ def purge_login_failures(session: Session, now: datetime, window_s: int, batch: 
 
 
 def purge_refresh_tokens(session: Session, cutoff: datetime, batch: int) -> int:
-    """Delete up to `batch` refresh tokens that expired, were revoked or were used (rotated)
-    before `cutoff`; returns how many. A used token is kept until then so that its reuse is
-    still recognised (and revokes its family) for a while."""
+    """Delete up to `batch` refresh tokens of families that ended before `cutoff` (their
+    absolute end, or revoked), and unused tokens that expired before it; returns how many.
+    A used (rotated) token is kept as long as its family lives, so its reuse is recognised
+    (and revokes the family) until the family could not be used anyway."""
     t = refresh_tokens
-    ids = (
-        session.execute(
-            select(t.c.id)
-            .where((t.c.expires_at < cutoff) | (t.c.revoked_at < cutoff) | (t.c.used_at < cutoff))
-            .limit(batch)
-        )
-        .scalars()
-        .all()
+    ended = (
+        (t.c.family_expires_at < cutoff)
+        | (t.c.revoked_at < cutoff)
+        | (t.c.used_at.is_(None) & (t.c.expires_at < cutoff))
     )
+    ids = session.execute(select(t.c.id).where(ended).limit(batch)).scalars().all()
     if ids:
         session.execute(delete(t).where(t.c.id.in_(ids)))
     return len(ids)

@@ -907,3 +907,66 @@ def test_a_demotion_through_users_event_ends_earlier_access_tokens(client):
     )
     assert _alive(client, token) == 401
     assert _alive(client, _token_of(client, email)) == 200
+
+
+# --- refresh-token families: absolute lifetime, reuse detection while the family lives ----------
+
+
+def _family_of(refresh_token):
+    with db.transaction() as tx:
+        return store.refresh_token(tx, store.token_hash(refresh_token))
+
+
+def test_a_refresh_family_has_an_absolute_lifetime(client):
+    _, email = new_user()
+    first = login(client, email).get_json()
+    token = _family_of(first["refresh_token"])
+    family_end = token.family_expires_at
+    assert family_end - token.issued_at == timedelta(seconds=settings().refresh_family_ttl_s)
+    rotated = client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    head = _family_of(rotated.get_json()["refresh_token"])
+    assert head.family_expires_at == family_end  # rotation never extends the family
+    assert head.expires_at <= family_end
+    with db.transaction() as tx:  # the family's absolute end has come
+        tx.execute(
+            update(store.refresh_tokens)
+            .where(store.refresh_tokens.c.family_id == head.family_id)
+            .values(family_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    resp = client.post(
+        "/api/auth/refresh", json={"refresh_token": rotated.get_json()["refresh_token"]}
+    )
+    assert_problem(resp, 401)
+
+
+def test_reuse_is_recognised_as_long_as_the_family_lives(client):
+    _, email = new_user()
+    first = login(client, email).get_json()
+    second = client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    current = second.get_json()
+    # the daily cleanup, three days later: the used token is kept while its family lives
+    service.cleanup(datetime.now(UTC) + timedelta(days=3))
+    assert _family_of(first["refresh_token"]) is not None
+    reuse = client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert_problem(reuse, 401)
+    again = client.post("/api/auth/refresh", json={"refresh_token": current["refresh_token"]})
+    assert_problem(again, 401)  # the family was revoked by the reuse
+    # once the family is over (and the grace has passed) its tokens go
+    end = _family_of(first["refresh_token"]).family_expires_at
+    service.cleanup(end + timedelta(days=2))
+    assert _family_of(first["refresh_token"]) is None
+
+
+def test_reuse_also_revokes_the_familys_access_tokens(client):
+    _, email = new_user()
+    first = login(client, email).get_json()
+    second = client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    current = second.get_json()
+    assert _alive(client, current["access_token"]) == 200
+    # the thief (or the victim) presents the used token again
+    reuse = client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert_problem(reuse, 401)
+    assert _alive(client, current["access_token"]) == 401
+    assert _alive(client, first["access_token"]) == 401
+    # another login of the same user is not touched
+    assert _alive(client, _token_of(client, email)) == 200

@@ -15,7 +15,7 @@ from tests.integration.support import configure, reset_platform
 
 
 @pytest.fixture()
-def sqlite_env(tmp_path, monkeypatch, pubsub_emulator):
+def sqlite_env(tmp_path, monkeypatch, pubsub_emulator, firestore_emulator):
     configure(monkeypatch, SWITCHYARD_LOCAL_DIR=str(tmp_path), LOGIN_MAX_FAILURES="2")
     upgrade("auth")
     yield tmp_path
