@@ -61,15 +61,18 @@ _DEPLOYMENT_KEYS = {
 
 # Platform roles: the grants a deployment gets beyond what its own manifest entry implies.
 # Terraform (infra/modules/manifests) and infra/deploy/deploy.py read them from the manifests.
-PlatformRole = Literal["outbox-relay", "outbox-operator", "dead-letter-operator"]
+PlatformRole = Literal["outbox-relay", "outbox-operator", "outbox-purger", "dead-letter-operator"]
 PLATFORM_ROLES: dict[str, str] = {
-    "outbox-relay": "publishes every topic (pending outbox rows of every context)",
-    "outbox-operator": "DML on the `outbox` table of every context's schema, nothing else",
+    "outbox-relay": "publishes every topic (pending outbox rows of every context); SELECT and "
+    "UPDATE on every context's `outbox` table",
+    "outbox-operator": "SELECT on the `outbox` table of every context's schema, nothing else",
+    "outbox-purger": "SELECT and DELETE on the `outbox` table of every context's schema "
+    "(retention), nothing else",
     "dead-letter-operator": "reads every dead-letter --keep subscription and republishes to "
-    "every topic (redrive)",
+    "the topics that have one (redrive)",
 }
 # Roles that read or write the outbox tables need the database.
-_SQL_ROLES = {"outbox-relay", "outbox-operator"}
+_SQL_ROLES = {"outbox-relay", "outbox-operator", "outbox-purger"}
 _RUNTIME_DEFAULTS: dict[str, Any] = {
     "memory": "256Mi",
     "cpu": 1,

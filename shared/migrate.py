@@ -89,15 +89,19 @@ def upgrade(context: str, revision: str = "head") -> None:
     grant(catalog().context(context).owns_schema or "")
 
 
-_GRANTEE = re.compile(r"^[A-Za-z0-9_.@-]{1,128}(:[a-z_][a-z0-9_]{0,62})?$")
+_PRIVILEGE = "(?:select|insert|update|delete)"
+_GRANTEE = re.compile(
+    rf"^[A-Za-z0-9_.@-]{{1,128}}(:[a-z_][a-z0-9_]{{0,62}}(:{_PRIVILEGE}(,{_PRIVILEGE}){{0,3}})?)?$"
+)
 _DML = "SELECT, INSERT, UPDATE, DELETE"
 
 
 def grants() -> dict[str, list[str]]:
     """`DB_GRANTS` (JSON `{schema: [grantee, ...]}`, from Terraform's `sql_grants`).
 
-    A grantee is a database user (DML on every table of the schema, now and later) or
-    `user:table` (DML on that one table: the platform's outbox operators get `user:outbox`).
+    A grantee is a database user (DML on every table of the schema, now and later),
+    `user:table` (DML on that one table) or `user:table:select,update` (those privileges on
+    that one table: the platform's outbox roles, decision 0033).
     """
     raw = settings().db_grants
     if not raw:
@@ -107,23 +111,36 @@ def grants() -> dict[str, list[str]]:
         isinstance(v, list) and all(isinstance(u, str) and _GRANTEE.match(u) for u in v)
         for v in value.values()
     ):
-        raise SystemExit("DB_GRANTS must map schema names to lists of user or user:table names")
+        raise SystemExit(
+            "DB_GRANTS must map schema names to lists of user, user:table or "
+            "user:table:privilege,... names"
+        )
     return value
 
 
 def grant(schema: str) -> None:
-    """Give the deployments' IAM database users DML on `schema` (PostgreSQL; never DDL)."""
+    """Give the deployments' IAM database users DML on `schema` (PostgreSQL; never DDL). A
+    one-table grantee gets exactly its privileges on that table: what it held before and is
+    no longer listed is revoked (in the same transaction)."""
     grantees = grants().get(schema, [])
     eng = db.engine()
     if not grantees or eng.dialect.name != "postgresql":
         return
+    whole_schema = {g for g in grantees if ":" not in g}
     with eng.begin() as conn:
         for grantee in grantees:
-            user, _, table = grantee.partition(":")
+            user, _, rest = grantee.partition(":")
+            table, _, privileges = rest.partition(":")
             who = '"' + user.replace('"', "") + '"'
             stmts = [f'GRANT USAGE ON SCHEMA "{schema}" TO {who}']
+            if table and user in whole_schema:
+                continue  # it has DML on every table of the schema already
             if table:
-                stmts.append(f'GRANT {_DML} ON "{schema}"."{table}" TO {who}')
+                allowed = ", ".join(p.upper() for p in privileges.split(",")) or _DML
+                stmts += [
+                    f'REVOKE ALL ON "{schema}"."{table}" FROM {who}',
+                    f'GRANT {allowed} ON "{schema}"."{table}" TO {who}',
+                ]
             else:
                 stmts += [
                     f'GRANT {_DML} ON ALL TABLES IN SCHEMA "{schema}" TO {who}',

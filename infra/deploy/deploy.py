@@ -74,10 +74,90 @@ def secret_env_name(secret: str) -> str:
 
 
 def project_roles(d: Deployment) -> list[str]:
-    roles = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"] if d.uses_sql else []
-    if d.uses_firestore or d.trigger == "event":
-        roles.append("roles/datastore.user")
-    return sorted(roles)
+    """Unconditional project roles (Firestore's is conditional: firestore_condition)."""
+    return ["roles/cloudsql.client", "roles/cloudsql.instanceUser"] if d.uses_sql else []
+
+
+def uses_datastore(d: Deployment) -> bool:
+    """Event deployments always write Firestore: processed/{subscription}:{event_id}."""
+    return d.uses_firestore or d.trigger == "event"
+
+
+def firestore_condition(project: str, database: str = "(default)") -> dict[str, str]:
+    """The IAM condition of roles/datastore.user: the platform's database only (0033)."""
+    return {
+        "expression": f'resource.name == "projects/{project}/databases/{database}"',
+        "title": f"firestore {database}",
+        "description": "Firestore of the platform's database only (decision 0033).",
+    }
+
+
+# --- runtime secrets (decision 0030): the table of infra/modules/switchyard/runtime_secrets.tf
+
+
+RUNTIME_SECRETS_TF = ROOT / "infra" / "modules" / "switchyard" / "runtime_secrets.tf"
+
+
+@dataclass(frozen=True)
+class SecretGrant:
+    """One conditional binding: `deployment` may do shared.secrets `operation` on `name`
+    (every secret whose id starts with it when `match` is "prefix", else that one secret)."""
+
+    deployment: str
+    name: str
+    match: str
+    operation: str
+
+    def role_id(self) -> str:
+        return f"switchyardSecret{self.operation.title()}"
+
+    def condition(self, project_number: str) -> dict[str, str]:
+        root = f"projects/{project_number}/secrets/"
+        if self.match == "prefix":
+            expression = f'resource.name.startsWith("{root}{self.name}")'
+        else:
+            expression = (
+                f'resource.name == "{root}{self.name}" || '
+                f'resource.name.startsWith("{root}{self.name}/")'
+            )
+        star = "*" if self.match == "prefix" else ""
+        return {
+            "expression": expression,
+            "title": f"secrets {self.operation} {self.name}{star}"[:100],
+            "description": (
+                f"shared.secrets.{self.operation} on runtime-created secrets (decision 0030)."
+            ),
+        }
+
+
+def runtime_secret_tables(
+    path: Path = RUNTIME_SECRETS_TF,
+) -> tuple[dict[str, list[str]], list[SecretGrant]]:
+    """(operation -> Secret Manager permissions, the grants), read from the Terraform file
+    that declares them, so Terraform and this script grant the same."""
+    import hcl2
+    from hcl2 import SerializationOptions
+
+    tree = hcl2.loads(
+        path.read_text(),
+        serialization_options=SerializationOptions(
+            strip_string_quotes=True, explicit_blocks=False, with_comments=False
+        ),
+    )
+    values: dict[str, object] = {}
+    for block in tree.get("locals", []):
+        values.update(block)
+    operations = {op: list(perms) for op, perms in dict(values["secret_operations"]).items()}
+    grants = [
+        SecretGrant(deployment, g["name"], g["match"], op)
+        for deployment, entries in dict(values["runtime_secrets"]).items()
+        for g in entries
+        for op in g["operations"]
+    ]
+    for g in grants:
+        if g.operation not in operations or g.match not in ("prefix", "exact"):
+            raise ManifestError(f"{path}: runtime_secrets {g} is not a known operation/match")
+    return operations, grants
 
 
 def clamp(value: float, low: int, high: int) -> int:
@@ -218,9 +298,15 @@ class Deployer:
         )
 
     def published_topics(self, d: Deployment) -> tuple[str, ...]:
-        # The outbox relay (every context's pending rows) and the dead-letter operator
-        # (redrive) publish every topic: manifest `platform_roles`.
-        return self.catalog.topics if self.catalog.publishes_everything(d) else d.publishes
+        # Manifest `platform_roles`: the outbox relay publishes every topic (every context's
+        # pending rows); the dead-letter operator also the topics it can redrive to, those with
+        # a push subscription (only they have a dead-letter policy).
+        if "outbox-relay" in d.platform_roles:
+            return self.catalog.topics
+        if "dead-letter-operator" in d.platform_roles:
+            subscribed = {t for _, t in self.catalog.subscriptions()}
+            return tuple(sorted(set(d.publishes) | subscribed))
+        return d.publishes
 
     def invokers(self) -> list[tuple[str, str]]:
         """(target deployment, invoker service account email) pairs for roles/run.invoker."""
@@ -230,13 +316,24 @@ class Deployer:
                 pairs.append((d.name, self.email(PUSH_INVOKER)))
             elif d.trigger == "schedule":
                 pairs.append((d.name, self.email(SCHEDULER_INVOKER)))
-            # The gateways call every other deployment (routing, /api/health); any other
-            # caller is declared by the manifest `calls` of its deployment (shared.clients.call).
+            # The internet-facing gateways call the http deployments (routing, /api/health)
+            # and no other (decision 0033); any other caller is declared by the manifest
+            # `calls` of its deployment (shared.clients.call).
             callers = set(self.callers(d.name))
-            if d.name not in self.gateways:
+            if d.name not in self.gateways and d.trigger == "http":
                 callers.update(self.gateways)
             pairs += [(d.name, self.sa_email(c)) for c in sorted(callers - {d.name})]
         return pairs
+
+    def health_viewers(self) -> list[tuple[str, str]]:
+        """(event or schedule deployment, gateway email) pairs for roles/run.viewer: the
+        gateways read those deployments' state for /api/health without invoking them."""
+        return [
+            (d.name, self.sa_email(g))
+            for d in self.catalog.deployments.values()
+            if d.trigger in ("event", "schedule")
+            for g in self.gateways
+        ]
 
     def callers(self, target: str) -> list[str]:
         """Deployments whose manifest `calls` names `target`."""
@@ -343,6 +440,15 @@ class Deployer:
         for acc, role in roles:
             g.bind("projects", self.project, self.member(self.email(acc)), role, "--condition=None")
         for d in deps:
+            if uses_datastore(d):
+                g.bind(
+                    "projects",
+                    self.project,
+                    self.member(self.sa_email(d.name)),
+                    "roles/datastore.user",
+                    _kv("--condition", firestore_condition(self.project)),
+                )
+        for d in deps:
             if d.uses_sql:
                 user = self.sa_email(d.name).removesuffix(".gserviceaccount.com")
                 g.upsert(
@@ -391,6 +497,10 @@ class Deployer:
                     "roles/secretmanager.secretAccessor",
                 )
 
+        # Secrets the code creates and reads at run time (decision 0030): one custom role per
+        # shared.secrets operation, bound per deployment with a condition on the secret name.
+        self.runtime_secrets(deps, number)
+
         # Functions: the gateways last, they need the URLs of the others.
         for d in sorted(deps, key=lambda d: (d.name in self.gateways, d.name)):
             self.function(d)
@@ -412,6 +522,15 @@ class Deployer:
                 "roles/run.invoker",
                 f"--region={self.region}",
             )
+        for target, viewer in self.health_viewers():
+            if target in selected:
+                g.bind(
+                    "run services",
+                    target,
+                    self.member(viewer),
+                    "roles/run.viewer",
+                    f"--region={self.region}",
+                )
         for target, inv in own_calls:
             describe = ["run", "services", "describe", target, f"--region={self.region}"]
             if not g.bind_if_exists(
@@ -434,6 +553,43 @@ class Deployer:
                 self.subscription(d, t, agent)
             if d.trigger == "schedule":
                 self.schedule(d)
+
+    def runtime_secrets(self, deps: list[Deployment], project_number: str) -> None:
+        """The grants of runtime_secrets.tf for `deps`: the custom roles they use (created or
+        updated with exactly their permissions), the conditional project bindings, and the
+        (empty) containers of the single secrets (values: the operator, docs/deploy.md)."""
+        operations, grants = runtime_secret_tables()
+        names = {d.name for d in deps}
+        mine = [gr for gr in grants if gr.deployment in names]
+        g = self.gcloud
+        for op in sorted({gr.operation for gr in mine}):
+            role_id = SecretGrant("", "", "", op).role_id()
+            meta = [
+                f"--title=Switchyard secret {op}",
+                f"--description=What shared.secrets.{op} needs; granted only with a "
+                "condition on the secret name.",
+                f"--permissions={','.join(operations[op])}",
+                "--stage=GA",
+            ]
+            g.upsert(
+                ["iam", "roles", "describe", role_id],
+                ["iam", "roles", "create", role_id, *meta],
+                ["iam", "roles", "update", role_id, *meta],
+            )
+        for gr in mine:
+            g.bind(
+                "projects",
+                self.project,
+                self.member(self.sa_email(gr.deployment)),
+                f"projects/{self.project}/roles/{gr.role_id()}",
+                _kv("--condition", gr.condition(project_number)),
+            )
+        for name in sorted({gr.name for gr in mine if gr.match == "exact"}):
+            g.upsert(
+                ["secrets", "describe", name],
+                ["secrets", "create", name, "--replication-policy=automatic"],
+                None,
+            )
 
     def topic(self, t: str, agent: str) -> None:
         g = self.gcloud

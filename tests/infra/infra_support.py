@@ -38,6 +38,15 @@ GATEWAY_CONTEXT = "gateway"
 
 # --- the expected plan ---------------------------------------------------------------------
 
+# PostgreSQL privileges on every `<schema>.outbox` per platform role (decision 0033): the relay
+# reads pending rows and marks them published, the operator reads them (the report), the purger
+# deletes published ones (retention); UPDATE and DELETE with a WHERE need SELECT.
+OUTBOX_ROLE_PRIVILEGES = {
+    "outbox-relay": ("select", "update"),
+    "outbox-operator": ("select",),
+    "outbox-purger": ("select", "delete"),
+}
+
 
 def account_id(name: str) -> str:
     if len(name) > 30:
@@ -59,7 +68,15 @@ def expected_plan(
     gateways = sorted(n for n, d in deps.items() if d.context == GATEWAY_CONTEXT)
     relays = cat.with_role("outbox-relay")
     operators = cat.with_role("dead-letter-operator")
-    outbox_operators = cat.with_role("outbox-operator")
+
+    def holders(role: str) -> tuple[str, ...]:
+        return tuple(sorted(n for n, d in deps.items() if role in d.platform_roles))
+
+    outbox_privileges = {
+        n: sorted({p for r in d.platform_roles for p in OUTBOX_ROLE_PRIVILEGES.get(r, ())})
+        for n, d in sorted(deps.items())
+        if set(d.platform_roles) & set(OUTBOX_ROLE_PRIVILEGES)
+    }
     email = {n: f"{account_id(n)}@{project}.iam.gserviceaccount.com" for n in deps}
     db_user = {n: e.removesuffix(".gserviceaccount.com") for n, e in email.items()}
 
@@ -76,8 +93,16 @@ def expected_plan(
             "max_backoff_s": min(max(r.max_backoff_s, r.min_backoff_s, 0), 600),
             "ack_deadline_s": min(max(d.runtime.timeout_s, 10), 600),
         }
+    # Dead letters exist only on topics with a push subscription: the dead-letter operator
+    # publishes (redrives) to those and to its own topics; the relay to every topic.
+    subscribed = sorted({t for _, t in cat.subscriptions()})
     publishing = {
-        n: topics if n in relays or n in operators else list(d.publishes) for n, d in deps.items()
+        n: topics
+        if n in relays
+        else sorted(set(d.publishes) | set(subscribed))
+        if n in operators
+        else list(d.publishes)
+        for n, d in deps.items()
     }
     # A deployment calls only the http deployments its manifest `calls` (shared.clients.call),
     # at their deterministic Cloud Run URLs; the gateways use the URLs the functions report
@@ -93,8 +118,8 @@ def expected_plan(
             invokers[f"{n}/@push"] = {"target": n, "invoker": "@push"}
         elif d.trigger == "schedule":
             invokers[f"{n}/@scheduler"] = {"target": n, "invoker": "@scheduler"}
-        if n not in gateways:
-            # The gateways call every deployment (routing; GET /health for /api/health).
+        if n not in gateways and d.trigger == "http":
+            # The gateways call the http deployments only (routing; GET /health).
             invokers.update({f"{n}/{g}": {"target": n, "invoker": g} for g in gateways})
     for n, d in deps.items():
         # Service-to-service: each caller on exactly the callees it declares, nothing more.
@@ -117,17 +142,34 @@ def expected_plan(
         if n in service_urls:
             env_vars["SERVICE_URLS"] = json.dumps(service_urls[n], separators=(",", ":"))
         environment[n] = env_vars
-    roles = {}
-    for n, d in deps.items():
-        r = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"] if d.uses_sql else []
-        if d.uses_firestore or d.trigger == "event":
-            r.append("roles/datastore.user")
-        roles[n] = sorted(r)
+    roles = {
+        n: ["roles/cloudsql.client", "roles/cloudsql.instanceUser"] if d.uses_sql else []
+        for n, d in deps.items()
+    }
+    firestore = {
+        n: {
+            "role": "roles/datastore.user",
+            "database": "(default)",
+            "condition": f'resource.name == "projects/{project}/databases/(default)"',
+        }
+        for n, d in deps.items()
+        if d.uses_firestore or d.trigger == "event"
+    }
+    health_viewers = {
+        f"{n}/{g}": {"target": n, "viewer": g}
+        for n, d in deps.items()
+        if d.trigger in ("event", "schedule")
+        for g in gateways
+    }
     sql_grants = {}
     for c in cat.contexts:
         if c.owns_schema:
             users = [db_user[d.name] for d in c.deployments if d.uses_sql]
-            users += [f"{db_user[n]}:outbox" for n in outbox_operators]
+            users += [
+                f"{db_user[n]}:outbox:{','.join(p)}"
+                for n, p in outbox_privileges.items()
+                if deps[n].uses_sql
+            ]
             sql_grants[c.owns_schema] = sorted(set(users))
     return {
         "topics": topics,
@@ -175,9 +217,13 @@ def expected_plan(
             n: {s.upper().replace("-", "_"): s for s in d.secrets} for n, d in deps.items()
         },
         "sql_grants": sql_grants,
+        "outbox_privileges": outbox_privileges,
+        "firestore_bindings": firestore,
+        "health_viewer_bindings": health_viewers,
         "platform_roles": {
             "outbox-relay": list(relays),
-            "outbox-operator": list(outbox_operators),
+            "outbox-operator": list(holders("outbox-operator")),
+            "outbox-purger": list(holders("outbox-purger")),
             "dead-letter-operator": list(operators),
         },
     }
@@ -350,4 +396,16 @@ def planned(plan: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any
         r["address"]: r["change"]["after"]
         for r in plan["resource_changes"]
         if r["type"] == resource_type and "create" in r["change"]["actions"]
+    }
+
+
+def instances(
+    plan: dict[str, Any], resource_type: str, name: str, module: str = "module.switchyard"
+) -> dict[Any, dict[str, Any]]:
+    """for_each key -> planned values of `module`'s `resource_type.name` (values the provider
+    computes, such as a new service account's member, are absent: unknown until apply)."""
+    return {
+        r.get("index"): r["change"]["after"]
+        for r in plan["resource_changes"]
+        if r.get("module_address") == module and r["type"] == resource_type and r["name"] == name
     }

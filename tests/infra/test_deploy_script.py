@@ -148,7 +148,9 @@ def test_one_deployment_users_api(fake, catalog):
         "user.deleted",
     }
     invokers = [
-        (c[3], flags(c)["member"]) for c in find(calls, "run", "services", "add-iam-policy-binding")
+        (c[3], flags(c)["member"])
+        for c in find(calls, "run", "services", "add-iam-policy-binding")
+        if flags(c)["role"] == "roles/run.invoker"
     ]
     # Only the gateway may call it; its own grant on auth-api waits for auth-api (not deployed).
     assert invokers == [("users-api", f"serviceAccount:{sa('gateway')}")]
@@ -158,7 +160,8 @@ def test_one_deployment_users_api(fake, catalog):
         for c in find(calls, "projects", "add-iam-policy-binding")
         if flags(c)["member"] == f"serviceAccount:{sa('users-api')}"
     }
-    assert roles == set(plan["project_roles"]["users-api"])
+    firestore = {b["role"] for n, b in plan["firestore_bindings"].items() if n == "users-api"}
+    assert roles == set(plan["project_roles"]["users-api"]) | firestore
     pushes = [
         c for c in find(calls, "pubsub", "subscriptions", "create") if "push-endpoint" in flags(c)
     ]
@@ -219,7 +222,18 @@ def test_all_deployments_follow_the_manifests(fake, catalog):
     # IAM: the same bindings Terraform derives, and never a basic role.
     members = {"@push": PUSH_INVOKER, "@scheduler": SCHEDULER_INVOKER}
     invokers = {
-        (c[3], flags(c)["member"]) for c in find(calls, "run", "services", "add-iam-policy-binding")
+        (c[3], flags(c)["member"])
+        for c in find(calls, "run", "services", "add-iam-policy-binding")
+        if flags(c)["role"] == "roles/run.invoker"
+    }
+    viewers = {
+        (c[3], flags(c)["member"])
+        for c in find(calls, "run", "services", "add-iam-policy-binding")
+        if flags(c)["role"] == "roles/run.viewer"
+    }
+    assert viewers == {
+        (b["target"], f"serviceAccount:{sa(b['viewer'])}")
+        for b in plan["health_viewer_bindings"].values()
     }
     assert invokers == {
         (b["target"], "serviceAccount:" + members.get(b["invoker"], sa(b["invoker"])))

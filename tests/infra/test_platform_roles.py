@@ -22,7 +22,7 @@ from infra_support import INFRA, PROJECT, REGION, ROOT, account_id, expected_pla
 
 from shared.manifests import Catalog, load
 
-ROLES = ("outbox-relay", "outbox-operator", "dead-letter-operator")
+ROLES = ("outbox-relay", "outbox-operator", "outbox-purger", "dead-letter-operator")
 
 MOVED = {
     "function.yaml": """\
@@ -41,10 +41,17 @@ MOVED = {
             routes: [/api/platform]
             uses: [sql]
             platform_roles: [dead-letter-operator, outbox-operator]
+          platform-purge:
+            entry_point: purge
+            trigger: schedule
+            schedule: "0 3 * * *"
+            uses: [sql]
+            platform_roles: [outbox-purger]
     """,
     "main.py": """\
         def relay(request): ...
         def api(request): ...
+        def purge(request): ...
     """,
 }
 
@@ -101,6 +108,11 @@ def functions_with_moved_roles(tmp_path: Path) -> Path:
     stripped = re.sub(r"^\s*platform_roles:.*\n", "", ops.read_text(), flags=re.M)
     assert stripped != ops.read_text(), "the ops manifest declares no platform role"
     ops.write_text(stripped)
+    # Not every topic subscribed: the redrive must not publish where no dead letter can be.
+    audit = functions / "audit" / "function.yaml"
+    every = audit.read_text()
+    assert 'subscribes: "*"' in every
+    audit.write_text(every.replace('subscribes: "*"', "subscribes: [user.created]"))
     (functions / "platform").mkdir()
     for name, text in MOVED.items():
         (functions / "platform" / name).write_text(textwrap.dedent(text))
@@ -111,6 +123,7 @@ def test_the_repository_declares_the_platform_roles_in_the_ops_manifest(catalog)
     assert catalog.with_role("outbox-relay") == ("ops-outbox-relay",)
     assert catalog.with_role("dead-letter-operator") == ("ops-api",)
     assert catalog.with_role("outbox-operator") == ("ops-api", "ops-cleanup", "ops-outbox-relay")
+    assert catalog.with_role("outbox-purger") == ("ops-cleanup",)
     holders = {n for r in ROLES for n in catalog.with_role(r)}
     for path in (*tf_files(INFRA / "modules" / "manifests"), INFRA / "deploy" / "deploy.py"):
         text = path.read_text()
@@ -127,20 +140,26 @@ def test_terraform_reads_the_platform_roles_from_the_manifests(
     assert got["platform_roles"] == {
         "outbox-relay": ["platform-relay"],
         "outbox-operator": ["platform-redrive", "platform-relay"],
+        "outbox-purger": ["platform-purge"],
         "dead-letter-operator": ["platform-redrive"],
     }
     topics = got["topics"]
     published = {(b["deployment"], b["topic"]) for b in got["publisher_bindings"].values()}
-    for name in ("platform-relay", "platform-redrive"):
-        assert {t for d, t in published if d == name} == set(topics), name
+    # The relay publishes every topic; the redrive only those that can hold dead letters.
+    subscribed = {t for _, t in cat.subscriptions()}
+    assert subscribed < set(topics)  # some topic has no subscriber: nothing to redrive there
+    assert {t for d, t in published if d == "platform-relay"} == set(topics)
+    assert {t for d, t in published if d == "platform-redrive"} == subscribed
+    assert not {t for d, t in published if d == "platform-purge"}
     # the ops deployments lost what the roles gave them
     assert not {t for d, t in published if d in ("ops-outbox-relay", "ops-api")}
     assert {b["deployment"] for b in got["dead_letter_bindings"].values()} == {"platform-redrive"}
     for users in got["sql_grants"].values():
-        outbox = sorted(u for u in users if u.endswith(":outbox"))
+        outbox = sorted(u for u in users if ":outbox" in u)
         assert outbox == [
-            f"platform-redrive@{PROJECT}.iam:outbox",
-            f"platform-relay@{PROJECT}.iam:outbox",
+            f"platform-purge@{PROJECT}.iam:outbox:delete,select",
+            f"platform-redrive@{PROJECT}.iam:outbox:select",
+            f"platform-relay@{PROJECT}.iam:outbox:select,update",
         ]
     want = expected_plan(cat)
     for key in ("publisher_bindings", "dead_letter_bindings", "sql_grants", "platform_roles"):
@@ -164,6 +183,8 @@ def test_the_deploy_script_reads_the_platform_roles_from_the_manifests(
     assert {m for _, m in grants["keep"]} == {_sa("platform-redrive")}
     relay = {t for t, m in grants["publisher"] if m == _sa("platform-relay")}
     assert relay == set(cat.topics)
+    redrive = {t for t, m in grants["publisher"] if m == _sa("platform-redrive")}
+    assert redrive == {t for _, t in cat.subscriptions()}
     assert not {t for t, m in grants["publisher"] if m == _sa("ops-outbox-relay")}
 
 

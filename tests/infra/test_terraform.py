@@ -63,7 +63,9 @@ def test_service_to_service_invokers_and_urls_are_only_the_declared_calls(catalo
     assert ("users-api", "auth-api") in granted and ("console-web", "auth-api") in granted
     for invoker, target in granted:
         if invoker in gateways:
-            continue  # routing and /api/health: every other deployment
+            # routing and GET /health: the http deployments only (decision 0033)
+            assert catalog.deployments[target].trigger == "http", target
+            continue
         if invoker == "@push":
             assert catalog.deployments[target].trigger == "event"
         elif invoker == "@scheduler":
@@ -72,8 +74,14 @@ def test_service_to_service_invokers_and_urls_are_only_the_declared_calls(catalo
             assert target in catalog.deployments[invoker].calls, (
                 f"{invoker} may invoke {target} without declaring it in `calls`"
             )
-    # The gateways invoke every other deployment; nobody invokes what it does not call.
-    assert {(g, n) for g in gateways for n in catalog.deployments if n not in gateways} <= granted
+    # The internet-facing gateways invoke every other http deployment and no event or schedule
+    # deployment (their state is read with run.viewer); nobody invokes what it does not call.
+    http = {n for n, d in catalog.deployments.items() if d.trigger == "http"}
+    assert {(i, t) for i, t in granted if i in gateways} == {
+        (g, n) for g in gateways for n in http - gateways
+    }
+    viewers = {(b["viewer"], b["target"]) for b in got["health_viewer_bindings"].values()}
+    assert viewers == {(g, n) for g in gateways for n in set(catalog.deployments) - http - gateways}
     assert ("maintenance-api", "auth-api") not in granted
     assert ("users-api", "users-api") not in granted
     # SERVICE_URLS: a non-gateway deployment knows only its callees (none: no variable).
@@ -183,9 +191,9 @@ def test_a_new_deployment_needs_no_terraform_change(functions_with_new_context, 
     }
     assert "reports-export-key" in want["secrets"]
     assert want["sql_grants"]["reports"] == [
-        "ops-api@proj.iam:outbox",
-        "ops-cleanup@proj.iam:outbox",
-        "ops-outbox-relay@proj.iam:outbox",
+        "ops-api@proj.iam:outbox:select",
+        "ops-cleanup@proj.iam:outbox:delete,select",
+        "ops-outbox-relay@proj.iam:outbox:select,update",
         "reports-api@proj.iam",
     ]
 
@@ -313,9 +321,13 @@ def test_no_basic_roles_anywhere():
     validation = blocks(MODULES / "service_account", "variable")["project_roles"]["validation"]
     assert "roles/editor" in json.dumps(validation) and "roles/owner" in json.dumps(validation)
     # The project roles derived from the manifests are only the ones the contract names.
-    allowed = {"roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/datastore.user"}
+    allowed = {"roles/cloudsql.client", "roles/cloudsql.instanceUser"}
     manifests_locals = blocks(MODULES / "manifests", "locals")
     assert set(re.findall(r"roles/[\w.]+", manifests_locals["project_roles"])) == allowed
+    # Firestore's role is granted apart, only with a condition naming the database.
+    assert set(re.findall(r"roles/[\w.]+", json.dumps(manifests_locals["firestore_bindings"]))) == {
+        "roles/datastore.user"
+    }
 
 
 def test_ingress_internal_unless_the_manifest_says_all(catalog):

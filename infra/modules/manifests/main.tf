@@ -50,7 +50,8 @@ locals {
       ingress    = try(d.ingress, "internal")
       env        = try(d.env, {})
       calls      = distinct(try(d.calls, [])) # http deployments it calls (shared.clients.call)
-      # outbox-relay | outbox-operator | dead-letter-operator (shared.manifests.PLATFORM_ROLES)
+      # outbox-relay | outbox-operator | outbox-purger | dead-letter-operator
+      # (shared.manifests.PLATFORM_ROLES)
       platform_roles = sort(distinct(try(d.platform_roles, [])))
       uses_sql       = contains(try(d.uses, []), "sql")
       # Event deployments always write Firestore: processed/{subscription}:{event_id}.
@@ -110,25 +111,47 @@ locals {
   }
 
   # Platform roles, declared once in the manifests (`platform_roles`): the outbox relay
-  # publishes every context's pending rows, the outbox operators (relay, report, purge) get DML
-  # on every `<schema>.outbox`, the dead-letter operators read the --keep subscriptions and
-  # redrive to the source topics.
+  # publishes every context's pending rows, the outbox roles get exactly the privileges their
+  # work needs on every `<schema>.outbox` (outbox_privileges), the dead-letter operators read
+  # the --keep subscriptions and redrive to the source topics.
   relays     = sort([for n, d in local.deployments : n if contains(d.platform_roles, "outbox-relay")])
   operators  = sort([for n, d in local.deployments : n if contains(d.platform_roles, "dead-letter-operator")])
-  outbox_ops = sort([for n, d in local.deployments : n if contains(d.platform_roles, "outbox-operator")])
+  outbox_ops = sort([for n, d in local.deployments : n if length(setintersection(d.platform_roles, keys(local.outbox_role_privileges))) > 0])
   # A role shared.manifests does not know (it refuses it too).
   invalid_platform_roles = sort(flatten([
     for n, d in local.deployments : [
-      for r in d.platform_roles : "${n}: ${r}" if !contains(["outbox-relay", "outbox-operator", "dead-letter-operator"], r)
+      for r in d.platform_roles : "${n}: ${r}" if !contains(["outbox-relay", "outbox-operator", "outbox-purger", "dead-letter-operator"], r)
     ]
   ]))
 
-  # roles/pubsub.publisher: a deployment on the topics it declares; the outbox relay and the
-  # dead-letter operator (redrive) on every topic.
+  # PostgreSQL privileges on `<schema>.outbox` per platform role (decision 0033): the relay
+  # reads pending rows and marks them published, the operator reads (the outbox report), the
+  # purger deletes published rows (retention). UPDATE and DELETE with a WHERE clause need
+  # SELECT too.
+  outbox_role_privileges = {
+    "outbox-relay"    = ["select", "update"]
+    "outbox-operator" = ["select"]
+    "outbox-purger"   = ["select", "delete"]
+  }
+  outbox_privileges = {
+    for n in local.outbox_ops : n => sort(distinct(flatten([
+      for r in local.deployments[n].platform_roles : lookup(local.outbox_role_privileges, r, [])
+    ])))
+  }
+
+  # Topics with a push subscription: only they have a dead-letter policy, so only they can hold
+  # dead letters for the dead-letter operator to redrive.
+  subscribed_topics = sort(distinct([for s in values(local.subscriptions) : s.topic]))
+
+  # roles/pubsub.publisher: a deployment on the topics it declares; the outbox relay on every
+  # topic (every context's pending rows); the dead-letter operator also on the topics it can
+  # redrive to (those with a subscription), no others.
   publisher_bindings = {
     for b in flatten([
       for n, d in local.deployments : [
-        for t in(contains(concat(local.relays, local.operators), n) ? local.topics : d.publishes) : { deployment = n, topic = t }
+        for t in(contains(local.relays, n) ? local.topics : sort(distinct(concat(
+          d.publishes, contains(local.operators, n) ? local.subscribed_topics : []
+        )))) : { deployment = n, topic = t }
       ]
     ]) : "${b.deployment}/${b.topic}" => b
   }
@@ -168,14 +191,15 @@ locals {
 
   # roles/run.invoker: who may call whom. "@push" and "@scheduler" are the platform's invoker
   # service accounts (names no deployment can have); otherwise the invoker is a deployment:
-  # the gateways on every other deployment (routing, and GET /health of each for
-  # /api/health), and each deployment on the http deployments its manifest `calls`.
+  # the internet-facing gateways on the http deployments only (routing, GET /health), and each
+  # deployment on the http deployments its manifest `calls`. Event and schedule deployments
+  # are invoked by their push and scheduler identities alone (decision 0033).
   invoker_bindings = merge(
     { for n in local.event_deployments : "${n}/@push" => { target = n, invoker = "@push" } },
     { for n in local.schedule_deployments : "${n}/@scheduler" => { target = n, invoker = "@scheduler" } },
     merge([
       for g in local.gateways : {
-        for t in keys(local.deployments) : "${t}/${g}" => { target = t, invoker = g } if !contains(local.gateways, t)
+        for t in local.http_deployments : "${t}/${g}" => { target = t, invoker = g } if !contains(local.gateways, t)
       }
     ]...),
     merge([
@@ -185,11 +209,31 @@ locals {
     ]...),
   )
 
+  # roles/run.viewer on the event and schedule deployments for the gateways: what /api/health
+  # needs to read their state (the service's Ready condition) without being able to invoke
+  # them.
+  health_viewer_bindings = merge([
+    for g in local.gateways : {
+      for t in concat(local.event_deployments, local.schedule_deployments) : "${t}/${g}" => { target = t, viewer = g }
+    }
+  ]...)
+
+  # Unconditional project roles. Firestore's role is granted apart, on the database only
+  # (firestore_bindings).
   project_roles = {
-    for n, d in local.deployments : n => sort(concat(
-      d.uses_sql ? ["roles/cloudsql.client", "roles/cloudsql.instanceUser"] : [],
-      d.uses_datastore ? ["roles/datastore.user"] : [],
-    ))
+    for n, d in local.deployments : n => sort(
+      d.uses_sql ? ["roles/cloudsql.client", "roles/cloudsql.instanceUser"] : []
+    )
+  }
+
+  # roles/datastore.user of a deployment that uses Firestore (or consumes events: processed
+  # markers), with an IAM condition naming the database (decision 0033).
+  firestore_bindings = {
+    for n, d in local.deployments : n => {
+      role      = "roles/datastore.user"
+      database  = var.firestore_database
+      condition = "resource.name == \"projects/${var.project_id}/databases/${var.firestore_database}\""
+    } if d.uses_datastore
   }
 
   # Runtime environment (SERVICE_URLS of the gateways is added where their URLs are known).
@@ -219,11 +263,12 @@ locals {
   }
 
   # Which IAM database users may use each context's schema: its own deployments on every
-  # table; the outbox operators on `<schema>.outbox` only ("user:outbox", see shared.migrate).
+  # table (DML); the outbox roles on `<schema>.outbox` only, with their privileges
+  # ("user:outbox:select,update", see shared.migrate).
   sql_grants = {
     for ctx, m in local.manifests : m.owns_schema => sort(distinct(concat(
       [for n, d in local.deployments : local.db_user[n] if d.context == ctx && d.uses_sql],
-      [for n in local.outbox_ops : "${local.db_user[n]}:outbox" if local.deployments[n].uses_sql],
+      [for n in local.outbox_ops : "${local.db_user[n]}:outbox:${join(",", local.outbox_privileges[n])}" if local.deployments[n].uses_sql],
     ))) if try(m.owns_schema, null) != null
   }
 }

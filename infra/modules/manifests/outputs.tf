@@ -59,7 +59,7 @@ output "publisher_bindings" {
 
   precondition {
     condition     = length(local.invalid_platform_roles) == 0
-    error_message = "A manifest `platform_roles` entry is not outbox-relay, outbox-operator or dead-letter-operator: ${join(", ", local.invalid_platform_roles)}."
+    error_message = "A manifest `platform_roles` entry is not outbox-relay, outbox-operator, outbox-purger or dead-letter-operator: ${join(", ", local.invalid_platform_roles)}."
   }
 }
 
@@ -67,7 +67,8 @@ output "platform_roles" {
   description = "Platform role -> deployments that declare it in their manifest (`platform_roles`)."
   value = {
     "outbox-relay"         = local.relays
-    "outbox-operator"      = local.outbox_ops
+    "outbox-operator"      = sort([for n, d in local.deployments : n if contains(d.platform_roles, "outbox-operator")])
+    "outbox-purger"        = sort([for n, d in local.deployments : n if contains(d.platform_roles, "outbox-purger")])
     "dead-letter-operator" = local.operators
   }
 }
@@ -115,4 +116,19 @@ output "sql_grants" {
 output "service_urls" {
   description = "SERVICE_URLS of each non-gateway deployment that calls others: the deterministic run.app URL of each http deployment in its manifest `calls`."
   value       = local.service_urls
+}
+
+output "health_viewer_bindings" {
+  description = "roles/run.viewer grants keyed <target>/<gateway>: the gateways read the state of the event and schedule deployments they may not invoke."
+  value       = local.health_viewer_bindings
+}
+
+output "firestore_bindings" {
+  description = "Deployment -> its Firestore role and the IAM condition naming the database it may use."
+  value       = local.firestore_bindings
+}
+
+output "outbox_privileges" {
+  description = "Deployment -> PostgreSQL privileges on every <schema>.outbox, from its outbox platform roles."
+  value       = local.outbox_privileges
 }

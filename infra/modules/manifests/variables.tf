@@ -42,3 +42,9 @@ variable "gateway_context" {
   description = "Context whose deployments route to every other deployment (all their URLs, run.invoker on each)."
   default     = "gateway"
 }
+
+variable "firestore_database" {
+  type        = string
+  description = "Firestore database the deployments use (their IAM condition names it)."
+  default     = "(default)"
+}

@@ -1,6 +1,6 @@
 # One service account per deployment with only the roles it needs (project roles from
-# module.manifests.project_roles: Cloud SQL client + instance user when it uses sql, Datastore
-# user when it uses firestore or consumes events). Resource-level grants live next to their
+# module.manifests.project_roles: Cloud SQL client + instance user when it uses sql; Datastore
+# user, conditioned on the database, when it uses firestore or consumes events: below). Resource-level grants live next to their
 # resources (topics: pubsub.tf, secrets: secrets.tf). No basic roles anywhere.
 
 module "service_account" {
@@ -68,7 +68,7 @@ locals {
 }
 
 # run.invoker only on the targets: the push invoker on event deployments, the scheduler
-# invoker on schedule deployments, the gateway on every other deployment, and a deployment on
+# invoker on schedule deployments, the gateway on the http deployments, and a deployment on
 # the http deployments its manifest declares in `calls` (shared.clients.call), no others.
 resource "google_cloud_run_v2_service_iam_member" "invoker" {
   for_each = module.manifests.invoker_bindings
@@ -78,6 +78,35 @@ resource "google_cloud_run_v2_service_iam_member" "invoker" {
   name     = local.functions[each.value.target].name
   role     = "roles/run.invoker"
   member   = local.invoker_members[each.value.invoker]
+}
+
+# The gateways read the state (Ready condition) of the event and schedule deployments for
+# /api/health; they may not invoke them (decision 0033).
+resource "google_cloud_run_v2_service_iam_member" "health_viewer" {
+  for_each = module.manifests.health_viewer_bindings
+
+  project  = var.project_id
+  location = var.region
+  name     = local.functions[each.value.target].name
+  role     = "roles/run.viewer"
+  member   = module.service_account[each.value.viewer].member
+}
+
+# Firestore: roles/datastore.user on the platform's database only, by an IAM condition on the
+# database's resource name (decision 0033). Firestore IAM stops at the database: narrower
+# (per collection) access would need a database per context.
+resource "google_project_iam_member" "firestore" {
+  for_each = module.manifests.firestore_bindings
+
+  project = var.project_id
+  role    = each.value.role
+  member  = module.service_account[each.key].member
+
+  condition {
+    title       = "firestore ${each.value.database}"
+    description = "Firestore of the platform's database only (decision 0033)."
+    expression  = each.value.condition
+  }
 }
 
 # Cloud Build runs the migrations through the Cloud SQL connector.
