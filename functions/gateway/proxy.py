@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -54,6 +55,9 @@ Headers = Mapping[str, str] | werkzeug.datastructures.Headers
 
 GATEWAY_CONTEXT = "gateway"
 _log = slog.get_logger("switchyard.gateway")
+# httpx logs every request's full URL at INFO: a stream's `?ticket=` must not reach the logs
+# (the gateway's own access log has the path only).
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 HOP_BY_HOP = frozenset(
     {

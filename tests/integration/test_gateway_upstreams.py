@@ -232,6 +232,7 @@ def platform(firestore_emulator, tmp_path_factory):
         RATE_LIMIT_IP_PER_MIN="100000",
         UPSTREAM_TIMEOUT_S="5",
         HEALTH_TIMEOUT_S="1",
+        **dict(cat.deployments["gateway"].env),  # the manifest's environment, as deployed
     )
     _reset_caches()
     clients.firestore.cache_clear()
@@ -435,6 +436,22 @@ def test_method_path_query_body_and_headers_are_forwarded(platform):
     assert headers["x-forwarded-host"] == f"127.0.0.1:{platform.gateway.port}"
     assert headers["host"] == f"127.0.0.1:{platform.upstreams['alpha-api'].port}"
     assert headers["accept-encoding"] == r.request.headers["Accept-Encoding"]
+
+
+def test_forwarding_headers_from_a_local_client_are_not_its_address(platform):
+    """Locally the peer is the client: its own X-Forwarded-For/-Proto are passed on as claims,
+    never taken as its address or scheme (uvicorn trusts no peer's, the gateway manifest)."""
+    tok, _ = token()
+    r = requests.get(
+        f"{platform.url}/api/alpha/echo",
+        headers={**bearer(tok), "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"},
+        timeout=5,
+    )
+    assert r.status_code == 200, r.text
+    headers = {k.lower(): v for k, v in r.json()["headers"].items()}
+    assert headers["x-client-ip"] == "127.0.0.1"
+    assert headers["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
 
 
 def test_request_id_and_traceparent_are_propagated_or_created(platform):

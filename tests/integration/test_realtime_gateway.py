@@ -9,6 +9,7 @@ never hand it over. Served over HTTP/1.0 (body until close) and HTTP/1.1 (chunke
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,6 +162,21 @@ def test_open_streams_hold_no_gateway_thread(gateway):
     finally:
         for r, _ in streams:
             r.close()
+
+
+def test_a_stream_ticket_in_the_query_is_not_logged(gateway, caplog):
+    caplog.set_level(logging.INFO)
+    url, up = gateway
+    up.release.set()
+    secret = "tk-" + "s3cr3t" * 4
+    with requests.get(
+        f"{url}/api/realtime/dashboard?ticket={secret}",
+        headers={"Accept": "text/event-stream"},
+        stream=True,
+        timeout=10,
+    ) as r:
+        assert 'data: {"n": 2}' in r.text
+    assert secret not in caplog.text  # e.g. httpx's INFO line of each request's URL
 
 
 def test_other_answers_are_still_read_whole(gateway):
