@@ -46,7 +46,7 @@ validate: venv
 	  if ! terraform -chdir=$$dir init -backend=false -input=false -no-color >$$log 2>&1; then \
 	    if grep -qE 'could not connect to registry|Failed to query available provider packages' $$log \
 	       && grep -qE 'dial tcp|no such host|i/o timeout|connection refused|could not connect' $$log; then \
-	      echo "validate: SKIPPED for $$env: the hashicorp/google provider cannot be downloaded here (no access to registry.terraform.io)"; \
+	      echo "validate: SKIPPED for $$env: the hashicorp/google provider cannot be downloaded here (no access to registry.terraform.io); make test validates and plans offline against its 6.50 schema (tests/infra/test_offline_terraform.py)"; \
 	      rm -f $$log; continue; \
 	    fi; \
 	    cat $$log >&2; rm -f $$log; exit 1; \
