@@ -8,7 +8,9 @@ key, a duplicate deployment name or route, a subscribed topic nobody publishes, 
 published by more than one context, a `calls` entry that is not another http deployment, an
 unknown platform role, or an entry point missing from `main.py` raises `ManifestError` naming
 the file(s) and the key. Platform roles (`platform_roles`: the outbox relay, the outbox and
-dead-letter operators) are declared here once; Terraform and infra/deploy read them. This
+dead-letter operators) are declared here once; Terraform and infra/deploy read them. A
+context may declare `retention` rules for the Firestore collections it owns (kind, collection,
+timestamp_field, keep_days, description); ops' cleanup applies them (decision 0015). This
 module does no I/O beyond reading the manifests and parsing (not importing) each context's
 `main.py`.
 """
@@ -35,7 +37,19 @@ _MEMORY = re.compile(r"^[0-9]+(Mi|Gi)$")
 _USES = {"sql", "firestore"}
 _MAX_BODY_LIMIT = 32 * 1024 * 1024  # Cloud Run's HTTP/1 request size limit
 
-_MANIFEST_KEYS = {"context", "description", "owns_schema", "bootstrap", "deployments"}
+_MANIFEST_KEYS = {
+    "context",
+    "description",
+    "owns_schema",
+    "bootstrap",
+    "deployments",
+    "retention",
+}
+_RETENTION_KEYS = {"kind", "collection", "timestamp_field", "keep_days", "description"}
+_KIND = re.compile(r"^[a-z][a-z0-9_]{1,48}[a-z0-9]$")
+_COLLECTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")  # a top-level Firestore collection
+# kinds ops itself applies (functions/ops/service.py BUILTIN_RULES): a context cannot take them
+_BUILTIN_RETENTION = {"outbox", "processed"}
 _HOOK = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*:[a-z_][a-z0-9_]*$")
 _DEPLOYMENT_KEYS = {
     "entry_point",
@@ -158,6 +172,19 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """A retention rule a context declares for a Firestore collection it owns: ops' cleanup
+    removes its documents whose `timestamp_field` is more than `keep_days` old (decision
+    0015)."""
+
+    kind: str
+    collection: str
+    timestamp_field: str
+    keep_days: int
+    description: str
+
+
+@dataclass(frozen=True)
 class Context:
     name: str
     description: str
@@ -167,6 +194,8 @@ class Context:
     # `module:function` run by `python -m shared.migrate` after the migrations (data every
     # environment needs, e.g. the bootstrap admin); declared here so shared/ imports no context
     bootstrap: str | None = None
+    # retention rules for the Firestore collections it owns (ops applies them)
+    retention: tuple[Retention, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -455,16 +484,58 @@ def load_file(path: Path) -> Context:
     deployments = raw.get("deployments")
     if not isinstance(deployments, dict) or not deployments:
         raise _fail(path, "deployments", "must map at least one deployment name")
+    built = tuple(_deployment(path, ctx, schema, n, d) for n, d in sorted(deployments.items()))
+    retention = _retention(path, raw.get("retention"))
+    if retention and not any(d.uses_firestore for d in built):
+        raise _fail(path, "retention", "rules are for Firestore collections the context uses")
     return Context(
         name=ctx,
         description=str(raw.get("description", "")),
         owns_schema=schema,
         path=path.parent,
-        deployments=tuple(
-            _deployment(path, ctx, schema, n, d) for n, d in sorted(deployments.items())
-        ),
+        deployments=built,
         bootstrap=hook,
+        retention=retention,
     )
+
+
+def _retention(path: Path, value: Any) -> tuple[Retention, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _fail(path, "retention", "must be a list of rules")
+    rules: list[Retention] = []
+    for i, raw in enumerate(value):
+        where = f"retention[{i}]"
+        if not isinstance(raw, dict):
+            raise _fail(path, where, "must be a mapping")
+        unknown = set(raw) - _RETENTION_KEYS
+        if unknown:
+            raise _fail(path, f"{where}.{sorted(unknown)[0]}", "unknown key")
+        missing = sorted(_RETENTION_KEYS - set(raw))
+        if missing:
+            raise _fail(path, f"{where}.{missing[0]}", "is required")
+        kind = raw["kind"]
+        if not (isinstance(kind, str) and _KIND.match(kind)):
+            raise _fail(path, f"{where}.kind", "must be snake_case, 3-50 characters")
+        if kind in _BUILTIN_RETENTION:
+            raise _fail(path, f"{where}.kind", f"{kind!r} is a rule of ops itself")
+        if any(r.kind == kind for r in rules):
+            raise _fail(path, f"{where}.kind", f"duplicate kind {kind!r}")
+        collection = raw["collection"]
+        if not (isinstance(collection, str) and _COLLECTION.match(collection)):
+            raise _fail(path, f"{where}.collection", "must be a top-level collection id")
+        field_ = raw["timestamp_field"]
+        if not (isinstance(field_, str) and field_.isidentifier()):
+            raise _fail(path, f"{where}.timestamp_field", "must be a field name")
+        days = raw["keep_days"]
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
+            raise _fail(path, f"{where}.keep_days", "must be an integer from 1 to 3650")
+        text = raw["description"]
+        if not (isinstance(text, str) and text.strip()):
+            raise _fail(path, f"{where}.description", "must say what is removed")
+        rules.append(Retention(kind, collection, field_, days, text.strip()))
+    return tuple(rules)
 
 
 def load(functions_dir: Path | None = None) -> Catalog:
@@ -474,8 +545,17 @@ def load(functions_dir: Path | None = None) -> Catalog:
     seen_names: dict[str, Path] = {}
     seen_routes: dict[str, Path] = {}
     seen_schemas: dict[str, Path] = {}
+    seen_kinds: dict[str, Path] = {}
     for c in contexts:
         mf = c.path / "function.yaml"
+        for rule in c.retention:
+            if rule.kind in seen_kinds:
+                raise _fail(
+                    mf,
+                    "retention",
+                    f"kind {rule.kind!r} also declared in {_rel(seen_kinds[rule.kind])}",
+                )
+            seen_kinds[rule.kind] = mf
         if c.owns_schema:
             if c.owns_schema in seen_schemas:
                 raise _fail(

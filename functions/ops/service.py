@@ -334,7 +334,7 @@ def rules() -> list[model.RetentionRule]:
     kind, collection, timestamp_field, keep_days) for the Firestore collections they own."""
     declared = []
     for m in catalog().contexts:
-        for r in getattr(m, "retention", ()):  # read when the manifest schema carries it
+        for r in m.retention:
             declared.append(
                 model.RetentionRule(
                     kind=r.kind,

@@ -319,3 +319,84 @@ def test_repository_manifests_declare_the_platform_roles():
     assert cat.with_role("outbox-relay") == ("ops-outbox-relay",)
     assert cat.with_role("dead-letter-operator") == ("ops-api",)
     assert set(cat.with_role("outbox-operator")) == {"ops-outbox-relay", "ops-api", "ops-cleanup"}
+
+
+FS_API = (
+    "context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http, routes: [/api/x],"
+    " uses: [firestore]}\n"
+)
+RULE = (
+    "  - {kind: raw_things, collection: a_things, timestamp_field: received_at,"
+    " keep_days: 30, description: Raw things older than 30 days}\n"
+)
+
+
+def test_a_context_declares_retention_rules_for_its_collections(tmp_path):
+    write(tmp_path, "a", FS_API + "retention:\n" + RULE)
+    (ctx,) = load(tmp_path).contexts
+    (rule,) = ctx.retention
+    assert (rule.kind, rule.collection, rule.timestamp_field, rule.keep_days) == (
+        "raw_things",
+        "a_things",
+        "received_at",
+        30,
+    )
+    assert rule.description == "Raw things older than 30 days"
+    write(tmp_path, "a", FS_API)
+    assert load(tmp_path).contexts[0].retention == ()
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ("retention: {kind: x}\n", "retention: must be a list of rules"),
+        ("retention:\n" + RULE.replace("keep_days: 30", "keep_days: 0"), "keep_days: must be"),
+        ("retention:\n" + RULE.replace("keep_days: 30", "keep_days: '30'"), "keep_days: must"),
+        ("retention:\n" + RULE.replace("kind: raw_things", "kind: Raw"), "kind: must be"),
+        ("retention:\n" + RULE.replace("kind: raw_things", "kind: outbox"), "rule of ops itself"),
+        ("retention:\n" + RULE + RULE, "duplicate kind 'raw_things'"),
+        ("retention:\n" + RULE.replace("a_things", "a/b/c"), "collection: must be a top-level"),
+        ("retention:\n" + RULE.replace("received_at", "received-at"), "timestamp_field: must"),
+        (
+            "retention:\n" + RULE.replace(", description: Raw things older than 30 days", ""),
+            "retention[0].description: is required",
+        ),  # fmt: skip
+        ("retention:\n" + RULE.replace("keep_days: 30", "keep_days: 30, ttl: 1"), "ttl: unknown"),
+    ],
+)
+def test_invalid_retention_rules_name_file_and_key(tmp_path, rules, message):
+    write(tmp_path, "a", FS_API + rules)
+    with pytest.raises(ManifestError) as err:
+        load(tmp_path)
+    assert message in str(err.value) and "function.yaml" in str(err.value)
+
+
+def test_retention_needs_firestore_and_a_kind_unique_across_contexts(tmp_path):
+    no_fs = (
+        "context: a\ndeployments:\n  a-api: {entry_point: api, trigger: http, routes: [/api/x]}\n"
+    )
+    write(tmp_path, "a", no_fs + "retention:\n" + RULE)
+    with pytest.raises(ManifestError, match="Firestore collections the context uses"):
+        load(tmp_path)
+    write(tmp_path, "a", FS_API + "retention:\n" + RULE)
+    other = FS_API.replace("context: a", "context: b").replace("a-api", "b-api")
+    write(tmp_path, "b", other.replace("/api/x", "/api/y") + "retention:\n" + RULE)
+    with pytest.raises(ManifestError, match="kind 'raw_things' also declared in"):
+        load(tmp_path)
+
+
+def test_ops_applies_the_rules_the_manifests_declare(tmp_path, monkeypatch):
+    from functions.ops import service
+
+    write(tmp_path, "a", FS_API + "retention:\n" + RULE)
+    monkeypatch.setattr(service, "catalog", lambda: load(tmp_path))
+    rules = {r.kind: r for r in service.rules()}
+    assert {"outbox", "processed", "raw_things"} <= set(rules)
+    got = rules["raw_things"]
+    assert (got.store, got.collection, got.timestamp_field, got.context) == (
+        "firestore",
+        "a_things",
+        "received_at",
+        "a",
+    )
+    assert got.keep.days == 30 and got.description == "Raw things older than 30 days"
