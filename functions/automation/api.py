@@ -17,7 +17,14 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import flask
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from functions.automation import model, service
 from shared import auth as sauth
@@ -48,6 +55,21 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 ParamName = Annotated[str, StringConstraints(pattern=model.PARAM.pattern)]
 ParamValue = Annotated[str, StringConstraints(max_length=4096)]
 Fingerprint = Annotated[str, StringConstraints(pattern=model.FINGERPRINT.pattern)]
+
+
+def _within_one_push(seconds: int) -> int:
+    if seconds > model.MAX_RUN_TIMEOUT_S:
+        raise ValueError(model.RUN_LIMIT_TEXT)
+    return seconds
+
+
+# A run executes inside one Pub/Sub push request: its timeouts are at most 540 s
+# (docs/decisions/0022, 0037). The refusal says so instead of a bare "less than or equal".
+Seconds = Annotated[
+    int,
+    Field(ge=1, json_schema_extra={"maximum": model.MAX_RUN_TIMEOUT_S}),
+    AfterValidator(_within_one_push),
+]
 
 
 # --- targets -------------------------------------------------------------------------------
@@ -336,7 +358,7 @@ class CommandStepIn(ApiModel):
         description="Run by /bin/sh (ssh) or PowerShell (winrm). Parameters are environment "
         "variables ($NAME) and `{{NAME}}` is replaced by the quoted value."
     )
-    timeout_s: int = Field(60, ge=1, le=model.MAX_STEP_TIMEOUT_S)
+    timeout_s: Seconds = Field(60, description="Seconds; at most 540 (one run, one request).")
     continue_on_error: bool = False
 
 
@@ -361,7 +383,7 @@ class HttpStepIn(ApiModel):
     expected_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
         default_factory=lambda: [200], min_length=1, max_length=20
     )
-    timeout_s: int = Field(30, ge=1, le=model.MAX_STEP_TIMEOUT_S)
+    timeout_s: Seconds = Field(30, description="Seconds; at most 540 (one run, one request).")
     continue_on_error: bool = False
 
 
@@ -380,7 +402,12 @@ class JobIn(ApiModel):
         default_factory=list, max_length=20, description="Targets carrying every one of these."
     )
     max_concurrency: int = Field(10, ge=1, le=model.MAX_CONCURRENCY)
-    timeout_s: int = Field(300, ge=1, le=model.MAX_RUN_TIMEOUT_S)
+    timeout_s: Seconds = Field(
+        300,
+        description="The whole run's limit in seconds, at most 540: a run executes inside one "
+        "Pub/Sub push request (600 s at most), so longer jobs are refused (422); split the "
+        "work into shorter jobs or schedules (docs/decisions/0037).",
+    )
 
     def definition(self) -> model.JobDefinition:
         data = self.model_dump(mode="json")

@@ -60,6 +60,10 @@ ENV_RESERVED = frozenset({"PATH", "HOME", "SHELL", "USER", "LOGNAME", "IFS", "PS
 # stays below the runner's 600 s request timeout and Pub/Sub's 600 s maximum ack deadline.
 MAX_RUN_TIMEOUT_S = 540
 MAX_STEP_TIMEOUT_S = 540
+RUN_LIMIT_TEXT = (
+    f"at most {MAX_RUN_TIMEOUT_S} s: a run executes inside one Pub/Sub push request, which "
+    "Pub/Sub ends after 600 s; split longer work into shorter jobs (docs/decisions/0037)"
+)
 MAX_CONCURRENCY = 50
 MAX_STEPS = 50
 MAX_TARGETS_PER_RUN = 500
