@@ -36,6 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -469,10 +470,13 @@ BENCH_ENV = {
 }
 
 
-def bench_stack(label: str = "bench") -> tuple[emulators.Stack, Callable[[], None], Path]:
+def bench_stack(
+    label: str = "bench", **options: Any
+) -> tuple[emulators.Stack, Callable[[], None], Path]:
     """A whole local stack (not started) on a fresh PostgreSQL database and free ports, with
     BENCH_ENV; `drop()` removes the database after `stack.stop()`. A bench module's own
-    `main` (running it alone) starts from this too."""
+    `main` (running it alone) starts from this too; `options` go to `emulators.Stack` (e.g.
+    `only=` the deployments it needs)."""
     url, drop = make_database()
     workdir = Path(tempfile.mkdtemp(prefix=f"switchyard-{label}-"))
     n = len(catalog().deployments)
@@ -491,13 +495,14 @@ def bench_stack(label: str = "bench") -> tuple[emulators.Stack, Callable[[], Non
         echo=False,
         persist_firestore=False,
         env=dict(BENCH_ENV),
+        **options,
     )
     return st, drop, workdir
 
 
-def run_alone(label: str, run: Callable[[emulators.Stack, str], str]) -> int:
+def run_alone(label: str, run: Callable[[emulators.Stack, str], str], **options: Any) -> int:
     """Run one bench module's `run(stack, token)` on a stack of its own (its `main`)."""
-    st, drop, _ = bench_stack(label)
+    st, drop, _ = bench_stack(label, **options)
     try:
         st.start()
         resp = requests.post(

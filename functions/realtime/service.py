@@ -106,7 +106,15 @@ def check_ticket(ticket: str, stream: str) -> Access:
 
 
 def _entry(doc: dict[str, Any]) -> bytes:
-    return model.sse(doc["data"], event=doc["type"], id=int(doc["seq"]))
+    """A feed entry as SSE bytes, encoded once per entry (the hub's cached entries are shared
+    by every client of the stream)."""
+    raw = doc.get(_ENCODED)
+    if raw is None:
+        raw = doc[_ENCODED] = model.sse(doc["data"], event=doc["type"], id=int(doc["seq"]))
+    return bytes(raw)
+
+
+_ENCODED = "_sse"  # not a feed document field (store.apply writes the others)
 
 
 async def events_of(access: Access, after: int | None) -> AsyncIterator[bytes]:

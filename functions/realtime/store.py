@@ -16,6 +16,7 @@ document is the hot spot (one writer at a time: the fan-out runs with concurrenc
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import threading
 from collections.abc import Callable
@@ -199,16 +200,23 @@ class _Recent:
     def __init__(self, base: int) -> None:
         self.base = base
         self.items: list[dict[str, Any]] = []
+        self.seqs: list[int] = []  # the items' seq, ascending (bisected by every client)
 
     @property
     def top(self) -> int:
-        return int(self.items[-1]["seq"]) if self.items else self.base
+        return self.seqs[-1] if self.seqs else self.base
 
     def extend(self, docs: list[dict[str, Any]]) -> None:
-        self.items += [d for d in docs if int(d["seq"]) > self.top]
+        for d in docs:
+            if int(d["seq"]) > self.top:
+                self.items.append(d)
+                self.seqs.append(int(d["seq"]))
         if len(self.items) > RECENT:
-            self.items = self.items[-RECENT:]
-            self.base = int(self.items[0]["seq"]) - 1
+            self.items, self.seqs = self.items[-RECENT:], self.seqs[-RECENT:]
+            self.base = self.seqs[0] - 1
+
+    def after(self, cursor: int) -> list[dict[str, Any]]:
+        return self.items[bisect.bisect_right(self.seqs, cursor) :]
 
 
 class Subscription:
@@ -285,7 +293,7 @@ class Hub:
             recent = self._recent.get(key)
             if recent is None or cursor < recent.base or cursor > recent.top:
                 return None
-            return [d for d in recent.items if int(d["seq"]) > cursor]
+            return recent.after(cursor)
 
     def _callback(self, key: str) -> Callable[..., None]:
         def on_change(docs: list[Any], _changes: Any, _read_time: Any) -> None:
