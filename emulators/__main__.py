@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-scheduler", action="store_true", help="do not fire schedule jobs")
     p.add_argument(
+        "--no-dashboard", action="store_true", help="no dev dashboard at <gateway>/_dev/"
+    )
+    p.add_argument(
         "--no-reload",
         action="store_true",
         help="do not watch the source tree (live reload of the deployments a change concerns)",
@@ -130,6 +133,7 @@ def dev(args: argparse.Namespace) -> int:
         persist_firestore=not args.no_persist,
         scheduler=not args.no_scheduler,
         reload=not args.no_reload,
+        dashboard=not args.no_dashboard,
         strict=False,
         ready_timeout_s=args.ready_timeout,
     )

@@ -8,9 +8,11 @@ hub keeps the last lines of each process in memory so failures can be reported w
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TextIO
 
@@ -49,6 +51,7 @@ class LogHub:
         self._keep = keep
         self._width = len(STACK)
         self._all: IO[str] | None = None
+        self.listeners: list[Callable[[str, str], None]] = []  # (name, line), e.g. the dashboard
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
             self._all = open(log_dir / "stack.log", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
@@ -92,6 +95,9 @@ class LogHub:
                     self.stream.flush()
                 except (OSError, ValueError):  # closed terminal or pipe: keep running
                     pass
+        for listener in self.listeners:
+            with contextlib.suppress(Exception):  # a listener never stops the logs
+                listener(name, text)
 
     def say(self, text: str) -> None:
         """A message of the supervisor itself."""

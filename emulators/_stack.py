@@ -29,6 +29,7 @@ from pathlib import Path
 import requests
 
 from emulators import _runfile, _tools
+from emulators._dashboard import Dashboard
 from emulators._emulator import Emulator
 from emulators._errors import LocalStackError, StartupError
 from emulators._logs import LogHub
@@ -96,6 +97,7 @@ class Stack:
         ready_timeout_s: float = 60.0,
         restart_backoff_s: Sequence[float] = RESTART_BACKOFF_S,
         reload: bool = False,
+        dashboard: bool = False,
         env: Mapping[str, str] | None = None,
         catalog: Catalog | None = None,
     ) -> None:
@@ -133,6 +135,8 @@ class Stack:
         self.restart_backoff_s = tuple(restart_backoff_s)
         self.reload = reload
         self.reloader: Reloader | None = None
+        self.use_dashboard = dashboard
+        self.dashboard: Dashboard | None = None
         self.extra_env = dict(env or {})
         self.admin_email = os.environ.get("BOOTSTRAP_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
         self.admin_password = os.environ.get("BOOTSTRAP_ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD
@@ -240,6 +244,8 @@ class Stack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.dashboard is not None:  # the gateway forwards /_dev/ there (local only)
+            env["SWITCHYARD_DEV_DASHBOARD_URL"] = f"http://{HOST}:{self.dashboard.port}"
         env.update(self.extra_env)
         return env
 
@@ -261,6 +267,10 @@ class Stack:
             self._check_ports()
             self.local_dir.mkdir(parents=True, exist_ok=True)
             self.hub.say(_tools.prefer_java(os.environ))  # gcloud runs the `java` on PATH
+            if self.use_dashboard and self.run_functions:
+                self.dashboard = Dashboard(self)  # its port goes into the gateway's env
+                self.hub.listeners.append(self.dashboard.observer.line)
+                self.dashboard.start_server()
             # The emulators (Java, the slowest part) boot while, in a second thread, the
             # migrations and the keys are done and every deployment imports its code: none of
             # that needs an emulator. The health waits start once the wiring is done.
@@ -270,6 +280,8 @@ class Stack:
             self._step("emulators", self._start_emulators)
             self._save_run()
             self._step("wiring", self._wire)
+            if self.dashboard is not None:
+                self.dashboard.start_feeds()
             if prep is not None:
                 self._step("prepare", prep.join)
                 self._step("health", self._await_functions)
@@ -316,7 +328,7 @@ class Stack:
         errors: list[BaseException] = []
         for em in (self.pubsub, self.firestore):
             try:
-                em.wait_ready()
+                em.wait_ready(self.ready_timeout_s)  # a bound: they boot next to the imports
             except StartupError as exc:
                 errors.append(exc)
         if errors:
@@ -750,6 +762,9 @@ class Stack:
             self.port_of[name] = port
         self.selected = [new[n] for n in new if n in selected or (n in added and self.only is None)]
         self._wire()
+        if self.dashboard is not None:
+            with contextlib.suppress(Exception):  # the feed of new topics; never a blocker
+                self.dashboard.tap.rewire()
         for name in removed:
             if name in self.children:
                 with contextlib.suppress(LocalStackError):
@@ -783,6 +798,8 @@ class Stack:
         t = time.monotonic()
         if self.reloader is not None:
             self.reloader.stop()
+        if self.dashboard is not None:
+            self.dashboard.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         with self._lock:
@@ -881,6 +898,13 @@ class Stack:
             lines += [
                 f"Database:           {db}",
                 f"Gateway:            {gw}",
+            ]
+            if self.dashboard is not None:
+                lines.append(
+                    f"Dev dashboard:      {gw}/_dev/ (served by this supervisor on "
+                    f"{self.dashboard.url})"
+                )
+            lines += [
                 f"Admin login:        {self.admin_email} / {self.admin_password}",
                 "",
                 "Try:",

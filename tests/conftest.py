@@ -213,6 +213,7 @@ def stack(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[emu
         log_dir=log_dir,
         echo=False,
         persist_firestore=False,
+        dashboard=True,  # make dev's dev dashboard (tests/browser/test_dev_dashboard.py)
         strict=True,
         # A bound, not a performance claim: ~30 deployments start at once on 2 cores.
         ready_timeout_s=180.0,

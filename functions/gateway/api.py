@@ -30,10 +30,11 @@ from shared.errors import (
 from shared.http import create_app, describe, json_response, request_id
 from shared.openapi import hidden, spec_for
 
-from . import aggregate, cors, proxy, ratelimit
+from . import aggregate, cors, devdash, proxy, ratelimit
 from .revocation import RevocationCache
 
 app = create_app("gateway", authenticate=False)
+devdash.install(app)  # local only: /_dev/ is make dev's dashboard (before the guard)
 revocations = RevocationCache()
 _log = slog.get_logger("switchyard.gateway")
 _STATIC = Path(__file__).resolve().parent / "static"
