@@ -78,7 +78,9 @@ def java_major(java: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def java_bin_dir(environ: Mapping[str, str] | None = None) -> tuple[Path | None, int | None]:
+def java_bin_dir(
+    environ: Mapping[str, str] | None = None, jvm: Path = Path("/usr/lib/jvm")
+) -> tuple[Path | None, int | None]:
     """(bin dir, major) of a Java >= JAVA_WANTED to put first on the emulators' PATH, or
     (None, major of the `java` on PATH) when none is found: $JAVA_HOME first, then the JVMs
     under /usr/lib/jvm (Debian's and vendors' packages install there), newest first."""
@@ -86,7 +88,6 @@ def java_bin_dir(environ: Mapping[str, str] | None = None) -> tuple[Path | None,
     candidates: list[Path] = []
     if env.get("JAVA_HOME"):
         candidates.append(Path(env["JAVA_HOME"]) / "bin")
-    jvm = Path("/usr/lib/jvm")
     if jvm.is_dir():
         candidates += sorted((p / "bin" for p in jvm.iterdir() if p.is_dir()), reverse=True)
     best: tuple[Path | None, int] = (None, 0)
@@ -102,10 +103,10 @@ def java_bin_dir(environ: Mapping[str, str] | None = None) -> tuple[Path | None,
     return None, java_major(on_path) if on_path else None
 
 
-def prefer_java(environ: MutableMapping[str, str]) -> str:
+def prefer_java(environ: MutableMapping[str, str], jvm: Path = Path("/usr/lib/jvm")) -> str:
     """Put a Java >= 21 first on `environ`'s PATH when one is installed (gcloud runs the
     emulators with the `java` on PATH); what was chosen, in one line for the log."""
-    bin_dir, major = java_bin_dir(environ)
+    bin_dir, major = java_bin_dir(environ, jvm)
     path = environ.get("PATH", "")
     if bin_dir is None:
         return (
