@@ -11,7 +11,9 @@ and appends the returned markdown section).
 3. Commit statistics and lists: commits inserted in bulk (COPY) into one repository over a
    year, then `GET /api/commits/statistics` (default 90 days; a full year), the first list
    page and a message search through the gateway. 10k commits by default;
-   `SOURCE_BENCH_COMMITS=1000000` for the 1M figure (takes minutes to load).
+   `SOURCE_BENCH_COMMITS=1000000` for the 1M figure (takes minutes to load). Then the
+   statistics query itself in-process, from the commits (before) and from the daily rollup
+   (after), in the same run.
 Medians quoted. Runs standalone too: `python tools/bench_source.py` (its own stack).
 """
 
@@ -40,6 +42,7 @@ CLIENTS = 50
 DELIVERIES = 300
 LATENCY_SAMPLES = 20
 STATS_REQUESTS = 20
+ROLLUP_ROUNDS = 5
 CHUNK = 20_000
 SECRET = "bench-webhook-secret-0123456789"
 TYPES = ["feat", "fix", "docs", "chore", "refactor", "test", "perf", "ci", None]
@@ -308,13 +311,60 @@ def load_commits(stack: Any, full: str, count: int) -> float:
             with engine.begin() as conn:
                 _copy(conn, "source.commits", cols, rows)
             done += len(rows)
+        # COPY bypasses the recorder, so the daily rollup is recounted (as the migration
+        # that created it does for existing commits).
+        from sqlalchemy.orm import Session
+
+        from functions.source import store
+
+        with Session(engine) as session, session.begin():
+            store.rebuild_commit_days(session, repo_id)
         # (CSV's empty fields are NULL already.) The statistics read an index-only scan,
         # which needs the visibility map a VACUUM builds.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE source.commits"))
+            conn.execute(text("VACUUM ANALYZE source.commit_days"))
     finally:
         engine.dispose()
     return time.perf_counter() - started
+
+
+def rollup_versus_scan(stack: Any, full: str) -> list[tuple[str, list[float], list[float]]]:
+    """The statistics query itself, in this process against the stack's database: from the
+    commits (the scan used before the rollup) and from the daily rollup, same ranges."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from functions.source import store
+
+    engine = _engine(stack)
+    now = datetime.now(UTC)
+    out = []
+    try:
+        with engine.connect() as conn:
+            repo_id = conn.execute(
+                text("SELECT id FROM source.repositories WHERE full_name_key = :k"),
+                {"k": full.lower()},
+            ).scalar_one()
+        for name, days in (("90 days", 90), ("a year", 366)):
+            times: dict[bool, list[float]] = {False: [], True: []}
+            for _ in range(ROLLUP_ROUNDS):
+                for rollup in (False, True):
+                    with Session(engine) as session:
+                        started = time.perf_counter()
+                        store.commit_statistics(
+                            session,
+                            top=20,
+                            rollup=rollup,
+                            repository_ids=[repo_id],
+                            since=now - timedelta(days=days),
+                            until=None,
+                        )
+                        times[rollup].append(time.perf_counter() - started)
+            out.append((name, times[False], times[True]))
+    finally:
+        engine.dispose()
+    return out
 
 
 def timed(session: requests.Session, url: str, params: dict[str, Any]) -> list[float]:
@@ -371,6 +421,7 @@ def run(stack: Any, token: str) -> str:
     stats_repo = _repository(base, token)
     loaded = load_commits(stack, stats_repo, count)
     measured = queries(base, token, stats_repo)
+    compared = rollup_versus_scan(stack, stats_repo)
     lines = [
         "## source",
         "",
@@ -406,6 +457,16 @@ def run(stack: Any, token: str) -> str:
     ]
     for name, values in measured:
         lines.append(f"| {name} | {ms(pct(values, 50))} | {ms(pct(values, 95))} |")
+    lines += [
+        "",
+        "The statistics query alone (in-process, the same database), before and after the "
+        f"daily rollup (decision 0038), {ROLLUP_ROUNDS} rounds alternating:",
+        "",
+        "| range | scan of the commits (before), median | daily rollup (after), median |",
+        "|---|---|---|",
+    ]
+    for name, scan, rolled in compared:
+        lines.append(f"| {name} | {ms(pct(scan, 50))} | {ms(pct(rolled, 50))} |")
     lines.append("")
     return "\n".join(lines)
 

@@ -261,6 +261,7 @@ def record_commits(
     """Record `commits` of `repo` in `tx` (see module doc); the ones that were new."""
     now = _now()
     new: list[model.CommitFacts] = []
+    counted: list[dict[str, Any]] = []
     latest: model.CommitFacts | None = None
     for facts in commits:
         values = _commit_values(
@@ -276,6 +277,7 @@ def record_commits(
         if not inserted:
             continue
         new.append(facts)
+        counted.append(values)
         emit(
             tx,
             CommitRecorded(
@@ -302,6 +304,7 @@ def record_commits(
             ),
             actor=actor,
         )
+    store.count_commits(tx, counted)  # the daily rollup, in the same transaction
     if latest is not None:
         store.advance_last_seen(tx, repo.id, latest.sha, latest.committed_at)
     return new

@@ -20,12 +20,14 @@ index over `to_tsvector('simple', message)` on PostgreSQL (words), LIKE on SQLit
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -139,6 +141,30 @@ commits = Table(
     Index("ix_commits_type", "conventional_type", "committed_at"),
     Index("ix_commits_sha", "sha"),
     Index("ix_commits_risk", "risk_level", "committed_at"),
+)
+
+# The daily rollup of commits (decision 0038), maintained by `count_commits` in the
+# transaction that records them: per repository and UTC day, one row per conventional type
+# (dim `type`, `none` for the others) and one per author (dim `author`). The statistics read
+# it for whole days, so a year is some thousand rows per repository instead of every commit.
+commit_days = Table(
+    "commit_days",
+    metadata,
+    Column(
+        "repository_id",
+        String(36),
+        ForeignKey("source.repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("dim", String(6), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("key", String(320), nullable=False),
+    Column("commits", Integer, nullable=False),
+    Column("additions", BigInteger, nullable=False),
+    Column("deletions", BigInteger, nullable=False),
+    Column("files_changed", BigInteger, nullable=False),
+    PrimaryKeyConstraint("repository_id", "dim", "day", "key", name="pk_commit_days"),
+    Index("ix_commit_days_day", "dim", "day"),
 )
 
 commit_branches = Table(
@@ -393,13 +419,13 @@ def known_shas(session: Session, repository_id: str, shas: list[str]) -> set[str
 
 def _commit_filters(
     *,
-    repository_ids: list[str] | None,
-    author: str | None,
-    branch: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    search: str | None,
-    types: list[str] | None,
+    repository_ids: list[str] | None = None,
+    author: str | None = None,
+    branch: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    search: str | None = None,
+    types: list[str] | None = None,
     risks: list[str] | None = None,
     secrets: bool | None = None,
 ) -> list[ColumnElement[bool]]:
@@ -486,8 +512,89 @@ def search_commits(
     return [_commit(r) for r in session.execute(stmt).all()]
 
 
-def commit_statistics(session: Session, *, top: int, **filters: Any) -> dict[str, Any]:
-    """Counts, churn and files per repository, author, UTC day and conventional type.
+MEASURES = ("commits", "additions", "deletions", "files_changed")
+DIMENSIONS = ("repository_id", "author", "day", "type")
+# Filters the rollup cannot answer (it has no branch, message or analysis, and it keeps
+# authors and types apart): with any of them the statistics scan the commits.
+_NOT_ROLLED_UP = ("author", "branch", "search", "types", "risks")
+
+Grouped = dict[str, dict[Any, dict[str, int]]]
+
+
+def count_commits(session: Session, recorded: list[dict[str, Any]]) -> None:
+    """Add commits just inserted (their `commits` row values) to the daily rollup: one
+    increment per (repository, dim, day, key), applied in key order so that concurrent
+    transactions lock the rows in the same order (no deadlock)."""
+    adds: dict[tuple[str, str, date, str], list[int]] = {}
+    for v in recorded:
+        at = utc(v["committed_at"])
+        assert at is not None  # noqa: S101 - a recorded commit always has its time
+        day = at.date()
+        kind = v["conventional_type"] or "none"
+        for dim, key in (("type", kind), ("author", v["author_key"])):
+            acc = adds.setdefault((v["repository_id"], dim, day, key), [0, 0, 0, 0])
+            acc[0] += 1
+            acc[1] += v["additions"] or 0
+            acc[2] += v["deletions"] or 0
+            acc[3] += v["files_changed"] or 0
+    t = commit_days.c
+    for (repo, dim, day, key), (n, a, d, f) in sorted(adds.items()):
+        stmt = db.insert(session, commit_days).values(
+            repository_id=repo,
+            dim=dim,
+            day=day,
+            key=key,
+            commits=n,
+            additions=a,
+            deletions=d,
+            files_changed=f,
+        )
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["repository_id", "dim", "day", "key"],
+                set_={m: getattr(t, m) + stmt.excluded[m] for m in MEASURES},
+            )
+        )
+
+
+def rebuild_commit_days(session: Session, repository_id: str) -> int:
+    """Recount one repository's rollup from its commits (after a bulk load that bypassed
+    `count_commits`); the rows written."""
+    c, t = commits.c, commit_days.c
+    session.execute(commit_days.delete().where(t.repository_id == repository_id))
+    written = 0
+    day = db.utc_day(c.committed_at)
+    for dim, key in (
+        ("type", func.coalesce(c.conventional_type, literal_column("'none'"))),
+        ("author", c.author_key),
+    ):
+        rows = select(
+            c.repository_id,
+            literal_column(f"'{dim}'"),
+            day,
+            key,
+            func.count(),
+            func.coalesce(func.sum(c.additions), 0),
+            func.coalesce(func.sum(c.deletions), 0),
+            func.coalesce(func.sum(c.files_changed), 0),
+        ).where(c.repository_id == repository_id)
+        rows = rows.group_by(c.repository_id, day, key)
+        written += _rowcount(
+            session.execute(
+                commit_days.insert().from_select(
+                    ["repository_id", "dim", "day", "key", *MEASURES], rows
+                )
+            )
+        )
+    return written
+
+
+def _facts(row: Any) -> dict[str, int]:
+    return {m: int(getattr(row, m)) for m in MEASURES}
+
+
+def _scan(session: Session, **filters: Any) -> Grouped:
+    """The four groupings straight from the commits.
 
     PostgreSQL: one statement, GROUPING SETS over the four keys - one (index-only) scan of
     the range instead of four. SQLite: one GROUP BY per key."""
@@ -502,16 +609,7 @@ def commit_statistics(session: Session, *, top: int, **filters: Any) -> dict[str
     day = db.utc_day(c.committed_at)
     kind = func.coalesce(c.conventional_type, literal_column("'none'"))
     keys = {"repository_id": c.repository_id, "author": c.author_key, "day": day, "type": kind}
-    grouped: dict[str, list[tuple[Any, dict[str, int]]]] = {k: [] for k in keys}
-
-    def facts(row: Any) -> dict[str, int]:
-        return {
-            "commits": int(row.commits),
-            "additions": int(row.additions),
-            "deletions": int(row.deletions),
-            "files_changed": int(row.files_changed),
-        }
-
+    grouped: Grouped = {k: {} for k in keys}
     if session.get_bind().dialect.name == "postgresql":
         flags = [func.grouping(expr).label(f"g_{name}") for name, expr in keys.items()]
         stmt = (
@@ -522,26 +620,104 @@ def commit_statistics(session: Session, *, top: int, **filters: Any) -> dict[str
         for row in session.execute(stmt).all():
             for name in keys:
                 if getattr(row, f"g_{name}") == 0:
-                    grouped[name].append((getattr(row, name), facts(row)))
+                    grouped[name][getattr(row, name)] = _facts(row)
     else:
         for name, expr in keys.items():
-            stmt = select(expr, *measures).where(*where).group_by(expr)
-            grouped[name] = [(r[0], facts(r)) for r in session.execute(stmt).all()]
+            stmt = select(expr.label("k"), *measures).where(*where).group_by(expr)
+            grouped[name] = {r.k: _facts(r) for r in session.execute(stmt).all()}
+    grouped["day"] = {_day(k): f for k, f in grouped["day"].items()}
+    return grouped
+
+
+def _merge(into: Grouped, more: Grouped) -> Grouped:
+    for name, groups in more.items():
+        for key, f in groups.items():
+            have = into[name].setdefault(key, dict.fromkeys(MEASURES, 0))
+            for m in MEASURES:
+                have[m] += f[m]
+    return into
+
+
+def _midnight(d: date) -> datetime:
+    return datetime.combine(d, time(0), tzinfo=UTC)
+
+
+def _from_days(
+    session: Session,
+    *,
+    repository_ids: list[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Grouped:
+    """The whole UTC days of the range from the rollup, the partial days at its ends from
+    the commits (at most a day each)."""
+    since, until = (utc(since) if since else None), (utc(until) if until else None)
+    first = None
+    if since is not None:
+        first = since.date() if since == _midnight(since.date()) else since.date() + timedelta(1)
+    last = until.date() if until is not None else None  # whole days end before `last`
+    if first is not None and last is not None and first >= last:
+        return _scan(session, repository_ids=repository_ids, since=since, until=until)
+    t = commit_days.c
+    where: list[ColumnElement[bool]] = []
+    if repository_ids is not None:
+        where.append(t.repository_id.in_(repository_ids))
+    if first is not None:
+        where.append(t.day >= first)
+    if last is not None:
+        where.append(t.day < last)
+    sums = [func.sum(getattr(t, m)).label(m) for m in MEASURES]
+    grouped: Grouped = {k: {} for k in DIMENSIONS}
+    for name, dim, expr in (
+        ("day", "type", t.day),
+        ("type", "type", t.key),
+        ("repository_id", "type", t.repository_id),
+        ("author", "author", t.key),
+    ):
+        stmt = select(expr.label("k"), *sums).where(t.dim == dim, *where).group_by(expr)
+        grouped[name] = {r.k: _facts(r) for r in session.execute(stmt).all()}
+    grouped["day"] = {_day(k): f for k, f in grouped["day"].items()}
+    edges = []
+    if since is not None and first is not None and since < _midnight(first):
+        edges.append((since, _midnight(first)))
+    if until is not None and last is not None and _midnight(last) < until:
+        edges.append((_midnight(last), until))
+    for lo, hi in edges:
+        _merge(grouped, _scan(session, repository_ids=repository_ids, since=lo, until=hi))
+    return grouped
+
+
+def commit_statistics(
+    session: Session, *, top: int, rollup: bool = True, **filters: Any
+) -> dict[str, Any]:
+    """Counts, churn and files per repository, author, UTC day and conventional type: from
+    the daily rollup when the filters allow (`rollup=False`: always from the commits)."""
+    if (
+        rollup
+        and not any(filters.get(k) for k in _NOT_ROLLED_UP)
+        and filters.get("secrets") is None
+    ):
+        grouped = _from_days(
+            session,
+            repository_ids=filters.get("repository_ids"),
+            since=filters.get("since"),
+            until=filters.get("until"),
+        )
+    else:
+        grouped = _scan(session, **filters)
 
     def ranked(name: str, limit: int | None = None) -> list[tuple[Any, dict[str, int]]]:
-        out = sorted(grouped[name], key=lambda kv: (-kv[1]["commits"], str(kv[0])))
+        out = sorted(grouped[name].items(), key=lambda kv: (-kv[1]["commits"], str(kv[0])))
         return out[:limit] if limit is not None else out
 
     by_type = [{"type": k, **f} for k, f in ranked("type")]
     # every commit has exactly one type (`none` included): the total is their sum
-    total = {m: sum(t[m] for t in by_type) for m in ("commits", "additions", "deletions")}
-    total["files_changed"] = sum(t["files_changed"] for t in by_type)
-    by_day = sorted(((_day(k), f) for k, f in grouped["day"]), key=lambda kv: kv[0])
+    total = {m: sum(t[m] for t in by_type) for m in MEASURES}
     return {
         "total": total,
         "by_repository": [{"repository_id": k, **f} for k, f in ranked("repository_id", top)],
         "by_author": [{"author": k, **f} for k, f in ranked("author", top)],
-        "by_day": [{"day": d.isoformat(), **f} for d, f in by_day],
+        "by_day": [{"day": d.isoformat(), **f} for d, f in sorted(grouped["day"].items())],
         "by_type": by_type,
     }
 
