@@ -445,7 +445,15 @@ class Stack:
     def _prepare(self) -> None:
         """Migrations, keys, then every deployment's process (they import while the
         emulators boot); runs in a thread of `start`."""
-        if self.migrate:
+        if self.migrate:  # independent of each other: side by side
+            keygen = _Background(
+                lambda: self._step(
+                    "keygen",
+                    lambda: self._tool(
+                        "keygen", [sys.executable, "-m", "shared.auth", "keygen-local"]
+                    ),
+                )
+            )
             self._step(
                 "migrate",
                 lambda: self._tool(
@@ -453,10 +461,7 @@ class Stack:
                     [sys.executable, "-m", "shared.migrate", "upgrade", "--no-bootstrap"],
                 ),
             )
-            self._step(
-                "keygen",
-                lambda: self._tool("keygen", [sys.executable, "-m", "shared.auth", "keygen-local"]),
-            )
+            keygen.join()
         self._spawned_at = time.monotonic()
         for dep in self.selected:
             self._spawn(dep)
