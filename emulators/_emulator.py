@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -190,6 +191,29 @@ class Emulator:
             self._tmp = None
         if self._own_hub:
             self.hub.close()
+
+    def restart(
+        self, timeout: float = 30.0, while_down: Callable[[], object] | None = None
+    ) -> Emulator:
+        """Stop and start again on the same port (fault tests), calling `while_down` in
+        between. Firestore keeps its data (exported before the stop, imported at the start);
+        Pub/Sub keeps nothing (topics, subscriptions and messages live in its memory): wire
+        it again afterwards."""
+        keep = self.kind == "firestore" and self.data_dir is not None and self.running
+        if keep:
+            self.export()
+        persist, self.persist = self.persist, False  # exported above, not again by stop()
+        own, self._own_hub = self._own_hub, False  # the hub outlives the restart
+        try:
+            self.stop()
+        finally:
+            self.persist, self._own_hub = persist or keep, own
+        if while_down is not None:
+            while_down()
+        try:
+            return self.start(timeout)
+        finally:
+            self.persist = persist
 
     def __enter__(self) -> Emulator:
         return self.start()

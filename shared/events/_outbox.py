@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from shared import db
 from shared import logging as slog
 from shared.config import settings
+from shared.events._faults import fault_point
 from shared.events._schema import Event, EventError, rfc3339, utcnow
 
 _log = slog.get_logger("switchyard.events")
@@ -157,6 +158,7 @@ def _current_actor() -> str:
 
 def _publish_ids(table: Table, ids: list[str]) -> None:
     """Publish just-committed rows; on any failure leave them to the relay."""
+    fault_point("after-commit")  # fault suite only (local): die between commit and publish
     try:
         with db.transaction() as s:
             rows = s.execute(
