@@ -3,6 +3,7 @@
 import { auditDetail, auditList } from '../pages/audit.js';
 import { userDetail, userList, userNew } from '../pages/users.js';
 import { operations } from '../pages/ops.js';
+import { databasePage } from '../pages/database.js';
 
 export default {
   title: 'Admin',
@@ -11,6 +12,7 @@ export default {
     ['/audit', 'Audit', ['manager']],
     ['/users', 'Users', ['admin']],
     ['/ops', 'Operations', ['admin']],
+    ['/ops/database', 'Database', ['admin']],
   ],
   routes: [
     ['/audit', auditList],
@@ -19,5 +21,6 @@ export default {
     ['/users/new', userNew],
     ['/users/:id', userDetail],
     ['/ops', operations],
+    ['/ops/database', databasePage],
   ],
 };
