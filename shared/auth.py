@@ -2,8 +2,10 @@
 
 Only the auth context signs (`issue_access_token`), with the private key from the
 `JWT_SIGNING_KEY` secret (locally a key generated once under `.local/jwt/`). Everyone verifies
-(`verify`) against the public keys (`JWT_PUBLIC_KEYS`, a JWKS with up to two keys during
-rotation, selected by `kid`; locally `.local/jwt/jwks.json`). Verification pins RS256 (so
+(`verify`) against the public keys: a JWKS with up to two keys during rotation, selected by
+`kid`, read from the `jwt-public-keys` secret through `shared.secrets` and cached for a
+minute, so a new or withdrawn key takes effect without a redeploy (falling back to the value
+mounted as `JWT_PUBLIC_KEYS`, and locally to `.local/jwt/jwks.json`). Verification pins RS256 (so
 `none` and HS256-with-the-public-key are refused), requires `typ: at+jwt`, and checks `iss`,
 `aud`, `exp`, `iat`, `sub`, `jti`. `authenticate_request` (installed by `shared.http`) takes
 the bearer token of every non-public route and puts the verified `Claims` on `flask.g`;
@@ -23,6 +25,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -36,6 +39,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from shared import logging as slog
 from shared.config import settings
 from shared.errors import Forbidden, Unauthorized
 from shared.roles import ROLES
@@ -140,30 +144,65 @@ def _signing_key() -> tuple[Any, str]:
     return key, kid
 
 
+PUBLIC_KEYS_TTL_S = 60.0  # a new or withdrawn public key takes effect within this
+_UNKNOWN_KID_RETRY_S = 5.0  # an unknown kid re-reads the keys at most this often
 _jwks_cache: dict[str, Any] = {"at": 0.0, "keys": {}}
+_jwks_lock = threading.Lock()
+_log = slog.get_logger("switchyard.auth")
+
+
+def _monotonic() -> float:
+    return time.monotonic()
+
+
+def _read_jwks() -> str:
+    """The JWKS text: the `jwt-public-keys` secret read through `shared.secrets` (Secret
+    Manager outside local, the local store locally), else the `JWT_PUBLIC_KEYS` value mounted
+    at deploy time, else (local only) `.local/jwt/jwks.json`."""
+    from shared import secrets
+
+    s = settings()
+    try:
+        return secrets.get(s.jwt_public_keys_secret)
+    except secrets.SecretNotFound:
+        pass
+    if s.jwt_public_keys:
+        return s.jwt_public_keys
+    if not s.is_local:
+        raise RuntimeError(
+            f"no public keys: the secret {s.jwt_public_keys_secret!r} does not exist and "
+            "JWT_PUBLIC_KEYS is not set"
+        )
+    path = _local_dir() / "jwks.json"
+    if not path.exists():
+        ensure_local_keys()
+    return path.read_text()
 
 
 def _public_keys(refresh: bool = False) -> dict[str, Any]:
-    """kid -> public key, re-read at most every 60 s (key rotation without redeploys)."""
-    if not refresh and _jwks_cache["keys"]:
-        return _jwks_cache["keys"]
-    if refresh and time.monotonic() - _jwks_cache["at"] < 60 and _jwks_cache["keys"]:
-        return _jwks_cache["keys"]
-    s = settings()
-    raw = s.jwt_public_keys
-    if not raw:
-        if not s.is_local:
-            raise RuntimeError("JWT_PUBLIC_KEYS is not set (mount the jwt-public-keys secret)")
-        path = _local_dir() / "jwks.json"
-        if not path.exists():
-            ensure_local_keys()
-        raw = path.read_text()
+    """kid -> public key, re-read when older than PUBLIC_KEYS_TTL_S (rotation and withdrawal
+    without redeploys), or on an unknown kid (`refresh`) at most every few seconds. When the
+    store cannot be read the last keys read are kept (and the failure logged)."""
+    now = _monotonic()
+    with _jwks_lock:
+        age = now - _jwks_cache["at"]
+        cached = _jwks_cache["keys"]
+        if cached and age < PUBLIC_KEYS_TTL_S and not (refresh and age >= _UNKNOWN_KID_RETRY_S):
+            return dict(cached)
+    try:
+        raw = _read_jwks()
+    except Exception:
+        if not cached:
+            raise
+        _log.warning("public keys could not be re-read; keeping the last ones", exc_info=True)
+        return dict(cached)
     keys = {}
     for jwk in json.loads(raw).get("keys", []):
         if jwk.get("kty") == "RSA" and jwk.get("kid"):
             keys[jwk["kid"]] = jwt.algorithms.RSAAlgorithm.from_jwk(json.dumps(jwk))
-    _jwks_cache.update(at=time.monotonic(), keys=keys)
-    return keys
+    with _jwks_lock:
+        _jwks_cache.update(at=now, keys=keys)
+    return dict(keys)
 
 
 def jwks() -> dict[str, Any]:
@@ -175,9 +214,10 @@ def jwks() -> dict[str, Any]:
 
 
 def reset_keys() -> None:
-    """Forget cached keys (tests, rotation)."""
+    """Forget cached keys (tests)."""
     _signing_key.cache_clear()
-    _jwks_cache.update(at=0.0, keys={})
+    with _jwks_lock:
+        _jwks_cache.update(at=0.0, keys={})
 
 
 # --- tokens ------------------------------------------------------------------------------

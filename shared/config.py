@@ -220,10 +220,15 @@ class Settings:
     )
     jwt_public_keys: str = setting(
         "JWT_PUBLIC_KEYS",
-        "JWKS with the current (and previous) public key; the secret `jwt-public-keys`",
+        "JWKS mounted at deploy time; used when the secret below cannot be found",
         "",
         secret=True,
         shown="local JWKS in `.local/jwt/`",
+    )
+    jwt_public_keys_secret: str = setting(
+        "JWT_PUBLIC_KEYS_SECRET",
+        "secret holding the JWKS (current and previous key), re-read every minute",
+        "jwt-public-keys",
     )
     google_certs_url: str = setting(
         "GOOGLE_CERTS_URL",

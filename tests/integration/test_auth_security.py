@@ -329,3 +329,80 @@ def test_a_credential_version_is_bounded(monkeypatch):
         CredentialIn.model_validate(
             {"email": "a@b.io", "roles": [], "active": True, "version": 2**31}
         )
+
+
+# --- key rotation without a redeploy: public keys read from Secret Manager, cached briefly ------
+
+
+@pytest.fixture(params=["local", "secretmanager"])
+def key_store(request, monkeypatch, tmp_path):
+    """The secret store the public keys are read from: the local encrypted store, or Secret
+    Manager's REST API faked at its HTTP boundary (tests/integration/test_secrets.py)."""
+    env = {"SWITCHYARD_LOCAL_DIR": str(tmp_path), "SECRET_BACKEND": request.param}
+    fake = None
+    if request.param == "secretmanager":
+        from tests.integration.test_secrets import FakeSecretManager
+
+        fake = FakeSecretManager()
+        env["SECRETMANAGER_ENDPOINT"] = fake.url
+        env["GOOGLE_CLOUD_PROJECT"] = "proj-test"
+    configure(monkeypatch, **env)
+    yield fake
+    if fake is not None:
+        fake.close()
+
+
+def _signed_by(pem, jwks):
+    kid = jwks["keys"][0]["kid"]
+    now = int(time.time())
+    s = settings()
+    claims = {
+        "iss": s.jwt_issuer,
+        "aud": s.jwt_audience,
+        "sub": "rotating",
+        "roles": [],
+        "iat": now,
+        "nbf": now,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, pem, "RS256", headers={"kid": kid, "typ": "at+jwt"})
+
+
+def test_a_new_or_removed_public_key_takes_effect_without_a_redeploy(key_store, monkeypatch):
+    from shared import secrets
+
+    old_pem, old_jwks = sauth.new_key_pair()
+    new_pem, new_jwks = sauth.new_key_pair()
+    secrets.put("jwt-public-keys", json.dumps(old_jwks))
+    clock = [time.monotonic()]
+    monkeypatch.setattr(sauth, "_monotonic", lambda: clock[0])
+    old_token, new_token = _signed_by(old_pem, old_jwks), _signed_by(new_pem, new_jwks)
+    assert sauth.verify(old_token).sub == "rotating"
+    # rotation, step 1: the new key joins; a token it signed a few seconds later is known
+    # (an unknown kid re-reads the keys, at most every few seconds)
+    both = {"keys": old_jwks["keys"] + new_jwks["keys"]}
+    secrets.put("jwt-public-keys", json.dumps(both))
+    clock[0] += 6
+    assert sauth.verify(new_token).sub == "rotating"
+    # step 2: the old key is withdrawn; within the short cache it still verifies, after it not
+    secrets.put("jwt-public-keys", json.dumps(new_jwks))
+    assert sauth.verify(old_token).sub == "rotating"
+    clock[0] += sauth.PUBLIC_KEYS_TTL_S + 1
+    with pytest.raises(Unauthorized):
+        sauth.verify(old_token)
+    assert sauth.verify(new_token).sub == "rotating"
+    assert {k["kid"] for k in sauth.jwks()["keys"]} == {new_jwks["keys"][0]["kid"]}
+
+
+def test_the_key_store_read_is_cached(key_store, monkeypatch):
+    from shared import secrets
+
+    pem, jwks = sauth.new_key_pair()
+    secrets.put("jwt-public-keys", json.dumps(jwks))
+    reads = []
+    real_get = secrets.get
+    monkeypatch.setattr(secrets, "get", lambda *a, **k: reads.append(a) or real_get(*a, **k))
+    for _ in range(5):
+        sauth.verify(_signed_by(pem, jwks))
+    assert len(reads) == 1
