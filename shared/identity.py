@@ -38,6 +38,7 @@ __all__ = [
     "require_caller",
     "service_account",
     "topic_of",
+    "verify_delivery",
 ]
 
 PUSH_INVOKER = "switchyard-push-invoker"  # the identity of every push subscription (Terraform)
@@ -187,3 +188,28 @@ def check_event_origin(event_type: str, source: str, topic: str | None) -> None:
     publishers = {d.name for d in cat.deployments.values() if event_type in d.publishes}
     if source not in publishers:
         raise Forbidden(f"{source!r} is not a publisher of {event_type!r}.")
+
+
+def verify_delivery(request: Any, event: Any) -> Any:
+    """None when a pushed `event` (a `shared.events.Received`) may be consumed, else the
+    problem+json answer refusing it: the push identity (`PUSH_INVOKER`, cloud only) and the
+    event's origin. A refusal is not retried into success: Pub/Sub dead-letters it."""
+    from shared.errors import Problem
+    from shared.http._problem import to_response
+
+    try:
+        require_caller(request.headers, PUSH_INVOKER)
+        topic = topic_of(request.path, request.headers.get("ce-source", ""))
+        check_event_origin(event.event_type, event.source, topic)
+    except Problem as exc:
+        _log().warning(
+            "refused delivery of %s %s: %s", event.event_type, event.event_id, exc.detail
+        )
+        return to_response(exc)
+    return None
+
+
+def _log() -> Any:
+    from shared import logging as slog
+
+    return slog.get_logger("switchyard.identity")

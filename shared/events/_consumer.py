@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from shared import logging as slog
 from shared.config import settings
+from shared.identity import verify_delivery
 from shared.events._schema import utcnow
 
 _log = slog.get_logger("switchyard.events")
@@ -189,6 +190,9 @@ def handler(fn: Callable[[Received], Any]) -> Callable[[flask.Request], flask.Re
         except PoisonMessage as exc:
             _log.error("undecodable delivery: %s", exc)
             return problem(400, "Bad Request", f"Undecodable event delivery: {exc}")
+        refused = verify_delivery(request, event)  # push identity and event origin (0032)
+        if refused is not None:
+            return refused
         from shared.manifests import subscription_name
 
         subscription = subscription_name(settings().deployment or fn.__name__, event.event_type)

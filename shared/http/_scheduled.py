@@ -1,9 +1,10 @@
 """Cloud Scheduler targets: `scheduled(fn)` turns a job function into an HTTP entry point.
 
 The entry point answers `GET /health` and runs `fn` on POST with a `Tick` built from Cloud
-Scheduler's headers (`X-CloudScheduler-JobName`, `X-CloudScheduler-ScheduleTime`). In the
-cloud only Cloud Scheduler's OIDC identity may invoke the function (invoker IAM), so no JWT is
-checked here. Jobs must be idempotent per `schedule_time`: Cloud Scheduler may fire twice.
+Scheduler's headers (`X-CloudScheduler-JobName`, `X-CloudScheduler-ScheduleTime`). No JWT is
+checked here: outside local the request's OIDC token must be Cloud Scheduler's service account
+(`shared.identity.require_caller`, on top of the invoker IAM; skipped locally). Jobs must be
+idempotent per `schedule_time`: Cloud Scheduler may fire twice.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from shared.errors import BadRequest
 from shared.http._app import dispatch, health_response
 from shared.http._bodies import json_response
 from shared.http._context import install
+from shared.identity import SCHEDULER_INVOKER, require_caller
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ def scheduled(fn: Callable[[Tick], Any]) -> Callable[[flask.Request], flask.Resp
     @app.post("/")
     def _run() -> flask.Response:
         headers = flask.request.headers
+        require_caller(headers, SCHEDULER_INVOKER)  # Cloud Scheduler's OIDC identity (0032)
         raw_time = headers.get("X-CloudScheduler-ScheduleTime", "")
         try:
             when = (
