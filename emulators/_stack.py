@@ -29,6 +29,7 @@ from pathlib import Path
 import requests
 
 from emulators import _runfile, _tools
+from emulators._bridge import PushBridge
 from emulators._dashboard import Dashboard
 from emulators._emulator import Emulator
 from emulators._errors import LocalStackError, StartupError
@@ -165,6 +166,7 @@ class Stack:
         self.health: dict[str, int | None] = {}  # last health status per running deployment
         self.ready_s: dict[str, float] = {}  # seconds from spawn to healthy, per deployment
         self.plan: Plan | None = None
+        self.bridge: PushBridge | None = None  # pushes the event subscriptions (decision 0031)
         self.scheduler: LocalScheduler | None = None
         self.timings: dict[str, float] = {}
         self.started = False
@@ -285,6 +287,8 @@ class Stack:
             if prep is not None:
                 self._step("prepare", prep.join)
                 self._step("health", self._await_functions)
+                assert self.plan is not None
+                self.bridge = PushBridge(self.plan, self.pubsub.host, log=self.hub.say).start()
                 if self.migrate:
                     # Bootstrap data (the first admin) emits events: only once the consumers
                     # run, or their first pushes fail and may exhaust the retry policy.
@@ -807,6 +811,8 @@ class Stack:
             self.dashboard.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.bridge is not None:
+            self.bridge.stop()
         with self._lock:
             children = list(self.children.values()) + list(self._tool_children)
         # functions and emulators stop together (the Java emulators take ~2 s to exit);

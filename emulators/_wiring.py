@@ -2,9 +2,12 @@
 
 The same shape as in the cloud (design 6): one topic per published event type, a
 `<topic>.dead-letter` topic with a `--keep` pull subscription for inspection and redrive, and
-one push subscription per (event deployment, subscribed topic), pushing to the deployment's
-port at `/projects/<project>/topics/<topic>` (so functions-framework's CloudEvent `source` names
-the topic), with the manifest's retry policy and a dead-letter policy. `wire` is idempotent: what
+one subscription per (event deployment, subscribed topic) with the manifest's retry policy, a
+dead-letter policy and the deployment's timeout as ack deadline. One difference, measured
+(decision 0031): the emulator's push loop drops a message whose push dies with the receiving
+process, so locally these subscriptions are pull subscriptions and `emulators._bridge` pushes
+them to the deployment's port at `/projects/<project>/topics/<topic>` (the plan's
+`push_endpoint`, where Cloud Pub/Sub pushes), with Cloud's push body. `wire` is idempotent: what
 exists is updated in place (or recreated when its topic changed), what is missing is created.
 It only ever talks to an emulator: without an emulator host it refuses to run.
 """
@@ -33,6 +36,11 @@ MAX_BACKOFF_ENV = "LOCAL_RETRY_MAX_BACKOFF_S"
 def max_delivery_attempts(retry: Retry) -> int:
     """Pub/Sub accepts 5..100 delivery attempts before dead-lettering."""
     return max(5, min(100, retry.max_attempts))
+
+
+def ack_deadline(timeout_s: float) -> int:
+    """The deployment's timeout as ack deadline (Pub/Sub accepts 10..600 s), as in the cloud."""
+    return int(max(10, min(600, timeout_s)))
 
 
 def backoff_from_env(environ: Mapping[str, str] | None = None) -> tuple[float, float] | None:
@@ -107,6 +115,7 @@ def plan(
                 max_backoff_s=hi,
                 dead_letter_topic=dead_letter_topic(topic),
                 max_delivery_attempts=max_delivery_attempts(dep.retry),
+                ack_deadline_s=ack_deadline(dep.runtime.timeout_s),
             )
         )
     return Plan(project=project, topics=tuple(topics), push=tuple(push), keep=tuple(keep))
@@ -185,7 +194,7 @@ def _apply(wanted: Plan, project: str, pub, sub) -> None:  # noqa: ANN001
         body = {
             "name": spath + p.name,
             "topic": tpath + p.topic,
-            "push_config": {"push_endpoint": p.push_endpoint},
+            "push_config": {},  # pull: the bridge pushes (module docstring)
             "ack_deadline_seconds": p.ack_deadline_s,
             "retry_policy": {
                 "minimum_backoff": _duration(p.min_backoff_s),
@@ -224,7 +233,7 @@ def _differs(current, p: PushSubscription, tpath: str) -> bool:  # noqa: ANN001
         return d.total_seconds() if hasattr(d, "total_seconds") else d.seconds + d.nanos / 1e9
 
     return (
-        current.push_config.push_endpoint != p.push_endpoint
+        bool(current.push_config.push_endpoint)
         or current.ack_deadline_seconds != p.ack_deadline_s
         or abs(secs(rp.minimum_backoff) - p.min_backoff_s) > 1e-6
         or abs(secs(rp.maximum_backoff) - p.max_backoff_s) > 1e-6

@@ -178,7 +178,8 @@ def test_wiring_creates_what_the_manifests_declare(pubsub_emulator) -> None:  # 
     assert catalog.topics and catalog.subscriptions(), "the manifests declare no events"
     project = f"wiring-{secrets.token_hex(3)}"
     port_of = assign_ports(catalog, Ports())
-    wire(catalog, project, port_of)
+    plan = wire(catalog, project, port_of)
+    endpoint = {p.name: p.push_endpoint for p in plan.push}
 
     topics, subs = _listed(pubsub_emulator.host, project)
     assert topics == set(catalog.topics) | {dead_letter_topic(t) for t in catalog.topics}
@@ -190,10 +191,12 @@ def test_wiring_creates_what_the_manifests_declare(pubsub_emulator) -> None:  # 
     for dep, topic in catalog.subscriptions():
         s = subs[subscription_name(dep.name, topic)]
         assert s.topic == tpath + topic
-        assert s.push_config.push_endpoint == (
+        # pulled and pushed by emulators._bridge (decision 0031), to the cloud's push path
+        assert not s.push_config.push_endpoint
+        assert endpoint[subscription_name(dep.name, topic)] == (
             f"http://127.0.0.1:{port_of[dep.name]}/projects/{project}/topics/{topic}"
         )
-        assert s.ack_deadline_seconds == 60
+        assert s.ack_deadline_seconds == max(10, min(600, dep.runtime.timeout_s))
         assert s.dead_letter_policy.dead_letter_topic == tpath + dead_letter_topic(topic)
         assert s.dead_letter_policy.max_delivery_attempts == max(
             5, min(100, dep.retry.max_attempts)
@@ -219,12 +222,13 @@ def test_wiring_is_idempotent_and_updates_in_place(
     moved = assign_ports(catalog, Ports(functions_base=9101, gateway=9080))
     monkeypatch.setenv("LOCAL_RETRY_MIN_BACKOFF_S", "1")
     monkeypatch.setenv("LOCAL_RETRY_MAX_BACKOFF_S", "2")
-    changed = wire(catalog, project, moved).changed
+    rewired = wire(catalog, project, moved)
+    changed = rewired.changed
     assert changed and all(c.endswith("(updated)") for c in changed)
     _, subs = _listed(pubsub_emulator.host, project)
     dep, topic = catalog.subscriptions()[0]
     s = subs[subscription_name(dep.name, topic)]
-    assert s.push_config.push_endpoint.startswith(f"http://127.0.0.1:{moved[dep.name]}/")
+    assert rewired.push[0].push_endpoint.startswith(f"http://127.0.0.1:{moved[dep.name]}/")
     assert s.retry_policy.minimum_backoff == timedelta(seconds=1)
     assert s.retry_policy.maximum_backoff == timedelta(seconds=2)
     assert wire(catalog, project, moved, backoff_override=(1, 2)).changed == []
