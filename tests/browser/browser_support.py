@@ -10,7 +10,7 @@ import requests
 
 # Contexts whose `seed.py` loads `make seed`'s demo data through the public API (users first:
 # the others refer to demo users). Every seed is idempotent.
-SEEDS = ("users", "maintenance", "production")
+SEEDS = ("users", "maintenance", "production", "logistics")
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - the seeds' documented local-only password
 
 
