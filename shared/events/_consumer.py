@@ -2,11 +2,12 @@
 
 The entry point accepts a raw Pub/Sub push body or a CloudEvent (binary or structured),
 answers `GET /health`, skips an `event_id` its subscription already processed (Firestore
-`processed/{subscription}:{event_id}`, created with `create()`, leased while processing, kept 7
-days), binds the propagated trace to the logs, and answers non-2xx on failure so Pub/Sub
-redelivers with backoff and finally dead-letters. An undecodable delivery is a 400 (it can
-never succeed; Pub/Sub dead-letters it). Limits: at-least-once, no ordering across events
-(consumers order by `occurred_at`).
+`processed/{subscription}:{event_id}`, created with `create()`, kept 7 days; its short lease is
+heartbeated while the consumer runs, and a redelivery meeting a live claim waits for it to finish
+or lapse rather than answering "busy"), binds the propagated trace to the logs, and answers
+non-2xx on failure so Pub/Sub redelivers with backoff and finally dead-letters. An undecodable
+delivery is a 400 (it can never succeed; Pub/Sub dead-letters it). Limits: at-least-once, no
+ordering across events (consumers order by `occurred_at`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import threading
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,12 +28,15 @@ from pydantic import BaseModel
 
 from shared import logging as slog
 from shared.config import settings
-from shared.identity import verify_delivery
+from shared.events._faults import fault_point, poisoned
 from shared.events._schema import utcnow
+from shared.identity import verify_delivery
 
 _log = slog.get_logger("switchyard.events")
 PROCESSED = "processed"
 PROCESSED_TTL = timedelta(days=7)
+LEASE_S = 10.0  # a claim's lease; renewed every LEASE_S / 3 while its delivery works
+BUSY_POLL_S = 0.5  # how often a delivery waiting on another's claim looks again
 
 E = TypeVar("E", bound=BaseModel)
 
@@ -109,11 +116,19 @@ def envelope(message: dict[str, Any], subscription: str, delivery_attempt: int =
 
 
 class _Claim:
-    """The processed-event marker: created before work, finished or released after."""
+    """The processed-event marker: created before work, heartbeated while it runs, finished
+    (`done`, `completions` + 1) or released (deleted) after.
 
-    def __init__(self, key: str, lease_s: float) -> None:
+    The lease is short and renewed every `HEARTBEAT_S` by the process doing the work, so a
+    delivery whose process was killed frees its event within `LEASE_S`; a live one keeps it
+    however long the work takes. `owner` names the delivery holding it."""
+
+    def __init__(self, key: str, lease_s: float = 0.0) -> None:
         self.key = key
-        self.lease_s = lease_s
+        self.lease_s = lease_s or LEASE_S
+        self.owner = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
 
     def _doc(self) -> Any:
         from shared.clients import firestore
@@ -128,13 +143,14 @@ class _Claim:
         fields = {
             "state": "processing",
             "event_type": event.event_type,
+            "owner": self.owner,
             "lease_until": now + timedelta(seconds=self.lease_s),
             "expires_at": now + PROCESSED_TTL,
             "attempt": event.delivery_attempt,
         }
         doc = self._doc()
         try:
-            doc.create(fields)
+            doc.create({**fields, "runs": 1, "completions": 0})
             return "new"
         except AlreadyExists:
             pass
@@ -151,15 +167,64 @@ class _Claim:
             from google.cloud.firestore_v1 import Client
 
             opt = Client.write_option(last_update_time=snap.update_time)
-            doc.update(fields, option=opt)
+            doc.update({**fields, "runs": int(current.get("runs") or 1) + 1}, option=opt)
             return "new"
         except FailedPrecondition:
             return "busy"
 
+    def wait_turn(self, event: Received, wait_s: float) -> str:
+        """`acquire`, and while another delivery holds a live lease, wait (up to `wait_s`) for
+        it to finish or lapse: a redelivery after a crash waits out the dead lease instead of
+        answering 'busy' and spending one of the message's delivery attempts."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            state = self.acquire(event)
+            if state != "busy" or time.monotonic() >= deadline:
+                return state
+            time.sleep(min(BUSY_POLL_S, max(0.0, deadline - time.monotonic())))
+
+    def start_heartbeat(self) -> None:
+        self._beat = threading.Thread(target=self._heartbeat, name=f"lease-{self.key}", daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                self.renew()
+            except Exception:  # noqa: BLE001 - the next beat retries; the lease may lapse
+                _log.warning("could not renew the lease of %s", self.key, exc_info=True)
+
+    def renew(self) -> bool:
+        """Push `lease_until` forward while this delivery still holds the claim."""
+        from google.api_core.exceptions import FailedPrecondition
+        from google.cloud.firestore_v1 import Client
+
+        doc = self._doc()
+        snap = doc.get()
+        current = snap.to_dict() or {}
+        if not snap.exists or current.get("owner") != self.owner or current.get("state") == "done":
+            return False
+        until = utcnow() + timedelta(seconds=self.lease_s)
+        try:
+            opt = Client.write_option(last_update_time=snap.update_time)
+            doc.update({"lease_until": until}, option=opt)
+        except FailedPrecondition:
+            return False
+        return True
+
+    def _stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)
+
     def finish(self) -> None:
-        self._doc().update({"state": "done", "finished_at": utcnow()})
+        from google.cloud.firestore_v1 import Increment
+
+        self._stop_heartbeat()
+        self._doc().update({"state": "done", "finished_at": utcnow(), "completions": Increment(1)})
 
     def release(self) -> None:
+        self._stop_heartbeat()
         self._doc().delete()
 
 
@@ -212,15 +277,20 @@ def _consume(fn: Callable[[Received], Any], event: Received, subscription: str) 
     from shared.manifests import catalog
 
     dep = catalog().deployments.get(settings().deployment)
-    lease = float(dep.runtime.timeout_s + 30) if dep else 90.0
-    claim = _Claim(f"{subscription}:{event.event_id}", lease)
-    state = claim.acquire(event)
+    timeout_s = float(dep.runtime.timeout_s) if dep else 60.0
+    claim = _Claim(f"{subscription}:{event.event_id}")
+    # wait for a claim held by another delivery, within the push deadline (the timeout)
+    state = claim.wait_turn(event, max(LEASE_S * 1.5, timeout_s - 5.0))
     if state == "done":
         _log.info("skipped %s %s: already processed", event.event_type, event.event_id)
         return json_response({"status": "duplicate", "event_id": event.event_id})
     if state == "busy":
         return problem(409, "Conflict", "This event is being processed by another delivery.")
+    claim.start_heartbeat()
+    fault_point("consume")  # fault suite only (local): die with the claim taken
     try:
+        if poisoned(event.event_id):  # fault suite only (local): a poison message
+            raise RuntimeError("a poison message (armed by the fault suite)")
         fn(event)
     except Exception:
         _log.exception(
