@@ -11,6 +11,7 @@ import {
   problemAlert, select, showError, spinner, submit, table, textarea, toast,
 } from '../ui.js';
 import { openStream, stateBadge } from './live-stream.js';
+import { hideColumns } from './packages.js';
 
 const KINDS = [['anomaly', 'Anomaly'], ['delay', 'Delay'], ['eta', 'ETA'], ['route', 'Route']];
 const KIND_HELP = {
@@ -70,15 +71,19 @@ function subject(inv) {
   return inv.package_id ? packageLink(inv.package_id) : '—';
 }
 
+// Phones keep kind, subject, status and findings; the summary and time come back on wider screens.
+const INV_COLUMN_CLASS = ['', '', '', '', 'd-none d-md-table-cell', 'd-none d-lg-table-cell'];
+
 function invRow(inv) {
   const top = worst(inv.findings || []);
+  const c = INV_COLUMN_CLASS;
   return h('tr', { dataset: { id: inv.id, status: inv.status } },
     h('td', {}, h('a', { href: `#/logistics/investigations/${encodeURIComponent(inv.id)}` }, kindText(inv.kind))),
     h('td', {}, subject(inv)),
     h('td', { class: 'inv-status' }, invStatusBadge(inv.status)),
-    h('td', {}, inv.status === 'completed' ? [String(inv.findings.length), top && top !== 'info' ? [' ', severityBadge(top)] : null] : '—'),
-    h('td', { class: 'small' }, inv.summary || inv.error || ''),
-    h('td', { class: 'text-nowrap' }, fmtDateTime(inv.created_at)));
+    h('td', { class: 'text-nowrap' }, inv.status === 'completed' ? [String(inv.findings.length), top && top !== 'info' ? [' ', severityBadge(top)] : null] : '—'),
+    h('td', { class: `small ${c[4]}` }, inv.summary || inv.error || ''),
+    h('td', { class: `text-nowrap ${c[5]}` }, fmtDateTime(inv.created_at)));
 }
 
 export async function investigationList(ctx) {
@@ -118,13 +123,13 @@ export async function investigationList(ctx) {
     navigate('/logistics/investigations', { kind: d.get('kind'), package_id: id });
   });
   const tableSlot = h('div', {});
-  const showTable = () => replace(tableSlot, pagedTable({
+  const showTable = () => replace(tableSlot, hideColumns(pagedTable({
     id: 'inv-table',
     headers: ['Kind', 'Subject', 'Status', 'Findings', 'Summary', 'Started'],
     row: invRow,
     load: (cursor) => get('/api/agents/investigations', { ...params, limit: 25, cursor }),
     empty: 'No investigations yet: start one from a package, or here.',
-  }));
+  }), INV_COLUMN_CLASS));
   replace(main,
     pageHeader('Investigations', live.el,
       session.hasRole('operator') ? h('a', { class: 'btn btn-primary', id: 'new-investigation',

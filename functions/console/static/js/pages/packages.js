@@ -184,7 +184,8 @@ function hubSelect(id, onPick) {
 
 function placeFields(prefix, title) {
   const address = input(`${prefix}.address`, { id: `f-${prefix}-address`, required: true, maxlength: 500 });
-  const region = input(`${prefix}.region`, { id: `f-${prefix}-region`, required: true, maxlength: 40, placeholder: 'DE-BE' });
+  const region = input(`${prefix}.region`, { id: `f-${prefix}-region`, required: true, maxlength: 40,
+    placeholder: prefix === 'origin' ? 'DE-BE' : 'FR-IDF' });
   const lat = input(`${prefix}.lat`, { id: `f-${prefix}-lat`, type: 'number', step: 'any', min: -90, max: 90, required: true });
   const lon = input(`${prefix}.lon`, { id: `f-${prefix}-lon`, type: 'number', step: 'any', min: -180, max: 180, required: true });
   const hub = hubSelect(`f-${prefix}-hub`, ([, la, lo, reg, addr]) => {
