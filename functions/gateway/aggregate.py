@@ -2,10 +2,13 @@
 
 `health()` calls every deployment's health path (HTTP, event and schedule deployments alike:
 each answers `GET <health_path>`) in parallel with `HEALTH_TIMEOUT_S`, and the gateway's own
-checks in-process; it is 200 only when every one answered 200. `openapi()` fetches each HTTP
-deployment's `<first route>/openapi.json` in parallel and merges them with the gateway's own
-paths into one OpenAPI 3.1 document (paths and component schemas united; a schema name two
-contexts define differently is renamed `<context>_<Name>` in the second), cached for 60 s
+checks in-process; it is 200 only when every one answered 200. Anonymous callers are answered
+from one check shared for HEALTH_CACHE_S (3 s), so the public route cannot multiply load onto
+every deployment; admins asking for the details get a fresh one (decision 0032).
+`openapi()` fetches each HTTP deployment's `<first route>/openapi.json` in parallel and
+merges them with the gateway's own paths into one OpenAPI 3.1 document (paths and component
+schemas united; a schema name two contexts define differently is renamed `<context>_<Name>`
+in the second; `internal_routes` left out), cached for 60 s
 (5 s while some deployment did not answer, listed under `x-switchyard-missing`). In the cloud
 each call carries a Google ID token for its target.
 """
@@ -21,6 +24,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Literal
 
 import requests
+from pydantic import Field
 
 from shared import clients, manifests
 from shared import logging as slog
@@ -48,7 +52,18 @@ class DeploymentHealth(OutModel):
 
 class PlatformHealth(OutModel):
     status: Literal["ok", "down"]
-    deployments: dict[str, DeploymentHealth]
+    deployments: dict[str, DeploymentHealth] | None = Field(
+        default=None, description="Each deployment's check: for admins only."
+    )
+
+
+HEALTH_CACHE_S = 3.0  # anonymous callers share one check per this many seconds
+_health_cache: dict[str, Any] = {"until": 0.0, "result": None}
+_health_lock = threading.Lock()
+
+
+def _monotonic() -> float:
+    return time.monotonic()
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -101,8 +116,39 @@ def _probe_self(name: str) -> dict[str, Any]:
     }
 
 
-def health(trace: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    """(200 or 503, {"status", "deployments": {name: {status, http_status, latency_ms}}})."""
+def health(trace: dict[str, str], *, fresh: bool = True) -> tuple[int, dict[str, Any]]:
+    """(200 or 503, {"status", "deployments": {name: {status, http_status, latency_ms}}}).
+
+    `fresh=False` answers from the last check when it is under HEALTH_CACHE_S old, and
+    concurrent callers wait for one check rather than each starting their own: however often
+    anonymous callers ask, the deployments are probed at most once per HEALTH_CACHE_S."""
+    if fresh:
+        return _remember(_check_all(trace))
+    with _health_lock:  # held while checking: callers queue for the one check in flight
+        cached = _health_cache["result"]
+        if cached is not None and _health_cache["until"] > _monotonic():
+            return cached
+        return _remember(_check_all(trace), locked=True)
+
+
+def _remember(
+    result: tuple[int, dict[str, Any]], *, locked: bool = False
+) -> tuple[int, dict[str, Any]]:
+    if not locked:
+        with _health_lock:
+            _health_cache.update(until=_monotonic() + HEALTH_CACHE_S, result=result)
+    else:
+        _health_cache.update(until=_monotonic() + HEALTH_CACHE_S, result=result)
+    return result
+
+
+def forget_health() -> None:
+    """Drop the cached health (tests)."""
+    with _health_lock:
+        _health_cache.update(until=0.0, result=None)
+
+
+def _check_all(trace: dict[str, str]) -> tuple[int, dict[str, Any]]:
     s = settings()
     timeout = s.health_timeout_s
     pool = _executor()

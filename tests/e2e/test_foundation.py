@@ -44,9 +44,9 @@ def audit_events(api: Api, admin: str, **filters) -> list[dict]:
     return resp.json()["items"]
 
 
-def test_health_of_every_deployment_is_green(api, stack):
-    resp = wait_for(
-        lambda: (r := api.req("GET", "/api/health")).status_code == 200 and r, timeout=30
+def test_health_of_every_deployment_is_green(api, stack, admin):
+    resp = wait_for(  # the details are for admins (decision 0032)
+        lambda: (r := api.req("GET", "/api/health", admin)).status_code == 200 and r, timeout=30
     )
     body = resp.json()
     assert set(body["deployments"]) == set(stack.deployments)
@@ -300,10 +300,10 @@ def test_pending_outbox_row_is_published_by_the_relay(api, admin, stack, pg_url)
     engine.dispose()
 
 
-def test_api_health_turns_503_when_a_deployment_is_down(api, stack):
+def test_api_health_turns_503_when_a_deployment_is_down(api, stack, admin):
     stack.stop_deployment("users-api")
     try:
-        resp = api.req("GET", "/api/health")
+        resp = api.req("GET", "/api/health", admin)  # fresh and detailed for an admin
         assert resp.status_code == 503
         body = resp.json()
         assert body["deployments"]["users-api"]["status"] != "ok"

@@ -121,3 +121,45 @@ def test_the_gateway_refuses_a_token_older_than_its_users_not_before(
     resp = gateway.get("/api/alpha/anything", headers=headers)
     assert resp.status_code == 401
     assert resp.get_json()["detail"] == "The token has been revoked."
+
+
+# --- /api/health: up/down for anyone, details for admins, cached against amplification ---------
+
+
+def _health_probes(upstream):
+    return [p for p in upstream.paths if p.endswith("/health")]
+
+
+def test_health_without_a_token_says_only_up_or_down(gateway, upstream, firestore_emulator):
+    aggregate.forget_health()
+    resp = gateway.get("/api/health")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json() == {"status": "ok"}
+    viewer = gateway.get("/api/health", headers=_bearer(["viewer"]))
+    assert viewer.get_json() == {"status": "ok"}
+    admin = gateway.get("/api/health", headers=_bearer(["admin"]))
+    body = admin.get_json()
+    assert body["status"] == "ok"
+    assert set(body["deployments"]) == set(manifests.catalog().deployments)
+    forged = gateway.get("/api/health", headers={"Authorization": "Bearer not.a.jwt"})
+    assert forged.get_json() == {"status": "ok"}  # a bad token is just no token here
+
+
+def test_anonymous_health_is_cached_so_it_cannot_amplify_load(
+    gateway, upstream, monkeypatch, firestore_emulator
+):
+    now = [100.0]
+    monkeypatch.setattr(aggregate, "_monotonic", lambda: now[0])
+    aggregate.forget_health()
+    gateway.get("/api/health")
+    probes = len(_health_probes(upstream))
+    assert probes > 0
+    for _ in range(5):
+        assert gateway.get("/api/health").status_code == 200
+    assert len(_health_probes(upstream)) == probes  # answered from the cache
+    now[0] += aggregate.HEALTH_CACHE_S + 0.1
+    gateway.get("/api/health")
+    assert len(_health_probes(upstream)) == 2 * probes
+    # an admin asking for details gets a fresh check
+    gateway.get("/api/health", headers=_bearer(["admin"]))
+    assert len(_health_probes(upstream)) == 3 * probes

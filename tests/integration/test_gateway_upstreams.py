@@ -580,7 +580,8 @@ def test_cors_preflight_and_actual_requests(platform):
 
 
 def test_platform_health_is_200_then_503_when_a_deployment_stops(platform):
-    r = requests.get(f"{platform.url}/api/health", timeout=10)
+    admin = bearer(token(roles=("admin",))[0])  # the details are for admins (decision 0032)
+    r = requests.get(f"{platform.url}/api/health", headers=admin, timeout=10)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "ok"
@@ -598,7 +599,7 @@ def test_platform_health_is_200_then_503_when_a_deployment_stops(platform):
     worker = platform.upstreams["alpha-worker"]
     worker.stop()
     try:
-        r = requests.get(f"{platform.url}/api/health", timeout=10)
+        r = requests.get(f"{platform.url}/api/health", headers=admin, timeout=10)
         assert r.status_code == 503
         body = r.json()
         assert body["status"] == "down"
@@ -606,7 +607,7 @@ def test_platform_health_is_200_then_503_when_a_deployment_stops(platform):
         assert body["deployments"]["alpha-api"]["status"] == "ok"
     finally:
         worker.start()
-    assert requests.get(f"{platform.url}/api/health", timeout=10).status_code == 200
+    assert requests.get(f"{platform.url}/api/health", headers=admin, timeout=10).status_code == 200
 
 
 def test_openapi_documents_are_merged(platform):
