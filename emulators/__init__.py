@@ -2,10 +2,11 @@
 
 It starts the real Pub/Sub and Firestore emulators, wires topics and event subscriptions from the
 manifests as in the cloud (dead-letter topics, retry and dead-letter policies; pulled and pushed
-by the push bridge, decision 0031), runs the migrations, starts one functions-framework process per deployment behind the gateway, fires the
-`schedule` deployments with Cloud Scheduler's headers, and stops all of it cleanly. It does not
-emulate Cloud SQL (PostgreSQL via DATABASE_URL, else SQLite), IAM, OIDC tokens on pushes, or
-Cloud Run's scaling: one process per deployment, one instance each.
+by the push bridge, decision 0031), runs the migrations, starts one functions-framework process
+per deployment behind the gateway, fires the `schedule` deployments with Cloud Scheduler's
+headers, and stops all of it cleanly. It does not emulate Cloud SQL (PostgreSQL via
+DATABASE_URL, else SQLite), IAM, OIDC tokens on pushes, or Cloud Run's scaling: one process per
+deployment, one instance each.
 
 Public API:
     Stack(...)                     the whole stack (context manager); see emulators._stack
