@@ -10,7 +10,8 @@ through Flask's after-request hooks, then the thread goes back to the pool and t
 sent from the event loop, one chunk as soon as it is produced, until it ends or the client
 goes away (the iterator is then closed, so its `finally` releases what it holds). An idle
 stream is a suspended coroutine, not a parked thread. `run(fn, *args)` lets a view running in
-its worker thread await a coroutine on the loop (the gateway's async upstream request).
+its worker thread await a coroutine on the loop (the gateway's async upstream request), and
+`in_thread(fn, *args)` lets a body on the loop run blocking code in the same pool.
 
 Anything else is answered as Flask produced it (the body iterated in the worker thread).
 The WSGI environ is a2wsgi's (`build_environ`); the body is read from the ASGI connection as
@@ -48,13 +49,18 @@ class _Exchange:
 
 
 def _threads() -> anyio.CapacityLimiter:
-    """Worker threads for the Flask part of requests (per event loop; `THREADS`, default 32):
+    """Worker threads for the Flask part of requests (per event loop; `THREADS`, default 128):
     they are busy only until a view returns, never while a stream is open."""
     loop = id(asyncio.get_running_loop())
     lim = _limiter.get(loop)
     if lim is None:
-        lim = _limiter[loop] = anyio.CapacityLimiter(int(os.environ.get("THREADS", "32")))
+        lim = _limiter[loop] = anyio.CapacityLimiter(int(os.environ.get("THREADS", "128")))
     return lim
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """From the event loop: run blocking `fn(*args)` in the same worker pool and await it."""
+    return await anyio.to_thread.run_sync(fn, *args, limiter=_threads())
 
 
 def served_by_asgi() -> bool:

@@ -37,6 +37,7 @@ OPEN_WITHIN_S = 120.0
 EVENTS = 20
 EVENT_EVERY_S = 0.25
 DRAIN_S = 5.0
+IDLE_AFTER_S = 12.0  # after all opened: anyio's idle worker threads have left
 
 
 def _tree_rss_kib(pid: int | None) -> int:
@@ -169,6 +170,9 @@ async def _level(stack: Any, token: str, n: int, key: str, raw: dict[int, float]
         deadline = time.monotonic() + DRAIN_S
         while len(level.latencies) < expected and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
+        # idle worker threads leave the pools after 10 s (anyio): what the open streams keep
+        await asyncio.sleep(max(0.0, IDLE_AFTER_S - (time.monotonic() - t0 - open_s)))
+        threads_idle = {name: _tree_threads(pid) for name, pid in pids.items()}
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -183,6 +187,8 @@ async def _level(stack: Any, token: str, n: int, key: str, raw: dict[int, float]
         "per_stream_kib": per_stream,
         "threads_before": threads_before,
         "threads_open": threads_open,
+        "threads_idle": threads_idle,
+        "load": os.getloadavg()[0],
         "received": len(level.latencies),
         "expected": expected,
         "lat": level.latencies,
@@ -225,6 +231,10 @@ def run(stack: Any, token: str) -> str:
     return _report(results)
 
 
+def _threads_cell(r: dict, name: str) -> str:
+    return f"{r['threads_before'][name]} -> {r['threads_open'][name]} -> {r['threads_idle'][name]}"
+
+
 def _report(results: list[dict]) -> str:
     lines = [
         "## realtime: concurrent SSE streams through the gateway",
@@ -234,13 +244,15 @@ def _report(results: list[dict]) -> str:
         "write start to arrival (client through gateway vs. a raw Firestore listener in the "
         "bench process, same run). Memory: RSS growth of each process tree per open stream.",
         "",
-        "Threads: each process tree's thread count before the streams opened -> while all "
-        "were open.",
+        "Threads: each process tree's thread count before the streams opened -> just after "
+        f"they all opened -> {IDLE_AFTER_S:.0f} s later, still open and idle (the worker "
+        "threads of the opening burst have left). Load: the machine's 1-minute load average "
+        "(2 cores, shared) at the end of the level.",
         "",
         "| streams | opened (s to open) | gateway KiB/stream | realtime-stream KiB/stream "
         "| gateway threads | realtime-stream threads "
-        "| delivered | client p50 / p99 ms | raw listener p50 / p99 ms | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| delivered | client p50 / p99 ms | raw listener p50 / p99 ms | errors | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lat = [x * 1000 for x in r["lat"]]
@@ -250,11 +262,10 @@ def _report(results: list[dict]) -> str:
             f"| {r['n']} | {r['opened']} ({r['open_s']:.1f}) "
             f"| {r['per_stream_kib']['gateway']:.0f} "
             f"| {r['per_stream_kib']['realtime-stream']:.0f} "
-            f"| {r['threads_before']['gateway']} -> {r['threads_open']['gateway']} "
-            f"| {r['threads_before']['realtime-stream']} -> {r['threads_open']['realtime-stream']} "
+            f"| {_threads_cell(r, 'gateway')} | {_threads_cell(r, 'realtime-stream')} "
             f"| {r['received']}/{r['expected']} "
             f"| {_pct(lat, 0.5):.0f} / {_pct(lat, 0.99):.0f} "
-            f"| {_pct(raw, 0.5):.0f} / {_pct(raw, 0.99):.0f} | {errors} |"
+            f"| {_pct(raw, 0.5):.0f} / {_pct(raw, 0.99):.0f} | {errors} | {r['load']:.0f} |"
         )
     if results:
         last = results[-1]

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio.to_thread
-
 from functions.realtime import events, model, store
+from shared import asgi
 from shared import logging as slog
 from shared.config import settings
 from shared.errors import Unauthorized
@@ -129,17 +128,17 @@ async def events_of(access: Access, after: int | None) -> AsyncIterator[bytes]:
     sub = store.Subscription(asyncio.get_running_loop())
     try:
         # subscribed before reading: no change falls in between
-        await anyio.to_thread.run_sync(hub.subscribe, key, sub)
+        await asgi.in_thread(hub.subscribe, key, sub)
         yield b"retry: 2000\n\n"
         if after is None:
-            cursor, snap = await anyio.to_thread.run_sync(_opening, key)
+            cursor, snap = await asgi.in_thread(_opening, key)
             yield model.sse(snap, event="snapshot", id=cursor)
         else:
             cursor = after
         while True:
             batch = hub.since(key, cursor)
             if batch is None:
-                batch = await anyio.to_thread.run_sync(store.entries_after, key, cursor)
+                batch = await asgi.in_thread(store.entries_after, key, cursor)
             for doc in batch:
                 cursor = int(doc["seq"])
                 yield _entry(doc)
