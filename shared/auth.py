@@ -166,6 +166,10 @@ def _read_jwks() -> str:
         return secrets.get(s.jwt_public_keys_secret)
     except secrets.SecretNotFound:
         pass
+    except secrets.SecretBackendError:
+        if not s.jwt_public_keys:
+            raise
+        _log.warning("the public keys secret cannot be read; using the mounted JWT_PUBLIC_KEYS")
     if s.jwt_public_keys:
         return s.jwt_public_keys
     if not s.is_local:

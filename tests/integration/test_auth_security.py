@@ -406,3 +406,22 @@ def test_the_key_store_read_is_cached(key_store, monkeypatch):
     for _ in range(5):
         sauth.verify(_signed_by(pem, jwks))
     assert len(reads) == 1
+
+
+def test_an_unreachable_key_store_falls_back_to_the_mounted_keys(monkeypatch, tmp_path, free_port):
+    from shared.errors import ServiceUnavailable
+
+    pem, jwks = sauth.new_key_pair()
+    nothing = f"http://127.0.0.1:{free_port()}"  # no Secret Manager answers here
+    configure(
+        monkeypatch,
+        SWITCHYARD_LOCAL_DIR=str(tmp_path),
+        SECRET_BACKEND="secretmanager",
+        SECRETMANAGER_ENDPOINT=nothing,
+    )
+    with pytest.raises(ServiceUnavailable):  # nothing to fall back to: fail closed
+        sauth.verify(_signed_by(pem, jwks))
+    monkeypatch.setenv("JWT_PUBLIC_KEYS", json.dumps(jwks))
+    settings.cache_clear()
+    sauth.reset_keys()
+    assert sauth.verify(_signed_by(pem, jwks)).sub == "rotating"
