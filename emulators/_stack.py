@@ -771,6 +771,9 @@ class Stack:
             self.port_of[name] = port
         self.selected = [new[n] for n in new if n in selected or (n in added and self.only is None)]
         self._wire()
+        if self.bridge is not None and self.plan is not None:  # push the new subscriptions too
+            self.bridge.stop()
+            self.bridge = PushBridge(self.plan, self.pubsub.host, log=self.hub.say).start()
         if self.dashboard is not None:
             with contextlib.suppress(Exception):  # the feed of new topics; never a blocker
                 self.dashboard.tap.rewire()

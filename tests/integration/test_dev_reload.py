@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -182,4 +183,15 @@ def test_a_manifest_change_rewires_and_starts_the_new_deployment(dev: Stack) -> 
     _, sub = clients(dev.pubsub.host)
     path = sub.subscription_path(dev.project, "echo-on-said--hello.said")
     assert sub.get_subscription(request={"subscription": path}).topic.endswith("/hello.said")
+    # and the push bridge pushes it: an event reaches the new deployment
+    pub, _ = clients(dev.pubsub.host)
+    event_id = str(uuid.uuid4())
+    pub.publish(
+        request={
+            "topic": pub.topic_path(dev.project, "hello.said"),
+            "messages": [{"data": b"{}", "attributes": {"event_id": event_id}}],
+        }
+    )
+    assert dev.bridge is not None
+    wait_for(lambda: dev.bridge.acked("echo-on-said--hello.said", event_id) >= 1, timeout=60)
     assert _echo(dev)["mark"] == "v7"
