@@ -350,6 +350,7 @@ def test_a_viewer_reads_but_is_offered_no_changes(stack, sshd, api, open_page, p
             "kind": "ssh",
             "host": sshd.host,
             "port": sshd.port,
+            "options": {"user": sshd.user},
         },
     )
     assert target.status_code == 201, target.text
