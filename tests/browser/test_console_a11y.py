@@ -35,6 +35,12 @@ PAGES = [
     ("/profile", "#password-form"),
     ("/audit", "#audit-table tbody tr[data-id]"),
     ("/ops", "#outbox"),
+    ("/packages", "#pkg-table tbody tr[data-id]"),
+    ("/packages/new", "#pkg-form"),
+    ("/logistics/live", "#chart-live-status"),
+    ("/logistics/map", "#map .leaflet-overlay-pane svg"),
+    ("/logistics/investigations", "#inv-table"),
+    ("/logistics/investigations/new", "#inv-form"),
 ]
 
 
