@@ -89,6 +89,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         persist_firestore=False,
         scheduler=False,
         reload=True,
+        ready_timeout_s=180.0,  # a bound, not a performance claim (a loaded 2-core machine)
     )
     s.start()
     try:

@@ -59,6 +59,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         OUTPUT / "stack-supervisor",
         scheduler=False,
         restart_backoff_s=BACKOFF,
+        ready_timeout_s=180.0,  # a bound, not a performance claim (a loaded 2-core machine)
     )
     s.start()
     try:
