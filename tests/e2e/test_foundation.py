@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,35 @@ def new_user(api: Api, admin: str, roles=("viewer",), password="a-long-password-
     return {**resp.json(), "password": password}
 
 
+AUDIT_SUB = "audit-ingest--user.created"
+
+
+def processed_once(stack, subscription: str, event_id: str) -> bool:
+    """The positive signal of "exactly once": the subscription's marker is done with one
+    completion and the bridge acked one push of the event (decision 0031)."""
+    from google.cloud import firestore
+
+    from shared.events import PROCESSED
+
+    os.environ["FIRESTORE_EMULATOR_HOST"] = stack.firestore.host
+    client = firestore.Client(project=stack.project)
+    try:
+        doc = wait_for(
+            lambda: (
+                (
+                    d := client.collection(PROCESSED).document(f"{subscription}:{event_id}").get()
+                ).exists
+                and d.to_dict().get("state") == "done"
+                and d.to_dict()
+            ),
+            timeout=30,
+        )
+    finally:
+        client.close()
+    acked = wait_for(lambda: stack.bridge.acked(subscription, event_id), timeout=30)
+    return doc["completions"] == 1 and acked == 1
+
+
 def audit_events(api: Api, admin: str, **filters) -> list[dict]:
     resp = api.req("GET", "/api/audit/events", admin, params={**filters, "limit": 100})
     assert resp.status_code == 200, resp.text
@@ -54,7 +84,7 @@ def test_health_of_every_deployment_is_green(api, stack, admin):
     assert api.req("GET", "/health").status_code == 200
 
 
-def test_login_create_user_and_see_user_created_in_audit_exactly_once(api, admin):
+def test_login_create_user_and_see_user_created_in_audit_exactly_once(api, admin, stack):
     user = new_user(api, admin, roles=("operator",))
     # the new user can log in at once and sees themself
     token = api.pair(user["email"], user["password"])["access_token"]
@@ -71,15 +101,18 @@ def test_login_create_user_and_see_user_created_in_audit_exactly_once(api, admin
     (event,) = wait_for(created, timeout=30)
     assert event["source"] == "users-api"
     assert event["actor"] != "system"
-    time.sleep(2)
+    # exactly once: its delivery was acked once and its marker completed once
+    assert processed_once(stack, AUDIT_SUB, event["event_id"])
     assert len(created()) == 1
 
 
 def test_consumer_down_on_first_delivery_still_records_exactly_once(api, admin, stack):
     stack.stop_deployment("audit-ingest")
     try:
+        refused = stack.bridge.counts["refused tries"]
         user = new_user(api, admin)
-        time.sleep(3)  # the push to the stopped consumer fails; Pub/Sub keeps retrying
+        # the push finds nobody listening; the bridge keeps the message and tries again
+        wait_for(lambda: stack.bridge.counts["refused tries"] > refused + 1, timeout=30)
     finally:
         stack.start_deployment("audit-ingest")
 
@@ -90,8 +123,9 @@ def test_consumer_down_on_first_delivery_still_records_exactly_once(api, admin, 
             if e["data"]["id"] == user["id"]
         ]
 
-    wait_for(created, timeout=60)
-    time.sleep(3)
+    (event,) = wait_for(created, timeout=60)
+    assert processed_once(stack, AUDIT_SUB, event["event_id"])
+    assert "refused" not in stack.bridge.answers(AUDIT_SUB, event["event_id"])
     assert len(created()) == 1
 
 
