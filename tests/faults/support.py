@@ -105,6 +105,21 @@ def run_relay(stack: emulators.Stack) -> bool:
         return False
 
 
+def retrying(fn: Callable[[], Any], timeout: float = 300.0) -> Any:
+    """`fn()`, tried again while PostgreSQL refuses connections (a busy shared server)."""
+    from sqlalchemy.exc import DBAPIError
+
+    def attempt() -> tuple[Any] | None:
+        try:
+            return (fn(),)
+        except DBAPIError as exc:
+            if "too many clients" not in str(exc):
+                raise
+            return None
+
+    return wait_for(attempt, timeout=timeout, interval=1.0)[0]
+
+
 # -- clients of the stack -----------------------------------------------------------------
 class Gateway:
     """A user of the platform through the gateway: the admin creates users."""
@@ -206,14 +221,20 @@ class Ledger:
 
         wanted = set(user_ids)
         out: dict[str, list[tuple[str, bool]]] = {u: [] for u in wanted}
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT id, payload, published_at FROM users.outbox "
-                    "WHERE event_type = :t AND created_at > now() - interval '1 hour'"
-                ),
-                {"t": self.topic},
-            ).all()
+
+        def read() -> list[Any]:
+            with self.engine.connect() as conn:
+                return list(
+                    conn.execute(
+                        text(
+                            "SELECT id, payload, published_at FROM users.outbox "
+                            "WHERE event_type = :t AND created_at > now() - interval '1 hour'"
+                        ),
+                        {"t": self.topic},
+                    ).all()
+                )
+
+        rows = retrying(read)
         for event_id, payload, published_at in rows:
             uid = json.loads(payload).get("id")
             if uid in wanted:
@@ -282,7 +303,8 @@ def committed_users(stack: emulators.Stack, tag: str) -> list[str]:
     from sqlalchemy import text
 
     engine = engine_of(stack)
-    try:
+
+    def read() -> list[str]:
         with engine.connect() as conn:
             return [
                 str(r[0])
@@ -290,6 +312,9 @@ def committed_users(stack: emulators.Stack, tag: str) -> list[str]:
                     text("SELECT id FROM users.users WHERE email LIKE :t"), {"t": f"{tag}-%"}
                 )
             ]
+
+    try:
+        return list(retrying(read))
     finally:
         engine.dispose()
 
