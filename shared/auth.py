@@ -386,12 +386,6 @@ def revoke(jti: str, exp: int) -> None:
     )
 
 
-def is_revoked(jti: str) -> bool:
-    from shared.clients import firestore
-
-    return firestore().collection(REVOKED).document(jti).get().exists
-
-
 def set_not_before(sub: str, at: float | None = None) -> None:
     """End every access token of user `sub` issued before `at` (now): auth calls it when the
     password changes, the account is deactivated or loses a role. Kept (Firestore TTL on

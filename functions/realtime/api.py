@@ -74,7 +74,7 @@ def _access(key: str) -> service.Access:
             headers={"WWW-Authenticate": 'Bearer realm="switchyard", error="invalid_request"'},
         )
     claims = sauth.verify(token)
-    if sauth.is_revoked(claims.jti):
+    if sauth.revoked_or_stale(claims):
         raise Unauthorized("The token has been revoked.")
     return service.Access(sub=claims.sub, stream=key, until=claims.exp)
 

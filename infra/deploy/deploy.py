@@ -35,7 +35,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -144,7 +144,7 @@ def runtime_secret_tables(
             strip_string_quotes=True, explicit_blocks=False, with_comments=False
         ),
     )
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # HCL values, as the file declares them
     for block in tree.get("locals", []):
         values.update(block)
     operations = {op: list(perms) for op, perms in dict(values["secret_operations"]).items()}

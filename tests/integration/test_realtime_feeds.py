@@ -333,3 +333,28 @@ def test_stream_closes_when_the_token_expires(server):
         events = list(sse_events(resp))  # ends: the server closed the stream
     assert events[-1]["event"] == "expired"
     assert any(e.get("event") == "snapshot" for e in events)
+
+
+def test_stream_refuses_a_token_its_user_outlived(server):
+    # a password change, deactivation or demotion sets the user's "not before" (shared.auth):
+    # a stream opened with an older token is refused like a revoked one
+    sub = uuid.uuid4().hex
+    old = auth.issue_access_token(sub, ["viewer"])[0]
+    time.sleep(0.01)  # iat has millisecond resolution: "not before" must come after it
+    auth.set_not_before(sub)
+    with requests.get(
+        f"{server}/api/realtime/map",
+        headers={"Authorization": f"Bearer {old}"},
+        stream=True,
+        timeout=5,
+    ) as r:
+        assert r.status_code == 401
+        assert r.headers["Content-Type"].startswith("application/problem+json")
+    new = auth.issue_access_token(sub, ["viewer"])[0]
+    with requests.get(
+        f"{server}/api/realtime/map",
+        headers={"Authorization": f"Bearer {new}"},
+        stream=True,
+        timeout=5,
+    ) as resp:
+        assert resp.status_code == 200
