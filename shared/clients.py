@@ -83,6 +83,25 @@ def session() -> requests.Session:
     return sess
 
 
+@functools.cache
+def google_api(endpoint: str) -> Any:
+    """An HTTP session for a Google REST API at `endpoint` (Secret Manager, Cloud SQL Admin,
+    Cloud Run, Cloud Scheduler), authorised with the deployment's own identity (application
+    default credentials, cloud-platform scope). A local fake of the API (an endpoint that is not
+    googleapis.com, local/test only) gets no identity."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.auth.transport.requests import AuthorizedSession
+
+    if settings().is_local and not endpoint.endswith("googleapis.com"):
+        return AuthorizedSession(AnonymousCredentials())
+    import google.auth
+
+    credentials, _project = google.auth.default(
+        scopes=["https://www.googleapis.com/auth/cloud-platform"]
+    )
+    return AuthorizedSession(credentials)
+
+
 _tokens: dict[str, tuple[str, float]] = {}
 _tokens_lock = threading.Lock()
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
-import functools
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shared import clients
 from shared.config import settings
 from shared.errors import NotFound, ServiceUnavailable, Unprocessable
 
@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 _TIMEOUT_S = 10.0
 
 
@@ -130,19 +129,6 @@ def exists(name: str) -> bool:
 # --- Secret Manager (REST v1) ----------------------------------------------------------------
 
 
-@functools.cache
-def _session(endpoint: str) -> Any:
-    import google.auth
-    from google.auth.credentials import AnonymousCredentials
-    from google.auth.transport.requests import AuthorizedSession
-
-    if settings().is_local and not endpoint.endswith("googleapis.com"):
-        # A local fake of the API (tests): there is no Google identity to present.
-        return AuthorizedSession(AnonymousCredentials())
-    credentials, _project = google.auth.default(scopes=list(_SCOPES))
-    return AuthorizedSession(credentials)
-
-
 def _version_id(resource: str) -> str:
     return resource.rsplit("/", 1)[-1]
 
@@ -162,7 +148,7 @@ class _SecretManager:
     def __init__(self) -> None:
         s = settings()
         self.base = f"{s.secretmanager_endpoint}/v1/projects/{s.project_id}/secrets"
-        self.http = _session(s.secretmanager_endpoint)
+        self.http = clients.google_api(s.secretmanager_endpoint)
 
     def _call(self, method: str, url: str, **kw: Any) -> Any:
         import requests

@@ -10,32 +10,18 @@ Errors of the API are raised as `model.BackupFailed` with the API's own message.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from functions.ops import model
+from shared import clients
 from shared.config import settings
 from shared.errors import Conflict
 
-SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 TIMEOUT_S = 30.0
 
 
 class ExportBusy(model.OpsError, Conflict):
     """Cloud SQL runs one export (or other admin operation) at a time per instance."""
-
-
-@functools.cache
-def _session(endpoint: str) -> Any:
-    from google.auth.credentials import AnonymousCredentials
-    from google.auth.transport.requests import AuthorizedSession
-
-    if settings().is_local and not endpoint.endswith("googleapis.com"):
-        return AuthorizedSession(AnonymousCredentials())  # a local fake: no identity
-    import google.auth
-
-    credentials, _project = google.auth.default(scopes=list(SCOPES))
-    return AuthorizedSession(credentials)
 
 
 def instance() -> tuple[str, str]:
@@ -51,7 +37,9 @@ def _call(method: str, path: str, **kw: Any) -> dict[str, Any]:
 
     endpoint = settings().sqladmin_endpoint.rstrip("/")
     try:
-        resp = _session(endpoint).request(method, endpoint + path, timeout=TIMEOUT_S, **kw)
+        resp = clients.google_api(endpoint).request(
+            method, endpoint + path, timeout=TIMEOUT_S, **kw
+        )
     except requests.RequestException as exc:
         raise model.BackupFailed(
             f"The Cloud SQL Admin API is unreachable ({exc.__class__.__name__})."

@@ -29,7 +29,7 @@ from typing import Any
 import requests
 
 from functions.source import github, model, service, store
-from shared import db
+from shared import clients, db
 from shared import logging as slog
 from shared.config import settings
 
@@ -212,28 +212,20 @@ def _local_control() -> str:
     return str(url)
 
 
+SCHEDULER_API = "https://cloudscheduler.googleapis.com"
+
+
 def _cloud_job() -> str:
     s = settings()
     if not s.region:
         raise model.MonitorUnavailable("GOOGLE_CLOUD_REGION is not set: the job is unknown.")
-    return (
-        "https://cloudscheduler.googleapis.com/v1/projects/"
-        f"{s.project_id}/locations/{s.region}/jobs/{JOB}"
-    )
-
-
-def _cloud_session() -> Any:
-    import google.auth
-    from google.auth.transport.requests import AuthorizedSession
-
-    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-    return AuthorizedSession(credentials)
+    return f"{SCHEDULER_API}/v1/projects/{s.project_id}/locations/{s.region}/jobs/{JOB}"
 
 
 def _call(method: str, url: str) -> dict[str, Any]:
     try:
         if settings().in_cloud:
-            resp = _cloud_session().request(method, url, timeout=10)
+            resp = clients.google_api(SCHEDULER_API).request(method, url, timeout=10)
         else:
             resp = requests.request(method, url, timeout=10)
     except requests.RequestException as exc:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData, select
 
-from functions.ops import dumps, model, service, sqladmin
+from functions.ops import dumps, model, service
 from functions.ops.api import app
 from shared import clients, db, manifests
 from shared.events import outbox_table
@@ -377,11 +377,11 @@ def sql_admin(on_pg, monkeypatch):
     monkeypatch.setenv("BACKUP_BUCKET", "acme-backups")
     monkeypatch.setenv("DB_NAME", "switchyard")
     reset_platform()
-    sqladmin._session.cache_clear()
+    clients.google_api.cache_clear()
     yield fake
     fake.server.shutdown()
     fake.thread.join(5)
-    sqladmin._session.cache_clear()
+    clients.google_api.cache_clear()
 
 
 def test_cloud_backup_is_a_cloud_sql_export_followed_to_done(sql_admin):
