@@ -338,6 +338,13 @@ class Settings:
         "",
         parse=_lower,
     )
+    # the gateway reads the state of the event and schedule deployments it may not invoke
+    run_endpoint: str = setting(
+        "RUN_ENDPOINT",
+        "Cloud Run Admin API endpoint (a local fake in tests)",
+        "https://run.googleapis.com",
+        parse=_url,
+    )
     secretmanager_endpoint: str = setting(
         "SECRETMANAGER_ENDPOINT",
         "Secret Manager REST endpoint (a local fake in tests)",

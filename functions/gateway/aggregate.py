@@ -2,9 +2,12 @@
 
 `health()` calls every deployment's health path (HTTP, event and schedule deployments alike:
 each answers `GET <health_path>`) in parallel with `HEALTH_TIMEOUT_S`, and the gateway's own
-checks in-process; it is 200 only when every one answered 200. Anonymous callers are answered
-from one check shared for HEALTH_CACHE_S (3 s), so the public route cannot multiply load onto
-every deployment; admins asking for the details get a fresh one (decision 0032).
+checks in-process; it is 200 only when every one answered 200. In the cloud the gateway may
+invoke only the HTTP deployments (decision 0033): the event and schedule ones are judged by
+their Cloud Run service's Ready condition, read from the Cloud Run Admin API (roles/run.viewer).
+Anonymous callers are answered from one check shared for HEALTH_CACHE_S (3 s), so the public
+route cannot multiply load onto every deployment; admins asking for the details get a fresh
+one (decision 0032).
 `openapi()` fetches each HTTP deployment's `<first route>/openapi.json` in parallel and
 merges them with the gateway's own paths into one OpenAPI 3.1 document (paths and component
 schemas united; a schema name two contexts define differently is renamed `<context>_<Name>`
@@ -104,6 +107,32 @@ def _probe(dep: Deployment, base: str, trace: dict[str, str], timeout: float) ->
     }
 
 
+def _probe_state(dep: Deployment, timeout: float) -> dict[str, Any]:
+    """The Ready condition of the deployment's Cloud Run service (Admin API v2): `ok` when it
+    succeeded, `down` otherwise, `unreachable` when the API cannot be asked."""
+    s = settings()
+    url = (
+        f"{s.run_endpoint.rstrip('/')}/v2/projects/{s.project_id}/locations/{s.region}"
+        f"/services/{dep.name}"
+    )
+    started = time.perf_counter()
+    try:
+        resp = clients.google_api(s.run_endpoint).get(url, timeout=timeout)
+    except requests.RequestException:
+        return {"status": "unreachable", "http_status": None, "latency_ms": _ms(started)}
+    ready = False
+    if resp.status_code == 200:
+        condition = resp.json().get("terminalCondition") or {}
+        ready = condition.get("type") == "Ready" and condition.get("state") == (
+            "CONDITION_SUCCEEDED"
+        )
+    return {
+        "status": "ok" if ready else "down",
+        "http_status": resp.status_code,
+        "latency_ms": _ms(started),
+    }
+
+
 def _probe_self(name: str) -> dict[str, Any]:
     from shared import health as local_health
 
@@ -157,6 +186,9 @@ def _check_all(trace: dict[str, str]) -> tuple[int, dict[str, Any]]:
     for dep in sorted(manifests.catalog().deployments.values(), key=lambda d: d.name):
         if dep.context == GATEWAY_CONTEXT:
             futures[dep.name] = pool.submit(_probe_self, dep.name)
+            continue
+        if s.in_cloud and dep.trigger != "http":
+            futures[dep.name] = pool.submit(_probe_state, dep, timeout)
             continue
         base = s.service_urls.get(dep.name)
         if not base:

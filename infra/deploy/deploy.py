@@ -349,7 +349,10 @@ class Deployer:
     def environment(self, d: Deployment) -> dict[str, str]:
         env = dict(d.env)
         env.update(
-            SWITCHYARD_ENV=self.env, GOOGLE_CLOUD_PROJECT=self.project, SWITCHYARD_DEPLOYMENT=d.name
+            SWITCHYARD_ENV=self.env,
+            GOOGLE_CLOUD_PROJECT=self.project,
+            GOOGLE_CLOUD_REGION=self.region,
+            SWITCHYARD_DEPLOYMENT=d.name,
         )
         if d.uses_sql:
             env.update(

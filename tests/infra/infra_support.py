@@ -130,6 +130,7 @@ def expected_plan(
             **dict(d.env),
             "SWITCHYARD_ENV": env,
             "GOOGLE_CLOUD_PROJECT": project,
+            "GOOGLE_CLOUD_REGION": region,
             "SWITCHYARD_DEPLOYMENT": n,
         }
         if d.uses_sql:

@@ -4,6 +4,7 @@ counts what reaches it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import uuid
@@ -24,6 +25,7 @@ class Upstream:
 
     def __init__(self) -> None:
         self.paths: list[str] = []
+        self.not_ready: set[str] = set()  # Cloud Run services whose Ready condition failed
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,6 +34,13 @@ class Upstream:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 body = json.dumps({"status": "ok"}).encode()
+                if self.path.startswith("/v2/projects/"):  # the Cloud Run Admin API's services.get
+                    name = self.path.rsplit("/", 1)[-1]
+                    state = (
+                        "CONDITION_FAILED" if name in upstream.not_ready else "CONDITION_SUCCEEDED"
+                    )
+                    body = json.dumps({"terminalCondition": {"type": "Ready", "state": state}})
+                    body = body.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -163,3 +172,38 @@ def test_anonymous_health_is_cached_so_it_cannot_amplify_load(
     # an admin asking for details gets a fresh check
     gateway.get("/api/health", headers=_bearer(["admin"]))
     assert len(_health_probes(upstream)) == 3 * probes
+
+
+def test_in_the_cloud_event_and_schedule_deployments_are_judged_by_their_service_state(
+    gateway, upstream, monkeypatch, firestore_emulator
+):
+    # the gateway may invoke only the http deployments in the cloud (decision 0033): the others'
+    # health is their Cloud Run service's Ready condition, read with roles/run.viewer
+    monkeypatch.setenv("RUN_ENDPOINT", upstream.url)
+    monkeypatch.setenv("GOOGLE_CLOUD_REGION", "europe-west1")
+    reset_platform()
+    cloud = dataclasses.replace(aggregate.settings(), in_cloud=True)
+    monkeypatch.setattr(aggregate, "settings", lambda: cloud)
+    deployments = manifests.catalog().deployments.values()
+    background = sorted(d.name for d in deployments if d.trigger != "http")
+    upstream.not_ready = {background[0]}
+    aggregate.forget_health()
+    status, body = aggregate.health({})
+    assert status == 503 and body["status"] == "down"
+    down = {n for n, r in body["deployments"].items() if r["status"] != "ok"}
+    assert down == {background[0]}
+    asked = {p.rsplit("/", 1)[-1] for p in upstream.paths if p.startswith("/v2/")}
+    assert asked == set(background)
+    assert all(
+        p
+        == f"/v2/projects/{cloud.project_id}/locations/europe-west1/services/{p.rsplit('/', 1)[-1]}"
+        for p in upstream.paths
+        if p.startswith("/v2/")
+    )
+    # the http deployments are still called, the others never (each answers a bare /health)
+    http = [d for d in deployments if d.trigger == "http" and d.context != "gateway"]
+    probes = sorted(p for p in upstream.paths if p.endswith("/health"))
+    assert probes == sorted(d.health_path for d in http)
+    upstream.not_ready = set()
+    aggregate.forget_health()
+    assert aggregate.health({})[0] == 200

@@ -243,6 +243,7 @@ locals {
       {
         SWITCHYARD_ENV        = var.env
         GOOGLE_CLOUD_PROJECT  = var.project_id
+        GOOGLE_CLOUD_REGION   = var.region
         SWITCHYARD_DEPLOYMENT = n
       },
       d.uses_sql ? {
