@@ -93,6 +93,7 @@ def plan(event_type: str, data: dict[str, Any], occurred_at: str) -> Plan:
         items = [FeedItem(AGENTS, "investigation", agent)]
         if data.get("package_id"):
             items.append(FeedItem(package_stream(data["package_id"]), "investigation", agent))
+        items.append(FeedItem(DASHBOARD, "counts", {}))  # the investigations_* counters moved
         counts = {"investigations_" + str(data.get("status")): 1}
         return Plan(items=tuple(items), agent=agent, counts=counts)
 
@@ -151,6 +152,7 @@ def plan(event_type: str, data: dict[str, Any], occurred_at: str) -> Plan:
             position = {k: scan[k] for k in ("package_id", "tracking_number", "status", "lat")}
             position |= {"lon": scan["lon"], "at": scan["at"]}
             items.append(FeedItem(MAP, "position", position))
+        items.append(FeedItem(DASHBOARD, "counts", {}))  # the scans counter moved
         return Plan(items=tuple(items), package=pkg, position=position, counts={"scans": 1})
     raise ValueError(f"realtime does not consume {event_type}")
 

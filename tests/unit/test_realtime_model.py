@@ -45,7 +45,7 @@ def test_scan_moves_the_map_position_unless_it_is_out_of_order():
     scan = {"scan_id": "s1", "kind": "arrival", "location": "Paris", "lat": 48.8, "lon": 2.35}
     scan |= {"occurred_at": "2026-12-01T12:00:00+00:00", "out_of_order": False}
     p = model.plan("tracking.event.recorded", {**lane(), **scan}, "x")
-    assert p.streams == ("package:p-1", "map")
+    assert p.streams == ("package:p-1", "map", "dashboard")
     assert p.position == {
         "package_id": "p-1",
         "tracking_number": "SY123",
@@ -55,7 +55,7 @@ def test_scan_moves_the_map_position_unless_it_is_out_of_order():
         "at": "2026-12-01T12:00:00+00:00",
     }
     late = model.plan("tracking.event.recorded", {**lane(), **scan, "out_of_order": True}, "x")
-    assert late.position is None and late.streams == ("package:p-1",)
+    assert late.position is None and late.streams == ("package:p-1", "dashboard")
 
 
 def test_delivery_counts_late_ones():
@@ -70,11 +70,35 @@ def test_investigation_feeds_agents_and_its_package():
     data = {"investigation_id": "i1", "kind": "anomaly", "package_id": "p-9", "status": "completed"}
     data |= {"findings": 2, "top_severity": "high", "summary": "impossible speed"}
     p = model.plan("investigation.completed", data, "2026-12-01T10:00:00+00:00")
-    assert p.streams == ("agents", "package:p-9")
+    assert p.streams == ("agents", "package:p-9", "dashboard")
     assert p.agent is not None and p.agent["findings"] == 2
     assert p.counts == {"investigations_completed": 1}
     data["package_id"] = None
-    assert model.plan("investigation.completed", data, "t").streams == ("agents",)
+    assert model.plan("investigation.completed", data, "t").streams == ("agents", "dashboard")
+
+
+def test_every_plan_that_moves_a_counter_feeds_the_dashboard():
+    # an open dashboard learns every counter change, not only at the next status move
+    scan = {"scan_id": "s1", "kind": "arrival", "location": "Paris", "lat": 48.8, "lon": 2.35}
+    scan |= {"occurred_at": "t", "out_of_order": False}
+    agent = {"investigation_id": "i1", "kind": "anomaly", "package_id": None, "status": "failed"}
+    agent |= {"findings": 0, "top_severity": None, "summary": None}
+    plans = [
+        model.plan("package.created", lane("created", 1), "t"),
+        model.plan(
+            "package.status.changed", {**lane(), "old": "a", "new": "b", "occurred_at": "t"}, "t"
+        ),
+        model.plan("package.delivered", {**lane(), "delivered_at": "t", "on_time": True}, "t"),
+        model.plan(
+            "package.exception.raised",
+            {**lane(), "occurred_at": "t", "location": "x", "note": "n"},
+            "t",
+        ),
+        model.plan("tracking.event.recorded", {**lane(), **scan}, "t"),
+        model.plan("investigation.completed", agent, "t"),
+    ]
+    for p in plans:
+        assert p.counts and p.streams.count("dashboard") == 1, p
 
 
 def test_unknown_event_and_bad_stream_names_are_refused():
