@@ -168,17 +168,15 @@ def wire(
 
 
 def _apply(wanted: Plan, project: str, pub, sub) -> None:  # noqa: ANN001
+    """Create what is missing, topic by topic: each new topic's subscriptions right after it,
+    so that a publisher finding a freshly created topic (the relay after an emulator restart)
+    leaves its message at most milliseconds without a subscription, not the whole wiring."""
     from google.api_core import exceptions as gexc
 
     tpath = f"projects/{project}/topics/"
     spath = f"projects/{project}/subscriptions/"
-    for t in wanted.topics:
-        try:
-            pub.create_topic(request={"name": tpath + t})
-            wanted.changed.append(f"topic {t}")
-        except gexc.AlreadyExists:
-            pass
-    for name, topic in wanted.keep:
+
+    def keep(name: str, topic: str) -> None:
         try:
             sub.create_subscription(
                 request={
@@ -190,7 +188,8 @@ def _apply(wanted: Plan, project: str, pub, sub) -> None:  # noqa: ANN001
             wanted.changed.append(f"subscription {name}")
         except gexc.AlreadyExists:
             pass
-    for p in wanted.push:
+
+    def push(p: PushSubscription) -> None:
         body = {
             "name": spath + p.name,
             "topic": tpath + p.topic,
@@ -210,7 +209,7 @@ def _apply(wanted: Plan, project: str, pub, sub) -> None:  # noqa: ANN001
         except gexc.NotFound:
             sub.create_subscription(request=body)
             wanted.changed.append(f"subscription {p.name}")
-            continue
+            return
         if current.topic != tpath + p.topic:  # a subscription's topic cannot change
             sub.delete_subscription(request={"subscription": spath + p.name})
             sub.create_subscription(request=body)
@@ -224,6 +223,32 @@ def _apply(wanted: Plan, project: str, pub, sub) -> None:  # noqa: ANN001
                 }
             )
             wanted.changed.append(f"subscription {p.name} (updated)")
+
+    # dead-letter topics first: a push subscription names its dead-letter topic
+    topics = sorted(
+        wanted.topics, key=lambda t: t not in {p.dead_letter_topic for p in wanted.push}
+    )
+    done: set[str] = set()
+    for t in topics:
+        try:
+            pub.create_topic(request={"name": tpath + t})
+            wanted.changed.append(f"topic {t}")
+        except gexc.AlreadyExists:
+            pass
+        for name, topic in wanted.keep:
+            if topic == t:
+                keep(name, topic)
+                done.add(name)
+        for p in wanted.push:
+            if p.topic == t:
+                push(p)
+                done.add(p.name)
+    for name, topic in wanted.keep:
+        if name not in done:
+            keep(name, topic)
+    for p in wanted.push:
+        if p.name not in done:
+            push(p)
 
 
 def _differs(current, p: PushSubscription, tpath: str) -> bool:  # noqa: ANN001

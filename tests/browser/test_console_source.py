@@ -314,6 +314,7 @@ def test_database_statistics_tables_and_a_backup(seeded, page, problems, stack, 
     page.locator("#table-filters").get_by_role("button", name="Show").click()
     page.wait_for_url("**/#/ops/database?schema=source")
     page.wait_for_function("() => !document.querySelector('#db-tables .loading-row')")
+    page.locator("#db-tables tbody tr[data-table^='source.']").first.wait_for()
     names = page.locator("#db-tables tbody tr[data-table]").evaluate_all(
         "(rows) => rows.map((r) => r.dataset.table)"
     )

@@ -711,7 +711,14 @@ def test_a_deployment_taken_down_shows_in_the_gateway_health(stack: Stack) -> No
     stack.stop_deployment(name)
     try:
         assert not is_listening(stack.port_of[name])
-        assert requests.get(stack.gateway_url + "/api/health", timeout=10).status_code == 503
+        # anonymous callers share one check for HEALTH_CACHE_S (3 s): the next one sees it
+        wait_for(
+            lambda: requests.get(stack.gateway_url + "/api/health", timeout=10).status_code == 503,
+            timeout=15,
+        )
     finally:
         stack.start_deployment(name)
-    assert requests.get(stack.gateway_url + "/api/health", timeout=10).status_code == 200
+    wait_for(
+        lambda: requests.get(stack.gateway_url + "/api/health", timeout=10).status_code == 200,
+        timeout=15,
+    )

@@ -143,7 +143,13 @@ def test_auth_cleanup(monkeypatch):
         tokens = {
             "expired_long_ago": {"expires_at": NOW - 2 * day},
             "revoked_long_ago": {"expires_at": NOW + day, "revoked_at": NOW - 2 * day},
-            "used_long_ago": {"expires_at": NOW + day, "used_at": NOW - 2 * day},
+            # a used token goes with its family: kept while the family lives (reuse detection)
+            "used_long_ago": {
+                "expires_at": NOW + day,
+                "used_at": NOW - 2 * day,
+                "family_expires_at": NOW - 2 * day,
+            },
+            "used_long_ago_live_family": {"expires_at": NOW + day, "used_at": NOW - 2 * day},
             "expired_lately": {"expires_at": NOW - timedelta(hours=1)},
             "used_lately": {"expires_at": NOW + day, "used_at": NOW - timedelta(hours=1)},
             "valid": {"expires_at": NOW + day},
@@ -156,7 +162,7 @@ def test_auth_cleanup(monkeypatch):
                     user_id=user,
                     family_id=user,
                     issued_at=NOW - 3 * day,
-                    **extra,
+                    **({"family_expires_at": NOW + 20 * day} | extra),
                 )
             )
 
@@ -176,4 +182,5 @@ def test_auth_cleanup(monkeypatch):
             ).scalars()
         )
     assert keys == {current}
-    assert left == {f"{t}-{user[:8]}" for t in ("expired_lately", "used_lately", "valid")}
+    kept = ("expired_lately", "used_lately", "used_long_ago_live_family", "valid")
+    assert left == {f"{t}-{user[:8]}" for t in kept}
