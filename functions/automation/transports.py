@@ -157,11 +157,15 @@ class SshSession:
         script = (
             f"kill -TERM -- -{pid} 2>/dev/null; sleep 1; kill -KILL -- -{pid} 2>/dev/null; true"
         )
-        with contextlib.suppress(Exception):
-            chan = self.transport.open_session(timeout=5)
-            chan.exec_command(script)
-            chan.recv_exit_status()
-            chan.close()
+        for _attempt in range(3):  # a busy sshd may refuse a new session for a moment
+            try:
+                chan = self.transport.open_session(timeout=5)
+                chan.exec_command(script)
+                chan.recv_exit_status()
+                chan.close()
+                return
+            except Exception:  # noqa: BLE001 - the kill is best effort; retried, then given up
+                time.sleep(0.2)
 
     def run(
         self, command: str, *, timeout_s: float, on_line: OnLine, should_stop: ShouldStop
@@ -197,6 +201,12 @@ class SshSession:
                     if should_stop():
                         stopped = "cancel"
                 if stopped:
+                    wait_pid = time.monotonic() + 2.0  # the pid line may still be in flight
+                    while not pid and time.monotonic() < wait_pid and not chan.closed:
+                        if chan.recv_stderr_ready():
+                            err.feed(chan.recv_stderr(65536))
+                        else:
+                            time.sleep(0.05)
                     self._kill(pid[0] if pid else None)
                     break
             out.flush()
