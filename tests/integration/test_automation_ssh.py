@@ -5,6 +5,7 @@ one, a wrong client key, a closed port and an unknown host name."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from datetime import UTC, datetime
@@ -87,10 +88,15 @@ def test_parameters_cannot_inject(sshd, tmp_path):
 
 def test_timeout_kills_the_remote_command(sshd, tmp_path):
     flag = tmp_path / "still-running"
+    # a duration no other process on the machine sleeps, so pgrep below finds only this one
+    nap = f"30.{secrets.randbelow(10**6):06d}"
     out = Collect()
     with transports.open_ssh(target(sshd), key(sshd)) as session:
         result = session.run(
-            f"echo started; sleep 30; touch {flag}", timeout_s=1.5, on_line=out, should_stop=never
+            f"echo started; sleep {nap}; touch {flag}",
+            timeout_s=1.5,
+            on_line=out,
+            should_stop=never,
         )
         assert result.timed_out and result.exit_code is None
         assert out.of("stdout") == ["started"]
@@ -100,7 +106,10 @@ def test_timeout_kills_the_remote_command(sshd, tmp_path):
         def gone() -> bool:
             check = Collect()
             session.run(
-                "pgrep -f 'slee[p] 30' || echo none", timeout_s=10, on_line=check, should_stop=never
+                f"pgrep -f 'slee[p] {nap}' || echo none",
+                timeout_s=10,
+                on_line=check,
+                should_stop=never,
             )
             return check.of("stdout") == ["none"]
 
