@@ -98,9 +98,9 @@ def credential_row(user_id):
 def outbox_payloads(event_type):
     with db.transaction() as tx:
         rows = tx.execute(
-            select(store.outbox.c.payload, store.outbox.c.attributes).where(
-                store.outbox.c.event_type == event_type
-            )
+            select(store.outbox.c.payload, store.outbox.c.attributes)
+            .where(store.outbox.c.event_type == event_type)
+            .order_by(store.outbox.c.created_at)
         ).all()
     return [(json.loads(r.payload), json.loads(r.attributes)) for r in rows]
 

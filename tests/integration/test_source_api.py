@@ -113,7 +113,11 @@ def deliver(hook, event, data, secret, *, delivery=None, signature=None, raw=Non
 
 def outbox(event_type):
     with db.transaction() as tx:
-        rows = tx.execute(select(store.outbox).where(store.outbox.c.event_type == event_type)).all()
+        rows = tx.execute(
+            select(store.outbox)
+            .where(store.outbox.c.event_type == event_type)
+            .order_by(store.outbox.c.created_at)
+        ).all()
     return [json.loads(r.payload) for r in rows]
 
 

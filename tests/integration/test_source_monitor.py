@@ -91,7 +91,9 @@ def repos():
 def recorded(full):
     with db.transaction() as tx:
         rows = tx.execute(
-            select(store.outbox.c.payload).where(store.outbox.c.event_type == "commit.recorded")
+            select(store.outbox.c.payload)
+            .where(store.outbox.c.event_type == "commit.recorded")
+            .order_by(store.outbox.c.created_at)
         ).all()
     return [p for p in (json.loads(r.payload) for r in rows) if p["repository"] == full]
 
