@@ -18,7 +18,9 @@ from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -93,6 +95,47 @@ transitions = Table(
     Column("stage_entered_at", TS, nullable=True),
     Index("ix_transitions_batch", "batch_id", "at", "id"),
     Index("ix_transitions_at", "at"),
+)
+
+# search: part of the batch number (`q`), a trigram index (PostgreSQL's pg_trgm; SQLite has
+# none)
+Index(
+    "ix_batches_number_trgm",
+    batches.c.batch_number,
+    postgresql_using="gin",
+    postgresql_ops={"batch_number": "gin_trgm_ops"},
+)
+
+# Rollups of what the metrics aggregate, kept on PostgreSQL by statement-level triggers in the
+# writing transaction (migration 0002, docs/decisions/0042); empty on SQLite, where the metrics
+# aggregate the source tables.
+batch_counts = Table(
+    "batch_counts",
+    metadata,
+    Column("product", String(200), primary_key=True),
+    Column("status", String(20), primary_key=True),
+    Column("stage", String(20), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+daily_output = Table(  # per UTC day of completion and product
+    "daily_output",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("product", String(200), primary_key=True),
+    Column("completed", BigInteger, nullable=False),
+    Column("with_yield", BigInteger, nullable=False),
+    Column("yield_sum", Float, nullable=False),
+    Column("yield_min", Float, nullable=True),
+    Column("yield_max", Float, nullable=True),
+)
+daily_stage_time = Table(  # per UTC day a stage visit ended, product and stage
+    "daily_stage_time",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("product", String(200), primary_key=True),
+    Column("stage", String(20), primary_key=True),
+    Column("visits", BigInteger, nullable=False),
+    Column("seconds", Float, nullable=False),
 )
 
 outbox = outbox_table(metadata)
@@ -245,8 +288,97 @@ def _product_scope(
     return stmt.where(batch_id.in_(select(batches.c.id).where(batches.c.product == product)))
 
 
+def _rolled_up(session: Session) -> bool:
+    """The rollups exist and are kept (PostgreSQL) or the source tables are aggregated."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def count_by_status_and_stage(session: Session, product: str | None) -> dict[tuple[str, str], int]:
-    """Number of batches per (status, stage), now: one scan serves both breakdowns."""
+    """Number of batches per (status, stage), now (from the rollup on PostgreSQL)."""
+    if not _rolled_up(session):
+        return live_counts(session, product)
+    c = batch_counts.c
+    stmt = select(c.status, c.stage, func.sum(c.n)).group_by(c.status, c.stage)
+    if product is not None:
+        stmt = stmt.where(c.product == product)
+    return {(st, sg): int(n) for st, sg, n in session.execute(stmt).all() if n}
+
+
+def yield_by_product(
+    session: Session, start: datetime, end: datetime, product: str | None
+) -> list[model.ProductYield]:
+    """Per product, over batches completed in [start, end) (UTC day bounds): count and
+    mean/min/max yield."""
+    if not _rolled_up(session):
+        return live_yield_by_product(session, start, end, product)
+    o = daily_output.c
+    stmt = (
+        select(
+            o.product,
+            func.sum(o.completed),
+            func.sum(o.yield_sum) / func.nullif(func.sum(o.with_yield), 0),
+            func.min(o.yield_min),
+            func.max(o.yield_max),
+        )
+        .where(o.day >= _day(start), o.day < _day(end))
+        .group_by(o.product)
+        .order_by(o.product)
+    )
+    if product is not None:
+        stmt = stmt.where(o.product == product)
+    return [
+        model.ProductYield(p, int(n), float(avg), float(lo), float(hi))
+        for p, n, avg, lo, hi in session.execute(stmt).all()
+    ]
+
+
+def cycle_times(
+    session: Session, start: datetime, end: datetime, product: str | None
+) -> dict[str, tuple[int, float]]:
+    """Per stage: (visits, mean seconds in the stage) over the visits that ended in
+    [start, end) (UTC day bounds); see live_cycle_times."""
+    if not _rolled_up(session):
+        return live_cycle_times(session, start, end, product)
+    t = daily_stage_time.c
+    stmt = (
+        select(t.stage, func.sum(t.visits), func.sum(t.seconds))
+        .where(t.day >= _day(start), t.day < _day(end))
+        .group_by(t.stage)
+    )
+    if product is not None:
+        stmt = stmt.where(t.product == product)
+    return {
+        name: (int(n), float(secs) / int(n)) for name, n, secs in session.execute(stmt).all() if n
+    }
+
+
+def completed_per_day(
+    session: Session, start: datetime, end: datetime, product: str | None
+) -> dict[date, int]:
+    if not _rolled_up(session):
+        return live_completed_per_day(session, start, end, product)
+    o = daily_output.c
+    stmt = (
+        select(o.day, func.sum(o.completed))
+        .where(o.day >= _day(start), o.day < _day(end))
+        .group_by(o.day)
+    )
+    if product is not None:
+        stmt = stmt.where(o.product == product)
+    return {day: int(n) for day, n in session.execute(stmt).all() if n}
+
+
+def _day(bound: datetime) -> date:
+    """The UTC day a range bound (a UTC midnight) starts."""
+    return utc(bound).date()  # type: ignore[union-attr]
+
+
+# --- metrics from the source tables (SQLite; the reference the rollups are tested against) ---
+
+
+def live_counts(session: Session, product: str | None) -> dict[tuple[str, str], int]:
+    """Number of batches per (status, stage), now, counted in the table: one scan serves both
+    breakdowns."""
     b = batches.c
     stmt = select(b.status, b.stage, func.count()).group_by(b.status, b.stage)
     if product is not None:
@@ -254,7 +386,7 @@ def count_by_status_and_stage(session: Session, product: str | None) -> dict[tup
     return {(status, stage): int(n) for status, stage, n in session.execute(stmt).all()}
 
 
-def yield_by_product(
+def live_yield_by_product(
     session: Session, start: datetime, end: datetime, product: str | None
 ) -> list[model.ProductYield]:
     """Per product, over batches completed in [start, end): count and mean/min/max yield."""
@@ -274,7 +406,7 @@ def yield_by_product(
     ]
 
 
-def cycle_times(
+def live_cycle_times(
     session: Session, start: datetime, end: datetime, product: str | None
 ) -> dict[str, tuple[int, float]]:
     """Per stage: (visits, mean seconds) from entering the stage to leaving it, over the
@@ -296,7 +428,7 @@ def cycle_times(
     return {name: (int(n), float(avg)) for name, n, avg in session.execute(stmt).all()}
 
 
-def completed_per_day(
+def live_completed_per_day(
     session: Session, start: datetime, end: datetime, product: str | None
 ) -> dict[date, int]:
     b = batches.c
