@@ -186,17 +186,45 @@ def count_older(collection: str, timestamp_field: str, cutoff: datetime) -> int:
 
 
 def delete_older(collection: str, timestamp_field: str, cutoff: datetime) -> int:
-    """Delete them, DELETE_BATCH at a time; returns how many."""
+    """Delete them with every document under them (Firestore keeps a subcollection when its
+    parent goes: a raw delivery's chunks), children before parents, DELETE_BATCH writes a
+    batch: a crash part-way leaves a parent with fewer children, never an orphan. Returns
+    how many matched."""
     client = firestore()
     removed = 0
     while True:
         snaps = list(_older(collection, timestamp_field, cutoff).limit(DELETE_BATCH).stream())
         if not snaps:
             return removed
-        batch = client.batch()
+        writes = _Deletes(client)
         for snap in snaps:
-            batch.delete(snap.reference)
-        batch.commit()
+            _delete_tree(snap.reference, writes)
+        writes.commit()
         removed += len(snaps)
         if len(snaps) < DELETE_BATCH:
             return removed
+
+
+class _Deletes:
+    """Deletes gathered into batches of DELETE_BATCH, committed in order."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.batch, self.size = client, client.batch(), 0
+
+    def add(self, ref: Any) -> None:
+        self.batch.delete(ref)
+        self.size += 1
+        if self.size == DELETE_BATCH:
+            self.commit()
+
+    def commit(self) -> None:
+        if self.size:
+            self.batch.commit()
+        self.batch, self.size = self.client.batch(), 0
+
+
+def _delete_tree(ref: Any, writes: _Deletes) -> None:
+    for sub in ref.collections():
+        for child in sub.list_documents(page_size=DELETE_BATCH):
+            _delete_tree(child, writes)
+    writes.add(ref)
