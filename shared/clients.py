@@ -19,12 +19,13 @@ import functools
 import http.cookiejar
 import threading
 import time
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from shared import logging as slog
 from shared.config import settings
+
+if TYPE_CHECKING:  # imported where used: a Firestore-only deployment never loads requests
+    import requests
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _RETRY_STATUSES = frozenset({502, 503, 504})
@@ -71,6 +72,9 @@ def subscription_path(subscription: str) -> str:
 
 def session() -> requests.Session:
     """A keep-alive HTTP session per thread (requests.Session is not thread-safe)."""
+    import requests
+    import requests.adapters
+
     sess = getattr(_local, "session", None)
     if sess is None:
         sess = requests.Session()
@@ -153,6 +157,8 @@ def call(
     attempts: int = 3,
 ) -> requests.Response:
     """Call another context's API by path; the response is returned whatever its status."""
+    import requests
+
     from shared.manifests import catalog
 
     cat = catalog()
