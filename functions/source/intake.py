@@ -9,10 +9,14 @@ In order, and nothing is stored until the signature holds:
 3. `X-Hub-Signature-256` checked against HMAC-SHA256 of the raw body (`hmac.compare_digest`;
    missing or wrong: 401);
 4. a delivery id already in `deliveries` is a redelivery: 200, nothing done;
-5. the raw body goes to Firestore (`rawstore`), then one SQL transaction inserts the
+5. the raw body goes to Firestore (`rawstore`: compressed in parallel from step 2 on, the
+   chunk batches committed concurrently, the header last), then one SQL transaction inserts the
    delivery row (its primary key is the de-duplication: a concurrent twin loses there) and,
    for `push` and `pull_request`, emits `github.delivery.received` through the outbox. `ping`
    is answered and recorded processed; any other event is recorded `ignored`.
+The answer waits for nothing else: the commits are the ingest's (source-ingest, from the
+outbox event), so a 25 MB push answers in well under GitHub's 10 s, and a crash after the
+answer loses nothing (the body is in Firestore, the row and its event in one transaction).
 Secrets are cached per (name, version) for a few minutes: a rotation writes a new version,
 which the repository row then names, so it applies at once.
 """
@@ -95,6 +99,10 @@ def receive(
         raise model.DeliveryTooLarge(len(body))
     if not signature:
         raise model.SignatureInvalid("X-Hub-Signature-256 is missing.")
+    # Compression and the SHA-256 start now, on rawstore's pool, and overlap the parse and
+    # the signature check (zlib and hashlib release the GIL); nothing is written before the
+    # signature holds, and a refused delivery's packing is simply dropped.
+    packing = rawstore.pack(body)
     payload = parse_body(body, content_type)
     full = model.repository_of(payload)
     if full is None:
@@ -115,7 +123,7 @@ def receive(
     return _store(
         repo,
         payload,
-        body,
+        packing,
         event=event,
         delivery_id=delivery_id,
         hook_id=hook_id,
@@ -127,7 +135,7 @@ def receive(
 def _store(
     repo: model.Repository,
     payload: Any,
-    body: bytes,
+    body: rawstore.Packed,
     *,
     event: str,
     delivery_id: str,
@@ -170,7 +178,7 @@ def _store(
             status=status,
             received_at=now,
             processed_at=now if status != "received" else None,
-            size_bytes=len(body),
+            size_bytes=body.size_bytes,
             stored_bytes=stored.stored_bytes,
             chunks=stored.chunks,
             commits_recorded=0,
@@ -189,7 +197,7 @@ def _store(
                     action=action,
                     repository=full,
                     repository_id=repo.id,
-                    size_bytes=len(body),
+                    size_bytes=body.size_bytes,
                     received_at=rfc3339(now),
                 ),
                 actor="github",
