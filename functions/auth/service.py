@@ -16,26 +16,42 @@ import hashlib
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from argon2 import PasswordHasher, Type
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.orm import Session
 
 from functions.auth import model, store
 from functions.auth.events import USER_EVENTS, PasswordChanged, UserFacts
-from shared import auth as sauth
 from shared import db
 from shared import logging as slog
 from shared.config import LOCAL_ONLY_PASSWORDS, ConfigError, settings
 from shared.events import Received, emit
 from shared.roles import ROLES
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
+    from shared import auth as sauth
+
 _log = slog.get_logger("switchyard.auth")
 
-# OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1.
-hasher = PasswordHasher(
-    time_cost=2, memory_cost=19456, parallelism=1, hash_len=32, salt_len=16, type=Type.ID
-)
+
+# argon2 and shared.auth (PyJWT, cryptography) are imported by the use cases that need them:
+# auth-on-user-event and auth-cleanup never hash a password or sign a token (cold starts).
+@functools.cache
+def _hasher() -> PasswordHasher:
+    from argon2 import PasswordHasher, Type
+
+    # OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1.
+    return PasswordHasher(
+        time_cost=2, memory_cost=19456, parallelism=1, hash_len=32, salt_len=16, type=Type.ID
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "hasher":  # `service.hasher`, built on first use
+        return _hasher()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _now() -> datetime:
@@ -45,12 +61,14 @@ def _now() -> datetime:
 @functools.cache
 def _dummy_hash() -> str:
     """A hash to verify against when the email is unknown, so that answer takes as long."""
-    return hasher.hash(secrets.token_urlsafe(24))
+    return _hasher().hash(secrets.token_urlsafe(24))
 
 
 def _verify(password_hash: str | None, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
     try:
-        return hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
+        return _hasher().verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -113,6 +131,8 @@ def _issue(
 ) -> model.TokenPair:
     """A new access token and the refresh token of `family_id` stored with its id (so that
     reuse of the family can revoke it)."""
+    from shared import auth as sauth
+
     s = settings()
     access, claims = sauth.issue_access_token(user_id, roles)
     token = store.add_refresh_token(
@@ -131,6 +151,8 @@ def _issue(
 def _revoke_family(tx: Session, family_id: str, now: datetime) -> int:
     """Revoke a family's refresh tokens and its access tokens that are still alive. Firestore
     is written before the commit: if it fails, nothing is revoked and the caller may retry."""
+    from shared import auth as sauth
+
     revoked = store.revoke_family(tx, family_id, now)
     for jti, expires in store.family_access_tokens(tx, family_id, now):
         sauth.revoke(jti, int(expires.timestamp()))
@@ -151,7 +173,7 @@ def login(email: str, password: str, client_ip: str) -> model.TokenPair:
     stored_hash = row.password_hash if row is not None else None
     if not password_accepted(stored_hash, password) or row is None or not row.active:
         raise model.InvalidCredentials()
-    new_hash = hasher.hash(password) if hasher.check_needs_rehash(stored_hash or "") else None
+    new_hash = _hasher().hash(password) if _hasher().check_needs_rehash(stored_hash or "") else None
     with db.transaction() as tx:
         store.forget_attempts(tx, keys[0])
         for key in keys[1:]:
@@ -196,6 +218,8 @@ def refresh(refresh_token: str) -> model.TokenPair:
 
 def logout(claims: sauth.Claims, refresh_token: str) -> None:
     """Revoke the refresh token's family (if it is the caller's) and the access token."""
+    from shared import auth as sauth
+
     now = _now()
     with db.transaction() as tx:
         found = store.refresh_token(tx, store.token_hash(refresh_token))
@@ -205,6 +229,8 @@ def logout(claims: sauth.Claims, refresh_token: str) -> None:
 
 
 def verify(claims: sauth.Claims) -> model.Introspection:
+    from shared import auth as sauth
+
     if sauth.revoked_or_stale(claims):
         raise model.TokenRevoked()
     return model.Introspection(
@@ -218,6 +244,8 @@ def verify(claims: sauth.Claims) -> model.Introspection:
 def change_password(
     claims: sauth.Claims, old_password: str, new_password: str, client_ip: str = ""
 ) -> None:
+    from shared import auth as sauth
+
     s, now = settings(), _now()
     with db.transaction() as tx:
         row = store.credential(tx, claims.sub)
@@ -231,7 +259,7 @@ def change_password(
     old_hash = row.password_hash
     if old_hash is None or not _verify(old_hash, old_password):
         raise model.WrongPassword()
-    new_hash = hasher.hash(new_password)
+    new_hash = _hasher().hash(new_password)
     with db.transaction() as tx:
         if not store.replace_password_hash(tx, row.user_id, old_hash, new_hash, now):
             raise model.PasswordChangedMeanwhile()
@@ -257,9 +285,11 @@ def put_credential(
     kept if we already applied a newer version; a password is always set. Returns
     (credential, created).
     """
+    from shared import auth as sauth
+
     if password is not None:
         model.check_password(password, email, local=settings().is_local)
-    new_hash = hasher.hash(password) if password is not None else None
+    new_hash = _hasher().hash(password) if password is not None else None
     now = _now()
     with db.transaction() as tx:
         row, created = store.lock_credential(tx, user_id, now)
@@ -329,7 +359,10 @@ def apply_user_event(event: Received) -> None:
         if not active:
             store.revoke_user_tokens(tx, facts.id, now)
         if (row.active and not active) or model.demoted(row.roles, roles):
-            # before the commit: on a Firestore failure the event is retried, whole
+            # before the commit: on a Firestore failure the event is retried, whole. Imported
+            # here: most events change no access, and shared.auth brings PyJWT and cryptography
+            from shared import auth as sauth
+
             sauth.set_not_before(facts.id)
 
 
@@ -369,6 +402,8 @@ def cleanup(now: datetime | None = None) -> dict[str, int]:
 def ensure_bootstrap_admin() -> None:
     """Create the first admin's credential from BOOTSTRAP_ADMIN_EMAIL/PASSWORD (idempotent:
     an existing credential keeps its password); refuse to run outside local with no way in."""
+    from shared import auth as sauth
+
     s = settings()
     if not (s.bootstrap_admin_email and s.bootstrap_admin_password):
         if s.is_local:
@@ -392,7 +427,7 @@ def ensure_bootstrap_admin() -> None:
         row = store.credential(tx, user_id)
     if row is not None and row.password_hash is not None:
         return
-    new_hash = hasher.hash(s.bootstrap_admin_password)
+    new_hash = _hasher().hash(s.bootstrap_admin_password)
     now = _now()
     with db.transaction() as tx:
         row, created = store.lock_credential(tx, user_id, now)

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions.realtime import events, model, store
-from shared import asgi
 from shared import logging as slog
 from shared.config import settings
 from shared.errors import Unauthorized
@@ -122,6 +121,8 @@ async def events_of(access: Access, after: int | None) -> AsyncIterator[bytes]:
     A coroutine on the instance's event loop (served by `shared.asgi`): an idle stream waits
     on its `Subscription`, holding no thread; Firestore reads run in worker threads.
     """
+    from shared import asgi  # Starlette and anyio: realtime-stream only, not the fanout
+
     heartbeat_s = settings().realtime_heartbeat_s
     key = access.stream
     hub = store.hub()
