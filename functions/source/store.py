@@ -137,8 +137,32 @@ commits = Table(
         ],
     ),
     Index("ix_commits_repository", "repository_id", "committed_at", "sha"),
-    Index("ix_commits_author", "author_key", "committed_at"),
-    Index("ix_commits_type", "conventional_type", "committed_at"),
+    # covering: statistics filtered by author or type (not in the rollup) read the index
+    # alone (migration 0004)
+    Index(
+        "ix_commits_author",
+        "author_key",
+        "committed_at",
+        postgresql_include=[
+            "repository_id",
+            "conventional_type",
+            "additions",
+            "deletions",
+            "files_changed",
+        ],
+    ),
+    Index(
+        "ix_commits_type",
+        "conventional_type",
+        "committed_at",
+        postgresql_include=[
+            "repository_id",
+            "author_key",
+            "additions",
+            "deletions",
+            "files_changed",
+        ],
+    ),
     Index("ix_commits_sha", "sha"),
     Index("ix_commits_risk", "risk_level", "committed_at"),
 )
