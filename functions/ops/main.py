@@ -1,12 +1,12 @@
 """Entry points of the ops context. The schedule deployments do not load the HTTP routes
-(`api.py`): each entry point imports only what it runs (cold starts)."""
+(`api.py`), and the relay not even the service (dumps, SQL Admin, Firestore): each entry
+point imports only what it runs (cold starts)."""
 
 from typing import Any
 
 import flask
 import functions_framework
 
-from functions.ops import service
 from shared.events import relay
 from shared.http import Tick, dispatch, scheduled
 
@@ -27,4 +27,6 @@ def outbox_relay(tick: Tick) -> dict[str, int]:
 @functions_framework.http
 @scheduled
 def cleanup(tick: Tick) -> dict[str, Any]:
+    from functions.ops import service
+
     return service.cleanup()
