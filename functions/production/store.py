@@ -37,7 +37,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import CursorResult, Row
+from sqlalchemy.engine import Connection, CursorResult, Row
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.selectable import Select
@@ -366,6 +366,61 @@ def completed_per_day(
     if product is not None:
         stmt = stmt.where(o.product == product)
     return {day: int(n) for day, n in session.execute(stmt).all() if n}
+
+
+def rebuild_rollups(session: Session | Connection) -> None:
+    """Recount the rollups from the source tables (PostgreSQL): after a bulk load done with
+    the triggers disabled, or to repair. Lock the source tables against writes first if
+    writers run."""
+    t = transitions.c
+    b = batches.c
+    ratio = b.actual_quantity / b.planned_quantity
+    for table in (batch_counts, daily_output, daily_stage_time):
+        session.execute(table.delete())
+    session.execute(
+        batch_counts.insert().from_select(
+            ["product", "status", "stage", "n"],
+            select(b.product, b.status, b.stage, func.count()).group_by(
+                b.product, b.status, b.stage
+            ),
+        )
+    )
+    day = db.utc_day(b.completed_at)
+    session.execute(
+        daily_output.insert().from_select(
+            ["day", "product", "completed", "with_yield", "yield_sum", "yield_min", "yield_max"],
+            select(
+                day,
+                b.product,
+                func.count(),
+                func.count(b.actual_quantity),
+                func.coalesce(func.sum(ratio), 0),
+                func.min(ratio),
+                func.max(ratio),
+            )
+            .where(b.completed_at.is_not(None))
+            .group_by(day, b.product),
+        )
+    )
+    stage = case(
+        (t.kind == literal_column("'stage'"), t.from_value), else_=literal_column("'packaging'")
+    )
+    at_day = db.utc_day(t.at)
+    session.execute(
+        daily_stage_time.insert().from_select(
+            ["day", "product", "stage", "visits", "seconds"],
+            select(
+                at_day,
+                b.product,
+                stage,
+                func.count(),
+                func.sum(db.seconds_between(t.at, t.stage_entered_at)),
+            )
+            .select_from(transitions.join(batches, batches.c.id == t.batch_id))
+            .where(t.stage_entered_at.is_not(None))
+            .group_by(at_day, b.product, stage),
+        )
+    )
 
 
 def _day(bound: datetime) -> date:
