@@ -1,0 +1,234 @@
+"""Benchmark of cold starts, for `make bench` (tools/bench.py calls `run(stack, token)` and
+appends the returned markdown section).
+
+Per deployment, on the running stack's emulators and database:
+- import of `main.py`: a fresh interpreter imports it as functions-framework does (wall time
+  and the interpreter's CPU time; median of `BENCH_COLDSTART_ROUNDS`, default 3);
+- process start to first 200: a fresh `functions-framework` process (the command the stack
+  and Cloud Run run) from spawn to the first 200 on its health path, which checks what the
+  manifest says it uses (database, Firestore, Pub/Sub), so the first requests' lazy imports
+  and client creation are inside; wall time and the CPU the process tree had used by then.
+Targets (issue 14): import <= 300 ms, start to first 200 <= 0.6 s, both wall time. The load
+average is printed with the figures: on a shared machine wall times grow with the load and the
+CPU times much less, so compare the CPU columns across runs. Which modules each deployment may
+load at start is checked by tests/unit/test_import_budget.py, not here.
+
+Standalone: `python tools/bench_coldstart.py [deployment ...]` starts the emulators (no
+functions; SQLite in a temporary local dir) and prints the section.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import emulators  # noqa: E402
+from shared.manifests import Deployment  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_COLDSTART_ROUNDS", "3"))
+IMPORT_TARGET_S = 0.300
+START_TARGET_S = 0.600
+START_TIMEOUT_S = 60.0
+
+# Prints "<wall seconds> <cpu seconds>" of importing argv[1] as functions-framework does
+# (spec_from_file_location, module name "main"), in a fresh interpreter.
+IMPORT_PROBE = """
+import importlib.util, sys, time
+t0, c0 = time.perf_counter(), time.process_time()
+spec = importlib.util.spec_from_file_location("main", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+sys.modules["main"] = mod
+spec.loader.exec_module(mod)
+print(time.perf_counter() - t0, time.process_time() - c0)
+"""
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of_tree(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its live descendants (gunicorn forks the worker
+    that answers after the master imported the app)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / _TICK
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, IndexError, ValueError):
+        return total
+    return total + sum(_cpu_of_tree(int(c)) for c in children)
+
+
+def _import_once(env: dict[str, str], main: Path) -> tuple[float, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, str(main)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    wall, cpu = out.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
+
+
+def _functions_framework() -> list[str]:
+    script = Path(sys.executable).with_name("functions-framework")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "functions_framework"]
+
+
+def _start_once(env: dict[str, str], dep: Deployment) -> tuple[float, float]:
+    port = emulators.free_port()
+    argv = [
+        *_functions_framework(),
+        "--target",
+        dep.entry_point,
+        "--source",
+        str(dep.source_dir / "main.py"),
+        "--signature-type",
+        "http",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    url = f"http://127.0.0.1:{port}{dep.health_path}"
+    sess = requests.Session()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        while True:
+            try:
+                status = sess.get(url, timeout=10).status_code
+            except requests.ConnectionError:
+                status = 0
+            if status == 200:
+                wall = time.perf_counter() - t0
+                return wall, _cpu_of_tree(proc.pid)
+            if proc.poll() is not None:
+                raise RuntimeError(f"{dep.name} exited with {proc.returncode} before a 200")
+            if time.perf_counter() - t0 > START_TIMEOUT_S:
+                raise RuntimeError(f"{dep.name}: no 200 on {url} within {START_TIMEOUT_S:.0f} s")
+            time.sleep(0.005)
+    finally:
+        sess.close()
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(10)
+
+
+def measure(st: emulators.Stack, names: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Medians per deployment: import wall/CPU, start-to-200 wall/CPU (seconds)."""
+    results: dict[str, dict[str, float]] = {}
+    for name, dep in sorted(st.catalog.deployments.items()):
+        if names and name not in names:
+            continue
+        env = st.env_for(dep)
+        imports = [_import_once(env, dep.source_dir / "main.py") for _ in range(ROUNDS)]
+        starts = [_start_once(env, dep) for _ in range(ROUNDS)]
+        results[name] = {
+            "import": statistics.median(w for w, _ in imports),
+            "import_cpu": statistics.median(c for _, c in imports),
+            "start": statistics.median(w for w, _ in starts),
+            "start_cpu": statistics.median(c for _, c in starts),
+        }
+    return results
+
+
+def _verdict(value: float, target: float) -> str:
+    return "meets target" if value <= target else f"misses ({value / target:.1f}x)"
+
+
+def report(results: dict[str, dict[str, float]], load: tuple[float, float]) -> str:
+    meets_import = sum(r["import"] <= IMPORT_TARGET_S for r in results.values())
+    meets_start = sum(r["start"] <= START_TARGET_S for r in results.values())
+    lines = [
+        "## Cold start",
+        "",
+        f"Per deployment, median of {ROUNDS}: the import of its `main.py` in a fresh "
+        "interpreter (as functions-framework imports it), and a fresh `functions-framework` "
+        "process from spawn to the first 200 on its health path (which checks its database, "
+        "Firestore and Pub/Sub as its manifest says, so the first request's lazy imports and "
+        "client creation are included). Wall time is what the targets are about; CPU is the "
+        "interpreter's (import) or the process tree's (start) CPU time at that moment, less "
+        f"sensitive to the load of this shared machine (load average {load[0]:.1f} before, "
+        f"{load[1]:.1f} after, on {os.cpu_count()} cores). What each deployment may load at "
+        "start is checked by `tests/unit/test_import_budget.py`.",
+        "",
+        "| deployment | import of main.py | CPU | target <= 300 ms | start to first 200 | CPU "
+        "| target <= 0.6 s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in sorted(results.items()):
+        lines.append(
+            f"| `{name}` | {r['import'] * 1000:.0f} ms | {r['import_cpu'] * 1000:.0f} ms | "
+            f"{_verdict(r['import'], IMPORT_TARGET_S)} | {r['start']:.2f} s | "
+            f"{r['start_cpu']:.2f} s | {_verdict(r['start'], START_TARGET_S)} |"
+        )
+    n = len(results)
+    lines += [
+        "",
+        f"Import target met by **{meets_import} of {n}** deployments, start-to-200 target by "
+        f"**{meets_start} of {n}**.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run(st: emulators.Stack, token: str, names: list[str] | None = None) -> str:
+    """The markdown section (token unused: the health paths are public)."""
+    before = os.getloadavg()[0]
+    results = measure(st, names)
+    return report(results, (before, os.getloadavg()[0]))
+
+
+def main(argv: list[str]) -> int:
+    with tempfile.TemporaryDirectory(prefix="switchyard-coldstart-") as local:
+        st = emulators.Stack(
+            ports=emulators.Ports(
+                pubsub=emulators.free_port(),
+                firestore=emulators.free_port(),
+                gateway=emulators.free_port(),
+                functions_base=emulators.free_port_block(
+                    len(emulators.Stack.catalog_of(ROOT).deployments)
+                ),
+            ),
+            local_dir=Path(local),
+            database_url=os.environ.get("BENCH_DATABASE_URL", ""),
+            functions=False,
+            log_dir=ROOT / "test-output" / "coldstart",
+            echo=False,
+            persist_firestore=False,
+            scheduler=False,
+        )
+        try:
+            st.start()
+            os.environ.update(st.env())
+            print(run(st, "", argv or None))
+        finally:
+            st.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
