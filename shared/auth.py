@@ -218,10 +218,39 @@ def jwks() -> dict[str, Any]:
 
 
 def reset_keys() -> None:
-    """Forget cached keys (tests)."""
+    """Forget cached keys and verified tokens (tests)."""
     _signing_key.cache_clear()
     with _jwks_lock:
         _jwks_cache.update(at=0.0, keys={})
+    _verified.clear()
+
+
+# Verified tokens (decision 0039): a client sends the same access token with every request for
+# up to its 15 minutes, and checking it (two parses of the token by PyJWT, the RSA signature)
+# was the largest part of a request's CPU. A token verified once is remembered with the key
+# object that verified it and the settings it was checked against; a later request with the
+# very same token string is accepted without parsing it again while that key object is still
+# one of the current public keys (re-read every PUBLIC_KEYS_TTL_S, which makes new objects:
+# so a token is verified afresh at least once a minute, and a withdrawn key ends it as
+# before) and the token has not expired. Failures are not remembered.
+_VERIFIED_MAX = 4096
+_verified: dict[str, tuple[Any, str, tuple[str, str, int], Claims]] = {}
+_verified_lock = threading.Lock()
+
+
+def _remember(token: str, key: Any, kid: str, checked: tuple[str, str, int], c: Claims) -> None:
+    with _verified_lock:
+        while len(_verified) >= _VERIFIED_MAX:
+            _verified.pop(next(iter(_verified)))  # the oldest first
+        _verified[token] = (key, kid, checked, c)
+
+
+def _current_key(kid: str) -> Any:
+    """The current public key object of `kid` (the keys re-read as `_public_keys` does)."""
+    with _jwks_lock:
+        fresh = _monotonic() - _jwks_cache["at"] < PUBLIC_KEYS_TTL_S
+        key = _jwks_cache["keys"].get(kid) if fresh else None
+    return key if key is not None else _public_keys().get(kid)
 
 
 # --- tokens ------------------------------------------------------------------------------
@@ -273,8 +302,22 @@ def _challenge(error: str = "invalid_token") -> dict[str, str]:
 
 
 def verify(token: str) -> Claims:
-    """Verify an access token; raises `Unauthorized` (401) with a reason on any problem."""
+    """Verify an access token; raises `Unauthorized` (401) with a reason on any problem.
+    A token verified before is accepted from the verified tokens while its key is current and
+    it has not expired (see `_verified`)."""
     s = settings()
+    checked = (s.jwt_audience, s.jwt_issuer, s.access_ttl_s)
+    hit = _verified.get(token)
+    if hit is not None:
+        key, kid, was_checked, claims = hit
+        if (
+            was_checked == checked
+            and time.time() - _LEEWAY_S < claims.exp
+            and _current_key(kid) is key
+        ):
+            return claims
+        with _verified_lock:
+            _verified.pop(token, None)
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -309,7 +352,9 @@ def verify(token: str) -> Claims:
     if iat > time.time() + _LEEWAY_S or exp - iat > s.access_ttl_s + _LEEWAY_S:
         # A token signed with a stolen key (or by a bug) for longer than auth ever issues.
         raise Unauthorized("The token's lifetime exceeds the maximum.", headers=_challenge())
-    return _claims(payload)
+    claims = _claims(payload)
+    _remember(token, key, kid, checked, claims)
+    return claims
 
 
 def bearer_token() -> str | None:
