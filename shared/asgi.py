@@ -13,7 +13,9 @@ stream is a suspended coroutine, not a parked thread. `run(fn, *args)` lets a vi
 its worker thread await a coroutine on the loop (the gateway's async upstream request), and
 `in_thread(fn, *args)` lets a body on the loop run blocking code in the same pool.
 
-Anything else is answered as Flask produced it (the body iterated in the worker thread).
+Anything else is answered as Flask produced it: a body Flask holds whole (it set its
+Content-Length) is joined in the worker thread and sent from the loop in one message; a body
+Flask streams is iterated in the worker thread, each chunk sent as it comes.
 The WSGI environ is a2wsgi's (`build_environ`); the body is read from the ASGI connection as
 the view reads it.
 """
@@ -113,9 +115,13 @@ class answer(Response):  # noqa: N801 - used like a function: `return answer(app
         async def put(message: dict[str, Any]) -> None:
             await send(message)
 
-        def call() -> None:
+        def call() -> bytes | None:
             chunks = self.app.wsgi_app(environ, start_response)
             try:
+                if exchange.body is None and _has_length(started[1]):
+                    # A body already complete in memory (Flask set its Content-Length): joined
+                    # here and sent from the loop, without a hop to the loop per message.
+                    return b"".join(chunks)
                 first = True
                 for chunk in chunks:
                     if exchange.body is not None:
@@ -129,16 +135,24 @@ class answer(Response):  # noqa: N801 - used like a function: `return answer(app
                     if first:
                         run(put, _start(*started))
                     run(put, {"type": "http.response.body", "body": b""})
+                return None
             finally:
                 getattr(chunks, "close", lambda: None)()
 
         ctx = contextvars.copy_context()
-        await anyio.to_thread.run_sync(ctx.run, call, limiter=_threads())
-        if exchange.body is not None:
+        whole = await anyio.to_thread.run_sync(ctx.run, call, limiter=_threads())
+        if whole is not None:
+            await send(_start(*started))
+            await send({"type": "http.response.body", "body": whole})
+        elif exchange.body is not None:
             status, headers = started
             # Flask counted the placeholder's empty body: the real one is delimited by chunks
             headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
             await _stream(send, receive, _start(status, headers), exchange.body)
+
+
+def _has_length(headers: list[tuple[str, str]]) -> bool:
+    return any(n.lower() == "content-length" for n, _ in headers)
 
 
 def _start(status: int, headers: list[tuple[str, str]]) -> dict[str, Any]:

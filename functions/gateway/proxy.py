@@ -317,6 +317,25 @@ async def _read_all(upstream: httpx.Response) -> bytes:
         await upstream.aclose()
 
 
+class _BodyFailed(Exception):
+    """The upstream's status line came, then reading its body failed (`exc`)."""
+
+    def __init__(self, exc: httpx.HTTPError) -> None:
+        self.exc = exc
+
+
+async def _exchange(request: httpx.Request) -> tuple[httpx.Response, bytes | None]:
+    """Send, then read an ordinary body whole in the same trip to the loop (None for an event
+    stream, whose body is relayed later). Body failures come as `_BodyFailed`."""
+    upstream = await _send(request)
+    if request.method == "HEAD" or not is_event_stream(upstream.headers.get("Content-Type", "")):
+        try:
+            return upstream, await _read_all(upstream)
+        except httpx.HTTPError as exc:
+            raise _BodyFailed(exc) from exc
+    return upstream, None
+
+
 async def _relay(upstream: httpx.Response, name: str) -> AsyncIterator[bytes]:
     """The upstream body as it arrives: each chunk is passed on at once (no buffering)."""
     try:
@@ -386,23 +405,21 @@ def forward(req: flask.Request, *, request_id: str, traceparent: str) -> flask.R
     except (httpx.InvalidURL, ValueError, TypeError):
         raise BadRequest("The request cannot be forwarded (malformed URL or header).") from None
     try:
-        upstream = asgi.run(_send, prepared)
+        upstream, content = asgi.run(_exchange, prepared)
+    except _BodyFailed as failed:
+        if isinstance(failed.exc, httpx.TimeoutException):
+            _log.warning("%s did not finish its answer in time", dep.name)
+            raise GatewayTimeout(f"{dep.name} did not finish its answer in time.") from None
+        _log.warning("%s broke off its answer: %s", dep.name, type(failed.exc).__name__)
+        raise BadGateway(f"{dep.name} broke off its answer.") from None
     except httpx.TimeoutException:
         _log.warning("%s did not answer %s %s in time", dep.name, req.method, req.path)
         raise GatewayTimeout(f"{dep.name} did not answer in time.") from None
     except httpx.HTTPError as exc:
         _log.warning("%s is unreachable: %s", dep.name, type(exc).__name__)
         raise BadGateway(f"{dep.name} is unreachable.") from None
-    if is_event_stream(upstream.headers.get("Content-Type", "")) and req.method != "HEAD":
+    if content is None:
         return _streamed(upstream, dep.name)
-    try:
-        content = asgi.run(_read_all, upstream)
-    except httpx.TimeoutException:
-        _log.warning("%s did not finish its answer in time", dep.name)
-        raise GatewayTimeout(f"{dep.name} did not finish its answer in time.") from None
-    except httpx.HTTPError as exc:
-        _log.warning("%s broke off its answer: %s", dep.name, type(exc).__name__)
-        raise BadGateway(f"{dep.name} broke off its answer.") from None
     resp = _Passthrough(
         content, status=upstream.status_code, headers=response_headers(_upstream_headers(upstream))
     )
