@@ -9,6 +9,7 @@ the problem+json error mapping.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -47,7 +48,11 @@ def _finish(resp: flask.Response) -> flask.Response:
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault("Cache-Control", "no-store")
     started = getattr(flask.g, "started", None)
-    if started is not None and not flask.request.path.endswith("/health"):
+    if (
+        started is not None
+        and _log.isEnabledFor(logging.INFO)  # the line is not even built when it is not logged
+        and not flask.request.path.endswith("/health")
+    ):
         _log.info(
             "%s %s %s",
             flask.request.method,
