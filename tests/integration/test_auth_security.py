@@ -395,6 +395,45 @@ def test_a_new_or_removed_public_key_takes_effect_without_a_redeploy(key_store, 
     assert {k["kid"] for k in sauth.jwks()["keys"]} == {new_jwks["keys"][0]["kid"]}
 
 
+def test_a_remembered_token_is_still_refused_once_expired(key_store, monkeypatch):
+    """Verified tokens are remembered (decision 0039); expiry is checked on every use."""
+    from shared import secrets
+
+    pem, jwks = sauth.new_key_pair()
+    secrets.put("jwt-public-keys", json.dumps(jwks))
+    token = _signed_by(pem, jwks)  # expires in 60 s
+    decodes = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
+    assert sauth.verify(token).sub == sauth.verify(token).sub == "rotating"
+    assert len(decodes) == 1  # the second use was remembered
+    later = time.time() + 60 + 31  # past exp and the 30 s leeway, for us and for PyJWT
+    monkeypatch.setattr(time, "time", lambda: later)
+
+    class _Later(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.fromtimestamp(later, tz)
+
+    monkeypatch.setattr(jwt.api_jwt, "datetime", _Later)
+    with pytest.raises(Unauthorized, match="expired"):
+        sauth.verify(token)
+    assert len(decodes) == 2  # not answered from the remembered tokens
+
+
+def test_a_remembered_token_is_checked_again_against_changed_settings(key_store, monkeypatch):
+    from shared import secrets
+
+    pem, jwks = sauth.new_key_pair()
+    secrets.put("jwt-public-keys", json.dumps(jwks))
+    token = _signed_by(pem, jwks)
+    assert sauth.verify(token).sub == "rotating"
+    monkeypatch.setenv("JWT_AUDIENCE", "another-api")
+    settings.cache_clear()
+    with pytest.raises(Unauthorized):
+        sauth.verify(token)
+
+
 def test_the_key_store_read_is_cached(key_store, monkeypatch):
     from shared import secrets
 
