@@ -95,6 +95,13 @@ _RUNTIME_DEFAULTS: dict[str, Any] = {
     "max_instances": 10,
     "concurrency": 40,
 }
+# A schedule deployment runs one tick at a time (Cloud Scheduler fires once per schedule time;
+# the job is idempotent per schedule time), so one instance is its default (decision 0040).
+_TRIGGER_RUNTIME_DEFAULTS: dict[str, dict[str, Any]] = {"schedule": {"max_instances": 1}}
+# Database connections one instance may hold (shared.db's pool; no overflow): at most this
+# many, fewer when the instance serves fewer requests at once. Terraform and infra/deploy set
+# DB_POOL_SIZE to `Deployment.db_pool`; the Cloud SQL connection budget counts it (0040).
+DB_POOL_MAX = 2
 _RETRY_DEFAULTS: dict[str, Any] = {"max_attempts": 5, "min_backoff_s": 10, "max_backoff_s": 600}
 
 
@@ -165,6 +172,11 @@ class Deployment:
     @property
     def uses_sql(self) -> bool:
         return "sql" in self.uses
+
+    @property
+    def db_pool(self) -> int:
+        """Connections one instance may hold: min(concurrency, DB_POOL_MAX); 0 without sql."""
+        return min(self.runtime.concurrency, DB_POOL_MAX) if self.uses_sql else 0
 
     @property
     def uses_firestore(self) -> bool:
@@ -450,7 +462,14 @@ def _deployment(path: Path, ctx: str, schema: str | None, name: str, raw: Any) -
         retry=Retry(**_merged(path, f"{where}.retry", raw.get("retry"), _RETRY_DEFAULTS)),
         schedule=schedule,
         time_zone=str(raw.get("time_zone", "Etc/UTC")),
-        runtime=Runtime(**_merged(path, f"{where}.runtime", raw.get("runtime"), _RUNTIME_DEFAULTS)),
+        runtime=Runtime(
+            **_merged(
+                path,
+                f"{where}.runtime",
+                raw.get("runtime"),
+                {**_RUNTIME_DEFAULTS, **_TRIGGER_RUNTIME_DEFAULTS.get(trigger, {})},
+            )
+        ),
         secrets=_str_list(path, f"{where}.secrets", raw.get("secrets")),
         uses=uses,
         ingress=ingress,

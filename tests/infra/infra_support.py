@@ -139,6 +139,8 @@ def expected_plan(
                 "DB_NAME": "switchyard",
                 "DB_USER": db_user[n],
                 "DB_IAM_AUTH": "true",
+                "DB_POOL_SIZE": str(d.db_pool),
+                "DB_MAX_OVERFLOW": "0",
             }
         if n in service_urls:
             env_vars["SERVICE_URLS"] = json.dumps(service_urls[n], separators=(",", ":"))

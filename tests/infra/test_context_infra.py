@@ -9,7 +9,8 @@
   the composite indexes of the queries the code runs (the agents' list filters are recorded by
   calling the real service functions over every parameter combination).
 - The Cloud SQL connection budget of infra/modules/switchyard/sql.tf, evaluated by Terraform
-  over today's manifests, equals max_instances x (pool + overflow) summed in Python.
+  over today's manifests, equals min(max_instances, the environment's cap) x pool summed in
+  Python, and fits each environment's max_connections (decision 0040).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from infra_support import (
 )
 
 from shared.config import settings
-from shared.manifests import Catalog
+from shared.manifests import DB_POOL_MAX, Catalog
 
 SWITCHYARD = INFRA / "modules" / "switchyard"
 RUNTIME_SECRETS = SWITCHYARD / "runtime_secrets.tf"
@@ -483,19 +484,15 @@ def test_the_other_contexts_queries_need_no_other_index() -> None:
 # --- Cloud SQL connection budget --------------------------------------------------------------
 
 
-def test_connection_budget_is_what_the_manifests_imply(
-    terraform: str, catalog: Catalog, tmp_path: Path
-) -> None:
-    """sql.tf's budget, evaluated by Terraform over today's manifests, equals the Python sum
-    of max_instances x (pool_size + max_overflow); the per-instance figure is shared.db's."""
-    variables = blocks(SWITCHYARD, "variable")
-    per_instance = variables["db_connections_per_instance"]["default"]
-    s = settings()
-    assert per_instance == s.db_pool_size + s.db_max_overflow
+def _budget(terraform: str, work: Path, cap: int | None) -> dict[str, Any]:
+    """sql.tf's budget and functions.tf's capped runtime, evaluated by Terraform over today's
+    manifests with max_instances_cap = `cap`."""
+    functions_tf = (SWITCHYARD / "functions.tf").read_text()
+    runtime = re.search(r"^  runtime = \{\n.*?^  \}\n", functions_tf, re.S | re.M)
+    assert runtime, "functions.tf: the capped runtime local changed shape"
     text = (SWITCHYARD / "sql.tf").read_text()
     m = re.search(r"sql_connection_budget = (sum\(concat\(\[0\], \[.*?\]\)\))", text, re.S)
     assert m, "sql.tf: the budget expression changed shape"
-    expression = m.group(1).replace("var.db_connections_per_instance", str(per_instance))
     main_tf = (
         'module "manifests" {\n'
         f'  source              = "{MANIFESTS_MODULE}"\n'
@@ -506,15 +503,59 @@ def test_connection_budget_is_what_the_manifests_imply(
         '  env                 = "dev"\n'
         '  sql_connection_name = "proj:europe-west1:switchyard"\n'
         "}\n\n"
-        f"locals {{\n  sql_connection_budget = {expression}\n}}\n\n"
+        'variable "max_instances_cap" {\n'
+        "  type     = number\n"
+        f"  default  = {'null' if cap is None else cap}\n"
+        "  nullable = true\n"
+        "}\n\n"
+        f"locals {{\n{runtime.group(0)}  sql_connection_budget = {m.group(1)}\n}}\n\n"
         'output "budget" {\n  value = local.sql_connection_budget\n}\n'
+        'output "pools" {\n'
+        "  value = { for n, d in module.manifests.deployments : n => d.db_pool }\n"
+        "}\n"
+        'output "env" {\n  value = module.manifests.environment\n}\n'
     )
-    got = _apply(terraform, tmp_path / "budget", main_tf)["budget"]
-    want = sum(
-        d.runtime.max_instances * per_instance for d in catalog.deployments.values() if d.uses_sql
-    )
-    assert got == want
+    return _apply(terraform, work, main_tf)
+
+
+def _default(path: Path, name: str) -> Any:
+    return blocks(path, "variable")[name]["default"]
+
+
+def test_connection_budget_is_what_the_manifests_imply(
+    terraform: str, catalog: Catalog, tmp_path: Path
+) -> None:
+    """sql.tf's budget, evaluated by Terraform over today's manifests, is the Python sum of
+    min(max_instances, cap) x pool, the pool of an instance being min(concurrency, 2) and the
+    DB_POOL_SIZE (no overflow) each sql deployment gets; with each environment's defaults the
+    check holds, and it is not vacuous: dev's instance cap is what makes dev fit (decision
+    0040)."""
+    sql = {n: d for n, d in catalog.deployments.items() if d.uses_sql}
+    assert sql
+    for n, d in catalog.deployments.items():
+        assert d.db_pool == (min(d.runtime.concurrency, DB_POOL_MAX) if d.uses_sql else 0), n
+    envs = ROOT / "infra" / "environments"
+    caps = {"dev": _default(envs / "dev", "max_instances_cap"), "prod": None}
+    assert caps["dev"] is not None
+    reserved = _default(SWITCHYARD, "sql_reserved_connections")
+    for env, cap in caps.items():
+        got = _budget(terraform, tmp_path / f"budget-{env}", cap)
+        want = sum(
+            (d.runtime.max_instances if cap is None else min(d.runtime.max_instances, cap))
+            * d.db_pool
+            for d in sql.values()
+        )
+        assert got["budget"] == want, env
+        assert got["pools"] == {n: d.db_pool for n, d in catalog.deployments.items()}
+        for n, d in sql.items():
+            assert got["env"][n]["DB_POOL_SIZE"] == str(d.db_pool), n
+            assert got["env"][n]["DB_MAX_OVERFLOW"] == "0", n
+        limit = _default(envs / env, "sql_max_connections")
+        assert want + reserved < limit, f"{env}: {want} + {reserved} reserved >= {limit}"
+    uncapped = sum(d.runtime.max_instances * d.db_pool for d in sql.values())
+    assert uncapped + reserved >= _default(envs / "dev", "sql_max_connections")
+    text = (SWITCHYARD / "sql.tf").read_text()
     check = re.search(r'check "sql_connection_budget" \{.*?condition\s+=\s+([^\n]+)', text, re.S)
     assert check and check.group(1).strip() == (
-        "local.sql_connection_budget < var.sql_max_connections"
+        "local.sql_connection_budget + var.sql_reserved_connections < var.sql_max_connections"
     )

@@ -14,6 +14,7 @@ module "switchyard" {
   sql_tier              = var.sql_tier
   sql_availability_type = "ZONAL"
   sql_max_connections   = var.sql_max_connections
+  max_instances_cap     = var.max_instances_cap
   firestore_location    = var.firestore_location
   ci_service_account    = var.ci_service_account
   environment_overrides = var.environment_overrides

@@ -21,6 +21,12 @@ variable "sql_max_connections" {
   default     = 200
 }
 
+variable "max_instances_cap" {
+  type        = number
+  description = "Ceiling on every deployment's max_instances in dev (the manifests size prod); with db-g1-small's connections in mind (decision 0040)."
+  default     = 3
+}
+
 variable "firestore_location" {
   type        = string
   description = "Firestore location; empty means the region."

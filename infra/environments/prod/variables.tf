@@ -17,8 +17,8 @@ variable "sql_tier" {
 
 variable "sql_max_connections" {
   type        = number
-  description = "PostgreSQL max_connections of prod."
-  default     = 200
+  description = "PostgreSQL max_connections of prod: 400, Cloud SQL's default for the 7.5 GB of db-custom-2-7680; the manifests' pools fit it (decision 0040)."
+  default     = 400
 }
 
 variable "firestore_location" {

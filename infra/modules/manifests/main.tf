@@ -13,9 +13,14 @@ terraform {
 }
 
 locals {
-  # Defaults: keep in step with shared/manifests.py (_RUNTIME_DEFAULTS, _RETRY_DEFAULTS).
+  # Defaults: keep in step with shared/manifests.py (_RUNTIME_DEFAULTS,
+  # _TRIGGER_RUNTIME_DEFAULTS, DB_POOL_MAX, _RETRY_DEFAULTS).
   runtime_defaults = { memory = "256Mi", cpu = 1, timeout_s = 60, min_instances = 0, max_instances = 10, concurrency = 40 }
-  retry_defaults   = { max_attempts = 5, min_backoff_s = 10, max_backoff_s = 600 }
+  # A schedule runs one tick at a time: one instance unless its manifest says otherwise.
+  trigger_runtime_defaults = { http = {}, event = {}, schedule = { max_instances = 1 } }
+  # Database connections one instance may hold: min(concurrency, db_pool_max) (decision 0040).
+  db_pool_max    = 2
+  retry_defaults = { max_attempts = 5, min_backoff_s = 10, max_backoff_s = 600 }
 
   manifest_files = sort(fileset(var.functions_dir, "*/function.yaml"))
   manifests      = { for f in local.manifest_files : dirname(f) => yamldecode(file("${var.functions_dir}/${f}")) }
@@ -44,12 +49,15 @@ locals {
       schedule   = try(d.schedule, null)
       time_zone  = try(d.time_zone, "Etc/UTC")
       retry      = merge(local.retry_defaults, try(d.retry, {}))
-      runtime    = merge(local.runtime_defaults, try(d.runtime, {}))
-      secrets    = try(d.secrets, [])
-      uses       = try(d.uses, [])
-      ingress    = try(d.ingress, "internal")
-      env        = try(d.env, {})
-      calls      = distinct(try(d.calls, [])) # http deployments it calls (shared.clients.call)
+      runtime    = merge(local.runtime_defaults, local.trigger_runtime_defaults[d.trigger], try(d.runtime, {}))
+      db_pool = contains(try(d.uses, []), "sql") ? min(
+        merge(local.runtime_defaults, try(d.runtime, {})).concurrency, local.db_pool_max
+      ) : 0
+      secrets = try(d.secrets, [])
+      uses    = try(d.uses, [])
+      ingress = try(d.ingress, "internal")
+      env     = try(d.env, {})
+      calls   = distinct(try(d.calls, [])) # http deployments it calls (shared.clients.call)
       # outbox-relay | outbox-operator | outbox-purger | dead-letter-operator
       # (shared.manifests.PLATFORM_ROLES)
       platform_roles = sort(distinct(try(d.platform_roles, [])))
@@ -251,6 +259,9 @@ locals {
         DB_NAME                  = var.database_name
         DB_USER                  = local.db_user[n]
         DB_IAM_AUTH              = "true"
+        # the pool the connection budget counts (sql.tf): no overflow beyond it
+        DB_POOL_SIZE    = tostring(d.db_pool)
+        DB_MAX_OVERFLOW = "0"
       } : {},
       contains(keys(local.service_urls), n) ? {
         SERVICE_URLS = jsonencode(local.service_urls[n])

@@ -27,6 +27,13 @@ resource "google_storage_bucket" "sources" {
 }
 
 locals {
+  # The manifest's runtime, with the environment's ceiling on instances (dev: a few).
+  runtime = {
+    for n, d in module.manifests.deployments : n => merge(d.runtime, {
+      max_instances = var.max_instances_cap == null ? d.runtime.max_instances : min(d.runtime.max_instances, var.max_instances_cap)
+    })
+  }
+
   backends = { for n, d in module.manifests.deployments : n => d if !contains(module.manifests.gateways, n) }
   gateways = { for n, d in module.manifests.deployments : n => d if contains(module.manifests.gateways, n) }
 
@@ -45,7 +52,7 @@ module "function" {
   name                  = each.key
   description           = each.value.description
   entry_point           = each.value.entry_point
-  runtime               = each.value.runtime
+  runtime               = local.runtime[each.key]
   ingress               = each.value.ingress
   source_bucket         = google_storage_bucket.sources.name
   source_zip            = "${var.build_dir}/${each.key}.zip"
@@ -69,7 +76,7 @@ module "gateway" {
   name                  = each.key
   description           = each.value.description
   entry_point           = each.value.entry_point
-  runtime               = each.value.runtime
+  runtime               = local.runtime[each.key]
   ingress               = each.value.ingress
   source_bucket         = google_storage_bucket.sources.name
   source_zip            = "${var.build_dir}/${each.key}.zip"

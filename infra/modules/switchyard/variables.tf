@@ -68,10 +68,17 @@ variable "sql_max_connections" {
   default     = 200
 }
 
-variable "db_connections_per_instance" {
+variable "sql_reserved_connections" {
   type        = number
-  description = "Connections one function instance may open (shared.db pool size + overflow), for the connection budget check."
-  default     = 4
+  description = "Connections kept free of the deployments' pools for migrations, the ops tools and people (the sql_connection_budget check)."
+  default     = 10
+}
+
+variable "max_instances_cap" {
+  type        = number
+  description = "Ceiling on every deployment's max_instances in this environment (null: the manifests' figures)."
+  default     = null
+  nullable    = true
 }
 
 variable "firestore_location" {
