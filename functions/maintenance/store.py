@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Row
@@ -237,10 +239,103 @@ for _name, _table, _column, _target in (
     _table.append_constraint(ForeignKeyConstraint([_column], [_target.c.id], name=_name))
 Index(
     "ix_work_orders_title_trgm",
-    func.lower(work_orders.c.title),
+    func.lower(work_orders.c.title).label("lower_title"),
     postgresql_using="gin",
-    postgresql_ops={"lower_1": "gin_trgm_ops"},
+    postgresql_ops={"lower_title": "gin_trgm_ops"},
 )
+
+# Rollups of what the stats aggregate, kept on PostgreSQL by statement-level triggers in the
+# writing transaction (migration 0002, docs/decisions/0042); empty on SQLite, where the stats
+# aggregate the orders.
+order_counts = Table(
+    "work_order_counts",
+    metadata,
+    Column("status", String(20), primary_key=True),
+    Column("priority", String(20), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+active_due = Table(  # orders not resolved, per due date
+    "active_due",
+    metadata,
+    Column("due_date", Date, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+repair_totals = Table(  # completed orders per type, hours from creation to completion
+    "repair_totals",
+    metadata,
+    Column("type", String(20), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("hours", Float, nullable=False),
+)
+daily_orders = Table(  # per UTC day: orders created, orders completed
+    "daily_orders",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("created", BigInteger, nullable=False),
+    Column("completed", BigInteger, nullable=False),
+)
+overdue_changes = Table(  # change of the overdue count at the end of each day
+    "overdue_changes",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("delta", BigInteger, nullable=False),
+)
+ROLLUP_TABLES = (order_counts, active_due, repair_totals, daily_orders, overdue_changes)
+
+# The triggers' statements (the migration holds a frozen copy): `{src}` yields work-order
+# rows with a `sign` (+1 added, -1 removed); each applies the grouped sums.
+_DAY = "((w.{col} AT TIME ZONE 'UTC')::date)"
+_START = f"greatest(w.due_date + 1, {_DAY.format(col='created_at')})"
+_RESOLVED = _DAY.format(col="resolved_at")
+ROLLUPS = [
+    """
+INSERT INTO maintenance.work_order_counts AS r (status, priority, n)
+SELECT w.status, w.priority, sum(w.sign) FROM ({src}) AS w
+GROUP BY 1, 2 HAVING sum(w.sign) <> 0 ORDER BY 1, 2
+ON CONFLICT (status, priority) DO UPDATE SET n = r.n + excluded.n
+""",
+    """
+INSERT INTO maintenance.active_due AS r (due_date, n)
+SELECT w.due_date, sum(w.sign) FROM ({src}) AS w
+WHERE w.resolved_at IS NULL AND w.due_date IS NOT NULL
+GROUP BY 1 HAVING sum(w.sign) <> 0 ORDER BY 1
+ON CONFLICT (due_date) DO UPDATE SET n = r.n + excluded.n
+""",
+    """
+INSERT INTO maintenance.repair_totals AS r (type, n, hours)
+SELECT w.type, sum(w.sign),
+       sum(w.sign * EXTRACT(EPOCH FROM (w.completed_at - w.created_at)) / 3600.0)
+FROM ({src}) AS w WHERE w.completed_at IS NOT NULL
+GROUP BY 1 HAVING sum(w.sign) <> 0
+    OR sum(w.sign * EXTRACT(EPOCH FROM (w.completed_at - w.created_at))) <> 0
+ORDER BY 1
+ON CONFLICT (type) DO UPDATE SET n = r.n + excluded.n, hours = r.hours + excluded.hours
+""",
+    f"""
+INSERT INTO maintenance.daily_orders AS r (day, created, completed)
+SELECT day, sum(c), sum(d) FROM (
+    SELECT {_DAY.format(col="created_at")} AS day, w.sign AS c, 0 AS d FROM ({{src}}) AS w
+    UNION ALL
+    SELECT {_DAY.format(col="completed_at")}, 0, w.sign FROM ({{src}}) AS w
+    WHERE w.completed_at IS NOT NULL
+) AS x
+GROUP BY 1 HAVING sum(c) <> 0 OR sum(d) <> 0 ORDER BY 1
+ON CONFLICT (day) DO UPDATE SET
+    created = r.created + excluded.created, completed = r.completed + excluded.completed
+""",  # noqa: S608 - constants only
+    f"""
+INSERT INTO maintenance.overdue_changes AS r (day, delta)
+SELECT day, sum(delta) FROM (
+    SELECT {_START} AS day, w.sign AS delta FROM ({{src}}) AS w
+    WHERE w.due_date IS NOT NULL AND (w.resolved_at IS NULL OR {_RESOLVED} > {_START})
+    UNION ALL
+    SELECT {_RESOLVED}, -w.sign FROM ({{src}}) AS w
+    WHERE w.due_date IS NOT NULL AND w.resolved_at IS NOT NULL AND {_RESOLVED} > {_START}
+) AS x
+GROUP BY 1 HAVING sum(delta) <> 0 ORDER BY 1
+ON CONFLICT (day) DO UPDATE SET delta = r.delta + excluded.delta
+""",  # noqa: S608 - constants only
+]
 
 WORK_ORDER_COUNTER = "work_orders"
 
@@ -726,8 +821,8 @@ def count_by(session: Session, column: Any, *where: ColumnElement[bool]) -> dict
     return {str(k): int(n) for k, n in session.execute(stmt).all()}
 
 
-def work_order_counts(session: Session) -> list[tuple[str, str, int]]:
-    """(status, priority, count): an index-only scan of (status, priority)."""
+def live_work_order_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(status, priority, count) counted in the table."""
     wo = work_orders
     rows = session.execute(
         select(wo.c.status, wo.c.priority, func.count()).group_by(wo.c.status, wo.c.priority)
@@ -735,14 +830,14 @@ def work_order_counts(session: Session) -> list[tuple[str, str, int]]:
     return [(str(s), str(p), int(n)) for s, p, n in rows]
 
 
-def overdue_count(session: Session, today: date) -> int:
-    """Read from the partial index of active orders by due date."""
+def live_overdue_count(session: Session, today: date) -> int:
+    """Counted on the partial index of active orders by due date."""
     return session.execute(
         select(func.count()).select_from(work_orders).where(overdue_condition(today))
     ).scalar_one()
 
 
-def mean_time_to_repair(session: Session) -> tuple[float | None, int]:
+def live_mean_time_to_repair(session: Session) -> tuple[float | None, int]:
     """Mean hours from creation to completion of completed corrective orders, and how many
     (from the (type, completed_at) index, which carries created_at)."""
     wo = work_orders
@@ -783,7 +878,7 @@ def _overdue_per_day(
     return [int(v) for v in session.execute(select(*cols).select_from(wo).where(*where)).one()]
 
 
-def daily_trend(session: Session, first_day: date, days: int) -> list[model.TrendDay]:
+def live_daily_trend(session: Session, first_day: date, days: int) -> list[model.TrendDay]:
     """Per day: orders created, orders completed, and orders overdue at the end of the day
     (due before that day, created by its end, not completed or cancelled by its end).
 
@@ -824,6 +919,84 @@ def daily_trend(session: Session, first_day: date, days: int) -> list[model.Tren
         )
         for i in range(days)
     ]
+
+
+# --- stats from the rollups (PostgreSQL) --------------------------------------------------------
+
+
+def _rolled_up(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def work_order_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(status, priority, count) of every order now."""
+    if not _rolled_up(session):
+        return live_work_order_counts(session)
+    c = order_counts.c
+    rows = session.execute(select(c.status, c.priority, c.n).where(c.n != 0)).all()
+    return [(str(st), str(p), int(n)) for st, p, n in rows]
+
+
+def overdue_count(session: Session, today: date) -> int:
+    """Orders not resolved whose due date is before `today`."""
+    if not _rolled_up(session):
+        return live_overdue_count(session, today)
+    c = active_due.c
+    return int(
+        session.execute(
+            select(func.coalesce(func.sum(c.n), 0)).where(c.due_date < today)
+        ).scalar_one()
+    )
+
+
+def mean_time_to_repair(session: Session) -> tuple[float | None, int]:
+    """Mean hours from creation to completion of completed corrective orders, and how many."""
+    if not _rolled_up(session):
+        return live_mean_time_to_repair(session)
+    c = repair_totals.c
+    row = session.execute(select(c.n, c.hours).where(c.type == "corrective")).first()
+    if row is None or not row.n:
+        return None, 0
+    return round(float(row.hours) / int(row.n), 2), int(row.n)
+
+
+def daily_trend(session: Session, first_day: date, days: int) -> list[model.TrendDay]:
+    """Per day: orders created, orders completed, and orders overdue at the end of the day
+    (due before that day, created by its end, not completed or cancelled by its end): the
+    day's row of `daily_orders`, and the sum of `overdue_changes` up to the day."""
+    if not _rolled_up(session):
+        return live_daily_trend(session, first_day, days)
+    last_day = first_day + timedelta(days=days - 1)
+    d = daily_orders.c
+    per_day = {
+        day: (int(c), int(k))
+        for day, c, k in session.execute(
+            select(d.day, d.created, d.completed).where(d.day >= first_day, d.day <= last_day)
+        ).all()
+    }
+    o = overdue_changes.c
+    before = session.execute(
+        select(func.coalesce(func.sum(o.delta), 0)).where(o.day < first_day)
+    ).scalar_one()
+    changes = dict(
+        session.execute(select(o.day, o.delta).where(o.day >= first_day, o.day <= last_day)).all()
+    )
+    out, overdue = [], int(before)
+    for i in range(days):
+        day = first_day + timedelta(days=i)
+        overdue += int(changes.get(day, 0))
+        created, completed = per_day.get(day, (0, 0))
+        out.append(model.TrendDay(date=day, created=created, completed=completed, overdue=overdue))
+    return out
+
+
+def rebuild_rollups(session: Session) -> None:
+    """Recount the rollups from `work_orders` (PostgreSQL): after a bulk load done with the
+    triggers disabled, or to repair. Lock the table against writes first if writers run."""
+    for table in ROLLUP_TABLES:
+        session.execute(table.delete())
+    for stmt in ROLLUPS:
+        session.execute(text(stmt.format(src="SELECT *, 1 AS sign FROM maintenance.work_orders")))
 
 
 def assets_by_status(session: Session) -> dict[str, int]:
