@@ -100,11 +100,25 @@ class _Passthrough(flask.Response):
     default_mimetype = None  # keep the upstream's Content-Type, or none (204)
 
 
+_TARGETS_MAX = 4096
+_targets: dict[tuple[int, str], Deployment | None] = {}
+
+
 def target(path: str) -> Deployment | None:
-    """The deployment serving `path` (longest route prefix), never the gateway itself."""
+    """The deployment serving `path` (longest route prefix), never the gateway itself.
+    Remembered per path (a request asks up to three times; the catalog's lookup scans every
+    route), for the catalog of the process (a test that reloads it gets fresh answers)."""
+    key = (id(manifests.catalog()), path)
+    try:
+        return _targets[key]
+    except KeyError:
+        pass
     dep = manifests.catalog().route(path)
-    if dep is None or dep.context == GATEWAY_CONTEXT:
-        return None
+    if dep is not None and dep.context == GATEWAY_CONTEXT:
+        dep = None
+    if len(_targets) >= _TARGETS_MAX:
+        _targets.clear()
+    _targets[key] = dep
     return dep
 
 
