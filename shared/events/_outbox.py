@@ -2,19 +2,27 @@
 
 `emit` validates the event against its schema, checks the running deployment declares it in
 its manifest (`publishes`), and inserts it into the publishing context's `outbox` table inside
-the caller's transaction; right after commit the row is published and marked. A failed publish
-leaves the row pending for `relay()` (`ops-outbox-relay`, every minute), so a crash between
-commit and publish loses nothing. `outbox_table` is the one definition of the table;
+the caller's transaction. The committed row is the durability: right after commit it is handed
+to the process's sender (`_Sender`), which publishes it off the request thread and marks it
+published in batches, so the request never waits on Pub/Sub (decision 0041). A failed publish,
+a full queue or a crash leaves the row pending for `relay()` (`ops-outbox-relay`, every
+minute), so nothing is lost. `flush()` waits for this process's rows (a CLI before it exits;
+atexit does it too). `outbox_table` is the one definition of the table;
 `create_outbox` creates it from a context's first Alembic revision.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
+import os
+import queue
+import threading
+import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import flask
 from sqlalchemy import (
@@ -26,10 +34,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    select,
     update,
 )
 from sqlalchemy import text as sa_text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from shared import db
@@ -130,21 +138,37 @@ def emit(session: Session, event: Event, *, actor: str | None = None) -> str:
         "actor": actor or _current_actor(),
     }
     table = _outbox_of(_publisher_schema(etype))
+    body = json.dumps(payload, separators=(",", ":"))
     session.execute(
         table.insert().values(
             id=event_id,
             event_type=etype,
             schema_version=type(event).schema_version,
-            payload=json.dumps(payload, separators=(",", ":")),
+            payload=body,
             attributes=json.dumps(attributes),
             created_at=occurred,
             attempts=0,
         )
     )
-    pending: list[str] = session.info.setdefault(f"switchyard.outbox.{table.fullname}", [])
-    if not pending:
-        db.after_commit(session, lambda: _publish_ids(table, list(pending)))
-    pending.append(event_id)
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    key = f"switchyard.outbox.{table.fullname}"
+    pending: list[_Pending] | None = session.info.get(key)
+    if pending is None:
+        pending = session.info[key] = []
+        db.after_commit(session, lambda: _hand_over(list(pending)))
+    from shared.clients import topic_path
+
+    pending.append(
+        _Pending(
+            engine,
+            table,
+            event_id,
+            topic_path(etype),
+            body.encode(),
+            {k: v for k, v in attributes.items() if v},
+        )
+    )
     return event_id
 
 
@@ -156,20 +180,168 @@ def _current_actor() -> str:
     return "system"
 
 
-def _publish_ids(table: Table, ids: list[str]) -> None:
-    """Publish just-committed rows; on any failure leave them to the relay."""
+class _Pending(NamedTuple):
+    """A committed outbox row on its way to Pub/Sub (what the publish needs, no re-read)."""
+
+    engine: Engine
+    table: Table
+    id: str
+    topic: str
+    payload: bytes
+    attributes: dict[str, str]
+
+
+MAX_QUEUED = 10_000  # rows waiting for their publish per process; beyond, the relay's turn
+
+
+class _Sender:
+    """Publishes committed outbox rows off the request thread, then marks them published.
+
+    The request that committed only hands its rows over (`offer`, never blocks): the row is
+    the durability, so nothing in its response path waits on Pub/Sub. One thread publishes
+    (each publish bounded by `publish_timeout_s`, retries included), a second marks what
+    Pub/Sub accepted with one UPDATE per batch. Bounded: at most `MAX_QUEUED` rows per process
+    wait or are in flight; a row beyond that, a failed publish, a crash or a failed mark stays
+    pending and `relay()` publishes it after its grace (a mark that failed after a publish
+    that worked means one more publish: consumers de-duplicate, decision 0001)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._rows: queue.Queue[_Pending] = queue.Queue()
+        self._marks: queue.Queue[tuple[_Pending, str | None]] = queue.Queue()
+        self._slots = threading.BoundedSemaphore(MAX_QUEUED)
+        self._idle = threading.Condition()
+        self._open = 0  # rows offered and not yet marked (or given up)
+        for target, name in (
+            (self._publish_loop, "outbox-publish"),
+            (self._mark_loop, "outbox-mark"),
+        ):
+            threading.Thread(target=target, name=name, daemon=True).start()
+
+    def offer(self, rows: list[_Pending]) -> None:
+        for row in rows:
+            if not self._slots.acquire(blocking=False):
+                _log.warning("outbox publish queue full; %s waits for the relay", row.id)
+                continue
+            with self._idle:
+                self._open += 1
+            self._rows.put(row)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait (up to `timeout`) until every offered row is published and marked."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._open:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def _done(self, n: int) -> None:
+        with self._idle:
+            self._open -= n
+            if not self._open:
+                self._idle.notify_all()
+        for _ in range(n):
+            self._slots.release()
+
+    def _publish_loop(self) -> None:
+        from google.api_core.retry import Retry
+
+        from shared.clients import publisher
+
+        while True:
+            row = self._rows.get()
+            try:
+                timeout = settings().publish_timeout_s
+                fut = publisher().publish(
+                    row.topic,
+                    row.payload,
+                    retry=Retry(deadline=timeout),
+                    timeout=timeout,
+                    **row.attributes,
+                )
+            except Exception as exc:  # noqa: BLE001 - the row stays pending for the relay
+                self._marks.put((row, str(exc) or type(exc).__name__))
+                continue
+            fut.add_done_callback(functools.partial(self._published, row))
+
+    def _published(self, row: _Pending, fut: Any) -> None:
+        exc = fut.exception()
+        self._marks.put((row, None if exc is None else (str(exc) or type(exc).__name__)))
+
+    def _mark_loop(self) -> None:
+        while True:
+            batch = [self._marks.get()]
+            while len(batch) < 500:
+                try:
+                    batch.append(self._marks.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                _mark(batch)
+            except Exception:  # noqa: BLE001 - left pending: the relay publishes them again
+                _log.warning(
+                    "marking %d outbox rows failed; the relay will", len(batch), exc_info=True
+                )
+            finally:
+                self._done(len(batch))
+
+
+def _mark(batch: list[tuple[_Pending, str | None]]) -> None:
+    by_target: dict[tuple[Engine, Table], list[tuple[_Pending, str | None]]] = {}
+    for row, error in batch:
+        by_target.setdefault((row.engine, row.table), []).append((row, error))
+    for (engine, table), rows in by_target.items():
+        ok = [row.id for row, error in rows if error is None]
+        with engine.begin() as conn:
+            if ok:
+                conn.execute(
+                    update(table)
+                    .where(table.c.id.in_(ok), table.c.published_at.is_(None))
+                    .values(published_at=utcnow(), attempts=table.c.attempts + 1, last_error=None)
+                )
+            for row, error in rows:
+                if error is not None:
+                    _log.warning("publish of %s failed: %s", row.id, error)
+                    conn.execute(
+                        update(table)
+                        .where(table.c.id == row.id)
+                        .values(attempts=table.c.attempts + 1, last_error=error[:2000])
+                    )
+
+
+_sender_lock = threading.Lock()
+_sender_now: _Sender | None = None
+
+
+def _sender() -> _Sender:
+    global _sender_now
+    with _sender_lock:
+        if _sender_now is None or _sender_now.pid != os.getpid():  # a forked child: its own
+            _sender_now = _Sender()
+            atexit.register(_sender_now.flush, settings().publish_timeout_s)
+        return _sender_now
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until the rows this process committed are published (or given to the relay):
+    a CLI that emits then exits, a test that reads `published_at`. True when all were."""
+    return _sender_now is None or _sender_now.flush(
+        settings().publish_timeout_s if timeout is None else timeout
+    )
+
+
+def _hand_over(rows: list[_Pending]) -> None:
+    """After commit: hand the committed rows to the sender; the request goes on at once."""
     fault_point("after-commit")  # fault suite only (local): die between commit and publish
-    try:
-        with db.transaction() as s:
-            rows = s.execute(
-                select(table).where(table.c.id.in_(ids), table.c.published_at.is_(None))
-            ).all()
-            _publish_rows(s, table, rows)
-    except Exception:
-        _log.warning("immediate publish failed; the relay will retry", exc_info=True)
+    _sender().offer(rows)
 
 
 def _publish_rows(session: Session, table: Table, rows: Sequence[Any]) -> int:
+    """Publish `rows` (the relay's, locked by `session`) and mark them in `session`; waits
+    for Pub/Sub at most `publish_timeout_s` in all, whatever the number of rows."""
     from shared.clients import publisher, topic_path
 
     pub = publisher()
@@ -180,15 +352,18 @@ def _publish_rows(session: Session, table: Table, rows: Sequence[Any]) -> int:
             (row, pub.publish(topic_path(row.event_type), row.payload.encode(), **attrs))
         )
     published = 0
-    timeout = settings().publish_timeout_s
+    deadline = time.monotonic() + settings().publish_timeout_s
     for row, fut in futures:
         try:
-            fut.result(timeout=timeout)
+            fut.result(timeout=max(0.0, deadline - time.monotonic()))
         except Exception as exc:
             session.execute(
                 update(table)
                 .where(table.c.id == row.id)
-                .values(attempts=table.c.attempts + 1, last_error=str(exc)[:2000])
+                .values(
+                    attempts=table.c.attempts + 1,
+                    last_error=(str(exc) or type(exc).__name__)[:2000],
+                )
             )
             _log.warning("publish of %s %s failed: %s", row.event_type, row.id, exc)
         else:

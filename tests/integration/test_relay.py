@@ -18,6 +18,7 @@ from sqlalchemy import MetaData, select, text
 from shared import clients, db, events, manifests
 from shared.config import settings
 from shared.events import Event, emit, outbox_table, relay
+from shared.events._outbox import flush
 from tests.e2e.support import wait_for
 from tests.integration.support import configure, reset_platform
 
@@ -174,6 +175,8 @@ def test_emit_publishes_right_after_commit(relaytest, subscriber):
     with db.transaction() as s:
         event_id = emit(s, Pinged(n=7), actor="user-8")
     after = datetime.now(UTC)
+    # the commit only handed the row over: the request does not wait on Pub/Sub (0041)
+    assert flush(timeout=30)
     assert published_at(relaytest, event_id) is not None  # published before the relay ran
     message = pull_one(subscriber, subscription, event_id)
     assert json.loads(message.data) == {"n": 7}
@@ -182,6 +185,29 @@ def test_emit_publishes_right_after_commit(relaytest, subscriber):
     assert attrs["actor"] == "user-8"
     occurred = datetime.fromisoformat(attrs["occurred_at"].replace("Z", "+00:00"))
     assert before <= occurred <= after  # stamped when emitted
+
+
+def test_every_event_of_one_transaction_is_published(relaytest, subscriber):
+    subscription = fresh_subscription(subscriber, "relaytest.pinged")
+    with db.transaction() as s:
+        ids = [emit(s, Pinged(n=n)) for n in range(3)]
+    assert flush(timeout=30)
+    assert all(published_at(relaytest, event_id) is not None for event_id in ids)
+    seen: dict[str, int] = {}
+
+    def all_three() -> bool:
+        resp = subscriber.pull(
+            request={"subscription": subscription, "max_messages": 50}, timeout=5
+        )
+        for m in resp.received_messages:
+            seen[m.message.attributes["event_id"]] = json.loads(m.message.data)["n"]
+        if resp.received_messages:
+            ack_ids = [m.ack_id for m in resp.received_messages]
+            subscriber.acknowledge(request={"subscription": subscription, "ack_ids": ack_ids})
+        return all(i in seen for i in ids)
+
+    wait_for(all_three, timeout=15, interval=0.1)
+    assert [seen[i] for i in ids] == [0, 1, 2]
 
 
 def test_a_rolled_back_transaction_leaves_nothing_to_publish(relaytest):
