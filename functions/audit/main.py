@@ -10,7 +10,7 @@ from shared.http import dispatch
 
 
 @functions_framework.http
-@handler
+@handler(atomic=True)  # its one effect is a write in the delivery's batch (decision 0041)
 def ingest(event: Received) -> None:
     service.record(event)
 

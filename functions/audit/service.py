@@ -20,7 +20,8 @@ def _aware(value: datetime) -> datetime:
 
 
 def record(event: Received) -> None:
-    """Store the envelope of `event` (a redelivery overwrites the same document)."""
+    """Store the envelope of `event` (a redelivery overwrites the same document). Delivered by
+    `shared.events.handler`, the write is committed with the processed marker, atomically."""
     store.put(
         AuditEvent(
             event_type=event.event_type,
@@ -34,7 +35,8 @@ def record(event: Received) -> None:
             data=event.data,
             received_at=datetime.now(UTC),
             delivery_attempt=event.delivery_attempt,
-        )
+        ),
+        batch=event.firestore_batch(),
     )
 
 

@@ -41,12 +41,16 @@ def storable(value: Any, *, in_array: bool = False) -> bool:
     return False
 
 
-def put(event: AuditEvent) -> None:
-    """Store (or overwrite) the event's document."""
+def put(event: AuditEvent, batch: Any | None = None) -> None:
+    """Store (or overwrite) the event's document; in `batch` (committed by its owner) if given."""
     doc = asdict(event)
     if not storable(event.data):
         doc = {**doc, "data": None, "data_json": json.dumps(event.data)}
-    _collection().document(event.event_id).set(doc)
+    ref = _collection().document(event.event_id)
+    if batch is None:
+        ref.set(doc)
+    else:
+        batch.set(ref, doc)
 
 
 def _loaded(snapshot: Any) -> AuditEvent:

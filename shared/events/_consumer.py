@@ -13,8 +13,10 @@ ordering across events (consumers order by `occurred_at`).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import json
+import os
 import threading
 import time
 import uuid
@@ -37,6 +39,7 @@ PROCESSED = "processed"
 PROCESSED_TTL = timedelta(days=7)
 LEASE_S = 10.0  # a claim's lease; renewed every LEASE_S / 3 while its delivery works
 BUSY_POLL_S = 0.5  # how often a delivery waiting on another's claim looks again
+HEARTBEAT_TICK_S = 1.0  # how often the heartbeat thread looks for leases due for renewal
 
 E = TypeVar("E", bound=BaseModel)
 
@@ -58,11 +61,37 @@ class Received:
     message_id: str = ""
     subscription: str = ""
     delivery_attempt: int = 1
+    delivery: _Delivery | None = field(default=None, repr=False, compare=False)
+
+    def firestore_batch(self) -> Any | None:
+        """A Firestore write batch the handler commits together with this delivery's claim
+        marked done, in one atomic commit: the consumer's writes and "processed" land together
+        or not at all, and the delivery costs one Firestore round trip less. None when the
+        event is not being delivered by `handler` (a test, a script): write directly then."""
+        return None if self.delivery is None else self.delivery.batch()
 
     def parse(self, model: type[E]) -> E:
         """The payload as the publisher's schema (extra fields of newer versions ignored)."""
         known = {f.alias or name for name, f in model.model_fields.items()}
         return model.model_validate({k: v for k, v in self.data.items() if k in known})
+
+
+class _Delivery:
+    """What one delivery shares between `handler` and its consumer: the lazily made batch."""
+
+    def __init__(self) -> None:
+        self._batch: Any = None
+
+    def batch(self) -> Any:
+        if self._batch is None:
+            from shared.clients import firestore
+
+            self._batch = firestore().batch()
+        return self._batch
+
+    @property
+    def pending(self) -> Any | None:
+        return self._batch
 
 
 class PoisonMessage(ValueError):
@@ -115,20 +144,64 @@ def envelope(message: dict[str, Any], subscription: str, delivery_attempt: int =
     )
 
 
+class _Heartbeats:
+    """One thread per process renews the lease of every claim held longer than `LEASE_S / 3`
+    (a delivery shorter than that, the usual case, costs no thread and no renewal)."""
+
+    def __init__(self) -> None:
+        self._due: dict[str, tuple[_Claim, float]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, claim: _Claim) -> None:
+        with self._lock:
+            self._due[claim.owner] = (claim, time.monotonic() + claim.lease_s / 3)
+            if self._thread is None or self._pid != os.getpid():  # none yet, or forked
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._loop, name="leases", daemon=True)
+                self._thread.start()
+
+    def remove(self, claim: _Claim) -> None:
+        with self._lock:
+            self._due.pop(claim.owner, None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_TICK_S)
+            now = time.monotonic()
+            with self._lock:
+                due = [c for c, at in self._due.values() if at <= now]
+            for claim in due:
+                try:
+                    kept = claim.renew()
+                except Exception:  # noqa: BLE001 - the next beat retries; the lease may lapse
+                    _log.warning("could not renew the lease of %s", claim.key, exc_info=True)
+                    kept = True
+                with self._lock:
+                    if claim.owner in self._due:
+                        if kept:
+                            self._due[claim.owner] = (claim, now + claim.lease_s / 3)
+                        else:
+                            del self._due[claim.owner]
+
+
+_heartbeats = _Heartbeats()
+
+
 class _Claim:
     """The processed-event marker: created before work, heartbeated while it runs, finished
     (`done`, `completions` + 1) or released (deleted) after.
 
-    The lease is short and renewed every `HEARTBEAT_S` by the process doing the work, so a
-    delivery whose process was killed frees its event within `LEASE_S`; a live one keeps it
-    however long the work takes. `owner` names the delivery holding it."""
+    The lease is short and renewed every `LEASE_S / 3` (by the process's one heartbeat thread)
+    while the delivery works, so a delivery whose process was killed frees its event within
+    `LEASE_S`; a live one keeps it however long the work takes. `owner` names the delivery
+    holding it."""
 
     def __init__(self, key: str, lease_s: float = 0.0) -> None:
         self.key = key
         self.lease_s = lease_s or LEASE_S
         self.owner = uuid.uuid4().hex
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
 
     def _doc(self) -> Any:
         from shared.clients import firestore
@@ -184,15 +257,7 @@ class _Claim:
             time.sleep(min(BUSY_POLL_S, max(0.0, deadline - time.monotonic())))
 
     def start_heartbeat(self) -> None:
-        self._beat = threading.Thread(target=self._heartbeat, name=f"lease-{self.key}", daemon=True)
-        self._beat.start()
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.lease_s / 3):
-            try:
-                self.renew()
-            except Exception:  # noqa: BLE001 - the next beat retries; the lease may lapse
-                _log.warning("could not renew the lease of %s", self.key, exc_info=True)
+        _heartbeats.add(self)
 
     def renew(self) -> bool:
         """Push `lease_until` forward while this delivery still holds the claim."""
@@ -212,24 +277,36 @@ class _Claim:
             return False
         return True
 
-    def _stop_heartbeat(self) -> None:
-        self._stop.set()
-        if self._beat is not None:
-            self._beat.join(timeout=5)
-
-    def finish(self) -> None:
+    def finish(self, batch: Any | None = None) -> None:
+        """Mark the claim done; with the consumer's `batch`, in the same atomic commit."""
         from google.cloud.firestore_v1 import Increment
 
-        self._stop_heartbeat()
-        self._doc().update({"state": "done", "finished_at": utcnow(), "completions": Increment(1)})
+        _heartbeats.remove(self)
+        done = {"state": "done", "finished_at": utcnow(), "completions": Increment(1)}
+        if batch is None:
+            self._doc().update(done)
+        else:
+            batch.update(self._doc(), done)
+            batch.commit()
 
     def release(self) -> None:
-        self._stop_heartbeat()
+        _heartbeats.remove(self)
         self._doc().delete()
 
 
-def handler(fn: Callable[[Received], Any]) -> Callable[[flask.Request], flask.Response]:
-    """Wrap an event consumer as a functions-framework HTTP entry point (design section 6)."""
+def handler(fn: Callable[[Received], Any] | None = None, *, atomic: bool = False) -> Any:
+    """Wrap an event consumer as a functions-framework HTTP entry point (design section 6).
+
+    `@handler(atomic=True)`: the consumer's only effects are writes it adds to
+    `event.firestore_batch()`. Then no claim is taken before the work: its writes and the
+    processed marker (created `done`) are one atomic commit, one Firestore round trip per
+    delivery instead of two, and a crash before it leaves nothing to wait out. A marker that
+    already exists fails the commit, nothing is written, and the delivery goes the claimed way
+    (duplicate, wait for a live claim, or take over); so on a redelivery the consumer may run
+    once more, its writes refused."""
+    if fn is None:
+        return functools.partial(handler, atomic=atomic)
+    consume = _consume_atomic if atomic else _consume
 
     @functools.wraps(fn)
     def entry(request: flask.Request) -> flask.Response:
@@ -265,11 +342,65 @@ def handler(fn: Callable[[Received], Any]) -> Callable[[flask.Request], flask.Re
             request_id=event.request_id, traceparent=event.traceparent, event_id=event.event_id
         )
         try:
-            return _consume(fn, event, subscription)
+            return consume(fn, event, subscription)
         finally:
             slog.reset(token)
 
     return entry
+
+
+def _consume_atomic(
+    fn: Callable[[Received], Any], event: Received, subscription: str
+) -> flask.Response:
+    """One commit: the consumer's batched writes and the marker created `done` (see `handler`).
+    `runs` counts the delivery attempt: the attempts before it reached the consumer too."""
+    from google.api_core.exceptions import AlreadyExists, Conflict
+
+    from shared.http import json_response, problem
+
+    delivery = _Delivery()
+    claimed = dataclasses.replace(event, delivery=delivery)
+    fault_point("consume")  # fault suite only (local): die with the delivery in flight
+    try:
+        if poisoned(event.event_id):  # fault suite only (local): a poison message
+            raise RuntimeError("a poison message (armed by the fault suite)")
+        fn(claimed)
+    except Exception:
+        _log.exception(
+            "consumer failed on %s %s (attempt %d)",
+            event.event_type,
+            event.event_id,
+            event.delivery_attempt,
+        )
+        return problem(500, "Internal Server Error", "The consumer failed; Pub/Sub will retry.")
+    claim = _Claim(f"{subscription}:{event.event_id}")
+    now = utcnow()
+    batch = delivery.batch()
+    batch.create(
+        claim._doc(),
+        {
+            "state": "done",
+            "event_type": event.event_type,
+            "owner": claim.owner,
+            "lease_until": now,
+            "expires_at": now + PROCESSED_TTL,
+            "attempt": event.delivery_attempt,
+            "runs": max(1, event.delivery_attempt),
+            "completions": 1,
+            "finished_at": now,
+        },
+    )
+    try:
+        batch.commit()
+    except (AlreadyExists, Conflict):  # a marker exists: done, being processed, or abandoned
+        return _consume(fn, event, subscription)
+    except Exception:
+        _log.exception("could not store %s %s", event.event_type, event.event_id)
+        return problem(
+            500, "Internal Server Error", "Could not store the event; Pub/Sub will retry."
+        )
+    _log.info("processed %s %s", event.event_type, event.event_id)
+    return json_response({"status": "processed", "event_id": event.event_id})
 
 
 def _consume(fn: Callable[[Received], Any], event: Received, subscription: str) -> flask.Response:
@@ -287,6 +418,8 @@ def _consume(fn: Callable[[Received], Any], event: Received, subscription: str) 
     if state == "busy":
         return problem(409, "Conflict", "This event is being processed by another delivery.")
     claim.start_heartbeat()
+    delivery = _Delivery()
+    event = dataclasses.replace(event, delivery=delivery)
     fault_point("consume")  # fault suite only (local): die with the claim taken
     try:
         if poisoned(event.event_id):  # fault suite only (local): a poison message
@@ -304,6 +437,10 @@ def _consume(fn: Callable[[Received], Any], event: Received, subscription: str) 
         except Exception:
             _log.warning("could not release claim %s", claim.key, exc_info=True)
         return problem(500, "Internal Server Error", "The consumer failed; Pub/Sub will retry.")
-    claim.finish()
+    try:
+        claim.finish(delivery.pending)  # with the consumer's batched writes, if any
+    except Exception:  # the claim's lease lapses (no heartbeat now): a redelivery takes over
+        _log.exception("could not mark %s %s done", event.event_type, event.event_id)
+        return problem(500, "Internal Server Error", "Could not record the event as processed.")
     _log.info("processed %s %s", event.event_type, event.event_id)
     return json_response({"status": "processed", "event_id": event.event_id})

@@ -18,6 +18,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from shared import clients, db, events
+from shared.events._outbox import flush
 from shared.manifests import dead_letter_subscription, dead_letter_topic, subscription_name
 from tests.e2e.support import wait_for
 from tests.integration.support import configure, reset_platform
@@ -152,11 +153,12 @@ def outbox_row(event_id: str):
 
 
 def test_failed_first_delivery_is_retried_and_recorded_exactly_once(project):
-    # The outbox row is marked published right after commit (dev runs with SERVICE_URLS etc.).
+    # The outbox row is published and marked right after commit, off the emitting thread.
     consumer = Consumer(fail_times=1)
     try:
         wire(project, consumer.port)
         event_id = emit_user_created()
+        assert flush(timeout=30)  # published off the emitting thread (decision 0041)
         assert outbox_row(event_id).published_at is not None
 
         # the first delivery fails (nack); a redelivery succeeds (ack); a redelivery while the
@@ -290,3 +292,103 @@ def test_undecodable_delivery_is_a_problem_not_a_crash(project):
     resp = app.test_client().post("/", data="nonsense", content_type="application/json")
     assert resp.status_code == 400
     assert resp.mimetype == "application/problem+json"
+
+
+def _app_of(entry) -> flask.testing.FlaskClient:
+    app = flask.Flask("t")
+    app.add_url_rule("/", "e", lambda: entry(flask.request), methods=["POST"])
+    return app.test_client()
+
+
+def _as_deployment(monkeypatch, name: str) -> None:
+    from shared.config import settings
+
+    monkeypatch.setenv("SWITCHYARD_DEPLOYMENT", name)
+    settings.cache_clear()
+
+
+def _marker(project: str, event_id: str) -> dict | None:
+    from shared.clients import firestore
+
+    key = f"{subscription_name('t', TOPIC)}:{event_id}"
+    snap = firestore().collection(events.PROCESSED).document(key).get()
+    return snap.to_dict() if snap.exists else None
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_batched_writes_land_with_the_marker_once(project, monkeypatch, atomic):
+    """A consumer's writes in `event.firestore_batch()` are committed with the processed
+    marker: an atomic consumer's in one commit (no claim first), a claimed one's when it
+    finishes; a redelivery is a duplicate and writes nothing again (decision 0041)."""
+    from shared.clients import firestore
+
+    _as_deployment(monkeypatch, "t")
+    events_seen: list[str] = []
+    coll = firestore().collection(f"t_{uuid.uuid4().hex[:8]}")
+
+    def consume(event: events.Received) -> None:
+        batch = event.firestore_batch()
+        assert batch is not None  # delivered by the handler
+        events_seen.append(event.event_id)
+        batch.set(coll.document(event.event_id), {"n": len(events_seen)})
+
+    client = _app_of(events.handler(consume, atomic=True) if atomic else events.handler(consume))
+    event_id = str(uuid.uuid4())
+    body = _push_body(event_id, project)
+    first = client.post("/", json=body)
+    assert first.status_code == 200 and first.get_json()["status"] == "processed", first.data
+    marker = _marker(project, event_id)
+    assert marker is not None and marker["state"] == "done" and marker["completions"] == 1
+    assert coll.document(event_id).get().to_dict() == {"n": 1}
+    again = client.post("/", json=body)
+    assert again.get_json()["status"] == "duplicate"
+    # a claimed consumer is not run again; an atomic one may be (it cannot know before its
+    # commit), but its writes are refused with the marker's create: nothing written twice
+    assert events_seen == ([event_id] * 2 if atomic else [event_id])
+    assert coll.document(event_id).get().to_dict() == {"n": 1}
+    assert _marker(project, event_id)["completions"] == 1
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_a_failing_consumer_leaves_neither_writes_nor_a_marker(project, monkeypatch, atomic):
+    from shared.clients import firestore
+
+    _as_deployment(monkeypatch, "t")
+    coll = firestore().collection(f"t_{uuid.uuid4().hex[:8]}")
+
+    def consume(event: events.Received) -> None:
+        event.firestore_batch().set(coll.document(event.event_id), {"half": True})
+        raise RuntimeError("failed after adding a write")
+
+    client = _app_of(events.handler(consume, atomic=atomic))
+    event_id = str(uuid.uuid4())
+    resp = client.post("/", json=_push_body(event_id, project))
+    assert resp.status_code == 500
+    assert _marker(project, event_id) is None  # the next delivery runs again
+    assert not coll.document(event_id).get().exists
+
+
+def test_an_atomic_delivery_meeting_a_claim_waits_for_it(project, monkeypatch):
+    """A marker already there (another delivery holds its claim) fails the atomic commit;
+    the delivery then goes the claimed way and, once the claim is done, is a duplicate."""
+    from shared.clients import firestore
+    from shared.events._consumer import _Claim
+
+    _as_deployment(monkeypatch, "t")
+    event_id = str(uuid.uuid4())
+    body = _push_body(event_id, project)
+    holder = _Claim(f"{subscription_name('t', TOPIC)}:{event_id}")
+    received = events.envelope(body["message"], body["subscription"])
+    assert holder.acquire(received) == "new"
+    ran: list[str] = []
+    client = _app_of(events.handler(lambda e: ran.append(e.event_id), atomic=True))
+    finisher = threading.Timer(1.0, holder.finish)
+    finisher.start()
+    try:
+        resp = client.post("/", json=body)
+    finally:
+        finisher.join()
+    assert resp.get_json()["status"] == "duplicate", resp.data
+    assert ran == [event_id]  # ran once, its commit refused: the claim's owner did the work
+    doc = firestore().collection(events.PROCESSED).document(holder.key).get().to_dict()
+    assert doc["completions"] == 1
