@@ -5,10 +5,14 @@ of the context's HTTP routes (its health checks and the document itself excluded
 parameters from the rule's converters, each method except HEAD/OPTIONS, summary and description
 from the view's docstring, and the request body, query parameters and success response from
 the pydantic models given to `shared.http.describe` (JSON Schema by pydantic, `$defs` hoisted into
-`components.schemas`). Errors are problem+json (`components.responses`); every operation needs
-`bearerAuth` except the routes the manifests declare public. `spec_path(deployment)` is where a
-deployment serves its spec (`<first route>/openapi.json`, only for `/api/...` routes);
-`shared.http.create_app` registers it and the gateway merges them all at `/api/openapi.json`.
+`components.schemas`). Errors are problem+json (`components.responses`): every operation
+documents the statuses the platform itself can answer (429 and 503 from the gateway, 502/504 when
+forwarded, 401/403 when authenticated, 404 with a path parameter, 400/413/415/422 with a JSON
+body, 422 with a query, 400 with a cursor), plus what its view declares with `responds(...)`
+(e.g. 409); every operation needs `bearerAuth` except the routes the manifests declare public.
+`spec_path(deployment)` is where a deployment serves its spec (`<first route>/openapi.json`,
+only for `/api/...` routes); `shared.http.create_app` registers it and the gateway merges
+them all at `/api/openapi.json`.
 Limits: it documents what the code declares, nothing more: a view without `describe` gets a
 generic response, and roles checked inside a view are not visible here.
 """
@@ -88,11 +92,27 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 ERROR_RESPONSES: dict[str, tuple[str, str]] = {
+    "400": ("BadRequest", "The body is not JSON, or a value (a cursor) is not one this API made."),
     "401": ("Unauthorized", "A valid bearer token is required."),
     "403": ("Forbidden", "The caller lacks a required role."),
     "404": ("NotFound", "No such resource."),
+    "409": ("Conflict", "The request conflicts with the resource's current state."),
+    "413": ("PayloadTooLarge", "The body exceeds the size limit."),
+    "415": ("UnsupportedMediaType", "The body must be sent as application/json."),
     "422": ("Unprocessable", "The request is not valid; see `errors`."),
+    "429": ("TooManyRequests", "Rate limited; retry after `Retry-After` seconds."),
+    "502": ("BadGateway", "The gateway got no valid answer from the deployment."),
+    "503": ("ServiceUnavailable", "A dependency is unavailable right now; retry shortly."),
+    "504": ("GatewayTimeout", "The deployment did not answer in time."),
 }
+
+# Statuses every operation may answer, whatever its view: the gateway's per-IP and per-user
+# rate limits (429) and a dependency it cannot reach (the revocation store, 503).
+EVERY_OPERATION = ("429", "503")
+# ... and every operation the gateway forwards to a deployment (not the gateway's own).
+FORWARDED = ("502", "504")
+# ... and every operation with a JSON request body (`shared.http.body`, the size limit).
+WITH_BODY = ("400", "413", "415", "422")
 
 BEARER_SCHEME: dict[str, Any] = {
     "type": "http",
@@ -171,6 +191,36 @@ def hidden(view: Any) -> Any:
     return view
 
 
+def responds(*statuses: int, params: dict[str, dict[str, Any]] | None = None) -> Any:
+    """Decorator: statuses this view answers beyond the generic ones (`spec_for` documents
+    401/403 for authenticated routes, 404 with a path parameter, 400/413/415/422 with a body,
+    422 with a query, 400 with a cursor, 429/503 everywhere), and JSON Schemas of path
+    parameters stricter than their converter (`params={"sha": {"pattern": ...}}`).
+
+    Put it anywhere in the view's decorator stack (it is looked up through `functools.wraps`).
+    """
+
+    def wrap(view: Any) -> Any:
+        view.__openapi_responds__ = {
+            "statuses": tuple(str(s) for s in statuses),
+            "params": dict(params or {}),
+        }
+        return view
+
+    return wrap
+
+
+def _responds(view: Any) -> dict[str, Any]:
+    seen = 0
+    while view is not None and seen < 10:
+        found = getattr(view, "__openapi_responds__", None)
+        if isinstance(found, dict):
+            return found
+        view = getattr(view, "__wrapped__", None)
+        seen += 1
+    return {"statuses": (), "params": {}}
+
+
 def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of `context`, generated from `app`'s routes (see module doc)."""
     from shared.manifests import catalog
@@ -202,16 +252,20 @@ def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
             }
             if description:
                 op["description"] = description
+            extra = _responds(view)
             op["parameters"] = [
                 {
                     "name": name,
                     "in": "path",
                     "required": True,
-                    "schema": dict(_PARAM_SCHEMA.get(conv, _PARAM_SCHEMA["default"])),
+                    "schema": {
+                        **_PARAM_SCHEMA.get(conv, _PARAM_SCHEMA["default"]),
+                        **extra["params"].get(name, {}),
+                    },
                 }
                 for name, conv in params
             ]
-            operations.append((path, method.lower(), op, facts))
+            operations.append((path, method.lower(), op, {**facts, "responds": extra["statuses"]}))
             for key, mode in _MODEL_MODES:
                 model = facts.get(key)
                 if isinstance(model, type) and issubclass(model, BaseModel):
@@ -245,22 +299,30 @@ def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
             ok["content"] = {
                 "application/json": {"schema": refs[(response_model, "serialization")]}
             }
-        responses: dict[str, Any] = {status: ok}
         public = cat.is_public(path)
+        errors: set[str] = set(EVERY_OPERATION) | set(facts["responds"])
+        if context != "gateway":
+            errors.update(FORWARDED)
         if not public:
-            responses["401"] = {"$ref": "#/components/responses/Unauthorized"}
-            responses["403"] = {"$ref": "#/components/responses/Forbidden"}
+            errors.update(("401", "403"))
         if "{" in path:
-            responses["404"] = {"$ref": "#/components/responses/NotFound"}
-        if request_model is not None or query_model is not None:
-            responses["422"] = {"$ref": "#/components/responses/Unprocessable"}
+            errors.add("404")
+        if request_model is not None:
+            errors.update(WITH_BODY)
+        if query_model is not None:
+            errors.add("422")
+            if "cursor" in getattr(query_model, "model_fields", {}):
+                errors.add("400")  # a cursor this API did not make (shared.http.PageQuery)
+        responses: dict[str, Any] = {status: ok}
+        for code in sorted(errors - {status}):
+            responses[code] = {"$ref": f"#/components/responses/{ERROR_RESPONSES[code][0]}"}
         op["responses"] = responses
         if public:
             op["security"] = []
         paths.setdefault(path, {})[method] = op
 
     components = components_base()
-    components["schemas"].update(defs)
+    components["schemas"].update(_closed_pattern_maps(defs))
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -290,3 +352,16 @@ def _query_parameters(model: type[BaseModel], defs: dict[str, Any]) -> list[dict
         param["schema"] = prop
         out.append(param)
     return out
+
+
+def _closed_pattern_maps(node: Any) -> Any:
+    """`dict[Annotated[str, pattern], V]` validates every key, but pydantic's schema gives only
+    `patternProperties`, which lets any other key through: close such maps."""
+    if isinstance(node, dict):
+        out = {k: _closed_pattern_maps(v) for k, v in node.items()}
+        if isinstance(out.get("patternProperties"), dict) and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(node, list):
+        return [_closed_pattern_maps(v) for v in node]
+    return node

@@ -180,3 +180,53 @@ def test_component_names_are_valid_openapi_keys_and_pages_are_named_xoutpage() -
     names = set(spec_for(production_app, "production")["components"]["schemas"])
     assert {"BatchOutPage", "TransitionOutPage"} <= names
     assert all(_re.fullmatch(r"[A-Za-z0-9._-]+", n) for n in names), sorted(names)
+
+
+def test_every_operation_documents_the_statuses_the_platform_answers(tiny):
+    paths = spec_for(tiny, "widgets")["paths"]
+    post = set(paths["/api/widgets"]["post"]["responses"])
+    # a JSON body: not JSON (400), too large (413), not application/json (415), invalid (422);
+    # the gateway: rate limits (429), upstream or revocation store unreachable (502/503/504)
+    assert post == {"201", "400", "401", "403", "413", "415", "422", "429", "502", "503", "504"}
+    listing = set(paths["/api/widgets"]["get"]["responses"])
+    assert {"400", "422"} <= listing  # a cursor this API did not make; an invalid query
+    assert "415" not in listing
+    public = set(paths["/api/widgets/catalogue"]["get"]["responses"])
+    assert public == {"200", "429", "502", "503", "504"}
+    responses = spec_for(tiny, "widgets")["components"]["responses"]
+    assert {"BadRequest", "Conflict", "TooManyRequests", "ServiceUnavailable"} <= set(responses)
+
+
+def test_responds_adds_statuses_and_path_parameter_schemas(tiny):
+    from shared.openapi import responds
+
+    @tiny.post("/api/widgets/<code>/rename")
+    @responds(409, params={"code": {"pattern": "^[a-z]+$"}})
+    @describe(request=WidgetCreate, response=WidgetOut)
+    @require_roles("operator")
+    def rename(code):
+        return json_response({})
+
+    op = spec_for(tiny, "widgets")["paths"]["/api/widgets/{code}/rename"]["post"]
+    assert op["responses"]["409"] == {"$ref": "#/components/responses/Conflict"}
+    assert op["parameters"][0]["schema"] == {"type": "string", "pattern": "^[a-z]+$"}
+    assert op["summary"] == "POST /api/widgets/{code}/rename"  # describe() still read
+
+
+def test_maps_with_constrained_keys_are_closed(tiny):
+    from typing import Annotated
+
+    from pydantic import StringConstraints
+
+    class Labels(ApiModel):
+        labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z]+$")], str] = {}
+
+    @tiny.put("/api/widgets/<int:widget_id>/labels")
+    @describe(request=Labels)
+    def labels(widget_id):
+        return json_response({})
+
+    schema = spec_for(tiny, "widgets")["components"]["schemas"]["Labels"]["properties"]["labels"]
+    # pydantic checks every key against the pattern: a key that does not match is refused
+    assert schema["patternProperties"] == {"^[a-z]+$": {"type": "string"}}
+    assert schema["additionalProperties"] is False
