@@ -20,6 +20,7 @@ from typing import Any
 from typing import cast as typed
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -36,6 +38,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, CursorResult
@@ -338,17 +341,103 @@ def timeline(
     return [Scan.of(as_dict(r)) for r in rows]
 
 
+# Rollups of the stats' counts of now, kept on PostgreSQL by statement-level triggers on
+# `packages` in the writing transaction (migration 0003, docs/decisions/0042), in 16 shards per
+# key (a hash of the package id) so concurrent scans moving packages rarely wait on one row;
+# empty on SQLite, where the stats count the table.
+package_counts = Table(
+    "package_counts",
+    metadata,
+    Column("status", String(20), primary_key=True),
+    Column("shard", SmallInteger, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+open_promised = Table(  # not delivered, promised, not returned/cancelled: per UTC hour promised
+    "open_promised",
+    metadata,
+    Column("hour", TS, primary_key=True),
+    Column("shard", SmallInteger, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+ROLLUP_TABLES = (package_counts, open_promised)
+_SHARD = "mod(abs(hashtext(p.id)), 16)"
+# The triggers' statements (the migration holds a frozen copy): `{src}` yields package rows
+# with a `sign` (+1 added, -1 removed).
+ROLLUPS = [
+    f"""
+INSERT INTO logistics.package_counts AS r (status, shard, n)
+SELECT p.status, {_SHARD}, sum(p.sign) FROM ({{src}}) AS p
+GROUP BY 1, 2 HAVING sum(p.sign) <> 0 ORDER BY 1, 2
+ON CONFLICT (status, shard) DO UPDATE SET n = r.n + excluded.n
+""",  # noqa: S608 - constants only
+    f"""
+INSERT INTO logistics.open_promised AS r (hour, shard, n)
+SELECT date_trunc('hour', p.promised_by AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', {_SHARD},
+       sum(p.sign)
+FROM ({{src}}) AS p
+WHERE p.delivered_at IS NULL AND p.promised_by IS NOT NULL
+  AND p.status NOT IN ('returned', 'cancelled')
+GROUP BY 1, 2 HAVING sum(p.sign) <> 0 ORDER BY 1, 2
+ON CONFLICT (hour, shard) DO UPDATE SET n = r.n + excluded.n
+""",  # noqa: S608 - constants only
+]
+
+
+def _rolled_up(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def rebuild_rollups(session: Session) -> None:
+    """Recount the rollups from `packages` (PostgreSQL): after a bulk load done with the
+    triggers disabled, or to repair. Lock the table against writes first if writers run."""
+    for table in ROLLUP_TABLES:
+        session.execute(table.delete())
+    for stmt in ROLLUPS:
+        session.execute(text(stmt.format(src="SELECT *, 1 AS sign FROM logistics.packages")))
+
+
 # --- stats ---------------------------------------------------------------------------------
 
 
 def count_by_status(session: Session) -> dict[str, int]:
+    if _rolled_up(session):
+        c = package_counts.c
+        rows = session.execute(select(c.status, func.sum(c.n)).group_by(c.status)).all()
+        return {status: int(n) for status, n in rows if n}
+    return live_count_by_status(session)
+
+
+def live_count_by_status(session: Session) -> dict[str, int]:
     p = packages.c
     stmt = select(p.status, func.count()).group_by(p.status)
     return {status: int(n) for status, n in session.execute(stmt).all()}
 
 
 def count_late_open(session: Session, now: datetime) -> int:
-    """Packages still on their way past their promise (served by ix_packages_open_promised)."""
+    """Packages still on their way past their promise: on PostgreSQL the rollup's hours before
+    the current one, plus the current hour's packages promised before now (a one-hour range
+    of ix_packages_open_promised)."""
+    if not _rolled_up(session):
+        return live_count_late_open(session, now)
+    now = utc(now)  # type: ignore[assignment]
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    c, p = open_promised.c, packages.c
+    before = session.execute(
+        select(func.coalesce(func.sum(c.n), 0)).where(c.hour < hour)
+    ).scalar_one()
+    current = session.execute(
+        select(func.count()).where(
+            p.delivered_at.is_(None),
+            p.promised_by >= hour,
+            p.promised_by < now,
+            p.status.not_in(NOT_LATE),
+        )
+    ).scalar_one()
+    return int(before) + int(current)
+
+
+def live_count_late_open(session: Session, now: datetime) -> int:
+    """Counted on ix_packages_open_promised."""
     p = packages.c
     stmt = select(func.count()).where(
         p.delivered_at.is_(None), p.promised_by < utc(now), p.status.not_in(NOT_LATE)
