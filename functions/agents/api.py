@@ -15,7 +15,14 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import flask
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from functions.agents import model, service
 from shared import auth as sauth
@@ -31,6 +38,7 @@ from shared.http import (
     page,
     query,
 )
+from shared.openapi import responds
 
 app = create_app("agents")
 
@@ -70,6 +78,23 @@ class InvestigationCreate(ApiModel):
     """`anomaly`, `delay` and `eta` investigate a package (`package_id`); `route` orders
     `stops` (the first is where the vehicle starts) to minimise distance, respecting their time
     windows when given, leaving at `departure_at` (default: now)."""
+
+    # `_fits_kind`, said in the schema.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"kind": {"const": "route"}}, "required": ["kind"]},
+            "then": {"required": ["stops"], "properties": {"stops": {"type": "array"}}},
+            "else": {
+                "required": ["package_id"],
+                "properties": {
+                    "package_id": {"type": "string"},
+                    "stops": {"type": "null"},
+                    "departure_at": {"type": "null"},
+                    "return_to_start": {"const": False},
+                },
+            },
+        }
+    )
 
     kind: model.Kind
     package_id: PackageId | None = None
@@ -262,6 +287,7 @@ def _actor() -> str:
 
 
 @app.post("/api/agents/investigations")
+@responds(404)  # the agents know no such package (yet)
 @describe(
     "Start an investigation (operator)",
     request=InvestigationCreate,
@@ -326,6 +352,7 @@ def analyze_code() -> flask.Response:
 
 
 @app.post("/api/agents/analyze/commit")
+@responds(404)  # the agents have no such commit
 @describe(
     "Analyse a recorded commit (operator)",
     request=CommitAnalysisIn,

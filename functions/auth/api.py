@@ -26,6 +26,7 @@ from shared.http import (
     describe,
     json_response,
 )
+from shared.openapi import responds
 
 app = create_app("auth")
 
@@ -93,6 +94,7 @@ def _tokens(pair: model.TokenPair) -> flask.Response:
 
 
 @app.post("/api/auth/login")
+@responds(401)  # wrong email or password, inactive account (429: throttled)
 @describe("Log in with email and password", request=LoginIn, response=TokenOut)
 def login() -> flask.Response:
     """Exchange email and password for an access token and a refresh token.
@@ -107,6 +109,7 @@ def login() -> flask.Response:
 
 
 @app.post("/api/auth/refresh")
+@responds(401)  # unknown, used or expired refresh token
 @describe("Rotate a refresh token", request=RefreshIn, response=TokenOut)
 def refresh() -> flask.Response:
     """Exchange a refresh token for a new pair; the old one is used up. Presenting a used
@@ -133,6 +136,7 @@ def verify() -> flask.Response:
 
 
 @app.post("/api/auth/password")
+@responds(409)  # the password changed meanwhile
 @describe("Change the caller's password", request=PasswordIn, status=204)
 def change_password() -> flask.Response:
     """Change the caller's password. A wrong current password is 403 (the token is fine);

@@ -15,16 +15,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
+from zoneinfo import available_timezones
 
 import flask
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from functions.automation import model, service
 from shared import auth as sauth
@@ -45,6 +49,7 @@ from shared.http import (
 from shared.http import (
     BadRequest as _BadRequest,
 )
+from shared.openapi import responds
 
 app = create_app("automation")
 
@@ -72,6 +77,15 @@ Seconds = Annotated[
 ]
 
 
+def _refuse_nulls(data: Any, fields: tuple[str, ...]) -> Any:
+    """Partial updates: these fields are absent (kept) or a value, never null."""
+    if isinstance(data, dict):
+        nulls = sorted(k for k, v in data.items() if v is None and k in fields)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)}: null is not allowed; omit the field")
+    return data
+
+
 # --- targets -------------------------------------------------------------------------------
 
 
@@ -91,7 +105,30 @@ class TargetOptions(ApiModel):
     verify_tls: bool | None = Field(None, description="winrm: validate the server certificate.")
 
 
+# What `model.check_options` refuses, said in the schema: ssh and winrm targets log in as
+# `options.user`; only ssh pins a host key.
+_TARGET_RULES: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {"properties": {"kind": {"enum": ["ssh", "winrm"]}}, "required": ["kind"]},
+            "then": {
+                "required": ["options"],
+                "properties": {
+                    "options": {"required": ["user"], "properties": {"user": {"type": "string"}}}
+                },
+            },
+        },
+        {
+            "if": {"properties": {"kind": {"enum": ["winrm", "http"]}}, "required": ["kind"]},
+            "then": {"properties": {"options": {"properties": {"host_key": {"type": "null"}}}}},
+        },
+    ]
+}
+
+
 class TargetCreate(ApiModel):
+    model_config = ConfigDict(json_schema_extra=_TARGET_RULES)
+
     name: Name
     kind: model.TargetKind
     host: Host
@@ -108,14 +145,21 @@ class TargetCreate(ApiModel):
 class TargetUpdate(ApiModel):
     """Partial: only the fields present change. `version`: expected current version (409)."""
 
-    name: Name | None = None
-    kind: model.TargetKind | None = None
-    host: Host | None = None
-    port: Port | None = None
-    tags: list[Tag] | None = Field(None, max_length=50)
-    options: TargetOptions | None = None
-    credential_id: UUID | None = None
-    internal: bool | None = None
+    # Absent keeps the value; null is not a value for these (422 naming them), so the schema
+    # leaves null out (`SkipJsonSchema`).
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        return _refuse_nulls(data, ("name", "kind", "host", "port", "tags", "options", "internal"))
+
+    name: Name | SkipJsonSchema[None] = None
+    kind: model.TargetKind | SkipJsonSchema[None] = None
+    host: Host | SkipJsonSchema[None] = None
+    port: Port | SkipJsonSchema[None] = None
+    tags: list[Tag] | SkipJsonSchema[None] = Field(None, max_length=50)
+    options: TargetOptions | SkipJsonSchema[None] = None
+    credential_id: UUID | None = Field(None, description="null: no credential.")
+    internal: bool | SkipJsonSchema[None] = None
     version: int | None = Field(None, ge=1)
 
 
@@ -180,6 +224,7 @@ def list_targets() -> flask.Response:
 
 
 @app.post("/api/targets")
+@responds(404, 409)  # credential_id unknown; name taken
 @describe("Create a target (admin)", request=TargetCreate, response=TargetOut, status=201)
 @sauth.require_roles("admin")
 def create_target() -> flask.Response:
@@ -197,6 +242,7 @@ def get_target(target_id: UUID) -> flask.Response:
 
 
 @app.put("/api/targets/<uuid:target_id>")
+@responds(409)  # name taken, or `version` is not the current one
 @describe("Change a target (admin)", request=TargetUpdate, response=TargetOut)
 @sauth.require_roles("admin")
 def update_target(target_id: UUID) -> flask.Response:
@@ -204,9 +250,6 @@ def update_target(target_id: UUID) -> flask.Response:
     changes = data.model_dump(mode="json", exclude_unset=True, exclude={"version"})
     if data.options is not None:
         changes["options"] = data.options.model_dump(exclude_none=True)
-    for key in ("name", "kind", "host", "port", "tags", "options", "internal"):
-        if key in changes and changes[key] is None:
-            raise _BadRequest(f"{key} may not be null; omit it to keep it.")
     t = service.update_target(
         str(target_id), changes, expected_version=data.version, actor=_actor()
     )
@@ -236,6 +279,13 @@ def test_target(target_id: UUID) -> flask.Response:
 
 
 class CredentialCreate(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"kind": {"const": "private_key"}}, "required": ["kind"]},
+            "then": {"properties": {"secret": {"pattern": "PRIVATE KEY-----"}}},
+        }
+    )
+
     name: Name
     kind: model.CredentialKind
     username: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
@@ -297,6 +347,7 @@ def list_credentials() -> flask.Response:
 
 
 @app.post("/api/credentials")
+@responds(409)  # name taken
 @describe(
     "Store a credential (admin)", request=CredentialCreate, response=CredentialOut, status=201
 )
@@ -332,6 +383,7 @@ def rotate_credential(credential_id: UUID) -> flask.Response:
 
 
 @app.delete("/api/credentials/<uuid:credential_id>")
+@responds(409)  # targets still use it
 @describe("Delete a credential and its secret (admin; 409 while targets use it)", status=204)
 @sauth.require_roles("admin")
 def delete_credential(credential_id: UUID) -> flask.Response:
@@ -392,6 +444,17 @@ Step = Annotated[CommandStepIn | HttpStepIn, Field(discriminator="kind")]
 
 class JobIn(ApiModel):
     """A whole job definition; PUT makes it the next version."""
+
+    # `model.check_definition`'s target rule, said in the schema (its rules across steps and
+    # parameters are not expressible in JSON Schema).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["target_ids"], "properties": {"target_ids": {"minItems": 1}}},
+                {"required": ["target_tags"], "properties": {"target_tags": {"minItems": 1}}},
+            ]
+        }
+    )
 
     name: Name
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
@@ -496,6 +559,7 @@ def list_jobs() -> flask.Response:
 
 
 @app.post("/api/jobs")
+@responds(409)  # name taken
 @describe("Create a job (manager)", request=JobIn, response=JobOut, status=201)
 @sauth.require_roles("manager")
 def create_job() -> flask.Response:
@@ -524,6 +588,7 @@ def get_job_version(job_id: UUID, version: int) -> flask.Response:
 
 
 @app.put("/api/jobs/<uuid:job_id>")
+@responds(409)  # name taken, or `version` is not the current one
 @describe("Change a job: its next version (manager)", request=JobUpdate, response=JobOut)
 @sauth.require_roles("manager")
 def update_job(job_id: UUID) -> flask.Response:
@@ -535,6 +600,7 @@ def update_job(job_id: UUID) -> flask.Response:
 
 
 @app.delete("/api/jobs/<uuid:job_id>")
+@responds(409)  # schedules still start it
 @describe("Delete a job (manager; its runs stay readable)", status=204)
 @sauth.require_roles("manager")
 def delete_job(job_id: UUID) -> flask.Response:
@@ -719,6 +785,7 @@ def run_logs(run_id: UUID) -> flask.Response:
 
 
 @app.post("/api/runs/<uuid:run_id>/cancel")
+@responds(409)  # the run already finished
 @describe("Cancel a run (its requester, manager)", response=RunOut, status=202)
 @sauth.require_roles(*model.RUN_ROLES)
 def cancel_run(run_id: UUID) -> flask.Response:
@@ -731,15 +798,42 @@ def cancel_run(run_id: UUID) -> flask.Response:
 # --- schedules ----------------------------------------------------------------------------
 
 
+def _cron_pattern() -> str:
+    """The 5-field cron `model.check_cron` takes (croniter), as a regular expression: numbers
+    in each field's range, `*`, ranges, steps and lists; fields separated by spaces."""
+
+    def field(number: str) -> str:
+        item = rf"(\*|{number}(-{number})?)(/[1-9][0-9]?)?"
+        return rf"{item}(,{item})*"
+
+    fields = [
+        r"[1-5]?[0-9]",  # minute
+        r"(1?[0-9]|2[0-3])",  # hour
+        r"([1-9]|[12][0-9]|3[01])",  # day of month
+        r"([1-9]|1[0-2])",  # month
+        r"[0-7]",  # day of week
+    ]
+    return r"^\s*" + r"\s+".join(field(f) for f in fields) + r"\s*$"
+
+
+Cron = Annotated[
+    str,
+    StringConstraints(min_length=9, max_length=100, pattern=_cron_pattern()),
+]
+TimeZone = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    WithJsonSchema({"type": "string", "enum": sorted(available_timezones())}),
+]
+
+
 class ScheduleIn(ApiModel):
     job_id: UUID
-    cron: Annotated[str, StringConstraints(min_length=9, max_length=100)] = Field(
+    cron: Cron = Field(
         description="5 fields: minute hour day-of-month month day-of-week.",
         examples=["*/15 * * * *"],
     )
-    time_zone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
-        "Etc/UTC", description="IANA time zone the cron is read in."
-    )
+    time_zone: TimeZone = Field("Etc/UTC", description="IANA time zone the cron is read in.")
     parameters: dict[ParamName, ParamValue] = Field(default_factory=dict, max_length=50)
     enabled: bool = True
     catch_up: model.CatchUp = Field(
@@ -752,12 +846,19 @@ class ScheduleIn(ApiModel):
 class ScheduleUpdate(ApiModel):
     """Partial: only the fields present change."""
 
-    job_id: UUID | None = None
-    cron: Annotated[str, StringConstraints(min_length=9, max_length=100)] | None = None
-    time_zone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    parameters: dict[ParamName, ParamValue] | None = Field(None, max_length=50)
-    enabled: bool | None = None
-    catch_up: model.CatchUp | None = None
+    # Absent keeps the value; null is not a value for any of them but `version` (422 naming
+    # them), so the schema leaves null out (`SkipJsonSchema`).
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        return _refuse_nulls(data, tuple(n for n in cls.model_fields if n != "version"))
+
+    job_id: UUID | SkipJsonSchema[None] = None
+    cron: Cron | SkipJsonSchema[None] = None
+    time_zone: TimeZone | SkipJsonSchema[None] = None
+    parameters: dict[ParamName, ParamValue] | SkipJsonSchema[None] = Field(None, max_length=50)
+    enabled: bool | SkipJsonSchema[None] = None
+    catch_up: model.CatchUp | SkipJsonSchema[None] = None
     version: int | None = Field(None, ge=1)
 
 
@@ -808,6 +909,7 @@ def list_schedules() -> flask.Response:
 
 
 @app.post("/api/schedules")
+@responds(404)  # job_id unknown
 @describe("Create a schedule (manager)", request=ScheduleIn, response=ScheduleOut, status=201)
 @sauth.require_roles("manager")
 def create_schedule() -> flask.Response:
@@ -823,14 +925,12 @@ def get_schedule(schedule_id: UUID) -> flask.Response:
 
 
 @app.put("/api/schedules/<uuid:schedule_id>")
+@responds(409)  # `version` is not the current one
 @describe("Change a schedule (manager)", request=ScheduleUpdate, response=ScheduleOut)
 @sauth.require_roles("manager")
 def update_schedule(schedule_id: UUID) -> flask.Response:
     data = body(ScheduleUpdate)
     changes = data.model_dump(mode="json", exclude_unset=True, exclude={"version"})
-    nulls = [k for k, v in changes.items() if v is None]
-    if nulls:
-        raise _BadRequest(f"{', '.join(nulls)} may not be null; omit to keep.")
     s = service.update_schedule(
         str(schedule_id), changes, expected_version=data.version, actor=_actor()
     )
@@ -918,6 +1018,7 @@ def get_grants(subject: str) -> flask.Response:
 
 
 @app.put("/api/automation/grants/<subject>")
+@responds(400, params={"subject": {"maxLength": 200}})  # a longer id is 400
 @describe("Set the tags a user may run on (admin)", request=GrantIn, response=GrantOut)
 @sauth.require_roles("admin")
 def put_grants(subject: str) -> flask.Response:

@@ -23,6 +23,7 @@ from shared.http import (
     page,
     query,
 )
+from shared.openapi import responds
 
 app = create_app("ops")
 
@@ -181,6 +182,7 @@ def _dump(out: type[OutModel], obj: Any) -> dict[str, Any]:
 
 
 @app.get("/api/ops/dead-letters")
+@responds(404)  # `topic` names no event type of the manifests
 @sauth.require_roles("admin")
 @describe(
     "Dead letters kept for each topic (peeked: they stay kept)",
@@ -227,6 +229,7 @@ def statistics() -> flask.Response:
 
 
 @app.get("/api/ops/database/tables")
+@responds(404)  # `schema` is no context's schema
 @sauth.require_roles("admin")
 @describe("Every table of the context schemas", query=TablesQuery, response=Page[TableOut])
 def tables() -> flask.Response:

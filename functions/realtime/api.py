@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 import flask
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from functions.realtime import model, service
 from shared import asgi
@@ -31,6 +31,15 @@ _PATHS = {
 
 
 class TicketCreate(ApiModel):
+    # `_package_needs_id`, said in the schema.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"stream": {"const": "package"}}, "required": ["stream"]},
+            "then": {"required": ["package_id"], "properties": {"package_id": {"type": "string"}}},
+            "else": {"properties": {"package_id": {"type": "null"}}},
+        }
+    )
+
     stream: Literal["package", "dashboard", "map", "agents"]
     package_id: str | None = Field(
         default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$"
