@@ -141,10 +141,28 @@ def me(request):
 # --- load --------------------------------------------------------------------------------
 
 
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the processes of process group `pgid`."""
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class Target:
-    def __init__(self, name: str, url: str, token: str) -> None:
+    """A URL to load, and the process groups whose CPU its requests cost (the servers)."""
+
+    def __init__(self, name: str, url: str, token: str, groups: tuple[int, ...] = ()) -> None:
         parts = urlsplit(url)
-        self.name, self.url = name, url
+        self.name, self.url, self.groups = name, url, groups
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.request = (
             f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
@@ -211,14 +229,16 @@ def pct(values: list[float], p: float) -> float:
 
 def measure(targets: list[Target]) -> dict[str, Any]:
     """Best of ROUNDS rounds of CLIENTS keep-alive clients per target, then unloaded latency."""
-    rounds: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
+    rounds: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
     for t in targets:  # warm every path (connections, caches, the pools)
         asyncio.run(_load(t, CLIENTS, 1.0))
     for _ in range(ROUNDS):
         for t in targets:
+            cpu0 = [group_cpu_s(g) for g in t.groups]
             rps, lat = asyncio.run(_load(t, CLIENTS, SECONDS))
+            cpu = [(group_cpu_s(g) - c) / len(lat) for g, c in zip(t.groups, cpu0, strict=True)]
             rounds[t.name].append(
-                {"rps": rps, "p50": pct(lat, 50), "p99": pct(lat, 99), "n": len(lat)}
+                {"rps": rps, "p50": pct(lat, 50), "p99": pct(lat, 99), "n": len(lat), "cpu": cpu}
             )
     seq = asyncio.run(_sequential(targets, SEQUENTIAL))
     return {
@@ -409,11 +429,14 @@ def section(m: dict[str, Any], prof: dict[str, dict], load: str) -> str:
         f"gateway. Load: {CLIENTS} keep-alive clients (raw asyncio HTTP/1.1 in the bench process) "
         f"for {SECONDS:.0f} s per target, {ROUNDS} rounds, the best round of each quoted. "
         f"Unloaded: one client, {seq['bare']['n']} requests per target interleaved. "
+        "Server CPU: user + system time of the serving processes during the quoted round, per "
+        "request (through the gateway: the gateway + users-api behind it), which the machine's "
+        "other load disturbs far less than the rates. "
         f"Load average at the time: {load}.",
         "",
         "| target | req/s (8 clients) | p50 (8 clients) | p99 (8 clients) "
-        "| p50 (1 client) | p99 (1 client) |",
-        "|---|---|---|---|---|---|",
+        "| p50 (1 client) | p99 (1 client) | server CPU per request, us |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, label in (
         ("bare", "bare baseline"),
@@ -421,9 +444,10 @@ def section(m: dict[str, Any], prof: dict[str, dict], load: str) -> str:
         ("gateway", "through the gateway"),
     ):
         b, s = best[name], seq[name]
+        cpu = " + ".join(f"{c * 1e6:.0f}" for c in b.get("cpu", [])) or "-"
         lines.append(
             f"| {label} | {b['rps']:.0f} | {_ms(b['p50'])} | {_ms(b['p99'])} "
-            f"| {_ms(s['p50'])} | {_ms(s['p99'])} |"
+            f"| {_ms(s['p50'])} | {_ms(s['p99'])} | {cpu} |"
         )
     rounds = "; ".join(
         f"{n} " + " / ".join(f"{r['rps']:.0f}" for r in m["rounds"][n]) for n in m["rounds"]
@@ -442,6 +466,18 @@ def section(m: dict[str, Any], prof: dict[str, dict], load: str) -> str:
         f"| gateway/bare throughput (no target) | {gw_bare:.2f} | - |",
         "",
     ]
+    cpu_direct, cpu_gw = direct.get("cpu") or [], gw.get("cpu") or []
+    if len(cpu_direct) == 1 and len(cpu_gw) == 2 and sum(cpu_gw) > 0:
+        bound = cpu_direct[0] / sum(cpu_gw)
+        lines += [
+            "When the cores are the bottleneck (a shared machine), a rate follows the CPU a "
+            "request costs, and gateway/direct comes to about users-api's CPU per request "
+            "direct over the gateway's plus users-api's behind it, "
+            f"{cpu_direct[0] * 1e6:.0f} / ({cpu_gw[0] * 1e6:.0f} + {cpu_gw[1] * 1e6:.0f}) = "
+            f"**{bound:.2f}** in this run; the gateway's own CPU per request is "
+            f"{cpu_gw[0] / cpu_direct[0]:.2f}x users-api's.",
+            "",
+        ]
     for name, label in (("direct", "users-api"), ("bare", "the bare function")):
         p = prof.get(name)
         if not p:
@@ -471,10 +507,11 @@ def run(st: emulators.Stack, token: str) -> str:
         direct_url = st.url_of("users-api") + "/api/users/me"
         gw_url = st.gateway_url + "/api/users/me"
         same_answer(bare_url, direct_url, token)
+        users, gateway = st.children["users-api"].pid, st.children["gateway"].pid
         targets = [
-            Target("bare", bare_url, token),
-            Target("direct", direct_url, token),
-            Target("gateway", gw_url, token),
+            Target("bare", bare_url, token, (proc.pid,)),
+            Target("direct", direct_url, token, (users,) if users else ()),
+            Target("gateway", gw_url, token, (gateway, users) if gateway and users else ()),
         ]
         load0 = os.getloadavg()[0]
         m = measure(targets)

@@ -60,6 +60,12 @@ CSP = (
 # --- guard -----------------------------------------------------------------------------------
 
 
+def _current_request() -> flask.Request:
+    """The request object itself: `flask.request` is a proxy that looks the request up again
+    on every attribute read (dozens per proxied request in the guard and the proxy)."""
+    return flask.request._get_current_object()  # type: ignore[attr-defined]
+
+
 def _limit(kind: str, per_minute: int, key: str) -> None:
     decision = ratelimit.buckets(kind, per_minute).take(key)
     current = getattr(flask.g, "ratelimit", None)
@@ -83,7 +89,7 @@ def _ip_limited(req: flask.Request) -> bool:
 
 @app.before_request
 def _guard() -> flask.Response | None:
-    req = flask.request
+    req = _current_request()
     for key in _UNTRUSTED:
         req.environ.pop(key, None)
     s = settings()
@@ -251,4 +257,6 @@ def docs_asset(name: str) -> flask.Response:
 @app.route("/<path:path>", methods=_METHODS, endpoint="proxy")
 @hidden
 def forward(path: str) -> flask.Response:
-    return proxy.forward(flask.request, request_id=request_id(), traceparent=flask.g.traceparent)
+    return proxy.forward(
+        _current_request(), request_id=request_id(), traceparent=flask.g.traceparent
+    )
