@@ -19,6 +19,7 @@ functions; SQLite in a temporary local dir) and prints the section.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import subprocess
@@ -39,6 +40,7 @@ ROUNDS = int(os.environ.get("BENCH_COLDSTART_ROUNDS", "3"))
 IMPORT_TARGET_S = 0.300
 START_TARGET_S = 0.600
 START_TIMEOUT_S = 60.0
+NAN = float("nan")
 
 # Prints "<wall seconds> <cpu seconds>" of importing argv[1] as functions-framework does
 # (spec_from_file_location, module name "main"), in a fresh interpreter.
@@ -117,7 +119,7 @@ def _start_once(env: dict[str, str], dep: Deployment) -> tuple[float, float]:
         while True:
             try:
                 status = sess.get(url, timeout=10).status_code
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or a slow first answer
                 status = 0
             if status == 200:
                 wall = time.perf_counter() - t0
@@ -143,9 +145,15 @@ def measure(st: emulators.Stack, names: list[str] | None = None) -> dict[str, di
     for name, dep in sorted(st.catalog.deployments.items()):
         if names and name not in names:
             continue
+        print(f"bench_coldstart: {name} ...", file=sys.stderr, flush=True)
         env = st.env_for(dep)
-        imports = [_import_once(env, dep.source_dir / "main.py") for _ in range(ROUNDS)]
-        starts = [_start_once(env, dep) for _ in range(ROUNDS)]
+        try:
+            imports = [_import_once(env, dep.source_dir / "main.py") for _ in range(ROUNDS)]
+            starts = [_start_once(env, dep) for _ in range(ROUNDS)]
+        except (RuntimeError, subprocess.SubprocessError) as exc:  # one row, not the section
+            print(f"bench_coldstart: {name}: {exc}", file=sys.stderr, flush=True)
+            results[name] = dict.fromkeys(("import", "import_cpu", "start", "start_cpu"), NAN)
+            continue
         results[name] = {
             "import": statistics.median(w for w, _ in imports),
             "import_cpu": statistics.median(c for _, c in imports),
@@ -156,6 +164,8 @@ def measure(st: emulators.Stack, names: list[str] | None = None) -> dict[str, di
 
 
 def _verdict(value: float, target: float) -> str:
+    if math.isnan(value):
+        return "failed (see the bench's output)"
     return "meets target" if value <= target else f"misses ({value / target:.1f}x)"
 
 
