@@ -253,8 +253,9 @@ def _fuzz(operation: Any, mode: GenerationMode, session: requests.Session) -> st
 def test_every_operation_keeps_its_contract(contract) -> None:
     session = requests.Session()
     failures = []
+    documented = sum(len(item) for item in contract.raw_schema["paths"].values())
+    assert documented > 100  # the whole merged document, not a partial one
     operations = _operations(contract)
-    assert len(operations) > 100  # the whole merged document, not a partial one
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             failure = _fuzz(operation, mode, session)
