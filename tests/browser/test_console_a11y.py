@@ -41,6 +41,20 @@ PAGES = [
     ("/logistics/map", "#map .leaflet-overlay-pane svg"),
     ("/logistics/investigations", "#inv-table"),
     ("/logistics/investigations/new", "#inv-form"),
+    ("/targets", "#target-table"),
+    ("/targets/new", "#target-form"),
+    ("/jobs", "#job-table"),
+    ("/jobs/new", "#job-form"),
+    ("/runs", "#run-table"),
+    ("/schedules", "#schedule-table"),
+    ("/schedules/new", "#schedule-form"),
+    ("/repositories", "#repo-table"),
+    ("/repositories/new", "#repo-form"),
+    ("/commits", "#commit-table"),
+    ("/commits/statistics", "#chart-commits-day, #stats-empty"),
+    ("/deliveries", "#delivery-table"),
+    ("/monitor", "#monitor-status"),
+    ("/ops/database", "#db-tables"),
 ]
 
 

@@ -89,9 +89,15 @@ export function badge(value, extra = '') {
     dataset: { value } }, label(value));
 }
 
+/** The wrapper that lets a wide table scroll sideways; it takes the keyboard focus (a region
+ * named `name`), so the arrow keys scroll it where there is no pointer (WCAG 2.1.1). */
+export function scroller(name, content) {
+  return h('div', { class: 'table-responsive', tabindex: '0', role: 'region', 'aria-label': name }, content);
+}
+
 export function table(headers, rows, empty = 'Nothing here yet.') {
   if (!rows.length) return h('p', { class: 'text-secondary py-3 mb-0' }, empty);
-  return h('div', { class: 'table-responsive' },
+  return scroller(headers.join(', '),
     h('table', { class: 'table table-hover align-middle mb-0' },
       h('thead', {}, h('tr', {}, headers.map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, rows)));
@@ -194,7 +200,7 @@ export function pagedTable({ id, headers, row, load, empty = 'Nothing here yet.'
     h('caption', { class: 'visually-hidden' }, headers.join(', ')),
     h('thead', {}, h('tr', {}, headers.map((t) => h('th', { scope: 'col' }, t)))), body);
   const el = h('div', { class: 'card shadow-sm mb-3' }, slot,
-    h('div', { class: 'table-responsive' }, table),
+    scroller(headers.join(', '), table),
     h('div', { class: 'card-footer d-flex justify-content-between align-items-center' }, count, more));
   let cursor = null;
   let shown = 0;

@@ -6,7 +6,7 @@ import * as lookups from '../lookups.js';
 import { navigate } from '../router.js';
 import * as session from '../session.js';
 import {
-  badge, busy, card, clearErrors, facts, field, input, pageHeader, problemAlert, select,
+  badge, busy, card, clearErrors, facts, field, input, pageHeader, problemAlert, scroller, select,
   showError, spinner, submit, table, toast,
 } from '../ui.js';
 import { WO_HEADERS, workOrderRows } from './work-orders.js';
@@ -53,7 +53,7 @@ export async function assetList(ctx) {
   const more = h('button', { class: 'btn btn-outline-secondary d-none', type: 'button' }, 'Load more');
   const count = h('span', { class: 'text-secondary small' });
   const list = h('div', { class: 'card shadow-sm' },
-    h('div', { class: 'table-responsive' }, h('table', { class: 'table table-hover align-middle mb-0', id: 'asset-table' },
+    scroller('Assets', h('table', { class: 'table table-hover align-middle mb-0', id: 'asset-table' },
       h('thead', {}, h('tr', {}, ['Tag', 'Name', 'Category', 'Location', 'Parent', 'Criticality', 'Status']
         .map((t) => h('th', { scope: 'col' }, t)))), body)),
     h('div', { class: 'card-footer d-flex justify-content-between align-items-center' }, count, more));

@@ -5,7 +5,7 @@
 
 import { fmtDateTime, h, label, replace } from '../dom.js';
 import { navigate } from '../router.js';
-import { pageHeader, problemAlert, spinner } from '../ui.js';
+import { pageHeader, problemAlert, scroller, spinner } from '../ui.js';
 import { STATUSES, STATUS_COLORS, statusBadge } from './packages.js';
 import { openStream, stateBadge } from './live-stream.js';
 
@@ -68,7 +68,7 @@ export async function packageMap(ctx) {
     'No package positions yet: they appear as packages are scanned.');
   const list = h('div', { class: 'card shadow-sm' },
     h('div', { class: 'card-header fw-semibold' }, 'Last known positions'), empty,
-    h('div', { class: 'table-responsive' }, h('table', { class: 'table table-hover align-middle mb-0 d-none', id: 'map-table' },
+    scroller('Package positions', h('table', { class: 'table table-hover align-middle mb-0 d-none', id: 'map-table' },
       h('caption', { class: 'visually-hidden' }, 'Package positions'),
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Tracking number'),
         h('th', { scope: 'col' }, 'Status at the scan'), h('th', { scope: 'col' }, 'Last scan'),

@@ -7,8 +7,8 @@ import { navigate } from '../router.js';
 import * as session from '../session.js';
 import { changed } from './assets.js';
 import {
-  busy, card, clearErrors, facts, field, input, pageHeader, problemAlert, select, showError,
-  spinner, submit, table, textarea, toast,
+  busy, card, clearErrors, facts, field, input, pageHeader, problemAlert, scroller, select,
+  showError, spinner, submit, table, textarea, toast,
 } from '../ui.js';
 
 const KINDS = ['receive', 'consume', 'adjust'];
@@ -49,7 +49,7 @@ export async function partList(ctx) {
   const more = h('button', { class: 'btn btn-outline-secondary d-none', type: 'button' }, 'Load more');
   const count = h('span', { class: 'text-secondary small' });
   const list = h('div', { class: 'card shadow-sm' },
-    h('div', { class: 'table-responsive' }, h('table', { class: 'table table-hover align-middle mb-0', id: 'part-table' },
+    scroller('Parts', h('table', { class: 'table table-hover align-middle mb-0', id: 'part-table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'SKU'), h('th', {}, 'Name'), h('th', { class: 'num' }, 'Stock'),
         h('th', { class: 'num' }, 'Reorder point'), h('th', {}, 'Unit'), h('th', {}, 'Location'))), body)),
     h('div', { class: 'card-footer d-flex justify-content-between align-items-center' }, count, more));

@@ -8,8 +8,8 @@ import { fmtDateTime, h, label, replace } from '../dom.js';
 import * as lookups from '../lookups.js';
 import { navigate } from '../router.js';
 import {
-  card, facts, filterField, pageHeader, pagedTable, problemAlert, select, spinner, submit,
-  toast,
+  card, facts, filterField, pageHeader, pagedTable, problemAlert, scroller, select, spinner,
+  submit, toast,
 } from '../ui.js';
 import {
   FINISHED, RUN_STATUSES, breadcrumb, canCancel, canRun, jobs, requester, shortId,
@@ -119,7 +119,7 @@ function targetsCard(run) {
       h('a', { class: 'fw-semibold', href: `#/targets/${encodeURIComponent(t.target_id)}` }, t.target_name),
       statusBadge(t.status), h('span', { class: 'small text-secondary' }, took(t))),
     t.error ? h('div', { class: 'small text-danger mb-1 text-break' }, t.error) : null,
-    h('div', { class: 'table-responsive' }, h('table', { class: 'table table-sm align-middle mb-0 run-steps' },
+    scroller(`Steps on ${t.target_name}`, h('table', { class: 'table table-sm align-middle mb-0 run-steps' },
       h('caption', { class: 'visually-hidden' }, `Steps on ${t.target_name}`),
       h('thead', {}, h('tr', {}, ['#', 'Step', 'Status', 'Exit', 'Took'].map((x) => h('th', { scope: 'col' }, x)))),
       h('tbody', {}, t.steps.map((s) => h('tr', { dataset: { step: s.index } },
