@@ -18,6 +18,12 @@ Content-Length) is joined in the worker thread and sent from the loop in one mes
 Flask streams is iterated in the worker thread, each chunk sent as it comes.
 The WSGI environ is a2wsgi's (`build_environ`); the body is read from the ASGI connection as
 the view reads it.
+Every path reaches the app: functions-framework routes an ASGI function through Starlette's
+`/{path:path}`, whose `.*` stops at a newline, so a path with `%0A` in it got Starlette's
+text/plain 404 instead of the app's problem+json one. Importing this module makes Starlette's
+`path` convertor match newlines too (the routes are compiled after the entry module, which
+imports this one, is loaded). functions-framework's own `/robots.txt` and `/favicon.ico` stay
+its plain 404s.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import anyio.from_thread
 import anyio.to_thread
 import flask
 from a2wsgi.wsgi import Body, build_environ
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.responses import Response
 
 T = TypeVar("T")
@@ -41,6 +48,15 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 _KEY = "switchyard.asgi"
 _limiter: dict[int, anyio.CapacityLimiter] = {}
+
+
+class _AnyPath(PathConvertor):
+    """Starlette's `path` convertor, newlines included (module doc)."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("path", _AnyPath())
 
 
 class _Exchange:
