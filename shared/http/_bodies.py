@@ -1,7 +1,9 @@
 """Request and response bodies: pydantic v2 models in, JSON out.
 
 `ApiModel` is the base of every request model (unknown fields are an error, strings are
-stripped); `OutModel` the base of every response model (built from domain objects or rows
+stripped, dates and date-times are ISO 8601 strings only: pydantic's lax mode would read a
+number, or a string of digits, as Unix time, which the documented `format: date-time`
+refuses); `OutModel` the base of every response model (built from domain objects or rows
 that may carry more fields than the answer shows: extra fields are ignored, so a secret column
 never leaks by being added to a row). `body(Model)` and `query(Model)` validate the JSON body
 and the query string (422 with field errors), `json_response` encodes datetimes as RFC 3339
@@ -11,22 +13,59 @@ UTC, UUIDs and models.
 from __future__ import annotations
 
 import json
+import re
 import uuid
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any, TypeVar, get_args
 
 import flask
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from shared.errors import BadRequest, Unprocessable, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
 
 
+_NUMBER = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
+
+
+def _temporal(annotation: Any) -> bool:
+    """`annotation` is a date or datetime, or holds one (`X | None`, `list[X]`, `Annotated`)."""
+    if isinstance(annotation, type) and issubclass(annotation, date):
+        return True
+    return any(_temporal(arg) for arg in get_args(annotation))
+
+
+@cache
+def _temporal_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(n for n, f in model.model_fields.items() if _temporal(f.annotation))
+
+
+def _numeric(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    if isinstance(value, str):
+        return _NUMBER.fullmatch(value) is not None
+    if isinstance(value, list | tuple):
+        return any(_numeric(v) for v in value)
+    return False
+
+
 class ApiModel(BaseModel):
-    """Base of every request model: unknown fields are an error, strings are stripped."""
+    """Base of every request model: unknown fields are an error, strings are stripped, dates
+    and date-times are ISO 8601 strings (a number is not taken as Unix time)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _iso_dates_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name in _temporal_fields(cls) and _numeric(value):
+            raise ValueError("must be an ISO 8601 date or date-time string, not a number")
+        return value
 
 
 class OutModel(BaseModel):

@@ -1,7 +1,10 @@
 """shared.http: every error path is problem+json; bodies, queries and cursors."""
 
+from datetime import UTC, date, datetime
+
 import flask
 import pytest
+from pydantic import ValidationError
 
 from shared.auth import issue_access_token
 from shared.http import (
@@ -155,3 +158,26 @@ def test_cursor_roundtrip():
         "2026-01-01T00:00:00Z",
         "id-1",
     ]
+
+
+class Window(PageQuery):
+    since: datetime | None = None
+    days: list[date] = []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"since": -755}, {"since": "-2.6e-280"}, {"since": "1700000000"}, {"days": ["2024-01-01", 5]}],
+)
+def test_a_number_is_not_a_date(data):
+    with pytest.raises(ValidationError) as exc:
+        Window.model_validate(data)
+    assert [e["loc"][0] for e in exc.value.errors()] == list(data)
+
+
+def test_iso_dates_are_dates():
+    got = Window.model_validate(
+        {"since": "2026-12-01T10:00:00Z", "days": ["2026-12-01"], "limit": "5"}
+    )
+    assert got.since == datetime(2026, 12, 1, 10, tzinfo=UTC)
+    assert got.days == [date(2026, 12, 1)] and got.limit == 5
