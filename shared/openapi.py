@@ -191,11 +191,17 @@ def hidden(view: Any) -> Any:
     return view
 
 
-def responds(*statuses: int, params: dict[str, dict[str, Any]] | None = None) -> Any:
+def responds(
+    *statuses: int,
+    params: dict[str, dict[str, Any]] | None = None,
+    headers: dict[str, dict[str, Any]] | None = None,
+) -> Any:
     """Decorator: statuses this view answers beyond the generic ones (`spec_for` documents
     401/403 for authenticated routes, 404 with a path parameter, 400/413/415/422 with a body,
-    422 with a query, 400 with a cursor, 429/503 everywhere), and JSON Schemas of path
-    parameters stricter than their converter (`params={"sha": {"pattern": ...}}`).
+    422 with a query, 400 with a cursor, 429/503 everywhere), JSON Schemas of path
+    parameters stricter than their converter (`params={"sha": {"pattern": ...}}`), and the
+    request headers the view reads, each an OpenAPI parameter without `name`/`in`
+    (`headers={"X-GitHub-Event": {"required": True, "schema": {"type": "string"}}}`).
 
     Put it anywhere in the view's decorator stack (it is looked up through `functools.wraps`).
     """
@@ -204,6 +210,7 @@ def responds(*statuses: int, params: dict[str, dict[str, Any]] | None = None) ->
         view.__openapi_responds__ = {
             "statuses": tuple(str(s) for s in statuses),
             "params": dict(params or {}),
+            "headers": dict(headers or {}),
         }
         return view
 
@@ -218,7 +225,7 @@ def _responds(view: Any) -> dict[str, Any]:
             return found
         view = getattr(view, "__wrapped__", None)
         seen += 1
-    return {"statuses": (), "params": {}}
+    return {"statuses": (), "params": {}, "headers": {}}
 
 
 def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
@@ -265,6 +272,16 @@ def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
                 }
                 for name, conv in params
             ]
+            op["parameters"].extend(
+                {
+                    "required": False,
+                    "schema": {"type": "string"},
+                    **spec,
+                    "name": name,
+                    "in": "header",
+                }
+                for name, spec in extra.get("headers", {}).items()
+            )
             operations.append((path, method.lower(), op, {**facts, "responds": extra["statuses"]}))
             for key, mode in _MODEL_MODES:
                 model = facts.get(key)

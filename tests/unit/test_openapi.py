@@ -213,6 +213,21 @@ def test_responds_adds_statuses_and_path_parameter_schemas(tiny):
     assert op["summary"] == "POST /api/widgets/{code}/rename"  # describe() still read
 
 
+def test_responds_documents_the_request_headers_a_view_reads(tiny):
+    from shared.openapi import responds
+
+    @tiny.post("/api/widgets/hook")
+    @responds(400, headers={"X-Event": {"required": True, "schema": {"enum": ["push"]}}})
+    def hook():
+        return json_response({})
+
+    op = spec_for(tiny, "widgets")["paths"]["/api/widgets/hook"]["post"]
+    assert op["parameters"] == [
+        {"required": True, "schema": {"enum": ["push"]}, "name": "X-Event", "in": "header"}
+    ]
+    assert op["responses"]["400"] == {"$ref": "#/components/responses/BadRequest"}
+
+
 def test_maps_with_constrained_keys_are_closed(tiny):
     from typing import Annotated
 
