@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any, TypeVar, get_args
 
 import flask
+import pydantic
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from shared.errors import BadRequest, Unprocessable, UnsupportedMediaType
@@ -30,9 +31,23 @@ M = TypeVar("M", bound=BaseModel)
 _NUMBER = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
 
 
+# pydantic's constrained dates are classes of their own, not subclasses of date
+_DATE_TYPES = tuple(
+    getattr(pydantic, name)
+    for name in (
+        "AwareDatetime",
+        "NaiveDatetime",
+        "PastDatetime",
+        "FutureDatetime",
+        "PastDate",
+        "FutureDate",
+    )
+)
+
+
 def _temporal(annotation: Any) -> bool:
     """`annotation` is a date or datetime, or holds one (`X | None`, `list[X]`, `Annotated`)."""
-    if isinstance(annotation, type) and issubclass(annotation, date):
+    if isinstance(annotation, type) and issubclass(annotation, (date, *_DATE_TYPES)):
         return True
     return any(_temporal(arg) for arg in get_args(annotation))
 

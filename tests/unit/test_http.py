@@ -1,10 +1,11 @@
 """shared.http: every error path is problem+json; bodies, queries and cursors."""
 
 from datetime import UTC, date, datetime
+from typing import Annotated
 
 import flask
 import pytest
-from pydantic import ValidationError
+from pydantic import AwareDatetime, Field, ValidationError
 
 from shared.auth import issue_access_token
 from shared.http import (
@@ -163,11 +164,18 @@ def test_cursor_roundtrip():
 class Window(PageQuery):
     since: datetime | None = None
     days: list[date] = []
+    until: Annotated[AwareDatetime, Field(description="with an offset")] | None = None
 
 
 @pytest.mark.parametrize(
     "data",
-    [{"since": -755}, {"since": "-2.6e-280"}, {"since": "1700000000"}, {"days": ["2024-01-01", 5]}],
+    [
+        {"since": -755},
+        {"since": "-2.6e-280"},
+        {"since": "1700000000"},
+        {"days": ["2024-01-01", 5]},
+        {"until": "-755"},
+    ],
 )
 def test_a_number_is_not_a_date(data):
     with pytest.raises(ValidationError) as exc:
