@@ -6,11 +6,12 @@ Any authenticated user may read users; creating, changing and deleting them is f
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, cast, get_args
 from uuid import UUID
 
 import flask
-from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from functions.users import model, service
 from shared import auth as sauth
@@ -27,6 +28,7 @@ from shared.http import (
     page,
     query,
 )
+from shared.openapi import responds
 from shared.roles import ROLES
 
 app = create_app("users")
@@ -39,9 +41,17 @@ Password = Annotated[
         strip_whitespace=False, min_length=model.MIN_PASSWORD, max_length=model.MAX_PASSWORD
     ),
 ]
-Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(model.normalize_email)]
+# The schema states the syntax `model.normalize_email` checks (case-insensitively: the stored
+# form is lower-cased); the validator still normalises.
+Email = Annotated[
+    str,
+    StringConstraints(max_length=model.MAX_EMAIL, pattern=model.EMAIL_PATTERN),
+    AfterValidator(model.normalize_email),
+]
+Role = Literal["admin", "manager", "operator", "viewer"]
+assert set(get_args(Role)) == set(ROLES)  # one vocabulary: shared.roles
 Roles = Annotated[
-    list[str],
+    list[Role],
     Field(min_length=1, description="Subset of " + ", ".join(ROLES)),
     AfterValidator(model.normalize_roles),
 ]
@@ -50,18 +60,19 @@ Roles = Annotated[
 class UserCreate(ApiModel):
     email: Email
     name: Name
-    roles: Roles = Field(default_factory=lambda: list(model.DEFAULT_ROLES))
+    roles: Roles = Field(default_factory=lambda: [cast(Role, r) for r in model.DEFAULT_ROLES])
     password: Password | None = None
 
 
 class UserUpdate(ApiModel):
     """Partial update: only the fields present change (null is not a value for any)."""
 
-    email: Email | None = None
-    name: Name | None = None
-    roles: Roles | None = None
-    active: bool | None = None
-    password: Password | None = None
+    # Absent or a value, never null (refused by `_no_nulls`): the schema leaves null out.
+    email: Email | SkipJsonSchema[None] = None
+    name: Name | SkipJsonSchema[None] = None
+    roles: Roles | SkipJsonSchema[None] = None
+    active: bool | SkipJsonSchema[None] = None
+    password: Password | SkipJsonSchema[None] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -86,16 +97,9 @@ class UserOut(OutModel):
 
 class UserQuery(PageQuery):
     q: str | None = Field(None, max_length=200, description="Search in name and email.")
-    role: str | None = None
+    role: Role | None = None
     active: bool | None = None
     sort: str = Field("created_at", pattern="^(created_at|email)$")
-
-    @field_validator("role")
-    @classmethod
-    def _role(cls, value: str | None) -> str | None:
-        if value is not None and value not in ROLES:
-            raise ValueError(f"must be one of {', '.join(ROLES)}")
-        return value
 
     def sort_key(self) -> tuple[Any, str] | None:
         """The cursor as (sort value, id). Cursors carry their sort order, `(sort, value, id)`:
@@ -144,6 +148,7 @@ def list_users() -> flask.Response:
 
 @app.post("/api/users")
 @describe("Create a user (admin)", request=UserCreate, response=UserOut, status=201)
+@responds(409)
 @sauth.require_roles("admin")
 def create_user() -> flask.Response:
     """Create a user; with `password`, auth stores it before the user is committed."""
@@ -151,7 +156,7 @@ def create_user() -> flask.Response:
     user = service.create_user(
         email=data.email,
         name=data.name,
-        roles=data.roles,
+        roles=list[str](data.roles),
         password=data.password,
         authorization=_caller_authorization(),
     )
@@ -174,6 +179,7 @@ def get_user(user_id: UUID) -> flask.Response:
 
 @app.put("/api/users/<uuid:user_id>")
 @describe("Change a user (admin)", request=UserUpdate, response=UserOut)
+@responds(409)
 @sauth.require_roles("admin")
 def update_user(user_id: UUID) -> flask.Response:
     """Change the given fields; `password` is handed to auth. Admins cannot deactivate or
@@ -192,6 +198,7 @@ def update_user(user_id: UUID) -> flask.Response:
 
 @app.delete("/api/users/<uuid:user_id>")
 @describe("Delete a user (admin)", status=204)
+@responds(409)
 @sauth.require_roles("admin")
 def delete_user(user_id: UUID) -> flask.Response:
     """Soft-delete a user (afterwards 404). Admins cannot delete themselves (409)."""

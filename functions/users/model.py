@@ -17,8 +17,10 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 128
 DEFAULT_ROLES = ("viewer",)
 FACT_FIELDS = ("email", "name", "roles", "active")  # what a user row says (and events carry)
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_EMAIL = re.compile(rf"^[^@\s]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# The syntax of an email (any case; the stored form is lower-case), also the request schema's
+EMAIL_PATTERN = rf"^[^@\s]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$"
+_EMAIL = re.compile(EMAIL_PATTERN)
 
 
 # --- errors ------------------------------------------------------------------------------
