@@ -16,12 +16,11 @@ import json
 import re
 import uuid
 from datetime import UTC, date, datetime
-from functools import cache
 from typing import Any, TypeVar, get_args
 
 import flask
 import pydantic
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from shared.errors import BadRequest, Unprocessable, UnsupportedMediaType
 
@@ -52,11 +51,6 @@ def _temporal(annotation: Any) -> bool:
     return any(_temporal(arg) for arg in get_args(annotation))
 
 
-@cache
-def _temporal_fields(model: type[BaseModel]) -> frozenset[str]:
-    return frozenset(n for n, f in model.model_fields.items() if _temporal(f.annotation))
-
-
 def _numeric(value: Any) -> bool:
     if isinstance(value, bool):
         return False
@@ -69,18 +63,32 @@ def _numeric(value: Any) -> bool:
     return False
 
 
+def _iso_only(value: Any) -> Any:
+    if _numeric(value):
+        raise ValueError("must be an ISO 8601 date or date-time string, not a number")
+    return value
+
+
+_ISO_ONLY = BeforeValidator(_iso_only)
+
+
 class ApiModel(BaseModel):
     """Base of every request model: unknown fields are an error, strings are stripped, dates
     and date-times are ISO 8601 strings (a number is not taken as Unix time)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    @field_validator("*", mode="before")
     @classmethod
-    def _iso_dates_only(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.field_name in _temporal_fields(cls) and _numeric(value):
-            raise ValueError("must be an ISO 8601 date or date-time string, not a number")
-        return value
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        # Only the date fields get the check (a validator on every field would also sit on
+        # discriminator fields, which pydantic refuses).
+        super().__pydantic_init_subclass__(**kwargs)
+        dated = [f for f in cls.model_fields.values() if _temporal(f.annotation)]
+        for field in dated:
+            if _ISO_ONLY not in field.metadata:
+                field.metadata.append(_ISO_ONLY)
+        if dated:
+            cls.model_rebuild(force=True)
 
 
 class OutModel(BaseModel):

@@ -189,3 +189,24 @@ def test_iso_dates_are_dates():
     )
     assert got.since == datetime(2026, 12, 1, 10, tzinfo=UTC)
     assert got.days == [date(2026, 12, 1)] and got.limit == 5
+
+
+def test_the_date_check_leaves_discriminated_unions_alone():
+    from typing import Literal
+
+    class A(ApiModel):
+        kind: Literal["a"]
+        at: datetime
+
+    class B(ApiModel):
+        kind: Literal["b"]
+
+    class Steps(ApiModel):
+        steps: list[Annotated[A | B, Field(discriminator="kind")]]
+
+    got = Steps.model_validate(
+        {"steps": [{"kind": "a", "at": "2026-12-01T00:00:00Z"}, {"kind": "b"}]}
+    )
+    assert isinstance(got.steps[0], A) and isinstance(got.steps[1], B)
+    with pytest.raises(ValidationError):
+        Steps.model_validate({"steps": [{"kind": "a", "at": 5}]})
