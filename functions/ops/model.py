@@ -196,9 +196,11 @@ def schema_stats(schema: str, context: str, tables: list[TableStats]) -> SchemaS
     )
 
 
-def connection_budget(max_instances: list[int], per_instance: int) -> int:
-    """Worst case: every instance of every sql deployment holds its full pool."""
-    return sum(n * per_instance for n in max_instances)
+def connection_budget(deployments: list[tuple[int, int]]) -> int:
+    """Worst case: every instance of every sql deployment, (max_instances, pool) each, holds
+    its full pool (the figure Terraform's `sql_connection_budget` check counts, decision
+    0040; without an environment's `max_instances_cap`, which only Terraform knows)."""
+    return sum(n * pool for n, pool in deployments)
 
 
 # --- backups -------------------------------------------------------------------------------

@@ -182,9 +182,9 @@ def _schemas(schema: str | None = None) -> dict[str, str]:
 
 
 def _budget() -> int:
-    s = settings()
-    sql = [d.runtime.max_instances for d in catalog().deployments.values() if "sql" in d.uses]
-    return model.connection_budget(sql, s.db_pool_size + s.db_max_overflow)
+    return model.connection_budget(
+        [(d.runtime.max_instances, d.db_pool) for d in catalog().deployments.values()]
+    )
 
 
 def tables(schema: str | None = None) -> list[model.TableStats]:

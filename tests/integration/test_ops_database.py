@@ -138,9 +138,10 @@ def test_statistics_on_postgresql(on_pg):
     conns = stats["connections"]
     assert conns["in_use"] >= 1 and conns["in_use"] == sum(conns["by_state"].values())
     assert conns["max_connections"] > conns["reserved"] >= 0
-    per_instance = 2 + 2  # DB_POOL_SIZE + DB_MAX_OVERFLOW defaults
+    # each sql deployment's pool (min(concurrency, 2), no overflow) times its max instances,
+    # as Terraform's sql_connection_budget counts it
     expected = sum(
-        d.runtime.max_instances * per_instance
+        d.runtime.max_instances * min(d.runtime.concurrency, 2)
         for d in manifests.catalog().deployments.values()
         if "sql" in d.uses
     )
