@@ -528,6 +528,21 @@ def seq_scans(paths: dict[str, list[str]]) -> list[str]:
     ]
 
 
+def _fresh_token(stack: Any, token: str) -> str:
+    """A new admin access token (the webhook and ingest phases can outlast one), or the
+    given one when the stack names no admin."""
+    email, password = getattr(stack, "admin_email", None), getattr(stack, "admin_password", None)
+    if not (email and password):
+        return token
+    resp = requests.post(
+        stack.gateway_url + "/api/auth/login",
+        json={"email": email, "password": password},
+        timeout=30,
+    )
+    resp.raise_for_status()
+    return str(resp.json()["access_token"])
+
+
 def run(stack: Any, token: str) -> str:
     base = stack.gateway_url
     load = os.getloadavg()[0]
@@ -538,6 +553,7 @@ def run(stack: Any, token: str) -> str:
     drain(stack)
     recorded = delivery_to_recorded(stack, full)
     sizes = [int(n) for n in os.environ.get("SOURCE_BENCH_COMMITS", "10000,1000000").split(",")]
+    token = _fresh_token(stack, token)  # the run so far may have outlived the first token
     repos = [_repository(base, token) for _ in sizes]
     loaded = [load_commits(stack, full, size) for full, size in zip(repos, sizes, strict=True)]
     measured = queries(base, token, repos)
