@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import flask
@@ -10,9 +13,18 @@ import pytest
 
 from shared import auth, db
 from shared.config import settings
+from shared.migrate import upgrade
 from tests.waiting import wait_for
 
-__all__ = ["Caller", "assert_problem", "configure", "ok", "reset_platform", "wait_for"]
+__all__ = [
+    "Caller",
+    "assert_problem",
+    "configure",
+    "migrated_database",
+    "ok",
+    "reset_platform",
+    "wait_for",
+]
 PROBLEM_JSON = "application/problem+json"
 
 # Variables of the developer's shell or of a cloud runtime that must not leak into a test.
@@ -44,6 +56,34 @@ def configure(mp: pytest.MonkeyPatch, **env: str) -> None:
     for name, value in env.items():
         mp.setenv(name, value)
     reset_platform()
+
+
+@contextmanager
+def migrated_database(pg_url: str, context: str) -> Iterator[str]:
+    """A PostgreSQL database of its own (dropped after, whoever is still connected), made
+    this process's DATABASE_URL with `context`'s migrations applied; yields its URL. For a
+    module's tests that load many rows (the plan tests)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    base = make_url(pg_url)
+    name = f"{base.database}_{context[:4]}{secrets.token_hex(3)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    mp = pytest.MonkeyPatch()
+    try:
+        configure(mp, DATABASE_URL=url)
+        upgrade(context)
+        yield url
+    finally:
+        reset_platform()
+        mp.undo()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 class Caller:

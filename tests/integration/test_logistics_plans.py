@@ -8,19 +8,15 @@ whole): a change that drops or bypasses one fails here, not only in `make bench`
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import text
 
 from functions.logistics import service, store
 from shared import db
-from shared.migrate import upgrade
-from tests.integration.support import configure, reset_platform
+from tests.integration.support import configure, migrated_database, reset_platform
 from tools import bench_logistics, scale
 
 ROWS = 3_000
@@ -29,24 +25,9 @@ BIG = {"packages", "tracking_events"}
 
 @pytest.fixture(scope="module")
 def loaded(pg_url: str) -> Iterator[str]:
-    base = make_url(pg_url)
-    name = f"{base.database}_l{secrets.token_hex(3)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    mp = pytest.MonkeyPatch()
-    try:
-        configure(mp, DATABASE_URL=url)
-        upgrade("logistics")
+    with migrated_database(pg_url, "logistics") as url:
         bench_logistics.bulk_load(url, 1, ROWS)
         yield url
-    finally:
-        reset_platform()
-        mp.undo()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture()

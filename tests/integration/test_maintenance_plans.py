@@ -11,20 +11,17 @@ On a fresh PostgreSQL database loaded by the bench's own loader (a few thousand 
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from functions.maintenance import service, store
 from shared import db
-from shared.migrate import upgrade
-from tests.integration.support import configure, reset_platform
+from tests.integration.support import configure, migrated_database, reset_platform
 from tools import bench_maintenance, scale
 
 ROWS = 3_000
@@ -33,28 +30,13 @@ BIG = {"work_orders"}
 
 @pytest.fixture(scope="module")
 def loaded(pg_url: str) -> Iterator[tuple[str, list[str]]]:
-    base = make_url(pg_url)
-    name = f"{base.database}_w{secrets.token_hex(3)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    mp = pytest.MonkeyPatch()
-    try:
-        configure(mp, DATABASE_URL=url)
-        upgrade("maintenance")
+    with migrated_database(pg_url, "maintenance") as url:
         eng = create_engine(url, poolclass=NullPool)
         with eng.begin() as conn:
             assets = bench_maintenance._assets(conn, "PLAN")
         eng.dispose()
         bench_maintenance.insert_work_orders(url, ROWS, assets, str(uuid.uuid4()))
         yield url, assets
-    finally:
-        reset_platform()
-        mp.undo()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture()

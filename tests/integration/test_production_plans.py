@@ -17,14 +17,10 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from functions.production import model, service, store
 from shared import db
-from shared.migrate import upgrade
-from tests.integration.support import configure, reset_platform
+from tests.integration.support import configure, migrated_database, reset_platform
 from tools import bench_production, scale
 
 ROWS = 3_000
@@ -33,24 +29,9 @@ BIG = {"batches", "batch_transitions"}
 
 @pytest.fixture(scope="module")
 def loaded(pg_url: str) -> Iterator[str]:
-    base = make_url(pg_url)
-    name = f"{base.database}_p{secrets.token_hex(3)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    mp = pytest.MonkeyPatch()
-    try:
-        configure(mp, DATABASE_URL=url)
-        upgrade("production")
+    with migrated_database(pg_url, "production") as url:
         bench_production.load(url, 1, ROWS)
         yield url
-    finally:
-        reset_platform()
-        mp.undo()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture()
