@@ -5,9 +5,10 @@ import { all } from './api.js';
 const TTL_MS = 60000;
 const cache = new Map();
 
-function cached(key, load) {
+/** `load()`'s promise under `key`, kept for `ttl` ms (a failure is not kept). */
+export function cached(key, load, ttl = TTL_MS) {
   const hit = cache.get(key);
-  if (hit && Date.now() - hit.at < TTL_MS) return hit.promise;
+  if (hit && Date.now() - hit.at < ttl) return hit.promise;
   const promise = load().catch((err) => {
     cache.delete(key);
     throw err;

@@ -3,26 +3,14 @@
 // are offered (the API decides; docs/decisions/0024).
 
 import { all } from '../api.js';
+import * as lookups from '../lookups.js';
 import { h, label } from '../dom.js';
 import * as session from '../session.js';
 
 const TTL_MS = 30000;
-const cache = new Map();
+const cached = (key, load) => lookups.cached(key, load, TTL_MS);
 
-function cached(key, load) {
-  const hit = cache.get(key);
-  if (hit && Date.now() - hit.at < TTL_MS) return hit.promise;
-  const promise = load().catch((err) => {
-    cache.delete(key);
-    throw err;
-  });
-  cache.set(key, { at: Date.now(), promise });
-  return promise;
-}
-
-export function forget(key) {
-  cache.delete(key);
-}
+export { forget } from '../lookups.js';
 
 export const jobs = () => cached('jobs', () => all('/api/jobs'));
 export const targets = () => cached('targets', () => all('/api/targets'));
