@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from functions.production import model, service
 from shared import auth as sauth
@@ -47,7 +48,8 @@ MAX_METRICS_DAYS = 366
 
 BatchNumber = Annotated[
     str,
-    StringConstraints(max_length=40),
+    # the rule normalize_batch_number checks, in any case (stored upper-case)
+    StringConstraints(max_length=40, pattern=model.BATCH_NUMBER_ANY_CASE),
     AfterValidator(model.normalize_batch_number),
     Field(
         description="Unique, human-readable: ^[A-Z0-9][A-Z0-9-]{2,39}$ (stored upper-case).",
@@ -61,8 +63,12 @@ Unit = Annotated[
     Field(examples=["kg", "tablets"]),
 ]
 Notes = Annotated[str, StringConstraints(max_length=4000)]
-PlannedQuantity = Annotated[float, Field(gt=0), AfterValidator(model.check_quantity)]
-ActualQuantity = Annotated[float, Field(ge=0), AfterValidator(model.check_quantity)]
+PlannedQuantity = Annotated[
+    float, Field(gt=0, le=model.MAX_QUANTITY), AfterValidator(model.check_quantity)
+]
+ActualQuantity = Annotated[
+    float, Field(ge=0, le=model.MAX_QUANTITY), AfterValidator(model.check_quantity)
+]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 UtcDatetime = Annotated[
     AwareDatetime,
@@ -86,14 +92,15 @@ class BatchUpdate(ApiModel):
     planned_quantity, unit, planned_start) change only while the batch is planned.
     `version`, when given, must be the batch's current version (else 409)."""
 
-    batch_number: BatchNumber | None = None
-    product: Product | None = None
-    planned_quantity: PlannedQuantity | None = None
-    unit: Unit | None = None
+    # absent or a value, never null (`_no_nulls`): the schema leaves null out for these
+    batch_number: BatchNumber | SkipJsonSchema[None] = None
+    product: Product | SkipJsonSchema[None] = None
+    planned_quantity: PlannedQuantity | SkipJsonSchema[None] = None
+    unit: Unit | SkipJsonSchema[None] = None
     notes: Notes | None = None
     planned_start: UtcDatetime | None = None
     actual_quantity: ActualQuantity | None = None
-    version: int | None = Field(None, ge=1)
+    version: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -113,6 +120,21 @@ class BatchUpdate(ApiModel):
 class TransitionIn(ApiModel):
     """Exactly one of `status` and `stage`, with a reason. `actual_quantity` only when
     completing (required then unless the batch already has one)."""
+
+    # The rules of `_one_target`, stated in the schema.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["status"], "properties": {"status": {"type": "string"}}},
+                {"required": ["stage"], "properties": {"stage": {"type": "string"}}},
+            ],
+            "if": {
+                "required": ["actual_quantity"],
+                "properties": {"actual_quantity": {"type": "number"}},
+            },
+            "then": {"required": ["status"], "properties": {"status": {"const": "completed"}}},
+        }
+    )
 
     status: model.Status | None = None
     stage: model.Stage | None = None

@@ -43,6 +43,7 @@ RECORD_FIELDS = ("notes", "actual_quantity")
 EDITABLE_FIELDS = DEFINITION_FIELDS + RECORD_FIELDS
 
 BATCH_NUMBER = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,39}$")
+BATCH_NUMBER_ANY_CASE = r"^[A-Za-z0-9][A-Za-z0-9-]{2,39}$"  # the request schema's (upper-cased)
 UNIT = re.compile(r"^[A-Za-z%][A-Za-z0-9%/._-]{0,19}$")
 MAX_QUANTITY = 1e12
 
