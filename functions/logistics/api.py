@@ -33,6 +33,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from functions.logistics import model, service
 from shared import auth as sauth
@@ -61,7 +62,8 @@ FUTURE_SKEW = timedelta(minutes=10)  # a scanner clock may run a little fast, no
 
 TrackingNumber = Annotated[
     str,
-    StringConstraints(max_length=40),
+    # the syntax normalize_tracking_number checks, in any case (stored upper-case)
+    StringConstraints(max_length=40, pattern=model.TRACKING_NUMBER_ANY_CASE),
     AfterValidator(model.normalize_tracking_number),
     Field(
         description="Unique: ^[A-Z0-9][A-Z0-9-]{5,39}$ (stored upper-case). An UPU S10 number "
@@ -74,7 +76,8 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Address = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Region = Annotated[
     str,
-    StringConstraints(max_length=40),
+    # the rule normalize_region checks, in any case (upper-cased)
+    StringConstraints(max_length=40, pattern=model.REGION_ANY_CASE),
     AfterValidator(model.normalize_region),
     Field(description="Region code: ^[A-Z0-9][A-Z0-9_-]{0,39}$ (upper-cased).", examples=["DE-BE"]),
 ]
@@ -142,15 +145,16 @@ class PackageUpdate(ApiModel):
     refuses every edit. `version`, when given, must be the package's current version (else
     409)."""
 
-    sender: Name | None = None
-    recipient: Name | None = None
-    origin: Place | None = None
-    destination: Place | None = None
-    service_level: model.ServiceLevel | None = None
-    weight_kg: Weight | None = None
+    # absent or a value, never null (`_no_nulls`): the schema leaves null out for these
+    sender: Name | SkipJsonSchema[None] = None
+    recipient: Name | SkipJsonSchema[None] = None
+    origin: Place | SkipJsonSchema[None] = None
+    destination: Place | SkipJsonSchema[None] = None
+    service_level: model.ServiceLevel | SkipJsonSchema[None] = None
+    weight_kg: Weight | SkipJsonSchema[None] = None
     promised_by: UtcDatetime | None = None
-    status: model.Status | None = None
-    version: int | None = Field(None, ge=1)
+    status: model.Status | SkipJsonSchema[None] = None
+    version: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = None
 
     @model_validator(mode="before")
     @classmethod

@@ -91,7 +91,9 @@ EDITABLE_FIELDS = (
 ORIGIN_FIELDS = ("sender", "origin_address", "origin_lat", "origin_lon", "origin_region")
 
 REGION = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,39}$")
+REGION_ANY_CASE = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"  # the request schema's (upper-cased)
 TRACKING_NUMBER = re.compile(r"^[A-Z0-9][A-Z0-9-]{5,39}$")
+TRACKING_NUMBER_ANY_CASE = r"^[A-Za-z0-9][A-Za-z0-9-]{5,39}$"  # the request schema's
 S10 = re.compile(r"^([A-Z]{2})(\d{8})(\d)([A-Z]{2})$")
 S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
 GENERATED_PREFIX, GENERATED_SUFFIX = "SY", "SW"
