@@ -18,11 +18,13 @@ import flask
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from functions.source import model, monitor, service
 from shared import auth as sauth
@@ -39,25 +41,31 @@ from shared.http import (
     page,
     query,
 )
+from shared.openapi import responds
 
 app = create_app("source")
 
 DEFAULT_STATS_DAYS = 90
 
+# Patterns: the rules of model.check_owner / check_name / check_branch, stated in the schema
+# (without look-arounds: pydantic's regex engine has none); the checks stay.
 Owner = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=39),
+    StringConstraints(min_length=1, max_length=39, pattern=model.OWNER.pattern),
     AfterValidator(model.check_owner),
     Field(examples=["octo-org"]),
 ]
 Name = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=100),
+    StringConstraints(min_length=1, max_length=100, pattern=model.NAME_SCHEMA),
     AfterValidator(model.check_name),
     Field(examples=["hello-world"]),
 ]
 Branch = Annotated[
-    str, StringConstraints(min_length=1, max_length=255), AfterValidator(model.check_branch)
+    str,
+    StringConstraints(min_length=1, max_length=255, pattern=model.BRANCH_SCHEMA),
+    AfterValidator(model.check_branch),
+    Field(json_schema_extra={"not": {"anyOf": [{"pattern": p} for p in model.BRANCH_NEVER]}}),
 ]
 Secret = Annotated[
     str,
@@ -66,7 +74,7 @@ Secret = Annotated[
 ]
 Sha = Annotated[
     str,
-    StringConstraints(min_length=40, max_length=64),
+    StringConstraints(min_length=40, max_length=64, pattern=model.SHA_ANY_CASE),
     AfterValidator(model.check_sha),
     Field(description="Full commit SHA (40 hex digits; 64 for SHA-256 repositories)."),
 ]
@@ -94,7 +102,22 @@ def _split(owner_name: str) -> tuple[str, str]:
 # --- requests --------------------------------------------------------------------------------
 
 
+def _given(name: str) -> dict[str, Any]:
+    """JSON Schema: `name` is given (a secret, or a flag set)."""
+    value = {"type": "string"} if name == "webhook_secret" else {"const": True}
+    return {"required": [name], "properties": {name: value}}
+
+
+def _together(*names: str) -> dict[str, Any]:
+    return {"allOf": [_given(n) for n in names]}
+
+
 class RepositoryCreate(ApiModel):
+    # `_one_secret`, stated in the schema
+    model_config = ConfigDict(
+        json_schema_extra={"not": _together("webhook_secret", "generate_webhook_secret")}
+    )
+
     owner: Owner
     name: Name
     provider: model.Provider = "github"
@@ -116,8 +139,22 @@ class RepositoryUpdate(ApiModel):
     """Partial: only the fields given change. A new `webhook_secret` (or
     `generate_webhook_secret`) rotates it; `remove_webhook_secret` stops webhook intake."""
 
-    default_branch: Branch | None = None
-    polling: bool | None = None
+    # `_one_secret`, stated in the schema
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "anyOf": [
+                    _together("webhook_secret", "generate_webhook_secret"),
+                    _together("webhook_secret", "remove_webhook_secret"),
+                    _together("generate_webhook_secret", "remove_webhook_secret"),
+                ]
+            }
+        }
+    )
+
+    # absent or a value, never null (refused in the view): the schema leaves null out
+    default_branch: Branch | SkipJsonSchema[None] = None
+    polling: bool | SkipJsonSchema[None] = None
     webhook_secret: Secret | None = None
     generate_webhook_secret: bool = False
     remove_webhook_secret: bool = False
@@ -501,6 +538,7 @@ def list_repositories() -> flask.Response:
     response=RepositorySecretOut,
     status=201,
 )
+@responds(409)  # already tracked
 @sauth.require_roles("manager")
 def create_repository() -> flask.Response:
     """Register a GitHub repository: default branch, polling, and its webhook secret
@@ -621,6 +659,7 @@ def list_commits() -> flask.Response:
 
 @app.post("/api/commits")
 @describe("Track a commit by hand (operator)", request=CommitCreate, response=CommitOut, status=201)
+@responds(404, 409)  # the repository is not tracked; the commit is already recorded
 @sauth.require_roles("operator", "manager")
 def track_commit() -> flask.Response:
     """Record a commit of a tracked repository that neither the webhook nor the poller
@@ -637,6 +676,7 @@ def track_commit() -> flask.Response:
 
 @app.get("/api/commits/<sha>")
 @describe("One commit", query=OneCommitQuery, response=CommitOut)
+@responds(409, params={"sha": {"pattern": model.SHA_ANY_CASE}})  # 409: ambiguous
 def get_commit(sha: str) -> flask.Response:
     """A commit by its full SHA (with `?repository=owner/name` when several tracked
     repositories hold it: forks share history). 409 lists them when ambiguous."""

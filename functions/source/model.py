@@ -57,7 +57,18 @@ ZERO_SHA = "0" * 40
 OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
+SHA_ANY_CASE = r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$"  # the request schema's (lower-cased)
 BRANCH = re.compile(r"^[^\x00-\x20~^:?*\[\\]{1,255}$")
+# The same rules as JSON Schema patterns (request schemas), without look-arounds: a name
+# other than "." and ".."; a branch not starting with "/" or "-", not ending with "." or "/",
+# and containing none of BRANCH_NEVER.
+NAME_SCHEMA = (
+    r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,98}"
+    r"|\.\.[A-Za-z0-9._-]{1,98})$"
+)
+_REF = r"\x00-\x20~^:?*\[\\"
+BRANCH_SCHEMA = rf"^(?:[^{_REF}/.-]|[^{_REF}/-][^{_REF}]{{0,253}}[^{_REF}./])$"
+BRANCH_NEVER = (r"\.\.", r"@\{", r"\.lock$")
 _HEADER = re.compile(
     r"^(?P<type>[A-Za-z][A-Za-z0-9-]*)(?:\((?P<scope>[^()\r\n]*)\))?(?P<bang>!)?: (?P<desc>\S.*)$"
 )
