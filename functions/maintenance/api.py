@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import flask
-from pydantic import BeforeValidator, Field, StringConstraints, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from functions.maintenance import model, service
 from functions.maintenance.model import (
@@ -40,6 +41,7 @@ from shared.http import (
     page,
     query,
 )
+from shared.openapi import responds
 
 app = create_app("maintenance")
 
@@ -112,13 +114,14 @@ class AssetUpdate(ApiModel):
     """Partial update: only the fields present change. `status: retired` retires the asset
     (as DELETE does); a retired asset only accepts a status change back (restore)."""
 
-    tag: Tag | None = None
-    name: Name | None = None
+    # absent or a value, never null (`_nulls`): the schema leaves null out for these
+    tag: Tag | SkipJsonSchema[None] = None
+    name: Name | SkipJsonSchema[None] = None
     category: Short | None = None
     location: Place | None = None
     parent_id: UUID | None = None
-    status: AssetStatus | None = None
-    criticality: Criticality | None = None
+    status: AssetStatus | SkipJsonSchema[None] = None
+    criticality: Criticality | SkipJsonSchema[None] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -179,6 +182,7 @@ def list_assets() -> flask.Response:
 
 @app.post("/api/assets")
 @describe("Create an asset (manager)", request=AssetCreate, response=AssetOut, status=201)
+@responds(409)  # tag taken
 @sauth.require_roles(*PLANNERS)
 def create_asset() -> flask.Response:
     """A new asset; `tag` is unique (409), `parent_id` must be a live asset (422)."""
@@ -196,6 +200,7 @@ def get_asset(asset_id: UUID) -> flask.Response:
 
 @app.put("/api/assets/<uuid:asset_id>")
 @describe("Change an asset (manager)", request=AssetUpdate, response=AssetOut)
+@responds(409)  # tag taken, a cycle, a retired asset
 @sauth.require_roles(*PLANNERS)
 def update_asset(asset_id: UUID) -> flask.Response:
     """Change the given fields. A parent below the asset itself is a cycle (409); a status
@@ -238,11 +243,12 @@ class WorkOrderUpdate(ApiModel):
     Setting `assignee_id` on an open order makes it assigned; null on an assigned one makes
     it open. The status changes through /transitions."""
 
-    title: Name | None = None
+    # absent or a value, never null (`_nulls`): the schema leaves null out for these
+    title: Name | SkipJsonSchema[None] = None
     description: Text | None = None
-    asset_id: UUID | None = None
-    priority: Priority | None = None
-    type: WorkOrderType | None = None
+    asset_id: UUID | SkipJsonSchema[None] = None
+    priority: Priority | SkipJsonSchema[None] = None
+    type: WorkOrderType | SkipJsonSchema[None] = None
     due_date: date | None = None
     assignee_id: UUID | None = None
     labour_notes: Text | None = None
@@ -476,10 +482,12 @@ class PartCreate(ApiModel):
 class PartUpdate(ApiModel):
     """Partial update of the part's description; stock changes only through movements."""
 
-    sku: Tag | None = None
-    name: Name | None = None
-    unit: Unit | None = None
-    reorder_point: int | None = Field(None, ge=0, le=1_000_000_000)
+    # absent or a value, never null (`_rules`): the schema leaves null out for these
+    sku: Tag | SkipJsonSchema[None] = None
+    name: Name | SkipJsonSchema[None] = None
+    unit: Unit | SkipJsonSchema[None] = None
+    # (the bounds inside: on the field, the schema of `X | SkipJsonSchema[None]` drops them)
+    reorder_point: Annotated[int, Field(ge=0, le=1_000_000_000)] | SkipJsonSchema[None] = None
     location: Place | None = None
 
     @model_validator(mode="before")
@@ -511,6 +519,15 @@ class PartQuery(PageQuery):
 
 
 class MovementIn(ApiModel):
+    # model.stock_delta's rules, stated in the schema
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"kind": {"const": "adjust"}}},
+            "then": {"properties": {"quantity": {"not": {"const": 0}}}},
+            "else": {"properties": {"quantity": {"minimum": 1}}},
+        }
+    )
+
     kind: MovementKind
     quantity: Quantity = Field(
         description="receive/consume: positive; adjust: non-zero, negative to remove"
@@ -543,6 +560,7 @@ def list_parts() -> flask.Response:
 
 @app.post("/api/parts")
 @describe("Create a part (manager)", request=PartCreate, response=PartOut, status=201)
+@responds(409)  # SKU taken
 @sauth.require_roles(*PLANNERS)
 def create_part() -> flask.Response:
     """A new part; `sku` is unique (409, case-insensitive)."""
@@ -560,6 +578,7 @@ def get_part(part_id: UUID) -> flask.Response:
 
 @app.put("/api/parts/<uuid:part_id>")
 @describe("Change a part (manager)", request=PartUpdate, response=PartOut)
+@responds(409)  # SKU taken
 @sauth.require_roles(*PLANNERS)
 def update_part(part_id: UUID) -> flask.Response:
     """Change the given fields (not `stock`: record a movement)."""
@@ -570,6 +589,7 @@ def update_part(part_id: UUID) -> flask.Response:
 
 @app.post("/api/parts/<uuid:part_id>/movements")
 @describe("Record a stock movement (manager)", request=MovementIn, response=MovementOut, status=201)
+@responds(409)  # the stock would go below zero
 @sauth.require_roles(*PLANNERS)
 def record_movement(part_id: UUID) -> flask.Response:
     """receive adds, consume takes, adjust corrects by a signed quantity; the stock never
@@ -609,15 +629,16 @@ class ScheduleCreate(ApiModel):
 
 
 class ScheduleUpdate(ApiModel):
-    asset_id: UUID | None = None
+    # absent or a value, never null (`_nulls`): the schema leaves null out for these
+    asset_id: UUID | SkipJsonSchema[None] = None
     interval_days: int | None = Field(None, ge=1, le=3650)
     cron: Cron | None = None
-    title: Name | None = None
+    title: Name | SkipJsonSchema[None] = None
     description: Text | None = None
-    priority: Priority | None = None
-    type: PmType | None = None
-    next_due_at: datetime | None = None
-    active: bool | None = None
+    priority: Priority | SkipJsonSchema[None] = None
+    type: PmType | SkipJsonSchema[None] = None
+    next_due_at: datetime | SkipJsonSchema[None] = None
+    active: bool | SkipJsonSchema[None] = None
 
     @model_validator(mode="before")
     @classmethod
