@@ -91,8 +91,17 @@ SEMANTIC: dict[tuple[str, str], str] = {
     ("GET", "/api/batches/metrics"): "`from` <= `to`, at most 366 days apart",
     ("GET", "/api/logistics/stats"): "`from` <= `to`, at most 366 days apart",
     ("GET", "/api/commits/statistics"): "`since` before `until`",
+    ("GET", "/api/commits"): "`since` before `until`",
+    ("GET", "/api/repositories/{owner}/{name}/commits"): "`since` before `until`",
     ("POST", "/api/packages/{package_id}/events"): (
         "`occurred_at` at most 10 minutes ahead of the server's clock"
+    ),
+    ("POST", "/api/assets"): "`parent_id` must name a live asset (422 names it)",
+    ("POST", "/api/work-orders"): (
+        "`asset_id` must name a live asset, `assignee_id` an active hands-on user (422)"
+    ),
+    ("POST", "/api/pm-schedules"): (
+        "`asset_id` must name a live asset; `cron` must be one croniter takes (422)"
     ),
 }
 
@@ -100,33 +109,11 @@ SEMANTIC: dict[tuple[str, str], str] = {
 # fix is proposed to the lead). Remove an entry once its fix is in: the test then covers it.
 PENDING_FIXES: dict[tuple[str, str], str] = {
     # maintenance
-    ("POST", "/api/assets"): "unknown parent_id is 422 (a missing reference: 404)",
-    ("PUT", "/api/assets/{asset_id}"): "null refused (422) but the schema allows it",
-    ("POST", "/api/parts"): "409 (SKU taken) undocumented",
-    ("PUT", "/api/parts/{part_id}"): "null refused (422) but the schema allows it",
-    ("POST", "/api/parts/{part_id}/movements"): "an `adjust` of 0 is 422, schema allows it",
-    ("POST", "/api/pm-schedules"): "exactly one of interval_days and cron: not in the schema",
-    ("PUT", "/api/pm-schedules/{schedule_id}"): "null refused (422) but the schema allows it",
-    ("POST", "/api/work-orders"): "unknown asset_id is 422 (a missing reference: 404)",
-    ("PUT", "/api/work-orders/{wo_id}"): "null refused (422) but the schema allows it",
     # production
-    ("POST", "/api/batches"): "batch_number's rule is a validator, not a schema pattern",
-    ("PUT", "/api/batches/{batch_id}"): "null refused (422) but the schema allows it",
-    ("POST", "/api/batches/{batch_id}/transitions"): "exactly one of status and stage",
     # logistics
-    ("POST", "/api/packages"): "region's rule is a validator, not a schema pattern",
-    ("GET", "/api/packages"): "region's rule is a validator, not a schema pattern",
-    ("PUT", "/api/packages/{package_id}"): "null refused (422) but the schema allows it",
-    ("GET", "/api/packages/export"): "region validator; `promised_before=-2097153` accepted",
     ("POST", "/api/tracking-events:batch"): "schema-invalid scans answered 200 (refused inside)",
     # source
-    ("POST", "/api/commits"): "404 (repository not tracked) undocumented",
-    ("GET", "/api/commits/{sha}"): "`sha` (40/64 hex) checked in the view, not in the schema",
-    ("POST", "/api/repositories"): "owner/name rules are validators, not schema patterns",
-    ("PUT", "/api/repositories/{owner}/{name}"): "default_branch rule a validator; null refused",
     ("POST", "/api/webhook/github"): "required X-GitHub-* headers undocumented; 400/401 too",
-    ("GET", "/api/commits"): "`branch` rule is a validator, not a schema pattern",
-    ("GET", "/api/repositories/{owner}/{name}/commits"): "`branch` rule is a validator",
 }
 
 # schemathesis' default statuses of a refused invalid request.
