@@ -108,8 +108,6 @@ SEMANTIC: dict[tuple[str, str], str] = {
 # (method, path) -> the mismatch the fuzzer shows, in code another change owns right now (the
 # fix is proposed to the lead). Remove an entry once its fix is in: the test then covers it.
 PENDING_FIXES: dict[tuple[str, str], str] = {
-    # maintenance
-    # production
     # logistics
     ("POST", "/api/tracking-events:batch"): "schema-invalid scans answered 200 (refused inside)",
     # source
