@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -238,36 +239,54 @@ def run_alone(label: str, run: Callable[[emulators.Stack, str], str], **options:
     return 0
 
 
+def login(st: emulators.Stack) -> str:
+    """A fresh admin access token (they last 15 min; the whole bench runs longer)."""
+    r = requests.post(
+        st.gateway_url + "/api/auth/login",
+        timeout=30,
+        json={"email": st.admin_email, "password": st.admin_password},
+    )
+    r.raise_for_status()
+    return str(r.json()["access_token"])
+
+
 def main() -> int:
+    """Every section in one run. A section that raises is reported as failed in
+    docs/benchmarks.md (its traceback printed) and the others still run; the exit code is 1."""
     st, drop, _ = bench_stack()
+    failed: list[str] = []
     try:
         st.start()
         os.environ.update(st.env())  # this process is a client of the stack's emulators too
-        r = requests.post(
-            st.gateway_url + "/api/auth/login",
-            timeout=30,
-            json={"email": st.admin_email, "password": st.admin_password},
-        )
-        r.raise_for_status()
-        token = r.json()["access_token"]
         print("bench: bench_overhead ...", flush=True)
-        overhead = bench_overhead.run(st, token)
+        overhead = bench_overhead.run(st, login(st))
         print("bench: login throughput ...", flush=True)
-        login = login_throughput(st)
+        login_figures = login_throughput(st)
         sections = []
         for path in sorted(Path(__file__).parent.glob("bench_*.py")):
             if path.stem == "bench_overhead":
                 continue  # measured first, on a quiet stack
             print(f"bench: {path.stem} ...", flush=True)
             module = importlib.import_module(f"tools.{path.stem}")
-            sections.append(module.run(st, token))
+            try:
+                sections.append(module.run(st, login(st)))
+            except Exception as exc:  # noqa: BLE001 - reported below and in the exit code
+                traceback.print_exc()
+                failed.append(path.stem)
+                sections.append(
+                    f"## {path.stem}\n\n**Failed in this run**: `{type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}` (traceback in the "
+                    "bench's output).\n"
+                )
     finally:
         st.stop()
         drop()
-    OUT.write_text("\n".join([report(overhead, login), *sections]) + "\n")
+    OUT.write_text("\n".join([report(overhead, login_figures), *sections]) + "\n")
     print(OUT.read_text())
     print(json.dumps(bench_overhead.LAST), flush=True)
-    return 0
+    if failed:
+        print(f"bench: failed sections: {', '.join(failed)}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
