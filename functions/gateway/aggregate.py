@@ -310,10 +310,20 @@ def merge(specs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     for context, spec in specs:
         spec_components = spec.get("components") or {}
         theirs: dict[str, Any] = spec_components.get("schemas") or {}
-        renames = {}
-        for name, schema in theirs.items():
-            if name in schemas and schemas[name] != schema:
-                renames[name] = f"{context}_{name}"
+        # A name another context already uses for a different schema gets this context's
+        # prefix. Renaming one can make a schema that refers to it differ too (two identical
+        # `ScheduleList`s over two `ScheduleOut`s): repeat until no new name collides.
+        renames: dict[str, str] = {}
+        while True:
+            rewritten = _rewrite_refs(theirs, renames)
+            new = {
+                name: f"{context}_{name}"
+                for name, schema in rewritten.items()
+                if name not in renames and name in schemas and schemas[name] != schema
+            }
+            if not new:
+                break
+            renames.update(new)
         if renames:
             spec = _rewrite_refs(spec, renames)
             theirs = (spec.get("components") or {}).get("schemas") or {}

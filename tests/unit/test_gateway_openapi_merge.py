@@ -83,3 +83,42 @@ def test_public_routes_have_no_security_requirement():
     )
     assert merged["paths"]["/api/auth/login"]["post"]["security"] == []
     assert "security" not in merged["paths"]["/api/auth/logout"]["post"]
+
+
+def test_a_schema_that_refers_to_a_renamed_one_is_renamed_too():
+    # two identical lists over two different items: the second list must follow its item
+    def listed(required):
+        return {
+            "ScheduleOut": {"type": "object", "required": required},
+            "ScheduleList": {
+                "type": "object",
+                "properties": {
+                    "items": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/ScheduleOut"},
+                    }
+                },
+            },
+        }
+
+    merged = merge(
+        [
+            (
+                "automation",
+                doc({"/api/schedules": {"get": op("ScheduleList")}}, listed(["job_id"])),
+            ),
+            (
+                "maintenance",
+                doc({"/api/pm-schedules": {"get": op("ScheduleList")}}, listed(["asset_id"])),
+            ),
+        ]
+    )
+    schemas = merged["components"]["schemas"]
+    ref = merged["paths"]["/api/pm-schedules"]["get"]["responses"]["200"]["content"][
+        "application/json"
+    ]["schema"]["$ref"]
+    assert ref == "#/components/schemas/maintenance_ScheduleList"
+    item = schemas["maintenance_ScheduleList"]["properties"]["items"]["items"]["$ref"]
+    assert schemas[item.rsplit("/", 1)[1]]["required"] == ["asset_id"]
+    automation = merged["paths"]["/api/schedules"]["get"]["responses"]["200"]["content"]
+    assert automation["application/json"]["schema"]["$ref"] == "#/components/schemas/ScheduleList"
