@@ -60,15 +60,29 @@ def problem(
 
 
 def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic errors as `{field, message, type}` entries (no input values echoed)."""
-    return [
-        {
-            "field": ".".join(str(p) for p in e["loc"]) or "(body)",
-            "message": e["msg"],
-            "type": e["type"],
-        }
-        for e in exc.errors(include_url=False, include_input=False)
-    ]
+    """Pydantic errors as `{field, message, type}` entries (no input values echoed).
+
+    A field typed `X | SkipJsonSchema[None]` (absent or a value, never null) fails in both
+    members of its union, and pydantic names the member after the field (`title.none`,
+    `title.constrained-str`): the `none` member's error is dropped and the member's name
+    left out, so the client reads the field's own error under the field's name."""
+    errors = exc.errors(include_url=False, include_input=False)
+    unions = {tuple(e["loc"][:-1]) for e in errors if e["loc"] and e["loc"][-1] == "none"}
+    out = []
+    for e in errors:
+        loc = tuple(e["loc"])
+        if loc and loc[:-1] in unions:
+            if loc[-1] == "none":
+                continue
+            loc = loc[:-1]
+        out.append(
+            {
+                "field": ".".join(str(p) for p in loc) or "(body)",
+                "message": e["msg"],
+                "type": e["type"],
+            }
+        )
+    return out
 
 
 def to_response(exc: BaseException) -> flask.Response:
