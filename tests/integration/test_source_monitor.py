@@ -18,9 +18,8 @@ from functions.source import ingest, intake, model, monitor, store
 from shared import clients, db
 from shared import secrets as ssecrets
 from shared.config import settings
-from shared.migrate import upgrade
 from tests.integration import support
-from tests.integration.support import configure, reset_platform
+from tests.integration.support import configure, migrated_database, reset_platform
 from tests.integration.test_source_api import deliver, payload_for
 from tests.integration.test_source_fakegithub import FakeGitHub, rest_commit
 
@@ -36,16 +35,16 @@ def fake_github():
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory, pubsub_emulator, firestore_emulator, pg_url):
-    env = {
-        "SWITCHYARD_LOCAL_DIR": str(tmp_path_factory.mktemp("source-monitor")),
-        "DATABASE_URL": pg_url,
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        configure(mp, **env)
-        upgrade("source")
-    reset_platform()
-    clients.firestore.cache_clear()
-    return env
+    # a database of its own: the monitor polls every tracked repository, and other tests
+    # (the contract fuzzer through the stack) leave theirs in the session's database
+    with migrated_database(pg_url, "source") as url:
+        env = {
+            "SWITCHYARD_LOCAL_DIR": str(tmp_path_factory.mktemp("source-monitor")),
+            "DATABASE_URL": url,
+        }
+        reset_platform()
+        clients.firestore.cache_clear()
+        yield env
 
 
 @pytest.fixture(autouse=True)
