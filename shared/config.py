@@ -88,6 +88,13 @@ def _urls(raw: str) -> dict[str, str]:
     return {str(k): str(v).rstrip("/") for k, v in value.items()}
 
 
+def _trace_exporter(raw: str) -> str:
+    value = raw.strip().lower() or "auto"
+    if value not in ("auto", "cloudtrace", "log", "none"):
+        raise ValueError("must be auto, cloudtrace, log or none")
+    return value
+
+
 def _lower(raw: str) -> str:
     return raw.strip().lower()
 
@@ -197,6 +204,13 @@ class Settings:
     )
     publish_timeout_s: float = setting(
         "PUBLISH_TIMEOUT_S", "how long a publish after commit may take before the relay's turn", 5.0
+    )
+    outbox_wait_s: float = setting(
+        "OUTBOX_WAIT_S",
+        "how long a request waits for its own events' publish before answering (Cloud Run "
+        "throttles CPU after the response); 0: never, the sender publishes after it",
+        0.0,
+        shown="`2` on Cloud Run, `0` elsewhere",
     )
     # tokens
     jwt_issuer: str = setting("JWT_ISSUER", "`iss` of every token, checked", "switchyard")
@@ -311,6 +325,25 @@ class Settings:
     # misc
     log_level: str = setting(
         "LOG_LEVEL", "JSON log lines on stdout in Cloud Logging's shape", "INFO", parse=_upper
+    )
+    # traces (shared.tracing, decision 0046)
+    tracing: bool = setting(
+        "TRACING",
+        "OpenTelemetry spans of every request and event hop; `false`: the traceparent is only "
+        "passed on",
+        True,
+    )
+    trace_sample_ratio: float = setting(
+        "TRACE_SAMPLE_RATIO",
+        "share of new traces sampled (parent-based: a caller's sampling decision is kept)",
+        1.0,
+    )
+    trace_exporter: str = setting(
+        "TRACE_EXPORTER",
+        "`cloudtrace`, `log` (a JSON line per span, read by the dev dashboard) or `none`; "
+        "`auto`: Cloud Trace on Cloud Run, else none (`make dev` sets `log`)",
+        "auto",
+        parse=_trace_exporter,
     )
     # source context: GitHub's REST API (a local fake in tests), the token's secret name, and
     # the region whose Cloud Scheduler runs the jobs (monitor start/stop)
@@ -435,10 +468,14 @@ def _load() -> Settings:
                 values[f.name] = value
     s = Settings(**values)
     s = dataclasses.replace(s, in_cloud=bool(os.environ.get("K_SERVICE")) and not s.is_local)
+    if s.in_cloud and "outbox_wait_s" not in values:
+        s = dataclasses.replace(s, outbox_wait_s=CLOUD_OUTBOX_WAIT_S)
     if not s.is_local:
         _refuse_placeholders(s)
     return s
 
+
+CLOUD_OUTBOX_WAIT_S = 2.0  # decision 0041: on Cloud Run a request sees its events published
 
 _PLACEHOLDERS = {"", "changeme", "change-me", "admin", "password", "secret", "switchyard"}
 

@@ -4,7 +4,10 @@
 its manifest (`publishes`), and inserts it into the publishing context's `outbox` table inside
 the caller's transaction. The committed row is the durability: right after commit it is handed
 to the process's sender (`_Sender`), which publishes it off the request thread and marks it
-published in batches, so the request never waits on Pub/Sub (decision 0041). A failed publish,
+published in batches, so the request does not wait on Pub/Sub (decision 0041). On Cloud Run,
+where CPU is throttled once the response is sent, the request waits up to `outbox_wait_s` for
+its own rows (`OUTBOX_WAIT_S`, 2 s there, 0 elsewhere), else they would wait for the relay's
+next tick. A failed publish,
 a full queue or a crash leaves the row pending for `relay()` (`ops-outbox-relay`, every
 minute), so nothing is lost. `flush()` waits for this process's rows (a CLI before it exits;
 atexit does it too). `outbox_table` is the one definition of the table;
@@ -189,6 +192,25 @@ class _Pending(NamedTuple):
     topic: str
     payload: bytes
     attributes: dict[str, str]
+    waiter: _Waiter | None = None
+
+
+class _Waiter:
+    """Counts down the rows of one commit as the sender marks (or gives up on) each."""
+
+    def __init__(self, rows: int) -> None:
+        self._left = rows
+        self._cv = threading.Condition()
+
+    def done(self) -> None:
+        with self._cv:
+            self._left -= 1
+            if self._left <= 0:
+                self._cv.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        with self._cv:
+            return self._cv.wait_for(lambda: self._left <= 0, timeout)
 
 
 MAX_QUEUED = 10_000  # rows waiting for their publish per process; beyond, the relay's turn
@@ -222,6 +244,8 @@ class _Sender:
         for row in rows:
             if not self._slots.acquire(blocking=False):
                 _log.warning("outbox publish queue full; %s waits for the relay", row.id)
+                if row.waiter is not None:
+                    row.waiter.done()
                 continue
             with self._idle:
                 self._open += 1
@@ -286,6 +310,9 @@ class _Sender:
                     "marking %d outbox rows failed; the relay will", len(batch), exc_info=True
                 )
             finally:
+                for row, _ in batch:
+                    if row.waiter is not None:
+                        row.waiter.done()
                 self._done(len(batch))
 
 
@@ -334,9 +361,17 @@ def flush(timeout: float | None = None) -> bool:
 
 
 def _hand_over(rows: list[_Pending]) -> None:
-    """After commit: hand the committed rows to the sender; the request goes on at once."""
+    """After commit: hand the committed rows to the sender; the request goes on at once, or,
+    with `outbox_wait_s` (Cloud Run), once they are published and marked or that time passed."""
     fault_point("after-commit")  # fault suite only (local): die between commit and publish
-    _sender().offer(rows)
+    wait_s = settings().outbox_wait_s
+    if wait_s <= 0:
+        _sender().offer(rows)
+        return
+    waiter = _Waiter(len(rows))
+    _sender().offer([row._replace(waiter=waiter) for row in rows])
+    if not waiter.wait(wait_s):
+        _log.info("%d events not yet published after %.1f s; the relay's turn", len(rows), wait_s)
 
 
 def _publish_rows(session: Session, table: Table, rows: Sequence[Any]) -> int:
