@@ -203,11 +203,23 @@ class BatchScanIn(ScanIn):
 
 
 class ScanBatchIn(ApiModel):
-    scans: list[BatchScanIn] = Field(min_length=1, max_length=MAX_BATCH)
+    """Up to 1,000 scans, each answered on its own. An item that is an object but not a
+    valid BatchScanIn is refused alone (its result's problem names the fields) and the
+    others are recorded; only a body that is not a list of 1 to 1,000 objects is refused
+    whole (422)."""
+
+    scans: list[BatchScanIn | dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Up to 1,000 scans. Each should be a BatchScanIn; an object that is not "
+        "(a bad field, a missing field, a clock too far ahead) is refused on its own with a "
+        "422 problem in its result, and the others are still recorded.",
+    )
 
 
 class _ScanBatchEnvelope(ApiModel):
-    """What is parsed first: each scan is then validated on its own (refused alone)."""
+    """What is parsed: the list (refused whole when it is not one of 1..1,000 objects); each
+    scan is then validated on its own (refused alone)."""
 
     scans: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
 

@@ -14,6 +14,7 @@ Datetimes are UTC (SQLite keeps them naive: values are bound in UTC and read bac
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -207,6 +208,37 @@ def change(
     return result.rowcount == 1
 
 
+def change_many(session: Session, changes: list[dict[str, Any]]) -> bool:
+    """Apply each change (`id`, `seen` version, new `version` and the same other columns in
+    every one) if its row still has `seen`: on PostgreSQL one `UPDATE ... FROM
+    json_to_recordset` (the rollup triggers fire once for the whole batch), elsewhere one
+    guarded UPDATE per row. False when any row changed meanwhile."""
+    if not changes:
+        return True
+    if session.get_bind().dialect.name != "postgresql":
+        return all(
+            change(
+                session,
+                c["id"],
+                c["seen"],
+                bump=c["version"] - c["seen"],
+                **{k: v for k, v in c.items() if k not in ("id", "seen", "version")},
+            )
+            for c in changes
+        )
+    names = [k for k in changes[0] if k not in ("id", "seen")]
+    record = _record_type(packages, ["id", *names]) + ", seen integer"
+    sets = ", ".join(f"{n} = v.{n}" for n in names)
+    stmt = text(
+        f"UPDATE {packages.fullname} AS p SET {sets} "  # noqa: S608 - column names
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS v({record}) "
+        "WHERE p.id = v.id AND p.version = v.seen"
+    )
+    payload = json.dumps([{k: _json_value(v) for k, v in c.items()} for c in changes])
+    result = typed(CursorResult[Any], session.execute(stmt, {"rows": payload}))
+    return int(result.rowcount) == len(changes)
+
+
 def _filtered(
     stmt: Select[Any],
     *,
@@ -341,11 +373,61 @@ def scans_by_key(session: Session, keys: list[str]) -> dict[str, Scan]:
 SCANS_PER_INSERT = 2_000  # 14 parameters a row: under pg8000's 32,767 per statement
 
 
+class KeyRace(Exception):
+    """An idempotency key this batch is storing was stored meanwhile by a concurrent writer
+    (ON CONFLICT skipped it): the batch must be evaluated again."""
+
+
 def insert_scans(session: Session, scans: list[Scan]) -> None:
-    """One multi-row INSERT per 2,000 scans (pg8000's executemany is a round trip per row)."""
-    rows = [_bind({k: getattr(s, k) for k in Scan.__dataclass_fields__}) for s in scans]
+    """On PostgreSQL one `INSERT ... SELECT FROM json_to_recordset ... ON CONFLICT
+    (idempotency_key) DO NOTHING` for the whole batch (one parameter: pg8000's parameter
+    handling and SQLAlchemy's multi-row VALUES compile were most of a batch's time); a key
+    skipped there was stored by a concurrent writer after this batch read the known keys:
+    `KeyRace`. Elsewhere one multi-row INSERT per 2,000 scans."""
+    rows = [{k: getattr(s, k) for k in Scan.__dataclass_fields__} for s in scans]
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        stored = insert_rows(session, tracking_events, rows, conflict="idempotency_key")
+        if stored != len(rows):
+            raise KeyRace()
+        return
+    rows = [_bind(r) for r in rows]
     for i in range(0, len(rows), SCANS_PER_INSERT):
         session.execute(tracking_events.insert().values(rows[i : i + SCANS_PER_INSERT]))
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return utc(value).isoformat()  # type: ignore[union-attr]
+    return value
+
+
+def _record_type(table: Table, names: list[str]) -> str:
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.dialect()
+    return ", ".join(f"{n} {table.c[n].type.compile(dialect=dialect)}" for n in names)
+
+
+def insert_rows(
+    session: Session, table: Table, rows: list[dict[str, Any]], *, conflict: str | None = None
+) -> int:
+    """PostgreSQL: insert `rows` (all with the same keys) in one statement whose only
+    parameter is the rows as JSON, read back by `json_to_recordset` with the table's column
+    types (timestamps as ISO 8601 with their offset, floats as their shortest repr: both
+    exact). With `conflict`, rows whose `conflict` column is taken are skipped. Returns the
+    number of rows inserted."""
+    names = list(rows[0])
+    cols = ", ".join(names)
+    on = f" ON CONFLICT ({conflict}) DO NOTHING" if conflict else ""
+    stmt = text(
+        f"INSERT INTO {table.fullname} ({cols}) SELECT {cols} "  # noqa: S608 - column names
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS r({_record_type(table, names)}){on}"
+    )
+    payload = json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows])
+    result = typed(CursorResult[Any], session.execute(stmt, {"rows": payload}))
+    return int(result.rowcount)
 
 
 def timeline(

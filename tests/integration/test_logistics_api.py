@@ -7,6 +7,7 @@ change leaves in the outbox. Every test works in its own random region, so filte
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import threading
@@ -565,10 +566,100 @@ def test_batch_limits(operator, region):
     assert_problem(operator.post("/api/tracking-events:batch", json={"scans": []}), 422)
     big = {"scans": [_batch_scan({"package_id": pkg["id"]}, "arrival", 1)], "pad": "x" * 1_100_000}
     assert_problem(operator.post("/api/tracking-events:batch", json=big), 413)
+    # an item that is not an object is not a scan at all: the whole batch is refused
+    body = assert_problem(
+        operator.post("/api/tracking-events:batch", json={"scans": [scans[0], 7]}), 422
+    )
+    assert [e["field"] for e in body["errors"]] == ["scans.1"]
+    # an object that is not a valid scan is refused alone (docs/decisions/0047)
+    bad = {**scans[1], "lat": 123, "colour": "red"}
+    del bad["kind"]
+    out = ok(operator.post("/api/tracking-events:batch", json={"scans": [scans[0], bad]}))
+    assert [r["outcome"] for r in out["results"]] == ["accepted", "refused"]
+    problem = out["results"][1]["problem"]
+    assert problem["status"] == 422
+    assert {e["field"] for e in problem["errors"]} == {"kind", "lat", "colour"}
     out = ok(operator.post("/api/tracking-events:batch", json={"scans": scans[:1000]}))
-    assert out["accepted"] == 1000
+    assert out["accepted"] == 999 and out["duplicates"] == 1
     # 1000 scans of one package in time order: the first moved it, the others kept it
     assert sum(1 for r in out["results"] if r["scan"]["moved"]) == 1
+
+
+def test_a_batch_over_many_packages_leaves_one_event_per_scan_and_move(operator, viewer, region):
+    """The batch's set-based writes (one UPDATE of every package, one INSERT of every scan,
+    one of every outbox row): each accepted scan has its tracking event, each move its status
+    event (and delivered / exception events), with the version each step gave the package;
+    the package rows, their versions and the rollups end where scan-by-scan intake leaves
+    them."""
+    pkgs = [create(operator, region) for _ in range(6)]
+    scans = []
+    for n, p in enumerate(pkgs):
+        ref = {"package_id": p["id"]}
+        scans += [
+            _batch_scan(ref, "departure", 1),  # sent before the pickup it follows
+            _batch_scan(ref, "pickup", 0),
+            _batch_scan(ref, "arrival", 2),
+            _batch_scan(ref, "delivery" if n % 2 else "exception", 3, note="late truck"),
+        ]
+    out = ok(operator.post("/api/tracking-events:batch", json={"scans": scans}))
+    assert (out["accepted"], out["refused"]) == (24, 0)
+    for n, p in enumerate(pkgs):
+        final = "delivered" if n % 2 else "exception"
+        now = ok(viewer.get(f"/api/packages/{p['id']}"))
+        # created -> picked_up -> in_transit (departure) -> arrival (no move) -> final
+        assert (now["status"], now["version"]) == (final, p["version"] + 4)
+        events = outbox(p["id"])
+        kinds = [e[0] for e in events]
+        assert kinds.count("tracking.event.recorded") == 4
+        assert kinds.count("package.status.changed") == 3
+        assert kinds.count("package.delivered" if n % 2 else "package.exception.raised") == 1
+        recorded = [e[1] for e in events if e[0] == "tracking.event.recorded"]
+        assert sorted(e["version"] for e in recorded) == [2, 3, 4, 5]
+        assert {e[2]["actor"] for e in events if e[0] != "package.created"} == {operator.sub}
+    with db.transaction() as s:
+        assert store.count_by_status(s) == store.live_count_by_status(s)
+
+
+def test_concurrent_batches_with_one_key_store_it_once(operator, viewer, region):
+    """Two batches racing with the same idempotency key on different packages: the key is
+    stored once; the other batch answers it refused (key reused) and commits the rest."""
+    a, b = create(operator, region), create(operator, region)
+    key = f"race-{uuid.uuid4().hex}"
+    answers: list = []
+
+    def send(pkg):
+        batch = [
+            _batch_scan({"package_id": pkg["id"]}, "pickup", 0, key=key),
+            _batch_scan({"package_id": pkg["id"]}, "departure", 1),
+        ]
+        resp = Caller(("operator",)).post("/api/tracking-events:batch", json={"scans": batch})
+        answers.append((pkg, resp))
+
+    threads = [threading.Thread(target=send, args=(p,)) for p in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    outs = [(p, ok(r)) for p, r in answers]
+    firsts = sorted(o["results"][0]["outcome"] for _, o in outs)
+    assert firsts == ["accepted", "refused"]
+    with db.transaction() as tx:
+        n = tx.execute(
+            select(func.count())
+            .select_from(store.tracking_events)
+            .where(store.tracking_events.c.idempotency_key == key)
+        ).scalar()
+    assert n == 1
+    for p, o in outs:
+        stored = len(timeline(viewer, p["id"]))
+        assert stored == o["accepted"]
+        assert [e[0] for e in outbox(p["id"])].count("tracking.event.recorded") == stored
+    # the path a race takes: the key stored after this batch read the known keys is skipped
+    # by ON CONFLICT, and the batch is rolled back and evaluated again
+    with db.transaction() as tx:
+        (first,) = store.scans_by_key(tx, [key]).values()
+    with pytest.raises(store.KeyRace), db.transaction() as tx:
+        store.insert_scans(tx, [dataclasses.replace(first, id=str(uuid.uuid4()))])
 
 
 # --- lists -----------------------------------------------------------------------------------
