@@ -273,6 +273,7 @@ class Deployer:
     source_dir: Path
     sql_instance: str = "switchyard"
     vpc_connector: str = "switchyard"
+    max_instances_cap: int | None = None  # Terraform's max_instances_cap (decision 0040)
     project_number: str = "<project-number>"
     _urls: dict[str, str | None] = field(default_factory=dict)
 
@@ -296,6 +297,11 @@ class Deployer:
         return sorted(
             n for n, d in self.catalog.deployments.items() if d.context == GATEWAY_CONTEXT
         )
+
+    def max_instances(self, d: Deployment) -> int:
+        """The manifest's max_instances under the environment's cap, as Terraform sets it."""
+        cap = self.max_instances_cap
+        return d.runtime.max_instances if cap is None else min(d.runtime.max_instances, cap)
 
     def published_topics(self, d: Deployment) -> tuple[str, ...]:
         # Manifest `platform_roles`: the outbox relay publishes every topic (every context's
@@ -657,7 +663,7 @@ class Deployer:
             f"--cpu={rt.cpu:g}",
             f"--timeout={rt.timeout_s}s",
             f"--min-instances={rt.min_instances}",
-            f"--max-instances={rt.max_instances}",
+            f"--max-instances={self.max_instances(d)}",
             f"--concurrency={rt.concurrency}",
             f"--service-account={self.sa_email(d.name)}",
             *(
@@ -758,6 +764,22 @@ class Deployer:
         )
 
 
+DEV_MAX_INSTANCES_CAP = 3  # infra/environments/dev: max_instances_cap's default (0040)
+
+
+def _cap(raw: str, env: str) -> int | None:
+    """--max-instances-cap: unset is the environment's default, `none` no cap."""
+    if not raw:
+        return DEV_MAX_INSTANCES_CAP if env == "dev" else None
+    if raw.lower() == "none":
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise GcloudError(
+            f"--max-instances-cap is a number of instances >= 1 or 'none', got {raw!r}"
+        )
+    return int(raw)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Deploy Switchyard deployments with gcloud from the manifests."
@@ -782,6 +804,12 @@ def main(argv: list[str] | None = None) -> int:
         "--vpc-connector",
         default=os.environ.get("VPC_CONNECTOR", "switchyard"),
         help="Serverless VPC Access connector for all egress ('' for none; docs/deploy.md)",
+    )
+    parser.add_argument(
+        "--max-instances-cap",
+        default=os.environ.get("MAX_INSTANCES_CAP", ""),
+        help=f"ceiling on every deployment's max instances ('none' for the manifests'); "
+        f"default {DEV_MAX_INSTANCES_CAP} in dev (its database's connections), none in prod",
     )
     parser.add_argument(
         "--source-dir",
@@ -825,6 +853,7 @@ def main(argv: list[str] | None = None) -> int:
             source_dir,
             args.sql_instance,
             args.vpc_connector,
+            _cap(args.max_instances_cap, args.env),
         )
         deployer.deploy(names or sorted(catalog.deployments))
     except (GcloudError, ManifestError) as exc:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from infra_support import ROOT, account_id, expected_plan
+from infra_support import ROOT, account_id, blocks, expected_plan
 
 DEPLOY = ROOT / "infra" / "deploy" / "deploy.sh"
 PROJECT = "proj"
@@ -123,7 +123,8 @@ def test_one_deployment_users_api(fake, catalog):
     assert f["entry-point"] == "api" and f["source"].endswith("build/users-api")
     assert f["ingress-settings"] == "internal-only"
     assert (f["memory"], f["cpu"], f["timeout"]) == ("256Mi", "1", "60s")
-    assert (f["min-instances"], f["max-instances"], f["concurrency"]) == ("0", "10", "40")
+    # dev caps max instances like Terraform's dev (its database's connections, decision 0040)
+    assert (f["min-instances"], f["max-instances"], f["concurrency"]) == ("0", "3", "40")
     assert f["service-account"] == sa("users-api")
     assert (f["vpc-connector"], f["egress-settings"]) == ("switchyard", "all")
     assert f["set-secrets"] == "JWT_PUBLIC_KEYS=jwt-public-keys:latest"
@@ -285,6 +286,36 @@ def test_second_run_updates_instead_of_creating(fake, catalog):
     assert len(find(calls, "functions", "deploy")) == len(catalog.deployments)
 
 
+def test_max_instances_follow_terraform_per_environment(fake, catalog):
+    """dev caps every deployment at Terraform dev's max_instances_cap, prod keeps the
+    manifests', and the cap can be set or lifted per run."""
+    from infra.deploy.deploy import DEV_MAX_INSTANCES_CAP
+
+    dev_vars = blocks(ROOT / "infra" / "environments" / "dev", "variable")
+    assert dev_vars["max_instances_cap"]["default"] == DEV_MAX_INSTANCES_CAP
+    manifest = catalog.deployments["users-api"].runtime.max_instances
+    for args, env, expected in (
+        ((), {"SWITCHYARD_ENV": "dev"}, min(manifest, DEV_MAX_INSTANCES_CAP)),
+        (("--env=prod",), {}, manifest),
+        (("--max-instances-cap=none",), {}, manifest),
+        (("--env=prod", "--max-instances-cap=2"), {}, 2),
+        ((), {"MAX_INSTANCES_CAP": "1"}, 1),
+    ):
+        calls, _ = fake(*args, env={"DEPLOYMENT": "users-api", **env})
+        (deploy,) = find(calls, "functions", "deploy")
+        assert flags(deploy)["max-instances"] == str(expected), (args, env)
+
+
+def test_a_bad_instance_cap_is_refused(tmp_path):
+    done = subprocess.run(
+        [str(DEPLOY), "--dry-run", "--project=p", "--max-instances-cap=0", "users-api"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "--max-instances-cap is a number of instances >= 1 or 'none'" in done.stderr
+
+
 def test_dry_run_prints_and_runs_nothing(fake):
     calls, out = fake("--dry-run", "users-api")
     assert calls == []  # not even a describe
@@ -302,7 +333,7 @@ def test_dry_run_prints_and_runs_nothing(fake):
         "--memory=256Mi",
         "--cpu=1",
         "--timeout=60s",
-        "--max-instances=10",
+        "--max-instances=3",
         "--concurrency=40",
         f"--service-account={sa('users-api')}",
         "--set-secrets=JWT_PUBLIC_KEYS=jwt-public-keys:latest",
