@@ -58,7 +58,7 @@ function backupRow(b) {
     h('td', { class: 'text-nowrap' }, fmtDateTime(b.requested_at)),
     h('td', {}, h('span', { class: `badge ${BACKUP_CLASS[b.status] || 'text-bg-light border'} backup-status` }, label(b.status))),
     h('td', {}, label(b.method)),
-    h('td', { class: 'text-break small font-monospace' }, b.location),
+    h('td', { class: 'small font-monospace backup-location', title: b.location || '' }, b.location),
     h('td', { class: 'num' }, bytes(b.size_bytes)),
     h('td', { class: 'text-nowrap' }, fmtDateTime(b.finished_at)),
     h('td', { class: 'text-danger small' }, b.error || ''));
@@ -148,8 +148,7 @@ export async function databasePage(ctx) {
     navigate('/ops/database', { schema: new FormData(form).get('schema') || '' });
   });
   replace(main, header,
-    h('div', { class: 'row' }, h('div', { class: 'col-xl-7' }, schemasCard(stats)),
-      h('div', { class: 'col-xl-5' }, backupsCard(ctx))),
+    schemasCard(stats), backupsCard(ctx),
     h('h2', { class: 'h5 mt-2' }, 'Tables'), form,
     pagedTable({
       id: 'db-tables', headers: ['Schema', 'Table', 'Rows', 'Total size', 'Data', 'Indexes', 'Dead tuples', 'Last vacuum', 'Last analyze'],
