@@ -109,7 +109,8 @@ def _apply(delivery_id: str, event: str, payload: Any) -> str:
 
 def _repository(tx: Any, row: model.Delivery, payload: Any) -> model.Repository | None:
     full = model.repository_of(payload) or row.repository or ""
-    repo = store.repository_by_key(tx, full.lower())
+    # KEY SHARE: the repository cannot be deleted under the work; nothing else waits on it
+    repo = store.repository_by_key(tx, full.lower(), lock="key share")
     if repo is None or (row.repository_id and repo.id != row.repository_id):
         return None  # deleted (and perhaps registered again) since the delivery arrived
     return repo
@@ -129,6 +130,14 @@ def _push(
         "pusher": push.pusher,
         "commits": len(push.commits),
     }
+    recorded = 0
+    if push.records_commits:
+        new = service.record_commits(
+            tx, repo, push.commits, branch=push.ref_name, source="webhook", delivery_id=delivery_id
+        )
+        summary["new_commits"] = recorded = len(new)
+    # The ref last (decision 0048): two pushes to one branch wait on each other only from
+    # here to their commit, not for each other's commits.
     store.move_ref(
         tx,
         repository_id=repo.id,
@@ -140,13 +149,7 @@ def _push(
         updated_at=now,
         delivery_id=delivery_id,
     )
-    if not push.records_commits:
-        return summary, 0
-    new = service.record_commits(
-        tx, repo, push.commits, branch=push.ref_name, source="webhook", delivery_id=delivery_id
-    )
-    summary["new_commits"] = len(new)
-    return summary, len(new)
+    return summary, recorded
 
 
 def _fail(delivery_id: str, error: str) -> None:

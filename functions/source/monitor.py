@@ -142,7 +142,9 @@ def _poll_repository(gh: github.Client, repo: model.Repository, tally: Tally) ->
         url = answer.next_url
     found = [_detailed(gh, repo, c, tally) for c in found]
     with db.transaction() as tx:
-        current = store.repository_by_key(tx, repo.full_name_key, lock=True)
+        # KEY SHARE, not FOR UPDATE: kept from deletion without making the webhook's
+        # recorders wait; the row itself is updated last (decision 0048)
+        current = store.repository_by_key(tx, repo.full_name_key, lock="key share")
         if current is None or current.id != repo.id:
             return  # deleted meanwhile
         new = service.record_commits(

@@ -17,10 +17,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import BindParameter
 
 from functions.source import model, store
 from functions.source.events import (
@@ -176,7 +178,9 @@ def update_repository(
         new_version = _store_secret(secret_name, webhook_secret)
     now = _now()
     with db.transaction() as tx:
-        repo = store.repository_by_key(tx, key, lock=True)
+        # NO KEY UPDATE: an edit waits for no recorder of its commits (their foreign keys
+        # hold KEY SHARE), only for another edit or the end of a recorder (decision 0048)
+        repo = store.repository_by_key(tx, key, lock="no key update")
         if repo is None:
             raise model.RepositoryNotFound()
         if expected_version is not None and expected_version != repo.version:
@@ -258,56 +262,113 @@ def record_commits(
     delivery_id: str | None = None,
     actor: str = "system",
 ) -> list[model.CommitFacts]:
-    """Record `commits` of `repo` in `tx` (see module doc); the ones that were new."""
+    """Record `commits` of `repo` in `tx` (see module doc); the ones that were new, in the
+    order given.
+
+    Set-based (decision 0048): the commits go in a few multi-row `INSERT ... ON CONFLICT DO
+    NOTHING RETURNING sha` statements, the branch links in one more, their `commit.recorded`
+    outbox rows (one event per new commit, as before) in multi-row inserts too, the rollup in
+    one upsert, the repository's last seen commit in one update. Locks are taken in one order by
+    every recorder - commits and branch links by sha, the rollup rows by key, the repository
+    row last - so concurrent pushes to one repository never deadlock and hold the hot rows
+    (the day's rollup, the repository) only from the end of their work to their commit.
+    A sha listed twice counts once (its first listing)."""
     now = _now()
-    new: list[model.CommitFacts] = []
-    counted: list[dict[str, Any]] = []
+    given: dict[str, model.CommitFacts] = {}
     latest: model.CommitFacts | None = None
     for facts in commits:
-        values = _commit_values(
-            repo, facts, branch=branch, source=source, delivery_id=delivery_id, now=now
-        )
-        inserted = store.insert_commit(tx, values)
-        if branch is not None:
-            store.link_branch(tx, repo.id, facts.sha, branch)
-            if not inserted:
-                store.set_branch_if_missing(tx, repo.id, facts.sha, branch)
+        given.setdefault(facts.sha, facts)
         if latest is None or facts.committed_at >= latest.committed_at:
             latest = facts
-        if not inserted:
-            continue
-        new.append(facts)
-        counted.append(values)
-        emit(
-            tx,
-            CommitRecorded(
-                repository=repo.full_name,
-                repository_id=repo.id,
-                sha=facts.sha,
-                author=facts.author_name,
-                author_email=facts.author_email,
-                author_login=facts.author_login,
-                message=facts.message,
-                branch=branch,
-                timestamp=rfc3339(facts.committed_at),
-                added=list(facts.added),
-                removed=list(facts.removed),
-                modified=list(facts.modified),
-                files_known=facts.files_known,
-                additions=facts.additions,
-                deletions=facts.deletions,
-                url=facts.url,
-                source=source,
-                conventional_type=values["conventional_type"],
-                conventional_scope=values["conventional_scope"],
-                breaking=values["breaking"],
-            ),
-            actor=actor,
+    if latest is None:
+        return []
+    values = {
+        sha: _commit_values(
+            repo, facts, branch=branch, source=source, delivery_id=delivery_id, now=now
         )
-    store.count_commits(tx, counted)  # the daily rollup, in the same transaction
-    if latest is not None:
-        store.advance_last_seen(tx, repo.id, latest.sha, latest.committed_at)
+        for sha, facts in given.items()
+    }
+    inserted = store.insert_commits(tx, list(values.values()))
+    if branch is not None:
+        store.link_branches(tx, repo.id, list(given), branch)
+        store.set_branch_if_missing(tx, repo.id, [s for s in given if s not in inserted], branch)
+    new = [facts for sha, facts in given.items() if sha in inserted]
+    outbox = _Outbox(tx)
+    for facts in new:
+        event = _recorded(repo, facts, values[facts.sha], branch, source)
+        emit(cast(Session, outbox), event, actor=actor)
+    outbox.write()
+    store.count_commits(tx, [values[facts.sha] for facts in new])  # the daily rollup
+    store.advance_last_seen(tx, repo.id, latest.sha, latest.committed_at)
     return new
+
+
+class _Outbox:
+    """What `emit` is handed while a push's commits are recorded: the session, except that
+    the outbox INSERTs emit runs are kept and written by `write` as multi-row INSERTs
+    (`store.insert_rows`) in the same transaction. emit's validation, manifest check and
+    after-commit hand-over to the sender are untouched; any other statement goes straight to
+    the session. 2048 new commits are 2048 events: one INSERT each was most of a push's time
+    once the commits went in set-based. logistics' scan batch does the same; a bulk emit in
+    `shared.events` would replace both (decision 0048)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._rows: dict[Any, list[dict[str, Any]]] = {}
+
+    def execute(self, stmt: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(stmt, Insert) and not args and not kwargs and stmt.table.name == "outbox":
+            self._rows.setdefault(stmt.table, []).append(_insert_values(stmt))
+            return None
+        return self._session.execute(stmt, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def write(self) -> None:
+        for table, rows in self._rows.items():
+            store.insert_rows(self._session, table, rows)
+        self._rows.clear()
+
+
+def _insert_values(stmt: Insert) -> dict[str, Any]:
+    """The values of a single-row `insert().values(...)`: read off its bound parameters, or
+    by compiling it when they are not plain values bound by column name."""
+    bound = getattr(stmt, "_values", None) or {}
+    if bound and all(isinstance(k, str) and isinstance(v, BindParameter) for k, v in bound.items()):
+        return {k: v.value for k, v in bound.items()}
+    return dict(stmt.compile().params)
+
+
+def _recorded(
+    repo: model.Repository,
+    facts: model.CommitFacts,
+    values: dict[str, Any],
+    branch: str | None,
+    source: str,
+) -> CommitRecorded:
+    return CommitRecorded(
+        repository=repo.full_name,
+        repository_id=repo.id,
+        sha=facts.sha,
+        author=facts.author_name,
+        author_email=facts.author_email,
+        author_login=facts.author_login,
+        message=facts.message,
+        branch=branch,
+        timestamp=rfc3339(facts.committed_at),
+        added=list(facts.added),
+        removed=list(facts.removed),
+        modified=list(facts.modified),
+        files_known=facts.files_known,
+        additions=facts.additions,
+        deletions=facts.deletions,
+        url=facts.url,
+        source=source,
+        conventional_type=values["conventional_type"],
+        conventional_scope=values["conventional_scope"],
+        breaking=values["breaking"],
+    )
 
 
 def track_commit(

@@ -20,8 +20,9 @@ index over `to_tsvector('simple', message)` on PostgreSQL (words), LIKE on SQLit
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -313,10 +314,23 @@ def _repository(row: Any) -> model.Repository:
     return model.Repository(**as_dict(row))
 
 
-def repository_by_key(session: Session, key: str, *, lock: bool = False) -> model.Repository | None:
+RowLock = Literal["update", "no key update", "key share"]
+
+
+def repository_by_key(
+    session: Session, key: str, *, lock: bool | RowLock = False
+) -> model.Repository | None:
+    """The repository named `key`; `lock`: True or "update" (FOR UPDATE: its deletion),
+    "no key update" (an edit of its columns: does not wait for writers of its commits, whose
+    foreign keys hold KEY SHARE), "key share" (only keeps it from being deleted: what a
+    recorder of commits takes first, decision 0048). Ignored on SQLite."""
     stmt = select(repositories).where(repositories.c.full_name_key == key)
-    if lock:
+    if lock is True or lock == "update":
         stmt = stmt.with_for_update()
+    elif lock == "no key update":
+        stmt = stmt.with_for_update(key_share=True)
+    elif lock == "key share":
+        stmt = stmt.with_for_update(read=True, key_share=True)
     row = session.execute(stmt).first()
     return _repository(row) if row is not None else None
 
@@ -392,32 +406,64 @@ def _commit(row: Any) -> model.Commit:
     return model.Commit(**out)
 
 
-def insert_commit(session: Session, values: dict[str, Any]) -> bool:
-    """Insert if (repository, sha) is new; True when this call inserted it."""
-    stmt = (
-        db.insert(session, commits)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["repository_id", "sha"])
-    )
-    return _rowcount(session.execute(stmt)) == 1
+# Rows per multi-row statement: PostgreSQL's wire protocol (and pg8000) take at most 32,767
+# parameters a statement, SQLite 32,766; a commits row has 22 columns.
+COMMIT_ROWS_PER_STATEMENT = 500
+ROWS_PER_STATEMENT = 1000  # narrower rows (branch links: 3 columns, rollup rows: 8)
 
 
-def link_branch(session: Session, repository_id: str, sha: str, branch: str) -> None:
-    stmt = (
-        db.insert(session, commit_branches)
-        .values(repository_id=repository_id, sha=sha, branch=branch)
-        .on_conflict_do_nothing(index_elements=["repository_id", "sha", "branch"])
-    )
-    session.execute(stmt)
+def _chunks(rows: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
 
 
-def set_branch_if_missing(session: Session, repository_id: str, sha: str, branch: str) -> None:
+def insert_commits(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert the commits of one repository that are new (`ON CONFLICT DO NOTHING` on the
+    primary key), a few multi-row statements, in sha order: two transactions inserting
+    overlapping commits wait on each other in the same order, never in a cycle. The shas this
+    call inserted (a concurrent twin's or an earlier delivery's are not)."""
+    inserted: set[str] = set()
+    ordered = sorted(rows, key=lambda v: (v["repository_id"], v["sha"]))
+    for chunk in _chunks(ordered, COMMIT_ROWS_PER_STATEMENT):
+        stmt = (
+            db.insert(session, commits)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=["repository_id", "sha"])
+            .returning(commits.c.sha)
+        )
+        inserted.update(str(sha) for sha in session.scalars(stmt).all())
+    return inserted
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` (all with the same keys) into `table`, ROWS_PER_STATEMENT a statement
+    (the buffered outbox rows of a push, `service._Outbox`)."""
+    for chunk in _chunks(rows, ROWS_PER_STATEMENT):
+        session.execute(table.insert().values(chunk))
+
+
+def link_branches(session: Session, repository_id: str, shas: list[str], branch: str) -> None:
+    """Every commit of `shas` is on `branch` (links already there stay), in sha order."""
+    rows = [{"repository_id": repository_id, "sha": s, "branch": branch} for s in sorted(shas)]
+    for chunk in _chunks(rows, ROWS_PER_STATEMENT):
+        session.execute(
+            db.insert(session, commit_branches)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=["repository_id", "sha", "branch"])
+        )
+
+
+def set_branch_if_missing(
+    session: Session, repository_id: str, shas: list[str], branch: str
+) -> None:
+    """Known commits recorded without a branch (the poller, by hand) take `branch`."""
     c = commits.c
-    session.execute(
-        update(commits)
-        .where(c.repository_id == repository_id, c.sha == sha, c.branch.is_(None))
-        .values(branch=branch)
-    )
+    for chunk in _chunks(sorted(shas), ROWS_PER_STATEMENT):
+        session.execute(
+            update(commits)
+            .where(c.repository_id == repository_id, c.sha.in_(chunk), c.branch.is_(None))
+            .values(branch=branch)
+        )
 
 
 def commits_by_sha(session: Session, sha: str, repository_id: str | None) -> list[model.Commit]:
@@ -546,9 +592,12 @@ Grouped = dict[str, dict[Any, dict[str, int]]]
 
 
 def count_commits(session: Session, recorded: list[dict[str, Any]]) -> None:
-    """Add commits just inserted (their `commits` row values) to the daily rollup: one
-    increment per (repository, dim, day, key), applied in key order so that concurrent
-    transactions lock the rows in the same order (no deadlock)."""
+    """Add commits just inserted (their `commits` row values) to the daily rollup: the
+    increments of one (repository, dim, day, key) summed here, then one multi-row upsert
+    (a statement per ROWS_PER_STATEMENT keys) in key order, so concurrent transactions lock
+    the rows in the same order (no deadlock). The recorder calls it last but for the
+    repository row (decision 0048): the rollup rows of a busy day are the hottest rows a
+    push touches, held from here to the commit only."""
     adds: dict[tuple[str, str, date, str], list[int]] = {}
     for v in recorded:
         at = utc(v["committed_at"])
@@ -561,18 +610,19 @@ def count_commits(session: Session, recorded: list[dict[str, Any]]) -> None:
             acc[1] += v["additions"] or 0
             acc[2] += v["deletions"] or 0
             acc[3] += v["files_changed"] or 0
+    rows = [
+        {
+            "repository_id": repo,
+            "dim": dim,
+            "day": day,
+            "key": key,
+            **dict(zip(MEASURES, m, strict=True)),
+        }
+        for (repo, dim, day, key), m in sorted(adds.items())
+    ]
     t = commit_days.c
-    for (repo, dim, day, key), (n, a, d, f) in sorted(adds.items()):
-        stmt = db.insert(session, commit_days).values(
-            repository_id=repo,
-            dim=dim,
-            day=day,
-            key=key,
-            commits=n,
-            additions=a,
-            deletions=d,
-            files_changed=f,
-        )
+    for chunk in _chunks(rows, ROWS_PER_STATEMENT):
+        stmt = db.insert(session, commit_days).values(chunk)
         session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["repository_id", "dim", "day", "key"],
