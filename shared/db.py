@@ -22,7 +22,21 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Float, MetaData, Table, create_engine, event, text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.ext.compiler import compiles
@@ -34,9 +48,12 @@ from shared.config import settings
 _AFTER_COMMIT = "switchyard.after_commit"
 
 __all__ = [
+    "IDEMPOTENCY_KEYS",
     "after_commit",
     "as_dict",
+    "create_idempotency_keys",
     "engine",
+    "idempotency_table",
     "insert",
     "is_sqlite",
     "metadata",
@@ -112,8 +129,56 @@ def is_sqlite() -> bool:
 
 
 def metadata(schema: str) -> MetaData:
-    """The MetaData of a context's tables, all in its own schema."""
-    return MetaData(schema=schema)
+    """The MetaData of a context's tables, all in its own schema, with the platform's table
+    every schema has: `idempotency_keys` (see below)."""
+    md = MetaData(schema=schema)
+    idempotency_table(md)
+    return md
+
+
+# --- idempotency keys (shared.http's Idempotency-Key, decision 0045) -------------------------
+# One table per context schema, so a key is recorded in the transaction of the effect it
+# guards (the schema's own tables, the deployment's own grants). The logic is in
+# shared/http/_idempotency.py; the columns are defined here because every store's MetaData
+# carries them (tests/integration/test_schema_drift.py compares it with the migrations).
+
+IDEMPOTENCY_KEYS = "idempotency_keys"
+
+
+def idempotency_table(md: MetaData) -> Table:
+    """The `idempotency_keys` table of the schema `md` is for (one per schema)."""
+    name = f"{md.schema}.{IDEMPOTENCY_KEYS}" if md.schema else IDEMPOTENCY_KEYS
+    if name in md.tables:
+        return md.tables[name]
+    ts = DateTime(timezone=True)
+    return Table(
+        IDEMPOTENCY_KEYS,
+        md,
+        Column("id", String(64), primary_key=True),  # sha256 of deployment, subject, route, key
+        Column("deployment", String(63), nullable=False),
+        Column("subject", String(255), nullable=False),
+        Column("route", String(255), nullable=False),
+        Column("fingerprint", String(64), nullable=False),  # sha256 of the canonical request
+        Column("state", String(16), nullable=False),  # running | committed | done | withheld
+        Column("owner", String(32), nullable=False),  # the request holding the claim
+        Column("lease_until", ts, nullable=False),
+        Column("created_at", ts, nullable=False),
+        Column("expires_at", ts, nullable=False),
+        Column("status", Integer, nullable=True),
+        Column("headers", Text, nullable=True),  # JSON object
+        Column("body", LargeBinary, nullable=True),
+        Index("ix_idempotency_keys_expires_at", "expires_at"),
+    )
+
+
+def create_idempotency_keys(op: Any, schema: str) -> None:
+    """Alembic: create the `idempotency_keys` table of `schema`, from `idempotency_table`."""
+    table = idempotency_table(MetaData(schema=schema))
+    op.create_table(IDEMPOTENCY_KEYS, *(c._copy() for c in table.columns), schema=schema)
+    for index in table.indexes:
+        op.create_index(
+            index.name, IDEMPOTENCY_KEYS, [c.name for c in index.columns], schema=schema
+        )
 
 
 @contextmanager

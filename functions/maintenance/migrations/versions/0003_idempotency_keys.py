@@ -1,0 +1,25 @@
+"""maintenance: the idempotency_keys table (Idempotency-Key on creating POSTs, decision 0045)
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-01
+"""
+
+from alembic import op
+
+from shared.db import IDEMPOTENCY_KEYS, create_idempotency_keys
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+SCHEMA = "maintenance"
+
+
+def upgrade() -> None:
+    create_idempotency_keys(op, SCHEMA)
+
+
+def downgrade() -> None:
+    op.drop_table(IDEMPOTENCY_KEYS, schema=SCHEMA)

@@ -1,0 +1,25 @@
+"""source: the idempotency_keys table (Idempotency-Key on creating POSTs, decision 0045)
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-01
+"""
+
+from alembic import op
+
+from shared.db import IDEMPOTENCY_KEYS, create_idempotency_keys
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+SCHEMA = "source"
+
+
+def upgrade() -> None:
+    create_idempotency_keys(op, SCHEMA)
+
+
+def downgrade() -> None:
+    op.drop_table(IDEMPOTENCY_KEYS, schema=SCHEMA)
