@@ -9,7 +9,9 @@ the pydantic models given to `shared.http.describe` (JSON Schema by pydantic, `$
 documents the statuses the platform itself can answer (429 and 503 from the gateway, 502/504 when
 forwarded, 401/403 when authenticated, 404 with a path parameter, 400/413/415/422 with a JSON
 body, 422 with a query, 400 with a cursor), plus what its view declares with `responds(...)`
-(e.g. 409); every operation needs `bearerAuth` except the routes the manifests declare public.
+(e.g. 409); a POST that takes `Idempotency-Key` documents the header, its 400/409/422 and the
+`Idempotent-Replayed` header of a replay; every operation needs `bearerAuth` except the routes
+the manifests declare public.
 `spec_path(deployment)` is where a deployment serves its spec (`<first route>/openapi.json`,
 only for `/api/...` routes); `shared.http.create_app` registers it and the gateway merges
 them all at `/api/openapi.json`.
@@ -19,6 +21,7 @@ generic response, and roles checked inside a view are not visible here.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 from typing import TYPE_CHECKING, Any, Literal
@@ -113,6 +116,32 @@ EVERY_OPERATION = ("429", "503")
 FORWARDED = ("502", "504")
 # ... and every operation with a JSON request body (`shared.http.body`, the size limit).
 WITH_BODY = ("400", "413", "415", "422")
+
+# ... and every POST that takes `Idempotency-Key` (shared/http/_idempotency.py): a key that is
+# not one (400), one still in flight or whose answer was lost (409), one reused with another
+# request (422).
+WITH_IDEMPOTENCY_KEY = ("400", "409", "422")
+REPLAYED_HEADER = "Idempotent-Replayed"
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes the request safe to retry: the same key with the same request (method, path, "
+        "query, body) within 24 hours answers the first answer again, with "
+        "`Idempotent-Replayed: true`, and does nothing twice. Scoped to the caller and this "
+        "operation. 422 when the key was used with another request, 409 while the first is "
+        "still being served (`Retry-After`) or when its answer was lost, 400 when it is not "
+        "1-255 printable ASCII characters without spaces. Use a new random key (a UUID) per "
+        "action, and the same key for its retries."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+}
+IDEMPOTENT_REPLAYED: dict[str, Any] = {
+    "description": "`true` when this is the recorded answer of an earlier request with the "
+    "same `Idempotency-Key` (nothing was done again).",
+    "schema": {"type": "string", "enum": ["true"]},
+}
 
 BEARER_SCHEME: dict[str, Any] = {
     "type": "http",
@@ -228,6 +257,12 @@ def _responds(view: Any) -> dict[str, Any]:
     return {"statuses": (), "params": {}, "headers": {}}
 
 
+def _idempotent(app: flask.Flask, rule: Any, method: str) -> bool:
+    from shared.http._idempotency import covers
+
+    return covers(app, rule, method)
+
+
 def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of `context`, generated from `app`'s routes (see module doc)."""
     from shared.manifests import catalog
@@ -282,7 +317,17 @@ def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
                 }
                 for name, spec in extra.get("headers", {}).items()
             )
-            operations.append((path, method.lower(), op, {**facts, "responds": extra["statuses"]}))
+            idempotent = _idempotent(app, rule, method)
+            if idempotent:
+                op["parameters"].append(copy.deepcopy(IDEMPOTENCY_PARAMETER))
+            operations.append(
+                (
+                    path,
+                    method.lower(),
+                    op,
+                    {**facts, "responds": extra["statuses"], "idempotent": idempotent},
+                )
+            )
             for key, mode in _MODEL_MODES:
                 model = facts.get(key)
                 if isinstance(model, type) and issubclass(model, BaseModel):
@@ -326,6 +371,9 @@ def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
             errors.add("404")
         if request_model is not None:
             errors.update(WITH_BODY)
+        if facts["idempotent"]:
+            errors.update(WITH_IDEMPOTENCY_KEY)
+            ok["headers"] = {REPLAYED_HEADER: copy.deepcopy(IDEMPOTENT_REPLAYED)}
         if query_model is not None:
             errors.add("422")
             if "cursor" in getattr(query_model, "model_fields", {}):

@@ -7,7 +7,10 @@ What a context uses is exported here (`from shared.http import create_app, body,
   `query()`, `json_body()`, `json_response()`;
 - lists: `PageQuery` (`?limit=&cursor=`, `keyset(*types)`), `Page[T]`, `page()`;
 - errors: the classes of `shared.errors` (re-exported) and `problem()`;
-- the request: `request_id()`, `client_ip()`.
+- the request: `request_id()`, `client_ip()`;
+- idempotent creates: `IDEMPOTENCY_KEY` (the header every POST documented 201/202 takes,
+  decision 0045), `IDEMPOTENT_REPLAYED` (the header of a replayed answer),
+  `arm_idempotency_fault()` and `SimulatedCrash` for tests of the crash window.
 Every error path answers RFC 9457 problem+json (`type`, `title`, `status`, `detail`, `errors`
 for field problems, `request_id`); an unexpected exception is logged with its stack and
 answered as a bare 500. Implementation lives in the `_`-prefixed modules beside this file.
@@ -38,6 +41,10 @@ from shared.http._bodies import (
     query,
 )
 from shared.http._context import client_ip, new_traceparent
+from shared.http._idempotency import HEADER as IDEMPOTENCY_KEY
+from shared.http._idempotency import REPLAYED as IDEMPOTENT_REPLAYED
+from shared.http._idempotency import SimulatedCrash
+from shared.http._idempotency import arm_fault as arm_idempotency_fault
 from shared.http._pages import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -52,6 +59,8 @@ from shared.http._scheduled import Tick, scheduled
 
 __all__ = [
     "DEFAULT_LIMIT",
+    "IDEMPOTENCY_KEY",
+    "IDEMPOTENT_REPLAYED",
     "MAX_LIMIT",
     "PROBLEM_JSON",
     "ApiModel",
@@ -66,11 +75,13 @@ __all__ = [
     "PayloadTooLarge",
     "Problem",
     "ServiceUnavailable",
+    "SimulatedCrash",
     "Tick",
     "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
     "Unprocessable",
+    "arm_idempotency_fault",
     "body",
     "client_ip",
     "create_app",

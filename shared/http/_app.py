@@ -1,8 +1,9 @@
 """The Flask app of a context, and how functions-framework entry points serve it.
 
 `create_app(context)` builds the app with the platform hooks (`_context.install`), JWT
-authentication of every route the manifests do not declare public (`shared.auth`), a body size
-limit, and per HTTP deployment its health route and OpenAPI document. `dispatch(app, request)`
+authentication of every route the manifests do not declare public (`shared.auth`),
+`Idempotency-Key` on the POSTs that create something (`_idempotency`), a body size limit, and
+per HTTP deployment its health route and OpenAPI document. `dispatch(app, request)`
 serves the app from a functions-framework entry point. `health_response(deployment)` is the one
 health answer that HTTP, event and schedule deployments all give.
 """
@@ -18,6 +19,7 @@ import flask
 from pydantic import BaseModel
 
 from shared.config import settings
+from shared.http import _idempotency as idempotency
 from shared.http._context import install, teardown
 
 
@@ -28,11 +30,15 @@ def describe(
     query: type[BaseModel] | None = None,
     response: Any = None,
     status: int = 200,
+    idempotent: bool | None = None,
 ) -> Callable[[Any], Any]:
     """Attach OpenAPI facts to a view (summary defaults to its docstring's first line).
 
     The context's spec at `<first route>/openapi.json` is generated from the Flask URL map and
-    these facts; the gateway merges every context's spec at `/api/openapi.json`.
+    these facts; the gateway merges every context's spec at `/api/openapi.json`. A POST
+    documented 201 or 202 takes `Idempotency-Key` (`_idempotency`); `idempotent` says
+    otherwise for one view (False: never, e.g. an answer that is a secret; True: another POST
+    that creates something).
     """
 
     def wrap(view: Any) -> Any:
@@ -42,6 +48,7 @@ def describe(
             "query": query,
             "response": response,
             "status": status,
+            "idempotent": idempotent,
         }
         return view
 
@@ -70,6 +77,8 @@ def create_app(context: str, *, authenticate: bool = True) -> flask.Flask:
     install(app)
     if authenticate:
         app.before_request(auth.authenticate_request)
+        # after authentication: a key is scoped to the token's subject
+        idempotency.install(app)
 
     for dep in catalog().context(context).deployments:
         if dep.trigger != "http":
