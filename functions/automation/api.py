@@ -59,6 +59,14 @@ Host = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=mo
 Port = Annotated[int, Field(ge=1, le=65535)]
 ParamName = Annotated[str, StringConstraints(pattern=model.PARAM.pattern)]
 ParamValue = Annotated[str, StringConstraints(max_length=4096)]
+# The bounds sit on the collection type itself, so that `X | SkipJsonSchema[None]` (a partial
+# update) keeps them in the schema as maxItems/maxProperties (a Field bound on the union came
+# out as `maxLength` on an array and an object).
+Tags = Annotated[list[Tag], Field(max_length=50)]
+Parameters = Annotated[
+    dict[ParamName, ParamValue],
+    Field(max_length=50, json_schema_extra={"additionalProperties": False}),  # names: ParamName
+]
 Fingerprint = Annotated[str, StringConstraints(pattern=model.FINGERPRINT.pattern)]
 
 
@@ -133,7 +141,7 @@ class TargetCreate(ApiModel):
     kind: model.TargetKind
     host: Host
     port: Port | None = Field(None, description="Default: ssh 22, winrm 5986, http 443.")
-    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    tags: Tags = Field(default_factory=list)
     options: TargetOptions = Field(default_factory=lambda: TargetOptions.model_validate({}))
     credential_id: UUID | None = None
     internal: bool = Field(
@@ -156,7 +164,7 @@ class TargetUpdate(ApiModel):
     kind: model.TargetKind | SkipJsonSchema[None] = None
     host: Host | SkipJsonSchema[None] = None
     port: Port | SkipJsonSchema[None] = None
-    tags: list[Tag] | SkipJsonSchema[None] = Field(None, max_length=50)
+    tags: Tags | SkipJsonSchema[None] = None
     options: TargetOptions | SkipJsonSchema[None] = None
     credential_id: UUID | None = Field(None, description="null: no credential.")
     internal: bool | SkipJsonSchema[None] = None
@@ -612,7 +620,7 @@ def delete_job(job_id: UUID) -> flask.Response:
 
 
 class RunCreate(ApiModel):
-    parameters: dict[ParamName, ParamValue] = Field(default_factory=dict, max_length=50)
+    parameters: Parameters = Field(default_factory=dict)
 
 
 class RunAccepted(BaseModel):
@@ -834,7 +842,7 @@ class ScheduleIn(ApiModel):
         examples=["*/15 * * * *"],
     )
     time_zone: TimeZone = Field("Etc/UTC", description="IANA time zone the cron is read in.")
-    parameters: dict[ParamName, ParamValue] = Field(default_factory=dict, max_length=50)
+    parameters: Parameters = Field(default_factory=dict)
     enabled: bool = True
     catch_up: model.CatchUp = Field(
         "once",
@@ -856,7 +864,7 @@ class ScheduleUpdate(ApiModel):
     job_id: UUID | SkipJsonSchema[None] = None
     cron: Cron | SkipJsonSchema[None] = None
     time_zone: TimeZone | SkipJsonSchema[None] = None
-    parameters: dict[ParamName, ParamValue] | SkipJsonSchema[None] = Field(None, max_length=50)
+    parameters: Parameters | SkipJsonSchema[None] = None
     enabled: bool | SkipJsonSchema[None] = None
     catch_up: model.CatchUp | SkipJsonSchema[None] = None
     version: int | None = Field(None, ge=1)

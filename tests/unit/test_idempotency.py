@@ -11,6 +11,7 @@ from pathlib import Path
 
 import flask
 import pytest
+import requests
 
 from shared.errors import BadRequest
 from shared.http import _idempotency as idem
@@ -234,3 +235,45 @@ def test_the_fault_point_is_armed_by_tests_only(tmp_path):
     assert path.read_text() == "raise"
     with pytest.raises(ValueError):
         idem.arm_fault("users-api", "explode", tmp_path)
+
+
+# --- make seed ------------------------------------------------------------------------------
+
+
+class _Recorder(requests.adapters.BaseAdapter):
+    """A transport that answers 201 and remembers what it was sent (no network)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[requests.PreparedRequest] = []
+
+    def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        self.sent.append(request)
+        resp = requests.Response()
+        resp.status_code = 201
+        resp.request = request
+        return resp
+
+    def close(self) -> None:
+        pass
+
+
+def test_make_seed_sends_the_same_key_for_the_same_request_only():
+    from tools.seed import IDEMPOTENCY_KEY, IdempotentSession
+
+    http = IdempotentSession()
+    transport = _Recorder()
+    http.mount("http://", transport)
+    base = "http://seed.invalid"
+    http.post(f"{base}/api/assets", json={"tag": "A-1", "name": "Pump"})
+    http.post(f"{base}/api/assets", json={"name": "Pump", "tag": "A-1"})
+    http.post(f"{base}/api/assets", json={"tag": "A-2", "name": "Pump"})
+    http.post(f"{base}/api/parts", json={"tag": "A-1", "name": "Pump"})
+    http.post(f"{base}/api/assets", json={"tag": "A-3"}, headers={IDEMPOTENCY_KEY: "mine"})
+    http.get(f"{base}/api/assets")
+    keys = [r.headers.get(IDEMPOTENCY_KEY) for r in transport.sent]
+    assert keys[0] == keys[1]  # the same request (key order aside), the same key
+    assert len({keys[0], keys[2], keys[3]}) == 3
+    assert keys[4] == "mine" and keys[5] is None
+    for key in keys[:4]:
+        assert idem.parse_key(key) == key
