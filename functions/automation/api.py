@@ -232,7 +232,7 @@ def list_targets() -> flask.Response:
 
 
 @app.post("/api/targets")
-@responds(404, 409)  # credential_id unknown; name taken
+@responds(409)  # name taken (an unknown credential_id is a 422 naming it)
 @describe("Create a target (admin)", request=TargetCreate, response=TargetOut, status=201)
 @sauth.require_roles("admin")
 def create_target() -> flask.Response:
@@ -916,8 +916,7 @@ def list_schedules() -> flask.Response:
     )
 
 
-@app.post("/api/schedules")
-@responds(404)  # job_id unknown
+@app.post("/api/schedules")  # an unknown job_id is a 422 naming it
 @describe("Create a schedule (manager)", request=ScheduleIn, response=ScheduleOut, status=201)
 @sauth.require_roles("manager")
 def create_schedule() -> flask.Response:

@@ -104,6 +104,19 @@ class ScheduleNotFound(AutomationError, NotFound):
         super().__init__("No such schedule.")
 
 
+class UnknownReference(AutomationError, Unprocessable):
+    """The body names a credential or a job that does not exist: the resource the URL addresses
+    is there, the request is not (422 naming the field, as maintenance answers; 404 is for the
+    URL's own resource)."""
+
+    def __init__(self, field: str, what: str) -> None:
+        message = f"no such {what}"
+        super().__init__(
+            f"{field}: {message}",
+            errors=[{"field": field, "message": message, "type": "reference"}],
+        )
+
+
 class NameTaken(AutomationError, Conflict):
     def __init__(self, what: str, name: str) -> None:
         super().__init__(f"A {what} named {name!r} already exists.")

@@ -70,7 +70,7 @@ def create_target(data: dict[str, Any], *, actor: str) -> model.Target:
         if store.target_name_taken(s, values["name"]):
             raise model.NameTaken("target", values["name"])
         if values["credential_id"] and store.get_credential(s, values["credential_id"]) is None:
-            raise model.CredentialNotFound()
+            raise model.UnknownReference("credential_id", "credential")
         try:
             store.put_target(s, values, new=True)
             s.flush()
@@ -118,7 +118,7 @@ def update_target(
             changes.get("credential_id")
             and store.get_credential(s, changes["credential_id"]) is None
         ):
-            raise model.CredentialNotFound()
+            raise model.UnknownReference("credential_id", "credential")
         wanted.update(updated_at=_now(), version=row["version"] + 1)
         store.put_target(s, wanted, new=False)
         emit(s, TargetChanged(id=target_id, name=wanted["name"], action="updated"), actor=actor)
@@ -608,7 +608,10 @@ def _schedule(row: dict[str, Any]) -> model.Schedule:
 def create_schedule(data: dict[str, Any], *, actor: str) -> model.Schedule:
     cron = model.check_cron(data["cron"])
     tz = model.check_time_zone(data.get("time_zone") or "Etc/UTC")
-    job = get_job(data["job_id"])
+    try:
+        job = get_job(data["job_id"])
+    except model.JobNotFound:
+        raise model.UnknownReference("job_id", "job") from None
     model.resolve_parameters(job.definition.parameters, data.get("parameters") or {})
     now = _now()
     values = {
@@ -671,7 +674,9 @@ def update_schedule(
         wanted = {**row, **changes}
         if "job_id" in changes or "parameters" in changes:
             job = store.get_job(s, wanted["job_id"])
-            if job is None:
+            if job is None and "job_id" in changes:
+                raise model.UnknownReference("job_id", "job")
+            if job is None:  # the schedule's own job: deleting a job needs its schedules gone
                 raise model.JobNotFound()
             model.resolve_parameters(_job(job).definition.parameters, wanted["parameters"])
         now = _now()

@@ -206,6 +206,40 @@ def test_targets_crud_and_validation(admin, manager, viewer, ssh_target):
     assert admin.client.post("/api/targets", json=dup).status_code == 409
 
 
+def test_unknown_ids_in_a_body_are_422_naming_the_field(admin, manager, ssh_target):
+    """The URL's resource exists (or is being created); the body names a credential or a job
+    that does not: 422 problem+json with the field, as maintenance answers, not 404."""
+
+    def refused(resp, field):
+        assert resp.status_code == 422, resp.get_data(as_text=True)
+        assert resp.content_type == PROBLEM
+        assert [e["field"] for e in resp.get_json()["errors"]] == [field]
+
+    nobody = str(uuid.uuid4())
+    body = {"name": uniq(), "kind": "http", "host": "h.example", "credential_id": nobody}
+    refused(admin.client.post("/api/targets", json=body), "credential_id")
+    tid = ssh_target["id"]
+    refused(
+        admin.client.put(f"/api/targets/{tid}", json={"credential_id": nobody}), "credential_id"
+    )
+    assert admin.ok("GET", f"/api/targets/{tid}")["version"] == 1  # unchanged
+    refused(
+        manager.client.post("/api/schedules", json={"job_id": nobody, "cron": "* * * * *"}),
+        "job_id",
+    )
+    job = make_job(manager, ssh_target, [{"kind": "command", "name": "s", "command": "true"}])
+    sched = manager.ok(
+        "POST", "/api/schedules", 201, json={"job_id": job["id"], "cron": "0 * * * *"}
+    )
+    refused(manager.client.put(f"/api/schedules/{sched['id']}", json={"job_id": nobody}), "job_id")
+    # the URL's own resource unknown is still 404
+    assert admin.client.put(f"/api/targets/{nobody}", json={"port": 2}).status_code == 404
+    assert (
+        manager.client.put(f"/api/schedules/{nobody}", json={"enabled": False}).status_code == 404
+    )
+    manager.ok("DELETE", f"/api/schedules/{sched['id']}", 204)
+
+
 def test_connection_test_names_what_failed(admin, operator, ssh_target, sshd, free_port):
     tid = ssh_target["id"]
     ok = operator.ok("POST", f"/api/targets/{tid}/test")
