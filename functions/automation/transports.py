@@ -36,6 +36,7 @@ ShouldStop = Callable[[], bool]
 MAX_LINE = 4000
 _PID_MARK = "__SWITCHYARD_PID="
 CONNECT_TIMEOUT_S = 10.0
+EOF_GRACE_S = 2.0  # output still arriving after the exit status (see SshSession.run)
 
 
 class ConnectError(Exception):
@@ -179,20 +180,37 @@ class SshSession:
         deadline = time.monotonic() + timeout_s
         next_check = 0.0
         stopped: str | None = None
+        exited_at = 0.0
+
+        def read_ready() -> None:
+            while chan.recv_ready():
+                out.feed(chan.recv(65536))
+            while chan.recv_stderr_ready():
+                err.feed(chan.recv_stderr(65536))
+
+        def read_until(done: Callable[[], bool], seconds: float) -> None:
+            until = time.monotonic() + seconds
+            while not done() and not chan.closed and time.monotonic() < until:
+                select.select([chan], [], [], 0.05)
+                read_ready()
+            read_ready()
+
         try:
             chan.exec_command(wrapped)
             while True:
-                readable, _, _ = select.select([chan], [], [], 0.2)
-                while chan.recv_ready():
-                    out.feed(chan.recv(65536))
-                while chan.recv_stderr_ready():
-                    err.feed(chan.recv_stderr(65536))
+                select.select([chan], [], [], 0.2)
+                read_ready()
                 if (
                     chan.exit_status_ready()
                     and not chan.recv_ready()
                     and not chan.recv_stderr_ready()
                 ):
-                    break
+                    # The exit status can arrive before the last output, which is whole at
+                    # the channel's EOF. A command that left a background child holding its
+                    # output open sends no EOF until that child ends: EOF_GRACE_S at most.
+                    exited_at = exited_at or time.monotonic()
+                    if chan.eof_received or time.monotonic() - exited_at >= EOF_GRACE_S:
+                        break
                 now = time.monotonic()
                 if now >= deadline:
                     stopped = "timeout"
@@ -201,13 +219,10 @@ class SshSession:
                     if should_stop():
                         stopped = "cancel"
                 if stopped:
-                    wait_pid = time.monotonic() + 2.0  # the pid line may still be in flight
-                    while not pid and time.monotonic() < wait_pid and not chan.closed:
-                        if chan.recv_stderr_ready():
-                            err.feed(chan.recv_stderr(65536))
-                        else:
-                            time.sleep(0.05)
+                    read_until(lambda: bool(pid), 2.0)  # the pid line may still be in flight
                     self._kill(pid[0] if pid else None)
+                    # what the command wrote before it was killed may still be on its way
+                    read_until(lambda: chan.eof_received, EOF_GRACE_S)
                     break
             out.flush()
             err.flush()

@@ -74,6 +74,32 @@ def test_command_output_exit_code_and_stderr(sshd):
         assert ok.exit_code == 0
 
 
+def test_the_output_of_a_short_command_is_whole_at_its_exit(sshd):
+    """The exit status can overtake the last output on the channel: the run waits for EOF, so
+    every line of a command that writes and exits at once is kept (seen lost once in CI)."""
+    with transports.open_ssh(target(sshd), key(sshd)) as session:
+        for n in range(30):
+            out = Collect()
+            result = session.run(
+                f"seq 1 400; echo err-{n} >&2", timeout_s=20, on_line=out, should_stop=never
+            )
+            assert result == transports.CommandResult(0)
+            assert out.of("stdout") == [str(i) for i in range(1, 401)], n
+            assert out.of("stderr") == [f"err-{n}"]
+
+
+def test_a_background_child_holding_the_output_does_not_hold_the_run(sshd):
+    """No EOF comes while a child the command left behind keeps its output open: the run ends
+    a grace after the exit status, with what was written, not at its timeout."""
+    out = Collect()
+    with transports.open_ssh(target(sshd), key(sshd)) as session:
+        result = session.run(
+            "sleep 30 & echo started", timeout_s=15, on_line=out, should_stop=never
+        )
+    assert result == transports.CommandResult(0)  # not timed out
+    assert out.of("stdout") == ["started"]
+
+
 def test_parameters_cannot_inject(sshd, tmp_path):
     marker = tmp_path / "pwned"
     evil = f"x'; touch {marker}; echo '$(touch {marker})`touch {marker}`"
