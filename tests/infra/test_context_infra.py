@@ -333,6 +333,8 @@ def expected_ttl_fields() -> set[tuple[str, str]]:
     want = {
         ("processed", "expires_at"),  # shared.events consumers
         ("auth_revoked_tokens", "expires_at"),  # shared.auth revocations
+        ("auth_not_before", "expires_at"),  # shared.auth per-user "not before" (0032)
+        ("idempotency", "expires_at"),  # Idempotency-Key records without a schema (0045)
         (agents.DIFFS, "expires_at"),  # agents_diffs/{analysis_id}
         ("lines", "expires_at"),  # automation_run_logs/{run_id}/lines/{seq}
         (rawstore.COLLECTION, "expires_at"),  # source_deliveries/{id}
@@ -342,6 +344,9 @@ def expected_ttl_fields() -> set[tuple[str, str]]:
         ("realtime_tickets", "expires_at"),  # stream tickets, a minute
     }
     assert _writes_expires_at(automation_logs, '.collection("lines")')
+    auth = (ROOT / "shared/auth.py").read_text()
+    assert 'NOT_BEFORE = "auth_not_before"' in auth and 'REVOKED = "auth_revoked_tokens"' in auth
+    assert "collection(NOT_BEFORE).document(sub).set(" in auth
     assert _writes_expires_at(ROOT / "functions/agents/store.py", "_col(DIFFS)")
     assert _writes_expires_at(ROOT / "functions/source/rawstore.py", "collection(CHUNKS)")
     realtime = ROOT / "functions/realtime/store.py"
@@ -353,6 +358,60 @@ def expected_ttl_fields() -> set[tuple[str, str]]:
             realtime.with_name("service.py").read_text()
         )
     return want
+
+
+# Every Firestore document written with `expires_at` (a dict literal with that key, outside
+# migrations), file by file: the collection each such write goes to, in the order they appear.
+# None is a SQL row with its own cleanup, not a Firestore document. A new one fails
+# `test_every_write_with_expires_at_is_accounted_for` until it is listed here and its
+# collection has a TTL policy in `firestore_ttl_fields` (infra/modules/switchyard/variables.tf).
+EXPIRING_WRITES: dict[str, tuple[str | None, ...]] = {
+    "shared/events/_consumer.py": ("processed", "processed"),  # claim; atomic `done`
+    "shared/auth.py": ("auth_revoked_tokens", "auth_not_before"),
+    "functions/agents/store.py": ("agents_diffs",),
+    "functions/automation/logs.py": ("lines",),
+    "functions/source/rawstore.py": ("source_deliveries", "chunks"),
+    "functions/realtime/store.py": ("realtime_feed", "realtime_applied"),
+    "functions/realtime/service.py": ("realtime_tickets",),  # store.save_ticket
+    "shared/http/_idempotency.py": (None, "idempotency"),  # SqlStore's row; FirestoreStore
+}
+
+
+def _expires_at_writes() -> dict[str, int]:
+    found: dict[str, int] = {}
+    for path in sorted([*(ROOT / "functions").rglob("*.py"), *(ROOT / "shared").rglob("*.py")]):
+        if "migrations" in path.parts:
+            continue
+        n = sum(
+            1
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Dict)
+            and any(isinstance(k, ast.Constant) and k.value == "expires_at" for k in node.keys)
+        )
+        if n:
+            found[path.relative_to(ROOT).as_posix()] = n
+    return found
+
+
+def test_every_write_with_expires_at_is_accounted_for() -> None:
+    """A document that carries `expires_at` expires only if its collection has a TTL policy:
+    a new expiring write (auth_not_before was one) cannot go unnoticed."""
+    found = _expires_at_writes()
+    listed = {path: len(writes) for path, writes in EXPIRING_WRITES.items()}
+    unknown = {p: n for p, n in found.items() if listed.get(p) != n}
+    assert not unknown, (
+        f"Firestore writes with expires_at not accounted for: {unknown} (file: how many). "
+        "Give each collection a TTL policy in firestore_ttl_fields "
+        "(infra/modules/switchyard/variables.tf) and list the write in EXPIRING_WRITES."
+    )
+    assert found == listed, f"listed writes that are gone: {set(listed) - set(found)}"
+    collections = {c for writes in EXPIRING_WRITES.values() for c in writes if c is not None}
+    assert collections == {c for c, _ in _ttl_fields()}
+    for path, writes in EXPIRING_WRITES.items():
+        store = (ROOT / path).with_name("store.py")  # where a context names its collections
+        text = (ROOT / path).read_text() + (store.read_text() if store.exists() else "")
+        for c in writes:
+            assert c is None or f'"{c}"' in text, f"{path}: no collection named {c!r}"
 
 
 def test_every_expiring_collection_has_a_ttl_policy_and_no_other() -> None:

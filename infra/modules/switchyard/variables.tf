@@ -98,6 +98,8 @@ variable "firestore_ttl_fields" {
   default = [
     { collection = "processed", field = "expires_at" },
     { collection = "auth_revoked_tokens", field = "expires_at" },
+    { collection = "auth_not_before", field = "expires_at" },
+    { collection = "idempotency", field = "expires_at" },
     { collection = "agents_diffs", field = "expires_at" },
     { collection = "lines", field = "expires_at" },
     { collection = "source_deliveries", field = "expires_at" },
