@@ -373,3 +373,32 @@ def test_firestore_refusals_release_the_key(realtime):
     assert_problem(_ticket(realtime, {"stream": "package"}, key), 422)  # package_id missing
     assert not _doc(realtime.sub, key).get().exists
     ok(_ticket(realtime, {"stream": "dashboard"}, key), 201)
+
+
+def test_an_answer_marked_no_store_is_not_kept(monkeypatch):
+    """A secret shown once (Cache-Control: no-store) is not replayed from storage."""
+    import flask
+
+    from shared.http import create_app, describe
+
+    app = create_app("maintenance")
+
+    @app.post("/api/assets/_secret_probe")
+    @describe(status=201)
+    def _probe() -> flask.Response:
+        return flask.Response(
+            json.dumps({"secret": uuid.uuid4().hex}),
+            status=201,
+            mimetype="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    caller = support.Caller(app, ("manager",))
+    key = str(uuid.uuid4())
+    first = caller.post("/api/assets/_secret_probe", json={}, headers={IDEMPOTENCY_KEY: key})
+    assert first.status_code == 201 and first.get_json()["secret"]
+    rec = _record(caller.sub, key, "POST /api/assets/_secret_probe")
+    assert rec["state"] == "withheld" and rec["body"] is None
+    retry = caller.post("/api/assets/_secret_probe", json={}, headers={IDEMPOTENCY_KEY: key})
+    problem = assert_problem(retry, 409)
+    assert problem["errors"][0]["type"] == "idempotency.answer_withheld"
