@@ -86,12 +86,21 @@ def _clear_settings() -> None:
 
 @pytest.fixture(autouse=True)
 def _restore_environ() -> Iterator[None]:
-    """Whatever a test does to os.environ is undone after it, and settings are re-read."""
-    saved = dict(os.environ)
+    """Whatever a test does to os.environ is undone after it, and settings are re-read.
+
+    Only what changed is put back: threads of the test's servers and senders may read or set
+    variables meanwhile, so os.environ is never emptied (a thread reading settings then would
+    see no emulator hosts) and never iterated (`copy()` copies it in one step; iterating it
+    while a thread sets a variable raised "dictionary changed size during iteration")."""
+    saved = os.environ.copy()
     _clear_settings()
     yield
-    os.environ.clear()
-    os.environ.update(saved)
+    now = os.environ.copy()
+    for key in now.keys() - saved.keys():
+        os.environ.pop(key, None)
+    for key, value in saved.items():
+        if now.get(key) != value:
+            os.environ[key] = value
     _clear_settings()
 
 
