@@ -15,7 +15,9 @@ listens: the deployment is not running, Cloud Run would start an instance) is no
 attempt: the bridge keeps the message, extends its ack deadline and tries again, so a crashed
 consumer never spends a message's attempts. It does not mint OIDC tokens (no IAM locally).
 Limits: the emulator keeps messages in memory (a restart of the emulator loses what it held,
-Cloud Pub/Sub does not); `answers` keeps the last 100,000 deliveries' outcomes.
+Cloud Pub/Sub does not; the stack publishes it again from the outbox, decision 0049), and the
+bridge's pulls fail until the restarted emulator is wired again (it retries every <= 2 s);
+`answers` keeps the last 100,000 deliveries' outcomes.
 """
 
 from __future__ import annotations

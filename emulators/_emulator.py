@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -85,6 +86,11 @@ class Emulator:
         self.started_in: float | None = None  # seconds from launch to ready
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._launched_at = 0.0
+        # Counts the starts that answered (1 after the first); a supervisor that sees it change
+        # knows the emulator restarted (Pub/Sub: empty, to be wired again, decision 0049).
+        self.generation = 0
+        self.ready_at: datetime | None = None  # wall clock of the last start that answered
+        self.stopped_at: datetime | None = None  # wall clock of the last stop()
 
     # -- addresses -------------------------------------------------------------------------
     @property
@@ -150,6 +156,8 @@ class Emulator:
                 r = requests.get(self.url + "/", timeout=0.5)
                 if r.status_code == 200 and r.text.strip() == "Ok":
                     self.started_in = time.monotonic() - self._launched_at
+                    self.ready_at = datetime.now(UTC)
+                    self.generation += 1
                     return self
             if not self.child.running:
                 time.sleep(0.2)  # let the pump catch the last lines
@@ -182,6 +190,8 @@ class Emulator:
         """Export (when persisting), stop the process group, wait until the port is closed."""
         if self.child is None:
             return
+        if self.running:
+            self.stopped_at = datetime.now(UTC)
         if self.persist and self.running:
             self.export()
         self.child.stop(grace)
@@ -197,8 +207,8 @@ class Emulator:
     ) -> Emulator:
         """Stop and start again on the same port (fault tests), calling `while_down` in
         between. Firestore keeps its data (exported before the stop, imported at the start);
-        Pub/Sub keeps nothing (topics, subscriptions and messages live in its memory): wire
-        it again afterwards."""
+        Pub/Sub keeps nothing (topics, subscriptions and messages live in its memory): the
+        stack's monitor wires it again and republishes what it held (decision 0049)."""
         keep = self.kind == "firestore" and self.data_dir is not None and self.running
         if keep:
             self.export()

@@ -24,7 +24,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -38,7 +41,7 @@ from emulators._ports import HOST, Ports, ensure_free, port_is_free, wait_closed
 from emulators._procs import Child, stop_all
 from emulators._reload import Reloader
 from emulators._scheduler import Job, LocalScheduler
-from emulators._wiring import Plan, backoff_from_env, wire
+from emulators._wiring import REPLAY_WINDOW_S, Plan, backoff_from_env, wire
 from shared import manifests
 from shared.manifests import Catalog, Deployment
 
@@ -53,6 +56,23 @@ SERVE = Path(__file__).resolve().with_name("_serve.py")
 CRASH_LIMIT = 5
 CRASH_WINDOW_S = 60.0
 RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0)
+REPLAY = "pubsub-replay"  # the tool that publishes again what a restarted emulator lost
+REPLAY_CODE = "import sys; from emulators._wiring import main; sys.exit(main(sys.argv[1:]))"
+
+
+@dataclass
+class PubsubRecovery:
+    """One restart of the Pub/Sub emulator and what the stack did about it (decision 0049)."""
+
+    generation: int  # the emulator's generation that came up empty
+    since: datetime  # rows published from then on are checked (the previous one's start)
+    down_at: datetime  # when the previous one stopped
+    up_at: datetime  # when this one answered
+    wired_at: datetime | None = None
+    result: dict[str, Any] | None = None  # the replay's {checked, published, failed}
+    error: str | None = None
+    wired: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 def assign_ports(catalog: Catalog, ports: Ports) -> dict[str, int]:
@@ -167,6 +187,12 @@ class Stack:
         self.ready_s: dict[str, float] = {}  # seconds from spawn to healthy, per deployment
         self.plan: Plan | None = None
         self.bridge: PushBridge | None = None  # pushes the event subscriptions (decision 0031)
+        # Pub/Sub emulator restarts the monitor made up for, by the emulator's generation
+        self.pubsub_recoveries: dict[int, PubsubRecovery] = {}
+        self._pubsub_wired = 0  # the emulator generation the wiring was made on
+        self._pubsub_wired_ready: datetime | None = None  # when that generation came up
+        # rows published from then on may still be lost: a recovery has not made up for them
+        self._pubsub_owed: datetime | None = None
         self.scheduler: LocalScheduler | None = None
         self.timings: dict[str, float] = {}
         self.started = False
@@ -345,6 +371,7 @@ class Stack:
         )
 
     def _wire(self) -> None:
+        generation = self.pubsub.generation
         self.plan = wire(
             self.catalog,
             self.project,
@@ -355,6 +382,8 @@ class Stack:
         backoff = (
             f", retry backoff {self.backoff[0]:g}..{self.backoff[1]:g} s" if self.backoff else ""
         )
+        if generation != self._pubsub_wired:
+            self._pubsub_wired, self._pubsub_wired_ready = generation, self.pubsub.ready_at
         self.hub.say(
             f"wired {len(self.plan.topics)} topics, {len(self.plan.push)} push and "
             f"{len(self.plan.keep)} dead-letter subscriptions{backoff}"
@@ -563,15 +592,17 @@ class Stack:
                 child.reported = True
                 time.sleep(0.2)
                 tail = "\n".join("    " + ln for ln in self.hub.tail(child.name, 15))
-                then = (
-                    self._crashed(child.name)
-                    if self.children.get(child.name) is child
-                    else "the stack keeps running without it"
-                )
+                if self.children.get(child.name) is child:
+                    then = self._crashed(child.name)
+                elif child is self.pubsub.child:
+                    then = self._pubsub_crashed()
+                else:
+                    then = "the stack keeps running without it"
                 self.hub.alert(
                     f"!!! {child.name} exited unexpectedly with code "
                     f"{child.returncode}; its last lines:\n{tail}\n!!! {child.name}: {then}"
                 )
+            self._notice_pubsub_restart()
             now = time.monotonic()
             for name, at in list(self._restart_at.items()):
                 if at <= now and not self._stopping:
@@ -579,6 +610,94 @@ class Stack:
                     with contextlib.suppress(LocalStackError):  # the stack began to stop
                         self._restart_crashed(name)
             time.sleep(0.2)
+
+    # -- a restarted Pub/Sub emulator (decision 0049) --------------------------------------
+    def _pubsub_crashed(self) -> str:
+        """The Pub/Sub emulator died: start it again (its recovery follows, as for a restart)."""
+
+        def again() -> None:
+            try:
+                self.pubsub.stop()  # what is left of its process group (the Java child)
+                self.pubsub.start(timeout=60)
+            except Exception as exc:  # noqa: BLE001 - said loudly; the stack keeps running
+                self.hub.alert(f"!!! pubsub could not be started again: {exc}")
+
+        threading.Thread(target=again, name="pubsub-again", daemon=True).start()
+        return "starting it again, then wiring it and publishing again what it held"
+
+    def _notice_pubsub_restart(self) -> None:
+        """A Pub/Sub emulator that answers with a generation the wiring was not made on has
+        restarted empty: recover it (in a thread; the monitor goes on)."""
+        gen = self.pubsub.generation
+        if (
+            self._stopping
+            or self.plan is None
+            or gen == self._pubsub_wired
+            or gen in self.pubsub_recoveries
+            or not self.pubsub.running
+        ):
+            return
+        now = datetime.now(UTC)
+        up_at = self.pubsub.ready_at or now
+        down_at = self.pubsub.stopped_at or up_at
+        # What the previous emulator held was published while it lived; a recovery that did
+        # not finish (a restart during a restart) or failed still owes what it was making up.
+        lived = self._pubsub_wired_ready or down_at
+        since = min(lived, self._pubsub_owed or lived)
+        since = max(since, down_at - timedelta(seconds=REPLAY_WINDOW_S))
+        self._pubsub_owed = since
+        rec = PubsubRecovery(generation=gen, since=since, down_at=down_at, up_at=up_at)
+        self.pubsub_recoveries[gen] = rec
+        threading.Thread(
+            target=self._recover_pubsub, args=(rec,), name="pubsub-recovery", daemon=True
+        ).start()
+
+    def _recover_pubsub(self, rec: PubsubRecovery) -> None:
+        """Wire the restarted emulator again, then publish again what it lost: the outbox rows
+        published while the previous emulator lived (at most REPLAY_WINDOW_S back) or during
+        this wiring that some subscription has not processed (emulators._wiring.replay)."""
+        self.hub.alert(
+            f"!!! the Pub/Sub emulator restarted (generation {rec.generation}) and holds "
+            "nothing: wiring it again and publishing again what it lost"
+        )
+        try:
+            self._wire()
+            rec.wired_at = datetime.now(UTC)
+            if self.dashboard is not None:
+                with contextlib.suppress(Exception):  # the dev dashboard's taps: best effort
+                    self.dashboard.tap.rewire()
+            rec.wired.set()
+            if self.run_functions:
+                self._replay(rec)
+            if rec.generation == max(self.pubsub_recoveries):  # nothing newer is owed
+                self._pubsub_owed = None
+            self.hub.say(f"Pub/Sub emulator recovered: {rec.result or 'wired'}")
+        except Exception as exc:  # noqa: BLE001 - said loudly; the stack keeps running
+            rec.error = str(exc)
+            self.hub.alert(
+                f"!!! recovering the restarted Pub/Sub emulator failed: {exc}\n!!! what it "
+                "lost is published again at its next restart (or restart `make dev`)"
+            )
+        finally:
+            rec.done.set()
+
+    def _replay(self, rec: PubsubRecovery, attempts: int = 3) -> None:
+        """Run the replay tool; again when it failed on this same emulator (a database or
+        Firestore hiccup). A newer emulator's recovery takes over what this one owed."""
+        assert rec.wired_at is not None
+        self.hub.register(REPLAY)
+        argv = [sys.executable, "-c", REPLAY_CODE, "replay"]
+        argv += [rec.since.isoformat(), rec.up_at.isoformat(), rec.wired_at.isoformat()]
+        for attempt in range(1, attempts + 1):
+            try:
+                self._tool(REPLAY, argv, timeout=300)
+            except StartupError:
+                if attempt == attempts or self.pubsub.generation != rec.generation:
+                    raise
+                continue
+            with contextlib.suppress(ValueError, IndexError):
+                rec.result = json.loads(self.hub.tail(REPLAY, 1)[-1])
+            return
 
     def _crashed(self, name: str) -> str:
         """Count a crash of deployment `name`; schedule its restart or give up. Says which."""

@@ -10,13 +10,23 @@ them to the deployment's port at `/projects/<project>/topics/<topic>` (the plan'
 `push_endpoint`, where Cloud Pub/Sub pushes), with Cloud's push body. `wire` is idempotent: what
 exists is updated in place (or recreated when its topic changed), what is missing is created.
 It only ever talks to an emulator: without an emulator host it refuses to run.
+A restarted emulator is empty (no topics, subscriptions or messages: it keeps nothing on disk).
+After the stack wires it again, `replay` publishes again the outbox rows it lost: published
+while the previous emulator lived, or while this one was being wired, and not processed by
+every subscription of their topic (decision 0049; the stack runs `main` in a process of its
+environment).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from emulators._errors import LocalStackError
 from emulators._ports import HOST
@@ -265,3 +275,145 @@ def _differs(current, p: PushSubscription, tpath: str) -> bool:  # noqa: ANN001
         or dl.dead_letter_topic != tpath + p.dead_letter_topic
         or dl.max_delivery_attempts != p.max_delivery_attempts
     )
+
+
+# -- after a restart of the emulator: what it lost, published again (decision 0049) --------
+# Cloud Pub/Sub keeps an accepted message until every subscription acks it; the emulator keeps
+# it in memory, so a restart loses (1) what it held: messages not yet acked by every
+# subscription, and (2) what it accepts while being wired again: a topic exists a few
+# milliseconds (more on a busy machine) before its last subscription does, and a message
+# published meanwhile never reaches that subscription. The outbox knows what was published and
+# the consumers' processed markers know what was done: rows published while the old emulator
+# lived (at most REPLAY_WINDOW_S back) or until the wiring was done, that some subscription of
+# their topic has not processed, are published again. Consumers are idempotent (decision 0001),
+# so one published twice costs a "duplicate" answer, never a second effect.
+REPLAY_WINDOW_S = 3600.0  # how far back before the stop (a long `make dev` session)
+# A row's published_at is written after Pub/Sub accepted it (the sender marks in batches, the
+# relay commits after its whole batch, each publish bounded by PUBLISH_TIMEOUT_S, 5 s): rows
+# accepted before the wiring was done may show up as published this much later.
+MARK_LAG_S = 15.0
+_MARKERS_PER_READ = 300
+
+
+@dataclass
+class Replayed:
+    checked: int = 0  # published rows examined
+    published: int = 0  # published again (not processed by every subscription)
+    failed: int = 0  # publishes that failed (the rows stay published: see the log)
+    seen: set[str] = field(default_factory=set)  # event ids examined
+
+
+def _published_rows(since: Any, until: Any) -> list[Any]:
+    """(id, event_type, payload, attributes) of every context's outbox rows published in
+    [since, until], oldest first."""
+    from sqlalchemy import MetaData, select
+
+    from shared import db
+    from shared.events import outbox_table
+    from shared.manifests import catalog
+
+    rows: list[Any] = []
+    for schema in catalog().schemas:
+        t = outbox_table(MetaData(schema=schema))
+        with db.transaction() as s:
+            rows += s.execute(
+                select(t.c.id, t.c.event_type, t.c.payload, t.c.attributes)
+                .where(t.c.published_at.is_not(None))
+                .where(t.c.published_at >= since, t.c.published_at <= until)
+                .order_by(t.c.published_at)
+            ).all()
+    return rows
+
+
+def _not_done(rows: list[Any], subscriptions: Mapping[str, list[str]]) -> list[Any]:
+    """The rows some subscription of their topic has no `done` processed marker for."""
+    from shared.clients import firestore
+    from shared.events import PROCESSED
+
+    fs = firestore()
+    keys = [(r, f"{s}:{r.id}") for r in rows for s in subscriptions.get(r.event_type, ())]
+    done: set[str] = set()
+    for i in range(0, len(keys), _MARKERS_PER_READ):
+        refs = [fs.collection(PROCESSED).document(k) for _, k in keys[i : i + _MARKERS_PER_READ]]
+        for snap in fs.get_all(refs):
+            if snap.exists and (snap.to_dict() or {}).get("state") == "done":
+                done.add(snap.id)
+    wanted: dict[str, Any] = {}
+    for r, key in keys:
+        if key not in done:
+            wanted.setdefault(r.id, r)
+    return list(wanted.values())
+
+
+def _publish_again(rows: list[Any], result: Replayed, say: Any) -> None:
+    from shared.clients import publisher, topic_path
+
+    pub = publisher()
+    futures = []
+    for r in rows:
+        attrs = {k: v for k, v in json.loads(r.attributes).items() if v}
+        futures.append((r, pub.publish(topic_path(r.event_type), r.payload.encode(), **attrs)))
+    for r, fut in futures:
+        try:
+            fut.result(timeout=30)
+            result.published += 1
+        except Exception as exc:  # noqa: BLE001 - reported; the next restart tries again
+            result.failed += 1
+            say(f"publishing {r.event_type} {r.id} again failed: {exc}")
+
+
+def replay(
+    since: datetime,
+    up_at: datetime,
+    wired_at: datetime,
+    *,
+    lag_s: float = MARK_LAG_S,
+    say: Any = print,
+) -> Replayed:
+    """Publish again the outbox rows published in [since, wired_at + lag_s] that some
+    subscription has not processed: once at once, then, `lag_s` after the wiring, the rows
+    marked published since the emulator came back (`up_at`) that the first pass did not see.
+    Runs in a process of the stack's environment (DATABASE_URL, the emulators)."""
+    from shared.manifests import catalog
+
+    subscriptions: dict[str, list[str]] = {}
+    for dep, topic in catalog().subscriptions():
+        subscriptions.setdefault(topic, []).append(subscription_name(dep.name, topic))
+    result = Replayed()
+    until = wired_at + timedelta(seconds=lag_s)
+    for first in (True, False):
+        if not first:
+            time.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds()))
+        rows = [
+            r for r in _published_rows(since if first else up_at, until) if r.id not in result.seen
+        ]
+        result.seen |= {r.id for r in rows}
+        result.checked += len(rows)
+        lost = _not_done(rows, subscriptions)
+        _publish_again(lost, result, say)
+        say(
+            f"{'first' if first else 'second'} pass: {len(rows)} rows published since "
+            f"{(since if first else up_at).isoformat()}, {len(lost)} not processed by every "
+            "subscription: published again"
+        )
+    return result
+
+
+def main(argv: list[str]) -> int:
+    """`python -m emulators._wiring replay SINCE UP_AT WIRED_AT` (RFC 3339): the stack runs
+    it after wiring a restarted emulator; the last line is the result as JSON."""
+    if len(argv) != 4 or argv[0] != "replay":
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    since, up_at, wired_at = (datetime.fromisoformat(a) for a in argv[1:])
+    result = replay(since, up_at, wired_at)
+    print(
+        json.dumps(
+            {"checked": result.checked, "published": result.published, "failed": result.failed}
+        )
+    )
+    return 1 if result.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

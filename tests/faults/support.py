@@ -3,7 +3,8 @@
 `kill(stack, name)` SIGKILLs a deployment's process group, `recover(stack, name, pid)` waits
 until it serves again (the stack's monitor restarts crashed deployments as Cloud Run would;
 when it does not, or gave up, the deployment is restarted through the Stack API).
-`rewire(stack)` wires a restarted Pub/Sub emulator again. `Ledger` is the end state: for the
+`rewire(stack)` waits until the stack has wired a restarted Pub/Sub emulator again (its
+monitor does, then publishes again what the emulator lost). `Ledger` is the end state: for the
 events of the writes a client saw acknowledged, per subscription of their topic, the processed
 marker must be `done` with exactly one completion (`lost` = not done, `duplicated` = completed
 more than once), and the outbox holds exactly one published row per acknowledged write.
@@ -25,7 +26,6 @@ import requests
 
 import emulators
 from emulators._scheduler import fire
-from emulators._wiring import wire
 from shared.events import PROCESSED
 from shared.manifests import subscription_name
 from tests.waiting import wait_for
@@ -85,15 +85,15 @@ def arm_after(fault: Callable[[], Any], delay_condition: Callable[[], bool]) -> 
     return th
 
 
-def rewire(stack: emulators.Stack) -> None:
-    """Wire a restarted Pub/Sub emulator as the stack did at start."""
-    wire(
-        stack.catalog,
-        stack.project,
-        stack.port_of,
-        backoff_override=stack.backoff,
-        emulator_host=stack.pubsub.host,
-    )
+def rewire(stack: emulators.Stack, timeout: float = 180.0) -> Any:
+    """Wait until the stack has wired its restarted Pub/Sub emulator again: its monitor sees the
+    emulator's new generation, wires it, then publishes again what the emulator lost (decision
+    0049; the replay goes on in the background, `recovery.done` when finished). The recovery."""
+    generation = stack.pubsub.generation
+    recovery = wait_for(lambda: stack.pubsub_recoveries.get(generation), timeout=timeout)
+    assert recovery.wired.wait(timeout), f"the stack did not wire Pub/Sub within {timeout:.0f} s"
+    assert recovery.error is None, recovery.error
+    return recovery
 
 
 def run_relay(stack: emulators.Stack) -> bool:
