@@ -20,7 +20,6 @@ index over `to_tsvector('simple', message)` on PostgreSQL (words), LIKE on SQLit
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
@@ -406,62 +405,136 @@ def _commit(row: Any) -> model.Commit:
     return model.Commit(**out)
 
 
-# Rows per multi-row statement: PostgreSQL's wire protocol (and pg8000) take at most 32,767
-# parameters a statement, SQLite 32,766; a commits row has 22 columns.
-COMMIT_ROWS_PER_STATEMENT = 500
-ROWS_PER_STATEMENT = 1000  # narrower rows (branch links: 3 columns, rollup rows: 8)
+# --- set-based writes (decision 0048) -------------------------------------------------------
+#
+# On PostgreSQL a batch of rows is one statement with one parameter: the rows as JSON, read
+# back by `json_to_recordset` with the table's column types. Multi-row VALUES would carry a
+# parameter per value (22 a commit: 45k for a 2048-commit push, past the protocol's 32,767)
+# and cost SQLAlchemy and pg8000 a compile and a rewrite per parameter: measured, that was
+# most of a push's time. SQLite (the local fallback, small data) takes multi-row VALUES in
+# chunks under its 32,766 variables.
+SQLITE_ROWS_PER_STATEMENT = 500
+_CONFLICTS = {
+    "commits": "(repository_id, sha) DO NOTHING RETURNING sha",
+    "commit_branches": "(repository_id, sha, branch) DO NOTHING",
+    "commit_days": "(repository_id, dim, day, key) DO UPDATE SET "
+    + ", ".join(
+        f"{m} = commit_days.{m} + EXCLUDED.{m}"
+        for m in ("commits", "additions", "deletions", "files_changed")
+    ),
+}
 
 
-def _chunks(rows: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return utc(value).isoformat()  # type: ignore[union-attr]
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _pg_batch(table: Table, names: list[str], order: list[str], conflict: str | None) -> Any:
+    from sqlalchemy import text
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.dialect()
+    cols = ", ".join(f'"{n}"' for n in names)
+    types = ", ".join(f'"{n}" {table.c[n].type.compile(dialect=dialect)}' for n in names)
+    sql = (
+        f"INSERT INTO {table.fullname} ({cols}) SELECT {cols} "  # noqa: S608 - column names
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS r({types})"
+    )
+    if order:
+        sql += " ORDER BY " + ", ".join(f'"{n}"' for n in order)
+    if conflict:
+        sql += f" ON CONFLICT {conflict}"
+    return text(sql)
+
+
+def _write(
+    session: Session, table: Table, rows: list[dict[str, Any]], order: list[str]
+) -> list[Any]:
+    """Insert `rows` (all with the same keys) into `table` in `order` (so that concurrent
+    writers lock them in one order), with the table's conflict rule (`_CONFLICTS`); what the
+    rule returns (the commits' inserted shas), else []."""
+    if not rows:
+        return []
+    conflict = _CONFLICTS.get(table.name)
+    returns = conflict is not None and "RETURNING" in conflict
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = _pg_batch(table, list(rows[0]), order, conflict)
+        payload = json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows])
+        result = session.execute(stmt, {"rows": payload})
+        return list(result.scalars().all()) if returns else []
+    out: list[Any] = []
+    ordered = sorted(rows, key=lambda r: tuple(r[n] for n in order)) if order else rows
+    for i in range(0, len(ordered), SQLITE_ROWS_PER_STATEMENT):
+        stmt = db.insert(session, table).values(ordered[i : i + SQLITE_ROWS_PER_STATEMENT])
+        if table is commits:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["repository_id", "sha"])
+            out.extend(session.scalars(stmt.returning(commits.c.sha)).all())
+        elif table is commit_branches:
+            session.execute(stmt.on_conflict_do_nothing(index_elements=list(rows[0])))
+        elif table is commit_days:
+            t = commit_days.c
+            session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["repository_id", "dim", "day", "key"],
+                    set_={m: getattr(t, m) + stmt.excluded[m] for m in MEASURES},
+                )
+            )
+        else:
+            session.execute(stmt)
+    return out
 
 
 def insert_commits(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     """Insert the commits of one repository that are new (`ON CONFLICT DO NOTHING` on the
-    primary key), a few multi-row statements, in sha order: two transactions inserting
-    overlapping commits wait on each other in the same order, never in a cycle. The shas this
-    call inserted (a concurrent twin's or an earlier delivery's are not)."""
-    inserted: set[str] = set()
-    ordered = sorted(rows, key=lambda v: (v["repository_id"], v["sha"]))
-    for chunk in _chunks(ordered, COMMIT_ROWS_PER_STATEMENT):
-        stmt = (
-            db.insert(session, commits)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=["repository_id", "sha"])
-            .returning(commits.c.sha)
-        )
-        inserted.update(str(sha) for sha in session.scalars(stmt).all())
-    return inserted
+    primary key), in sha order: two transactions inserting overlapping commits wait on each
+    other in the same order, never in a cycle. The shas this call inserted (a concurrent
+    twin's or an earlier delivery's are not)."""
+    return {str(s) for s in _write(session, commits, rows, ["repository_id", "sha"])}
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert `rows` (all with the same keys) into `table`, ROWS_PER_STATEMENT a statement
-    (the buffered outbox rows of a push, `service._Outbox`)."""
-    for chunk in _chunks(rows, ROWS_PER_STATEMENT):
-        session.execute(table.insert().values(chunk))
+    """Insert `rows` (all with the same keys) into `table` (the buffered outbox rows of a
+    push, `service._Outbox`)."""
+    _write(session, table, rows, [])
 
 
 def link_branches(session: Session, repository_id: str, shas: list[str], branch: str) -> None:
     """Every commit of `shas` is on `branch` (links already there stay), in sha order."""
-    rows = [{"repository_id": repository_id, "sha": s, "branch": branch} for s in sorted(shas)]
-    for chunk in _chunks(rows, ROWS_PER_STATEMENT):
-        session.execute(
-            db.insert(session, commit_branches)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=["repository_id", "sha", "branch"])
-        )
+    rows = [{"repository_id": repository_id, "sha": s, "branch": branch} for s in shas]
+    _write(session, commit_branches, rows, ["sha"])
 
 
 def set_branch_if_missing(
     session: Session, repository_id: str, shas: list[str], branch: str
 ) -> None:
     """Known commits recorded without a branch (the poller, by hand) take `branch`."""
+    if not shas:
+        return
     c = commits.c
-    for chunk in _chunks(sorted(shas), ROWS_PER_STATEMENT):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy import any_, bindparam
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        match = c.sha == any_(bindparam("shas", sorted(shas), type_=ARRAY(String)))
         session.execute(
             update(commits)
-            .where(c.repository_id == repository_id, c.sha.in_(chunk), c.branch.is_(None))
+            .where(c.repository_id == repository_id, match, c.branch.is_(None))
+            .values(branch=branch)
+        )
+        return
+    ordered = sorted(shas)
+    for i in range(0, len(ordered), SQLITE_ROWS_PER_STATEMENT):
+        session.execute(
+            update(commits)
+            .where(
+                c.repository_id == repository_id,
+                c.sha.in_(ordered[i : i + SQLITE_ROWS_PER_STATEMENT]),
+                c.branch.is_(None),
+            )
             .values(branch=branch)
         )
 
@@ -593,11 +666,10 @@ Grouped = dict[str, dict[Any, dict[str, int]]]
 
 def count_commits(session: Session, recorded: list[dict[str, Any]]) -> None:
     """Add commits just inserted (their `commits` row values) to the daily rollup: the
-    increments of one (repository, dim, day, key) summed here, then one multi-row upsert
-    (a statement per ROWS_PER_STATEMENT keys) in key order, so concurrent transactions lock
-    the rows in the same order (no deadlock). The recorder calls it last but for the
-    repository row (decision 0048): the rollup rows of a busy day are the hottest rows a
-    push touches, held from here to the commit only."""
+    increments of one (repository, dim, day, key) summed here, then one upsert in key
+    order, so concurrent transactions lock the rows in the same order (no deadlock). The
+    recorder calls it last but for the repository row (decision 0048): the rollup rows of a
+    busy day are the hottest rows a push touches, held from here to the commit only."""
     adds: dict[tuple[str, str, date, str], list[int]] = {}
     for v in recorded:
         at = utc(v["committed_at"])
@@ -620,15 +692,7 @@ def count_commits(session: Session, recorded: list[dict[str, Any]]) -> None:
         }
         for (repo, dim, day, key), m in sorted(adds.items())
     ]
-    t = commit_days.c
-    for chunk in _chunks(rows, ROWS_PER_STATEMENT):
-        stmt = db.insert(session, commit_days).values(chunk)
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["repository_id", "dim", "day", "key"],
-                set_={m: getattr(t, m) + stmt.excluded[m] for m in MEASURES},
-            )
-        )
+    _write(session, commit_days, rows, ["repository_id", "dim", "day", "key"])
 
 
 def rebuild_commit_days(session: Session, repository_id: str) -> int:
