@@ -182,7 +182,8 @@ def bulk_load(database_url: str, first: int, rows: int, every: int = 1) -> dict[
                 ix.drop(conn, checkfirst=True)
             conn.execute(text(f"ALTER TABLE logistics.tracking_events DROP CONSTRAINT {FK}"))
             # the rollups are recounted once after the load (store.rebuild_rollups)
-            conn.execute(text("ALTER TABLE logistics.packages DISABLE TRIGGER USER"))
+            for table in BIG_TABLES:
+                conn.execute(text(f"ALTER TABLE logistics.{table} DISABLE TRIGGER USER"))
         for low in range(first, rows + 1, CHUNK):
             last = min(rows, low + CHUNK - 1)
             t0 = time.perf_counter()
@@ -216,7 +217,8 @@ def bulk_load(database_url: str, first: int, rows: int, every: int = 1) -> dict[
             )
         with Session(engine) as session, session.begin():
             store.rebuild_rollups(session)
-            session.execute(text("ALTER TABLE logistics.packages ENABLE TRIGGER USER"))
+            for table in BIG_TABLES:
+                session.execute(text(f"ALTER TABLE logistics.{table} ENABLE TRIGGER USER"))
         out["index_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         with engine.connect() as conn:

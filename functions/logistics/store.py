@@ -25,11 +25,13 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     SmallInteger,
     String,
     Table,
@@ -40,6 +42,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.engine import Connection, CursorResult
@@ -56,6 +59,8 @@ SCHEMA = "logistics"
 metadata = db.metadata(SCHEMA)
 TS = DateTime(timezone=True)
 NOT_LATE = ("returned", "cancelled")  # never late: they are not expected anywhere any more
+# the same as SQL literals: a partial index's predicate must appear as such in the query
+_NOT_LATE_SQL = "status NOT IN ('returned', 'cancelled')"
 
 packages = Table(
     "packages",
@@ -116,6 +121,25 @@ packages = Table(
     # stats: counts by status, an index-only scan of a small deduplicated index (the wider
     # ix_packages_status serves the list)
     Index("ix_packages_status_count", "status"),
+    # the late list (late=true), newest first: the two kinds of late package, each a page of
+    # its own partial index, merged (search)
+    Index(
+        "ix_packages_late_delivered",
+        "created_at",
+        "id",
+        postgresql_where=text(f"delivered_at > promised_by AND {_NOT_LATE_SQL}"),
+        sqlite_where=text(f"delivered_at > promised_by AND {_NOT_LATE_SQL}"),
+    ),
+    Index(
+        "ix_packages_open_created",
+        "created_at",
+        "id",
+        postgresql_include=["promised_by"],
+        postgresql_where=text(
+            f"delivered_at IS NULL AND promised_by IS NOT NULL AND {_NOT_LATE_SQL}"
+        ),
+        sqlite_where=text(f"delivered_at IS NULL AND promised_by IS NOT NULL AND {_NOT_LATE_SQL}"),
+    ),
 )
 
 # search: part of the recipient (`q`), a trigram index (PostgreSQL's pg_trgm; SQLite has none)
@@ -301,6 +325,8 @@ def search(
     if after is not None:
         when, last_id = utc(after[0]), after[1]
         stmt = stmt.where(or_(p.created_at < when, and_(p.created_at == when, p.id < last_id)))
+    if filters.get("late") is True and session.get_bind().dialect.name == "postgresql":
+        return _late_page(session, after=after, limit=limit, **filters)
     if _narrow_promise(filters) and session.get_bind().dialect.name == "postgresql":
         # A promise window of a few weeks holds few packages, but they were created around
         # it, deep in the created_at order: the planner, assuming the two columns
@@ -314,6 +340,39 @@ def search(
         ).all()
     else:
         rows = session.execute(stmt.order_by(p.created_at.desc(), p.id.desc()).limit(limit)).all()
+    return [Package.of(as_dict(r)) for r in rows]
+
+
+def _late_page(
+    session: Session, *, after: tuple[datetime, str] | None, limit: int, **filters: Any
+) -> list[Package]:
+    """late=true on PostgreSQL: the delivered-late packages (ix_packages_late_delivered) and
+    the open ones past their promise (ix_packages_open_created), each walked newest first
+    for one page under the other filters, merged and cut to the page. Through the one
+    late_clause the planner only had ix_packages_created to walk, filtering every package
+    (most are on time) until a page of late ones."""
+    p = packages.c
+    now = filters.pop("now")
+    filters.pop("late")
+    branches: list[Any] = [
+        text(f"delivered_at > promised_by AND {_NOT_LATE_SQL}"),
+        and_(
+            text(f"delivered_at IS NULL AND promised_by IS NOT NULL AND {_NOT_LATE_SQL}"),
+            p.promised_by < utc(now),
+        ),
+    ]
+    parts = []
+    for branch in branches:
+        stmt = _filtered(select(packages), now=now, **filters).where(branch)
+        if after is not None:
+            when, last_id = utc(after[0]), after[1]
+            stmt = stmt.where(or_(p.created_at < when, and_(p.created_at == when, p.id < last_id)))
+        parts.append(stmt.order_by(p.created_at.desc(), p.id.desc()).limit(limit))
+    merged = union_all(*parts).subquery("late")
+    m = merged.c
+    rows = session.execute(
+        select(merged).order_by(m.created_at.desc(), m.id.desc()).limit(limit)
+    ).all()
     return [Package.of(as_dict(r)) for r in rows]
 
 
@@ -461,11 +520,53 @@ open_promised = Table(  # not delivered, promised, not returned/cancelled: per U
     Column("shard", SmallInteger, primary_key=True),
     Column("n", BigInteger, nullable=False),
 )
-ROLLUP_TABLES = (package_counts, open_promised)
+
+
+# Rollups of the stats' range figures (migration 0005, docs/decisions/0047): per grain (a UTC
+# day, or the month starting on `period`) and key, the delivered packages' counts and transit
+# sums and extremes; a range reads its whole months from month rows, its end days from day
+# rows. Kept by the same triggers on `packages`; exceptions per day by triggers on
+# `tracking_events`. Empty on SQLite (the stats aggregate the tables there).
+def _range_figures() -> list[Column[Any]]:
+    return [
+        Column("delivered", BigInteger, nullable=False),
+        Column("promised", BigInteger, nullable=False),
+        Column("on_time", BigInteger, nullable=False),
+        Column("transit_n", BigInteger, nullable=False),
+        Column("transit_sum", Numeric, nullable=False),
+        Column("transit_min", Float, nullable=True),
+        Column("transit_max", Float, nullable=True),
+    ]
+
+
+lane_deliveries = Table(
+    "lane_deliveries",
+    metadata,
+    Column("grain", String(5), primary_key=True),  # day | month
+    Column("period", Date, primary_key=True),
+    Column("origin_region", String(40), primary_key=True),
+    Column("destination_region", String(40), primary_key=True),
+    *_range_figures(),
+)
+level_deliveries = Table(  # sharded like the counts: 4 levels, every delivery touches one
+    "level_deliveries",
+    metadata,
+    Column("grain", String(5), primary_key=True),
+    Column("period", Date, primary_key=True),
+    Column("service_level", String(20), primary_key=True),
+    Column("shard", SmallInteger, primary_key=True),
+    *_range_figures(),
+)
+exception_days = Table(
+    "exception_days",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+ROLLUP_TABLES = (package_counts, open_promised, lane_deliveries, level_deliveries, exception_days)
 _SHARD = "mod(abs(hashtext(p.id)), 16)"
-# The triggers' statements (the migration holds a frozen copy): `{src}` yields package rows
-# with a `sign` (+1 added, -1 removed).
-ROLLUPS = [
+# `{src}` yields package rows with a `sign` (+1 added, -1 removed).
+_COUNTS = [
     f"""
 INSERT INTO logistics.package_counts AS r (status, shard, n)
 SELECT p.status, {_SHARD}, sum(p.sign) FROM ({{src}}) AS p
@@ -485,17 +586,107 @@ ON CONFLICT (hour, shard) DO UPDATE SET n = r.n + excluded.n
 ]
 
 
+_TRANSIT = "EXTRACT(EPOCH FROM (p.delivered_at - p.picked_up_at))"
+_PERIOD_END = (
+    "(k.period + CASE k.grain WHEN 'day' THEN interval '1 day' ELSE interval '1 month' END)"
+)
+
+
+def _facts(keys: list[str], exprs: list[str], *, removed: bool) -> str:
+    """Delivered packages of `{src}` per grain (day, month), period, `keys`, and the facts
+    the figures read, netted: a row that an UPDATE left as it was counts -1 and +1 and drops
+    out; `removed` keeps only what left (net < 0, with a transit), else what changed."""
+    having = f"sum(p.sign) < 0 AND {_TRANSIT} IS NOT NULL" if removed else "sum(p.sign) <> 0"
+    cols = ", ".join(f"{e} AS {k}" for k, e in zip(keys, exprs, strict=True))
+    group = ", ".join(str(i) for i in range(1, len(keys) + 6))
+    return f"""
+SELECT g.grain, CAST(date_trunc(g.grain, p.delivered_at AT TIME ZONE 'UTC') AS date) AS period,
+       {cols}, p.promised_by IS NOT NULL AS promised, p.delivered_at <= p.promised_by AS on_time,
+       {_TRANSIT} AS transit, sum(p.sign) AS net
+FROM ({{src}}) AS p CROSS JOIN (VALUES ('day'), ('month')) AS g(grain)
+WHERE p.delivered_at IS NOT NULL
+GROUP BY {group} HAVING {having}"""  # noqa: S608 - constants only
+
+
+def range_rollup(table: str, keys: list[str], key_exprs: list[str]) -> list[str]:
+    """The upsert of `table` (sums, and the extremes of what was added) and the recount of
+    the extremes of the groups that lost their minimum or maximum."""
+    names = ", ".join(keys)
+    pk = f"grain, period, {names}"
+    upsert = f"""
+INSERT INTO logistics.{table} AS r
+  ({pk}, delivered, promised, on_time, transit_n, transit_sum, transit_min, transit_max)
+SELECT {pk}, sum(d.net), coalesce(sum(d.net) FILTER (WHERE d.promised), 0),
+       coalesce(sum(d.net) FILTER (WHERE d.on_time), 0),
+       coalesce(sum(d.net) FILTER (WHERE d.transit IS NOT NULL), 0),
+       coalesce(sum(d.net * d.transit), 0),
+       min(d.transit) FILTER (WHERE d.net > 0), max(d.transit) FILTER (WHERE d.net > 0)
+FROM ({_facts(keys, key_exprs, removed=False)}) AS d
+GROUP BY {pk} ORDER BY {pk}
+ON CONFLICT ({pk}) DO UPDATE SET
+  delivered = r.delivered + excluded.delivered, promised = r.promised + excluded.promised,
+  on_time = r.on_time + excluded.on_time, transit_n = r.transit_n + excluded.transit_n,
+  transit_sum = r.transit_sum + excluded.transit_sum,
+  transit_min = least(r.transit_min, excluded.transit_min),
+  transit_max = greatest(r.transit_max, excluded.transit_max)
+"""  # noqa: S608 - constants only
+    match = " AND ".join(f"q.{k} = k.{k}" for k in keys if k != "shard")
+    if "shard" in keys:
+        match += " AND mod(abs(hashtext(q.id)), 16) = k.shard"
+    extremes = f"""
+UPDATE logistics.{table} AS r SET transit_min = m.lo, transit_max = m.hi
+FROM (SELECT DISTINCT d.grain, d.period, {", ".join("d." + k for k in keys)}
+      FROM ({_facts(keys, key_exprs, removed=True)}) AS d
+      JOIN logistics.{table} AS c USING ({pk})
+      WHERE d.transit <= c.transit_min OR d.transit >= c.transit_max) AS k
+CROSS JOIN LATERAL (
+  SELECT min({_TRANSIT.replace("p.", "q.")}) AS lo, max({_TRANSIT.replace("p.", "q.")}) AS hi
+  FROM logistics.packages AS q
+  WHERE q.delivered_at >= CAST(k.period AS timestamp) AT TIME ZONE 'UTC'
+    AND q.delivered_at < {_PERIOD_END} AT TIME ZONE 'UTC'
+    AND q.picked_up_at IS NOT NULL AND {match}) AS m
+WHERE ({", ".join("r." + c for c in ["grain", "period", *keys])})
+    = ({", ".join("k." + c for c in ["grain", "period", *keys])})
+"""  # noqa: S608 - constants only
+    return [upsert, extremes]
+
+
+LANES = range_rollup(
+    "lane_deliveries",
+    ["origin_region", "destination_region"],
+    ["p.origin_region", "p.destination_region"],
+)
+LEVELS = range_rollup("level_deliveries", ["service_level", "shard"], ["p.service_level", _SHARD])
+# The triggers' statements on `packages` (the migrations hold frozen copies): the counts,
+# then per range rollup its upsert and the recount of the extremes it lost.
+ROLLUPS = [*_COUNTS, *LANES, *LEVELS]
+UPSERTS = [*_COUNTS, LANES[0], LEVELS[0]]  # what a recount from scratch runs
+# ... and on `tracking_events`: `{src}` yields scan rows with a `sign`.
+SCAN_ROLLUPS = [
+    """
+INSERT INTO logistics.exception_days AS r (day, n)
+SELECT CAST(e.occurred_at AT TIME ZONE 'UTC' AS date), sum(e.sign) FROM ({src}) AS e
+WHERE e.kind = 'exception'
+GROUP BY 1 HAVING sum(e.sign) <> 0 ORDER BY 1
+ON CONFLICT (day) DO UPDATE SET n = r.n + excluded.n
+"""
+]
+
+
 def _rolled_up(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
 def rebuild_rollups(session: Session) -> None:
-    """Recount the rollups from `packages` (PostgreSQL): after a bulk load done with the
-    triggers disabled, or to repair. Lock the table against writes first if writers run."""
+    """Recount the rollups from `packages` and `tracking_events` (PostgreSQL): after a bulk
+    load done with the triggers disabled, or to repair. Lock the tables against writes first
+    if writers run."""
     for table in ROLLUP_TABLES:
         session.execute(table.delete())
-    for stmt in ROLLUPS:
+    for stmt in UPSERTS:
         session.execute(text(stmt.format(src="SELECT *, 1 AS sign FROM logistics.packages")))
+    for stmt in SCAN_ROLLUPS:
+        session.execute(text(stmt.format(src="SELECT *, 1 AS sign FROM logistics.tracking_events")))
 
 
 # --- stats ---------------------------------------------------------------------------------
@@ -547,9 +738,63 @@ def live_count_late_open(session: Session, now: datetime) -> int:
     return int(session.execute(stmt).scalar() or 0)
 
 
+def _whole_days(start: datetime, end: datetime) -> tuple[date, date] | None:
+    """start..end as UTC days [first, last] when both are UTC midnights, else None."""
+    start, end = utc(start), utc(end)  # type: ignore[assignment]
+    if any(t.time() != datetime.min.time() for t in (start, end)):
+        return None
+    return start.date(), end.date() - timedelta(days=1)
+
+
+def range_periods(first: date, last: date) -> list[tuple[str, date, date]]:
+    """The rollup rows covering the UTC days first..last: (grain, from, until) with `period`
+    in [from, until): the whole months inside, from their month rows, and the days before
+    and after them from day rows."""
+    end = last + timedelta(days=1)
+    month_lo = first if first.day == 1 else _next_month(first)
+    month_hi = end.replace(day=1)
+    if month_lo >= month_hi:
+        return [("day", first, end)]
+    out = [("month", month_lo, month_hi)]
+    if first < month_lo:
+        out.append(("day", first, month_lo))
+    if month_hi < end:
+        out.append(("day", month_hi, end))
+    return out
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def _in_periods(table: Table, first: date, last: date) -> ColumnElement[bool]:
+    c = table.c
+    return or_(
+        *(
+            and_(c.grain == grain, c.period >= lo, c.period < hi)
+            for grain, lo, hi in range_periods(first, last)
+        )
+    )
+
+
 def deliveries(session: Session, start: datetime, end: datetime) -> dict[str, int]:
     """Over packages delivered in [start, end): how many, how many had a promise, how many
-    of those kept it."""
+    of those kept it. Whole UTC days on PostgreSQL: from the lane rollup."""
+    days = _whole_days(start, end)
+    if days is None or not _rolled_up(session):
+        return live_deliveries(session, start, end)
+    c = lane_deliveries.c
+    stmt = select(
+        func.coalesce(func.sum(c.delivered), 0),
+        func.coalesce(func.sum(c.promised), 0),
+        func.coalesce(func.sum(c.on_time), 0),
+    ).where(_in_periods(lane_deliveries, *days))
+    total, promised, on_time = session.execute(stmt).one()
+    return {"delivered": int(total), "promised": int(promised), "on_time": int(on_time)}
+
+
+def live_deliveries(session: Session, start: datetime, end: datetime) -> dict[str, int]:
+    """deliveries() counted on the covering ix_packages_delivered."""
     p = packages.c
     stmt = select(
         func.count(),
@@ -560,11 +805,44 @@ def deliveries(session: Session, start: datetime, end: datetime) -> dict[str, in
     return {"delivered": int(total), "promised": int(promised), "on_time": int(on_time)}
 
 
+_TRANSIT_ROLLUPS = {
+    ("origin_region", "destination_region"): lane_deliveries,
+    ("service_level",): level_deliveries,
+}
+
+
 def transit_by(
     session: Session, start: datetime, end: datetime, *keys: str
 ) -> list[tuple[tuple[str, ...], int, float, float, float]]:
     """Per value of the `keys` columns, over packages delivered in [start, end) with a known
-    pickup: (key values, packages, mean, min, max transit seconds), ordered by the keys."""
+    pickup: (key values, packages, mean, min, max transit seconds), ordered by the keys.
+    Whole UTC days on PostgreSQL: from the lane or the service-level rollup."""
+    days = _whole_days(start, end)
+    table = _TRANSIT_ROLLUPS.get(keys)
+    if days is None or table is None or not _rolled_up(session):
+        return live_transit_by(session, start, end, *keys)
+    c = table.c
+    cols = [c[k] for k in keys]
+    n = func.sum(c.transit_n)
+    stmt = (
+        select(*cols, n, func.sum(c.transit_sum), func.min(c.transit_min), func.max(c.transit_max))
+        .where(_in_periods(table, *days))
+        .group_by(*cols)
+        .having(n > 0)
+        .order_by(*cols)
+    )
+    out = []
+    for row in session.execute(stmt).all():
+        values = tuple(row[: len(keys)])
+        count, total, lo, hi = row[len(keys) :]
+        out.append((values, int(count), float(total) / int(count), float(lo), float(hi)))
+    return out
+
+
+def live_transit_by(
+    session: Session, start: datetime, end: datetime, *keys: str
+) -> list[tuple[tuple[str, ...], int, float, float, float]]:
+    """transit_by() aggregated on the covering ix_packages_delivered."""
     p = packages.c
     cols = [p[k] for k in keys]
     transit = db.seconds_between(p.delivered_at, p.picked_up_at)
@@ -583,7 +861,18 @@ def transit_by(
 
 
 def exceptions_per_day(session: Session, start: datetime, end: datetime) -> dict[date, int]:
-    """Exception scans per UTC day of `occurred_at` in [start, end) (ix_tracking_events_kind)."""
+    """Exception scans per UTC day of `occurred_at` in [start, end); whole UTC days on
+    PostgreSQL from the exception_days rollup."""
+    days = _whole_days(start, end)
+    if days is None or not _rolled_up(session):
+        return live_exceptions_per_day(session, start, end)
+    c = exception_days.c
+    stmt = select(c.day, c.n).where(c.day >= days[0], c.day <= days[1], c.n != 0)
+    return {day: int(n) for day, n in session.execute(stmt).all()}
+
+
+def live_exceptions_per_day(session: Session, start: datetime, end: datetime) -> dict[date, int]:
+    """Counted on ix_tracking_events_kind."""
     t = tracking_events.c
     day = db.utc_day(t.occurred_at).label("day")
     stmt = (
