@@ -5,6 +5,8 @@ Streams: `GET /api/realtime/packages/{id}`, `/dashboard`, `/map`, `/agents` answ
 a ticketed browser `EventSource` through, and every stream verifies its caller here instead:
 either the bearer token (`Authorization`, verified and checked against revocation) or a
 `?ticket=` from `POST /api/realtime/tickets` (valid 60 s, for one stream). Decision 0028.
+A stream resumes after the sequence in `Last-Event-ID` or `?last_event_id=` (a new
+EventSource with a new ticket resumes exactly where the old one ended; decision 0047).
 Any authenticated user may read streams (the live documents carry no names or addresses).
 """
 
@@ -90,7 +92,12 @@ def _access(key: str) -> service.Access:
 
 def _stream(key: str) -> flask.Response:
     access = _access(key)
+    # The header is what EventSource sends on its own reconnects (the newest id it saw); the
+    # query parameter is how a new EventSource, opened with a new ticket, resumes where the
+    # previous one ended (a page cannot set the header). The header wins when both are there.
     after = model.last_event_id(flask.request.headers.get("Last-Event-ID"))
+    if after is None:
+        after = model.last_event_id(flask.request.args.get("last_event_id"))
     # The body is a coroutine on the event loop (shared.asgi): an open stream holds no thread.
     resp = asgi.deferred(service.events_of(access, after), mimetype="text/event-stream")
     resp.headers["Cache-Control"] = "no-cache, no-store"

@@ -2,7 +2,9 @@
 and produce a stream's Server-Sent Events.
 
 A stream: without `Last-Event-ID` it opens with a `snapshot` event (the current state, `id` =
-the feed's current sequence); with it, the entries after that sequence are replayed. Then every
+the feed's current sequence); with it (or `?last_event_id=`), the entries after that sequence
+are replayed, each once, in order, unless the feed no longer holds all of them (expired, or a
+feed that started over): then it opens with a snapshot as if none was given. Then every
 change the stream's listener reports is read from the feed in order and sent; a comment line
 goes out after `REALTIME_HEARTBEAT_S` (15 s) of silence; at the credential's expiry an
 `expired` event ends the stream, and the client reconnects with a fresh token or ticket and
@@ -131,6 +133,8 @@ async def events_of(access: Access, after: int | None) -> AsyncIterator[bytes]:
         # subscribed before reading: no change falls in between
         await asgi.in_thread(hub.subscribe, key, sub)
         yield b"retry: 2000\n\n"
+        if after is not None and not await asgi.in_thread(_resumable, key, after):
+            after = None  # its entries expired, or it is from another feed: start over
         if after is None:
             cursor, snap = await asgi.in_thread(_opening, key)
             yield model.sse(snap, event="snapshot", id=cursor)
@@ -157,6 +161,17 @@ async def events_of(access: Access, after: int | None) -> AsyncIterator[bytes]:
             # seq <= cursor (a change already sent): the next read finds nothing new
     finally:
         hub.unsubscribe(key, sub)
+
+
+def _resumable(key: str, after: int) -> bool:
+    """Whether the feed still holds every entry after `after`: sequences are contiguous per
+    stream, so the first one kept after it must be `after + 1` (entries expire after
+    store.FEED_TTL), and `after` cannot be ahead of the feed (a feed that started over)."""
+    current = store.current_seq(key)
+    if after >= current:
+        return after == current
+    first = store.entries_after(key, after, limit=1)
+    return bool(first) and int(first[0]["seq"]) == after + 1
 
 
 def _opening(key: str) -> tuple[int, Any]:

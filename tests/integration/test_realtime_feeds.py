@@ -248,6 +248,88 @@ def test_stream_sends_snapshot_then_new_feed_entries_then_resumes(server):
         assert got == ["2", "3"]
 
 
+def _ticket(server: str, bearer: dict[str, str], pid: str) -> str:
+    r = requests.post(
+        f"{server}/api/realtime/tickets",
+        json={"stream": "package", "package_id": pid},
+        headers=bearer,
+        timeout=5,
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["ticket"])
+
+
+def _until_quiet(events: Iterator[dict[str, str]], n: int) -> list[dict[str, str]]:
+    """The next `n` events (comments skipped)."""
+    out: list[dict[str, str]] = []
+    for e in events:
+        if "comment" in e or "event" not in e:
+            continue
+        out.append(e)
+        if len(out) == n:
+            break
+    return out
+
+
+def test_a_new_ticket_resumes_exactly_where_the_old_stream_ended(server):
+    """What the console's live helper does when a ticket is spent: a new EventSource with a
+    new ticket and `?last_event_id=` (it cannot send the header) gets every entry after the
+    last one it saw, once, in order, and then the live ones: no snapshot, no gap, no
+    duplicate. The header (EventSource's own reconnect) wins over the query."""
+    ff = fanout_client()
+    pid = uuid.uuid4().hex
+    bearer = {"Authorization": f"Bearer {token()}"}
+    ff.post("/", json=push("package.created", created(pid)))
+    url = f"{server}/api/realtime/packages/{pid}"
+    with requests.get(
+        url, params={"ticket": _ticket(server, bearer, pid)}, stream=True, timeout=10
+    ) as resp:
+        events = sse_events(resp)
+        assert next_event(events, "snapshot")["id"] == "1"
+        ff.post("/", json=push("package.status.changed", moved(pid, "created", "picked_up", 2)))
+        last = next_event(events, "status")["id"]
+    assert last == "2"
+    # between the old stream's end and the new one's start
+    ff.post("/", json=push("tracking.event.recorded", scan(pid, 50.0, "2026-12-01T12:00:00Z")))
+    ff.post("/", json=push("package.status.changed", moved(pid, "picked_up", "in_transit", 3)))
+    params = {"ticket": _ticket(server, bearer, pid), "last_event_id": last}
+    with requests.get(url, params=params, stream=True, timeout=10) as resp:
+        assert resp.status_code == 200
+        events = sse_events(resp)
+        first = _until_quiet(events, 2)
+        ff.post("/", json=push("tracking.event.recorded", scan(pid, 51.0, "2026-12-01T13:00:00Z")))
+        live = _until_quiet(events, 1)
+    got = [(e["event"], e["id"]) for e in first + live]
+    assert got == [("scan", "3"), ("status", "4"), ("scan", "5")]
+    # the header wins over the query (EventSource's own reconnect sends the newest id)
+    params = {"ticket": _ticket(server, bearer, pid), "last_event_id": "1"}
+    with requests.get(
+        url, params=params, headers={"Last-Event-ID": "4"}, stream=True, timeout=10
+    ) as resp:
+        assert [(e["event"], e["id"]) for e in _until_quiet(sse_events(resp), 1)] == [("scan", "5")]
+
+
+@pytest.mark.parametrize("case", ["expired-entries", "ahead-of-the-feed", "garbled"])
+def test_a_resume_point_the_feed_cannot_serve_opens_with_a_snapshot(server, case):
+    ff = fanout_client()
+    pid = uuid.uuid4().hex
+    bearer = {"Authorization": f"Bearer {token()}"}
+    ff.post("/", json=push("package.created", created(pid)))
+    ff.post("/", json=push("package.status.changed", moved(pid, "created", "picked_up", 2)))
+    ff.post("/", json=push("tracking.event.recorded", scan(pid, 50.0, "2026-12-01T12:00:00Z")))
+    after = {"expired-entries": "1", "ahead-of-the-feed": "99", "garbled": "x"}[case]
+    if case == "expired-entries":  # what the feed's TTL does to old entries
+        db = clients.firestore()
+        key = f"package:{pid}"
+        db.collection(store.FEED).document(store.entry_id(key, 2)).delete()
+    params = {"ticket": _ticket(server, bearer, pid), "last_event_id": after}
+    with requests.get(
+        f"{server}/api/realtime/packages/{pid}", params=params, stream=True, timeout=10
+    ) as resp:
+        (snap,) = _until_quiet(sse_events(resp), 1)
+    assert (snap["event"], snap["id"]) == ("snapshot", "3")
+
+
 def test_open_streams_hold_no_thread(server):
     """Three times as many open streams as the server has worker threads: each gets its
     snapshot and then the same new entry (a thread per stream would leave all but two

@@ -6,8 +6,12 @@
 // the ticket is valid, EventSource reconnects by itself after a drop and sends Last-Event-ID:
 // the server replays what was missed. Once the ticket is spent (a refused reconnect closes the
 // EventSource) or the stream ends with `expired` (the token that bought it expired), a new
-// ticket is bought and the stream opened again; it then starts with a `snapshot` (the whole
-// current state), which the page redraws from. Every stream is closed when the page is left.
+// ticket is bought and the stream opened again with `?last_event_id=` (a new EventSource
+// cannot send the header): the server resumes right after the last event this page saw, so
+// nothing between the old stream's end and the new one's start is lost or repeated (decision
+// 0047). Only when the feed no longer holds that point does the stream start again with a
+// `snapshot` (the whole current state), which the page redraws from, as on its first open.
+// Every stream is closed when the page is left.
 
 import { post } from '../api.js';
 import { h } from '../dom.js';
@@ -64,6 +68,7 @@ export function openStream(stream, { packageId = null, on = {}, onState = () => 
   let closed = false;
   let timer = null;
   let failures = 0;
+  let lastId = ''; // the newest event id this page was handed: where a new stream resumes
   const handle = { close };
   open.add(handle);
 
@@ -98,7 +103,9 @@ export function openStream(stream, { packageId = null, on = {}, onState = () => 
       return;
     }
     if (closed) return;
-    const es = new EventSource(`${ticket.url}?ticket=${encodeURIComponent(ticket.ticket)}`);
+    const resume = lastId ? `&last_event_id=${encodeURIComponent(lastId)}` : '';
+    const es = new EventSource(
+      `${ticket.url}?ticket=${encodeURIComponent(ticket.ticket)}${resume}`);
     source = es;
     es.onopen = () => {
       failures = 0;
@@ -117,7 +124,8 @@ export function openStream(stream, { packageId = null, on = {}, onState = () => 
       source = null;
       connect(); // the token that bought the ticket expired: a fresh ticket, a fresh stream
     });
-    for (const [name, fn] of Object.entries(on)) {
+    const handlers = { snapshot: () => {}, ...on };
+    for (const [name, fn] of Object.entries(handlers)) {
       es.addEventListener(name, (event) => {
         if (closed || source !== es) return;
         let data = null;
@@ -126,6 +134,9 @@ export function openStream(stream, { packageId = null, on = {}, onState = () => 
         } catch {
           return;
         }
+        // Events this page does not listen to are not seen here: a resume may send them
+        // again, never one it was handed.
+        if (event.lastEventId) lastId = event.lastEventId;
         fn(data, event.lastEventId);
       });
     }
