@@ -11,7 +11,13 @@ What it shows, all read from the running stack, no extra server or store:
   request id;
 - dead letters per topic with a redrive button, through ops-api (`/api/ops/dead-letters`, as
   the console does) signed in as the local bootstrap admin;
-- the local scheduler's jobs: next fire time, last result, run now, pause, resume.
+- the local scheduler's jobs: next fire time, last result, run now, pause, resume;
+- traces: every deployment runs with `TRACE_EXPORTER=log` (set by the stack), so each finished
+  OpenTelemetry span is one JSON line on its stdout, next to its logs (`shared.tracing`); the
+  log hub hands those lines to `Traces` here (never to the terminal). Found by trace id,
+  request id or event id, each trace is drawn as a waterfall of its spans across processes
+  (gateway -> users-api -> SQL -> publish -> each consumer); the events feed and the requests
+  lists link to it. The last `KEEP_TRACES` traces are kept, in memory only.
 
 Local only: it exists only in the supervisor (never deployed), listens on 127.0.0.1, answers
 only loopback clients whose Host is localhost/127.0.0.1, and a POST needs the page's per-run
@@ -36,6 +42,7 @@ import flask
 import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from emulators._logs import SPAN_LINE
 from emulators._ports import HOST
 
 if TYPE_CHECKING:
@@ -53,6 +60,10 @@ CSP = (
 KEEP_REQUESTS = 30
 KEEP_ERRORS = 20
 KEEP_EVENTS = 500
+KEEP_TRACES = 300
+KEEP_SPANS = 500  # per trace
+SPAN_KEY = "switchyard/span"  # shared.tracing.LOG_KEY (the supervisor never imports shared/)
+_IDS = ("switchyard.request_id", "switchyard.event_id")
 _CONSUMED = re.compile(r"^(processed|skipped) (\S+) ([0-9a-f-]{36})")
 _FAILED = re.compile(r"^consumer failed on (\S+) ([0-9a-f-]{36}) \(attempt (\d+)\)")
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
@@ -62,11 +73,150 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class Observer:
-    """What the log lines of the deployments say: requests, errors, consumed events."""
+class Traces:
+    """The spans the deployments exported (`log` exporter), grouped by trace, newest last."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._traces: collections.OrderedDict[str, dict[str, dict[str, Any]]] = (
+            collections.OrderedDict()
+        )
+
+    def add(self, name: str, span: dict[str, Any]) -> None:
+        trace_id = str(span.get("trace_id", ""))
+        span_id = str(span.get("span_id", ""))
+        if len(trace_id) != 32 or len(span_id) != 16:
+            return
+        span.setdefault("deployment", name)
+        span["process"] = name
+        with self._lock:
+            spans = self._traces.get(trace_id)
+            if spans is None:
+                spans = self._traces[trace_id] = {}
+                while len(self._traces) > KEEP_TRACES:
+                    self._traces.popitem(last=False)
+            else:
+                self._traces.move_to_end(trace_id)
+            if len(spans) < KEEP_SPANS:
+                spans[span_id] = span
+
+    def _spans(self, trace_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(s) for s in self._traces.get(trace_id, {}).values()]
+
+    def find(self, query: str = "") -> list[dict[str, Any]]:
+        """Summaries of the traces whose id is `query`, or with a span of that request id or
+        event id; every trace (newest first) without a query."""
+        q = query.strip()
+        with self._lock:
+            ids = list(reversed(self._traces))
+            found = [
+                t
+                for t in ids
+                if not q
+                or t == q.lower()
+                or any(
+                    str(sp.get("attributes", {}).get(k, "")) == q
+                    for sp in self._traces[t].values()
+                    for k in _IDS
+                )
+            ]
+        return [self.summary(t) for t in found[:100]]
+
+    def summary(self, trace_id: str) -> dict[str, Any]:
+        spans = self._spans(trace_id)
+        tree = _tree(spans)
+        root = tree[0] if tree else {}
+        start = min((s["start"] for s in spans), default=0)
+        end = max((s.get("end") or s["start"] for s in spans), default=0)
+        request_id = next(
+            (
+                str(s["attributes"]["switchyard.request_id"])
+                for s in tree
+                if s.get("attributes", {}).get("switchyard.request_id")
+            ),
+            "",
+        )
+        return {
+            "trace_id": trace_id,
+            "root": root.get("name", ""),
+            "root_deployment": root.get("deployment", ""),
+            "started": _iso(start),
+            "duration_ms": round((end - start) / 1e6, 2),
+            "spans": len(spans),
+            "deployments": sorted({str(s.get("deployment", "")) for s in spans}),
+            "errors": sum(1 for s in spans if s.get("status") == "error"),
+            "request_id": request_id,
+        }
+
+    def waterfall(self, trace_id: str) -> dict[str, Any] | None:
+        """The trace's spans in tree order (a parent before its children, siblings by start),
+        each with its depth and its offset and duration from the trace's start, in ms."""
+        spans = self._spans(trace_id)
+        if not spans:
+            return None
+        tree = _tree(spans)
+        start = min(s["start"] for s in spans)
+        end = max(s.get("end") or s["start"] for s in spans)
+        return {
+            **self.summary(trace_id),
+            "total_ms": round((end - start) / 1e6, 3),
+            "items": [
+                {
+                    "span_id": s["span_id"],
+                    "parent_id": s.get("parent_id", ""),
+                    "name": s.get("name", ""),
+                    "kind": s.get("kind", ""),
+                    "deployment": s.get("deployment", ""),
+                    "status": s.get("status", ""),
+                    "depth": s["depth"],
+                    "offset_ms": round((s["start"] - start) / 1e6, 3),
+                    "duration_ms": round(((s.get("end") or s["start"]) - s["start"]) / 1e6, 3),
+                    "attributes": s.get("attributes", {}),
+                }
+                for s in tree
+            ],
+        }
+
+
+def _tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Depth-first, children by start time; a span whose parent is not here (another
+    process's span not exported yet, or the caller's) is a root."""
+    ids = {s["span_id"] for s in spans}
+    children: dict[str, list[dict[str, Any]]] = {}
+    roots = []
+    for s in spans:
+        parent = s.get("parent_id") or ""
+        if parent and parent in ids and parent != s["span_id"]:
+            children.setdefault(parent, []).append(s)
+        else:
+            roots.append(s)
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def visit(s: dict[str, Any], depth: int) -> None:
+        if s["span_id"] in seen:
+            return
+        seen.add(s["span_id"])
+        out.append({**s, "depth": depth})
+        for c in sorted(children.get(s["span_id"], []), key=lambda x: x["start"]):
+            visit(c, depth + 1)
+
+    for r in sorted(roots, key=lambda x: x["start"]):
+        visit(r, 0)
+    return out
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds")
+
+
+class Observer:
+    """What the log lines of the deployments say: requests, errors, consumed events, spans."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.traces = Traces()
         self.requests: dict[str, collections.deque[dict[str, Any]]] = {}
         self.errors: dict[str, collections.deque[dict[str, Any]]] = {}
         self.events: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
@@ -90,6 +240,11 @@ class Observer:
             return
         if not isinstance(entry, dict):
             return
+        if text.startswith(SPAN_LINE):
+            span = entry.get(SPAN_KEY)
+            if isinstance(span, dict) and isinstance(span.get("start"), int):
+                self.traces.add(name, span)
+            return
         labels = entry.get("logging.googleapis.com/labels") or {}
         rid = labels.get("request_id", "") if isinstance(labels, dict) else ""
         message = str(entry.get("message", ""))
@@ -105,6 +260,9 @@ class Observer:
                         "status": http.get("status"),
                         "latency": http.get("latency"),
                         "request_id": rid,
+                        "trace_id": str(entry.get("logging.googleapis.com/trace", "")).rsplit(
+                            "/", 1
+                        )[-1],
                     }
                 )
             if entry.get("severity") in ("ERROR", "CRITICAL", "ALERT", "EMERGENCY"):
@@ -439,6 +597,20 @@ class Dashboard:
             if len(q) > 128:
                 return problem(400, "Bad Request", "q is at most 128 characters.")
             return flask.jsonify({"items": dash.observer.snapshot_events(q)})
+
+        @app.get("/_dev/api/traces")
+        def traces() -> flask.Response:
+            q = flask.request.args.get("q", "")
+            if len(q) > 128:
+                return problem(400, "Bad Request", "q is at most 128 characters.")
+            return flask.jsonify({"items": dash.observer.traces.find(q)})
+
+        @app.get("/_dev/api/traces/<trace_id>")
+        def trace(trace_id: str) -> flask.Response:
+            found = dash.observer.traces.waterfall(trace_id.lower())
+            if found is None:
+                return problem(404, "Not Found", f"No trace {trace_id!r} seen (yet).")
+            return flask.jsonify(found)
 
         @app.get("/_dev/api/dead-letters")
         def dead_letters() -> flask.Response:

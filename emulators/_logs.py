@@ -3,6 +3,8 @@
 One `LogHub` per stack. Lines go to a stream (stdout by default) and, when a directory is given,
 to `<dir>/stack.log` (all processes) and `<dir>/<process>.log` (one each), without colour. The
 hub keeps the last lines of each process in memory so failures can be reported with them.
+Span lines (JSON, `shared.tracing`'s `log` exporter) are not log lines: they go to the
+listeners (the dev dashboard's trace view) only, never to the terminal, the files or the tails.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import IO, TextIO
 _PALETTE = ("36", "32", "33", "35", "34", "96", "92", "93", "95", "94", "31", "91")
 _RESET = "\033[0m"
 STACK = "stack"  # the prefix of the supervisor's own messages
+SPAN_LINE = '{"switchyard/span":'  # a finished span (shared.tracing.LOG_KEY), for the dashboard
 
 
 def use_color(stream: TextIO | None) -> bool:
@@ -74,8 +77,14 @@ class LogHub:
             )
 
     def line(self, name: str, text: str, *, console: bool = True) -> None:
-        """Record one line of `name`; `console=False` keeps it out of the stream (noise)."""
+        """Record one line of `name`; `console=False` keeps it out of the stream (noise).
+        A span line (`shared.tracing`'s `log` exporter) goes to the listeners only."""
         text = text.rstrip("\r\n")
+        if text.startswith(SPAN_LINE):
+            for listener in self.listeners:
+                with contextlib.suppress(Exception):
+                    listener(name, text)
+            return
         with self._lock:
             self._register(name)
             self._tails[name].append(text)

@@ -274,6 +274,8 @@ class Stack:
         )
         if self.dashboard is not None:  # the gateway forwards /_dev/ there (local only)
             env["SWITCHYARD_DEV_DASHBOARD_URL"] = f"http://{HOST}:{self.dashboard.port}"
+            # finished spans as JSON lines on stdout: the dashboard's trace view reads them
+            env.setdefault("TRACE_EXPORTER", "log")
         env.update(self.extra_env)
         return env
 

@@ -8,7 +8,8 @@ client: a context calls another context's API by path; the path is routed with t
 cloud it attaches a Google ID token for that URL (functions are private). The running deployment
 may only call the http deployments its manifest declares in `calls` (the cloud grants
 run.invoker and SERVICE_URLS for those alone), so `call` refuses any other wherever it runs,
-`make dev` and the tests included. It forwards the request id and trace context, applies a
+`make dev` and the tests included. It forwards the request id and the trace context (each call
+is a client span of `shared.tracing`, whose traceparent the callee continues), applies a
 timeout, and retries only idempotent methods on connection errors and 502/503/504. It never
 follows redirects and never calls user-supplied URLs.
 """
@@ -22,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from shared import logging as slog
+from shared import tracing
 from shared.config import settings
 
 if TYPE_CHECKING:  # imported where used: a Firestore-only deployment never loads requests
@@ -157,8 +159,6 @@ def call(
     attempts: int = 3,
 ) -> requests.Response:
     """Call another context's API by path; the response is returned whatever its status."""
-    import requests
-
     from shared.manifests import catalog
 
     cat = catalog()
@@ -173,7 +173,35 @@ def call(
             f"deployments.{caller.name}.calls of functions/{caller.context}/function.yaml"
         )
     base = url_of(dep.name)
-    hdrs = {**trace_headers(), **(headers or {})}
+    method = method.upper()
+    with tracing.child(
+        f"{method} {dep.name}",
+        kind="client",
+        attributes={"http.request.method": method, "url.path": path.split("?")[0]},
+    ) as span:
+        hdrs = {**trace_headers(), **(headers or {})}
+        if span is not None:
+            hdrs["traceparent"] = tracing.format_traceparent(span)
+        resp = _send(method, base, path, dep.name, hdrs, json, params, timeout, attempts)
+        if span is not None:
+            span.set_attribute("http.response.status_code", resp.status_code)
+        return resp
+
+
+def _send(
+    method: str,
+    base: str,
+    path: str,
+    name: str,
+    hdrs: dict[str, str],
+    json: Any,
+    params: dict[str, Any] | None,
+    timeout: float,
+    attempts: int,
+) -> requests.Response:
+    """The exchange of `call`: the service identity attached, idempotent methods retried."""
+    import requests
+
     token = id_token(base)
     if token:
         # The caller's end-user token travels in X-Forwarded-Authorization (as Google's own
@@ -181,7 +209,6 @@ def call(
         if "Authorization" in hdrs:
             hdrs["X-Forwarded-Authorization"] = hdrs.pop("Authorization")
         hdrs["Authorization"] = f"Bearer {token}"
-    method = method.upper()
     tries = attempts if method in IDEMPOTENT else 1
     last: Exception | None = None
     for attempt in range(tries):
@@ -200,6 +227,6 @@ def call(
         else:
             if resp.status_code not in _RETRY_STATUSES or attempt == tries - 1:
                 return resp
-            last = ServiceCallError(f"{dep.name} answered {resp.status_code}")
+            last = ServiceCallError(f"{name} answered {resp.status_code}")
         time.sleep(min(0.1 * 2**attempt, 1.0))
-    raise ServiceCallError(f"{method} {path} via {dep.name} failed: {last}") from last
+    raise ServiceCallError(f"{method} {path} via {name} failed: {last}") from last

@@ -285,3 +285,63 @@ def _day_pg(element: utc_day, compiler: Any, **kw: Any) -> str:
 def _day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
     (value,) = list(element.clauses)
     return f"date({compiler.process(value, **kw)})"
+
+
+# --- traces: a span per statement ----------------------------------------------------------
+# Listened on every Engine (this module's and any other), so `engine()` stays as it is. A
+# statement gets a client span under the current span (none outside a request or delivery),
+# named by its verb and first table; its text is the one the driver got, with placeholders:
+# parameter values never reach a span.
+
+_AFTER_WORD = {"SELECT": "FROM", "DELETE": "FROM", "INSERT": "INTO", "UPDATE": "UPDATE"}
+
+
+def _span_name(statement: str) -> str:
+    """`SELECT users.users`, `INSERT users.outbox`, `COMMIT`...: the verb and its table."""
+    words = statement[:2000].split()
+    if not words:
+        return "SQL"
+    verb = words[0].upper()
+    marker = _AFTER_WORD.get(verb)
+    upper = [w.upper() for w in words]
+    if marker and marker in upper:
+        at = upper.index(marker) + 1
+        if at < len(words) and words[at][:1] != "(":
+            return f"{verb} {words[at].replace(chr(34), '').strip(',;')}"
+    return verb
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _statement_began(
+    conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+) -> None:
+    from shared import tracing
+
+    if context is None or not tracing.enabled():
+        return
+    context._switchyard_span = tracing.start_child(
+        _span_name(statement),
+        kind="client",
+        attributes={"db.system.name": conn.dialect.name, "db.query.text": statement[:4000]},
+    )
+
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _statement_ended(
+    _conn: Any, _cursor: Any, _statement: str, _params: Any, context: Any, _many: bool
+) -> None:
+    span = getattr(context, "_switchyard_span", None)
+    if span is not None:
+        context._switchyard_span = None
+        span.end()
+
+
+@event.listens_for(Engine, "handle_error")
+def _statement_failed(exc_context: Any) -> None:
+    context = exc_context.execution_context
+    span = getattr(context, "_switchyard_span", None) if context is not None else None
+    if span is not None:
+        from shared import tracing
+
+        context._switchyard_span = None
+        tracing.end(span, type(exc_context.original_exception).__name__)

@@ -2,14 +2,17 @@
 
 `get_logger(name)` returns a stdlib logger whose records are written as JSON with `severity`,
 `message`, `logging.googleapis.com/trace` (from the W3C `traceparent` of the current request or
-event), `logging.googleapis.com/labels` (`deployment`, `request_id`) and any `extra` fields
-(e.g. `httpRequest`). The request context lives in a ContextVar, set by `shared.http` and
-`shared.events.handler`, so it follows the request across threads started with
-`contextvars.copy_context`. Never print; never log secrets (the formatter does not scrub).
+event), `logging.googleapis.com/spanId` and `logging.googleapis.com/trace_sampled` (of the
+current span, when `shared.tracing` made one), `logging.googleapis.com/labels` (`deployment`,
+`request_id`) and any `extra` fields (e.g. `httpRequest`). The request context lives in a
+ContextVar, set by `shared.http` and `shared.events.handler`, so it follows the request across
+threads started with `contextvars.copy_context`. Never print; never log secrets (the formatter
+does not scrub).
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -56,9 +59,13 @@ class CloudLoggingFormatter(logging.Formatter):
         if ctx.get("request_id"):
             labels["request_id"] = ctx["request_id"]
         entry["logging.googleapis.com/labels"] = labels
-        trace_id = _trace_id(ctx.get("traceparent", ""))
+        traceparent = ctx.get("traceparent", "")
+        trace_id = _trace_id(traceparent)
         if trace_id:
             entry["logging.googleapis.com/trace"] = f"projects/{s.project_id}/traces/{trace_id}"
+            if ctx.get("span_id"):  # this hop's own span (shared.tracing), not the caller's
+                entry["logging.googleapis.com/spanId"] = ctx["span_id"]
+                entry["logging.googleapis.com/trace_sampled"] = _sampled(traceparent)
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
@@ -67,14 +74,38 @@ class CloudLoggingFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def _sampled(traceparent: str) -> bool:
+    try:
+        return bool(int(traceparent[-2:], 16) & 0x01)
+    except ValueError:
+        return False
+
+
 def _trace_id(traceparent: str) -> str:
     parts = traceparent.split("-")
     return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else ""
 
 
+_handler: logging.Handler | None = None
+
+
+def write_lines(lines: list[str]) -> None:
+    """Write ready-made JSON lines to the log stream, never interleaved with a log record
+    (the handler's lock): the `log` exporter of `shared.tracing`."""
+    configure()
+    handler = _handler
+    if handler is None or not lines:
+        return
+    text = "\n".join(lines) + "\n"
+    with handler.lock or contextlib.nullcontext():
+        stream = getattr(handler, "stream", sys.stdout)
+        stream.write(text)
+        stream.flush()
+
+
 def configure() -> None:
     """Route the root logger to stdout as JSON lines (idempotent)."""
-    global _configured
+    global _configured, _handler
     if _configured:
         return
     from shared.config import settings
@@ -83,6 +114,7 @@ def configure() -> None:
     handler.setFormatter(CloudLoggingFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    _handler = handler
     root.setLevel(settings().log_level)
     for noisy in ("urllib3", "google", "werkzeug", "grpc", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -9,6 +9,11 @@ carries a Google ID token for the target (invoker IAM) and the user's token trav
 `X-Forwarded-Authorization`. Bodies pass through as bytes, never decoded or re-encoded (the
 upstream's `Content-Encoding` included). Unreachable upstream: 502; timeout: 504.
 
+Traces (`shared.tracing`): the request's server span is named by the manifest route it matched
+(`POST /api/users`), and the upstream exchange is its child client span (`POST users-api`),
+whose traceparent the upstream gets: it ends with the whole answer read, or for a stream with
+its status line.
+
 The gateway is served in functions-framework's ASGI mode (`shared.asgi`, decision 0035): the
 guard and this module run in a worker thread, and the upstream exchange is an httpx request on
 the event loop (one pooled `httpx.AsyncClient` per loop, no cookie jar, no proxies from the
@@ -37,7 +42,7 @@ import flask
 import httpx
 import werkzeug.datastructures
 
-from shared import asgi, clients, manifests
+from shared import asgi, clients, manifests, tracing
 from shared import logging as slog
 from shared.config import settings
 from shared.errors import (
@@ -384,6 +389,12 @@ def _streamed(upstream: httpx.Response, name: str) -> flask.Response:
     return resp
 
 
+def matched_route(dep: Deployment, path: str) -> str:
+    """The route of `dep` that `path` matched (the longest), as the span's name says it."""
+    routes = [r for r in dep.routes if path == r or path.startswith(r.rstrip("/") + "/")]
+    return max(routes, key=len) if routes else path
+
+
 def forward(req: flask.Request, *, request_id: str, traceparent: str) -> flask.Response:
     """Forward the current request to its deployment and return the answer (module doc)."""
     if has_dot_segment(req.path):
@@ -396,6 +407,42 @@ def forward(req: flask.Request, *, request_id: str, traceparent: str) -> flask.R
     if not base:
         raise ServiceUnavailable(f"The deployment {dep.name} is not configured.")
     body = read_body(req, body_limit(req.path))
+    scope = getattr(flask.g, "trace_scope", None)
+    if scope is None:
+        return _forward(req, dep, base, body, request_id, traceparent)
+    route = matched_route(dep, req.path)
+    scope.rename(f"{req.method} {route}")
+    scope.set("http.route", route)
+    span = tracing.start_child(
+        f"{req.method} {dep.name}",
+        kind="client",
+        attributes={"http.request.method": req.method, "switchyard.deployment": dep.name},
+    )
+    if span is None:
+        return _forward(req, dep, base, body, request_id, traceparent)
+    try:
+        resp = _forward(req, dep, base, body, request_id, tracing.format_traceparent(span))
+    except Problem as exc:
+        tracing.end(span, f"{exc.status} {exc.title}")
+        raise
+    except BaseException as exc:
+        tracing.end(span, type(exc).__name__)
+        raise
+    span.set_attribute("http.response.status_code", resp.status_code)
+    tracing.end(span, "upstream error" if resp.status_code >= 500 else None)
+    return resp
+
+
+def _forward(
+    req: flask.Request,
+    dep: Deployment,
+    base: str,
+    body: bytes,
+    request_id: str,
+    traceparent: str,
+) -> flask.Response:
+    """The exchange of `forward`: the request built and sent, the answer (or stream) back."""
+    s = settings()
     headers = request_headers(
         req.headers.items(),
         request_id=request_id,

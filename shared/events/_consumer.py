@@ -4,8 +4,10 @@ The entry point accepts a raw Pub/Sub push body or a CloudEvent (binary or struc
 answers `GET /health`, skips an `event_id` its subscription already processed (Firestore
 `processed/{subscription}:{event_id}`, created with `create()`, kept 7 days; its short lease is
 heartbeated while the consumer runs, and a redelivery meeting a live claim waits for it to finish
-or lapse rather than answering "busy"), binds the propagated trace to the logs, and answers
-non-2xx on failure so Pub/Sub redelivers with backoff and finally dead-letters. An undecodable
+or lapse rather than answering "busy"), handles each delivery in a consumer span
+(`shared.tracing`: `process <event type>`, child of the publish span the event's `traceparent`
+names, so it also stands for the push that carried it) bound to the logs, and answers non-2xx
+on failure so Pub/Sub redelivers with backoff and finally dead-letters. An undecodable
 delivery is a 400 (it can never succeed; Pub/Sub dead-letters it). Limits: at-least-once, no
 ordering across events (consumers order by `occurred_at`).
 """
@@ -29,6 +31,7 @@ import flask
 from pydantic import BaseModel
 
 from shared import logging as slog
+from shared import tracing
 from shared.config import settings
 from shared.events._faults import fault_point, poisoned
 from shared.events._schema import utcnow
@@ -338,12 +341,36 @@ def handler(fn: Callable[[Received], Any] | None = None, *, atomic: bool = False
         from shared.manifests import subscription_name
 
         subscription = subscription_name(settings().deployment or fn.__name__, event.event_type)
-        token = slog.bind(
-            request_id=event.request_id, traceparent=event.traceparent, event_id=event.event_id
+        if not tracing.enabled():
+            token = slog.bind(
+                request_id=event.request_id, traceparent=event.traceparent, event_id=event.event_id
+            )
+            try:
+                return consume(fn, event, subscription)
+            finally:
+                slog.reset(token)
+        token = slog.bind(request_id=event.request_id, event_id=event.event_id)
+        scope = tracing.server(
+            f"process {event.event_type}",
+            event.traceparent,
+            kind="consumer",
+            attributes={
+                "messaging.system": "gcp_pubsub",
+                "messaging.destination.subscription.name": subscription,
+                "messaging.message.id": event.message_id,
+                "messaging.gcp_pubsub.message.delivery_attempt": event.delivery_attempt,
+                "switchyard.event_id": event.event_id,
+                "switchyard.request_id": event.request_id,
+            },
         )
         try:
-            return consume(fn, event, subscription)
+            resp = consume(fn, event, subscription)
+            scope.set("http.response.status_code", resp.status_code)
+            if resp.status_code >= 500:
+                scope.fail("the consumer failed; Pub/Sub redelivers")
+            return resp
         finally:
+            scope.finish()  # before the delivery's log token: tokens reset in reverse order
             slog.reset(token)
 
     return entry

@@ -9,9 +9,13 @@ where CPU is throttled once the response is sent, the request waits up to `outbo
 its own rows (`OUTBOX_WAIT_S`, 2 s there, 0 elsewhere), else they would wait for the relay's
 next tick. A failed publish,
 a full queue or a crash leaves the row pending for `relay()` (`ops-outbox-relay`, every
-minute), so nothing is lost. `flush()` waits for this process's rows (a CLI before it exits;
-atexit does it too). `outbox_table` is the one definition of the table;
-`create_outbox` creates it from a context's first Alembic revision.
+minute), so nothing is lost. Traces (`shared.tracing`): each event's publish is a producer
+span, child of the span that emitted it, open from `emit` until Pub/Sub accepts the message;
+the event's `traceparent` attribute names that span, so each consumer's span is its child in
+the same trace. A relayed row's publish is a new producer span under the stored traceparent
+(the first one died unexported with its process, or was never ended). `flush()` waits for this
+process's rows (a CLI before it exits; atexit does it too). `outbox_table` is the one
+definition of the table; `create_outbox` creates it from a context's first Alembic revision.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from sqlalchemy import text as sa_text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from shared import db
+from shared import db, tracing
 from shared import logging as slog
 from shared.config import settings
 from shared.events._faults import fault_point
@@ -130,6 +134,14 @@ def emit(session: Session, event: Event, *, actor: str | None = None) -> str:
     payload = type(event).model_validate(event.model_dump()).model_dump(mode="json")
     event_id = str(uuid.uuid4())
     occurred = utcnow()
+    span = tracing.producer(
+        f"publish {etype}",
+        attributes={
+            "messaging.system": "gcp_pubsub",
+            "messaging.destination.name": etype,
+            "switchyard.event_id": event_id,
+        },
+    )
     attributes = {
         "event_type": etype,
         "event_id": event_id,
@@ -137,7 +149,7 @@ def emit(session: Session, event: Event, *, actor: str | None = None) -> str:
         "source": s.deployment or "local",
         "occurred_at": rfc3339(occurred),
         "request_id": slog.current("request_id"),
-        "traceparent": slog.current("traceparent"),
+        "traceparent": tracing.format_traceparent(span) if span else slog.current("traceparent"),
         "actor": actor or _current_actor(),
     }
     table = _outbox_of(_publisher_schema(etype))
@@ -170,6 +182,7 @@ def emit(session: Session, event: Event, *, actor: str | None = None) -> str:
             topic_path(etype),
             body.encode(),
             {k: v for k, v in attributes.items() if v},
+            span=span,
         )
     )
     return event_id
@@ -193,6 +206,7 @@ class _Pending(NamedTuple):
     payload: bytes
     attributes: dict[str, str]
     waiter: _Waiter | None = None
+    span: Any = None  # its producer span (shared.tracing), ended once Pub/Sub answers
 
 
 class _Waiter:
@@ -244,6 +258,7 @@ class _Sender:
         for row in rows:
             if not self._slots.acquire(blocking=False):
                 _log.warning("outbox publish queue full; %s waits for the relay", row.id)
+                tracing.end(row.span, "publish queue full: left to the relay")
                 if row.waiter is not None:
                     row.waiter.done()
                 continue
@@ -287,12 +302,17 @@ class _Sender:
                     **row.attributes,
                 )
             except Exception as exc:  # noqa: BLE001 - the row stays pending for the relay
+                tracing.end(row.span, str(exc) or type(exc).__name__)
                 self._marks.put((row, str(exc) or type(exc).__name__))
                 continue
             fut.add_done_callback(functools.partial(self._published, row))
 
     def _published(self, row: _Pending, fut: Any) -> None:
         exc = fut.exception()
+        if row.span is not None:
+            if exc is None:
+                row.span.set_attribute("messaging.message.id", str(fut.result()))
+            tracing.end(row.span, None if exc is None else (str(exc) or type(exc).__name__))
         self._marks.put((row, None if exc is None else (str(exc) or type(exc).__name__)))
 
     def _mark_loop(self) -> None:
@@ -383,15 +403,28 @@ def _publish_rows(session: Session, table: Table, rows: Sequence[Any]) -> int:
     futures = []
     for row in rows:
         attrs = {k: v for k, v in json.loads(row.attributes).items() if v}
+        span = tracing.producer(
+            f"publish {row.event_type}",
+            traceparent=attrs.get("traceparent", ""),
+            attributes={
+                "messaging.system": "gcp_pubsub",
+                "messaging.destination.name": row.event_type,
+                "switchyard.event_id": row.id,
+                "switchyard.relayed": True,
+            },
+        )
+        if span is not None:  # the consumers continue the relay's publish, same trace
+            attrs["traceparent"] = tracing.format_traceparent(span)
         futures.append(
-            (row, pub.publish(topic_path(row.event_type), row.payload.encode(), **attrs))
+            (row, span, pub.publish(topic_path(row.event_type), row.payload.encode(), **attrs))
         )
     published = 0
     deadline = time.monotonic() + settings().publish_timeout_s
-    for row, fut in futures:
+    for row, span, fut in futures:
         try:
             fut.result(timeout=max(0.0, deadline - time.monotonic()))
         except Exception as exc:
+            tracing.end(span, str(exc) or type(exc).__name__)
             session.execute(
                 update(table)
                 .where(table.c.id == row.id)
@@ -402,6 +435,7 @@ def _publish_rows(session: Session, table: Table, rows: Sequence[Any]) -> int:
             )
             _log.warning("publish of %s %s failed: %s", row.event_type, row.id, exc)
         else:
+            tracing.end(span)
             session.execute(
                 update(table)
                 .where(table.c.id == row.id)

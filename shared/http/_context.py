@@ -1,25 +1,27 @@
 """The request context: request id, W3C trace context and the access log of every request.
 
 `install(app)` adds the hooks that every Switchyard Flask app has (HTTP, schedule and event
-deployments alike): a request id (`X-Request-ID`, kept when sane, else new) and a
-`traceparent` (kept when valid, else new) bound to the logs, one access-log line in Cloud
-Logging's `httpRequest` shape (health checks excluded), the platform's response headers, and
-the problem+json error mapping.
+deployments alike): a request id (`X-Request-ID`, kept when sane, else new) and the trace
+context bound to the logs: the request's server span (`shared.tracing`), child of the
+`traceparent` it came with, and `flask.g.traceparent` naming that span for the next hop
+(tracing off: the incoming `traceparent` kept when valid, else new, as it is passed on). One
+access-log line in Cloud Logging's `httpRequest` shape, the platform's response headers, and
+the problem+json error mapping. Health checks have no span and no access-log line; the dev
+dashboard's polling (`/_dev`) has no span.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 
 import flask
 
 from shared import logging as slog
+from shared import tracing
 from shared.http._problem import request_id, to_response
 
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _log = slog.get_logger("switchyard.http")
 
 
@@ -29,8 +31,11 @@ def client_ip() -> str:
     return flask.request.headers.get("X-Client-IP") or flask.request.remote_addr or ""
 
 
-def new_traceparent() -> str:
-    return f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+new_traceparent = tracing.new_traceparent
+
+
+def _untraced(path: str) -> bool:
+    return path.endswith("/health") or path == "/_dev" or path.startswith("/_dev/")
 
 
 def _begin() -> None:
@@ -38,8 +43,25 @@ def _begin() -> None:
     rid = req.headers.get("X-Request-ID", "")
     flask.g.request_id = rid if 0 < len(rid) <= 128 and rid.isprintable() else uuid.uuid4().hex
     tp = req.headers.get("traceparent", "")
-    flask.g.traceparent = tp if _TRACEPARENT.match(tp) else new_traceparent()
+    incoming = tp if tracing.valid(tp) else ""
     flask.g.started = time.perf_counter()
+    flask.g.trace_scope = None
+    if tracing.enabled() and not _untraced(req.path):
+        flask.g.log_token = slog.bind(request_id=flask.g.request_id)
+        rule = req.url_rule.rule if req.url_rule is not None else req.path
+        scope = flask.g.trace_scope = tracing.server(
+            f"{req.method} {rule}",
+            incoming,
+            attributes={
+                "http.request.method": req.method,
+                "url.path": req.path,
+                "http.route": rule,
+                "switchyard.request_id": flask.g.request_id,
+            },
+        )
+        flask.g.traceparent = scope.traceparent
+        return
+    flask.g.traceparent = incoming or new_traceparent()
     flask.g.log_token = slog.bind(request_id=flask.g.request_id, traceparent=flask.g.traceparent)
 
 
@@ -47,6 +69,11 @@ def _finish(resp: flask.Response) -> flask.Response:
     resp.headers.setdefault("X-Request-ID", request_id())
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault("Cache-Control", "no-store")
+    scope = getattr(flask.g, "trace_scope", None)
+    if scope is not None:
+        scope.set("http.response.status_code", resp.status_code)
+        if resp.status_code >= 500:
+            scope.fail()
     started = getattr(flask.g, "started", None)
     if (
         started is not None
@@ -72,6 +99,10 @@ def _finish(resp: flask.Response) -> flask.Response:
 
 
 def teardown(_exc: BaseException | None = None) -> None:
+    scope = getattr(flask.g, "trace_scope", None)
+    if scope is not None:
+        scope.finish()  # before the request's own log token: tokens reset in reverse order
+        flask.g.trace_scope = None
     token = getattr(flask.g, "log_token", None)
     if token is not None:
         slog.reset(token)

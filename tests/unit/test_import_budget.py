@@ -130,6 +130,9 @@ NEVER = (
     "google.cloud.pubsub_v1",
     "google.cloud.sql.connector",
     "grpc",
+    # shared.tracing makes its provider on the first span (~100 ms of OpenTelemetry API and
+    # SDK) and the Cloud Trace exporter on the first export, in its batch thread (decision 0046)
+    "opentelemetry",
     "alembic",
     "pytest",
     "shared.migrate",
