@@ -3,7 +3,7 @@
 "use strict";
 
 const TOKEN = document.querySelector('meta[name="dev-token"]').content;
-const state = { tab: "deployments", selected: null, query: "" };
+const state = { tab: "deployments", selected: null, query: "", traceQuery: "", traceId: null, spanId: null };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -80,13 +80,30 @@ function renderDeployments(data) {
         el("td", { class: "mono", text: time(r.time) }), el("td", { text: r.method || "" }),
         el("td", { class: "mono", text: r.path || "" }),
         el("td", {}, badge(String(r.status), r.status >= 500 ? "danger" : r.status >= 400 ? "warning" : "success")),
-        el("td", { class: "mono", text: r.latency || "" }), el("td", { class: "mono", text: r.request_id || "" })))
+        el("td", { class: "mono", text: r.latency || "" }),
+        el("td", { class: "mono" }, r.trace_id ? traceLink(r.request_id || r.trace_id, r.request_id || r.trace_id, "request") : document.createTextNode(r.request_id || ""))))
     : [el("tr", {}, el("td", { colspan: "6", class: "text-body-secondary", text: "No request logged yet." }))]));
   document.getElementById("detail-errors").replaceChildren(...(chosen.errors.length
     ? chosen.errors.map((e) => el("div", { class: "mb-2" },
         el("div", { class: "small" }, el("span", { class: "mono", text: time(e.time) }), document.createTextNode(" "), el("strong", { text: e.message })),
         e.stack_trace ? el("pre", { class: "trace", text: e.stack_trace }) : document.createTextNode("")))
     : [el("p", { class: "text-body-secondary", text: "No error logged." })]));
+}
+
+// A link that opens the trace view on `query` (a trace id, request id or event_id).
+function traceLink(query, text, what) {
+  const params = new URLSearchParams({ tab: "traces", q: query });
+  return el("a", { href: `?${params}`, class: "trace-link", "data-trace-link": query,
+    "aria-label": `Trace of ${what} ${query}`, text,
+    onclick: (e) => { e.preventDefault(); openTrace(query); } });
+}
+
+function openTrace(query) {
+  state.traceQuery = query;
+  state.traceId = null;
+  state.spanId = null;
+  document.getElementById("trace-q").value = query;
+  show("traces");
 }
 
 function select(name) {
@@ -107,10 +124,97 @@ function renderEvents(data) {
       el("td", { class: "mono", text: time(e.published_at) }),
       el("td", { text: e.type || "" }), el("td", { class: "text-nowrap", text: e.source || "" }),
       el("td", { class: "mono", text: e.event_id }), el("td", { class: "mono", text: e.request_id || "" }),
-      el("td", {}, ...(consumers.length ? consumers : [el("span", { class: "text-body-secondary", text: "none yet" })])));
+      el("td", {}, ...(consumers.length ? consumers : [el("span", { class: "text-body-secondary", text: "none yet" })])),
+      el("td", {}, e.traceparent ? traceLink(e.event_id, "trace", "event") : document.createTextNode("")));
   });
   document.getElementById("event-rows").replaceChildren(...(rows.length ? rows
-    : [el("tr", {}, el("td", { colspan: "6", class: "text-body-secondary", text: "No event seen yet." }))]));
+    : [el("tr", {}, el("td", { colspan: "7", class: "text-body-secondary", text: "No event seen yet." }))]));
+}
+
+function ms(value) {
+  return value >= 100 ? `${Math.round(value)} ms` : `${value.toFixed(value >= 10 ? 1 : 2)} ms`;
+}
+
+function renderTraces(data) {
+  document.getElementById("trace-count").textContent = `${data.items.length} trace(s)`;
+  if (!state.traceId && state.traceQuery && data.items.length === 1) state.traceId = data.items[0].trace_id;
+  const rows = data.items.map((t) => {
+    const tr = el("tr", { "data-trace-id": t.trace_id, tabindex: "0",
+      onclick: () => chooseTrace(t.trace_id), onkeydown: (e) => { if (e.key === "Enter") chooseTrace(t.trace_id); } },
+      el("td", { class: "mono", text: time(t.started) }),
+      el("td", {}, el("span", { class: "fw-semibold", text: t.root_deployment }), document.createTextNode(` ${t.root}`)),
+      el("td", { class: "small", text: t.deployments.join(", ") }),
+      el("td", {}, document.createTextNode(String(t.spans)), t.errors ? badge(`${t.errors} error${t.errors === 1 ? "" : "s"}`, "danger") : document.createTextNode("")),
+      el("td", { class: "mono", text: ms(t.duration_ms) }),
+      el("td", { class: "mono", text: t.trace_id }));
+    if (t.trace_id === state.traceId) tr.classList.add("selected");
+    return tr;
+  });
+  document.getElementById("trace-rows").replaceChildren(...(rows.length ? rows
+    : [el("tr", {}, el("td", { colspan: "6", class: "text-body-secondary",
+        text: state.traceQuery ? "No trace found (yet): spans arrive as each hop finishes." : "No trace seen yet." }))]));
+}
+
+function chooseTrace(id) {
+  state.traceId = state.traceId === id ? null : id;
+  state.spanId = null;
+  refresh();
+}
+
+function renderWaterfall(data) {
+  const detail = document.getElementById("trace-detail");
+  detail.classList.toggle("d-none", !data);
+  if (!data) return;
+  document.getElementById("trace-title").textContent = `${data.root_deployment} · ${data.root}`;
+  const colour = Object.fromEntries(data.deployments.map((d, i) => [d, `dep-${i % 9}`]));
+  document.getElementById("trace-meta").replaceChildren(
+    document.createTextNode(`trace ${data.trace_id} · ${data.spans} spans · ${ms(data.total_ms)}`),
+    ...data.deployments.flatMap((d) => [el("span", { class: `legend-dot ${colour[d]}` }), document.createTextNode(d)]));
+  const total = data.total_ms || 1;
+  const rows = data.items.map((s) => {
+    const left = (s.offset_ms / total) * 100;
+    const width = (s.duration_ms / total) * 100;
+    const bar = el("div", { class: `span-bar ${colour[s.deployment] || "dep-8"}${s.status === "error" ? " error" : ""}` });
+    bar.style.left = `${left}%`;
+    bar.style.width = `${width}%`;
+    const label = el("span", { class: "span-time", text: ms(s.duration_ms) });
+    if (left + width > 82) label.style.right = `calc(${100 - left}% + .3rem)`;
+    else label.style.left = `calc(${left + width}% + .3rem)`;
+    const name = el("div", { class: "span-label", title: `${s.deployment} · ${s.name} (${s.kind})` },
+      el("span", { class: "dep", text: s.deployment }), document.createTextNode(s.name));
+    name.style.paddingLeft = `${s.depth * 0.9}rem`;
+    const row = el("div", { class: "span-row", role: "listitem", tabindex: "0", "data-span-id": s.span_id,
+      "data-deployment": s.deployment, "data-name": s.name, "data-kind": s.kind,
+      onclick: () => chooseSpan(s.span_id), onkeydown: (e) => { if (e.key === "Enter") chooseSpan(s.span_id); } },
+      name, el("div", { class: "span-track" }, bar, label));
+    if (s.span_id === state.spanId) row.classList.add("chosen");
+    return row;
+  });
+  document.getElementById("trace-waterfall").replaceChildren(...rows);
+  const chosen = data.items.find((s) => s.span_id === state.spanId);
+  const box = document.getElementById("span-detail");
+  box.classList.toggle("d-none", !chosen);
+  if (chosen) {
+    box.textContent = JSON.stringify({ name: chosen.name, deployment: chosen.deployment, kind: chosen.kind,
+      status: chosen.status, span_id: chosen.span_id, parent_id: chosen.parent_id,
+      start_ms: chosen.offset_ms, duration_ms: chosen.duration_ms, attributes: chosen.attributes }, null, 2);
+  }
+}
+
+function chooseSpan(id) {
+  state.spanId = state.spanId === id ? null : id;
+  refresh();
+}
+
+async function loadTraces() {
+  const data = await api(`traces?q=${encodeURIComponent(state.traceQuery)}`);
+  renderTraces(data);
+  if (!state.traceId) return renderWaterfall(null);
+  try {
+    renderWaterfall(await api(`traces/${encodeURIComponent(state.traceId)}`));
+  } catch (err) {
+    renderWaterfall(null);
+  }
 }
 
 function renderDeadLetters(data) {
@@ -165,6 +269,7 @@ async function act(path, done) {
 const LOADERS = {
   deployments: () => api("deployments").then(renderDeployments),
   events: () => api(`events?q=${encodeURIComponent(state.query)}`).then(renderEvents),
+  traces: loadTraces,
   "dead-letters": () => api("dead-letters").then(renderDeadLetters),
   scheduler: () => api("jobs").then(renderJobs),
 };
@@ -202,6 +307,18 @@ document.getElementById("event-q").addEventListener("input", (e) => {
   state.query = e.target.value;
   refresh();
 });
-const initial = new URLSearchParams(location.search).get("tab");
+document.getElementById("trace-search").addEventListener("submit", (e) => e.preventDefault());
+document.getElementById("trace-q").addEventListener("input", (e) => {
+  state.traceQuery = e.target.value.trim();
+  state.traceId = null;
+  state.spanId = null;
+  refresh();
+});
+const params = new URLSearchParams(location.search);
+const initial = params.get("tab");
+if (params.get("q")) {
+  state.traceQuery = params.get("q");
+  document.getElementById("trace-q").value = state.traceQuery;
+}
 show(LOADERS[initial] ? initial : "deployments");
 setInterval(refresh, 2000);

@@ -2,8 +2,10 @@
 
 The session stack runs it as `make dev` does. A user created through the API shows in the
 event feed as one `user.created` processed by each of its three consumers, found by the
-request id of the API call; every deployment is listed with its health and port; dead letters
-are listed per topic with a redrive button; scheduler jobs are paused, resumed and run now.
+request id of the API call; the same request is one trace, drawn as a waterfall, from the
+gateway through users-api, its SQL and the publish to each consumer; every deployment is
+listed with its health and port; dead letters are listed per topic with a redrive button;
+scheduler jobs are paused, resumed and run now.
 Also: it answers local clients only, a POST needs the page's token, and no CSP violation.
 """
 
@@ -69,6 +71,101 @@ def test_a_user_created_flows_to_its_three_consumers(
     page.locator("#event-q").fill(event_id or "")
     wait_for(lambda: page.locator(f'#event-rows tr[data-event-id="{event_id}"]').count() == 1)
     page.screenshot(path=str(output_dir / "dev-dashboard-events.png"), full_page=True)
+    assert problems.items == [] and problems.csp(page) == []
+
+
+def test_one_trace_runs_from_the_gateway_to_the_three_consumers(
+    page: Any, stack: Any, api: Api, problems: Problems, output_dir: Path
+) -> None:
+    consumers = _consumers_of(stack, "user.created")
+    email = f"trace-{secrets.token_hex(4)}@example.com"
+    resp = api(
+        "POST", "/api/users", json={"email": email, "name": "Tracy Trace", "roles": ["operator"]}
+    )
+    assert resp.status_code == 201, resp.text
+    rid = resp.headers["X-Request-ID"]
+    # the events feed links the event to its trace
+    page.goto("/_dev/?tab=events")
+    page.locator("#event-q").fill(rid)
+    link = page.locator("#event-rows tr[data-event-id] [data-trace-link]")
+    wait_for(lambda: link.count() == 1, timeout=60)
+    event_id = page.locator("#event-rows tr[data-event-id]").get_attribute("data-event-id")
+    link.click()
+    assert page.locator("#trace-q").input_value() == event_id
+    rows = page.locator("#trace-waterfall .span-row")
+
+    def spans() -> list[tuple[str, str, str]]:
+        return [
+            (
+                r.get_attribute("data-deployment"),
+                r.get_attribute("data-kind"),
+                r.get_attribute("data-name"),
+            )
+            for r in rows.all()
+        ]
+
+    def complete() -> bool:
+        got = spans()
+        return (
+            ("gateway", "server", "POST /api/users") in got
+            and ("gateway", "client", "POST users-api") in got
+            and ("users-api", "server", "POST /api/users") in got
+            and any(d == "users-api" and n.startswith("INSERT users.") for d, _, n in got)
+            and ("users-api", "producer", "publish user.created") in got
+            and all((c, "consumer", "process user.created") in got for c in consumers)
+        )
+
+    wait_for(complete, timeout=60)
+    assert page.locator("#trace-rows tr[data-trace-id]").count() == 1
+    trace_id = page.locator("#trace-rows tr[data-trace-id]").get_attribute("data-trace-id")
+    got = spans()
+    # a waterfall in tree order: the gateway's request first, the publish before its consumers
+    assert got[0] == ("gateway", "server", "POST /api/users")
+    publish = got.index(("users-api", "producer", "publish user.created"))
+    assert all(got.index((c, "consumer", "process user.created")) > publish for c in consumers)
+    depth = {
+        (r.get_attribute("data-deployment"), r.get_attribute("data-name")): r.locator(
+            ".span-label"
+        ).evaluate("e => parseFloat(getComputedStyle(e).paddingLeft)")
+        for r in rows.all()
+    }
+    assert depth[("gateway", "POST /api/users")] < depth[("users-api", "POST /api/users")]
+    assert (
+        depth[("users-api", "publish user.created")] < depth[(consumers[0], "process user.created")]
+    )
+    # every bar lies inside its track (read in one go: the view redraws every 2 s)
+    boxes = page.eval_on_selector_all(
+        "#trace-waterfall .span-row",
+        """rows => rows.map(r => {
+          const b = r.querySelector('.span-bar').getBoundingClientRect();
+          const t = r.querySelector('.span-track').getBoundingClientRect();
+          return [b.left, b.right, t.left, t.right];
+        })""",
+    )
+    assert len(boxes) == len(got)
+    for bar_left, bar_right, track_left, track_right in boxes:
+        assert track_left - 1 <= bar_left < bar_right <= track_right + 3
+    # a span opens its attributes: the statement's text has placeholders, never values
+    page.locator("#trace-waterfall .span-row[data-name^='INSERT users.']").first.click()
+    detail = page.locator("#span-detail")
+    wait_for(lambda: "db.query.text" in detail.inner_text())
+    assert email not in detail.inner_text()
+    page.screenshot(path=str(output_dir / "dev-dashboard-trace.png"), full_page=True)
+    # the same trace is found by the request id, and the requests list links to it
+    page.locator("#trace-q").fill(rid)
+    wait_for(
+        lambda: (
+            page.locator(f'#trace-rows tr[data-trace-id="{trace_id}"]').count() == 1
+            and page.locator("#trace-rows tr[data-trace-id]").count() == 1
+        )
+    )
+    page.locator("#tab-deployments").click()
+    page.locator('#deployment-rows tr[data-name="users-api"]').click()
+    request_link = page.locator(f'#detail-requests [data-trace-link="{rid}"]')
+    wait_for(lambda: request_link.count() == 1)
+    request_link.click()
+    wait_for(lambda: page.locator("#trace-waterfall .span-row").count() >= 7)
+    assert page.locator("#trace-q").input_value() == rid
     assert problems.items == [] and problems.csp(page) == []
 
 
