@@ -109,6 +109,16 @@ resource "google_project_iam_member" "firestore" {
   }
 }
 
+# Cloud Trace: every runtime account writes its own deployment's spans (shared.tracing with
+# Google's exporter, decision 0046). roles/cloudtrace.agent can only write traces, not read.
+resource "google_project_iam_member" "trace_agent" {
+  for_each = module.manifests.deployments
+
+  project = var.project_id
+  role    = "roles/cloudtrace.agent"
+  member  = module.service_account[each.key].member
+}
+
 # Cloud Build runs the migrations through the Cloud SQL connector.
 resource "google_project_iam_member" "ci_sql_client" {
   count = var.ci_service_account == "" ? 0 : 1
