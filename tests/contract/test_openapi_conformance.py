@@ -103,6 +103,8 @@ SEMANTIC: dict[tuple[str, str], str] = {
     ("POST", "/api/pm-schedules"): (
         "`asset_id` must name a live asset; `cron` must be one croniter takes (422)"
     ),
+    ("POST", "/api/targets"): "`credential_id` must name a stored credential (422 names it)",
+    ("POST", "/api/schedules"): "`job_id` must name a stored job (422 names it)",
 }
 
 # (method, path) -> the mismatch the fuzzer shows, in code another change owns right now (the
