@@ -484,17 +484,18 @@ def report(
         f"| **all steps** | {int(big['packages']):,} | **{total:.1f} s** | | "
         f"{scale.verdict(total * 1e6 / max(big['packages'], 1) <= scale.LOAD_TARGET_S)} |",
         "",
-        "Lists are keyset pages on an index per filter (created_at desc, id desc); `late` reads"
-        " the promise against the delivery or now; `q` is an exact tracking number (unique "
-        "index) or a contains match on the recipient (trigram index). Stats are six aggregate "
-        "queries in one transaction, each an index-only scan (counts by status; late open "
-        "packages on a partial index; deliveries, transit per lane and per service level on a "
-        "covering `delivered_at` index; exceptions per day over the scans' kind and time); the "
-        "counts by status and the late packages on their way read sharded rollups kept by "
-        "triggers (decision 0042). The range figures' cost grows with the packages delivered "
-        "in the range: no rollup serves them yet (decision 0042, not done). A promise window "
-        "of up to 31 days is read through the promise index first (the created_at walk the "
-        "planner would choose reads most of the table before a page of such packages).",
+        "Lists are keyset pages on an index per filter (created_at desc, id desc); `late` is "
+        "a page of two partial indexes merged (delivered after the promise; open with a "
+        "promise, compared with now); `q` is an exact tracking number (unique index) or a "
+        "contains match on the recipient (trigram index; the bench's recipients, `Recipient "
+        "<n>`, share nine letters with every row, the trigram index's worst case). Stats are "
+        "seven queries in one transaction on rollups kept by triggers (decisions 0042, 0047): "
+        "counts by status, the late packages on their way (plus the current hour on a partial "
+        "index), deliveries and transit per lane and per service level from rows per UTC day "
+        "and month (a range reads its whole months from month rows, its end days from day "
+        "rows), exceptions per day. A promise window of up to 31 days is read through the "
+        "promise index first (the created_at walk the planner would choose reads most of the "
+        "table before a page of such packages).",
         "",
         f"At {SMALL:,} packages:",
         "",
@@ -521,11 +522,10 @@ def report(
         "",
         "The export streams from a server-side cursor (2,000 rows per fetch): RSS stays flat "
         "whatever the row count. It is measured straight at the function because the gateway of"
-        " this checkout buffers whole upstream bodies, and the batch intake likewise because "
-        "the gateway does not route `/api/tracking-events:batch` yet. A batch of 1,000 scans "
-        "writes one outbox row per event inside its transaction and, after the commit, "
-        "publishes and marks each one (`shared.events`): that, not the scans themselves, is "
-        "most of its time.",
+        " this checkout buffers whole upstream bodies; the batch intake likewise. A batch of "
+        "1,000 scans is set-based (one UPDATE of its packages, one INSERT of its scans, one of "
+        "its outbox rows: decision 0047); most of what is left is `shared.events.emit`'s work "
+        "per event (1,000 to 3,000 a batch) and, after the commit, their publishing.",
         "",
     ]
     return "\n".join(lines)
