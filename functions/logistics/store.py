@@ -346,11 +346,13 @@ def search(
 def _late_page(
     session: Session, *, after: tuple[datetime, str] | None, limit: int, **filters: Any
 ) -> list[Package]:
-    """late=true on PostgreSQL: the delivered-late packages (ix_packages_late_delivered) and
-    the open ones past their promise (ix_packages_open_created), each walked newest first
-    for one page under the other filters, merged and cut to the page. Through the one
-    late_clause the planner only had ix_packages_created to walk, filtering every package
-    (most are on time) until a page of late ones."""
+    """late=true on PostgreSQL: the keys (created_at, id) of a page of delivered-late packages
+    (ix_packages_late_delivered) and of a page of open ones past their promise
+    (ix_packages_open_created, the promise read from the index), newest first under the
+    other filters, merged and cut to the page, then those packages' rows. Through the one
+    late_clause the planner only had ix_packages_created to walk, reading every package
+    (most are on time) until a page of late ones; and the open branch skips the newest open
+    packages (not due yet) on index entries alone, without a heap fetch per skipped one."""
     p = packages.c
     now = filters.pop("now")
     filters.pop("late")
@@ -363,15 +365,18 @@ def _late_page(
     ]
     parts = []
     for branch in branches:
-        stmt = _filtered(select(packages), now=now, **filters).where(branch)
+        stmt = _filtered(select(p.created_at, p.id), now=now, **filters).where(branch)
         if after is not None:
             when, last_id = utc(after[0]), after[1]
             stmt = stmt.where(or_(p.created_at < when, and_(p.created_at == when, p.id < last_id)))
         parts.append(stmt.order_by(p.created_at.desc(), p.id.desc()).limit(limit))
-    merged = union_all(*parts).subquery("late")
-    m = merged.c
+    keys = union_all(*parts).subquery("late")
+    k = keys.c
     rows = session.execute(
-        select(merged).order_by(m.created_at.desc(), m.id.desc()).limit(limit)
+        select(packages)
+        .join(keys, p.id == k.id)
+        .order_by(k.created_at.desc(), k.id.desc())
+        .limit(limit)
     ).all()
     return [Package.of(as_dict(r)) for r in rows]
 
