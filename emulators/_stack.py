@@ -695,7 +695,13 @@ class Stack:
                 self._tool(REPLAY, argv, timeout=300)
             except StartupError:
                 if attempt == attempts or self.pubsub.generation != rec.generation:
-                    raise
+                    tail = "\n".join("    " + ln for ln in self.hub.tail(REPLAY, 5))
+                    newer = self.pubsub.generation != rec.generation
+                    raise LocalStackError(
+                        f"the replay failed (attempt {attempt}"
+                        f"{', the emulator restarted again meanwhile' if newer else ''}); "
+                        f"its last lines:\n{tail}"
+                    ) from None
                 continue
             with contextlib.suppress(ValueError, IndexError):
                 rec.result = json.loads(self.hub.tail(REPLAY, 1)[-1])
