@@ -24,7 +24,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from shared.errors import Conflict, NotFound, PayloadTooLarge, Problem, Unauthorized, Unprocessable
+from shared.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+)
 
 Provider = Literal["github"]
 PROVIDERS = ("github",)
@@ -137,6 +145,17 @@ class DeliveryTooLarge(SourceError, PayloadTooLarge):
     def __init__(self, size: int | None) -> None:
         shown = f"{size} bytes" if size is not None else "The body"
         super().__init__(f"{shown} exceeds GitHub's cap of {MAX_PAYLOAD_BYTES} bytes.")
+
+
+class IntakeBusy(SourceError, ServiceUnavailable):
+    """This source-webhook instance already holds as many delivery bodies as its memory
+    allows (decision 0048): nothing was read or stored."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            "Too many large deliveries are being received at once; retry shortly.",
+            headers={"Retry-After": str(retry_after_s)},
+        )
 
 
 class MonitorUnavailable(SourceError):

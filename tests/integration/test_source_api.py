@@ -379,6 +379,26 @@ def test_bad_requests_to_the_webhook(manager, hook):
     assert_problem(big, 413)
 
 
+def test_a_full_body_budget_answers_503_and_reads_nothing(manager, hook, monkeypatch):
+    from functions.source import webhook
+
+    repo = new_repo(manager, secret=SECRET)
+    data = payload_for("push_several_commits.json", repo["full_name"])
+    size = len(json.dumps(data).encode())
+    monkeypatch.setattr(webhook, "BUDGET_WAIT_S", 0.0)
+    delivery = str(uuid.uuid4())
+    # other deliveries hold all but fewer bytes than this one's
+    with webhook.BUDGET.hold(webhook.IN_FLIGHT_BODY_BYTES - size + 1, 0):
+        busy = deliver(hook, "push", data, SECRET, delivery=delivery)
+    body = assert_problem(busy, 503)
+    assert busy.headers["Retry-After"] == str(webhook.RETRY_AFTER_S)
+    assert "retry" in body["detail"]
+    assert delivery_row(delivery) is None and not firestore_doc(delivery).exists
+    # once they are done, the same delivery (GitHub's redelivery keeps the id) is taken
+    assert ok(deliver(hook, "push", data, SECRET, delivery=delivery), 202)["status"] == "accepted"
+    assert webhook.BUDGET.used == 0
+
+
 def test_form_encoded_deliveries_are_verified_over_the_raw_body(manager, hook):
     from urllib.parse import urlencode
 
