@@ -72,11 +72,48 @@ def _iso_only(value: Any) -> Any:
 _ISO_ONLY = BeforeValidator(_iso_only)
 
 
+# What pydantic-core strips: Unicode White_Space (not JSON Schema's `\s`, which has U+FEFF and
+# lacks U+0085).
+_WHITE = "\\t\\n\\x0b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+
+
+def stripped_min_length(n: int) -> str:
+    """A pattern a string matches when it is at least `n` long once stripped."""
+    if n <= 1:
+        return f"[^{_WHITE}]"
+    return f"[^{_WHITE}][\\s\\S]{{{n - 2},}}[^{_WHITE}]"
+
+
+def _non_blank(schema: Any) -> None:
+    """Say in `schema` what stripping implies: a string with a minLength (and no pattern or
+    format of its own) is that long once stripped; in nested items and members too."""
+    if not isinstance(schema, dict):
+        return
+    if (
+        schema.get("type") == "string"
+        and schema.get("minLength", 0) >= 1
+        and not {"pattern", "format", "enum", "const"} & schema.keys()
+    ):
+        schema["pattern"] = stripped_min_length(schema["minLength"])
+    for key in ("items", "additionalProperties"):
+        _non_blank(schema.get(key))
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        for sub in schema.get(key, ()):
+            _non_blank(sub)
+
+
 class ApiModel(BaseModel):
     """Base of every request model: unknown fields are an error, strings are stripped, dates
     and date-times are ISO 8601 strings (a number is not taken as Unix time)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:
+        schema = handler(core_schema)
+        for prop in handler.resolve_ref_schema(schema).get("properties", {}).values():
+            _non_blank(prop)
+        return schema
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

@@ -210,3 +210,40 @@ def test_the_date_check_leaves_discriminated_unions_alone():
     assert isinstance(got.steps[0], A) and isinstance(got.steps[1], B)
     with pytest.raises(ValidationError):
         Steps.model_validate({"steps": [{"kind": "a", "at": 5}]})
+
+
+def test_a_stripped_string_schema_states_its_length_after_stripping():
+    """ApiModel strips strings before minLength applies, so its schema says the same with a
+    pattern: every string the schema accepts is accepted, every other refused (the contract
+    fuzzer sent "\\u000b" for a minLength 1 path and got 422)."""
+    import itertools
+    import re
+
+    from shared.http._bodies import ApiModel
+
+    class Named(ApiModel):
+        one: str = Field(min_length=1, max_length=20)
+        three: str | None = Field(default=None, min_length=3)
+        many: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+        coded: str = Field(default="x", min_length=1, pattern="^[a-z]+$")
+
+    props = Named.model_json_schema()["properties"]
+    assert props["coded"]["pattern"] == "^[a-z]+$"  # a pattern of its own is kept
+    patterns = {
+        "one": props["one"]["pattern"],
+        "three": props["three"]["anyOf"][0]["pattern"],
+        "many": props["many"]["items"]["pattern"],
+    }
+    # pydantic strips Unicode White_Space: U+0085 is, U+FEFF and U+001C are not
+    alphabet = [" ", "a", "\t", "\u0085", "\u3000", "\ufeff", "\x1c"]
+    for length in range(5):
+        for chars in itertools.product(alphabet, repeat=length):
+            value = "".join(chars)
+            for field, pattern in patterns.items():
+                data = {"one": "x", field: [value] if field == "many" else value}
+                try:
+                    Named.model_validate(data)
+                    accepted = True
+                except ValidationError:
+                    accepted = False
+                assert accepted == (re.search(pattern, value) is not None), (field, value)
