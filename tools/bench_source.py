@@ -14,6 +14,9 @@ and appends the returned markdown section).
    `SOURCE_BENCH_COMMITS=1000000` for the 1M figure (takes minutes to load). Then the
    statistics query itself in-process, from the commits (before) and from the daily rollup
    (after), in the same run.
+4. source-ingest's transaction for one 2048-commit push, the recorder before decision 0048
+   (row by row) and the set-based one alternating in one run, then two pushes to one
+   branch at once each way (wall time, time blocked on the shared rows).
 Medians quoted. Runs standalone too: `python tools/bench_source.py` (its own stack).
 """
 
@@ -177,6 +180,211 @@ def large_answers(stack: Any, full: str) -> list[tuple[str, int, list[float], se
                 statuses.add(status)
                 length = len(body)
             out.append((kind, length, times, statuses))
+    return out
+
+
+# --- source-ingest of one 2048-commit push: row by row (before decision 0048) and set-based
+
+INGEST_COMMITS = 2048  # GitHub's most per push
+INGEST_ROUNDS = 3  # rounds alternating the two recorders (each a fresh 2048 SHAs)
+_HOT = ("INSERT INTO source.refs", "INSERT INTO source.commit_days", "UPDATE source.repositories")
+
+
+def _ingest_push(full: str, rng: random.Random, branch: str = "main") -> Any:
+    """A parsed 2048-commit push as GitHub sends one: fresh SHAs, 20 authors, the last few
+    hours, conventional types mixed, a few files each."""
+    from functions.source import model
+
+    data = json.loads((DATA / "push_several_commits.json").read_text())
+    data["repository"]["full_name"] = full
+    data["ref"] = f"refs/heads/{branch}"
+    template = data["commits"][0]
+    now = datetime.now(UTC)
+    commits = []
+    for i in range(INGEST_COMMITS):
+        who = i % 20
+        kind = TYPES[i % len(TYPES)]
+        commits.append(
+            dict(
+                template,
+                id=f"{rng.getrandbits(160):040x}",
+                message=(f"{kind}: " if kind else "") + f"change {i} of the push",
+                timestamp=(now - timedelta(seconds=10 * (INGEST_COMMITS - i))).isoformat(),
+                author={
+                    "name": f"Dev {who}",
+                    "email": f"dev{who}@example.com",
+                    "username": f"dev{who}",
+                },
+                modified=[f"src/module_{i % 97}/file_{j}.py" for j in range(i % 5 + 1)],
+            )
+        )
+    data["commits"] = commits
+    data["after"] = commits[-1]["id"]
+    data["head_commit"] = commits[-1]
+    return model.parse_push(data)
+
+
+def _record_rowwise(tx: Any, repo: Any, commits: Any, *, branch: str, source: str) -> int:
+    """`service.record_commits` as it was before decision 0048, the reference of the
+    comparison: per commit an INSERT, a branch link (and the branch of a known commit) and
+    its outbox row; then one upsert per rollup key, then the repository."""
+    from functions.source import service, store
+    from shared.events import emit
+
+    now = datetime.now(UTC)
+    counted, latest, new = [], None, 0
+    for facts in commits:
+        values = service._commit_values(
+            repo, facts, branch=branch, source=source, delivery_id=None, now=now
+        )
+        stmt = (
+            db_insert(tx, store.commits)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["repository_id", "sha"])
+        )
+        inserted = tx.execute(stmt).rowcount == 1
+        tx.execute(
+            db_insert(tx, store.commit_branches)
+            .values(repository_id=repo.id, sha=facts.sha, branch=branch)
+            .on_conflict_do_nothing(index_elements=["repository_id", "sha", "branch"])
+        )
+        if not inserted:
+            store.set_branch_if_missing(tx, repo.id, [facts.sha], branch)
+        if latest is None or facts.committed_at >= latest.committed_at:
+            latest = facts
+        if not inserted:
+            continue
+        new += 1
+        counted.append(values)
+        emit(tx, service._recorded(repo, facts, values, branch, source))
+    for row in counted:  # one upsert per (day, key), as the old count_commits did
+        store.count_commits(tx, [row])
+    if latest is not None:
+        store.advance_last_seen(tx, repo.id, latest.sha, latest.committed_at)
+    return new
+
+
+def db_insert(tx: Any, table: Any) -> Any:
+    from shared import db
+
+    return db.insert(tx, table)
+
+
+def _one_push(full: str, push: Any, *, setbased: bool) -> float:
+    """source-ingest's work for one push (the ref, the commits, the rollup, the repository)
+    in one transaction, the old way (the ref first, a row at a time) or the new; seconds.
+
+    Rolled back, not committed: committed, its 2048 `commit.recorded` events would reach the
+    stack's consumers (the agents analyse every recorded commit), a backlog of ~20k analyses
+    under the rest of the bench. The rollback releases the locks as a commit would; the
+    commit's own WAL flush (milliseconds) is not in the figure."""
+    from sqlalchemy.orm import Session
+
+    from functions.source import service, store
+    from shared import db
+
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    tx = Session(db.engine())
+    try:
+        repo = store.repository_by_key(tx, full.lower(), lock="key share" if setbased else False)
+        if repo is None:
+            raise RuntimeError(f"{full} is not tracked")
+        ref = {
+            "repository_id": repo.id,
+            "ref": push.ref,
+            "ref_type": push.ref_type,
+            "head_sha": push.after,
+            "deleted": False,
+            "forced_at": None,
+            "updated_at": now,
+            "delivery_id": None,
+        }
+        if setbased:
+            new = len(
+                service.record_commits(
+                    tx, repo, push.commits, branch=push.ref_name, source="webhook"
+                )
+            )
+            store.move_ref(tx, **ref)
+        else:
+            store.move_ref(tx, **ref)
+            new = _record_rowwise(tx, repo, push.commits, branch=push.ref_name, source="webhook")
+        if new != INGEST_COMMITS:
+            raise RuntimeError(f"{new} of {INGEST_COMMITS} commits recorded")
+        return time.perf_counter() - started
+    finally:
+        tx.rollback()
+        tx.close()
+
+
+def _pair(full: str, pushes: list[Any], setbased: bool, local: Any) -> tuple[float, float]:
+    """The pushes recorded at once, a thread each: wall seconds and the longest time one of
+    them spent in the statements on the shared rows (`local.hot`, see ingest_pushes)."""
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def work(push: Any) -> None:
+        local.hot = {}
+        try:
+            _one_push(full, push, setbased=setbased)
+            with lock:
+                waits.append(local.hot.get("s", 0.0))
+        finally:
+            local.hot = None
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(p,)) for p in pushes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if len(waits) != len(pushes):
+        raise RuntimeError("a concurrent push failed")
+    return time.perf_counter() - started, max(waits)
+
+
+def ingest_pushes(stack: Any, full: str) -> dict[str, Any]:
+    """A 2048-commit push recorded in this process against the stack's database as
+    source-ingest does it (rolled back, see _one_push), INGEST_ROUNDS rounds alternating the
+    old and the new recorder (fresh SHAs each time, same repository), then two pushes to one
+    branch at once, each way: the wall time and the longest a push spent in the statements
+    on the shared rows."""
+    from sqlalchemy import event
+
+    from shared import db
+    from tools import scale
+
+    rng = random.Random(48)
+    out: dict[str, Any] = {"rowwise": [], "setbased": [], "pair": {}}
+    with scale.deployment_env(stack, "source-ingest"):
+        local = threading.local()
+
+        def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            local.t0 = time.perf_counter()
+
+        def after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            hot = getattr(local, "hot", None)
+            if hot is not None and statement.lstrip().startswith(_HOT):
+                hot["s"] = hot.get("s", 0.0) + time.perf_counter() - local.t0
+
+        engine = db.engine()
+        event.listen(engine, "before_cursor_execute", before)
+        event.listen(engine, "after_cursor_execute", after)
+        try:
+            for _ in range(INGEST_ROUNDS):
+                for setbased in (False, True):
+                    push = _ingest_push(full, rng)
+                    took = _one_push(full, push, setbased=setbased)
+                    out["setbased" if setbased else "rowwise"].append(took)
+            for setbased in (False, True):
+                pushes = [_ingest_push(full, rng, "release") for _ in range(2)]
+                out["pair"]["setbased" if setbased else "rowwise"] = _pair(
+                    full, pushes, setbased, local
+                )
+        finally:
+            event.remove(engine, "before_cursor_execute", before)
+            event.remove(engine, "after_cursor_execute", after)
     return out
 
 
@@ -552,6 +760,7 @@ def run(stack: Any, token: str) -> str:
     large = large_answers(stack, full)
     drain(stack)
     recorded = delivery_to_recorded(stack, full)
+    ingested = ingest_pushes(stack, _repository(base, token))
     sizes = [int(n) for n in os.environ.get("SOURCE_BENCH_COMMITS", "10000,1000000").split(",")]
     token = _fresh_token(stack, token)  # the run so far may have outlived the first token
     repos = [_repository(base, token) for _ in sizes]
@@ -591,6 +800,28 @@ def run(stack: Any, token: str) -> str:
             f"| {kind} | {size / 1e6:.1f} MB | {ms(pct(times, 50))} | {ms(max(times))} | "
             f"{', '.join(map(str, sorted(codes)))} |"
         )
+    before, after = pct(ingested["rowwise"], 50), pct(ingested["setbased"], 50)
+    pair_before, pair_after = ingested["pair"]["rowwise"], ingested["pair"]["setbased"]
+    lines += [
+        "",
+        f"source-ingest's transaction for one {INGEST_COMMITS}-commit push (the ref, the "
+        "commits and their branch links, one `commit.recorded` outbox row each, the daily "
+        "rollup, the repository), in this process against the stack's database and rolled "
+        "back (committed, its events would queue ~20k commit analyses under the rest of the "
+        "bench), "
+        f"{INGEST_ROUNDS} rounds alternating the recorder before decision 0048 (a statement "
+        "per commit, per link, per rollup key; the ref locked first) and the set-based one "
+        "(multi-row statements; the shared rows last). Then two such pushes to one branch "
+        "at once, each way: wall time, and the longest one of them spent in the statements "
+        "on the rows they share (ref, rollup, repository), which is lock waiting:",
+        "",
+        "| recorder | one push, median | two at once, wall | two at once, longest wait |",
+        "|---|---|---|---|",
+        f"| row by row (before) | {ms(before)} | {ms(pair_before[0])} | {ms(pair_before[1])} |",
+        f"| set-based (0048) | {ms(after)} | {ms(pair_after[0])} | {ms(pair_after[1])} |",
+        "",
+        f"One push {before / after:.1f}x faster set-based.",
+    ]
     head = " | ".join(f"{n:,} commits, median" for n in sizes)
     lines += [
         "",
