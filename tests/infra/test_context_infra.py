@@ -422,6 +422,15 @@ def test_every_expiring_collection_has_a_ttl_policy_and_no_other() -> None:
     assert blocks(SWITCHYARD, "module")["firestore"]["ttl_fields"] == "${var.firestore_ttl_fields}"
 
 
+def test_the_gcloud_path_enables_the_same_ttl_policies() -> None:
+    """docs/deploy.md's loop for a project without Terraform names exactly these collections."""
+    doc = (INFRA.parent / "docs" / "deploy.md").read_text()
+    loop = re.search(r"for c in (.*?); do", doc, re.S)
+    assert loop, "docs/deploy.md lost its TTL loop"
+    named = set(loop.group(1).replace("\\", " ").split())
+    assert named == {collection for collection, _ in _ttl_fields()}
+
+
 # --- Firestore: composite indexes -----------------------------------------------------------
 
 Index = tuple[str, tuple[tuple[str, str], ...]]
