@@ -77,7 +77,7 @@ context: venv
 	@test -n "$(NAME)" || { echo "usage: make context NAME=<context>  (a lower-case word)" >&2; exit 2; }
 	$(PY) tools/scaffold.py $(NAME)
 
-bench: check-tools
+bench: setup check-tools
 	$(PY) tools/bench.py
 
 clean:
