@@ -20,10 +20,12 @@ p50, gateway/direct >= 0.85, p50 added <= 1 ms), each printed next to its figure
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import threading
@@ -250,38 +252,90 @@ def login(st: emulators.Stack) -> str:
     return str(r.json()["access_token"])
 
 
-def main() -> int:
+MARK = "<!-- section: {} -->"
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f} (1 min), {five:.1f} (5 min)"
+
+
+def _section(stem: str, st: emulators.Stack, failed: list[str]) -> str:
+    print(f"bench: {stem} ...", flush=True)
+    module = importlib.import_module(f"tools.{stem}")
+    try:
+        text = module.run(st, login(st))
+    except Exception as exc:  # noqa: BLE001 - reported below and in the exit code
+        traceback.print_exc()
+        failed.append(stem)
+        text = (
+            f"## {stem}\n\n**Failed in this run**: `{type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}` (traceback in the "
+            "bench's output).\n"
+        )
+    return f"{MARK.format(stem)}\n{text}"
+
+
+def _replace(page: str, fresh: dict[str, str]) -> str:
+    """`page` with the marked sections of `fresh` put in place of theirs (or appended)."""
+    parts = re.split(r"(?m)^(?=<!-- section: \S+ -->$)", page)
+    out = []
+    for part in parts:
+        m = re.match(r"<!-- section: (\S+) -->", part)
+        out.append(fresh.pop(m.group(1)) if m and m.group(1) in fresh else part)
+    return "".join([*out, *(f"{v}\n" for v in fresh.values())])
+
+
+def main(argv: list[str] | None = None) -> int:
     """Every section in one run. A section that raises is reported as failed in
-    docs/benchmarks.md (its traceback printed) and the others still run; the exit code is 1."""
+    docs/benchmarks.md (its traceback printed) and the others still run; the exit code is 1.
+    `--only bench_x ...` re-runs those sections alone and puts them in place in the page,
+    each saying when and that it was re-run."""
+    parser = argparse.ArgumentParser(description="measure and write docs/benchmarks.md")
+    parser.add_argument("--only", nargs="+", metavar="SECTION", default=[])
+    args = parser.parse_args(argv)
+    stems = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
+    if "bench_overhead" in args.only:
+        parser.error("bench_overhead is measured first, on a quiet stack: run the whole bench")
+    unknown = sorted(set(args.only) - set(stems))
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(unknown)}; known: {', '.join(stems)}")
+    if args.only and not OUT.exists():
+        parser.error(f"--only replaces sections of {OUT}: run the whole bench first")
     st, drop, _ = bench_stack()
     failed: list[str] = []
+    sections: dict[str, str] = {}
     try:
         st.start()
         os.environ.update(st.env())  # this process is a client of the stack's emulators too
-        print("bench: bench_overhead ...", flush=True)
-        overhead = bench_overhead.run(st, login(st))
-        print("bench: login throughput ...", flush=True)
-        login_figures = login_throughput(st)
-        sections = []
-        for path in sorted(Path(__file__).parent.glob("bench_*.py")):
-            if path.stem == "bench_overhead":
+        load_before = _load()
+        if not args.only:
+            print("bench: bench_overhead ...", flush=True)
+            overhead = bench_overhead.run(st, login(st))
+            print("bench: login throughput ...", flush=True)
+            login_figures = login_throughput(st)
+        for stem in args.only or stems:
+            if stem == "bench_overhead" and not args.only:
                 continue  # measured first, on a quiet stack
-            print(f"bench: {path.stem} ...", flush=True)
-            module = importlib.import_module(f"tools.{path.stem}")
-            try:
-                sections.append(module.run(st, login(st)))
-            except Exception as exc:  # noqa: BLE001 - reported below and in the exit code
-                traceback.print_exc()
-                failed.append(path.stem)
-                sections.append(
-                    f"## {path.stem}\n\n**Failed in this run**: `{type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else ''}` (traceback in the "
-                    "bench's output).\n"
-                )
+            sections[stem] = _section(stem, st, failed)
     finally:
         st.stop()
         drop()
-    OUT.write_text("\n".join([report(overhead, login_figures), *sections]) + "\n")
+    if args.only:
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        note = (
+            f"_Re-run alone (`tools/bench.py --only`) on {now}, load average {load_before} "
+            "at its start; the other sections are the full run's._\n\n"
+        )
+        for stem, text in sections.items():
+            head, _, body = text.partition("\n")
+            title, _, rest = body.partition("\n")
+            sections[stem] = f"{head}\n{title}\n\n{note}{rest.lstrip()}"
+        OUT.write_text(_replace(OUT.read_text(), sections))
+    else:
+        header = report(overhead, login_figures)
+        header += f"\nLoad average at the start: {load_before}; at the end: {_load()}.\n"
+        OUT.write_text("\n".join([header, *sections.values()]) + "\n")
     print(OUT.read_text())
     print(json.dumps(bench_overhead.LAST), flush=True)
     if failed:
