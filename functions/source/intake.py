@@ -2,7 +2,8 @@
 
 In order, and nothing is stored until the signature holds:
 1. `X-GitHub-Event` and `X-GitHub-Delivery` present (else 400); the body at most GitHub's
-   25 MB cap (else 413, checked by the caller before reading);
+   25 MB cap (else 413, checked by the caller before reading) and admitted by the caller's
+   budget of body bytes in flight (`webhook.BodyBudget`, else 503: decision 0048);
 2. the payload parsed (JSON, or the `payload` field of a form-encoded delivery) for
    `repository.full_name`, which names the tracked repository and so its secret (unknown
    repository or none set: 401);
