@@ -8,6 +8,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -276,3 +279,26 @@ def test_settings_refuse_an_unknown_exporter(monkeypatch: pytest.MonkeyPatch) ->
     settings.cache_clear()
     assert settings().trace_exporter == "auto"
     assert tracing._exporter_name() == "none"  # auto outside Cloud Run: nowhere
+
+
+def test_cloud_trace_is_batched_and_its_exporter_imported_on_first_export(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exporter module (and its gRPC client) is not imported when the provider is made:
+    the first export, in the batch processor's thread, imports it (cold starts)."""
+    probe = (
+        "import sys; from shared import tracing; "
+        "s = tracing.server('GET /x'); s.finish(); "
+        "p = tracing._providers[-1]._active_span_processor._span_processors; "
+        "print(type(p[0]).__name__, 'opentelemetry.exporter.cloud_trace' in sys.modules)"
+    )
+    env = {
+        **os.environ,
+        "TRACE_EXPORTER": "cloudtrace",
+        "SWITCHYARD_DEPLOYMENT": "users-api",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["BatchSpanProcessor", "False"]
