@@ -38,7 +38,6 @@ from shared.http import (
     page,
     query,
 )
-from shared.openapi import responds
 
 app = create_app("agents")
 
@@ -287,7 +286,6 @@ def _actor() -> str:
 
 
 @app.post("/api/agents/investigations")
-@responds(404)  # the agents know no such package (yet)
 @describe(
     "Start an investigation (operator)",
     request=InvestigationCreate,
@@ -296,7 +294,8 @@ def _actor() -> str:
 )
 @sauth.require_roles("operator")
 def start_investigation() -> flask.Response:
-    """Queue an anomaly, delay, eta or route investigation; 202 with the queued document."""
+    """Queue an anomaly, delay, eta or route investigation; 202 with the queued document.
+    422 naming `package_id` when the agents know no such package (yet)."""
     data = body(InvestigationCreate)
     inv = service.request_investigation(
         kind=data.kind,
@@ -352,7 +351,6 @@ def analyze_code() -> flask.Response:
 
 
 @app.post("/api/agents/analyze/commit")
-@responds(404)  # the agents have no such commit
 @describe(
     "Analyse a recorded commit (operator)",
     request=CommitAnalysisIn,
@@ -362,7 +360,7 @@ def analyze_code() -> flask.Response:
 @sauth.require_roles("operator")
 def analyze_commit() -> flask.Response:
     """Queue a new analysis of a commit the agents have from `commit.recorded` (every recorded
-    commit is also analysed automatically). 404 when they have no such commit."""
+    commit is also analysed automatically). 422 naming `sha` when they have no such commit."""
     data = body(CommitAnalysisIn)
     a = service.request_commit_analysis(repository=data.repository, sha=data.sha, actor=_actor())
     return json_response(_analysis(a), 202, headers={"Location": f"/api/agents/analyses/{a.id}"})

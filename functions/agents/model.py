@@ -67,11 +67,35 @@ class AnalysisNotFound(AgentsError, NotFound):
         super().__init__("No such analysis.")
 
 
-class CommitUnknown(AgentsError, NotFound):
+class UnknownReference(AgentsError, Unprocessable):
+    """The body names something the agents do not have: the URL's resource (the collection a
+    POST adds to) is there, the request is not (422 naming the field, as maintenance and
+    automation answer; 404 is for the URL's own resource)."""
+
+    def __init__(self, field: str, message: str, detail: str | None = None) -> None:
+        super().__init__(
+            detail or f"{field}: {message}",
+            errors=[{"field": field, "message": message, "type": "reference"}],
+        )
+
+
+class PackageUnknown(UnknownReference):
+    def __init__(self, package_id: str) -> None:
+        super().__init__(
+            "package_id",
+            "no such package",
+            f"The agents know no package {package_id} (yet): packages reach them through "
+            "logistics' events (package.created, tracking.event.recorded).",
+        )
+
+
+class CommitUnknown(UnknownReference):
     def __init__(self, repository: str, sha: str) -> None:
         super().__init__(
+            "sha",
+            f"no recorded commit of {repository}",
             f"The agents have no recorded commit {sha} of {repository} "
-            "(commits reach them through commit.recorded)."
+            "(commits reach them through commit.recorded).",
         )
 
 

@@ -94,6 +94,8 @@ def request_investigation(
     return_to_start: bool,
     actor: str,
 ) -> model.Investigation:
+    if package_id is not None and store.package(package_id) is None:
+        raise model.PackageUnknown(package_id)
     now = _now()
     inv_id = str(uuid.uuid4())
     facts = [StopFacts(**s) for s in stops] if stops else None

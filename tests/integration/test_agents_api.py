@@ -29,6 +29,7 @@ from shared.config import settings
 from shared.events import rfc3339
 from shared.manifests import catalog
 from shared.migrate import upgrade
+from shared.openapi import spec_for
 from tests.integration import support
 from tests.integration.support import assert_problem, configure, ok, reset_platform
 
@@ -333,26 +334,57 @@ def test_only_one_of_two_concurrent_deliveries_claims_the_work(worker):
     assert store.claim(store.INVESTIGATIONS, doc["id"], holder, datetime.now(UTC)) == "finished"
 
 
-def test_unknown_package_is_retried_then_fails_with_a_reason(worker):
+def test_unknown_package_is_a_422_naming_package_id():
     operator = Caller(("operator",))
     pid = f"nobody-{uuid.uuid4().hex[:8]}"
-    inv = ok(
-        operator.post("/api/agents/investigations", json={"kind": "eta", "package_id": pid}), 202
-    )
-    first = deliver(worker, "investigation.requested", "investigation_id", inv["id"])
+    for kind in ("anomaly", "delay", "eta"):
+        body = assert_problem(
+            operator.post("/api/agents/investigations", json={"kind": kind, "package_id": pid}),
+            422,
+        )
+        assert body["errors"] == [
+            {"field": "package_id", "message": "no such package", "type": "reference"}
+        ]
+        assert pid in body["detail"]
+    assert outbox("investigation.requested", "package_id", pid) == []
+    assert store.page(store.INVESTIGATIONS, equals={"package_id": pid}, after=None, limit=5) == []
+    doc = spec_for(app, "agents")
+    for path in ("/api/agents/investigations", "/api/agents/analyze/commit"):
+        statuses = doc["paths"][path]["post"]["responses"]
+        assert "422" in statuses and "404" not in statuses, (path, sorted(statuses))
+
+
+def test_a_request_for_a_package_not_known_yet_is_retried_then_fails_with_a_reason(worker):
+    # The API refuses an unknown package; a request already queued (its event replayed into a
+    # fresh read model, say) still waits for logistics' events, then fails with a reason.
+    pid = f"nobody-{uuid.uuid4().hex[:8]}"
+    inv_id, event_id = str(uuid.uuid4()), str(uuid.uuid4())
+    data = {
+        "investigation_id": inv_id,
+        "kind": "eta",
+        "package_id": pid,
+        "stops": None,
+        "departure_at": None,
+        "return_to_start": False,
+        "requested_by": "tester",
+        "requested_at": rfc3339(datetime.now(UTC)),
+    }
+    with deployment("agents-worker"):
+        first = worker.post("/", json=push("investigation.requested", data, event_id=event_id))
     assert first.status_code == 500  # Pub/Sub retries: logistics' events may still be coming
-    assert ok(operator.get(f"/api/agents/investigations/{inv['id']}"))["status"] == "running"
-    last = deliver(
+    viewer = Caller()
+    assert ok(viewer.get(f"/api/agents/investigations/{inv_id}"))["status"] == "running"
+    last = feed(
         worker,
         "investigation.requested",
-        "investigation_id",
-        inv["id"],
+        data,
+        event_id=event_id,
         attempt=service.WAIT_FOR_PACKAGE_ATTEMPTS,
     )
-    assert last.status_code == 200
-    failed = ok(operator.get(f"/api/agents/investigations/{inv['id']}"))
+    assert last["status"] == "processed"
+    failed = ok(viewer.get(f"/api/agents/investigations/{inv_id}"))
     assert failed["status"] == "failed" and pid in failed["error"]
-    [(completed, _, _)] = outbox("investigation.completed", "investigation_id", inv["id"])
+    [(completed, _, _)] = outbox("investigation.completed", "investigation_id", inv_id)
     assert completed["status"] == "failed" and completed["error"] == failed["error"]
 
 
@@ -517,12 +549,15 @@ def test_bad_diffs_and_inputs_are_refused(worker):
     assert_problem(
         operator.post("/api/agents/analyze/code", json={"diff": DIFF, "sha": "xyz"}), 422
     )
-    assert_problem(
+    unknown = assert_problem(
         operator.post(
             "/api/agents/analyze/commit", json={"repository": "octo/app", "sha": "a" * 40}
         ),
-        404,
+        422,
     )
+    assert unknown["errors"] == [
+        {"field": "sha", "message": "no recorded commit of octo/app", "type": "reference"}
+    ]
     for bad in (
         {"kind": "route"},
         {"kind": "route", "stops": [{"name": "A", "lat": 1, "lon": 1}]},
@@ -609,6 +644,7 @@ def pages(caller, path, **params):
 def test_lists_page_through_investigations_and_interactions(worker):
     operator = Caller(("operator",))
     pid = f"pkg-{uuid.uuid4().hex[:8]}"
+    feed(worker, "package.created", created(pid, datetime.now(UTC) - timedelta(hours=1)))
     made = [
         ok(operator.post("/api/agents/investigations", json={"kind": k, "package_id": pid}), 202)[
             "id"
