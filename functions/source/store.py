@@ -191,6 +191,31 @@ commit_days = Table(
     Index("ix_commit_days_day", "dim", "day"),
 )
 
+# The monthly rollup of commits per type and author together (decision 0048), kept like
+# commit_days: statistics filtered by type (or by author) take the days, types and
+# repositories from commit_days and only the cross grouping - the authors of those types (the
+# types of that author) - from here for the whole UTC months of the range, instead of
+# reading every matching commit of a year.
+commit_months = Table(
+    "commit_months",
+    metadata,
+    Column(
+        "repository_id",
+        String(36),
+        ForeignKey("source.repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("month", Date, nullable=False),  # the first day of the UTC month
+    Column("type", String(40), nullable=False),  # `none` when not a conventional commit
+    Column("author", String(320), nullable=False),
+    Column("commits", Integer, nullable=False),
+    Column("additions", BigInteger, nullable=False),
+    Column("deletions", BigInteger, nullable=False),
+    Column("files_changed", BigInteger, nullable=False),
+    PrimaryKeyConstraint("repository_id", "month", "type", "author", name="pk_commit_months"),
+    Index("ix_commit_months_month", "month"),
+)
+
 commit_branches = Table(
     "commit_branches",
     metadata,
@@ -417,11 +442,17 @@ SQLITE_ROWS_PER_STATEMENT = 500
 _CONFLICTS = {
     "commits": "(repository_id, sha) DO NOTHING RETURNING sha",
     "commit_branches": "(repository_id, sha, branch) DO NOTHING",
-    "commit_days": "(repository_id, dim, day, key) DO UPDATE SET "
-    + ", ".join(
-        f"{m} = commit_days.{m} + EXCLUDED.{m}"
-        for m in ("commits", "additions", "deletions", "files_changed")
-    ),
+    **{
+        name: f"({keys}) DO UPDATE SET "
+        + ", ".join(
+            f"{m} = {name}.{m} + EXCLUDED.{m}"
+            for m in ("commits", "additions", "deletions", "files_changed")
+        )
+        for name, keys in (
+            ("commit_days", "repository_id, dim, day, key"),
+            ("commit_months", "repository_id, month, type, author"),
+        )
+    },
 }
 
 
@@ -475,12 +506,11 @@ def _write(
             out.extend(session.scalars(stmt.returning(commits.c.sha)).all())
         elif table is commit_branches:
             session.execute(stmt.on_conflict_do_nothing(index_elements=list(rows[0])))
-        elif table is commit_days:
-            t = commit_days.c
+        elif table is commit_days or table is commit_months:
             session.execute(
                 stmt.on_conflict_do_update(
-                    index_elements=["repository_id", "dim", "day", "key"],
-                    set_={m: getattr(t, m) + stmt.excluded[m] for m in MEASURES},
+                    index_elements=[c.name for c in table.primary_key.columns],
+                    set_={m: table.c[m] + stmt.excluded[m] for m in MEASURES},
                 )
             )
         else:
@@ -657,9 +687,6 @@ def search_commits(
 
 MEASURES = ("commits", "additions", "deletions", "files_changed")
 DIMENSIONS = ("repository_id", "author", "day", "type")
-# Filters the rollup cannot answer (it has no branch, message or analysis, and it keeps
-# authors and types apart): with any of them the statistics scan the commits.
-_NOT_ROLLED_UP = ("author", "branch", "search", "types", "risks")
 
 Grouped = dict[str, dict[Any, dict[str, int]]]
 
@@ -671,17 +698,22 @@ def count_commits(session: Session, recorded: list[dict[str, Any]]) -> None:
     recorder calls it last but for the repository row (decision 0048): the rollup rows of a
     busy day are the hottest rows a push touches, held from here to the commit only."""
     adds: dict[tuple[str, str, date, str], list[int]] = {}
+    months: dict[tuple[str, date, str, str], list[int]] = {}
     for v in recorded:
         at = utc(v["committed_at"])
         assert at is not None  # noqa: S101 - a recorded commit always has its time
         day = at.date()
         kind = v["conventional_type"] or "none"
-        for dim, key in (("type", kind), ("author", v["author_key"])):
-            acc = adds.setdefault((v["repository_id"], dim, day, key), [0, 0, 0, 0])
-            acc[0] += 1
-            acc[1] += v["additions"] or 0
-            acc[2] += v["deletions"] or 0
-            acc[3] += v["files_changed"] or 0
+        facts = (1, v["additions"] or 0, v["deletions"] or 0, v["files_changed"] or 0)
+        keys = [
+            adds.setdefault((v["repository_id"], dim, day, key), [0, 0, 0, 0])
+            for dim, key in (("type", kind), ("author", v["author_key"]))
+        ]
+        month = (v["repository_id"], day.replace(day=1), kind, v["author_key"])
+        keys.append(months.setdefault(month, [0, 0, 0, 0]))
+        for acc in keys:
+            for i, n in enumerate(facts):
+                acc[i] += n
     rows = [
         {
             "repository_id": repo,
@@ -693,11 +725,41 @@ def count_commits(session: Session, recorded: list[dict[str, Any]]) -> None:
         for (repo, dim, day, key), m in sorted(adds.items())
     ]
     _write(session, commit_days, rows, ["repository_id", "dim", "day", "key"])
+    monthly = [
+        {
+            "repository_id": repo,
+            "month": month,
+            "type": kind,
+            "author": author,
+            **dict(zip(MEASURES, m, strict=True)),
+        }
+        for (repo, month, kind, author), m in sorted(months.items())
+    ]
+    _write(session, commit_months, monthly, ["repository_id", "month", "type", "author"])
+
+
+class utc_month(FunctionElement[Any]):  # noqa: N801 - reads as the SQL function it is
+    """The first day of a timestamp's UTC month (a date on PostgreSQL, text on SQLite)."""
+
+    inherit_cache = True
+    name = "utc_month"
+
+
+@compiles(utc_month, "postgresql")
+def _month_pg(element: utc_month, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"CAST(date_trunc('month', {compiler.process(value, **kw)} AT TIME ZONE 'UTC') AS DATE)"
+
+
+@compiles(utc_month, "sqlite")
+def _month_sqlite(element: utc_month, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"date({compiler.process(value, **kw)}, 'start of month')"
 
 
 def rebuild_commit_days(session: Session, repository_id: str) -> int:
-    """Recount one repository's rollup from its commits (after a bulk load that bypassed
-    `count_commits`); the rows written."""
+    """Recount one repository's rollups (daily and monthly) from its commits (after a bulk
+    load that bypassed `count_commits`); the daily rows written."""
     c, t = commits.c, commit_days.c
     session.execute(commit_days.delete().where(t.repository_id == repository_id))
     written = 0
@@ -724,6 +786,29 @@ def rebuild_commit_days(session: Session, repository_id: str) -> int:
                 )
             )
         )
+    m = commit_months.c
+    session.execute(commit_months.delete().where(m.repository_id == repository_id))
+    month = utc_month(c.committed_at)
+    kind = func.coalesce(c.conventional_type, literal_column("'none'"))
+    rows = (
+        select(
+            c.repository_id,
+            month,
+            kind,
+            c.author_key,
+            func.count(),
+            func.coalesce(func.sum(c.additions), 0),
+            func.coalesce(func.sum(c.deletions), 0),
+            func.coalesce(func.sum(c.files_changed), 0),
+        )
+        .where(c.repository_id == repository_id)
+        .group_by(c.repository_id, month, kind, c.author_key)
+    )
+    session.execute(
+        commit_months.insert().from_select(
+            ["repository_id", "month", "type", "author", *MEASURES], rows
+        )
+    )
     return written
 
 
@@ -825,22 +910,103 @@ def _from_days(
     return grouped
 
 
+def _month_after(d: date) -> date:
+    return date(d.year + d.month // 12, d.month % 12 + 1, 1)
+
+
+def _from_rollups(
+    session: Session,
+    *,
+    dim: str,
+    keys: list[str],
+    repository_ids: list[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Grouped:
+    """Statistics filtered by type (`dim` "type", `keys` the types, `none` included) or by
+    author (`dim` "author", one key): the days, the filtered dimension and the repositories
+    from commit_days' `dim` rows for the whole days of the range; the cross grouping (authors
+    of the types, types of the author) from commit_months for its whole months and from the
+    commits for the whole days left over at either end; the partial days at the ends from
+    the commits (decision 0048)."""
+    since, until = (utc(since) if since else None), (utc(until) if until else None)
+    flt: dict[str, Any] = {"types": keys} if dim == "type" else {"author": keys[0]}
+    scan_kw: dict[str, Any] = {"repository_ids": repository_ids, **flt}
+    first = None  # whole days from `first` (inclusive) to `last` (exclusive); None: unbounded
+    if since is not None:
+        first = since.date() if since == _midnight(since.date()) else since.date() + timedelta(1)
+    last = until.date() if until is not None else None
+    if first is not None and last is not None and first >= last:
+        return _scan(session, since=since, until=until, **scan_kw)  # within a day or two
+    t = commit_days.c
+    where: list[ColumnElement[bool]] = [t.dim == dim, t.key.in_(keys)]
+    if first is not None:
+        where.append(t.day >= first)
+    if last is not None:
+        where.append(t.day < last)
+    if repository_ids is not None:
+        where.append(t.repository_id.in_(repository_ids))
+    sums = [func.sum(getattr(t, m)).label(m) for m in MEASURES]
+    cross = "author" if dim == "type" else "type"
+    grouped: Grouped = {k: {} for k in DIMENSIONS}
+    for name, expr in (("day", t.day), (dim, t.key), ("repository_id", t.repository_id)):
+        stmt = select(expr.label("k"), *sums).where(*where).group_by(expr)
+        grouped[name] = {r.k: _facts(r) for r in session.execute(stmt).all()}
+    grouped["day"] = {_day(k): f for k, f in grouped["day"].items()}
+    # the cross grouping: whole months from commit_months, the days left from the commits
+    m0 = None if first is None else (first if first.day == 1 else _month_after(first))
+    m_end = None if last is None else last.replace(day=1)
+    spans: list[tuple[date | None, date | None]]
+    if m0 is None or m_end is None or m0 < m_end:
+        m = commit_months.c
+        on, other = (m.type, m.author) if dim == "type" else (m.author, m.type)
+        mw: list[ColumnElement[bool]] = [on.in_(keys)]
+        if m0 is not None:
+            mw.append(m.month >= m0)
+        if m_end is not None:
+            mw.append(m.month < m_end)
+        if repository_ids is not None:
+            mw.append(m.repository_id.in_(repository_ids))
+        msums = [func.sum(getattr(m, x)).label(x) for x in MEASURES]
+        stmt = select(other.label("k"), *msums).where(*mw).group_by(other)
+        grouped[cross] = {r.k: _facts(r) for r in session.execute(stmt).all()}
+        spans = [(first, m0), (m_end, last)]
+    else:
+        spans = [(first, last)]
+    for lo, hi in spans:
+        if lo is not None and hi is not None and lo < hi:
+            part = _scan(session, since=_midnight(lo), until=_midnight(hi), **scan_kw)
+            _merge(grouped, {cross: part[cross]})
+    edges = []
+    if since is not None and first is not None and since < _midnight(first):
+        edges.append((since, _midnight(first)))
+    if until is not None and last is not None and _midnight(last) < until:
+        edges.append((_midnight(last), until))
+    for lo_at, hi_at in edges:
+        _merge(grouped, _scan(session, since=lo_at, until=hi_at, **scan_kw))
+    return grouped
+
+
 def commit_statistics(
     session: Session, *, top: int, rollup: bool = True, **filters: Any
 ) -> dict[str, Any]:
     """Counts, churn and files per repository, author, UTC day and conventional type: from
-    the daily rollup when the filters allow (`rollup=False`: always from the commits)."""
-    if (
-        rollup
-        and not any(filters.get(k) for k in _NOT_ROLLED_UP)
-        and filters.get("secrets") is None
-    ):
-        grouped = _from_days(
-            session,
-            repository_ids=filters.get("repository_ids"),
-            since=filters.get("since"),
-            until=filters.get("until"),
-        )
+    the rollups when the filters allow (`rollup=False`: always from the commits): the daily
+    one without filters, with the monthly one for a filter by type or by author alone."""
+    others = filters.get("secrets") is not None or any(
+        filters.get(k) for k in ("branch", "search", "risks")
+    )
+    window = {
+        "repository_ids": filters.get("repository_ids"),
+        "since": filters.get("since"),
+        "until": filters.get("until"),
+    }
+    types, author = filters.get("types"), filters.get("author")
+    if rollup and not others and not types and not author:
+        grouped = _from_days(session, **window)
+    elif rollup and not others and bool(types) != bool(author):
+        dim, keys = ("type", list(types)) if types else ("author", [str(author).lower()])
+        grouped = _from_rollups(session, dim=dim, keys=keys, **window)
     else:
         grouped = _scan(session, **filters)
 
