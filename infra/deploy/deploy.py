@@ -61,6 +61,9 @@ BUILDER_ROLES = (
     "roles/storage.objectViewer",
 )
 
+# Every runtime account writes its deployment's spans to Cloud Trace (shared.tracing).
+TRACE_ROLE = "roles/cloudtrace.agent"
+
 
 def account_id(deployment: str) -> str:
     """Service account id of a deployment (6-30 characters); same rule as Terraform."""
@@ -449,6 +452,7 @@ class Deployer:
             )
         roles = [(BUILDER, r) for r in BUILDER_ROLES]
         roles += [(account_id(d.name), r) for d in deps for r in project_roles(d)]
+        roles += [(account_id(d.name), TRACE_ROLE) for d in deps]  # its spans (decision 0046)
         for acc, role in roles:
             g.bind("projects", self.project, self.member(self.email(acc)), role, "--condition=None")
         for d in deps:

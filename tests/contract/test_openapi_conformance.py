@@ -110,8 +110,6 @@ SEMANTIC: dict[tuple[str, str], str] = {
 # (method, path) -> the mismatch the fuzzer shows, in code another change owns right now (the
 # fix is proposed to the lead). Remove an entry once its fix is in: the test then covers it.
 PENDING_FIXES: dict[tuple[str, str], str] = {
-    # logistics
-    ("POST", "/api/tracking-events:batch"): "schema-invalid scans answered 200 (refused inside)",
     # source
     ("POST", "/api/webhook/github"): "required X-GitHub-* headers undocumented; 400/401 too",
 }

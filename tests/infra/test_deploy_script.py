@@ -162,7 +162,8 @@ def test_one_deployment_users_api(fake, catalog):
         if flags(c)["member"] == f"serviceAccount:{sa('users-api')}"
     }
     firestore = {b["role"] for n, b in plan["firestore_bindings"].items() if n == "users-api"}
-    assert roles == set(plan["project_roles"]["users-api"]) | firestore
+    trace = {"roles/cloudtrace.agent"}  # its spans, like Terraform's trace_agent (0046)
+    assert roles == set(plan["project_roles"]["users-api"]) | firestore | trace
     pushes = [
         c for c in find(calls, "pubsub", "subscriptions", "create") if "push-endpoint" in flags(c)
     ]

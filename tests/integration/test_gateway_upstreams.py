@@ -464,7 +464,8 @@ def test_request_id_and_traceparent_are_propagated_or_created(platform):
     )
     headers = {k.lower(): v for k, v in r.json()["headers"].items()}
     assert headers["x-request-id"] == "req-123"
-    assert headers["traceparent"] == given
+    assert headers["traceparent"][:36] == given[:36]  # the caller's trace
+    assert headers["traceparent"][36:52] != given[36:52]  # parent: the gateway's client span
     assert r.headers["X-Request-ID"] == "req-123"
 
     r = requests.get(f"{platform.url}/api/alpha/echo", headers=bearer(tok), timeout=5)
