@@ -161,6 +161,16 @@ class FindingOut(OutModel):
     evidence: dict[str, Any]
 
 
+class NarrativeOut(OutModel):
+    """A hosted model's retelling of the findings (present only when the deployment has a
+    narrative model configured); the findings never depend on it."""
+
+    status: Literal["written", "unavailable"]
+    text: str | None = Field(description="The narrative; null when unavailable.")
+    model: str = Field(description="The Vertex AI model asked, e.g. gemini-2.5-flash.")
+    reason: str | None = Field(description="Why the narrative is unavailable.")
+
+
 class InvestigationOut(OutModel):
     id: str
     kind: model.Kind
@@ -179,6 +189,11 @@ class InvestigationOut(OutModel):
     started_at: datetime | None
     finished_at: datetime | None
     attempts: int
+    narrative: NarrativeOut | None = Field(
+        None,
+        description="Off by default: null unless a narrative model is configured (then set "
+        "when the investigation completes, written or unavailable with the reason).",
+    )
 
 
 class AnalysisOut(OutModel):

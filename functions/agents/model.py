@@ -134,6 +134,8 @@ class Investigation:
     started_at: datetime | None
     finished_at: datetime | None
     attempts: int
+    # {status: written | unavailable, text, model, reason}; None when the narrative is off
+    narrative: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,7 @@ def work_of(cls: type[Any], doc: Mapping[str, Any]) -> Any:
         "message": None,
         "diff_bytes": 0,
         "origin": "api",
+        "narrative": None,
     }
     values = {}
     for name in cls.__dataclass_fields__:

@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.agents import model, store
+from functions.agents import model, narrative, store
 from functions.agents.events import (
     AnalysisCompleted,
     AnalysisRequested,
@@ -158,6 +158,7 @@ def _investigation_doc(
         "started_at": None,
         "finished_at": None,
         "attempts": 0,
+        "narrative": None,
     }
 
 
@@ -216,7 +217,9 @@ def run_investigation(event: Received) -> str:
             raise
         _log.exception("investigation %s failed on its last attempt", req.investigation_id)
         return _end_investigation(req, event, None, "The analysis failed; see the logs.")
-    return _end_investigation(req, event, outcome, None)
+    # Outside any transaction, bounded, never raising: the findings are done without it.
+    told = narrative.narrate(req.kind, outcome)
+    return _end_investigation(req, event, outcome, None, told)
 
 
 def investigate(req: InvestigationRequested, *, now: datetime | None = None) -> model.Outcome:
@@ -262,7 +265,11 @@ class _Lost(Exception):
 
 
 def _end_investigation(
-    req: InvestigationRequested, event: Received, outcome: model.Outcome | None, error: str | None
+    req: InvestigationRequested,
+    event: Received,
+    outcome: model.Outcome | None,
+    error: str | None,
+    told: dict[str, Any] | None = None,
 ) -> str:
     now = _now()
     status = "failed" if outcome is None else "completed"
@@ -278,6 +285,7 @@ def _end_investigation(
             summary=outcome.summary,
             result=outcome.result,
             top_severity=outcome.top_severity,
+            narrative=told,
         )
     try:
         with db.transaction() as tx:

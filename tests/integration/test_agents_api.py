@@ -697,3 +697,190 @@ def test_status_counts_and_latest_results(worker):
     assert after["analyses"]["completed"] == before["analyses"]["completed"] + 1
     assert after["last_results"][0]["id"] == aid
     assert after["last_results"][0]["top_severity"] == "critical"
+
+
+# --- the optional narrative (Vertex AI Gemini through google-genai), faked at HTTP only -----
+
+
+class FakeVertex:
+    """A local server speaking Vertex AI's REST shape: Google's OAuth token endpoint (the
+    service account's `token_uri`) and `models/*:generateContent`. `mode`: ok, error (503 in
+    Google's error shape), empty (a candidate without text), hang (no answer until closed)."""
+
+    def __init__(self, mode="ok", text="A package went from Paris to New York in half an hour."):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.mode, self.text, self.requests = mode, text, []
+        self.release = threading.Event()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                fake.requests.append((self.path, dict(self.headers), raw))
+                status, out = 200, {}
+                if self.path == "/token":
+                    out = {"access_token": "fake-token", "expires_in": 3600, "token_type": "Bearer"}
+                elif fake.mode == "hang":
+                    fake.release.wait(30)
+                    return
+                elif fake.mode == "error":
+                    status = 503
+                    out = {"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}
+                else:
+                    parts = [{"text": fake.text}] if fake.mode == "ok" else []
+                    out = {
+                        "candidates": [
+                            {"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}
+                        ],
+                        "usageMetadata": {"promptTokenCount": 40, "totalTokenCount": 60},
+                        "modelVersion": "gemini-test",
+                    }
+                data = json.dumps(out).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def generate_calls(self):
+        return [r for r in self.requests if r[0] != "/token"]
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def service_account(tmp_path_factory):
+    """A service-account key file (ADC) whose token_uri the test sets per server."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": "agents-it",
+        "private_key_id": "test-key",
+        "private_key": pem,
+        "client_email": "agents-worker@agents-it.iam.gserviceaccount.com",
+        "client_id": "1",
+        "path": tmp_path_factory.mktemp("adc") / "key.json",
+    }
+
+
+@pytest.fixture
+def vertex(monkeypatch, service_account):
+    """Start a FakeVertex; `on(mode)` configures the narrative against it."""
+    servers = []
+
+    def on(mode="ok", **kw):
+        fake = FakeVertex(mode, **kw)
+        servers.append(fake)
+        info = {k: v for k, v in service_account.items() if k != "path"}
+        service_account["path"].write_text(json.dumps({**info, "token_uri": fake.url + "/token"}))
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(service_account["path"]))
+        monkeypatch.setenv("AGENTS_NARRATIVE_MODEL", "gemini-test")
+        monkeypatch.setenv("AGENTS_NARRATIVE_LOCATION", "europe-west1")
+        monkeypatch.setenv("AGENTS_NARRATIVE_ENDPOINT", fake.url)
+        monkeypatch.setenv("AGENTS_NARRATIVE_TIMEOUT_S", "1")
+        return fake
+
+    monkeypatch.delenv("AGENTS_NARRATIVE_MODEL", raising=False)
+    yield on
+    for fake in servers:
+        fake.close()
+
+
+def investigated(worker):
+    """An anomaly investigation (an impossible Paris -> New York hop) run by the worker."""
+    pid, _ = new_package(
+        worker, [("pickup", PARIS, 0, "Paris"), ("arrival", NEW_YORK, 0.5, "New York")]
+    )
+    queued = ok(
+        Caller(("operator",)).post(
+            "/api/agents/investigations", json={"kind": "anomaly", "package_id": pid}
+        ),
+        202,
+    )
+    resp = deliver(worker, "investigation.requested", "investigation_id", queued["id"])
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    done = ok(Caller().get(f"/api/agents/investigations/{queued['id']}"))
+    assert done["status"] == "completed", done
+    assert "impossible_speed" in {f["code"] for f in done["findings"]}
+    return done
+
+
+def test_the_narrative_is_off_by_default_and_nothing_is_called(worker, vertex):
+    fake = FakeVertex()  # listening, but not configured
+    try:
+        done = investigated(worker)
+    finally:
+        fake.close()
+    assert done["narrative"] is None
+    assert fake.requests == []
+    assert store.get(store.INVESTIGATIONS, done["id"])["narrative"] is None
+
+
+def test_a_configured_model_writes_the_narrative_next_to_the_findings(worker, vertex):
+    fake = vertex("ok")
+    done = investigated(worker)
+    assert done["narrative"] == {
+        "status": "written",
+        "text": fake.text,
+        "model": "gemini-test",
+        "reason": None,
+    }
+    [(path, headers, raw)] = fake.generate_calls()
+    project = settings().project_id
+    assert path == (
+        f"/v1/projects/{project}/locations/europe-west1/publishers/google/models/"
+        "gemini-test:generateContent"
+    )
+    assert headers["Authorization"] == "Bearer fake-token"  # the service account's, via ADC
+    sent = json.loads(raw)
+    told = sent["contents"][0]["parts"][0]["text"]
+    assert "impossible_speed" in told and "Paris" in told and "[critical]" in told
+    assert "speed_kmh" not in told  # the findings' words, not their evidence
+    assert "Use only the findings given" in sent["systemInstruction"]["parts"][0]["text"]
+    assert sent["generationConfig"]["maxOutputTokens"] == 512
+    stored = store.get(store.INVESTIGATIONS, done["id"])
+    assert stored["narrative"]["text"] == fake.text
+    assert fake.text not in json.dumps(stored["findings"])
+    [(completed, _, _)] = outbox("investigation.completed", "investigation_id", done["id"])
+    assert completed["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("error", "The model answered 503 UNAVAILABLE."),
+        ("empty", "The model returned no text."),
+        ("hang", "The model did not answer within 1 s."),
+    ],
+)
+def test_a_failing_model_never_fails_the_investigation(worker, vertex, mode, reason):
+    fake = vertex(mode)
+    done = investigated(worker)
+    assert done["narrative"] == {
+        "status": "unavailable",
+        "text": None,
+        "model": "gemini-test",
+        "reason": reason,
+    }
+    assert len(fake.generate_calls()) == 1  # one attempt: the wait stays bounded
+    assert done["error"] is None and done["summary"]
