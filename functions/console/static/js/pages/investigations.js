@@ -263,6 +263,15 @@ export async function investigationNew(ctx) {
       });
     } catch (err) {
       showError(slot, err, form);
+      // A package logistics has but the agents do not know yet: 422 naming package_id,
+      // which this form asks for as `package`.
+      const unknown = ((err && err.errors) || []).find((e) => e.field === 'package_id');
+      const el = form.elements.namedItem('package');
+      if (unknown && el instanceof HTMLElement && !el.classList.contains('is-invalid')) {
+        el.classList.add('is-invalid');
+        el.after(h('div', { class: 'invalid-feedback from-api' },
+          'The agents do not know this package yet: its events may still be on the way. Try again in a moment.'));
+      }
     }
   });
   replace(main, pageHeader('New investigation'), slot, card(null, form));
@@ -293,6 +302,18 @@ function findingsCard(inv) {
     inv.summary ? h('p', { class: 'fw-semibold', id: 'inv-summary' }, inv.summary) : null,
     items.length ? h('ul', { class: 'list-group list-group-flush', id: 'inv-findings' }, items)
       : h('p', { class: 'text-secondary mb-0' }, 'Nothing to report.'));
+}
+
+// The optional narrative (a hosted model's retelling of the findings): shown only when the
+// agents have a narrative model configured; the findings above never depend on it.
+function narrativeCard(inv) {
+  const n = inv.narrative;
+  if (!n || inv.status !== 'completed') return null;
+  const body = n.status === 'written'
+    ? h('p', { class: 'mb-1', id: 'inv-narrative-text' }, n.text)
+    : h('p', { class: 'text-secondary mb-1', id: 'inv-narrative-reason' }, `No narrative: ${n.reason || 'the model did not answer.'}`);
+  return h('div', { id: 'inv-narrative', dataset: { status: n.status } }, card('Narrative', body,
+    h('div', { class: 'form-text' }, `Written by ${n.model} from the findings above; check them before acting.`)));
 }
 
 function routeCard(inv) {
@@ -351,7 +372,7 @@ export async function investigationDetail(ctx) {
           inv.finished_at ? ['Finished', fmtDateTime(inv.finished_at)] : null,
           ...resultFacts(inv),
         ].filter(Boolean)))),
-        h('div', { class: 'col-lg-8' }, findingsCard(inv), routeCard(inv))));
+        h('div', { class: 'col-lg-8' }, findingsCard(inv), narrativeCard(inv), routeCard(inv))));
     if (done) {
       if (stream) stream.close();
       stream = null;
