@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping
 from werkzeug.datastructures import Headers
 
 ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
-ALLOW_HEADERS = "Authorization, Content-Type, X-Request-ID, traceparent"
+ALLOW_HEADERS = "Authorization, Content-Type, X-Request-ID, traceparent, Idempotency-Key"
 EXPOSE_HEADERS = (
     "X-Request-ID, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "
-    "RateLimit-Policy"
+    "RateLimit-Policy, Idempotent-Replayed"
 )
 MAX_AGE_S = 600
 

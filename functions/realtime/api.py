@@ -62,7 +62,9 @@ class TicketOut(OutModel):
 
 
 @app.post("/api/realtime/tickets")
-@describe(request=TicketCreate, response=TicketOut, status=201)
+# Not idempotent: a retry may as well get a new ticket, and a kept answer would keep the
+# bearer ticket itself for 24 h (the store keeps only its hash).
+@describe(request=TicketCreate, response=TicketOut, status=201, idempotent=False)
 def create_ticket() -> flask.Response:
     """A short-lived ticket for one stream (EventSource cannot send Authorization)."""
     req = body(TicketCreate)
@@ -71,7 +73,7 @@ def create_ticket() -> flask.Response:
     ticket, expires = service.issue_ticket(claims.sub, claims.exp, key)
     url = f"/api/realtime/packages/{req.package_id}" if req.package_id else _PATHS[req.stream]
     out = TicketOut(ticket=ticket, stream=key, url=url, expires_at=expires)
-    return json_response(out.model_dump(), status=201)
+    return json_response(out.model_dump(), status=201, headers={"Cache-Control": "no-store"})
 
 
 def _access(key: str) -> service.Access:

@@ -320,23 +320,61 @@ def test_expired_records_are_answered_as_none_and_removed(manager, asset):
         assert conn.execute(select(table.c.id).where(table.c.id == stale)).first() is None
 
 
-# --- Firestore: a deployment without a schema (realtime-stream's tickets) ---------------------
+# --- Firestore: a deployment without a schema (realtime-stream) --------------------------------
 
 
 @pytest.fixture()
 def realtime():
-    from functions.realtime.api import app
+    """A create of realtime-stream, which has no schema: its keys live in Firestore. (Its real
+    create, the stream ticket, opts out: a retry may as well get a new ticket, and a kept answer
+    would keep the bearer ticket.)"""
+    from typing import Literal
+
+    from shared.http import ApiModel, Unprocessable, body, create_app, describe, json_response
+
+    app = create_app("realtime")
+
+    class ProbeIn(ApiModel):
+        stream: Literal["dashboard", "map", "package"]
+        package_id: str | None = None
+
+    @app.post("/api/realtime/_probe")
+    @describe(status=201)
+    def _probe():
+        req = body(ProbeIn)
+        if req.stream == "package" and not req.package_id:
+            raise Unprocessable("A package stream needs its package_id.")
+        return json_response({"id": uuid.uuid4().hex, "stream": req.stream}, status=201)
 
     return support.Caller(app, ("viewer",))
 
 
 def _ticket(caller, body, key):
-    return caller.post("/api/realtime/tickets", json=body, headers={IDEMPOTENCY_KEY: key})
+    return caller.post("/api/realtime/_probe", json=body, headers={IDEMPOTENCY_KEY: key})
 
 
 def _doc(sub, key):
-    scope = idem.Scope("realtime-stream", sub, "POST /api/realtime/tickets", key)
+    scope = idem.Scope("realtime-stream", sub, "POST /api/realtime/_probe", key)
     return firestore().collection(idem.COLLECTION).document(scope.id)
+
+
+def test_a_stream_ticket_is_not_kept_and_a_retry_gets_a_new_one():
+    from functions.realtime.api import app
+
+    caller = support.Caller(app, ("viewer",))
+    key = str(uuid.uuid4())
+    first = caller.post(
+        "/api/realtime/tickets", json={"stream": "dashboard"}, headers={IDEMPOTENCY_KEY: key}
+    )
+    again = caller.post(
+        "/api/realtime/tickets", json={"stream": "dashboard"}, headers={IDEMPOTENCY_KEY: key}
+    )
+    assert first.status_code == again.status_code == 201
+    assert first.headers["Cache-Control"] == "no-store"
+    assert IDEMPOTENT_REPLAYED not in again.headers
+    assert first.get_json()["ticket"] != again.get_json()["ticket"]
+    scope = idem.Scope("realtime-stream", caller.sub, "POST /api/realtime/tickets", key)
+    assert not firestore().collection(idem.COLLECTION).document(scope.id).get().exists
 
 
 def test_firestore_keys_replay_and_refuse_another_body(realtime):

@@ -64,6 +64,7 @@ def test_allowed_preflight_is_answered_by_the_gateway(gateway):
     assert r.status_code == 204
     assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "traceparent" in r.headers["Access-Control-Allow-Headers"]
+    assert "Idempotency-Key" in r.headers["Access-Control-Allow-Headers"]  # 0045
     assert r.headers["Access-Control-Max-Age"]
 
 
@@ -87,6 +88,7 @@ def test_allowed_origin_is_echoed_on_answers_including_errors(gateway):
     assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "X-Request-ID" in r.headers["Access-Control-Expose-Headers"]
     assert "Retry-After" in r.headers["Access-Control-Expose-Headers"]
+    assert "Idempotent-Replayed" in r.headers["Access-Control-Expose-Headers"]
     assert "Origin" in r.headers["Vary"]
 
 
