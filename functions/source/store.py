@@ -928,7 +928,7 @@ def _from_rollups(
     from commit_days' `dim` rows for the whole days of the range; the cross grouping (authors
     of the types, types of the author) from commit_months for its whole months and from the
     commits for the whole days left over at either end; the partial days at the ends from
-    the commits (decision 0048)."""
+    the commits (decision 0048). `commit_statistics` takes it for a type filter only."""
     since, until = (utc(since) if since else None), (utc(until) if until else None)
     flt: dict[str, Any] = {"types": keys} if dim == "type" else {"author": keys[0]}
     scan_kw: dict[str, Any] = {"repository_ids": repository_ids, **flt}
@@ -992,7 +992,7 @@ def commit_statistics(
 ) -> dict[str, Any]:
     """Counts, churn and files per repository, author, UTC day and conventional type: from
     the rollups when the filters allow (`rollup=False`: always from the commits): the daily
-    one without filters, with the monthly one for a filter by type or by author alone."""
+    one without filters, with the monthly one for a filter by type alone."""
     others = filters.get("secrets") is not None or any(
         filters.get(k) for k in ("branch", "search", "risks")
     )
@@ -1004,9 +1004,12 @@ def commit_statistics(
     types, author = filters.get("types"), filters.get("author")
     if rollup and not others and not types and not author:
         grouped = _from_days(session, **window)
-    elif rollup and not others and bool(types) != bool(author):
-        dim, keys = ("type", list(types)) if types else ("author", [str(author).lower()])
-        grouped = _from_rollups(session, dim=dim, keys=keys, **window)
+    elif rollup and not others and types and not author:
+        # By type: the rollups (decision 0048). By author the commits stay the better path:
+        # one author's commits are few and their covering index reads them alone, while the
+        # daily rollup has no index on the author (measured at 1M commits: 10 ms scanned,
+        # 39 ms from the rollups).
+        grouped = _from_rollups(session, dim="type", keys=list(types), **window)
     else:
         grouped = _scan(session, **filters)
 
