@@ -322,6 +322,25 @@ class Settings:
     agents_route_time_limit_ms: int = setting(
         "AGENTS_ROUTE_TIME_LIMIT_MS", "agents: time limit of the route solver", 1000
     )
+    # agents: the optional narrative (decision 0050); off while the model is empty
+    agents_narrative_model: str = setting(
+        "AGENTS_NARRATIVE_MODEL",
+        "agents: Vertex AI Gemini model that retells an investigation's findings (empty: off)",
+        "",
+    )
+    agents_narrative_location: str = setting(
+        "AGENTS_NARRATIVE_LOCATION", "agents: Vertex AI location of the narrative model", "global"
+    )
+    agents_narrative_endpoint: str = setting(
+        "AGENTS_NARRATIVE_ENDPOINT",
+        "agents: base URL of the Vertex AI API (empty: Google's for the location)",
+        "",
+    )
+    agents_narrative_timeout_s: float = setting(
+        "AGENTS_NARRATIVE_TIMEOUT_S",
+        "agents: longest wait for the narrative model (1-60 s); then it is unavailable",
+        10.0,
+    )
     # misc
     log_level: str = setting(
         "LOG_LEVEL", "JSON log lines on stdout in Cloud Logging's shape", "INFO", parse=_upper

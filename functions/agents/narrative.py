@@ -18,7 +18,6 @@ runtime's (ADC: the worker's service account, which then needs `roles/aiplatform
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,26 +48,17 @@ class Config:
     timeout_s: float
 
 
-def _env(name: str, default: str) -> str:
-    # Read here until shared.config declares these settings (AGENTS_NARRATIVE_*).
-    return os.environ.get(name, "").strip() or default
-
-
 def config() -> Config | None:
     """The narrative model's configuration, or None when the narrative is off."""
-    name = _env("AGENTS_NARRATIVE_MODEL", "")
-    if not name:
+    s = settings()
+    if not s.agents_narrative_model.strip():
         return None
-    try:
-        timeout_s = float(_env("AGENTS_NARRATIVE_TIMEOUT_S", "10"))
-    except ValueError:
-        timeout_s = 10.0
     return Config(
-        model=name,
-        project=settings().project_id,
-        location=_env("AGENTS_NARRATIVE_LOCATION", "global"),
-        endpoint=_env("AGENTS_NARRATIVE_ENDPOINT", "") or None,
-        timeout_s=min(max(timeout_s, 1.0), 60.0),
+        model=s.agents_narrative_model.strip(),
+        project=s.project_id,
+        location=s.agents_narrative_location.strip() or "global",
+        endpoint=s.agents_narrative_endpoint.strip() or None,
+        timeout_s=min(max(s.agents_narrative_timeout_s, 1.0), 60.0),
     )
 
 

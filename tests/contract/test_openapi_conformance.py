@@ -79,7 +79,13 @@ NOT_FUZZED: dict[tuple[str, str], str] = {
 # `positive_data_acceptance` (their 422 names the rule).
 SEMANTIC: dict[tuple[str, str], str] = {
     ("POST", "/api/agents/analyze/code"): "`diff` must parse as a unified diff (hunk counts)",
-    ("POST", "/api/agents/investigations"): "each stop's window_start <= window_end",
+    ("POST", "/api/agents/analyze/commit"): (
+        "`repository` + `sha` must name a recorded commit (422 names `sha`)"
+    ),
+    ("POST", "/api/agents/investigations"): (
+        "each stop's window_start <= window_end; `package_id` must name a package the agents "
+        "know (422 names it)"
+    ),
     ("GET", "/api/agents/interactions"): "filter by repository or by package_id, not both",
     ("GET", "/api/audit/events"): "at most one of event_type, actor, source (Firestore indexes)",
     ("POST", "/api/jobs"): (

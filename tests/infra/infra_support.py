@@ -375,8 +375,9 @@ def offline_init(terraform: str, env_dir: Path, plugins: Path) -> None:
     assert done.returncode == 0, f"terraform init failed:\n{done.stdout}\n{done.stderr}"
 
 
-def offline_plan(terraform: str, env_dir: Path) -> dict[str, Any]:
-    """`terraform plan` of an environment with the schema-only provider: the plan as JSON."""
+def offline_plan(terraform: str, env_dir: Path, *variables: str) -> dict[str, Any]:
+    """`terraform plan` of an environment with the schema-only provider: the plan as JSON.
+    `variables`: more `-var=...` arguments."""
     done = run_terraform(
         terraform,
         env_dir,
@@ -385,6 +386,7 @@ def offline_plan(terraform: str, env_dir: Path) -> dict[str, Any]:
         "-lock=false",
         f"-var=project_id={PROJECT}",
         f"-var=region={REGION}",
+        *variables,
         "-out=tfplan",
     )
     assert done.returncode == 0, f"terraform plan failed:\n{done.stdout}\n{done.stderr}"

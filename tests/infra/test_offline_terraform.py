@@ -19,6 +19,7 @@ from infra_support import (
     OFFLINE_SCHEMA,
     ROOT,
     offline_init,
+    offline_plan,
     offline_schema,
     offline_workspace,
     planned,
@@ -103,6 +104,29 @@ def test_validate_and_plan_run_offline_against_the_provider_schema(
     assert push and all(s["push_config"][0]["oidc_token"] for s in push)
     buckets = planned(plan, "google_storage_bucket")
     assert all(b["public_access_prevention"] == "enforced" for b in buckets.values())
+
+
+def test_vertex_ai_is_granted_only_to_a_deployment_given_the_narrative_model(
+    terraform, offline_infra, offline_plans
+):
+    """The agents' optional narrative (decision 0050): roles/aiplatform.user and the API only
+    when an environment sets AGENTS_NARRATIVE_MODEL for a deployment, and only to it."""
+
+    def vertex(plan: dict) -> tuple[set[str], bool]:
+        users = {a for a in planned(plan, "google_project_iam_member") if "vertex_ai_user" in a}
+        apis = {s["service"] for s in planned(plan, "google_project_service").values()}
+        return users, "aiplatform.googleapis.com" in apis
+
+    assert vertex(offline_plans("dev")) == (set(), False)
+    overrides = '{"agents-worker" = {AGENTS_NARRATIVE_MODEL = "gemini-2.5-flash"}}'
+    plan = offline_plan(
+        terraform, offline_infra / "environments" / "dev", f"-var=environment_overrides={overrides}"
+    )
+    users, api = vertex(plan)
+    assert users == {'module.switchyard.google_project_iam_member.vertex_ai_user["agents-worker"]'}
+    assert api
+    (grant,) = [v for a, v in planned(plan, "google_project_iam_member").items() if a in users]
+    assert grant["role"] == "roles/aiplatform.user"
 
 
 # (edit to a copy of infra/, what Terraform must say)

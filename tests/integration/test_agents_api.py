@@ -798,9 +798,11 @@ def vertex(monkeypatch, service_account):
         monkeypatch.setenv("AGENTS_NARRATIVE_LOCATION", "europe-west1")
         monkeypatch.setenv("AGENTS_NARRATIVE_ENDPOINT", fake.url)
         monkeypatch.setenv("AGENTS_NARRATIVE_TIMEOUT_S", "1")
+        settings.cache_clear()
         return fake
 
     monkeypatch.delenv("AGENTS_NARRATIVE_MODEL", raising=False)
+    settings.cache_clear()
     yield on
     for fake in servers:
         fake.close()

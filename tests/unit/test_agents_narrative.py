@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from functions.agents import model, narrative
+from shared.config import ConfigError, settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,10 +52,16 @@ def test_off_by_default_loads_no_client_library():
 
 def test_the_wait_is_bounded(monkeypatch):
     monkeypatch.setenv("AGENTS_NARRATIVE_MODEL", "gemini-2.5-flash")
-    for given, used in (("0", 1.0), ("600", 60.0), ("nonsense", 10.0), ("7.5", 7.5)):
+    for given, used in (("0", 1.0), ("600", 60.0), ("7.5", 7.5)):
         monkeypatch.setenv("AGENTS_NARRATIVE_TIMEOUT_S", given)
+        settings.cache_clear()
         cfg = narrative.config()
         assert cfg is not None and cfg.timeout_s == used
+    monkeypatch.setenv("AGENTS_NARRATIVE_TIMEOUT_S", "nonsense")
+    settings.cache_clear()
+    with pytest.raises(ConfigError, match="AGENTS_NARRATIVE_TIMEOUT_S"):
+        narrative.config()
     monkeypatch.delenv("AGENTS_NARRATIVE_TIMEOUT_S")
+    settings.cache_clear()
     cfg = narrative.config()
     assert cfg is not None and (cfg.location, cfg.endpoint, cfg.timeout_s) == ("global", None, 10)

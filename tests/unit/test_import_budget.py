@@ -133,6 +133,8 @@ NEVER = (
     # shared.tracing makes its provider on the first span (~100 ms of OpenTelemetry API and
     # SDK) and the Cloud Trace exporter on the first export, in its batch thread (decision 0046)
     "opentelemetry",
+    # agents-worker loads google-genai (~1.7 s) only when the narrative is on (decision 0050)
+    "google.genai",
     "alembic",
     "pytest",
     "shared.migrate",

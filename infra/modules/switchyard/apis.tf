@@ -1,5 +1,5 @@
 locals {
-  apis = [
+  apis = concat([
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
@@ -17,7 +17,7 @@ locals {
     "sqladmin.googleapis.com",
     "storage.googleapis.com",
     "vpcaccess.googleapis.com",
-  ]
+  ], length(local.vertex_ai_users) > 0 ? ["aiplatform.googleapis.com"] : [])
 }
 
 resource "google_project_service" "enabled" {

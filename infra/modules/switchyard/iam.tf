@@ -119,6 +119,24 @@ resource "google_project_iam_member" "trace_agent" {
   member  = module.service_account[each.key].member
 }
 
+# Vertex AI: a deployment given AGENTS_NARRATIVE_MODEL (agents-worker, in
+# environment_overrides) asks Gemini for an investigation's narrative (decision 0050); only
+# then is it granted, and the API enabled. Vertex AI has no per-model IAM.
+locals {
+  vertex_ai_users = toset([
+    for n in keys(module.manifests.deployments) : n
+    if lookup(lookup(var.environment_overrides, n, {}), "AGENTS_NARRATIVE_MODEL", "") != ""
+  ])
+}
+
+resource "google_project_iam_member" "vertex_ai_user" {
+  for_each = local.vertex_ai_users
+
+  project = var.project_id
+  role    = "roles/aiplatform.user"
+  member  = module.service_account[each.key].member
+}
+
 # Cloud Build runs the migrations through the Cloud SQL connector.
 resource "google_project_iam_member" "ci_sql_client" {
   count = var.ci_service_account == "" ? 0 : 1
