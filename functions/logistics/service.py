@@ -20,8 +20,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.dml import Insert
-from sqlalchemy.sql.elements import BindParameter
 
 from functions.logistics import model, store
 from functions.logistics.events import (
@@ -35,7 +33,7 @@ from functions.logistics.events import (
 from functions.logistics.model import Package, Scan
 from shared import db
 from shared.errors import Conflict, Problem
-from shared.events import emit, rfc3339
+from shared.events import Event, emit, emit_many, rfc3339
 
 CREATE_ATTEMPTS = 5  # generated tracking numbers are random: retry the rare collision
 
@@ -290,7 +288,7 @@ def _record(requests: list[ScanRequest], actor: str) -> list[ScanResult]:
         new_scans: list[Scan] = []
         ids = _new_ids(sum(len(g) for g in groups.values()))
         changes: list[dict[str, Any]] = []
-        outbox = _Outbox(tx)
+        outbox: list[Event] = []  # the batch's events, in order, written by one emit_many
         for package_id, indexes in groups.items():
             pkg = by_id[package_id]
             state, version = pkg.state(), pkg.version
@@ -334,11 +332,11 @@ def _record(requests: list[ScanRequest], actor: str) -> list[ScanResult]:
             changes.append({"id": package_id, "seen": pkg.version, "version": version, **values})
             by_id[package_id] = replace(pkg, **values, version=version)
             for scan, outcome, v in applied:
-                _emit_scan(outbox, pkg, scan, outcome, v, actor)
+                outbox.extend(_scan_events(pkg, scan, outcome, v, actor))
         if not store.change_many(tx, changes):
             raise model.ConcurrentChange()  # cannot happen under the row locks
         store.insert_scans(tx, new_scans)
-        outbox.write()
+        emit_many(tx, outbox, actor=actor)
 
     for i, j in echoes:
         first = results[j]
@@ -357,54 +355,11 @@ def _record(requests: list[ScanRequest], actor: str) -> list[ScanResult]:
     return [r for r in results if r is not None]
 
 
-class _Outbox:
-    """What `emit` is handed while a batch is recorded: the session, except that the outbox
-    INSERTs emit runs are kept and written by `write` as one statement per outbox table
-    (`store.insert_rows`), in the same transaction. emit's validation, manifest check and
-    after-commit hand-over to the sender are untouched; any other statement goes straight to
-    the session. A thousand scans emit one to three thousand events: one INSERT each was most
-    of a batch's time."""
-
-    def __init__(self, session: Any) -> None:
-        self._session = session
-        self._rows: dict[Any, list[dict[str, Any]]] = {}
-
-    def execute(self, stmt: Any, *args: Any, **kwargs: Any) -> Any:
-        if (
-            isinstance(stmt, Insert)
-            and not args
-            and not kwargs
-            and stmt.table.name == "outbox"
-            and self._session.get_bind().dialect.name == "postgresql"
-        ):
-            self._rows.setdefault(stmt.table, []).append(_insert_values(stmt))
-            return None
-        return self._session.execute(stmt, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
-
-    def write(self) -> None:
-        for table, rows in self._rows.items():
-            store.insert_rows(self._session, table, rows)
-        self._rows.clear()
-
-
 def _new_ids(n: int) -> Iterator[str]:
     """n random (version 4) UUIDs from one read of the system's randomness (a read per id
     was a tenth of a loaded machine's time for a batch)."""
     raw = os.urandom(16 * n)
     return (str(uuid.UUID(bytes=raw[i : i + 16], version=4)) for i in range(0, 16 * n, 16))
-
-
-def _insert_values(stmt: Insert) -> dict[str, Any]:
-    """The values of a single-row `insert().values(...)`: read off the statement's bound
-    parameters (compiling each one was half of the batch's time), by compiling it when they
-    are not plain literals bound by key."""
-    bound = getattr(stmt, "_values", None) or {}
-    if bound and all(isinstance(k, str) and isinstance(v, BindParameter) for k, v in bound.items()):
-        return {k: v.value for k, v in bound.items()}
-    return dict(stmt.compile().params)
 
 
 def _replay(stored: Scan, r: ScanRequest, pkg: Package) -> ScanResult:
@@ -413,17 +368,18 @@ def _replay(stored: Scan, r: ScanRequest, pkg: Package) -> ScanResult:
     return ScanResult("refused", problem=model.IdempotencyKeyReused(r.idempotency_key))
 
 
-def _emit_scan(
-    tx: Any, pkg: Package, scan: Scan, outcome: model.ScanOutcome, version: int, actor: str
-) -> None:
+def _scan_events(
+    pkg: Package, scan: Scan, outcome: model.ScanOutcome, version: int, actor: str
+) -> list[Event]:
+    """The events of one accepted scan: its tracking event, then, when it moved the package,
+    the status change and the delivery or exception it was."""
     state = outcome.state
     facts = {
         **lane(pkg),
         "status": state.status,
         "version": version,
     }
-    emit(
-        tx,
+    out: list[Event] = [
         TrackingEventRecorded(
             **facts,
             scan_id=scan.id,
@@ -437,13 +393,11 @@ def _emit_scan(
             status_from=scan.status_from,
             status_to=scan.status_to,
             out_of_order=scan.out_of_order,
-        ),
-        actor=actor,
-    )
+        )
+    ]
     if not outcome.moved:
-        return
-    emit(
-        tx,
+        return out
+    out.append(
         PackageStatusChanged(
             **facts,
             old=outcome.status_from,
@@ -455,14 +409,12 @@ def _emit_scan(
             lat=scan.lat,
             lon=scan.lon,
             actor=actor,
-        ),
-        actor=actor,
+        )
     )
     if outcome.status_to == "delivered":
         assert state.delivered_at is not None
         on_time = None if pkg.promised_by is None else state.delivered_at <= pkg.promised_by
-        emit(
-            tx,
+        out.append(
             PackageDelivered(
                 **facts,
                 scan_id=scan.id,
@@ -473,12 +425,10 @@ def _emit_scan(
                 picked_up_at=_ts(state.picked_up_at),
                 transit_seconds=model.transit_seconds(state.picked_up_at, state.delivered_at),
                 on_time=on_time,
-            ),
-            actor=actor,
+            )
         )
     elif outcome.status_to == "exception":
-        emit(
-            tx,
+        out.append(
             PackageExceptionRaised(
                 **facts,
                 scan_id=scan.id,
@@ -487,9 +437,9 @@ def _emit_scan(
                 lon=scan.lon,
                 occurred_at=rfc3339(scan.occurred_at),
                 note=scan.note,
-            ),
-            actor=actor,
+            )
         )
+    return out
 
 
 def timeline(package_id: str, *, after: tuple[datetime, str] | None, limit: int) -> list[Scan]:

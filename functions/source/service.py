@@ -17,12 +17,10 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import Insert
-from sqlalchemy.sql.elements import BindParameter
 
 from functions.source import model, store
 from functions.source.events import (
@@ -34,7 +32,7 @@ from functions.source.events import (
 )
 from shared import db
 from shared import logging as slog
-from shared.events import emit, rfc3339
+from shared.events import emit, emit_many, rfc3339
 
 _log = slog.get_logger(__name__)
 GENERATED_SECRET_BYTES = 32
@@ -267,12 +265,12 @@ def record_commits(
 
     Set-based (decision 0048): the commits go in a few multi-row `INSERT ... ON CONFLICT DO
     NOTHING RETURNING sha` statements, the branch links in one more, their `commit.recorded`
-    outbox rows (one event per new commit, as before) in multi-row inserts too, the rollup in
-    one upsert, the repository's last seen commit in one update. Locks are taken in one order by
-    every recorder - commits and branch links by sha, the rollup rows by key, the repository
-    row last - so concurrent pushes to one repository never deadlock and hold the hot rows
-    (the day's rollup, the repository) only from the end of their work to their commit.
-    A sha listed twice counts once (its first listing)."""
+    outbox rows (one event per new commit, as before) in one `shared.events.emit_many`, the
+    rollup in one upsert, the repository's last seen commit in one update. Locks are taken in
+    one order by every recorder - commits and branch links by sha, the rollup rows by key, the
+    repository row last - so concurrent pushes to one repository never deadlock and hold the
+    hot rows (the day's rollup, the repository) only from the end of their work to their
+    commit. A sha listed twice counts once (its first listing)."""
     now = _now()
     given: dict[str, model.CommitFacts] = {}
     latest: model.CommitFacts | None = None
@@ -293,51 +291,14 @@ def record_commits(
         store.link_branches(tx, repo.id, list(given), branch)
         store.set_branch_if_missing(tx, repo.id, [s for s in given if s not in inserted], branch)
     new = [facts for sha, facts in given.items() if sha in inserted]
-    outbox = _Outbox(tx)
-    for facts in new:
-        event = _recorded(repo, facts, values[facts.sha], branch, source)
-        emit(cast(Session, outbox), event, actor=actor)
-    outbox.write()
+    emit_many(
+        tx,
+        [_recorded(repo, facts, values[facts.sha], branch, source) for facts in new],
+        actor=actor,
+    )
     store.count_commits(tx, [values[facts.sha] for facts in new])  # the daily rollup
     store.advance_last_seen(tx, repo.id, latest.sha, latest.committed_at)
     return new
-
-
-class _Outbox:
-    """What `emit` is handed while a push's commits are recorded: the session, except that
-    the outbox INSERTs emit runs are kept and written by `write` as multi-row INSERTs
-    (`store.insert_rows`) in the same transaction. emit's validation, manifest check and
-    after-commit hand-over to the sender are untouched; any other statement goes straight to
-    the session. 2048 new commits are 2048 events: one INSERT each was most of a push's time
-    once the commits went in set-based. logistics' scan batch does the same; a bulk emit in
-    `shared.events` would replace both (decision 0048)."""
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-        self._rows: dict[Any, list[dict[str, Any]]] = {}
-
-    def execute(self, stmt: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(stmt, Insert) and not args and not kwargs and stmt.table.name == "outbox":
-            self._rows.setdefault(stmt.table, []).append(_insert_values(stmt))
-            return None
-        return self._session.execute(stmt, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
-
-    def write(self) -> None:
-        for table, rows in self._rows.items():
-            store.insert_rows(self._session, table, rows)
-        self._rows.clear()
-
-
-def _insert_values(stmt: Insert) -> dict[str, Any]:
-    """The values of a single-row `insert().values(...)`: read off its bound parameters, or
-    by compiling it when they are not plain values bound by column name."""
-    bound = getattr(stmt, "_values", None) or {}
-    if bound and all(isinstance(k, str) and isinstance(v, BindParameter) for k, v in bound.items()):
-        return {k: v.value for k, v in bound.items()}
-    return dict(stmt.compile().params)
 
 
 def _recorded(

@@ -526,12 +526,6 @@ def insert_commits(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     return {str(s) for s in _write(session, commits, rows, ["repository_id", "sha"])}
 
 
-def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert `rows` (all with the same keys) into `table` (the buffered outbox rows of a
-    push, `service._Outbox`)."""
-    _write(session, table, rows, [])
-
-
 def link_branches(session: Session, repository_id: str, shas: list[str], branch: str) -> None:
     """Every commit of `shas` is on `branch` (links already there stay), in sha order."""
     rows = [{"repository_id": repository_id, "sha": s, "branch": branch} for s in shas]

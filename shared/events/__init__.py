@@ -1,11 +1,12 @@
 """Events: typed schemas, the transactional outbox, the relay and the consumer handler.
 
-Publishing: an event is a frozen pydantic model subclassing `Event` (`_schema`).
-`emit(session, event)` puts it in the publishing context's outbox in the caller's transaction
-and publishes it right after commit (`_outbox`); `relay()` publishes what a crash left pending
-(`_relay`). Consuming: `handler(fn)` wraps a function of `Received` as an idempotent push
-endpoint (`_consumer`). Envelope attributes are design section 6. Limits: at-least-once
-delivery, no ordering across events (consumers order by `occurred_at`).
+Publishing: an event is a frozen pydantic model subclassing `Event` (`_schema`). `emit(session,
+event)` puts it in the publishing context's outbox in the caller's transaction and publishes it
+right after commit (`_outbox`); `emit_many(session, events)` does it for a batch (the same
+checks per event, one INSERT per outbox, one hand-over after commit); `relay()` publishes what a
+crash left pending (`_relay`). Consuming: `handler(fn)` wraps a function of `Received` as an
+idempotent push endpoint (`_consumer`). Envelope attributes are design section 6. Limits:
+at-least-once delivery, no ordering across events (consumers order by `occurred_at`).
 
 The names below are loaded on first use (PEP 562), so a deployment pays only for the part it
 uses: a consumer that keeps its data in Firestore never imports the outbox or SQLAlchemy
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
         envelope,
         handler,
     )
-    from shared.events._outbox import create_outbox, emit, outbox_table
+    from shared.events._outbox import create_outbox, emit, emit_many, outbox_table
     from shared.events._relay import (
         RELAY_GRACE,
         OutboxStats,
@@ -54,7 +55,7 @@ _WHERE = {
         ],
         "_consumer",
     ),
-    **dict.fromkeys(["create_outbox", "emit", "outbox_table"], "_outbox"),
+    **dict.fromkeys(["create_outbox", "emit", "emit_many", "outbox_table"], "_outbox"),
     **dict.fromkeys(
         ["RELAY_GRACE", "OutboxStats", "outbox_stats", "purge_published", "relay"], "_relay"
     ),
@@ -93,6 +94,7 @@ __all__ = [
     "create_outbox",
     "decode",
     "emit",
+    "emit_many",
     "envelope",
     "handler",
     "outbox_stats",
