@@ -247,7 +247,7 @@ def covers(app: flask.Flask, rule: Any, method: str = "POST") -> bool:
 
 def has_store(dep: Any) -> bool:
     """Whether deployment `dep` has somewhere to keep keys: its context's schema, or Firestore
-    (a deployment with neither cannot take the header; tests/unit/test_idempotency.py checks
+    (a deployment with neither cannot take the header; tests/unit/test_idempotency_rules.py checks
     that every creating POST of the contexts can)."""
     return bool((dep.uses_sql and dep.owns_schema) or dep.uses_firestore)
 

@@ -101,3 +101,13 @@ def test_shared_imports_no_context() -> None:
         if _under(module, "functions")
     ]
     assert not bad, "\n".join(bad)
+
+
+def test_every_test_module_has_a_name_of_its_own():
+    """Test folders are not packages (pytest's rootdir imports): two test files of one name in
+    two folders stop the whole run at collection ("import file mismatch")."""
+    from collections import Counter
+
+    root = Path(__file__).resolve().parents[1]
+    names = Counter(p.name for p in root.rglob("test_*.py") if "vendor" not in p.parts)
+    assert [n for n, count in names.items() if count > 1] == []
