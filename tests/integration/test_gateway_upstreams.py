@@ -554,7 +554,7 @@ def test_cors_preflight_and_actual_requests(platform):
     assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert (
         r.headers["Access-Control-Allow-Headers"]
-        == "Authorization, Content-Type, X-Request-ID, traceparent"
+        == "Authorization, Content-Type, X-Request-ID, traceparent, Idempotency-Key"
     )
     assert "POST" in r.headers["Access-Control-Allow-Methods"]
     assert int(r.headers["Access-Control-Max-Age"]) > 0

@@ -28,7 +28,7 @@ def test_preflight_headers():
     assert h["Access-Control-Allow-Origin"] == ORIGIN
     assert (
         h["Access-Control-Allow-Headers"]
-        == "Authorization, Content-Type, X-Request-ID, traceparent"
+        == "Authorization, Content-Type, X-Request-ID, traceparent, Idempotency-Key"
     )
     assert "PATCH" in h["Access-Control-Allow-Methods"]
     assert int(h["Access-Control-Max-Age"]) > 0

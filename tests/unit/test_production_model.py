@@ -360,7 +360,17 @@ class _RecordingSession:
         self.rows = []
 
     def execute(self, stmt):
-        self.rows.append(stmt.compile().params)
+        params = stmt.compile().params
+        if "id" in params:  # one row
+            self.rows.append(params)
+            return
+        n = 0  # a multi-row VALUES (emit_many): the columns of row n end in _m<n>
+        while f"id_m{n}" in params:
+            suffix = f"_m{n}"
+            self.rows.append(
+                {k[: -len(suffix)]: v for k, v in params.items() if k.endswith(suffix)}
+            )
+            n += 1
 
     def get_bind(self):  # emit asks for the engine its sender publishes through after commit
         from sqlalchemy import create_engine
