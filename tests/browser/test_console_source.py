@@ -165,7 +165,11 @@ def test_register_deliver_a_signed_push_and_see_commits_and_analysis(
     page.wait_for_url(f"**/#/commits?repository={full.replace('/', '%2F')}")
 
     def analysed() -> bool:
+        # Refresh renders the page anew: its table is gone until the repositories are read
+        # again, so wait for the new table, then for its rows (an empty outlet has no loading
+        # row: counting then saw nothing, or the unfiltered list a superseded render left).
         page.locator("#commits-refresh").click()
+        page.locator("#commit-table").wait_for()
         page.wait_for_function("() => !document.querySelector('#commit-table .loading-row')")
         rows = page.locator("#commit-table tbody tr[data-sha]")
         return rows.count() == len(shas) and page.locator(
