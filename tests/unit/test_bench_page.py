@@ -21,3 +21,17 @@ def test_a_section_the_page_does_not_have_is_appended():
     old = page(("bench_a", "## A\n"))
     new = _replace(old, {"bench_z": f"{MARK.format('bench_z')}\n## Z\n"})
     assert new == old + f"{MARK.format('bench_z')}\n## Z\n\n"
+
+
+def test_the_overhead_section_is_marked_so_it_can_be_re_run_alone():
+    from tools.bench import overhead_section
+
+    text = overhead_section(
+        "## Framework and gateway overhead\n\nfigures",
+        login={"n": 10, "rps": 1.25, "p50": 0.5, "p99": 0.9},
+    )
+    assert text.startswith(f"{MARK.format('bench_overhead')}\n## Framework and gateway overhead")
+    assert "## Login" in text and "**1.2 logins/s**" in text
+    old = page(("bench_overhead", "## Framework\n\nold\n\n## Login\n\nold"), ("bench_b", "## B\n"))
+    new = _replace(old, {"bench_overhead": text + "\n"})
+    assert new.count("## Login") == 1 and "figures" in new and "## B" in new
