@@ -205,3 +205,17 @@ async def _stream(send: Send, receive: Receive, start: dict[str, Any], body: Any
     finally:
         with anyio.CancelScope(shield=True):
             await body.aclose()
+
+
+# --- for pure-ASGI answers (the gateway's forwarded requests, decision 0053) ---------------
+
+
+def start_message(status: int, headers: list[tuple[str, str]]) -> dict[str, Any]:
+    """The `http.response.start` message of `status` and `headers` (names lower-cased)."""
+    return _start(status, headers)
+
+
+async def stream(send: Send, receive: Receive, start: dict[str, Any], body: Any) -> None:
+    """Send `start`, then the async iterator `body` chunk by chunk until it ends or the client
+    disconnects (then it is closed, so its `finally` runs), as a `deferred` answer's body is."""
+    await _stream(send, receive, start, body)

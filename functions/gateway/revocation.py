@@ -46,6 +46,18 @@ class RevocationCache:
 
         return token_dead(jti, sub, iat)
 
+    def known(self, jti: str) -> bool | None:
+        """The remembered answer for `jti` (revoked, or not revoked within the TTL), or None
+        when Firestore must be asked (`is_revoked`): never blocks (the gateway's event loop)."""
+        now = self._clock()
+        with self._lock:
+            if jti in self._revoked:
+                return True
+            until = self._clear.get(jti)
+            if until is not None and until > now:
+                return False
+        return None
+
     def is_revoked(self, jti: str, exp: float, sub: str = "", iat: float = 0.0) -> bool:
         now = self._clock()
         with self._lock:
