@@ -295,6 +295,21 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
+class _NoCookieJar(http.cookiejar.CookieJar):
+    """A jar that never looks at an answer (the policy above would refuse every cookie, but
+    only after the standard library parsed each `Set-Cookie` and the request: ~7% of a
+    proxied request's CPU on the loop, decision 0053)."""
+
+    def __init__(self) -> None:
+        super().__init__(policy=_NoCookies())
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
+
+
 _clients: dict[int, httpx.AsyncClient] = {}
 
 
@@ -307,7 +322,7 @@ def _client() -> httpx.AsyncClient:
         client = _clients[loop] = httpx.AsyncClient(
             trust_env=False,
             follow_redirects=False,
-            cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
+            cookies=_NoCookieJar(),
             limits=httpx.Limits(
                 max_connections=None, max_keepalive_connections=100, keepalive_expiry=1.0
             ),
