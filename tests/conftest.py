@@ -30,6 +30,7 @@ import pytest
 
 import emulators
 from emulators import _runfile
+from tests.vertex import FakeVertex, narrative_env, service_account_key
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
@@ -213,6 +214,13 @@ def stack(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[emu
     )
     log_dir = OUTPUT / "stack"
     shutil.rmtree(log_dir, ignore_errors=True)
+    # The agents' optional narrative is on, against a local stand-in for Vertex AI (the
+    # console shows it: tests/browser/test_console_logistics.py).
+    vertex = FakeVertex(text="Two scans 40 minutes apart put this package 750 km away.")
+    narrative = narrative_env(
+        vertex, service_account_key(), tmp_path_factory.mktemp("adc") / "key.json"
+    )
+    narrative["AGENTS_NARRATIVE_TIMEOUT_S"] = "20"  # a bound: 30 deployments share 2 cores
     s = emulators.Stack(
         project=TEST_PROJECT,
         ports=ports,
@@ -228,7 +236,7 @@ def stack(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[emu
         ready_timeout_s=180.0,
         # Every e2e and browser test is one client IP (127.0.0.1) sharing one gateway; the
         # limits themselves are tested in tests/integration/test_gateway_upstreams.py.
-        env={"RATE_LIMIT_IP_PER_MIN": "20000", "RATE_LIMIT_USER_PER_MIN": "20000"},
+        env={"RATE_LIMIT_IP_PER_MIN": "20000", "RATE_LIMIT_USER_PER_MIN": "20000", **narrative},
     )
     problem = None
     try:
@@ -236,12 +244,14 @@ def stack(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[emu
     except emulators.LocalStackError as exc:
         problem = str(exc)
     if problem:
+        vertex.close()
         pytest.fail(f"the local stack did not start (logs in {log_dir}):\n{problem}", pytrace=False)
     _registry.set("stack", s.process_groups())
     try:
         yield s
     finally:
         s.stop()
+        vertex.close()
         _registry.drop("stack")
 
 

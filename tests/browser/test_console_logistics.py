@@ -259,6 +259,13 @@ def test_an_anomaly_investigation_finds_the_impossible_speed(
     text = finding.locator(".finding-message").inner_text()
     assert "Lyon hub" in text and "Rome hub" in text and "km/h" in text
     assert page.locator("#inv-waiting").count() == 0
+    facts = finding.locator(".evidence dt").all_inner_texts()
+    assert {"Speed (km/h)", "Limit (km/h)", "Distance (km)"} <= set(facts), facts
+    # the optional narrative, written by the stack's stand-in for Vertex AI (tests/vertex.py)
+    narrative = page.locator("#inv-narrative")
+    assert narrative.get_attribute("data-status") == "written"
+    assert "750 km away" in narrative.locator("#inv-narrative-text").inner_text()
+    assert "Written by gemini-test" in narrative.inner_text()
     shoot(page, output_dir, "investigation-1440")
     inv_url = page.url.split("#", 1)[1]
 

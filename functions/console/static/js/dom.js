@@ -55,11 +55,17 @@ const WORDS = {
   url: 'URL', id: 'ID', api: 'API', sql: 'SQL', pm: 'PM',
 };
 
-// An API value shown to people: underscores to spaces, the first letter upper-case, and the
-// WORDS above as they are written.
+// A unit an API name ends with ('speed_kmh'), shown as people write it: 'Speed (km/h)'.
+const UNITS = { kmh: 'km/h', km: 'km', kg: 'kg', ms: 'ms', pct: '%' };
+
+// An API value shown to people: underscores to spaces, the first letter upper-case, the
+// WORDS above as they are written, and a trailing unit in parentheses.
 export function label(value) {
   if (value === null || value === undefined || value === '') return '—';
-  const s = String(value).split('_').map((w) => WORDS[w] || w).join(' ');
+  const words = String(value).split('_');
+  const unit = words.length > 1 ? UNITS[words[words.length - 1]] : undefined;
+  if (unit) words.pop();
+  const s = words.map((w) => WORDS[w] || w).join(' ') + (unit ? ` (${unit})` : '');
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
