@@ -26,6 +26,11 @@ from typing import Any, Literal
 
 import yaml
 
+# libyaml's parser when PyYAML was built with it: the same safe constructor (the same values),
+# ~6x less CPU than the pure-Python parser (~30 ms for the 13 manifests here, paid by every
+# process on its first catalog(): create_app and the first health check; decision 0052)
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "functions"
 
@@ -483,7 +488,7 @@ def _deployment(path: Path, ctx: str, schema: str | None, name: str, raw: Any) -
 def load_file(path: Path) -> Context:
     """Parse and check one manifest on its own (cross-manifest checks are in `load`)."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         raise _fail(path, "(yaml)", str(exc)) from None
     if not isinstance(raw, dict):

@@ -32,7 +32,7 @@ class EventError(RuntimeError):
 class Event(BaseModel):
     """Base of every event schema. Subclasses set `event_type` and `schema_version`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     event_type: ClassVar[str] = ""
     schema_version: ClassVar[int] = 1
 
@@ -53,7 +53,7 @@ def registry() -> dict[str, type[Event]]:
 class ConsumedModel(BaseModel):
     """Base of a consumer's copy of another context's payload: reads a subset, ignores the rest."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 def consumes(*event_types: str) -> Callable[[M], M]:

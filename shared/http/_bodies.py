@@ -106,7 +106,7 @@ class ApiModel(BaseModel):
     """Base of every request model: unknown fields are an error, strings are stripped, dates
     and date-times are ISO 8601 strings (a number is not taken as Unix time)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> Any:
@@ -132,7 +132,7 @@ class OutModel(BaseModel):
     """Base of every response model: built from objects that may carry more fields
     (`from_attributes` reads dataclasses and rows; extra keys of dicts are ignored)."""
 
-    model_config = ConfigDict(extra="ignore", from_attributes=True)
+    model_config = ConfigDict(extra="ignore", from_attributes=True, defer_build=True)
 
 
 def json_body() -> Any:
