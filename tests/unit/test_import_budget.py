@@ -36,7 +36,8 @@ DEPLOYMENTS = sorted(CATALOG.deployments)
 CONTEXTS = sorted({d.context for d in CATALOG.deployments.values()})
 
 # Runs in the fresh interpreter: argv = main.py, entry point. Prints one JSON line:
-# {"modules": [...], "importers": {module: importing module}, "asgi": bool}.
+# {"modules": [...], "at_import": [...], "importers": {module: importing module}, "asgi": bool}
+# (at_import: after main.py alone, before the entry point's own imports).
 PROBE = r"""
 import ast, importlib, importlib.util, json, sys
 
@@ -60,6 +61,7 @@ spec = importlib.util.spec_from_file_location("main", main)
 module = importlib.util.module_from_spec(spec)
 sys.modules["main"] = module
 spec.loader.exec_module(module)
+at_import = sorted(sys.modules)
 for node in ast.parse(open(main).read()).body:
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry:
         for n in ast.walk(node):
@@ -74,6 +76,7 @@ for node in ast.parse(open(main).read()).body:
 from functions_framework import _function_registry as registry
 print(json.dumps({
     "modules": sorted(sys.modules),
+    "at_import": at_import,
     "importers": importers,
     "asgi": entry in registry.ASGI_FUNCTIONS,
 }))
@@ -258,3 +261,43 @@ def test_asgi_entry_points_still_register_as_asgi() -> None:
     assert loaded()["realtime-stream"]["asgi"]
     assert loaded()["gateway"]["asgi"]
     assert not loaded()["realtime-fanout"]["asgi"]
+
+
+# Loaded by importing main.py alone (before any entry point runs): nothing of a database.
+# The health answer of an event or schedule deployment needs only shared.db's ping, on its
+# first request; the service, its store, SQLAlchemy's ORM and the outbox come with the entry
+# point that runs them (decision 0052).
+NOT_AT_IMPORT = ("sqlalchemy", "shared.db", "shared.events._outbox", "shared.events._relay")
+
+
+@pytest.mark.parametrize("name", DEPLOYMENTS)
+def test_main_alone_loads_no_database_code(name: str) -> None:
+    result = loaded()[name]
+    at_import = set(result["at_import"])
+    found = [m for m in NOT_AT_IMPORT if _has(at_import, m)]
+    assert not found, (
+        f"{name}: importing main.py loads {_why(result, found)}: import the service inside the "
+        "entry point that runs it"
+    )
+
+
+def test_models_are_built_on_first_use() -> None:
+    """The bases of every request, response and event model defer pydantic's schema build
+    to the model's first use (`defer_build`): a deployment builds only the models its
+    requests use, not the ~15-60 of its context at import (decision 0052)."""
+    from shared.events._schema import ConsumedModel, Event
+    from shared.http import ApiModel, OutModel
+
+    for base in (ApiModel, OutModel, Event, ConsumedModel):
+        assert base.model_config.get("defer_build") is True, base.__name__
+
+
+def test_manifests_parse_with_libyaml() -> None:
+    """Every process parses the 13 manifests on its first `catalog()`: with libyaml's parser
+    when PyYAML has it (it has in the venv and the images), ~6x less CPU than PyYAML's own."""
+    import yaml
+
+    from shared import manifests
+
+    assert yaml.__with_libyaml__
+    assert manifests._LOADER is yaml.CSafeLoader
