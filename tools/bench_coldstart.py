@@ -8,6 +8,8 @@ Per deployment, on the running stack's emulators and database:
   and Cloud Run run) from spawn to the first 200 on its health path, which checks what the
   manifest says it uses (database, Firestore, Pub/Sub), so the first requests' lazy imports
   and client creation are inside; wall time and the CPU the process tree had used by then.
+- the floor: the same two figures for a bare functions-framework hello world (the last row),
+  what the command itself costs on this machine before any of the platform's code.
 Targets (issue 14): import <= 300 ms, start to first 200 <= 0.6 s, both wall time. The load
 average is printed with the figures: on a shared machine wall times grow with the load and the
 CPU times much less, so compare the CPU columns across runs. Which modules each deployment may
@@ -90,13 +92,21 @@ def _functions_framework() -> list[str]:
 
 
 def _start_once(env: dict[str, str], dep: Deployment) -> tuple[float, float]:
+    return _serve_once(env, dep.entry_point, dep.source_dir / "main.py", dep.health_path, dep.name)
+
+
+def _serve_once(
+    env: dict[str, str], target: str, source: Path, path: str, name: str
+) -> tuple[float, float]:
+    """Spawn `functions-framework` serving `target` of `source`; wall and CPU to the first
+    200 on `path`."""
     port = emulators.free_port()
     argv = [
         *_functions_framework(),
         "--target",
-        dep.entry_point,
+        target,
         "--source",
-        str(dep.source_dir / "main.py"),
+        str(source),
         "--signature-type",
         "http",
         "--host",
@@ -104,7 +114,7 @@ def _start_once(env: dict[str, str], dep: Deployment) -> tuple[float, float]:
         "--port",
         str(port),
     ]
-    url = f"http://127.0.0.1:{port}{dep.health_path}"
+    url = f"http://127.0.0.1:{port}{path}"
     sess = requests.Session()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -125,9 +135,9 @@ def _start_once(env: dict[str, str], dep: Deployment) -> tuple[float, float]:
                 wall = time.perf_counter() - t0
                 return wall, _cpu_of_tree(proc.pid)
             if proc.poll() is not None:
-                raise RuntimeError(f"{dep.name} exited with {proc.returncode} before a 200")
+                raise RuntimeError(f"{name} exited with {proc.returncode} before a 200")
             if time.perf_counter() - t0 > START_TIMEOUT_S:
-                raise RuntimeError(f"{dep.name}: no 200 on {url} within {START_TIMEOUT_S:.0f} s")
+                raise RuntimeError(f"{name}: no 200 on {url} within {START_TIMEOUT_S:.0f} s")
             time.sleep(0.005)
     finally:
         sess.close()
@@ -137,6 +147,32 @@ def _start_once(env: dict[str, str], dep: Deployment) -> tuple[float, float]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait(10)
+
+
+# The floor: a bare functions-framework hello world, served by the same command.
+HELLO = """import functions_framework
+
+
+@functions_framework.http
+def hello(request):
+    return "ok"
+"""
+
+
+def floor() -> dict[str, float]:
+    """Median wall and CPU of a hello world's import and its start to the first 200."""
+    with tempfile.TemporaryDirectory(prefix="switchyard-coldstart-floor-") as tmp:
+        main = Path(tmp) / "main.py"
+        main.write_text(HELLO)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+        imports = [_import_once(env, main) for _ in range(ROUNDS)]
+        starts = [_serve_once(env, "hello", main, "/", "hello world") for _ in range(ROUNDS)]
+    return {
+        "import": statistics.median(w for w, _ in imports),
+        "import_cpu": statistics.median(c for _, c in imports),
+        "start": statistics.median(w for w, _ in starts),
+        "start_cpu": statistics.median(c for _, c in starts),
+    }
 
 
 def measure(st: emulators.Stack, names: list[str] | None = None) -> dict[str, dict[str, float]]:
@@ -169,7 +205,11 @@ def _verdict(value: float, target: float) -> str:
     return "meets target" if value <= target else f"misses ({value / target:.1f}x)"
 
 
-def report(results: dict[str, dict[str, float]], load: tuple[float, float]) -> str:
+def report(
+    results: dict[str, dict[str, float]],
+    load: tuple[float, float],
+    base: dict[str, float] | None = None,
+) -> str:
     meets_import = sum(r["import"] <= IMPORT_TARGET_S for r in results.values())
     meets_start = sum(r["start"] <= START_TARGET_S for r in results.values())
     lines = [
@@ -195,6 +235,12 @@ def report(results: dict[str, dict[str, float]], load: tuple[float, float]) -> s
             f"{_verdict(r['import'], IMPORT_TARGET_S)} | {r['start']:.2f} s | "
             f"{r['start_cpu']:.2f} s | {_verdict(r['start'], START_TARGET_S)} |"
         )
+    if base is not None:
+        lines.append(
+            f"| floor: a bare functions-framework hello world | {base['import'] * 1000:.0f} ms | "
+            f"{base['import_cpu'] * 1000:.0f} ms | | {base['start']:.2f} s | "
+            f"{base['start_cpu']:.2f} s | |"
+        )
     n = len(results)
     lines += [
         "",
@@ -209,7 +255,12 @@ def run(st: emulators.Stack, token: str, names: list[str] | None = None) -> str:
     """The markdown section (token unused: the health paths are public)."""
     before = os.getloadavg()[0]
     results = measure(st, names)
-    return report(results, (before, os.getloadavg()[0]))
+    try:
+        base = floor()
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        print(f"bench_coldstart: floor: {exc}", file=sys.stderr, flush=True)
+        base = None
+    return report(results, (before, os.getloadavg()[0]), base)
 
 
 def main(argv: list[str]) -> int:
