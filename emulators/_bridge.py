@@ -14,10 +14,12 @@ nacks (the emulator retries with the backoff and dead-letters). A refused connec
 listens: the deployment is not running, Cloud Run would start an instance) is not a delivery
 attempt: the bridge keeps the message, extends its ack deadline and tries again, so a crashed
 consumer never spends a message's attempts. It does not mint OIDC tokens (no IAM locally).
-Limits: the emulator keeps messages in memory (a restart of the emulator loses what it held,
-Cloud Pub/Sub does not; the stack publishes it again from the outbox, decision 0049), and the
-bridge's pulls fail until the restarted emulator is wired again (it retries every <= 2 s);
-`answers` keeps the last 100,000 deliveries' outcomes.
+At most 8 deliveries are in flight per subscription, or the deployment's database pool for
+one that uses SQL (`in_flight_for`, decision 0054). Limits: the emulator keeps messages in
+memory (a restart of the emulator loses what it held, Cloud Pub/Sub does not; the stack
+publishes it again from the outbox, decision 0049), and the bridge's pulls fail until the
+restarted emulator is wired again (it retries every <= 2 s); `answers` keeps the last 100,000
+deliveries' outcomes.
 """
 
 from __future__ import annotations
@@ -42,6 +44,22 @@ ACK_STATUSES = frozenset({102, 200, 201, 202, 204})  # what Cloud Pub/Sub push t
 USER_AGENT = "CloudPubSub-Google"
 PULL_WAIT_S = 5.0  # one pull waits this long for messages (the emulator holds it open)
 IN_FLIGHT = 8  # deliveries in flight per subscription (a local process has 8 threads)
+
+
+def in_flight_for(deployment: str, most: int = IN_FLIGHT) -> int:
+    """Deliveries in flight for one subscription of `deployment`: `most`, or for a deployment
+    that uses SQL, its database pool (`Deployment.db_pool`, what Cloud Run's instance holds).
+    Pushing more at once than the pool holds makes the process open overflow connections and
+    close them again, one TLS connect and one PostgreSQL backend per delivery (decision 0054:
+    a third of auth-on-user-event's CPU per event); pushed at the pool's size, a delivery
+    finds its connection open."""
+    from shared.manifests import catalog
+
+    dep = catalog().deployments.get(deployment)
+    pool = dep.db_pool if dep is not None else 0
+    return max(1, min(most, pool)) if pool else most
+
+
 REFUSED_RETRY_S = (0.1, 2.0)  # first and longest wait between tries of a refused delivery
 KEEP_ANSWERS = 100_000
 KEEP_TIMINGS = 20_000  # per subscription
@@ -201,7 +219,8 @@ class PushBridge:
         return f"projects/{self.plan.project}/subscriptions/{p.name}"
 
     def _pull_loop(self, p: PushSubscription) -> None:
-        slots = threading.BoundedSemaphore(self.in_flight)
+        most = in_flight_for(p.deployment, self.in_flight)
+        slots = threading.BoundedSemaphore(most)
         pause = 0.2
         while not self._stopping.is_set():
             if self._paused.is_set():
@@ -210,7 +229,7 @@ class PushBridge:
             if not slots.acquire(timeout=0.5):
                 continue
             free = 1
-            while free < self.in_flight and slots.acquire(blocking=False):
+            while free < most and slots.acquire(blocking=False):
                 free += 1
             try:
                 resp = self._sub.pull(
