@@ -14,8 +14,10 @@ Traces (`shared.tracing`): the request's server span is named by the manifest ro
 whose traceparent the upstream gets: it ends with the whole answer read, or for a stream with
 its status line.
 
-The gateway is served in functions-framework's ASGI mode (`shared.asgi`, decision 0035): the
-guard and this module run in a worker thread, and the upstream exchange is an httpx request on
+The gateway is served in functions-framework's ASGI mode: a forwarded request is normally
+served on the event loop by `fast.py` (decision 0053), which uses this module's helpers and
+`_exchange`; what follows is `forward`, the Flask path (decision 0035): the guard and this
+module run in a worker thread, and the upstream exchange is an httpx request on
 the event loop (one pooled `httpx.AsyncClient` per loop, no cookie jar, no proxies from the
 environment, no redirects). The thread waits for the upstream's status line (bounded by
 `UPSTREAM_TIMEOUT_S`); an ordinary answer is then read whole, as before (a timeout while
