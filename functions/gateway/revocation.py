@@ -59,13 +59,10 @@ class RevocationCache:
         return None
 
     def is_revoked(self, jti: str, exp: float, sub: str = "", iat: float = 0.0) -> bool:
+        known = self.known(jti)
+        if known is not None:
+            return known
         now = self._clock()
-        with self._lock:
-            if jti in self._revoked:
-                return True
-            until = self._clear.get(jti)
-            if until is not None and until > now:
-                return False
         revoked = self._lookup(jti, sub, iat)  # outside the lock: a slow read must not block others
         with self._lock:
             if revoked:
