@@ -114,14 +114,24 @@ def _guard() -> flask.Response | None:
         try:
             revoked = revocations.is_revoked(claims.jti, claims.exp, claims.sub, claims.issued_at)
         except Exception:
-            _log.exception("token revocation could not be checked")
-            raise ServiceUnavailable(
-                "Token revocation cannot be checked right now.", headers={"Retry-After": "1"}
-            ) from None
+            raise revocation_unavailable() from None
         if revoked:
-            raise Unauthorized("The token has been revoked.", headers=_REVOKED_CHALLENGE)
+            raise revoked_token()
         _limit("user", s.rate_limit_user_per_min, claims.sub)
     return None
+
+
+def revocation_unavailable() -> ServiceUnavailable:
+    """The 503 of a revocation that cannot be checked, logged with the exception being handled
+    (both guards: this one and `fast.py`'s)."""
+    _log.exception("token revocation could not be checked")
+    return ServiceUnavailable(
+        "Token revocation cannot be checked right now.", headers={"Retry-After": "1"}
+    )
+
+
+def revoked_token() -> Unauthorized:
+    return Unauthorized("The token has been revoked.", headers=_REVOKED_CHALLENGE)
 
 
 @app.after_request

@@ -291,12 +291,9 @@ class _Exchange:
                     revocations.is_revoked, claims.jti, claims.exp, claims.sub, claims.issued_at
                 )
         except Exception:
-            _log.exception("token revocation could not be checked")
-            raise ServiceUnavailable(
-                "Token revocation cannot be checked right now.", headers={"Retry-After": "1"}
-            ) from None
+            raise api.revocation_unavailable() from None
         if revoked:
-            raise Unauthorized("The token has been revoked.", headers=api._REVOKED_CHALLENGE)
+            raise api.revoked_token()
         self._limit("user", s.rate_limit_user_per_min, claims.sub)
 
     async def _claims(self) -> auth.Claims:
