@@ -19,7 +19,6 @@ from shared.events import outbox_table
 from tests.integration.support import Caller, configure, reset_platform
 
 ROOT = Path(__file__).resolve().parents[2]
-NOW = datetime.now(UTC)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def run_job(monkeypatch, context: str, deployment: str, target: str) -> dict:
         headers={
             "X-CloudScheduler": "true",
             "X-CloudScheduler-JobName": deployment,
-            "X-CloudScheduler-ScheduleTime": events.rfc3339(NOW),
+            "X-CloudScheduler-ScheduleTime": events.rfc3339(datetime.now(UTC)),
         },
     )
     assert resp.status_code == 200, resp.get_data(as_text=True)
@@ -87,19 +86,20 @@ def existing(table, ids: list[str]) -> set[str]:
 
 
 def test_ops_cleanup_purges_old_published_outbox_rows(monkeypatch):
+    now = datetime.now(UTC)  # per test: the suite can run for many minutes
     table = outbox_table(MetaData(schema=manifests.catalog().context("users").owns_schema))
     old = [
-        outbox_row(table, created=NOW - timedelta(days=9), published=NOW - timedelta(days=8))
+        outbox_row(table, created=now - timedelta(days=9), published=now - timedelta(days=8))
         for _ in range(3)
     ]
-    recent = outbox_row(table, created=NOW - timedelta(days=2), published=NOW - timedelta(days=2))
-    pending = outbox_row(table, created=NOW - timedelta(days=30), published=None)
+    recent = outbox_row(table, created=now - timedelta(days=2), published=now - timedelta(days=2))
+    pending = outbox_row(table, created=now - timedelta(days=30), published=None)
 
     # Batches smaller than the rows to delete: the loop goes on until none is left.
     assert events.purge_published(older_than=timedelta(days=7), batch=2)["users"] == 3
     assert existing(table, [*old, recent, pending]) == {recent, pending}
 
-    again = outbox_row(table, created=NOW - timedelta(days=9), published=NOW - timedelta(days=8))
+    again = outbox_row(table, created=now - timedelta(days=9), published=now - timedelta(days=8))
     body = run_job(monkeypatch, "ops", "ops-cleanup", "cleanup")
     assert body["deleted"]["users"] >= 1 and body["total"] >= 1
     assert set(body["deleted"]) == set(manifests.catalog().schemas)
@@ -107,10 +107,11 @@ def test_ops_cleanup_purges_old_published_outbox_rows(monkeypatch):
 
 
 def test_outbox_stats_and_ops_api_outbox(monkeypatch):
+    now = datetime.now(UTC)  # per test: the suite can run for many minutes
     from functions.ops.api import app
 
     table = outbox_table(MetaData(schema=manifests.catalog().context("production").owns_schema))
-    oldest = NOW - timedelta(days=400)
+    oldest = now - timedelta(days=400)
     outbox_row(table, created=oldest, published=None)
     stats = {s.schema: s for s in events.outbox_stats()}
     assert set(stats) == set(manifests.catalog().schemas)
@@ -126,6 +127,7 @@ def test_outbox_stats_and_ops_api_outbox(monkeypatch):
 
 
 def test_auth_cleanup(monkeypatch):
+    now = datetime.now(UTC)  # per test: the suite can run for many minutes
     from functions.auth import store
 
     window = settings().login_window_s
@@ -136,23 +138,23 @@ def test_auth_cleanup(monkeypatch):
         s.execute(
             store.login_failures.insert(),
             [
-                {"key": ended, "failures": 3, "window_start": NOW - timedelta(seconds=window + 5)},
-                {"key": current, "failures": 3, "window_start": NOW - timedelta(seconds=5)},
+                {"key": ended, "failures": 3, "window_start": now - timedelta(seconds=window + 5)},
+                {"key": current, "failures": 3, "window_start": now - timedelta(seconds=5)},
             ],
         )
         tokens = {
-            "expired_long_ago": {"expires_at": NOW - 2 * day},
-            "revoked_long_ago": {"expires_at": NOW + day, "revoked_at": NOW - 2 * day},
+            "expired_long_ago": {"expires_at": now - 2 * day},
+            "revoked_long_ago": {"expires_at": now + day, "revoked_at": now - 2 * day},
             # a used token goes with its family: kept while the family lives (reuse detection)
             "used_long_ago": {
-                "expires_at": NOW + day,
-                "used_at": NOW - 2 * day,
-                "family_expires_at": NOW - 2 * day,
+                "expires_at": now + day,
+                "used_at": now - 2 * day,
+                "family_expires_at": now - 2 * day,
             },
-            "used_long_ago_live_family": {"expires_at": NOW + day, "used_at": NOW - 2 * day},
-            "expired_lately": {"expires_at": NOW - timedelta(hours=1)},
-            "used_lately": {"expires_at": NOW + day, "used_at": NOW - timedelta(hours=1)},
-            "valid": {"expires_at": NOW + day},
+            "used_long_ago_live_family": {"expires_at": now + day, "used_at": now - 2 * day},
+            "expired_lately": {"expires_at": now - timedelta(hours=1)},
+            "used_lately": {"expires_at": now + day, "used_at": now - timedelta(hours=1)},
+            "valid": {"expires_at": now + day},
         }
         for tid, extra in tokens.items():
             s.execute(
@@ -161,8 +163,8 @@ def test_auth_cleanup(monkeypatch):
                     token_hash=uuid.uuid4().hex + uuid.uuid4().hex,
                     user_id=user,
                     family_id=user,
-                    issued_at=NOW - 3 * day,
-                    **({"family_expires_at": NOW + 20 * day} | extra),
+                    issued_at=now - 3 * day,
+                    **({"family_expires_at": now + 20 * day} | extra),
                 )
             )
 

@@ -36,7 +36,13 @@ from tests.integration.support import (
 )
 
 PROBLEM = "application/problem+json"
-NOW = datetime.now(UTC)
+
+
+def now() -> datetime:
+    """Asked each time: a module constant goes stale in a suite that runs for many minutes."""
+    return datetime.now(UTC)
+
+
 ROUTES = [
     ("GET", "/api/ops/database/statistics"),
     ("GET", "/api/ops/database/tables"),
@@ -90,7 +96,7 @@ def admin() -> Caller:
 
 def outbox_row(schema: str, *, published: datetime | None) -> str:
     return cleanup_tests.outbox_row(
-        outbox_table(MetaData(schema=schema)), created=published or NOW, published=published
+        outbox_table(MetaData(schema=schema)), created=published or now(), published=published
     )
 
 
@@ -119,7 +125,7 @@ def test_only_admins_get_in(on_pg, role):
 
 
 def test_statistics_on_postgresql(on_pg):
-    ids = [outbox_row("production", published=NOW) for _ in range(30)]
+    ids = [outbox_row("production", published=now()) for _ in range(30)]
 
     def counted():
         stats = ok(admin().get("/api/ops/database/statistics"))
@@ -186,7 +192,7 @@ def test_statistics_on_sqlite_say_what_is_not_available(on_sqlite):
                     schema_version=1,
                     payload="{}",
                     attributes="{}",
-                    created_at=NOW,
+                    created_at=now(),
                     attempts=0,
                 )
             )
@@ -444,11 +450,11 @@ def markers_left(keys: list[str]) -> set[str]:
 
 
 def test_cleanup_is_a_dry_run_first_then_removes_what_it_reported(on_pg):
-    old = [outbox_row("users", published=NOW - timedelta(days=8)) for _ in range(3)]
-    recent = outbox_row("users", published=NOW - timedelta(days=1))
+    old = [outbox_row("users", published=now() - timedelta(days=8)) for _ in range(3)]
+    recent = outbox_row("users", published=now() - timedelta(days=1))
     pending = outbox_row("users", published=None)
-    expired = [processed_marker(NOW - timedelta(hours=1)) for _ in range(2)]
-    live = processed_marker(NOW + timedelta(days=6))
+    expired = [processed_marker(now() - timedelta(hours=1)) for _ in range(2)]
+    live = processed_marker(now() + timedelta(days=6))
 
     rules = {r["kind"]: r for r in ok(admin().get("/api/ops/database/cleanup"))["items"]}
     assert rules["outbox"]["store"] == "sql" and rules["outbox"]["keep"] == 7
@@ -489,7 +495,7 @@ def test_a_rule_for_any_firestore_collection(on_pg):
     collection = f"source_deliveries_{uuid.uuid4().hex[:6]}"
     col = clients.firestore().collection(collection)
     for i, age in enumerate([40, 35, 31, 29, 1]):
-        col.document(f"d{i}").set({"received_at": NOW - timedelta(days=age), "event": "push"})
+        col.document(f"d{i}").set({"received_at": now() - timedelta(days=age), "event": "push"})
     col.document("no-time").set({"event": "ping"})  # no timestamp: never matched
     rule = model.RetentionRule(
         kind="webhook_deliveries",

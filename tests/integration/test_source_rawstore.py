@@ -18,7 +18,10 @@ from functions.source import rawstore
 from shared import clients
 from tests.integration.support import configure
 
-NOW = datetime.now(UTC)
+
+def now() -> datetime:
+    """Asked each time: a module constant goes stale in a suite that runs for many minutes."""
+    return datetime.now(UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +38,8 @@ def chunk_ids(delivery_id):
     return sorted(d.id for d in header(delivery_id).collection(rawstore.CHUNKS).list_documents())
 
 
-def save(body, *, received_at=NOW):
+def save(body, *, received_at=None):
+    received_at = received_at or now()
     delivery_id = f"raw-{uuid.uuid4()}"
     meta = {"event": "push", "content_type": "application/json", "received_at": received_at}
     return delivery_id, rawstore.save(delivery_id, body, meta=meta)
@@ -77,9 +81,9 @@ def test_retention_removes_old_deliveries_with_their_chunks():
     (rule,) = [r for r in ops.rules() if r.kind == "webhook_deliveries"]
     assert (rule.collection, rule.context) == (rawstore.COLLECTION, "source")
     big = os.urandom(2_500_000)  # incompressible: three chunk documents
-    old_big, stored = save(big, received_at=NOW - timedelta(days=rule.keep.days + 5))
-    old_small, _ = save(b'{"zen": "old"}', received_at=NOW - timedelta(days=rule.keep.days + 1))
-    recent, _ = save(big, received_at=NOW - timedelta(days=rule.keep.days - 1))
+    old_big, stored = save(big, received_at=now() - timedelta(days=rule.keep.days + 5))
+    old_small, _ = save(b'{"zen": "old"}', received_at=now() - timedelta(days=rule.keep.days + 1))
+    recent, _ = save(big, received_at=now() - timedelta(days=rule.keep.days - 1))
     assert stored.chunks == 3 and len(chunk_ids(old_big)) == 3
 
     dry = ops.cleanup_database(kinds=["webhook_deliveries"])
