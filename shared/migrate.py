@@ -9,23 +9,35 @@ keeps its revisions in `functions/<context>/migrations/versions/`, its version t
 schema, and an `env.py` that only calls `run_env()`. Migrations run before deploy (Cloud Build)
 or before `make dev` starts the functions, never at cold start. `python -m shared.migrate new
 CONTEXT "message"` writes a new empty revision.
+
+When every schema's version table already holds the heads of its files, `upgrade` skips
+Alembic (importing it and every revision file is most of a warm `make dev`'s migrate step):
+the heads come from a cache in the local directory keyed by a digest of the migration files,
+and the version tables are read from the database itself, so a reset database, a new file or
+an edited one always takes the full path.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import json
 import re
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 
 from shared import db
 from shared.config import settings
 from shared.manifests import catalog
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+    from shared.manifests import Context
 
 _TEMPLATE = '''"""${message}
 
@@ -54,6 +66,8 @@ def downgrade() -> None:
 
 
 def _config(context: str) -> Config:
+    from alembic.config import Config
+
     ctx = catalog().context(context)
     if not ctx.owns_schema:
         raise SystemExit(f"context {context!r} owns no schema")
@@ -85,8 +99,74 @@ def run_env() -> None:
 
 
 def upgrade(context: str, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(_config(context), revision)
     grant(catalog().context(context).owns_schema or "")
+
+
+# -- skipping Alembic when nothing is to do ---------------------------------------------------
+
+
+def _digest(contexts: list[Context]) -> str:
+    """sha256 of every migration file (name and bytes) of `contexts`."""
+    h = hashlib.sha256()
+    for ctx in contexts:
+        folder = ctx.path / "migrations"
+        for f in sorted(folder.rglob("*.py")):
+            h.update(str(f.relative_to(folder.parent)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _heads_file() -> Path:
+    return settings().local_dir / "migrate-heads.json"
+
+
+def _cached_heads(digest: str) -> dict[str, list[str]] | None:
+    try:
+        cached = json.loads(_heads_file().read_text())
+    except (OSError, ValueError):
+        return None
+    return (
+        cached.get("heads") if isinstance(cached, dict) and cached.get("digest") == digest else None
+    )
+
+
+def _file_heads(context: str) -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    return sorted(ScriptDirectory.from_config(_config(context)).get_heads())
+
+
+def _db_heads(schema: str) -> list[str] | None:
+    """The revisions in `schema`'s version table; None when it has none (a new database)."""
+    from sqlalchemy import column, select, table
+    from sqlalchemy.exc import DBAPIError
+
+    versions = table("alembic_version", column("version_num"), schema=schema)
+    try:
+        with db.engine().connect() as conn:
+            return sorted(conn.execute(select(versions.c.version_num)).scalars())
+    except DBAPIError:
+        return None
+
+
+def current(contexts: list[Context]) -> bool:
+    """True when each context's version table holds the (cached) heads of its files."""
+    heads = _cached_heads(_digest(contexts))
+    return heads is not None and all(
+        heads.get(ctx.name) is not None and _db_heads(ctx.owns_schema) == heads[ctx.name]
+        for ctx in contexts
+    )
+
+
+def _remember_heads(contexts: list[Context]) -> None:
+    heads = {ctx.name: _file_heads(ctx.name) for ctx in contexts}
+    try:
+        _heads_file().parent.mkdir(parents=True, exist_ok=True)
+        _heads_file().write_text(json.dumps({"digest": _digest(contexts), "heads": heads}))
+    except OSError:
+        pass  # only a cache: the next run takes the full path
 
 
 _PRIVILEGE = "(?:select|insert|update|delete)"
@@ -163,12 +243,17 @@ def bootstrap(context: str) -> None:
 
 
 def upgrade_all(*, with_bootstrap: bool = True) -> list[str]:
-    """Upgrade every context with a schema (then bootstrap each); returns their names."""
-    done = []
-    for ctx in catalog().contexts:
-        if ctx.owns_schema:
+    """Upgrade every context with a schema (then bootstrap each); returns their names. Alembic
+    is skipped when every schema is at its heads already (grants are applied either way)."""
+    contexts = [ctx for ctx in catalog().contexts if ctx.owns_schema]
+    if current(contexts):
+        for ctx in contexts:
+            grant(ctx.owns_schema)
+    else:
+        for ctx in contexts:
             upgrade(ctx.name)
-            done.append(ctx.name)
+        _remember_heads(contexts)
+    done = [ctx.name for ctx in contexts]
     if with_bootstrap:
         for ctx in catalog().contexts:
             bootstrap(ctx.name)
@@ -188,6 +273,8 @@ def new_revision(context: str, message: str) -> None:
     mako = folder / "script.py.mako"
     if not mako.exists():
         mako.write_text(_TEMPLATE)
+    from alembic import command
+
     command.revision(_config(context), message=message)
 
 

@@ -18,6 +18,7 @@ is turned into KeyboardInterrupt so the teardown does run).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -166,9 +167,9 @@ def firestore_emulator() -> Iterator[emulators.Emulator]:
         _stop_emulator(em)
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this session; its SQLAlchemy URL (postgresql+pg8000)."""
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards; its SQLAlchemy URL (pg8000)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
@@ -200,6 +201,13 @@ def pg_url() -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session; its SQLAlchemy URL (postgresql+pg8000)."""
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
