@@ -3,6 +3,9 @@
 Every child starts in a new session (so in its own process group): wrappers such as `gcloud`
 spawn the real server (Java) as a grandchild, and only signalling the whole group stops both.
 `stop` sends SIGTERM to the group, waits, then SIGKILL, and returns once the group is empty.
+A deployment's child can be forked by the zygote instead of exec'd (`zygote`, `fork_argv`,
+decision 0051): the same interface, its exit code reported by the zygote; a zygote that cannot
+fork is said loudly and the child starts with Popen.
 """
 
 from __future__ import annotations
@@ -17,17 +20,38 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from emulators._logs import LogHub
+from emulators._zygote import Forked, Zygote, ZygoteError
 
 
 def group_alive(pgid: int) -> bool:
-    """True while any process is left in process group `pgid`."""
+    """True while any process (not a zombie) is left in process group `pgid`.
+
+    Zombies do not count: an orphan (a zygote's child once the zygote died, a wrapper's
+    grandchild) is reaped by init, and where init does not reap (some containers) it would
+    otherwise look alive forever."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return _live_member(pgid)
+
+
+def _live_member(pgid: int) -> bool:
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return True
+    for pid in entries:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -48,6 +72,8 @@ class Child:
         cwd: Path | None = None,
         console: Callable[[str], bool] | None = None,
         pass_fds: Sequence[int] = (),
+        zygote: Zygote | None = None,
+        fork_argv: Sequence[str] | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -56,7 +82,9 @@ class Child:
         self.hub = hub
         self._console = console
         self.pass_fds = tuple(pass_fds)
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.zygote = zygote  # forks `fork_argv` (functions-framework's) with `pass_fds`
+        self.fork_argv = list(fork_argv) if fork_argv is not None else None
+        self.proc: subprocess.Popen[bytes] | Forked | None = None
         self.stopping = False  # set before an intended stop: its exit is not a failure
         self.reported = False  # its unexpected exit has been reported
         self._pump: threading.Thread | None = None
@@ -78,6 +106,11 @@ class Child:
         self.started_at = time.monotonic()
         self.stopping = False
         self.reported = False
+        self.proc = self._fork()
+        if self.proc is not None:
+            self._pump = threading.Thread(target=self._read, name=f"log-{self.name}", daemon=True)
+            self._pump.start()
+            return self
         self.proc = subprocess.Popen(
             self.argv,
             env=self.env,
@@ -91,6 +124,21 @@ class Child:
         self._pump = threading.Thread(target=self._read, name=f"log-{self.name}", daemon=True)
         self._pump.start()
         return self
+
+    def _fork(self) -> Forked | None:
+        """The process forked by the zygote; None when there is none or it cannot fork."""
+        if self.zygote is None or self.fork_argv is None or not self.zygote.alive:
+            return None
+        try:
+            return self.zygote.fork(
+                self.fork_argv,
+                self.env if self.env is not None else os.environ,
+                self.cwd or Path.cwd(),
+                self.pass_fds,
+            )
+        except ZygoteError as e:
+            self.hub.alert(f"!!! {self.name}: the zygote cannot fork it ({e}): started with Popen")
+            return None
 
     def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None

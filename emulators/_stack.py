@@ -42,6 +42,8 @@ from emulators._procs import Child, stop_all
 from emulators._reload import Reloader
 from emulators._scheduler import Job, LocalScheduler
 from emulators._wiring import REPLAY_WINDOW_S, Plan, backoff_from_env, wire
+from emulators._zygote import Zygote
+from emulators._zygote import enabled as zygote_enabled
 from shared import manifests
 from shared.manifests import Catalog, Deployment
 
@@ -202,6 +204,7 @@ class Stack:
         self._run_lock = threading.Lock()
         self._tool_children: list[Child] = []  # migrate / keygen while they run
         self._spawned_at = 0.0
+        self.zygote: Zygote | None = None  # forks the deployments' processes (0051)
 
     @staticmethod
     def catalog_of(root: Path) -> Catalog:
@@ -297,6 +300,9 @@ class Stack:
             self._check_ports()
             self.local_dir.mkdir(parents=True, exist_ok=True)
             self.hub.say(_tools.prefer_java(os.environ))  # gcloud runs the `java` on PATH
+            if self.run_functions and zygote_enabled(os.environ):
+                # preloads the deployments' third-party imports while the emulators boot
+                self.zygote = Zygote(env=self.env_for(None), cwd=self.root, log=self._zlog).start()
             if self.use_dashboard and self.run_functions:
                 self.dashboard = Dashboard(self)  # its port goes into the gateway's env
                 self.hub.listeners.append(self.dashboard.observer.line)
@@ -460,6 +466,9 @@ class Stack:
             str(self.port_of[dep.name]),
         ]
 
+    def _zlog(self, text: str) -> None:
+        (self.hub.alert if text.startswith("!!!") else self.hub.say)(text)
+
     def _spawn(self, dep: Deployment) -> Child:
         with self._lock:  # `stop` takes its list of children under the same lock
             if self._stopping:
@@ -472,6 +481,8 @@ class Stack:
                 env=self.env_for(dep),
                 cwd=self.root,
                 pass_fds=(fd,),
+                zygote=self.zygote,
+                fork_argv=self._argv(dep, fd)[5:],  # functions-framework's own argv
             )
             self.children[dep.name] = child
             child.start()
@@ -843,6 +854,8 @@ class Stack:
                 env=self.env_for(dep),
                 cwd=self.root,
                 pass_fds=fds,
+                zygote=self.zygote,
+                fork_argv=self._argv(dep, *fds)[5:],
             )
             new.reported = True  # its failure is reported here, not by the monitor
             new.start()
@@ -953,6 +966,8 @@ class Stack:
         for th in threads:
             th.start()
         stop_all(children, grace)
+        if self.zygote is not None:  # after its children: it reports their exits
+            self.zygote.stop()
         for th in threads:
             th.join()
         for name in list(self.sockets):
