@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
+from shared.http._idempotency import covers, view_facts
+
 if TYPE_CHECKING:
     import flask
 
@@ -196,18 +198,6 @@ def _under(path: str, prefixes: list[str]) -> bool:
     )
 
 
-def _facts(view: Any) -> dict[str, Any]:
-    """The `describe()` facts of a view, looking through decorators that used functools.wraps."""
-    seen = 0
-    while view is not None and seen < 10:
-        facts = getattr(view, "__openapi__", None)
-        if isinstance(facts, dict):
-            return facts
-        view = getattr(view, "__wrapped__", None)
-        seen += 1
-    return {}
-
-
 def _doc(view: Any) -> tuple[str, str]:
     doc = inspect.getdoc(view) or ""
     first, _, rest = doc.partition("\n")
@@ -247,19 +237,10 @@ def responds(
 
 
 def _responds(view: Any) -> dict[str, Any]:
-    seen = 0
-    while view is not None and seen < 10:
-        found = getattr(view, "__openapi_responds__", None)
-        if isinstance(found, dict):
-            return found
-        view = getattr(view, "__wrapped__", None)
-        seen += 1
-    return {"statuses": (), "params": {}, "headers": {}}
+    return view_facts(view, "__openapi_responds__") or {"statuses": (), "params": {}, "headers": {}}
 
 
 def _idempotent(app: flask.Flask, rule: Any, method: str) -> bool:
-    from shared.http._idempotency import covers
-
     return covers(app, rule, method)
 
 
@@ -282,7 +263,7 @@ def spec_for(app: flask.Flask, context: str) -> dict[str, Any]:
         if path in own or not _under(rule.rule, prefixes):
             continue  # health checks and the document itself are not API operations
         view = app.view_functions.get(rule.endpoint)
-        facts = _facts(view)
+        facts = view_facts(view)
         if facts.get("hidden"):
             continue
         summary, description = _doc(view)

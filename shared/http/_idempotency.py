@@ -204,10 +204,12 @@ class Store(Protocol):
 # --- which views ---------------------------------------------------------------------------
 
 
-def _facts(view: Any) -> dict[str, Any]:
+def view_facts(view: Any, attr: str = "__openapi__") -> dict[str, Any]:
+    """The facts a decorator left on a view (`describe()`'s by default), looking through
+    decorators that used functools.wraps (read here and by `shared.openapi`)."""
     seen = 0
     while view is not None and seen < 10:
-        facts = getattr(view, "__openapi__", None)
+        facts = getattr(view, attr, None)
         if isinstance(facts, dict):
             return facts
         view = getattr(view, "__wrapped__", None)
@@ -218,7 +220,7 @@ def _facts(view: Any) -> dict[str, Any]:
 def covered_view(view: Any) -> bool:
     """Whether a POST view takes `Idempotency-Key`: documented 201 or 202, unless it says
     `describe(idempotent=False)`; any view saying `idempotent=True`."""
-    facts = _facts(view)
+    facts = view_facts(view)
     explicit = facts.get("idempotent")
     if explicit is not None:
         return bool(explicit)

@@ -140,7 +140,7 @@ def _creating_posts() -> list[tuple[str, flask.Flask, object]]:
         for rule in app.url_map.iter_rules():
             if "POST" not in (rule.methods or ()):
                 continue
-            facts = idem._facts(app.view_functions[rule.endpoint])
+            facts = idem.view_facts(app.view_functions[rule.endpoint])
             if facts.get("status") == 201 or facts.get("idempotent"):
                 found.append((context, app, rule))
     return found
@@ -158,7 +158,7 @@ def test_every_post_documented_201_takes_the_key_and_documents_it():
     specs: dict[int, dict] = {}
     for context, app, rule in posts:
         view = app.view_functions[rule.endpoint]
-        if idem._facts(view).get("idempotent") is False:
+        if idem.view_facts(view).get("idempotent") is False:
             continue  # an explicit opt-out (describe(idempotent=False))
         where = f"POST {rule.rule} ({context})"
         assert idem.covers(app, rule), f"{where} does not take {idem.HEADER}"
