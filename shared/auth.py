@@ -209,6 +209,14 @@ def _public_keys(refresh: bool = False) -> dict[str, Any]:
     return dict(keys)
 
 
+def public_keys_state() -> tuple[Any, bool]:
+    """The public keys held now (the object itself: a re-read replaces it) and whether they are
+    fresh (read less than PUBLIC_KEYS_TTL_S ago). A cache of tokens verified against them is
+    valid only while both hold (the gateway's, `functions/gateway/fast.py`)."""
+    with _jwks_lock:
+        return _jwks_cache["keys"], _monotonic() - _jwks_cache["at"] < PUBLIC_KEYS_TTL_S
+
+
 def jwks() -> dict[str, Any]:
     """The public JWKS (served by auth at /api/auth/jwks.json)."""
     out = []

@@ -69,18 +69,12 @@ _claims: dict[str, tuple[auth.Claims, float, Any, Any]] = {}  # token -> claims,
 _claims_lock = threading.Lock()
 
 
-def _keys_state() -> tuple[Any, bool]:
-    cache = auth._jwks_cache
-    fresh = time.monotonic() - cache["at"] < auth.PUBLIC_KEYS_TTL_S
-    return cache["keys"], fresh
-
-
 def _known_claims(token: str, s: Any) -> auth.Claims | None:
     hit = _claims.get(token)
     if hit is None:
         return None
     claims, until, keys, was = hit
-    current, fresh = _keys_state()
+    current, fresh = auth.public_keys_state()
     if (
         was is s
         and keys is current
@@ -97,7 +91,7 @@ def _known_claims(token: str, s: Any) -> auth.Claims | None:
 def _verify(token: str, s: Any) -> auth.Claims:
     """`auth.verify` (in a worker thread), remembered as above."""
     claims = auth.verify(token)
-    keys, fresh = _keys_state()
+    keys, fresh = auth.public_keys_state()
     if fresh:
         with _claims_lock:
             while len(_claims) >= _CLAIMS_MAX:
@@ -348,30 +342,9 @@ class _Exchange:
         if not base:
             raise ServiceUnavailable(f"The deployment {dep.name} is not configured.")
         body = await self._body(proxy.body_limit(self.path))
-        route = proxy.matched_route(dep, self.path)
-        span = None
-        traceparent = self.traceparent
-        if self.span is not None:
-            self.span.rename(f"{self.method} {route}")
-            self.span.set("http.route", route)
-            span = tracing.start_child(
-                f"{self.method} {dep.name}",
-                kind="client",
-                attributes={"http.request.method": self.method, "switchyard.deployment": dep.name},
-            )
-            if span is not None:
-                traceparent = tracing.format_traceparent(span)
-        try:
-            out = await self._exchange(dep.name, base, body, traceparent)
-        except Problem as exc:
-            tracing.end(span, f"{exc.status} {exc.title}")
-            raise
-        except BaseException as exc:
-            tracing.end(span, type(exc).__name__)
-            raise
-        if span is not None:
-            span.set_attribute("http.response.status_code", out[0])
-            tracing.end(span, "upstream error" if out[0] >= 500 else None)
+        with proxy.upstream_span(self.span, self.method, dep, self.path, self.traceparent) as up:
+            out = await self._exchange(dep.name, base, body, up.traceparent)
+            up.status = out[0]
         return out
 
     async def _exchange(

@@ -34,9 +34,10 @@ the client goes away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.cookiejar
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -425,29 +426,52 @@ def forward(req: flask.Request, *, request_id: str, traceparent: str) -> flask.R
         raise ServiceUnavailable(f"The deployment {dep.name} is not configured.")
     body = read_body(req, body_limit(req.path))
     scope = getattr(flask.g, "trace_scope", None)
+    with upstream_span(scope, req.method, dep, req.path, traceparent) as up:
+        resp = _forward(req, dep, base, body, request_id, up.traceparent)
+        up.status = resp.status_code
+    return resp
+
+
+class Upstream:
+    """What `upstream_span` yields: the traceparent to send upstream; the caller sets `status`."""
+
+    __slots__ = ("status", "traceparent")
+
+    def __init__(self, traceparent: str) -> None:
+        self.traceparent = traceparent
+        self.status = 0
+
+
+@contextlib.contextmanager
+def upstream_span(
+    scope: tracing.Scope | None, method: str, dep: Deployment, path: str, traceparent: str
+) -> Iterator[Upstream]:
+    """The upstream exchange as a client span, child of the request's server span `scope`
+    (renamed after the matched route), when tracing: both gateway paths (Flask's `forward`
+    and the event loop's, `fast.py`) forward inside it. Without a scope, nothing is traced."""
     if scope is None:
-        return _forward(req, dep, base, body, request_id, traceparent)
-    route = matched_route(dep, req.path)
-    scope.rename(f"{req.method} {route}")
+        yield Upstream(traceparent)
+        return
+    route = matched_route(dep, path)
+    scope.rename(f"{method} {route}")
     scope.set("http.route", route)
     span = tracing.start_child(
-        f"{req.method} {dep.name}",
+        f"{method} {dep.name}",
         kind="client",
-        attributes={"http.request.method": req.method, "switchyard.deployment": dep.name},
+        attributes={"http.request.method": method, "switchyard.deployment": dep.name},
     )
-    if span is None:
-        return _forward(req, dep, base, body, request_id, traceparent)
+    up = Upstream(traceparent if span is None else tracing.format_traceparent(span))
     try:
-        resp = _forward(req, dep, base, body, request_id, tracing.format_traceparent(span))
+        yield up
     except Problem as exc:
         tracing.end(span, f"{exc.status} {exc.title}")
         raise
     except BaseException as exc:
         tracing.end(span, type(exc).__name__)
         raise
-    span.set_attribute("http.response.status_code", resp.status_code)
-    tracing.end(span, "upstream error" if resp.status_code >= 500 else None)
-    return resp
+    if span is not None:
+        span.set_attribute("http.response.status_code", up.status)
+    tracing.end(span, "upstream error" if up.status >= 500 else None)
 
 
 def _forward(
