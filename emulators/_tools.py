@@ -119,6 +119,74 @@ def prefer_java(environ: MutableMapping[str, str], jvm: Path = Path("/usr/lib/jv
     return f"emulators run on Java {major} ({bin_dir.parent})"
 
 
+# How the SDK's launcher scripts start each emulator's Java (decision 0055): the scripts are
+# read, not run, so a layout that does not match is started through gcloud as before.
+_MAIN_CLASS = {
+    "pubsub": None,  # `java -jar <jar>`: the jar's manifest names it
+    "firestore": "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+}
+_LAUNCHER = {
+    "pubsub": "bin/cloud-pubsub-emulator",
+    "firestore": "cloud_firestore_emulator",
+}
+
+
+@dataclass(frozen=True)
+class EmulatorJar:
+    kind: str
+    jar: Path
+    main_class: str | None  # None: `-jar`
+
+
+def emulator_jar(kind: str, root: Path | None = None) -> EmulatorJar | None:
+    """The jar (and main class) the SDK's launcher script of `kind` runs, read from the script;
+    None when gcloud or its layout is unknown (start through gcloud then). ToolMissingError
+    when the script names a jar that is not there (a broken component)."""
+    root = sdk_root() if root is None else root
+    if root is None:
+        return None
+    c = COMPONENTS[kind]
+    base = root / "platform" / c.platform_dir
+    try:
+        script = (base / _LAUNCHER[kind]).read_text(errors="replace")
+    except OSError:
+        return None
+    if kind == "pubsub":
+        found = re.search(r"^CLASSPATH=\$APP_HOME/(\S+\.jar)\s*$", script, re.M)
+        if not found or "-jar" not in script:
+            return None
+        jar = base / found.group(1)
+    else:
+        main = _MAIN_CLASS[kind]
+        if main is None or main not in script or "cloud-firestore-emulator.jar" not in script:
+            return None
+        jar = base / "cloud-firestore-emulator.jar"
+    if not jar.is_file():
+        raise ToolMissingError(
+            f"the gcloud component `{c.gcloud_name}` ({c.title}) in {base} has no {jar.name} "
+            f"(its launcher script names it): reinstall it, {install_hint(kind)}"
+        )
+    return EmulatorJar(kind, jar, _MAIN_CLASS[kind])
+
+
+def java_runtime_id(java: str) -> str:
+    """What identifies a Java runtime for its class archives: its real path and its version
+    (from the `release` file, else the executable's mtime: a new package replaces it)."""
+    real = Path(os.path.realpath(java))
+    release = real.parent.parent / "release"
+    with contextlib.suppress(OSError):
+        text = release.read_text()
+        found = re.search(r'^JAVA_RUNTIME_VERSION="([^"]+)"', text, re.M) or re.search(
+            r'^JAVA_VERSION="([^"]+)"', text, re.M
+        )
+        if found:
+            return f"{real} {found.group(1)} {release.stat().st_mtime_ns}"
+    try:
+        return f"{real} {real.stat().st_mtime_ns}"
+    except OSError:
+        return str(real)
+
+
 def install_hint(kind: str) -> str:
     c = COMPONENTS[kind]
     return (
