@@ -736,6 +736,35 @@ def test_filters_search_and_pagination(operator, manager, viewer, region):
     assert_problem(viewer.get("/api/packages", query_string={"colour": "red"}), 422)
 
 
+def test_search_matches_part_of_a_word_of_the_recipient(operator, viewer, region):
+    """`q` is a case-insensitive contains match on the recipient (any part of any word, LIKE's
+    wildcards taken literally), or an exact tracking number; the sender is not searched.
+    Many matches come a page at a time, newest first."""
+    tag = region.lower()
+    made = [
+        create(operator, region, recipient=f"Maria Steinberg {region}"),
+        create(operator, region, recipient=f"Anna Holsteiner {region}"),
+        create(operator, region, recipient=f"Maria Kowalski {region}", sender=f"Stein {region}"),
+        create(operator, region, recipient=f"Ewa 100% Nowak {region}"),
+    ]
+
+    def ids(q, **params):
+        body = ok(viewer.get("/api/packages", query_string={"q": q, **params}))
+        return [p["id"] for p in body["items"]], body["next_cursor"]
+
+    assert ids(f"STEIN% {tag}")[0] == []  # a literal %, not a wildcard
+    stein = "stein"  # in made[0] and made[1]'s recipients, made[2]'s sender
+    both = [made[1]["id"], made[0]["id"]]
+    assert ids(f"{stein}er {tag}")[0] == [made[1]["id"]]  # the end of a word
+    assert ids(f"ia kowalski {tag}")[0] == [made[2]["id"]]  # across words
+    assert ids(f"0% nowak {tag}")[0] == [made[3]["id"]]
+    assert ids(f"_ {tag}")[0] == []  # nor is _ a wildcard
+    page, cursor = ids(stein, origin_region=region, limit=1)
+    assert page == both[:1] and cursor
+    assert ids(stein, origin_region=region, limit=1, cursor=cursor)[0] == both[1:]
+    assert ids(made[2]["tracking_number"].lower())[0] == [made[2]["id"]]
+
+
 # --- export ----------------------------------------------------------------------------------
 
 
