@@ -60,14 +60,15 @@ _JAVA_HEADER = re.compile(r"^(\[\w+\] )?\w{3} \d+, \d{4} \d+:\d+:\d+ [AP]M com\.
 
 # Decision 0055: C1 only and the serial GC start the JVM faster on 2 busy cores (an emulator's
 # throughput does not matter); a class archive of the emulator skips loading and verifying
-# its classes from the jar: an AOT cache on Java 25+ (JEP 483/514), a dynamic CDS archive on
-# older ones. Both are written by the JVM when it exits (SIGTERM included) after a first run.
+# its classes from the jar: a dynamic CDS archive (Java 13+), written by the JVM when it exits
+# (SIGTERM included) after a first run. Java 25's AOT cache (JEP 483/514) started no faster
+# here and takes 11-29 s to write at exit instead of 3-7 s.
 JVM_FLAGS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 _ARCHIVE = {  # mode: (least Java major, flag that writes it, flag that uses it, suffix)
-    "aot": (25, "-XX:AOTCacheOutput=", "-XX:AOTCache=", ".aot"),
     "cds": (13, "-XX:ArchiveClassesAtExit=", "-XX:SharedArchiveFile=", ".jsa"),
 }
-ARCHIVE_GRACE = 60.0  # the JVM writes the archive at exit: 3-15 s on a busy machine
+ARCHIVE_GRACE = 60.0  # the JVM writes the archive at exit: 3-7 s on a busy machine
+ARCHIVE_UNUSED_DAYS = 30
 VIA_GCLOUD = "SWITCHYARD_EMULATORS_VIA_GCLOUD"
 
 
@@ -76,12 +77,9 @@ def jvm_cache_dir() -> Path:
     return Path(os.environ.get("SWITCHYARD_LOCAL_DIR") or ROOT / ".local") / "jvm"
 
 
-# The JVM's archive messages (unified logging, and the AOT cache's assembly at exit) stay in
-# the log files; "class archive written" (this module's line) says what happened.
-_JVM_ARCHIVE_LOG = re.compile(
-    r"^\[[\d.]+s\]\[\w+ *\]\[(cds|aot)|^(Temporary AOTConfiguration|Launching child process|"
-    r"Picked up JAVA_TOOL_OPTIONS|Reading AOTConfiguration|AOTCache creation|Removed temporary AOT)"
-)
+# The JVM's archive messages (its unified logging) stay in the log files; "class archive
+# written" (this module's line) says what happened.
+_JVM_ARCHIVE_LOG = re.compile(r"^\[[\d.]+s\]\[\w+ *\]\[(cds|aot)")
 
 
 def _console(line: str) -> bool:
@@ -219,6 +217,8 @@ class Emulator:
             return []
         self.archive = folder / f"{self.kind}-{mode}-{digest}{suffix}"
         if self.archive.is_file():
+            with contextlib.suppress(OSError):
+                os.utime(self.archive)  # its mtime is its last use (see _prune_archives)
             return [use + str(self.archive)]
         self._writing = folder / f".{self.archive.name}.{os.getpid()}.{id(self)}.tmp"
         self.hub.line(self.name, f"no class archive yet: this run writes {self.archive} at exit")
@@ -234,14 +234,24 @@ class Emulator:
             if not killed and writing.is_file() and writing.stat().st_size > 0:
                 writing.replace(self.archive)
                 self.hub.line(self.name, f"class archive written: {self.archive}")
+                self._prune_archives()
                 return
             self.hub.line(self.name, f"no class archive written (exit {self.child.returncode})")
         except OSError as exc:
             self.hub.line(self.name, f"no class archive written: {exc}")
         with contextlib.suppress(OSError):
             writing.unlink()
-        with contextlib.suppress(OSError):  # the AOT cache's configuration, left by a kill
-            writing.with_name(writing.name + ".config").unlink()
+
+    def _prune_archives(self) -> None:
+        """Delete this kind's archives not used for ARCHIVE_UNUSED_DAYS (an older jar or Java
+        left them; the tests' Java and the stack's each keep theirs while in use)."""
+        if self.archive is None:
+            return
+        cutoff = time.time() - ARCHIVE_UNUSED_DAYS * 86400
+        for old in self.archive.parent.glob(f"{self.kind}-*"):
+            with contextlib.suppress(OSError):
+                if old != self.archive and old.stat().st_mtime < cutoff:
+                    old.unlink()
 
     def _gcloud_argv(self) -> list[str]:
         if self.kind == "pubsub":
