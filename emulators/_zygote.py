@@ -60,6 +60,12 @@ PRELOAD = (
     "gunicorn.workers.gthread",
     "gunicorn.glogging",
     "pydantic",
+    "pydantic.main",
+    "pydantic.fields",
+    "pydantic.json_schema",
+    "annotated_types",
+    "zoneinfo",
+    "yaml",
     "sqlalchemy",
     "sqlalchemy.orm",
     "sqlalchemy.engine",
@@ -69,6 +75,14 @@ PRELOAD = (
     "cryptography.hazmat.primitives.asymmetric.rsa",
     "cryptography.hazmat.primitives.serialization",
     "requests",
+    # the gateway's event loop (decision 0053)
+    "anyio",
+    "httpx",
+    "starlette.applications",
+    "starlette.routing",
+    "starlette.requests",
+    "starlette.responses",
+    "a2wsgi",
 )
 
 
@@ -446,9 +460,12 @@ class Zygote:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.log("!!! zygote did not exit: killed (SIGKILL)")
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.log("!!! zygote did not exit: killed (SIGKILL), with what it forked")
+            with self._reply:
+                left = [*self._children, self.proc.pid]
+            for pgid in left:  # its children are session leaders: their own groups
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGKILL)
             self.proc.wait(5)
         if self._reader is not None:
             self._reader.join(timeout=2)
