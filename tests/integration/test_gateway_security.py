@@ -71,7 +71,14 @@ def upstream() -> Iterator[Upstream]:
 @pytest.fixture()
 def gateway(monkeypatch, tmp_path, upstream):
     urls = {name: upstream.url for name in manifests.catalog().deployments}
-    configure(monkeypatch, SWITCHYARD_LOCAL_DIR=str(tmp_path), SERVICE_URLS=json.dumps(urls))
+    configure(
+        monkeypatch,
+        SWITCHYARD_LOCAL_DIR=str(tmp_path),
+        SERVICE_URLS=json.dumps(urls),
+        # 27 probes of one local server at once: under a loaded CI the 2 s default is too short
+        # and a slow answer would read as "down" (no test here is about the timeout)
+        HEALTH_TIMEOUT_S="20",
+    )
     # revocation is the gateway's Firestore read; a fake of our own interface that revokes nothing
     monkeypatch.setattr(gateway_api, "revocations", RevocationCache(lambda *_: False))
     yield gateway_api.app.test_client()
