@@ -7,7 +7,8 @@ imports only the deployment's own code (`shared`, `functions`: never preloaded, 
 sees new code).
 
 The zygote runs as a script (it imports nothing of `emulators`, `shared` or `functions`), with
-no threads, and nothing that is not fork-safe (grpc, google-cloud stay out). It talks to the
+no threads, and nothing that is not fork-safe: grpc and google-cloud are imported (modules
+only: no client, channel or thread exists before a fork; checked after the preload). It talks to the
 supervisor over one Unix SOCK_SEQPACKET socket (FD), one JSON message per packet:
 
   zygote -> supervisor  {"ready": pid, "preload_s": s}            once, after the preload
@@ -83,6 +84,21 @@ PRELOAD = (
     "starlette.requests",
     "starlette.responses",
     "a2wsgi",
+    # the clients every health check and event path builds (decision 0051): importing them
+    # starts no thread and initialises no gRPC core (that happens with a channel, in a child);
+    # the zygote checks that it is still single-threaded, natively too, after the preload
+    "grpc",
+    "google.auth",
+    "google.auth.transport.requests",
+    "google.api_core.exceptions",
+    "google.api_core.grpc_helpers",
+    "google.protobuf",
+    "proto",
+    "google.cloud.pubsub_v1",
+    "google.cloud.firestore",
+    "opentelemetry.trace",
+    "opentelemetry.context",
+    "opentelemetry.sdk.trace",
 )
 
 
@@ -117,8 +133,12 @@ def _preload() -> float:
 def _serve(ctrl_fd: int) -> None:
     ctrl = socket.socket(fileno=ctrl_fd)
     preload_s = _preload()
-    if threading.active_count() != 1:  # forking a threaded process is not safe
-        print(f"zygote: {threading.active_count()} threads after the preload", file=sys.stderr)
+    native = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
+    if threading.active_count() != 1 or native != 1:  # forking a threaded process is not safe
+        print(
+            f"zygote: {threading.active_count()} threads ({native} native) after the preload",
+            file=sys.stderr,
+        )
         sys.exit(3)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
