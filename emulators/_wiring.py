@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +40,7 @@ from shared.manifests import (
 )
 
 ACK_DEADLINE_S = 60
+WIRING_THREADS = 8  # topics wired at once (the emulator answers each call in ~10 ms)
 MIN_BACKOFF_ENV = "LOCAL_RETRY_MIN_BACKOFF_S"
 MAX_BACKOFF_ENV = "LOCAL_RETRY_MAX_BACKOFF_S"
 
@@ -234,12 +236,7 @@ def _apply(wanted: Plan, project: str, pub, sub) -> None:  # noqa: ANN001
             )
             wanted.changed.append(f"subscription {p.name} (updated)")
 
-    # dead-letter topics first: a push subscription names its dead-letter topic
-    topics = sorted(
-        wanted.topics, key=lambda t: t not in {p.dead_letter_topic for p in wanted.push}
-    )
-    done: set[str] = set()
-    for t in topics:
+    def wire_topic(t: str) -> None:
         try:
             pub.create_topic(request={"name": tpath + t})
             wanted.changed.append(f"topic {t}")
@@ -248,16 +245,25 @@ def _apply(wanted: Plan, project: str, pub, sub) -> None:  # noqa: ANN001
         for name, topic in wanted.keep:
             if topic == t:
                 keep(name, topic)
-                done.add(name)
         for p in wanted.push:
             if p.topic == t:
                 push(p)
-                done.add(p.name)
+
+    # Topic by topic in parallel (each a few round trips to the emulator, ~150 in all), the
+    # dead-letter topics first: a push subscription names its dead-letter topic.
+    dead = {p.dead_letter_topic for p in wanted.push}
+    first = [t for t in wanted.topics if t in dead]
+    then = [t for t in wanted.topics if t not in dead]
+    with ThreadPoolExecutor(max_workers=WIRING_THREADS, thread_name_prefix="wire") as pool:
+        for batch in (first, then):
+            for f in [pool.submit(wire_topic, t) for t in batch]:
+                f.result()  # the first error, as the serial loop raised it
+    known = set(wanted.topics)
     for name, topic in wanted.keep:
-        if name not in done:
+        if topic not in known:
             keep(name, topic)
     for p in wanted.push:
-        if p.name not in done:
+        if p.topic not in known:
             push(p)
 
 
