@@ -4,8 +4,9 @@
 uses, through the same code path. Startup order: emulators (in parallel) -> topic and
 subscription wiring -> schema migrations (`python -m shared.migrate upgrade --no-bootstrap`)
 -> `python -m shared.auth keygen-local` -> one functions-framework process per deployment (in
-parallel) -> wait for every health path -> bootstrap data (`python -m shared.migrate
-bootstrap`, whose events now find their consumers running) -> local scheduler. Every child
+parallel) -> wait for every health path while the bootstrap data is written (`python -m
+shared.migrate bootstrap`: its events wait in their subscriptions) -> the push bridge, once
+every consumer is healthy -> local scheduler. Every child
 runs in its own process group and `stop()` stops them all
 (functions first, then the emulators), leaving no process and no listening port. A stack killed
 with SIGKILL leaves its children running; the next start in the same local dir finds them in
@@ -320,18 +321,26 @@ class Stack:
                 self.dashboard.start_feeds()
             if prep is not None:
                 self._step("prepare", prep.join)
+                # Bootstrap data (the first admin) runs while the deployments come up: the
+                # schemas are migrated and the topics wired, and its events wait in their
+                # subscriptions until the push bridge starts, once every consumer is healthy.
+                boot = (
+                    _Background(
+                        lambda: self._step(
+                            "bootstrap",
+                            lambda: self._tool(
+                                "migrate", [sys.executable, "-m", "shared.migrate", "bootstrap"]
+                            ),
+                        )
+                    )
+                    if self.migrate
+                    else None
+                )
                 self._step("health", self._await_functions)
+                if boot is not None:
+                    boot.join()
                 assert self.plan is not None
                 self.bridge = PushBridge(self.plan, self.pubsub.host, log=self.hub.say).start()
-                if self.migrate:
-                    # Bootstrap data (the first admin) emits events: only once the consumers
-                    # run, or their first pushes fail and may exhaust the retry policy.
-                    self._step(
-                        "bootstrap",
-                        lambda: self._tool(
-                            "migrate", [sys.executable, "-m", "shared.migrate", "bootstrap"]
-                        ),
-                    )
                 if self.use_scheduler:
                     self._start_scheduler()
             self._save_run()
@@ -1014,7 +1023,8 @@ class Stack:
             f"in parallel: migrate {t.get('migrate', 0):.1f} s, keygen "
             f"{t.get('keygen', 0):.1f} s, functions {t.get('functions', 0):.1f} s"
             + (f" (slowest: {slowest})" if slowest else "")
-            + f" | wiring {t.get('wiring', 0):.1f} s, bootstrap {t.get('bootstrap', 0):.1f} s)."
+            + f" | wiring {t.get('wiring', 0):.1f} s, bootstrap {t.get('bootstrap', 0):.1f} s"
+            " beside the health waits)."
         )
 
     def table(self) -> str:
