@@ -37,6 +37,7 @@ ROUNDS = int(os.environ.get("BENCH_DEVLOOP_ROUNDS", "5"))
 CONTEXT_FILE = "functions/users/api.py"
 SHARED_FILE = "shared/config.py"
 TARGET_S = 3.0
+START_TARGET_S = 8.0  # warm `make dev` to all-green (issue 13)
 
 
 def _round(st: emulators.Stack, reloader: Reloader, rel: str, token: str) -> dict[str, float]:
@@ -137,6 +138,7 @@ def run(st: emulators.Stack, token: str) -> str:
             reloader.stop()
     load_before = os.getloadavg()[0]
     starts = EARLY or start_times()
+    warm = [_seconds(x) for x in starts[1:]]
     beside = "before the bench stack started" if EARLY else "next to the bench stack"
     p50 = _median(one, "served")
     verdict = "meets" if p50 < TARGET_S else "MISSES"
@@ -176,8 +178,9 @@ def run(st: emulators.Stack, token: str) -> str:
         "",
         *[f"- run {i + 1}: {line}" for i, line in enumerate(starts)],
         "",
-        f"Warm start (runs 2 and 3): {min(_seconds(x) for x in starts[1:]):.1f} s at best "
-        "(target <= 8 s).",
+        f"Warm start (runs 2 and 3): {min(warm):.1f}-{max(warm):.1f} s "
+        f"({'meets' if max(warm) <= START_TARGET_S else 'MISSES'} the <= {START_TARGET_S:g} s "
+        "target).",
         "",
     ]
     return "\n".join(lines)
