@@ -4,8 +4,9 @@ A supervisor killed with SIGKILL (or a test session killed before its teardown) 
 children: they run in their own process groups and keep their ports. Each supervisor records
 `{"pid": <its pid>, "children": [{"name", "pgid", "markers"}]}` in a run file; the next one
 (`reap`) stops the groups of a run file whose owner is dead, but only groups that still contain
-a process whose command line shows one of the recorded markers (a port flag), so a process
-group id reused by an unrelated program is never signalled.
+a process whose command line shows one of the recorded markers (a port flag), or whose start
+time is the recorded one (`start:<ticks>`, for a process forked by the zygote: its command line
+is the zygote's), so a process group id reused by an unrelated program is never signalled.
 """
 
 from __future__ import annotations
@@ -69,8 +70,18 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def start_marker(pid: int) -> str | None:
+    """`start:<ticks>`: the start time of `pid` since boot (field 22 of /proc/<pid>/stat), which
+    names this process and no later one with the same pid; None when it cannot be read."""
+    try:
+        return f"start:{Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[19]}"
+    except (OSError, IndexError):
+        return None
+
+
 def group_matches(pgid: int, markers: list[str]) -> bool:
-    """True when a live process of group `pgid` has one of `markers` in its command line."""
+    """True when a live process of group `pgid` has one of `markers` in its command line, or
+    is the process a `start:` marker names."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -82,6 +93,6 @@ def group_matches(pgid: int, markers: list[str]) -> bool:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, ValueError, IndexError):
             continue
-        if any(m in cmd for m in markers):
+        if any(m in cmd for m in markers) or f"start:{fields[19]}" in markers:
             return True
     return False

@@ -999,9 +999,13 @@ class Stack:
         with self._lock:
             for name, c in self.children.items():
                 if c.pid and c.running:
-                    entries.append(
-                        {"name": name, "pgid": c.pid, "markers": [f"--port {self.port_of[name]}"]}
-                    )
+                    markers = [f"--port {self.port_of[name]}"]
+                    if c.forked and (start := _runfile.start_marker(c.pid)):
+                        markers.append(start)  # its command line is the zygote's
+                    entries.append({"name": name, "pgid": c.pid, "markers": markers})
+        z = self.zygote
+        if z is not None and z.alive and z.proc is not None:
+            entries.append({"name": "zygote", "pgid": z.proc.pid, "markers": ["_zygote.py"]})
         return entries
 
     def _save_run(self) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from emulators import Stack, free_port, is_listening
+from emulators import Stack, _runfile, free_port, is_listening
 from emulators._procs import group_alive
 from emulators._zygote import Forked, enabled
 from tests.integration.test_dev_supervisor import health, write_tiny_repo
@@ -77,6 +77,38 @@ def test_deployments_are_forked_by_the_zygote_and_serve(zs: Stack) -> None:
     # stdout of the forked process reaches the hub, under its name
     pid = zs.pid_of("hello-api")
     wait_for(lambda: f"main.py imported in {pid}" in "\n".join(zs.hub.tail("hello-api")), 10)
+
+
+def test_the_run_file_names_forked_deployments_by_start_time_and_the_zygote(zs: Stack) -> None:
+    entries = {e["name"]: e for e in zs.process_groups()}
+    assert zs.zygote is not None and zs.zygote.proc is not None
+    assert entries["zygote"]["pgid"] == zs.zygote.proc.pid
+    assert _runfile.group_matches(zs.zygote.proc.pid, entries["zygote"]["markers"])
+    for name in zs.children:
+        pid = zs.pid_of(name)
+        markers = entries[name]["markers"]
+        assert _runfile.start_marker(pid) in markers
+        # its command line is the zygote's, not `--port N`: only the start time matches it
+        assert not _runfile.group_matches(pid, markers[:1])
+        assert _runfile.group_matches(pid, markers)
+
+
+def test_a_start_marker_matches_that_process_only(tmp_path: Path) -> None:
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        marker = _runfile.start_marker(proc.pid)
+        assert marker is not None and marker.startswith("start:")
+        assert not _runfile.group_matches(proc.pid, ["start:1"])  # another process's start
+        assert _runfile.group_matches(proc.pid, [marker])
+        run = tmp_path / "stack.json"
+        dead = subprocess.Popen(["true"])
+        dead.wait()  # the run file's owner: a pid that is gone
+        _runfile.write(run, [{"name": "x", "pgid": proc.pid, "markers": [marker]}], dead.pid)
+        assert _runfile.reap(run) == 1
+        assert proc.wait(10) == -signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_a_killed_forked_deployment_is_seen_with_its_code_and_restarted(zs: Stack) -> None:
