@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
 MAX_PACKET = 1 << 20
 MAX_FDS = 16
@@ -149,14 +149,14 @@ def _serve(ctrl_fd: int) -> None:
     _send(ctrl, {"ready": os.getpid(), "preload_s": round(preload_s, 3)})
     while True:
         try:
-            ready, _, _ = select.select([ctrl, wake_r], [], [])
+            ready, _, _ = select.select([ctrl.fileno(), wake_r], [], [])
         except InterruptedError:
             continue
         if wake_r in ready:
             with contextlib.suppress(BlockingIOError):
                 os.read(wake_r, 512)
         _reap(ctrl, children)
-        if ctrl not in ready:
+        if ctrl.fileno() not in ready:
             continue
         try:
             data, fds, _, _ = socket.recv_fds(ctrl, MAX_PACKET, MAX_FDS)
@@ -234,13 +234,13 @@ def _child(req: dict[str, object], fds: list[int], ctrl: socket.socket) -> None:
         for n, fd in enumerate(high):
             os.dup2(fd, 3 + n)  # inheritable
         os.closerange(3 + len(listen), 65536)  # as an exec that passes only these fds
-        env = {str(k): str(v) for k, v in dict(req["env"]).items()}  # type: ignore[arg-type]
+        env = {str(k): str(v) for k, v in cast("dict[str, str]", req["env"]).items()}
         env["LISTEN_FDS"] = str(len(listen))
         env["LISTEN_PID"] = str(os.getpid())
         os.environ.clear()
         os.environ.update(env)
         os.chdir(str(req["cwd"]))
-        argv = [str(a) for a in req["argv"]]  # type: ignore[union-attr]
+        argv = [str(a) for a in cast("list[str]", req["argv"])]
         # the sys.path the exec'd script would have: its directory, PYTHONPATH, site-packages
         extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         rest = [p for p in sys.path[1:] if p not in extra]
@@ -336,7 +336,7 @@ class Zygote:
         self._ready = threading.Event()
         self._dead = threading.Event()
         self._lock = threading.Lock()  # one fork request at a time
-        self._replies: list[tuple[dict[str, object], list[int]]] = []
+        self._replies: list[tuple[dict[str, Any], list[int]]] = []
         self._reply = threading.Condition()
         self._children: dict[int, Forked] = {}
         self._early: dict[int, int] = {}  # exit reports that came before the fork's reply
@@ -408,10 +408,10 @@ class Zygote:
         with self._reply:
             self._reply.notify_all()
         if not self._stopping:
-            code = self.proc.poll() if self.proc else None
+            died = self.proc.poll() if self.proc else None
             self.log(
                 f"!!! zygote (pid {self.proc.pid if self.proc else '?'}) died"
-                + (f" with code {code}" if code is not None else "")
+                + (f" with code {died}" if died is not None else "")
                 + ": the next deployment starts use Popen (the running ones keep running)"
             )
 

@@ -155,7 +155,7 @@ def current(contexts: list[Context]) -> bool:
     """True when each context's version table holds the (cached) heads of its files."""
     heads = _cached_heads(_digest(contexts))
     return heads is not None and all(
-        heads.get(ctx.name) is not None and _db_heads(ctx.owns_schema) == heads[ctx.name]
+        heads.get(ctx.name) is not None and _db_heads(ctx.owns_schema or "") == heads[ctx.name]
         for ctx in contexts
     )
 
@@ -248,7 +248,7 @@ def upgrade_all(*, with_bootstrap: bool = True) -> list[str]:
     contexts = [ctx for ctx in catalog().contexts if ctx.owns_schema]
     if current(contexts):
         for ctx in contexts:
-            grant(ctx.owns_schema)
+            grant(ctx.owns_schema or "")
     else:
         for ctx in contexts:
             upgrade(ctx.name)
