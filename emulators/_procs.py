@@ -95,11 +95,6 @@ class Child:
         return self.proc.pid if self.proc else None
 
     @property
-    def forked(self) -> bool:
-        """True when the zygote forked this process (its command line is the zygote's)."""
-        return isinstance(self.proc, Forked)
-
-    @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

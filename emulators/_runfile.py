@@ -5,8 +5,9 @@ children: they run in their own process groups and keep their ports. Each superv
 `{"pid": <its pid>, "children": [{"name", "pgid", "markers"}]}` in a run file; the next one
 (`reap`) stops the groups of a run file whose owner is dead, but only groups that still contain
 a process whose command line shows one of the recorded markers (a port flag), or whose start
-time is the recorded one (`start:<ticks>`, for a process forked by the zygote: its command line
-is the zygote's), so a process group id reused by an unrelated program is never signalled.
+time is the recorded one (`start:<ticks>`, recorded for every deployment: a forked one's command
+line is the zygote's, and gunicorn retitles its processes when setproctitle is installed), so a
+process group id reused by an unrelated program is never signalled.
 """
 
 from __future__ import annotations

@@ -1000,8 +1000,10 @@ class Stack:
             for name, c in self.children.items():
                 if c.pid and c.running:
                     markers = [f"--port {self.port_of[name]}"]
-                    if c.forked and (start := _runfile.start_marker(c.pid)):
-                        markers.append(start)  # its command line is the zygote's
+                    # a forked one's command line is the zygote's, and gunicorn retitles its
+                    # processes when setproctitle is installed: its start time names it too
+                    if start := _runfile.start_marker(c.pid):
+                        markers.append(start)
                     entries.append({"name": name, "pgid": c.pid, "markers": markers})
         z = self.zygote
         if z is not None and z.alive and z.proc is not None:
