@@ -101,11 +101,9 @@ def create_user(
     handed_over = False
     try:
         with db.transaction() as tx:
-            if store.email_taken(tx, email):
-                raise model.UserExists()
-            try:
+            try:  # the live-email unique index decides: no read before the write
                 store.add(tx, user)
-            except IntegrityError:  # a concurrent create with the same email won
+            except IntegrityError:
                 raise model.UserExists() from None
             if password is not None:
                 _store_password(user, password, authorization)
