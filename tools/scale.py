@@ -213,3 +213,37 @@ def load_line(what: str, rows: int, seconds: float, extra: str = "") -> str:
         f"| {what} | {rows:,} | {seconds:.1f} s | {per_s:,.0f} rows/s | "
         f"{verdict(seconds * 1_000_000 / max(rows, 1) <= LOAD_TARGET_S)} {extra}|"
     )
+
+
+# --- bulk loads: the indexes set aside during a load, built again ---------------------------
+
+BUILD_WORKERS = 2  # one connection per core here: CREATE INDEX takes a SHARE lock, which
+# another CREATE INDEX and the rollups' reads of the same table do not wait for
+
+
+def rebuild(engine: Any, indexes: list[Any], *also: Any) -> None:
+    """Build `indexes` (SQLAlchemy `Index` objects dropped before a bulk load) and run the
+    callables `also` (each given a connection in its own transaction: the rollups' recount)
+    over BUILD_WORKERS connections at once, the GIN (trigram) builds first: they are the
+    longest and use one core each. Each build is one sorted pass with 256 MB of
+    `maintenance_work_mem`. The first failure is raised once every task has ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import text
+
+    def build(ix: Any) -> None:
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+            ix.create(conn)
+
+    def run(fn: Any) -> None:
+        with engine.begin() as conn:
+            fn(conn)
+
+    gin = [ix for ix in indexes if ix.dialect_options["postgresql"].get("using") == "gin"]
+    with ThreadPoolExecutor(BUILD_WORKERS, thread_name_prefix="rebuild") as pool:
+        futures = [pool.submit(build, ix) for ix in gin]
+        futures += [pool.submit(run, fn) for fn in also]
+        futures += [pool.submit(build, ix) for ix in indexes if ix not in gin]
+    for fut in futures:
+        fut.result()
