@@ -270,8 +270,25 @@ def _load() -> str:
     return f"{one:.1f} (1 min), {five:.1f} (5 min)"
 
 
+def quiet(st: emulators.Stack, idle_s: float = 3.0, timeout_s: float = 300.0) -> float:
+    """Wait until the stack's push bridge has delivered nothing for `idle_s` (the events an
+    earlier measurement caused are consumed: their consumers would share the cores with the
+    next one); the seconds waited. Gives up after `timeout_s`, saying so."""
+    t0 = time.monotonic()
+    since = t0
+    while st.bridge is not None and time.monotonic() - since < idle_s:
+        if time.monotonic() - t0 > timeout_s:
+            print(f"bench: events still being delivered after {timeout_s:.0f} s", flush=True)
+            break
+        if st.bridge.busy:
+            since = time.monotonic()
+        time.sleep(0.1)
+    return time.monotonic() - t0
+
+
 def _section(stem: str, st: emulators.Stack, failed: list[str]) -> str:
     print(f"bench: {stem} ...", flush=True)
+    quiet(st)
     module = importlib.import_module(f"tools.{stem}")
     try:
         text = module.run(st, login(st))
