@@ -26,7 +26,6 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Literal
 
-import requests
 from pydantic import Field
 
 from shared import clients, manifests
@@ -90,6 +89,8 @@ def _ms(started: float) -> float:
 
 
 def _probe(dep: Deployment, base: str, trace: dict[str, str], timeout: float) -> dict[str, Any]:
+    import requests  # the fan-out's only: not loaded at start (the probe path is /health)
+
     started = time.perf_counter()
     try:
         resp = clients.session().get(
@@ -110,6 +111,8 @@ def _probe(dep: Deployment, base: str, trace: dict[str, str], timeout: float) ->
 def _probe_state(dep: Deployment, timeout: float) -> dict[str, Any]:
     """The Ready condition of the deployment's Cloud Run service (Admin API v2): `ok` when it
     succeeded, `down` otherwise, `unreachable` when the API cannot be asked."""
+    import requests
+
     s = settings()
     url = (
         f"{s.run_endpoint.rstrip('/')}/v2/projects/{s.project_id}/locations/{s.region}"
@@ -222,6 +225,8 @@ _spec_lock = threading.Lock()
 def _fetch_spec(
     dep: Deployment, base: str, path: str, trace: dict[str, str]
 ) -> dict[str, Any] | None:
+    import requests
+
     try:
         resp = clients.session().get(
             base + path,

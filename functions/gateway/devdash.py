@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 
 import flask
-import requests
 
 from shared.config import settings
 from shared.errors import NotFound, ServiceUnavailable
@@ -39,6 +38,8 @@ def _forward() -> flask.Response | None:
     base = _target()
     if base is None or req.remote_addr not in _LOOPBACK:
         raise NotFound("No API serves this path.")
+    import requests  # local only: never loaded in the cloud
+
     headers = {k: v for k, v in req.headers.items() if k in _PASS_UP}
     headers["Host"] = req.host  # the dashboard answers local hosts only
     try:

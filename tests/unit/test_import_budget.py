@@ -117,7 +117,7 @@ ALLOWED: dict[str, set[str]] = {
     "automation-runner": {"croniter"},  # automation.model
     "automation-tick": {"croniter"},  # due schedules
     "console-web": {"requests"},  # calls the other contexts' APIs
-    "gateway": {"requests", "httpx"},  # health fan-out (requests), proxy (httpx)
+    "gateway": {"httpx"},  # the proxy (the health fan-out loads requests when first asked)
     "maintenance-api": {"croniter"},  # PM schedules
     "maintenance-on-user-event": {"croniter"},  # maintenance.model
     "maintenance-pm-tick": {"croniter"},  # PM schedules
