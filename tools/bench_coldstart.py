@@ -194,7 +194,10 @@ def health(request):
         import sqlalchemy
 
         engine = sqlalchemy.create_engine(
-            os.environ["DATABASE_URL"], pool_size=2, max_overflow=2, pool_pre_ping=True
+            os.environ["DATABASE_URL"],
+            pool_size=int(os.environ.get("DB_POOL_SIZE", "2")),
+            max_overflow=int(os.environ.get("DB_MAX_OVERFLOW", "2")),
+            pool_pre_ping=True,
         )
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))

@@ -222,11 +222,12 @@ BUILD_WORKERS = 2  # one connection per core here: CREATE INDEX takes a SHARE lo
 
 
 def rebuild(engine: Any, indexes: list[Any], *also: Any) -> None:
-    """Build `indexes` (SQLAlchemy `Index` objects dropped before a bulk load) and run the
-    callables `also` (each given a connection in its own transaction: the rollups' recount)
-    over BUILD_WORKERS connections at once, the GIN (trigram) builds first: they are the
-    longest and use one core each. Each build is one sorted pass with 256 MB of
-    `maintenance_work_mem`. The first failure is raised once every task has ended."""
+    """Build `indexes` dropped before a bulk load (SQLAlchemy `Index` objects, or their
+    `CREATE INDEX` texts as `pg_indexes` gives them) and run the callables `also` (each given
+    a connection in its own transaction: the rollups' recount) over BUILD_WORKERS connections
+    at once, the GIN (trigram) builds first: they are the longest and use one core each. Each
+    build is one sorted pass with 256 MB of `maintenance_work_mem`. The first failure is
+    raised once every task has ended."""
     from concurrent.futures import ThreadPoolExecutor
 
     from sqlalchemy import text
@@ -234,13 +235,21 @@ def rebuild(engine: Any, indexes: list[Any], *also: Any) -> None:
     def build(ix: Any) -> None:
         with engine.begin() as conn:
             conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
-            ix.create(conn)
+            if isinstance(ix, str):
+                conn.execute(text(ix))
+            else:
+                ix.create(conn)
 
     def run(fn: Any) -> None:
         with engine.begin() as conn:
             fn(conn)
 
-    gin = [ix for ix in indexes if ix.dialect_options["postgresql"].get("using") == "gin"]
+    def is_gin(ix: Any) -> bool:
+        if isinstance(ix, str):
+            return " USING gin " in ix
+        return bool(ix.dialect_options["postgresql"].get("using") == "gin")
+
+    gin = [ix for ix in indexes if is_gin(ix)]
     with ThreadPoolExecutor(BUILD_WORKERS, thread_name_prefix="rebuild") as pool:
         futures = [pool.submit(build, ix) for ix in gin]
         futures += [pool.submit(run, fn) for fn in also]
