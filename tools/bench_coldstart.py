@@ -1,7 +1,12 @@
 """Benchmark of cold starts, for `make bench` (tools/bench.py calls `run(stack, token)` and
 appends the returned markdown section).
 
-Per deployment, on the running stack's emulators and database:
+Per deployment, on the running stack's emulators and database, from the source Cloud Run
+builds: its package (`tools/package.py`) byte-compiled as Google Cloud's Python functions
+buildpack compiles it at build time (`python3 -m compileall -f -q .` in the source directory,
+cmd/python/functions_framework/lib/lib.go of GoogleCloudPlatform/buildpacks), so an instance
+reads the platform's code from .pyc files as it does in the cloud (a checkout run with
+PYTHONDONTWRITEBYTECODE=1, as on these machines, compiles every module of ours at each start):
 - import of `main.py`: a fresh interpreter imports it as functions-framework does (wall time
   and the interpreter's CPU time; median of `BENCH_COLDSTART_ROUNDS`, default 3);
 - process start to first 200: a fresh `functions-framework` process (the command the stack
@@ -72,11 +77,33 @@ def _cpu_of_tree(pid: int) -> float:
     return total + sum(_cpu_of_tree(int(c)) for c in children)
 
 
+def build(dep: Deployment, contexts: list[Path], out_dir: Path) -> Path:
+    """The deployment's source as Cloud Run builds it: packaged, then byte-compiled the way the
+    functions buildpack does; returns the source directory."""
+    from tools.package import package
+
+    package(dep, contexts, out_dir)
+    source = out_dir / dep.name
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-f", "-q", "."],
+        cwd=source,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return source
+
+
+def _from(env: dict[str, str], source: Path) -> dict[str, str]:
+    """`env` with the package, not the checkout, on the import path."""
+    return {**env, "PYTHONPATH": str(source)}
+
+
 def _import_once(env: dict[str, str], main: Path) -> tuple[float, float]:
     out = subprocess.run(
         [sys.executable, "-c", IMPORT_PROBE, str(main)],
         env=env,
-        cwd=ROOT,
+        cwd=main.parent,
         capture_output=True,
         text=True,
         check=True,
@@ -91,8 +118,8 @@ def _functions_framework() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "functions_framework"]
 
 
-def _start_once(env: dict[str, str], dep: Deployment) -> tuple[float, float]:
-    return _serve_once(env, dep.entry_point, dep.source_dir / "main.py", dep.health_path, dep.name)
+def _start_once(env: dict[str, str], dep: Deployment, source: Path) -> tuple[float, float]:
+    return _serve_once(env, dep.entry_point, source / "main.py", dep.health_path, dep.name)
 
 
 def _serve_once(
@@ -120,7 +147,7 @@ def _serve_once(
     proc = subprocess.Popen(
         argv,
         env=env,
-        cwd=ROOT,
+        cwd=source.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -243,29 +270,32 @@ def same_work(st: emulators.Stack, names: list[str] | None = None) -> dict[tuple
 def measure(st: emulators.Stack, names: list[str] | None = None) -> dict[str, dict[str, float]]:
     """Medians per deployment: import wall/CPU, start-to-200 wall/CPU (seconds)."""
     results: dict[str, dict[str, float]] = {}
-    # One start thrown away first: the page cache's first read of the packages and the
-    # emulators' first requests (their JVMs load classes and compile) are not a deployment's
-    # cold start, and would otherwise fall on the first deployment measured.
-    warm = max(st.catalog.deployments.values(), key=lambda d: len(d.uses) + len(d.publishes))
-    _start_once(st.env_for(warm), warm)
-    for name, dep in sorted(st.catalog.deployments.items()):
-        if names and name not in names:
-            continue
-        print(f"bench_coldstart: {name} ...", file=sys.stderr, flush=True)
-        env = st.env_for(dep)
-        try:
-            imports = [_import_once(env, dep.source_dir / "main.py") for _ in range(ROUNDS)]
-            starts = [_start_once(env, dep) for _ in range(ROUNDS)]
-        except (RuntimeError, subprocess.SubprocessError) as exc:  # one row, not the section
-            print(f"bench_coldstart: {name}: {exc}", file=sys.stderr, flush=True)
-            results[name] = dict.fromkeys(("import", "import_cpu", "start", "start_cpu"), NAN)
-            continue
-        results[name] = {
-            "import": statistics.median(w for w, _ in imports),
-            "import_cpu": statistics.median(c for _, c in imports),
-            "start": statistics.median(w for w, _ in starts),
-            "start_cpu": statistics.median(c for _, c in starts),
-        }
+    deps = {n: d for n, d in sorted(st.catalog.deployments.items()) if not names or n in names}
+    with tempfile.TemporaryDirectory(prefix="switchyard-coldstart-build-") as tmp:
+        contexts = [c.path for c in st.catalog.contexts]
+        sources = {name: build(dep, contexts, Path(tmp)) for name, dep in deps.items()}
+        # One start thrown away first: the page cache's first read of the packages and the
+        # emulators' first requests (their JVMs load classes and compile) are not a
+        # deployment's cold start, and would otherwise fall on the first deployment measured.
+        warm = max(deps.values(), key=lambda d: len(d.uses) + len(d.publishes))
+        _start_once(_from(st.env_for(warm), sources[warm.name]), warm, sources[warm.name])
+        for name, dep in deps.items():
+            print(f"bench_coldstart: {name} ...", file=sys.stderr, flush=True)
+            source = sources[name]
+            env = _from(st.env_for(dep), source)
+            try:
+                imports = [_import_once(env, source / "main.py") for _ in range(ROUNDS)]
+                starts = [_start_once(env, dep, source) for _ in range(ROUNDS)]
+            except (RuntimeError, subprocess.SubprocessError) as exc:  # one row, not the section
+                print(f"bench_coldstart: {name}: {exc}", file=sys.stderr, flush=True)
+                results[name] = dict.fromkeys(("import", "import_cpu", "start", "start_cpu"), NAN)
+                continue
+            results[name] = {
+                "import": statistics.median(w for w, _ in imports),
+                "import_cpu": statistics.median(c for _, c in imports),
+                "start": statistics.median(w for w, _ in starts),
+                "start_cpu": statistics.median(c for _, c in starts),
+            }
     return results
 
 
@@ -285,7 +315,12 @@ def report(
     lines = [
         "## Cold start",
         "",
-        f"Per deployment, median of {ROUNDS}: the import of its `main.py` in a fresh "
+        f"Per deployment, median of {ROUNDS}, run from the source Cloud Run builds: its package "
+        "(`tools/package.py`) byte-compiled as Google Cloud's Python functions buildpack does at "
+        "build time (`python3 -m compileall -f -q .`), so the platform's modules load from .pyc "
+        "files as in the cloud (this machine sets PYTHONDONTWRITEBYTECODE=1: from a checkout "
+        "they would be compiled at every start, ~60-90 ms of CPU). Measured: the import of its "
+        "`main.py` in a fresh "
         "interpreter (as functions-framework imports it), and a fresh `functions-framework` "
         "process from spawn to the first 200 on its health path (which checks its database, "
         "Firestore and Pub/Sub as its manifest says, so the first request's lazy imports and "
