@@ -268,6 +268,8 @@ class Stack:
         env.pop("K_SERVICE", None)
         if dep is not None:
             env.update(dict(dep.env))
+            for name, value in dep.pool_env.items():  # as in the cloud, unless set here
+                env.setdefault(name, value)
         env.update(self.env())
         env.update(
             {

@@ -104,8 +104,9 @@ _RUNTIME_DEFAULTS: dict[str, Any] = {
 # the job is idempotent per schedule time), so one instance is its default (decision 0040).
 _TRIGGER_RUNTIME_DEFAULTS: dict[str, dict[str, Any]] = {"schedule": {"max_instances": 1}}
 # Database connections one instance may hold (shared.db's pool; no overflow): at most this
-# many, fewer when the instance serves fewer requests at once. Terraform and infra/deploy set
-# DB_POOL_SIZE to `Deployment.db_pool`; the Cloud SQL connection budget counts it (0040).
+# many, fewer when the instance serves fewer requests at once. Terraform, infra/deploy and the
+# local stack set DB_POOL_SIZE to `Deployment.db_pool` (`pool_env`); the Cloud SQL connection
+# budget counts it (0040).
 DB_POOL_MAX = 2
 _RETRY_DEFAULTS: dict[str, Any] = {"max_attempts": 5, "min_backoff_s": 10, "max_backoff_s": 600}
 
@@ -182,6 +183,14 @@ class Deployment:
     def db_pool(self) -> int:
         """Connections one instance may hold: min(concurrency, DB_POOL_MAX); 0 without sql."""
         return min(self.runtime.concurrency, DB_POOL_MAX) if self.uses_sql else 0
+
+    @property
+    def pool_env(self) -> dict[str, str]:
+        """The pool settings an instance runs with (infra/deploy, and the local stack: the same
+        as Terraform's module manifests): `db_pool` connections, no overflow. An overflow
+        connection is closed when it is given back, so with more requests at once than the pool
+        each one beyond it would open (TCP, TLS attempt, authentication) and close its own."""
+        return {"DB_POOL_SIZE": str(self.db_pool), "DB_MAX_OVERFLOW": "0"} if self.uses_sql else {}
 
     @property
     def uses_firestore(self) -> bool:

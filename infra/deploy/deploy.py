@@ -369,9 +369,7 @@ class Deployer:
                 DB_NAME="switchyard",
                 DB_USER=self.sa_email(d.name).removesuffix(".gserviceaccount.com"),
                 DB_IAM_AUTH="true",
-                # the pool the connection budget counts (decision 0040), no overflow
-                DB_POOL_SIZE=str(d.db_pool),
-                DB_MAX_OVERFLOW="0",
+                **d.pool_env,  # the pool the connection budget counts (decision 0040)
             )
         if d.name not in self.gateways and d.calls:
             env["SERVICE_URLS"] = json.dumps(self.service_urls(d), separators=(",", ":"))
