@@ -186,9 +186,17 @@ class Settings:
         "DB_IP_TYPE", "`public`, `private` or `psc` (Cloud SQL connector)", "public", parse=_lower
     )
     db_pool_size: int = setting(
-        "DB_POOL_SIZE", "per-instance pool (concurrency x instances must fit max_connections)", 2
+        "DB_POOL_SIZE",
+        "per-instance pool (concurrency x instances must fit max_connections); a deployment's "
+        "is min(concurrency, 2), set by Terraform, `deploy.py` and the local stack",
+        2,
     )
-    db_max_overflow: int = setting("DB_MAX_OVERFLOW", "connections allowed beyond the pool", 2)
+    db_max_overflow: int = setting(
+        "DB_MAX_OVERFLOW",
+        "connections allowed beyond the pool, each closed when given back (0 for a deployment, "
+        "in the cloud and the local stack: requests beyond the pool wait for a connection)",
+        2,
+    )
     db_grants: str = setting(
         "DB_GRANTS",
         "migrations only: JSON `{schema: [db user or user:table]}` (Terraform's `sql_grants`) "
