@@ -30,8 +30,11 @@ def write(path: Path, entries: Iterable[dict[str, object]], owner: int | None = 
     tmp.replace(path)
 
 
-def reap(path: Path, log: Callable[[str], None] = lambda _: None) -> int:
-    """Stop the leftovers recorded in `path` if its owner is dead; how many groups stopped."""
+def reap(path: Path, log: Callable[[str], None] = lambda _: None, term_s: float = 5.0) -> int:
+    """Stop the leftovers recorded in `path` if its owner is dead; how many groups stopped.
+
+    Each group gets SIGTERM, then SIGKILL if it is still there after `term_s`; it returns once
+    they are gone (their ports are free again), or 5 s after a SIGKILL."""
     try:
         data = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -50,15 +53,25 @@ def reap(path: Path, log: Callable[[str], None] = lambda _: None) -> int:
         )
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGTERM)
-        end = time.monotonic() + 5
-        while group_alive(pgid) and time.monotonic() < end:
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+        if not _gone(pgid, term_s):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+            # a killed JVM takes a moment to exit and close its ports, which the caller reuses
+            _gone(pgid, 5.0)
         stopped += 1
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     return stopped
+
+
+def _gone(pgid: int, timeout: float) -> bool:
+    """Wait up to `timeout` s for group `pgid` to have no live process; True when it has none."""
+    end = time.monotonic() + timeout
+    while group_alive(pgid):
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def pid_alive(pid: int) -> bool:

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from emulators import Stack, _runfile, free_port, is_listening
+from emulators._ports import port_is_free
 from emulators._procs import group_alive
 from emulators._zygote import Forked, enabled
 from tests.integration.test_dev_supervisor import health, write_tiny_repo
@@ -109,6 +110,46 @@ def test_a_start_marker_matches_that_process_only(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+STUBBORN = """
+import signal, socket, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a JVM busy in its shutdown hooks
+heap = [bytearray(1 << 20) for _ in range(256)]  # a JVM's heap: its exit takes a moment
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+print("listening", flush=True)
+time.sleep(60)
+"""
+
+
+def test_reap_returns_once_a_group_that_ignores_sigterm_is_killed_and_its_port_free(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUBBORN, str(port)],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
+        run = tmp_path / "stack.json"
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        marker = _runfile.start_marker(proc.pid)
+        entry = {"name": "firestore", "pgid": proc.pid, "markers": [marker]}
+        _runfile.write(run, [entry], dead.pid)
+        assert _runfile.reap(run, term_s=0.3) == 1
+        assert not group_alive(proc.pid)  # gone (a zombie until we wait) when reap returns
+        assert port_is_free(port)  # so the next start can bind it at once
+        assert proc.wait(10) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
 
 
 def test_a_killed_forked_deployment_is_seen_with_its_code_and_restarted(zs: Stack) -> None:
