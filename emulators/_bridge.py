@@ -39,6 +39,7 @@ import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError
 
 from emulators._wiring import Plan, PushSubscription, clients
+from shared.keepalive import use_fresh_pools
 
 ACK_STATUSES = frozenset({102, 200, 201, 202, 204})  # what Cloud Pub/Sub push takes as an ack
 USER_AGENT = "CloudPubSub-Google"
@@ -64,29 +65,6 @@ REFUSED_RETRY_S = (0.1, 2.0)  # first and longest wait between tries of a refuse
 KEEP_ANSWERS = 100_000
 KEEP_TIMINGS = 20_000  # per subscription
 ACK_EVERY_S = 0.02  # acks are sent in batches, one request per subscription this often
-IDLE_S = 1.0  # a keep-alive connection idle longer is not reused: gunicorn closes it at 2 s
-
-
-class _FreshPool(urllib3.HTTPConnectionPool):
-    """A connection pool that does not reuse a connection idle for IDLE_S or longer.
-
-    gunicorn closes a keep-alive connection after 2 s idle. A push sent on such a connection
-    just as the deployment closes it dies unanswered ("reset") although no request ran, which
-    would spend one of the message's delivery attempts. The tests' retry backoff (1-2 s) puts
-    redeliveries right at that edge. The gateway's client keeps idle connections for 1 s for
-    the same reason."""
-
-    def _put_conn(self, conn: Any) -> None:
-        if conn is not None:
-            conn.switchyard_idle_since = time.monotonic()
-        super()._put_conn(conn)
-
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        conn = super()._get_conn(timeout)
-        since = getattr(conn, "switchyard_idle_since", None)
-        if since is not None and time.monotonic() - since >= IDLE_S:
-            conn.close()  # reconnects on its next request
-        return conn
 
 
 def published_at(m: Any) -> datetime:
@@ -207,14 +185,15 @@ class PushBridge:
             max_workers=max(4, self.in_flight * len(self.plan.push)), thread_name_prefix="push"
         )
         # keep-alive connections, one pool per deployment; urllib3 rather than requests: a
-        # push is ~3x cheaper in CPU, which the bridge spends in the stack's one process
-        self._http = urllib3.PoolManager(
-            num_pools=max(10, len(self.plan.push)), maxsize=self.in_flight, retries=False
+        # push is ~3x cheaper in CPU, which the bridge spends in the stack's one process. A
+        # connection idle for 1 s is not reused: gunicorn closes it at 2 s, and a push racing
+        # that close would die unanswered and spend one of the message's delivery attempts
+        # (the tests' 1-2 s retry backoff puts redeliveries right at that edge).
+        self._http = use_fresh_pools(
+            urllib3.PoolManager(
+                num_pools=max(10, len(self.plan.push)), maxsize=self.in_flight, retries=False
+            )
         )
-        self._http.pool_classes_by_scheme = {
-            "http": _FreshPool,
-            "https": urllib3.HTTPSConnectionPool,
-        }
         acker = threading.Thread(target=self._ack_loop, name="push-acks", daemon=True)
         acker.start()
         self._threads.append(acker)

@@ -73,16 +73,19 @@ def subscription_path(subscription: str) -> str:
 
 
 def session() -> requests.Session:
-    """A keep-alive HTTP session per thread (requests.Session is not thread-safe)."""
+    """A keep-alive HTTP session per thread (requests.Session is not thread-safe); plain-HTTP
+    connections idle for 1 s are not reused (`shared.keepalive`)."""
     import requests
-    import requests.adapters
+
+    from shared import keepalive
 
     sess = getattr(_local, "session", None)
     if sess is None:
         sess = requests.Session()
         # Never keep cookies: this session carries every user's calls made on this thread.
         sess.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=32)
+        # a plain-HTTP callee is a local gunicorn: no reuse of a connection it may be closing
+        adapter = keepalive.Adapter(pool_connections=16, pool_maxsize=32)
         sess.mount("http://", adapter)
         sess.mount("https://", adapter)
         _local.session = sess

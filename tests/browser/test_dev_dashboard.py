@@ -123,11 +123,15 @@ def test_one_trace_runs_from_the_gateway_to_the_three_consumers(
     assert got[0] == ("gateway", "server", "POST /api/users")
     publish = got.index(("users-api", "producer", "publish user.created"))
     assert all(got.index((c, "consumer", "process user.created")) > publish for c in consumers)
+    # read in one go: the view redraws every 2 s, and a row replaced between two reads has no
+    # computed style (NaN)
     depth = {
-        (r.get_attribute("data-deployment"), r.get_attribute("data-name")): r.locator(
-            ".span-label"
-        ).evaluate("e => parseFloat(getComputedStyle(e).paddingLeft)")
-        for r in rows.all()
+        (deployment, name): pad
+        for deployment, name, pad in page.eval_on_selector_all(
+            "#trace-waterfall .span-row",
+            """rows => rows.map(r => [r.dataset.deployment, r.dataset.name,
+              parseFloat(getComputedStyle(r.querySelector('.span-label')).paddingLeft)])""",
+        )
     }
     assert depth[("gateway", "POST /api/users")] < depth[("users-api", "POST /api/users")]
     assert (

@@ -92,7 +92,7 @@ HEAVY = (
     "cryptography",
     "argon2",
     "requests",
-    "httpx",
+    "aiohttp",
     "starlette",
     "anyio",
     "uvicorn",
@@ -117,7 +117,7 @@ ALLOWED: dict[str, set[str]] = {
     "automation-runner": {"croniter"},  # automation.model
     "automation-tick": {"croniter"},  # due schedules
     "console-web": {"requests"},  # calls the other contexts' APIs
-    "gateway": {"httpx"},  # the proxy (the health fan-out loads requests when first asked)
+    "gateway": {"aiohttp"},  # upstreams (the health fan-out loads requests when first asked)
     "maintenance-api": {"croniter"},  # PM schedules
     "maintenance-on-user-event": {"croniter"},  # maintenance.model
     "maintenance-pm-tick": {"croniter"},  # PM schedules

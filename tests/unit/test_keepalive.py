@@ -1,7 +1,8 @@
-"""The push bridge does not reuse a keep-alive connection idle for IDLE_S (gunicorn: 2 s).
+"""Plain-HTTP keep-alive connections idle for IDLE_S are not reused (gunicorn closes them at 2 s).
 
-A push sent on a connection the deployment is closing dies unanswered and would spend a delivery
-attempt (a CI run saw `[500, 500, 500, 500, 'reset']` for a consumer that always answers 500).
+A request sent on a connection the server is closing dies unanswered: CI saw a push that spent a
+delivery attempt (`[500, 500, 500, 500, 'reset']` for a consumer that always answers 500) and a
+console sign-in answered 503 ("auth-api is unreachable") 3 s after the previous call.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import urllib3
 
 from emulators import _bridge
+from shared import clients, keepalive
 
 
 class _Counting(ThreadingHTTPServer):
@@ -50,13 +53,13 @@ def server() -> Iterator[_Counting]:
         srv.server_close()
 
 
-def _push(pool: _bridge._FreshPool) -> int:
+def _push(pool: keepalive.FreshPool) -> int:
     return pool.request("POST", "/", body=b"{}", retries=False).status
 
 
 def test_a_connection_is_reused_while_fresh_and_replaced_once_idle(server, monkeypatch) -> None:
-    monkeypatch.setattr(_bridge, "IDLE_S", 0.3)
-    pool = _bridge._FreshPool("127.0.0.1", server.server_address[1], maxsize=1)
+    monkeypatch.setattr(keepalive, "IDLE_S", 0.3)
+    pool = keepalive.FreshPool("127.0.0.1", server.server_address[1], maxsize=1)
     try:
         assert [_push(pool), _push(pool)] == [204, 204]
         assert server.connections == 1  # back to back: the same keep-alive connection
@@ -69,12 +72,20 @@ def test_a_connection_is_reused_while_fresh_and_replaced_once_idle(server, monke
         pool.close()
 
 
-def test_the_bridge_pushes_through_that_pool() -> None:
-    assert _bridge.IDLE_S < 2.0  # below gunicorn's default keepalive
+def test_the_push_bridge_and_the_service_session_use_it_for_plain_http() -> None:
+    assert keepalive.IDLE_S < 2.0  # below gunicorn's default keepalive
     plan = _bridge.Plan(project="p", topics=(), push=(), keep=())
     bridge = _bridge.PushBridge(plan, "127.0.0.1:9").start()  # gRPC channels connect lazily
     try:
         assert bridge._http is not None
-        assert type(bridge._http.connection_from_url("http://127.0.0.1:9/")) is _bridge._FreshPool
+        pool = bridge._http.connection_from_url("http://127.0.0.1:9/")
+        assert type(pool) is keepalive.FreshPool
     finally:
         bridge.stop()
+    adapter = clients.session().get_adapter("http://127.0.0.1:9/")
+    assert type(adapter.poolmanager.connection_from_url("http://127.0.0.1:9/")) is (
+        keepalive.FreshPool
+    )
+    # HTTPS (Cloud Run, behind Google's front end) keeps urllib3's own pool
+    https = adapter.poolmanager.connection_from_url("https://example.invalid/")
+    assert type(https) is urllib3.HTTPSConnectionPool
