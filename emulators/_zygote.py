@@ -76,9 +76,9 @@ PRELOAD = (
     "cryptography.hazmat.primitives.asymmetric.rsa",
     "cryptography.hazmat.primitives.serialization",
     "requests",
-    # the gateway's event loop (decision 0053)
+    # the gateway's event loop and its upstream client (decisions 0053, 0058)
     "anyio",
-    "httpx",
+    "aiohttp",
     "starlette.applications",
     "starlette.routing",
     "starlette.requests",

@@ -7,9 +7,9 @@ the same order and with the same answers (the client IP's rate limit, the body l
 before", the user's rate limit), the same request context as `shared.http`'s hooks (request
 id, the server span named by the matched route and its client span, the access log line, the
 platform's response headers), CORS and RateLimit headers, and the same exchange as
-`proxy.forward` (httpx on this loop, 502/504, streams passed through). Anything else goes to
-the Flask app through `shared.asgi.answer` unchanged: the gateway's own routes, `/_dev/`, CORS
-preflights, internal routes, paths with dot segments, unknown methods.
+`proxy.forward` (`upstream.exchange` on this loop, 502/504, streams passed through). Anything
+else goes to the Flask app through `shared.asgi.answer` unchanged: the gateway's own routes,
+`/_dev/`, CORS preflights, internal routes, paths with dot segments, unknown methods.
 
 Blocking work goes to the worker pool: a token not verified in the last `CLAIMS_TTL_S`
 (`shared.auth.verify`, which may read the public keys), a revocation answer the cache does not
@@ -27,14 +27,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import flask
-import httpx
 from starlette.responses import Response
 
 from shared import asgi, auth, clients, manifests, tracing
 from shared import logging as slog
 from shared.config import settings
 from shared.errors import (
-    BadGateway,
     BadRequest,
     PayloadTooLarge,
     Problem,
@@ -43,14 +41,13 @@ from shared.errors import (
     Unauthorized,
 )
 
-from . import api, cors, proxy, ratelimit
+from . import api, cors, proxy, ratelimit, upstream
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _http_log = slog.get_logger("switchyard.http")
-_log = slog.get_logger("switchyard.gateway")
 _METHODS = frozenset(api._METHODS)
 _UNTRUSTED = frozenset({b"x-forwarded-authorization", b"x-client-ip"})
 _CHALLENGE_REQUEST = 'Bearer realm="switchyard", error="invalid_request"'
@@ -368,55 +365,32 @@ class _Exchange:
             host=self.get(b"host") or self._server(),
             service_token=service_token,
         )
-        read = s.upstream_timeout_s
-        if proxy.EVENT_STREAM in (self.get(b"accept", "") or "").lower():
-            read = proxy._stream_read_s()
-        timeout = httpx.Timeout(s.upstream_timeout_s, read=read)
-        try:
-            prepared = httpx.Request(
-                self.method,
-                httpx.URL(base + self._raw_target()),
-                headers=headers,
-                content=body or None,
-                extensions={"timeout": timeout.as_dict()},
-            )
-        except (httpx.InvalidURL, ValueError, TypeError):
-            raise BadRequest("The request cannot be forwarded (malformed URL or header).") from None
-        try:
-            upstream, content = await proxy._exchange(prepared)
-        except proxy._BodyFailed as failed:
-            if isinstance(failed.exc, httpx.TimeoutException):
-                _log.warning("%s did not finish its answer in time", name)
-                raise proxy.GatewayTimeout(f"{name} did not finish its answer in time.") from None
-            _log.warning("%s broke off its answer: %s", name, type(failed.exc).__name__)
-            raise BadGateway(f"{name} broke off its answer.") from None
-        except httpx.TimeoutException:
-            _log.warning("%s did not answer %s %s in time", name, self.method, self.path)
-            raise proxy.GatewayTimeout(f"{name} did not answer in time.") from None
-        except httpx.HTTPError as exc:
-            _log.warning("%s is unreachable: %s", name, type(exc).__name__)
-            raise BadGateway(f"{name} is unreachable.") from None
-        status = upstream.status_code
+        answer = await upstream.exchange(
+            self.method,
+            base + self._raw_target(),
+            headers,
+            body,
+            name=name,
+            path=self.path,
+            read_s=upstream.read_timeout_for(self.get(b"accept", "") or ""),
+        )
         out = [
             (n, v)
-            for n, v in proxy.response_headers(proxy._upstream_headers(upstream))
+            for n, v in proxy.response_headers(answer.headers)
             if n.lower() != "content-length"
         ]
-        if content is None:  # an event stream: passed through from the loop
-            upstream.request.extensions["timeout"] = {
-                **upstream.request.extensions.get("timeout", {}),
-                "read": proxy._stream_read_s(),
-            }
+        if answer.content is None:  # an event stream: passed through from the loop
             out.append(("X-Accel-Buffering", "no"))
             if not any(n.lower() == "cache-control" for n, _ in out):
                 out.append(("Cache-Control", "no-cache"))
-            return status, out, proxy._relay(upstream, name)
+            return answer.status, out, upstream.relay(answer, name)
+        status = answer.status
         if not (100 <= status < 200 or status in (204, 304)):
             if self.method == "HEAD":
-                out.append(("Content-Length", upstream.headers.get("Content-Length", "0")))
+                out.append(("Content-Length", answer.header("Content-Length") or "0"))
             else:
-                out.append(("Content-Length", str(len(content))))
-        return status, out, content
+                out.append(("Content-Length", str(len(answer.content))))
+        return status, out, answer.content
 
     def _server(self) -> str:
         server = self.scope.get("server")

@@ -15,13 +15,12 @@ whose traceparent the upstream gets: it ends with the whole answer read, or for 
 its status line.
 
 The gateway is served in functions-framework's ASGI mode: a forwarded request is normally
-served on the event loop by `fast.py` (decision 0053), which uses this module's helpers and
-`_exchange`; what follows is `forward`, the Flask path (decision 0035): the guard and this
-module run in a worker thread, and the upstream exchange is an httpx request on
-the event loop (one pooled `httpx.AsyncClient` per loop, no cookie jar, no proxies from the
-environment, no redirects). The thread waits for the upstream's status line (bounded by
-`UPSTREAM_TIMEOUT_S`); an ordinary answer is then read whole, as before (a timeout while
-reading it is still a clean 504).
+served on the event loop by `fast.py` (decision 0053), which uses this module's helpers; what
+follows is `forward`, the Flask path (decision 0035): the guard and this module run in a worker
+thread, and the upstream exchange (`upstream.exchange`, the one both paths use: decision 0058)
+runs on the event loop. The thread waits for the upstream's status line (bounded by
+`UPSTREAM_TIMEOUT_S`); an ordinary answer is then read whole (a timeout while reading it is
+still a clean 504).
 
 Streams: a `text/event-stream` answer is not buffered and holds no thread: once its status
 line is in, the thread returns, and the body passes through from the event loop chunk by chunk
@@ -33,39 +32,25 @@ the client goes away.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import http.cookiejar
-import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from typing import Any
+import functools
+from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import quote
 
 import flask
-import httpx
 import werkzeug.datastructures
 
 from shared import asgi, clients, manifests, tracing
-from shared import logging as slog
 from shared.config import settings
-from shared.errors import (
-    BadGateway,
-    BadRequest,
-    NotFound,
-    PayloadTooLarge,
-    Problem,
-    ServiceUnavailable,
-)
+from shared.errors import BadRequest, NotFound, PayloadTooLarge, Problem, ServiceUnavailable
 from shared.manifests import Deployment
+
+from . import upstream
 
 # Request headers as Flask gives them (case-insensitive) or as a plain mapping (tests).
 Headers = Mapping[str, str] | werkzeug.datastructures.Headers
 
 GATEWAY_CONTEXT = "gateway"
-_log = slog.get_logger("switchyard.gateway")
-# httpx logs every request's full URL at INFO: a stream's `?ticket=` must not reach the logs
-# (the gateway's own access log has the path only).
-logging.getLogger("httpx").setLevel(logging.WARNING)
 
 HOP_BY_HOP = frozenset(
     {
@@ -81,7 +66,7 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Set by the gateway itself (a client's value is never trusted) or recomputed by httpx.
+# Set by the gateway itself (a client's value is never trusted) or by the upstream client.
 _NOT_FORWARDED = HOP_BY_HOP | {
     "host",
     "content-length",
@@ -97,11 +82,6 @@ _NOT_FORWARDED = HOP_BY_HOP | {
 # The WSGI server writes its own Date and Server; a copy would duplicate them.
 _NOT_RETURNED = HOP_BY_HOP | {"date", "server"}
 _SAFE_PATH = "/:@!$&'()*+,;=-._~"
-EVENT_STREAM = "text/event-stream"
-
-
-class GatewayTimeout(Problem):
-    status, title = 504, "Gateway Timeout"
 
 
 class _Passthrough(flask.Response):
@@ -269,139 +249,10 @@ def read_body(req: flask.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def is_event_stream(content_type: str) -> bool:
-    return content_type.split(";")[0].strip().lower() == EVENT_STREAM
-
-
-def _timeout(req: flask.Request) -> httpx.Timeout:
-    """Connect and read timeouts: a client asking for an event stream gets the stream read
-    timeout between chunks (the connect timeout stays the normal one)."""
-    s = settings()
-    read = s.upstream_timeout_s
-    if EVENT_STREAM in req.headers.get("Accept", "").lower():
-        read = _stream_read_s()
-    return httpx.Timeout(s.upstream_timeout_s, read=read)
-
-
-def _stream_read_s() -> float:
-    s = settings()
-    return max(s.upstream_timeout_s, s.stream_read_timeout_s)
-
-
-class _NoCookies(http.cookiejar.DefaultCookiePolicy):
-    """The proxy's client keeps no cookie: Set-Cookie goes back to the user who got it."""
-
-    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        return False
-
-    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
-        return False
-
-
-class _NoCookieJar(http.cookiejar.CookieJar):
-    """A jar that never looks at an answer (the policy above would refuse every cookie, but
-    only after the standard library parsed each `Set-Cookie` and the request: ~7% of a
-    proxied request's CPU on the loop, decision 0053)."""
-
-    def __init__(self) -> None:
-        super().__init__(policy=_NoCookies())
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-    def add_cookie_header(self, request: Any) -> None:
-        return None
-
-
-_clients: dict[int, httpx.AsyncClient] = {}
-
-
-def _client() -> httpx.AsyncClient:
-    """The pooled client of the running event loop (keep-alive connections are per loop).
-    Idle connections are dropped after 1 s, before gunicorn upstreams drop theirs (2 s)."""
-    loop = id(asyncio.get_running_loop())
-    client = _clients.get(loop)
-    if client is None:
-        client = _clients[loop] = httpx.AsyncClient(
-            trust_env=False,
-            follow_redirects=False,
-            cookies=_NoCookieJar(),
-            limits=httpx.Limits(
-                max_connections=None, max_keepalive_connections=100, keepalive_expiry=1.0
-            ),
-        )
-    return client
-
-
-async def _send(request: httpx.Request) -> httpx.Response:
-    """Send once; an idempotent request is sent once more when the pooled keep-alive
-    connection turned out to be closed by the upstream."""
-    client = _client()
-    try:
-        return await client.send(request, stream=True)
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-        if request.method not in clients.IDEMPOTENT:
-            raise
-        return await client.send(request, stream=True)
-
-
-async def _read_all(upstream: httpx.Response) -> bytes:
-    """The raw body (compressed or not, as sent); reading it returns the connection to the
-    pool, a failure closes it."""
-    try:
-        return b"".join([chunk async for chunk in upstream.aiter_raw()])
-    finally:
-        await upstream.aclose()
-
-
-class _BodyFailed(Exception):
-    """The upstream's status line came, then reading its body failed (`exc`)."""
-
-    def __init__(self, exc: httpx.HTTPError) -> None:
-        self.exc = exc
-
-
-async def _exchange(request: httpx.Request) -> tuple[httpx.Response, bytes | None]:
-    """Send, then read an ordinary body whole in the same trip to the loop (None for an event
-    stream, whose body is relayed later). Body failures come as `_BodyFailed`."""
-    upstream = await _send(request)
-    if request.method == "HEAD" or not is_event_stream(upstream.headers.get("Content-Type", "")):
-        try:
-            return upstream, await _read_all(upstream)
-        except httpx.HTTPError as exc:
-            raise _BodyFailed(exc) from exc
-    return upstream, None
-
-
-async def _relay(upstream: httpx.Response, name: str) -> AsyncIterator[bytes]:
-    """The upstream body as it arrives: each chunk is passed on at once (no buffering)."""
-    try:
-        async for chunk in upstream.aiter_raw():
-            yield chunk
-    except httpx.HTTPError as exc:
-        # The status line is gone already: all the client can see is the stream ending; it
-        # reconnects (with Last-Event-ID for an event stream).
-        _log.warning("%s broke off its stream: %s", name, type(exc).__name__)
-    finally:
-        await upstream.aclose()
-
-
-def _upstream_headers(upstream: httpx.Response) -> list[tuple[str, str]]:
-    return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in upstream.headers.raw]
-
-
-def _streamed(upstream: httpx.Response, name: str) -> flask.Response:
-    # the body's reads start after this: they wait up to the stream timeout between chunks
-    upstream.request.extensions["timeout"] = {
-        **upstream.request.extensions.get("timeout", {}),
-        "read": _stream_read_s(),
-    }
-    headers = [
-        (n, v)
-        for n, v in response_headers(_upstream_headers(upstream))
-        if n.lower() != "content-length"
-    ]
-    resp = asgi.deferred(_relay(upstream, name), status=upstream.status_code, headers=headers)
+def _streamed(answer: upstream.Answer, name: str) -> flask.Response:
+    """A deferred answer relaying the event stream `answer` from the event loop."""
+    headers = [(n, v) for n, v in response_headers(answer.headers) if n.lower() != "content-length"]
+    resp = asgi.deferred(upstream.relay(answer, name), status=answer.status, headers=headers)
     resp.headers["X-Accel-Buffering"] = "no"
     resp.headers.setdefault("Cache-Control", "no-cache")
     return resp
@@ -494,37 +345,19 @@ def _forward(
         host=req.host,
         service_token=clients.id_token(base),
     )
-    try:
-        # Built directly, not with client.build_request: exactly the client's headers (no
-        # client defaults such as User-Agent or Accept-Encoding), no cookies merged in.
-        prepared = httpx.Request(
-            req.method,
-            httpx.URL(base + raw_target(req)),
-            headers=headers,
-            content=body or None,
-            extensions={"timeout": _timeout(req).as_dict()},
-        )
-    except (httpx.InvalidURL, ValueError, TypeError):
-        raise BadRequest("The request cannot be forwarded (malformed URL or header).") from None
-    try:
-        upstream, content = asgi.run(_exchange, prepared)
-    except _BodyFailed as failed:
-        if isinstance(failed.exc, httpx.TimeoutException):
-            _log.warning("%s did not finish its answer in time", dep.name)
-            raise GatewayTimeout(f"{dep.name} did not finish its answer in time.") from None
-        _log.warning("%s broke off its answer: %s", dep.name, type(failed.exc).__name__)
-        raise BadGateway(f"{dep.name} broke off its answer.") from None
-    except httpx.TimeoutException:
-        _log.warning("%s did not answer %s %s in time", dep.name, req.method, req.path)
-        raise GatewayTimeout(f"{dep.name} did not answer in time.") from None
-    except httpx.HTTPError as exc:
-        _log.warning("%s is unreachable: %s", dep.name, type(exc).__name__)
-        raise BadGateway(f"{dep.name} is unreachable.") from None
-    if content is None:
-        return _streamed(upstream, dep.name)
-    resp = _Passthrough(
-        content, status=upstream.status_code, headers=response_headers(_upstream_headers(upstream))
+    exchange = functools.partial(
+        upstream.exchange,
+        name=dep.name,
+        path=req.path,
+        read_s=upstream.read_timeout_for(req.headers.get("Accept", "")),
     )
-    if req.method == "HEAD" and "Content-Length" in upstream.headers:
-        resp.headers["Content-Length"] = upstream.headers["Content-Length"]
+    answer = asgi.run(exchange, req.method, base + raw_target(req), headers, body)
+    if answer.content is None:
+        return _streamed(answer, dep.name)
+    resp = _Passthrough(
+        answer.content, status=answer.status, headers=response_headers(answer.headers)
+    )
+    length = answer.header("Content-Length")
+    if req.method == "HEAD" and length is not None:
+        resp.headers["Content-Length"] = length
     return resp

@@ -132,6 +132,25 @@ def alpha_api() -> flask.Flask:
         SLOW_RELEASE.wait(10)  # answers only once the test has seen the gateway give up
         return json_response({"late": True})
 
+    @app.get("/api/alpha/broken")
+    def broken():
+        def body():
+            yield b'{"half": '
+            raise RuntimeError("the upstream dies mid-answer")  # the server drops the connection
+
+        return flask.Response(
+            body(), headers={"Content-Length": "100"}, mimetype="application/json"
+        )
+
+    @app.get("/api/alpha/stalled")
+    def stalled():
+        def body():
+            yield b'{"half": '
+            SLOW_RELEASE.wait(10)  # the rest only once the test has seen the gateway give up
+            yield b"true}"
+
+        return flask.Response(body(), headers={"Content-Length": "14"}, mimetype="application/json")
+
     @app.get("/api/alpha/gzip")
     def gzipped():
         resp = flask.Response(gzip.compress(b'{"zipped": true}'), mimetype="application/json")
@@ -327,6 +346,24 @@ def test_unreachable_upstream_is_502_and_slow_upstream_is_504(platform, monkeypa
     assert r.json()["title"] == "Gateway Timeout"
 
 
+def test_an_answer_broken_off_is_502_and_one_not_finished_in_time_is_504(platform, monkeypatch):
+    tok, _ = token()
+    r = requests.get(f"{platform.url}/api/alpha/broken", headers=bearer(tok), timeout=5)
+    assert r.status_code == 502, r.text
+    assert r.json()["detail"] == "alpha-api broke off its answer."
+    override(monkeypatch, UPSTREAM_TIMEOUT_S="0.3")
+    SLOW_RELEASE.clear()
+    try:
+        r = requests.get(f"{platform.url}/api/alpha/stalled", headers=bearer(tok), timeout=5)
+    finally:
+        SLOW_RELEASE.set()
+    assert r.status_code == 504, r.text
+    assert r.json()["detail"] == "alpha-api did not finish its answer in time."
+    # the gateway is fine afterwards: the broken connections were not pooled
+    r = requests.get(f"{platform.url}/api/alpha/echo", headers=bearer(tok), timeout=5)
+    assert r.status_code == 200
+
+
 # --- authentication ----------------------------------------------------------------------------
 
 
@@ -436,6 +473,28 @@ def test_method_path_query_body_and_headers_are_forwarded(platform):
     assert headers["x-forwarded-host"] == f"127.0.0.1:{platform.gateway.port}"
     assert headers["host"] == f"127.0.0.1:{platform.upstreams['alpha-api'].port}"
     assert headers["accept-encoding"] == r.request.headers["Accept-Encoding"]
+
+
+def test_the_gateway_adds_no_header_of_its_own_client(platform):
+    """Only what the client sent goes upstream: no User-Agent, Accept, Accept-Encoding or
+    Content-Type of the gateway's HTTP client (the upstream client's defaults are off)."""
+    import http.client
+
+    tok, _ = token()
+    conn = http.client.HTTPConnection("127.0.0.1", platform.gateway.port, timeout=5)
+    try:
+        conn.putrequest("POST", "/api/alpha/echo", skip_accept_encoding=True)
+        conn.putheader("Authorization", f"Bearer {tok}")
+        conn.putheader("Content-Length", "5")
+        conn.endheaders(b"hello")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        seen = json.loads(resp.read())
+    finally:
+        conn.close()
+    headers = {k.lower() for k in seen["headers"]}
+    assert seen["body"] == "hello"
+    assert not headers & {"user-agent", "accept", "accept-encoding", "content-type"}, headers
 
 
 def test_forwarding_headers_from_a_local_client_are_not_its_address(platform):
