@@ -94,19 +94,61 @@ def wait_closed(port: int, timeout: float = 5.0, host: str = HOST) -> bool:
     return True
 
 
+def wait_free(port: int, timeout: float = 10.0, host: str = HOST) -> bool:
+    """Wait until a server could bind `port` (`port_is_free`); True when it could."""
+    deadline = time.monotonic() + timeout
+    while not port_is_free(port, host):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def ensure_free(port: int, what: str, setting: str | None = None) -> None:
     """Raise PortBusyError naming the port, who holds it (when we can tell) and how to move it.
 
     `setting` is a key of SETTINGS (pubsub, firestore, gateway, functions_base)."""
     if port_is_free(port):
         return
-    owner = port_owner(port)
+    owner = port_owner(port) or sockets_on(port)
     held = f" (held by {owner})" if owner else ""
     hint = ""
     if setting in SETTINGS:
         var, flag = SETTINGS[setting]
         hint = f"; stop whatever holds it, or choose another port with {var}=<port> or {flag}"
     raise PortBusyError(f"port {port} for {what} is already in use{held}{hint}", port)
+
+
+_TCP_STATES = {
+    "01": "ESTABLISHED",
+    "02": "SYN_SENT",
+    "03": "SYN_RECV",
+    "04": "FIN_WAIT1",
+    "05": "FIN_WAIT2",
+    "06": "TIME_WAIT",
+    "07": "CLOSE",
+    "08": "CLOSE_WAIT",
+    "09": "LAST_ACK",
+    "0A": "LISTEN",
+    "0B": "CLOSING",
+}
+
+
+def sockets_on(port: int) -> str | None:
+    """The TCP sockets whose local port is `port` and their states (Linux /proc), when no
+    process listens there: what else keeps the port from being bound."""
+    states: dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                if len(cols) > 3 and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    name = _TCP_STATES.get(cols[3], cols[3])
+                    states[name] = states.get(name, 0) + 1
+    if not states:
+        return None
+    found = ", ".join(f"{n} x{c}" for n, c in sorted(states.items()))
+    return f"no process; sockets on it: {found}"
 
 
 def port_owner(port: int) -> str | None:

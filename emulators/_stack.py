@@ -38,7 +38,7 @@ from emulators._dashboard import Dashboard
 from emulators._emulator import Emulator
 from emulators._errors import LocalStackError, StartupError
 from emulators._logs import LogHub
-from emulators._ports import HOST, Ports, ensure_free, port_is_free, wait_closed
+from emulators._ports import HOST, Ports, ensure_free, port_is_free, wait_closed, wait_free
 from emulators._procs import Child, stop_all
 from emulators._reload import Reloader
 from emulators._scheduler import Job, LocalScheduler
@@ -1017,7 +1017,16 @@ class Stack:
             _runfile.write(self._run_file(), self.process_groups())
 
     def _reap_orphans(self) -> None:
-        _runfile.reap(self._run_file(), self.hub.say)
+        if not _runfile.reap(self._run_file(), self.hub.say):
+            return
+        # the leftovers held this stack's ports (likely the same ones): they may take a moment
+        # to be bindable again once their processes are gone
+        ports = [self.ports.pubsub, self.ports.firestore]
+        if self.run_functions:
+            ports += [self.port_of[d.name] for d in self.selected]
+        deadline = time.monotonic() + 10.0
+        for port in ports:
+            wait_free(port, timeout=max(0.0, deadline - time.monotonic()))
 
     # -- the table -------------------------------------------------------------------------
     def timing_line(self) -> str:
