@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # imported where used: a Firestore-only deployment never load
     import requests
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# A keep-alive connection idle this long is not reused: gunicorn, every deployment's server,
+# closes one idle for 2 s, and a request racing that close dies unanswered (shared.keepalive;
+# the gateway's upstream client keeps idle connections as long).
+KEEPALIVE_IDLE_S = 1.0
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _local = threading.local()
 

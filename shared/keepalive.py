@@ -8,7 +8,8 @@ new one is opened instead) keeps clear of that close. A plain-HTTP server is a d
 gunicorn on this machine (`make dev`, the tests; Cloud Run URLs are HTTPS, where Google's front
 end keeps connections far longer, so HTTPS pools are left as they are). Used by the
 service-to-service session (`shared.clients.session`) and the local push bridge; the gateway's
-upstream client keeps idle connections for the same 1 s (`functions/gateway/upstream.py`).
+upstream client keeps idle connections for the same 1 s (`functions/gateway/upstream.py`);
+the figure is `shared.clients.KEEPALIVE_IDLE_S`.
 
 Imported where used: it imports urllib3 and requests.
 """
@@ -21,7 +22,7 @@ from typing import Any
 import requests.adapters
 import urllib3
 
-IDLE_S = 1.0
+from shared.clients import KEEPALIVE_IDLE_S as IDLE_S
 
 
 class FreshPool(urllib3.HTTPConnectionPool):

@@ -374,15 +374,8 @@ class _Exchange:
             path=self.path,
             read_s=upstream.read_timeout_for(self.get(b"accept", "") or ""),
         )
-        out = [
-            (n, v)
-            for n, v in proxy.response_headers(answer.headers)
-            if n.lower() != "content-length"
-        ]
+        out = proxy.passed_headers(answer)
         if answer.content is None:  # an event stream: passed through from the loop
-            out.append(("X-Accel-Buffering", "no"))
-            if not any(n.lower() == "cache-control" for n, _ in out):
-                out.append(("Cache-Control", "no-cache"))
             return answer.status, out, upstream.relay(answer, name)
         status = answer.status
         if not (100 <= status < 200 or status in (204, 304)):

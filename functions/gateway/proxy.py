@@ -249,13 +249,22 @@ def read_body(req: flask.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def passed_headers(answer: upstream.Answer) -> list[tuple[str, str]]:
+    """The answer's headers as the client gets them, without `Content-Length` (the server in
+    front sets the length of what it sends); an event stream's say not to buffer or cache it."""
+    out = [(n, v) for n, v in response_headers(answer.headers) if n.lower() != "content-length"]
+    if answer.content is None:
+        out.append(("X-Accel-Buffering", "no"))
+        if not any(n.lower() == "cache-control" for n, _ in out):
+            out.append(("Cache-Control", "no-cache"))
+    return out
+
+
 def _streamed(answer: upstream.Answer, name: str) -> flask.Response:
     """A deferred answer relaying the event stream `answer` from the event loop."""
-    headers = [(n, v) for n, v in response_headers(answer.headers) if n.lower() != "content-length"]
-    resp = asgi.deferred(upstream.relay(answer, name), status=answer.status, headers=headers)
-    resp.headers["X-Accel-Buffering"] = "no"
-    resp.headers.setdefault("Cache-Control", "no-cache")
-    return resp
+    return asgi.deferred(
+        upstream.relay(answer, name), status=answer.status, headers=passed_headers(answer)
+    )
 
 
 def matched_route(dep: Deployment, path: str) -> str:

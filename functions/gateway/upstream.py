@@ -3,10 +3,11 @@
 Both forwarding paths use it: `fast.py` on the event loop and `proxy.forward` from Flask's
 worker thread (through `shared.asgi.run`). The client is aiohttp, whose HTTP parser is C
 (llhttp): one pooled `ClientSession` per event loop, keep-alive connections without a limit
-(idle ones dropped after `IDLE_S`, before a gunicorn upstream drops its own at 2 s), no cookie
-jar, no proxies from the environment, no redirects followed, no decompression (bodies pass
-through as sent, `Content-Encoding` included), and no header of its own: the request carries
-the headers `proxy.request_headers` built, plus `Host` (the upstream's) and `Content-Length`.
+(idle ones dropped after `shared.clients.KEEPALIVE_IDLE_S`, before a gunicorn upstream drops
+its own at 2 s), no cookie jar, no proxies from the environment, no redirects followed, no
+decompression (bodies pass through as sent, `Content-Encoding` included), and no header of its
+own: the request carries the headers `proxy.request_headers` built, plus `Host` (the
+upstream's) and `Content-Length`.
 The path and query go out exactly as the client sent them (an encoded URL, never re-quoted).
 An idempotent request is sent once more when its pooled keep-alive connection turns out to
 have been closed by the upstream (aiohttp does that, RFC 9112 section 9.3.1).
@@ -29,11 +30,11 @@ import aiohttp
 import yarl
 
 from shared import logging as slog
+from shared.clients import KEEPALIVE_IDLE_S
 from shared.config import settings
 from shared.errors import BadGateway, BadRequest, Problem
 
 EVENT_STREAM = "text/event-stream"
-IDLE_S = 1.0  # keep-alive connections idle longer are closed (gunicorn closes them at 2 s)
 # headers aiohttp would add by itself; the upstream gets only what the client sent
 _NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
@@ -95,7 +96,7 @@ def _session() -> aiohttp.ClientSession:
     if held is not None and held[0] is loop and not held[1].closed:
         return held[1]
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=IDLE_S),
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_IDLE_S),
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
         skip_auto_headers=_NO_AUTO_HEADERS,

@@ -337,13 +337,18 @@ def test_unreachable_upstream_is_502_and_slow_upstream_is_504(platform, monkeypa
     assert r.status_code == 502
     assert r.headers["Content-Type"] == "application/problem+json"
     override(monkeypatch, UPSTREAM_TIMEOUT_S="0.3")
-    SLOW_RELEASE.clear()
-    try:
-        r = requests.get(f"{platform.url}/api/alpha/slow", headers=bearer(tok), timeout=5)
-    finally:
-        SLOW_RELEASE.set()
+    r = _held_back(f"{platform.url}/api/alpha/slow", tok)
     assert r.status_code == 504
     assert r.json()["title"] == "Gateway Timeout"
+
+
+def _held_back(url: str, tok: str) -> requests.Response:
+    """GET `url` while the upstream holds its answer back (SLOW_RELEASE), released after."""
+    SLOW_RELEASE.clear()
+    try:
+        return requests.get(url, headers=bearer(tok), timeout=5)
+    finally:
+        SLOW_RELEASE.set()
 
 
 def test_an_answer_broken_off_is_502_and_one_not_finished_in_time_is_504(platform, monkeypatch):
@@ -352,11 +357,7 @@ def test_an_answer_broken_off_is_502_and_one_not_finished_in_time_is_504(platfor
     assert r.status_code == 502, r.text
     assert r.json()["detail"] == "alpha-api broke off its answer."
     override(monkeypatch, UPSTREAM_TIMEOUT_S="0.3")
-    SLOW_RELEASE.clear()
-    try:
-        r = requests.get(f"{platform.url}/api/alpha/stalled", headers=bearer(tok), timeout=5)
-    finally:
-        SLOW_RELEASE.set()
+    r = _held_back(f"{platform.url}/api/alpha/stalled", tok)
     assert r.status_code == 504, r.text
     assert r.json()["detail"] == "alpha-api did not finish its answer in time."
     # the gateway is fine afterwards: the broken connections were not pooled
