@@ -10,6 +10,7 @@ whole stack is exercised by tests/e2e already.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,6 +84,9 @@ def test_scaffolded_tests_pass(project: Path) -> None:
     ]
     run = _run(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert " passed" in run.stdout and " failed" not in run.stdout
+    # pytest's summary line (log lines of background threads after it may say "failed")
+    summary = [ln for ln in run.stdout.splitlines() if re.match(r"^\d+ (passed|failed)", ln)]
+    assert summary, run.stdout[-4000:]
+    assert " passed" in summary[-1] and " failed" not in summary[-1], summary[-1]
     collected = _run(project, "-m", "pytest", "--collect-only", "-q", f"tests/e2e/test_{NAME}.py")
     assert collected.returncode == 0, collected.stdout + collected.stderr
