@@ -47,6 +47,7 @@ class Plan:
     seq_tables: set[str] = field(default_factory=set)  # tables read by a sequential scan
     indexes: set[str] = field(default_factory=set)  # indexes used
     tables: set[str] = field(default_factory=set)  # tables read (by any scan)
+    conds: list[str] = field(default_factory=list)  # the index conditions of its index scans
 
     def summary(self) -> str:
         return ", ".join(dict.fromkeys(self.scans)) or "no scan"
@@ -63,6 +64,8 @@ def _walk(node: dict[str, Any], plan: Plan) -> None:
             plan.seq_tables.add(rel)
         if ix:
             plan.indexes.add(ix)
+        if "Index Cond" in node:
+            plan.conds.append(node["Index Cond"])
         text = kind + (f" using {ix}" if ix else "") + (f" on {rel}" if rel else "")
         if kind != "Bitmap Heap Scan":  # its Bitmap Index Scan child names the index
             plan.scans.append(text)
@@ -89,8 +92,8 @@ def capture(engine: Any, *, seqscan: bool = True) -> Iterator[list[Plan]]:
 
     def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool):
         head = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
-        if many or head not in ("SELECT", "WITH"):
-            return
+        if many or head not in ("SELECT", "WITH") or "FROM pg_stats" in statement:
+            return  # the statistics shared.trigram reads are not the query's plan
         if not seqscan:
             cursor.execute("SET enable_seqscan = off")
         cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)

@@ -51,7 +51,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
 from functions.logistics.model import Package, Scan
-from shared import db
+from shared import db, trigram
 from shared.db import as_dict, utc
 from shared.events import outbox_table
 
@@ -143,7 +143,8 @@ packages = Table(
 )
 
 # search: part of the recipient (`q`), a trigram index (PostgreSQL's pg_trgm; SQLite has none)
-Index(
+# with the trigrams in most recipients left out of its condition (shared/trigram.py)
+RECIPIENT_TRGM = Index(
     "ix_packages_recipient_trgm",
     func.lower(packages.c.recipient).label("lower_recipient"),
     postgresql_using="gin",
@@ -264,6 +265,7 @@ def change_many(session: Session, changes: list[dict[str, Any]]) -> bool:
 
 
 def _filtered(
+    conn: Session | Connection,
     stmt: Select[Any],
     *,
     q: str | None = None,
@@ -281,7 +283,7 @@ def _filtered(
         stmt = stmt.where(
             or_(
                 p.tracking_number == q.upper(),
-                func.lower(p.recipient).contains(q.lower(), autoescape=True),
+                trigram.contains(conn, func.lower(p.recipient), q.lower(), index=RECIPIENT_TRGM),
             )
         )
     if statuses:
@@ -321,7 +323,7 @@ def search(
     """Packages matching the filters, newest first (created_at desc, id desc), after the keyset
     `after`; fetches `limit` rows (callers ask for one more than a page)."""
     p = packages.c
-    stmt = _filtered(select(packages), **filters)
+    stmt = _filtered(session, select(packages), **filters)
     if after is not None:
         when, last_id = utc(after[0]), after[1]
         stmt = stmt.where(or_(p.created_at < when, and_(p.created_at == when, p.id < last_id)))
@@ -365,7 +367,7 @@ def _late_page(
     ]
     parts = []
     for branch in branches:
-        stmt = _filtered(select(p.created_at, p.id), now=now, **filters).where(branch)
+        stmt = _filtered(session, select(p.created_at, p.id), now=now, **filters).where(branch)
         if after is not None:
             when, last_id = utc(after[0]), after[1]
             stmt = stmt.where(or_(p.created_at < when, and_(p.created_at == when, p.id < last_id)))
@@ -406,7 +408,7 @@ def export(conn: Connection, **filters: Any) -> Iterator[Package]:
         cast_epoch(c).label(c.name) if epoch and c.name in _TIMESTAMPS else c
         for c in packages.columns
     ]
-    stmt = _filtered(select(*cols), **filters).order_by(p.created_at.desc(), p.id.desc())
+    stmt = _filtered(conn, select(*cols), **filters).order_by(p.created_at.desc(), p.id.desc())
     result = conn.execution_options(stream_results=True, yield_per=EXPORT_BATCH).execute(stmt)
     for row in result:
         values = dict(row._mapping)

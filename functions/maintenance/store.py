@@ -45,7 +45,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from functions.maintenance import model
 from functions.maintenance.model import ACTIVE
-from shared import db
+from shared import db, trigram
 from shared.db import as_dict, insert
 from shared.events import outbox_table
 
@@ -237,7 +237,7 @@ for _name, _table, _column, _target in (
     ("fk_pm_runs_schedule", pm_runs, "schedule_id", pm_schedules),
 ):
     _table.append_constraint(ForeignKeyConstraint([_column], [_target.c.id], name=_name))
-Index(
+TITLE_TRGM = Index(
     "ix_work_orders_title_trgm",
     func.lower(work_orders.c.title).label("lower_title"),
     postgresql_using="gin",
@@ -645,7 +645,8 @@ def search_work_orders(
         )
     if q:
         needle = q.strip().upper().removeprefix("WO-")
-        cond = _contains(wo.c.title, q)
+        title = func.lower(wo.c.title)
+        cond = trigram.contains(session, title, q.lower(), index=TITLE_TRGM)
         if needle.isdigit() and len(needle) < 10:
             cond = or_(cond, wo.c.number == int(needle))
         stmt = stmt.where(cond)

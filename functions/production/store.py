@@ -43,7 +43,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
 from functions.production import model
-from shared import db
+from shared import db, trigram
 from shared.db import as_dict, utc
 from shared.events import outbox_table
 
@@ -98,8 +98,8 @@ transitions = Table(
 )
 
 # search: part of the batch number (`q`), a trigram index (PostgreSQL's pg_trgm; SQLite has
-# none)
-Index(
+# none), with the trigrams of a shared prefix left out of its condition (shared/trigram.py)
+NUMBER_TRGM = Index(
     "ix_batches_number_trgm",
     batches.c.batch_number,
     postgresql_using="gin",
@@ -198,7 +198,7 @@ def search(
     b = batches.c
     stmt = select(batches)
     if q:
-        stmt = stmt.where(b.batch_number.contains(q.upper(), autoescape=True))
+        stmt = stmt.where(trigram.contains(session, b.batch_number, q.upper(), index=NUMBER_TRGM))
     if statuses:
         stmt = stmt.where(b.status.in_(statuses))
     if stages:

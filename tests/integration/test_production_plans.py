@@ -41,20 +41,22 @@ def env(loaded: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_platform()
 
 
+_ARGS: dict[str, object] = dict(
+    q=None,
+    statuses=None,
+    stages=None,
+    product=None,
+    planned_from=None,
+    planned_to=None,
+    created_from=None,
+    created_to=None,
+    after=None,
+    limit=21,
+)
+
+
 def _search_plans(**filters: object) -> list[scale.Plan]:
-    args: dict[str, object] = dict(
-        q=None,
-        statuses=None,
-        stages=None,
-        product=None,
-        planned_from=None,
-        planned_to=None,
-        created_from=None,
-        created_to=None,
-        after=None,
-        limit=21,
-    )
-    args.update(filters)
+    args = {**_ARGS, **filters}
     with scale.capture(db.engine(), seqscan=False) as plans, db.transaction() as s:
         store.search(s, **args)  # type: ignore[arg-type]
     return plans
@@ -77,6 +79,17 @@ def test_list_and_search_use_their_index(env: None, filters: dict, index: str) -
     (plan,) = _search_plans(**filters)
     assert index in plan.indexes, plan.summary()
     assert not plan.seq_tables & BIG, plan.summary()
+
+
+def test_a_whole_number_leaves_the_shared_prefix_out_of_the_index(env: None) -> None:
+    """Every number starts BENCH-000: those trigrams would cost a lookup in a list of every row
+    for each candidate (shared/trigram.py); the condition keeps the rest of the number."""
+    (plan,) = _search_plans(q="BENCH-0001234")
+    (cond,) = plan.conds
+    assert "1234" in cond and "BENCH" not in cond, cond
+    with db.transaction() as s:
+        found = store.search(s, **{**_ARGS, "q": "BENCH-0001234"})  # type: ignore[arg-type]
+    assert [b.batch_number for b in found] == ["BENCH-0001234"]
 
 
 def test_metrics_read_only_the_rollups(env: None) -> None:

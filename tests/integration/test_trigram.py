@@ -1,0 +1,117 @@
+"""shared.trigram on a real PostgreSQL: the match is a plain "contains" whatever part of the needle
+the index condition uses, and the trigrams of a prefix shared by most values stay out of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, create_engine, select, text
+from sqlalchemy.orm import Session
+
+from shared import trigram
+from tools import scale
+
+md = MetaData(schema="trgm_test")
+items = Table(
+    "items",
+    md,
+    Column("id", Integer, primary_key=True),
+    Column("number", String(40), nullable=False),
+)
+NUMBER_TRGM = Index(
+    "ix_items_number_trgm",
+    items.c.number,
+    postgresql_using="gin",
+    postgresql_ops={"number": "gin_trgm_ops"},
+)
+ROWS = 20_000
+# Most numbers share the prefix PB-2026-; a few are odd on purpose (LIKE's wildcards, a prefix
+# of another number, lower case)
+ODD = ["PB-2026-00_12", "PB-2026-0%12", "X-PB-2026-000123", "PB-2026-0001234", "pb-2026-000123"]
+
+
+def _numbers() -> list[str]:
+    return [f"PB-2026-{i:06d}" for i in range(1, ROWS + 1)] + [f"LOT-{i:04d}" for i in range(200)]
+
+
+@pytest.fixture(scope="module")
+def engine(pg_url: str) -> Iterator[object]:
+    eng = create_engine(pg_url)
+    with eng.begin() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+        conn.execute(text("DROP SCHEMA IF EXISTS trgm_test CASCADE"))
+        conn.execute(text("CREATE SCHEMA trgm_test"))
+        md.create_all(conn)
+        conn.execute(items.insert(), [{"number": n} for n in _numbers() + ODD])
+    with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE trgm_test.items"))
+    trigram.forget()
+    yield eng
+    trigram.forget()
+    with eng.begin() as conn:
+        conn.execute(text("DROP SCHEMA trgm_test CASCADE"))
+    eng.dispose()
+
+
+def _found(engine: object, needle: str) -> list[str]:
+    with Session(engine) as s:  # type: ignore[call-overload]
+        cond = trigram.contains(s, items.c.number, needle, index=NUMBER_TRGM)
+        return sorted(s.execute(select(items.c.number).where(cond)).scalars())
+
+
+@pytest.mark.parametrize(
+    "needle",
+    [
+        "PB-2026-000123",  # a whole number, also inside two others
+        "PB-2026-0%12",  # LIKE's wildcards are literal
+        "PB-2026-00_12",
+        "2026-0199",
+        "PB-2026-",  # the shared prefix itself
+        "LOT-0042",
+        "PB-2026-999999",  # nothing
+        "0123",
+        "PB",
+    ],
+)
+def test_the_match_is_contains_whatever_the_index_condition(engine: object, needle: str) -> None:
+    expected = sorted(n for n in _numbers() + ODD if needle in n)
+    assert _found(engine, needle) == expected
+
+
+def test_a_shared_prefix_is_left_out_of_the_index_condition(engine: object) -> None:
+    with scale.capture(engine, seqscan=False) as plans:
+        assert _found(engine, "PB-2026-000123") == [
+            "PB-2026-000123",
+            "PB-2026-0001234",
+            "X-PB-2026-000123",
+        ]
+    (plan,) = plans  # the statistics read is not explained
+    assert "ix_items_number_trgm" in plan.indexes, plan.summary()
+    (cond,) = plan.conds
+    assert "000123" in cond and "2026" not in cond, cond
+
+
+def test_rare_needles_keep_their_whole_pattern(engine: object) -> None:
+    with Session(engine) as s:  # type: ignore[call-overload]
+        sample = trigram._sample(s, NUMBER_TRGM)
+    assert sample, "ANALYZE left no sample in pg_stats"
+    assert trigram.index_parts("LOT-0042", sample) == ["LOT-0042"]
+    (part,) = trigram.index_parts("PB-2026-000123", sample)
+    assert part.endswith("000123") and "2026" not in part, part
+    # the prefix alone: no part is rarer, so the whole needle (it matches most rows anyway)
+    assert trigram.index_parts("PB-2026-", sample) == ["PB-2026-"]
+
+
+def test_index_parts_without_statistics_or_letters() -> None:
+    common = [(f"pb-2026-{i:06d}", 0.01) for i in range(100)]
+    assert trigram.index_parts("PB-2026-000123", []) == ["PB-2026-000123"]  # never analyzed
+    assert trigram.index_parts("PB-", common) == ["PB-"]  # too short to leave anything out
+    # what is rare has no 3 letters or digits in a row, so no trigram: keep the whole needle
+    assert trigram.index_parts("PB-2026-9-9-9", common) == ["PB-2026-9-9-9"]
+
+
+def test_index_parts_are_apart_and_in_order() -> None:
+    # "ord", "rde", "der", "er " in every title, then a rare number, a common word, a rare one
+    sample = [(f"bench order {i} bearing", 0.01) for i in range(100)]
+    assert trigram.index_parts("order 4567 bearing tag", sample) == ["r 4567 b", "ng tag"]
