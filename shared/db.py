@@ -9,15 +9,16 @@ the same as on PostgreSQL. Pools are small: Cloud Run concurrency x instances mu
 server's `max_connections`. `transaction()` is the unit of work: one commit per use case, then
 the callbacks registered with `after_commit` (the outbox publishes there). Row helpers every
 store uses: `utc()` (timestamps back as aware UTC, whatever the dialect returns), `as_dict()`
-(a row as a dict with its timestamps in UTC) and `insert()` (an INSERT that knows ON CONFLICT
-on PostgreSQL and SQLite alike), and two SQL expressions both dialects spell differently:
+(a row as a dict with its timestamps in UTC), `insert()` (an INSERT that knows ON CONFLICT
+on PostgreSQL and SQLite alike) and `newest_first()` (a keyset page, optionally gathered before
+it is ordered), and two SQL expressions both dialects spell differently:
 `seconds_between(later, earlier)` and `utc_day(ts)`. Nothing connects at import time.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -30,11 +31,13 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     Text,
     create_engine,
     event,
+    select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -57,6 +60,7 @@ __all__ = [
     "insert",
     "is_sqlite",
     "metadata",
+    "newest_first",
     "ping",
     "reset",
     "seconds_between",
@@ -277,6 +281,19 @@ def as_dict(row: Row[Any]) -> dict[str, Any]:
         if isinstance(value, datetime):
             out[key] = utc(value)
     return out
+
+
+def newest_first(
+    stmt: Select[Any], order: Sequence[Column[Any]], limit: int, *, gather: bool = False
+) -> Select[Any]:
+    """The first `limit` rows of `stmt` by `order` descending. With `gather`, for a filter an
+    index finds few rows of, the rows are read whole first and ordered after (a MATERIALIZED
+    CTE is a fence): the planner, assuming the filtered rows spread evenly along the order, would
+    walk the order's index from the newest and test row after row until it has a page."""
+    if not gather:
+        return stmt.order_by(*(c.desc() for c in order)).limit(limit)
+    rows = stmt.cte("gathered").prefix_with("MATERIALIZED")
+    return select(*rows.c).order_by(*(rows.c[c.name].desc() for c in order)).limit(limit)
 
 
 def insert(session: Session, table: Table) -> Any:

@@ -280,12 +280,7 @@ def _filtered(
 ) -> Select[Any]:
     p = packages.c
     if q:
-        stmt = stmt.where(
-            or_(
-                p.tracking_number == q.upper(),
-                trigram.contains(conn, func.lower(p.recipient), q.lower(), index=RECIPIENT_TRGM),
-            )
-        )
+        stmt = stmt.where(or_(p.tracking_number == q.upper(), _recipient(conn, q).cond))
     if statuses:
         stmt = stmt.where(p.status.in_(statuses))
     if service_levels:
@@ -317,6 +312,10 @@ def late_clause(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def _recipient(conn: Session | Connection, q: str) -> trigram.Match:
+    return trigram.match(conn, func.lower(packages.c.recipient), q.lower(), index=RECIPIENT_TRGM)
+
+
 def search(
     session: Session, *, after: tuple[datetime, str] | None, limit: int, **filters: Any
 ) -> list[Package]:
@@ -329,20 +328,17 @@ def search(
         stmt = stmt.where(or_(p.created_at < when, and_(p.created_at == when, p.id < last_id)))
     if filters.get("late") is True and session.get_bind().dialect.name == "postgresql":
         return _late_page(session, after=after, limit=limit, **filters)
-    if _narrow_promise(filters) and session.get_bind().dialect.name == "postgresql":
-        # A promise window of a few weeks holds few packages, but they were created around
-        # it, deep in the created_at order: the planner, assuming the two columns
-        # independent, walks ix_packages_created from the newest and reads most of the table
-        # before it finds a page (5 s at 1M). Read the window through ix_packages_promised
-        # first (a materialized CTE is a fence), then sort its rows.
-        window = stmt.cte("in_window").prefix_with("MATERIALIZED")
-        w = window.c
-        rows = session.execute(
-            select(window).order_by(w.created_at.desc(), w.id.desc()).limit(limit)
-        ).all()
-    else:
-        rows = session.execute(stmt.order_by(p.created_at.desc(), p.id.desc()).limit(limit)).all()
-    return [Package.of(as_dict(r)) for r in rows]
+    # A promise window of a few weeks holds few packages, but they were created around it, deep
+    # in the created_at order: the planner, assuming the two columns independent, walks
+    # ix_packages_created from the newest and reads most of the table before it finds a page (5 s
+    # at 1M). The window is read through ix_packages_promised first, then sorted; so is a rare
+    # recipient through its trigram index.
+    gather = session.get_bind().dialect.name == "postgresql" and (
+        _narrow_promise(filters)
+        or bool(filters.get("q") and _recipient(session, filters["q"]).rare)
+    )
+    page = db.newest_first(stmt, [p.created_at, p.id], limit, gather=gather)
+    return [Package.of(as_dict(r)) for r in session.execute(page).all()]
 
 
 def _late_page(

@@ -643,16 +643,18 @@ def search_work_orders(
         stmt = stmt.where(
             or_(wo.c.resolved_at.is_not(None), wo.c.due_date.is_(None), wo.c.due_date >= today)
         )
+    found = None
     if q:
         needle = q.strip().upper().removeprefix("WO-")
-        title = func.lower(wo.c.title)
-        cond = trigram.contains(session, title, q.lower(), index=TITLE_TRGM)
+        found = trigram.match(session, func.lower(wo.c.title), q.lower(), index=TITLE_TRGM)
+        cond = found.cond
         if needle.isdigit() and len(needle) < 10:
             cond = or_(cond, wo.c.number == int(needle))
         stmt = stmt.where(cond)
     if after is not None:
         stmt = stmt.where(wo.c.number < after[0])
-    page = stmt.order_by(wo.c.number.desc()).limit(limit).subquery("page")
+    gather = found is not None and found.rare
+    page = db.newest_first(stmt, [wo.c.number], limit, gather=gather).subquery("page")
     rows = session.execute(_with_names(page).order_by(page.c.number.desc())).all()
     return [model.WorkOrder(**_values(r)).as_of(today) for r in rows]
 

@@ -197,8 +197,9 @@ def search(
     `after`; fetches `limit` rows (callers ask for one more than a page)."""
     b = batches.c
     stmt = select(batches)
-    if q:
-        stmt = stmt.where(trigram.contains(session, b.batch_number, q.upper(), index=NUMBER_TRGM))
+    found = trigram.match(session, b.batch_number, q.upper(), index=NUMBER_TRGM) if q else None
+    if found is not None:
+        stmt = stmt.where(found.cond)
     if statuses:
         stmt = stmt.where(b.status.in_(statuses))
     if stages:
@@ -216,7 +217,9 @@ def search(
     if after is not None:
         when, last_id = utc(after[0]), after[1]
         stmt = stmt.where(or_(b.created_at < when, and_(b.created_at == when, b.id < last_id)))
-    rows = session.execute(stmt.order_by(b.created_at.desc(), b.id.desc()).limit(limit)).all()
+    gather = found is not None and found.rare
+    page = db.newest_first(stmt, [b.created_at, b.id], limit, gather=gather)
+    rows = session.execute(page).all()
     return [_batch(r) for r in rows]
 
 

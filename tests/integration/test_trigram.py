@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, create_engine, select, text
 from sqlalchemy.orm import Session
 
-from shared import trigram
+from shared import db, trigram
 from tools import scale
 
 md = MetaData(schema="trgm_test")
@@ -56,8 +56,8 @@ def engine(pg_url: str) -> Iterator[object]:
 
 def _found(engine: object, needle: str) -> list[str]:
     with Session(engine) as s:  # type: ignore[call-overload]
-        cond = trigram.contains(s, items.c.number, needle, index=NUMBER_TRGM)
-        return sorted(s.execute(select(items.c.number).where(cond)).scalars())
+        found = trigram.match(s, items.c.number, needle, index=NUMBER_TRGM)
+        return sorted(s.execute(select(items.c.number).where(found.cond)).scalars())
 
 
 @pytest.mark.parametrize(
@@ -99,13 +99,19 @@ def test_rare_needles_keep_their_whole_pattern(engine: object) -> None:
     assert trigram.index_parts("LOT-0042", sample) == ["LOT-0042"]
     (part,) = trigram.index_parts("PB-2026-000123", sample)
     assert part.endswith("000123") and "2026" not in part, part
+    assert part[0].isdigit(), part  # not "-000123": "  0", a word's start, is in every value
     # the prefix alone: no part is rarer, so the whole needle (it matches most rows anyway)
     assert trigram.index_parts("PB-2026-", sample) == ["PB-2026-"]
 
 
+def _sample(bounds: list[str]) -> trigram.Sample:
+    return trigram._folded(None, None, bounds)
+
+
 def test_index_parts_without_statistics_or_letters() -> None:
-    common = [(f"pb-2026-{i:06d}", 0.01) for i in range(100)]
-    assert trigram.index_parts("PB-2026-000123", []) == ["PB-2026-000123"]  # never analyzed
+    common = _sample([f"pb-2026-{i:06d}" for i in range(100)])
+    never_analyzed = trigram.Sample()
+    assert trigram.index_parts("PB-2026-000123", never_analyzed) == ["PB-2026-000123"]
     assert trigram.index_parts("PB-", common) == ["PB-"]  # too short to leave anything out
     # what is rare has no 3 letters or digits in a row, so no trigram: keep the whole needle
     assert trigram.index_parts("PB-2026-9-9-9", common) == ["PB-2026-9-9-9"]
@@ -113,5 +119,22 @@ def test_index_parts_without_statistics_or_letters() -> None:
 
 def test_index_parts_are_apart_and_in_order() -> None:
     # "ord", "rde", "der", "er " in every title, then a rare number, a common word, a rare one
-    sample = [(f"bench order {i} bearing", 0.01) for i in range(100)]
+    sample = _sample([f"bench order {i} bearing" for i in range(100)])
     assert trigram.index_parts("order 4567 bearing tag", sample) == ["r 4567 b", "ng tag"]
+
+
+@pytest.mark.parametrize(("needle", "rare"), [("PB-2026-004567", True), ("PB-2026-01", False)])
+def test_a_rare_needles_page_is_gathered_first_and_the_same(
+    engine: object, needle: str, rare: bool
+) -> None:
+    with Session(engine) as s:  # type: ignore[call-overload]
+        found = trigram.match(s, items.c.number, needle, index=NUMBER_TRGM)
+        assert found.rare is rare
+        stmt = select(items).where(found.cond)
+        pages = []
+        for gather in (False, True):
+            page = db.newest_first(stmt, [items.c.id], 2, gather=gather)
+            assert ("MATERIALIZED" in str(page)) is gather
+            pages.append(s.execute(page).all())
+    assert pages[0] == pages[1]
+    assert len(pages[0]) == (1 if rare else 2)

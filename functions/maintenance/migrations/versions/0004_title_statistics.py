@@ -1,0 +1,31 @@
+"""maintenance: a larger ANALYZE sample of the work-order title (its trigram index's expression), the `q` search's column (decision 0059)
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-03
+
+1,000 values instead of 100 (shared/trigram.py: which trigrams to leave out of the index
+condition, and whether a needle is rare enough to read its matches through the index).
+PostgreSQL only.
+"""
+
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+TARGET = "INDEX maintenance.ix_work_orders_title_trgm ALTER COLUMN 1"
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(f"ALTER {TARGET} SET STATISTICS 1000")
+    op.execute("ANALYZE maintenance.work_orders")
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"ALTER {TARGET} SET STATISTICS -1")
