@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 COMMON = 0.5  # a window in at least this share of the sampled values is left out of the index
 RARE = 0.005  # a needle in fewer than this share of the rows is read through the trigram index
 STATISTICS = 1000  # the statistics target the migrations set on the searched columns
-STATS_TTL_S = 600.0  # how long one process uses a column's sample before reading it again
+STATS_TTL_S = 60.0  # how long one process uses a column's sample before reading it again
 
 
 @dataclass(frozen=True)
