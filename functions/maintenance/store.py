@@ -133,6 +133,14 @@ work_orders = Table(
     Index("ix_work_orders_created", "created_at"),
     Index("ix_work_orders_completed", "completed_at"),
     Index("ix_work_orders_resolved", "resolved_at", postgresql_include=["due_date", "created_at"]),
+    # the overdue list walks the active orders only (migration 0005)
+    Index(
+        "ix_work_orders_active_number",
+        "number",
+        postgresql_include=["due_date"],
+        postgresql_where=Column("resolved_at").is_(None),
+        sqlite_where=Column("resolved_at").is_(None),
+    ),
     Index(
         "ix_work_orders_due_active",
         "due_date",
