@@ -548,10 +548,10 @@ def report(
         "years, open ones over the last 10 days, 12 regions, 4 service levels); "
         f"~{SCANS_PER_PACKAGE} scans per package for the first {SMALL:,}, then for 1 package "
         f"in {SCANS_EVERY} (so the 1M exceptions-per-day figure reads a tenth of a full scan "
-        f"volume). Medians of {scale.REQUESTS} sequential requests through the gateway after "
-        f"{scale.WARMUP} warm-up requests; each query's SELECTs explained (EXPLAIN, FORMAT "
-        "JSON) through the same code in the bench process; a sequential scan of `packages` or "
-        "`tracking_events` misses the target whatever the ratio.",
+        f"volume). Medians of {scale.REQUESTS} sequential requests each, in turns, through the "
+        f"gateway after {scale.WARMUP} warm-up requests; each query's SELECTs explained "
+        "(EXPLAIN, FORMAT JSON) through the same code in the bench process; a sequential scan "
+        "of `packages` or `tracking_events` misses the target whatever the ratio.",
         "",
         *scale.table(results[SMALL], results[LARGE], BIG_TABLES, labels),
         "",
@@ -578,9 +578,9 @@ def report(
         f"{len(FIRST_NAMES)} first names x {len(SURNAME_HEADS) * len(SURNAME_TAILS):,} "
         "surnames, each drawn Zipf-like (rank k with probability ~1/k), so a few names are on "
         "many packages and most on a few: for a common name the planner walks the created_at "
-        "index and stops at a page of matches, for a rare one it reads the trigram index's "
-        "matches and sorts them (the pattern's selectivity is estimated from the recipient's "
-        "statistics). Stats are "
+        "index and stops at a page of matches, for a rare one (under 0.5% of the rows by the "
+        "recipient's 1,000-value ANALYZE sample) the trigram index's matches are read whole "
+        "and sorted (`shared/trigram.py`, decision 0059). Stats are "
         "seven queries in one transaction on rollups kept by triggers (decisions 0042, 0047): "
         "counts by status, the late packages on their way (plus the current hour on a partial "
         "index), deliveries and transit per lane and per service level from rows per UTC day "

@@ -232,10 +232,10 @@ def report(
         "",
         f"maintenance-api at {SMALL:,} and {LARGE:,} work orders ({existing} were there "
         f"before; 65% finished, 10% cancelled, 25% active, over {SPREAD_DAYS} days and "
-        f"{ASSETS} assets). Medians of {scale.REQUESTS} sequential requests through the "
-        f"gateway after {scale.WARMUP} warm-up requests; each query's SELECTs explained "
-        "(EXPLAIN, FORMAT JSON) through the same code in the bench process; a sequential scan "
-        "of `work_orders` misses the target whatever the ratio.",
+        f"{ASSETS} assets). Medians of {scale.REQUESTS} sequential requests each, in turns, "
+        f"through the gateway after {scale.WARMUP} warm-up requests; each query's SELECTs "
+        "explained (EXPLAIN, FORMAT JSON) through the same code in the bench process; a "
+        "sequential scan of `work_orders` misses the target whatever the ratio.",
         "",
         *scale.table(results[SMALL], results[LARGE], BIG_TABLES, labels),
         "",
@@ -251,7 +251,9 @@ def report(
         "",
         "Lists are keyset pages on the work-order number, alone or under an index that leads "
         "with the filter; `q` matches part of the title through the trigram index "
-        "(`ix_work_orders_title_trgm`, pg_trgm GIN on lower(title)) or, for `WO-n`, the "
+        "(`ix_work_orders_title_trgm`, pg_trgm GIN on lower(title)), with the trigrams of "
+        "words in most titles left out of its condition and a rare needle's matches read "
+        "whole, then sorted (`shared/trigram.py`, decision 0059), or, for `WO-n`, the "
         "number's unique index. The stats read rollup tables kept by triggers in the writing "
         "transaction (decision 0042): counts by status and priority, active orders per due "
         "date (overdue), repair totals per type (MTTR), orders created and completed per day "

@@ -297,10 +297,10 @@ def report(loads: dict[int, dict[str, float]], results: dict[int, list[scale.Mea
         "two years, open ones over ten days; 20 products; ~8 transitions per batch for the "
         f"first {SMALL:,}, then for 1 batch in {HISTORY_EVERY}: no list reads them, and the "
         "stage-time rollup is as dense as with all). Medians "
-        f"of {scale.REQUESTS} sequential requests through the gateway after {scale.WARMUP} "
-        "warm-up requests; each query's SELECTs explained (EXPLAIN, FORMAT JSON) through the "
-        "same code in the bench process; a sequential scan of `batches` or `batch_transitions` "
-        "misses the target whatever the ratio.",
+        f"of {scale.REQUESTS} sequential requests each, in turns, through the gateway after "
+        f"{scale.WARMUP} warm-up requests; each query's SELECTs explained (EXPLAIN, FORMAT "
+        "JSON) through the same code in the bench process; a sequential scan of `batches` or "
+        "`batch_transitions` misses the target whatever the ratio.",
         "",
         *scale.table(results[SMALL], results[LARGE], BIG_TABLES, labels),
         "",
@@ -320,10 +320,13 @@ def report(loads: dict[int, dict[str, float]], results: dict[int, list[scale.Mea
         "Lists are keyset pages on an index per filter that matches the order (created_at "
         "desc, id desc): the page reads ~20 index entries whatever the table size. `q` (part "
         "of the batch number) is served by a trigram index (`ix_batches_number_trgm`, pg_trgm "
-        "GIN) or, for a pattern too short for trigrams, by walking the created_at index until "
-        "a page of matches is found. Metrics read rollup tables kept by triggers in the "
-        "writing transaction (`batch_counts`, `daily_output`, `daily_stage_time`; decision "
-        "0042): a few hundred rows for a year, exact, whatever the number of batches.",
+        "GIN) without the trigrams of the prefix most numbers share; a pattern on fewer than "
+        "0.5% of the batches by the column's ANALYZE sample has its matches read whole through "
+        "it, then sorted (`shared/trigram.py`, decision 0059), a commoner or shorter one walks "
+        "the created_at index until a page of matches is found. Metrics read rollup tables "
+        "kept by triggers in the writing transaction (`batch_counts`, `daily_output`, "
+        "`daily_stage_time`; decision 0042): a few hundred rows for a year, exact, whatever "
+        "the number of batches.",
         "",
     ]
     return "\n".join(lines)

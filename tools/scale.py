@@ -27,7 +27,7 @@ import requests
 
 from shared import trigram
 
-REQUESTS = 15  # per query and scale: medians of these, after WARMUP
+REQUESTS = 21  # per query and scale: medians of these, after WARMUP
 WARMUP = 3
 TARGET_RATIO = 2.0  # 1M median <= 2x the 10k median
 LOAD_TARGET_S = 60.0  # a bulk load of 1M rows
@@ -149,18 +149,20 @@ def plans_of(app: Any, path: str, token: str) -> list[Plan]:
     return plans
 
 
-def timed(session: requests.Session, url: str) -> float:
-    """Median seconds of REQUESTS sequential GETs of `url` after WARMUP."""
-    out = []
+def timed(session: requests.Session, urls: list[str]) -> list[float]:
+    """Median seconds of REQUESTS GETs of each of `urls` after WARMUP, taken in turns (one of
+    each per round), so the load of this shared machine at any moment falls on all alike."""
+    out: list[list[float]] = [[] for _ in urls]
     for i in range(WARMUP + REQUESTS):
-        t0 = time.perf_counter()
-        resp = session.get(url, timeout=120)
-        elapsed = time.perf_counter() - t0
-        if resp.status_code != 200:
-            raise RuntimeError(f"{url}: {resp.status_code} {resp.text[:300]}")
-        if i >= WARMUP:
-            out.append(elapsed)
-    return statistics.median(out)
+        for times, url in zip(out, urls, strict=True):
+            t0 = time.perf_counter()
+            resp = session.get(url, timeout=120)
+            elapsed = time.perf_counter() - t0
+            if resp.status_code != 200:
+                raise RuntimeError(f"{url}: {resp.status_code} {resp.text[:300]}")
+            if i >= WARMUP:
+                times.append(elapsed)
+    return [statistics.median(times) for times in out]
 
 
 @dataclass
@@ -183,13 +185,14 @@ def measure(
     trigram.forget()  # this process's, for the plans
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
-    out = []
     with deployment_env(stack, deployment):
-        for name, path in queries:
-            plans = plans_of(app, path, token)
-            out.append(Measured(name, path, timed(session, stack.gateway_url + path), plans))
+        plans = [plans_of(app, path, token) for _, path in queries]
+    medians = timed(session, [stack.gateway_url + path for _, path in queries])
     _measured[deployment] = time.monotonic()
-    return out
+    return [
+        Measured(name, path, median, plan)
+        for (name, path), median, plan in zip(queries, medians, plans, strict=True)
+    ]
 
 
 _measured: dict[str, float] = {}  # deployment: when its last measure ended (monotonic)
