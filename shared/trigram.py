@@ -180,6 +180,17 @@ def _folded(
     )
 
 
+def sample_more(index: Index) -> str:
+    """The statement that gives what the trigram index `index` is on a `STATISTICS`-value
+    sample (the migrations ran it; an expression index dropped and built again loses it)."""
+    schema, relation, attname = _stats_key(index)
+    if attname:
+        target = f"TABLE {schema}.{relation} ALTER COLUMN {attname}"
+    else:
+        target = f"INDEX {schema}.{relation} ALTER COLUMN 1"
+    return f"ALTER {target} SET STATISTICS {STATISTICS}"
+
+
 def forget() -> None:
     """Drop the cached samples (tests, after loading a table and analyzing it)."""
     with _lock:

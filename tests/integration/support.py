@@ -118,3 +118,24 @@ def assert_problem(resp: Any, status: int) -> dict[str, Any]:
     body = resp.get_json()
     assert body["status"] == status and body["title"] and body["request_id"], body
     return dict(body)
+
+
+def statistics_target(index: Any) -> int:
+    """The statistics target ANALYZE uses for what the trigram index `index` (SQLAlchemy) is
+    on, in this process's database: its table's column, or the index's own expression."""
+    from sqlalchemy import text
+
+    from shared import trigram
+
+    schema, relation, attname = trigram._stats_key(index)
+    where = "attname = :attname" if attname else "attnum = 1"
+    with db.transaction() as s:
+        return int(
+            s.execute(
+                text(
+                    "SELECT attstattarget FROM pg_attribute "
+                    f"WHERE attrelid = to_regclass(:relation) AND {where}"
+                ),
+                {"relation": f"{schema}.{relation}", "attname": attname},
+            ).scalar_one()
+        )

@@ -15,8 +15,13 @@ import pytest
 from sqlalchemy import and_, or_, select, text
 
 from functions.logistics import service, store
-from shared import db
-from tests.integration.support import configure, migrated_database, reset_platform
+from shared import db, trigram
+from tests.integration.support import (
+    configure,
+    migrated_database,
+    reset_platform,
+    statistics_target,
+)
 from tools import bench_logistics, scale
 
 ROWS = 3_000
@@ -57,6 +62,10 @@ def test_list_and_search_use_their_index(env: None, filters: dict, index: str) -
     (plan,) = _search_plans(**filters)
     assert index in plan.indexes, plan.summary()
     assert not plan.seq_tables & BIG, plan.summary()
+
+
+def test_the_searched_column_samples_what_the_search_reads(env: None) -> None:
+    assert statistics_target(store.RECIPIENT_TRGM) == trigram.STATISTICS  # the migration's
 
 
 def test_a_narrow_promise_window_is_read_through_its_index(env: None) -> None:

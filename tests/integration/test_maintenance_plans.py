@@ -20,8 +20,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from functions.maintenance import service, store
-from shared import db
-from tests.integration.support import configure, migrated_database, reset_platform
+from shared import db, trigram
+from tests.integration.support import (
+    configure,
+    migrated_database,
+    reset_platform,
+    statistics_target,
+)
 from tools import bench_maintenance, scale
 
 ROWS = 3_000
@@ -92,6 +97,10 @@ def test_words_in_every_title_are_left_out_of_the_index(assets: list[str]) -> No
     page, *_ = _search_plans(q="order 1234 ")
     (cond,) = [c for c in page.conds if "~~" in c]
     assert "1234" in cond and "order" not in cond, cond
+
+
+def test_the_searched_column_samples_what_the_search_reads(assets: list[str]) -> None:
+    assert statistics_target(store.TITLE_TRGM) == trigram.STATISTICS  # the migration's
 
 
 def test_list_by_asset_uses_its_index(assets: list[str]) -> None:

@@ -19,8 +19,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from functions.production import model, service, store
-from shared import db
-from tests.integration.support import configure, migrated_database, reset_platform
+from shared import db, trigram
+from tests.integration.support import (
+    configure,
+    migrated_database,
+    reset_platform,
+    statistics_target,
+)
 from tools import bench_production, scale
 
 ROWS = 3_000
@@ -90,6 +95,10 @@ def test_a_whole_number_leaves_the_shared_prefix_out_of_the_index(env: None) -> 
     with db.transaction() as s:
         found = store.search(s, **{**_ARGS, "q": "BENCH-0001234"})  # type: ignore[arg-type]
     assert [b.batch_number for b in found] == ["BENCH-0001234"]
+
+
+def test_the_searched_column_samples_what_the_search_reads(env: None) -> None:
+    assert statistics_target(store.NUMBER_TRGM) == trigram.STATISTICS  # the migration's
 
 
 def test_metrics_read_only_the_rollups(env: None) -> None:

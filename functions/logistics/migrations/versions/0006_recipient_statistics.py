@@ -1,4 +1,4 @@
-"""logistics: a larger ANALYZE sample of the recipient (its trigram index's expression), the `q` search's column (decision 0059)
+"""logistics: a 1,000-value ANALYZE sample of the recipient search's expression (decision 0059)
 
 Revision ID: 0006
 Revises: 0005

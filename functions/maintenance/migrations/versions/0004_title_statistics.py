@@ -1,4 +1,4 @@
-"""maintenance: a larger ANALYZE sample of the work-order title (its trigram index's expression), the `q` search's column (decision 0059)
+"""maintenance: a 1,000-value ANALYZE sample of the title search's expression (decision 0059)
 
 Revision ID: 0004
 Revises: 0003

@@ -1,4 +1,4 @@
-"""production: a larger ANALYZE sample of the batch number, the `q` search's column (decision 0059)
+"""production: a 1,000-value ANALYZE sample of the batch number, `q`'s column (decision 0059)
 
 Revision ID: 0004
 Revises: 0003
