@@ -26,7 +26,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
@@ -63,6 +63,31 @@ def upgrade() -> None:
 def downgrade() -> None:
     ${downgrades if downgrades else "pass"}
 '''
+
+
+# --- steps revisions share -------------------------------------------------------------------
+
+
+def create_index_concurrently(op: Any, schema: str, name: str, definition: str) -> None:
+    """`CREATE INDEX CONCURRENTLY <name> ON <schema>.<definition>` (PostgreSQL: no write lock on
+    a live table), after dropping an invalid one a failed build may have left."""
+    with op.get_context().autocommit_block():
+        # Alembic asked pg8000 for the isolation level before switching to autocommit, which
+        # opened a (read-only) transaction on the driver's connection: end it, or PostgreSQL
+        # refuses CONCURRENTLY "inside a transaction block".
+        op.get_bind().connection.dbapi_connection.rollback()
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema}.{name}")
+        op.execute(f"CREATE INDEX CONCURRENTLY {name} ON {schema}.{definition}")
+
+
+def set_statistics(op: Any, target: str, value: int, *, analyze: str = "") -> None:
+    """`ALTER <target> SET STATISTICS <value>` (PostgreSQL; -1 is the default again), then
+    `ANALYZE <analyze>` so the new sample is there at once."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(f"ALTER {target} SET STATISTICS {value}")
+    if analyze:
+        op.execute(f"ANALYZE {analyze}")
 
 
 def _config(context: str) -> Config:

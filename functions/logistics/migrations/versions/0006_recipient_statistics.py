@@ -11,6 +11,8 @@ PostgreSQL only.
 
 from alembic import op
 
+from shared.migrate import set_statistics
+
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
@@ -20,12 +22,8 @@ TARGET = "INDEX logistics.ix_packages_recipient_trgm ALTER COLUMN 1"
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute(f"ALTER {TARGET} SET STATISTICS 1000")
-    op.execute("ANALYZE logistics.packages")
+    set_statistics(op, TARGET, 1000, analyze="logistics.packages")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"ALTER {TARGET} SET STATISTICS -1")
+    set_statistics(op, TARGET, -1)

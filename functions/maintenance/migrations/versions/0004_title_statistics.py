@@ -11,6 +11,8 @@ PostgreSQL only.
 
 from alembic import op
 
+from shared.migrate import set_statistics
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -20,12 +22,8 @@ TARGET = "INDEX maintenance.ix_work_orders_title_trgm ALTER COLUMN 1"
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute(f"ALTER {TARGET} SET STATISTICS 1000")
-    op.execute("ANALYZE maintenance.work_orders")
+    set_statistics(op, TARGET, 1000, analyze="maintenance.work_orders")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"ALTER {TARGET} SET STATISTICS -1")
+    set_statistics(op, TARGET, -1)

@@ -15,36 +15,26 @@ PostgreSQL (no write lock on a live table); SQLite has no INCLUDE.
 import sqlalchemy as sa
 from alembic import op
 
+from shared.migrate import create_index_concurrently
+
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
 
 SCHEMA = "maintenance"
+NAME = "ix_work_orders_active_number"
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        op.create_index(
-            "ix_work_orders_active_number",
-            "work_orders",
-            ["number"],
-            schema=SCHEMA,
-            sqlite_where=sa.text("resolved_at IS NULL"),
+    if op.get_bind().dialect.name == "postgresql":
+        create_index_concurrently(
+            op, SCHEMA, NAME, "work_orders (number) INCLUDE (due_date) WHERE resolved_at IS NULL"
         )
-        return
-    with op.get_context().autocommit_block():
-        # Alembic asked pg8000 for the isolation level before switching to autocommit, which
-        # opened a (read-only) transaction on the driver's connection: end it, or PostgreSQL
-        # refuses CONCURRENTLY "inside a transaction block".
-        op.get_bind().connection.dbapi_connection.rollback()  # type: ignore[union-attr]
-        # a build that failed half-way leaves an invalid index behind: start clean
-        op.execute("DROP INDEX CONCURRENTLY IF EXISTS maintenance.ix_work_orders_active_number")
-        op.execute(
-            "CREATE INDEX CONCURRENTLY ix_work_orders_active_number ON maintenance.work_orders "
-            "(number) INCLUDE (due_date) WHERE resolved_at IS NULL"
-        )
+    else:
+        where = sa.text("resolved_at IS NULL")
+        op.create_index(NAME, "work_orders", ["number"], schema=SCHEMA, sqlite_where=where)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_work_orders_active_number", "work_orders", schema=SCHEMA)
+    op.drop_index(NAME, "work_orders", schema=SCHEMA)

@@ -25,6 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from shared.migrate import create_index_concurrently
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -172,17 +174,9 @@ def upgrade() -> None:
     # pg_trgm is a trusted extension (PostgreSQL 13+; Cloud SQL supports it): the schema owner
     # may create it.
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    with op.get_context().autocommit_block():
-        # Alembic asked pg8000 for the isolation level before switching to autocommit, which
-        # opened a (read-only) transaction on the driver's connection: end it, or PostgreSQL
-        # refuses CONCURRENTLY "inside a transaction block".
-        op.get_bind().connection.dbapi_connection.rollback()  # type: ignore[union-attr]
-        # a build that failed half-way leaves an invalid index behind: start clean
-        op.execute("DROP INDEX CONCURRENTLY IF EXISTS production.ix_batches_number_trgm")
-        op.execute(
-            "CREATE INDEX CONCURRENTLY ix_batches_number_trgm ON production.batches "
-            "USING gin (batch_number gin_trgm_ops)"
-        )
+    create_index_concurrently(
+        op, "production", "ix_batches_number_trgm", "batches USING gin (batch_number gin_trgm_ops)"
+    )
 
 
 def downgrade() -> None:

@@ -11,6 +11,8 @@ PostgreSQL only.
 
 from alembic import op
 
+from shared.migrate import set_statistics
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -20,12 +22,8 @@ TARGET = "TABLE production.batches ALTER COLUMN batch_number"
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute(f"ALTER {TARGET} SET STATISTICS 1000")
-    op.execute("ANALYZE production.batches")
+    set_statistics(op, TARGET, 1000, analyze="production.batches")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"ALTER {TARGET} SET STATISTICS -1")
+    set_statistics(op, TARGET, -1)
