@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Index, func, text
+from sqlalchemy import ColumnElement, Index, func, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -143,22 +143,20 @@ def _escaped(part: str) -> str:
 
 
 def _sample(conn: Session | Connection, index: Index) -> Sample:
-    schema, relation, attname = _stats_key(index)
-    key = (str(_engine(conn).url), schema, relation, attname)
+    schema, table, column = _stats_key(index)
+    key = (str(_engine(conn).url), schema, table, column)
     now = time.monotonic()
     cached = _samples.get(key)
     if cached is not None and cached[0] > now:
         return cached[1]
-    query = (
-        "SELECT most_common_vals::text::text[], most_common_freqs, "
-        "histogram_bounds::text::text[] FROM pg_stats "
-        "WHERE schemaname = :schema AND tablename = :relation"
-    )
-    params = {"schema": schema, "relation": relation}
-    if attname:
-        query += " AND attname = :attname"
-        params["attname"] = attname
-    row = conn.execute(text(query), params).first()
+    row = conn.execute(
+        text(
+            "SELECT most_common_vals::text::text[], most_common_freqs, "
+            "histogram_bounds::text::text[] FROM pg_stats "
+            "WHERE schemaname = :schema AND tablename = :table AND attname = :column"
+        ),
+        {"schema": schema, "table": table, "column": column},
+    ).first()
     sample = _folded(*row) if row is not None else Sample()
     with _lock:
         _samples[key] = (now + STATS_TTL_S, sample)
@@ -171,14 +169,14 @@ def _engine(conn: Session | Connection) -> Engine:
 
 
 def _stats_key(index: Index) -> tuple[str, str, str]:
-    """Where ANALYZE keeps the sample of the indexed values: under the table's column for an
-    index on a column, under the index itself for an index on an expression."""
-    (expr,) = index.expressions
+    """(schema, table, column) of the one column the trigram index `index` is on, alone or
+    under an expression such as `lower(title)`. Its ANALYZE sample is folded to lower case here;
+    an expression index's own sample is the same values folded, but `pg_stats` shows it to the
+    table's owner only, and the deployments' database users are not (they have SELECT)."""
+    (column,) = index.columns
     table = index.table
     assert table is not None and table.schema is not None, index.name
-    if isinstance(expr, Column):
-        return table.schema, table.name, expr.name
-    return table.schema, str(index.name), ""
+    return table.schema, table.name, column.name
 
 
 def _folded(
@@ -197,17 +195,6 @@ def _folded(
         for window in {value[i : i + 3] for i in range(len(value) - 2)}:
             windows[window] = windows.get(window, 0.0) + weight
     return Sample(common, "\0".join(folded), each, windows)
-
-
-def sample_more(index: Index) -> str:
-    """The statement that gives what the trigram index `index` is on a `STATISTICS`-value
-    sample (the migrations ran it; an expression index dropped and built again loses it)."""
-    schema, relation, attname = _stats_key(index)
-    if attname:
-        target = f"TABLE {schema}.{relation} ALTER COLUMN {attname}"
-    else:
-        target = f"INDEX {schema}.{relation} ALTER COLUMN 1"
-    return f"ALTER {target} SET STATISTICS {STATISTICS}"
 
 
 def forget() -> None:

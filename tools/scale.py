@@ -255,10 +255,8 @@ def rebuild(engine: Any, indexes: list[Any], *also: Any) -> None:
             conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
             if isinstance(ix, str):
                 conn.execute(text(ix))
-                return
-            ix.create(conn)
-            if "gin_trgm_ops" in (ix.dialect_options["postgresql"].get("ops") or {}).values():
-                conn.execute(text(trigram.sample_more(ix)))  # a search's sample (0059)
+            else:
+                ix.create(conn)
 
     def run(fn: Any) -> None:
         with engine.begin() as conn:

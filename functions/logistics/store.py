@@ -277,10 +277,13 @@ def _filtered(
     promised_before: datetime | None = None,
     late: bool | None = None,
     now: datetime | None = None,
+    recipient: trigram.Match | None = None,
 ) -> Select[Any]:
+    """`stmt` with the filters; `recipient` is `_recipient(conn, q)` when the caller has it."""
     p = packages.c
     if q:
-        stmt = stmt.where(or_(p.tracking_number == q.upper(), _recipient(conn, q).cond))
+        found = recipient or _recipient(conn, q)
+        stmt = stmt.where(or_(p.tracking_number == q.upper(), found.cond))
     if statuses:
         stmt = stmt.where(p.status.in_(statuses))
     if service_levels:
@@ -322,6 +325,9 @@ def search(
     """Packages matching the filters, newest first (created_at desc, id desc), after the keyset
     `after`; fetches `limit` rows (callers ask for one more than a page)."""
     p = packages.c
+    q = filters.get("q")
+    found = _recipient(session, q) if q else None
+    filters["recipient"] = found  # one match for every statement below
     stmt = _filtered(session, select(packages), **filters)
     if after is not None:
         when, last_id = utc(after[0]), after[1]
@@ -334,8 +340,7 @@ def search(
     # at 1M). The window is read through ix_packages_promised first, then sorted; so is a rare
     # recipient through its trigram index.
     gather = session.get_bind().dialect.name == "postgresql" and (
-        _narrow_promise(filters)
-        or bool(filters.get("q") and _recipient(session, filters["q"]).rare)
+        _narrow_promise(filters) or (found is not None and found.rare)
     )
     page = db.newest_first(stmt, [p.created_at, p.id], limit, gather=gather)
     return [Package.of(as_dict(r)) for r in session.execute(page).all()]

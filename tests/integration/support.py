@@ -121,21 +121,20 @@ def assert_problem(resp: Any, status: int) -> dict[str, Any]:
 
 
 def statistics_target(index: Any) -> int:
-    """The statistics target ANALYZE uses for what the trigram index `index` (SQLAlchemy) is
-    on, in this process's database: its table's column, or the index's own expression."""
+    """The statistics target ANALYZE uses for the column the trigram index `index`
+    (SQLAlchemy) is on, in this process's database."""
     from sqlalchemy import text
 
     from shared import trigram
 
-    schema, relation, attname = trigram._stats_key(index)
-    where = "attname = :attname" if attname else "attnum = 1"
+    schema, table, column = trigram._stats_key(index)
     with db.transaction() as s:
         return int(
             s.execute(
                 text(
                     "SELECT attstattarget FROM pg_attribute "
-                    f"WHERE attrelid = to_regclass(:relation) AND {where}"
+                    "WHERE attrelid = to_regclass(:table) AND attname = :column"
                 ),
-                {"relation": f"{schema}.{relation}", "attname": attname},
+                {"table": f"{schema}.{table}", "column": column},
             ).scalar_one()
         )

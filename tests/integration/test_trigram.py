@@ -3,10 +3,23 @@ the index condition uses, and the trigrams of a prefix shared by most values sta
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, create_engine, select, text
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from shared import db, trigram
@@ -24,6 +37,13 @@ NUMBER_TRGM = Index(
     items.c.number,
     postgresql_using="gin",
     postgresql_ops={"number": "gin_trgm_ops"},
+)
+# as maintenance's titles and logistics' recipients: on an expression of the column
+LOWER_TRGM = Index(
+    "ix_items_lower_number_trgm",
+    func.lower(items.c.number).label("lower_number"),
+    postgresql_using="gin",
+    postgresql_ops={"lower_number": "gin_trgm_ops"},
 )
 ROWS = 20_000
 # Most numbers share the prefix PB-2026-; a few are odd on purpose (LIKE's wildcards, a prefix
@@ -138,3 +158,28 @@ def test_a_rare_needles_page_is_gathered_first_and_the_same(
             pages.append(s.execute(page).all())
     assert pages[0] == pages[1]
     assert len(pages[0]) == (1 if rare else 2)
+
+
+def test_a_database_user_with_select_reads_the_sample(engine: object, pg_url: str) -> None:
+    """The deployments' database users are granted SELECT, they do not own the tables: the
+    sample of an expression index is hidden from them in pg_stats, its column's is not."""
+    role = f"trgm_reader_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(text(f"GRANT USAGE ON SCHEMA trgm_test TO {role}"))
+        conn.execute(text(f"GRANT SELECT ON trgm_test.items TO {role}"))
+    reader = create_engine(make_url(pg_url).set(username=role, password=None))
+    try:
+        trigram.forget()
+        with Session(reader) as s:
+            assert trigram._sample(s, LOWER_TRGM), "no sample for a user with SELECT"
+            found = trigram.match(s, func.lower(items.c.number), "pb-2026-004567", index=LOWER_TRGM)
+            assert found.rare
+            rows = s.execute(select(items.c.number).where(found.cond)).scalars().all()
+        assert rows == ["PB-2026-004567"]
+    finally:
+        reader.dispose()
+        trigram.forget()
+        with engine.begin() as conn:  # type: ignore[attr-defined]
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))

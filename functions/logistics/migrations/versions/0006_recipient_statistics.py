@@ -1,4 +1,4 @@
-"""logistics: a 1,000-value ANALYZE sample of the recipient search's expression (decision 0059)
+"""logistics: a 1,000-value ANALYZE sample of the recipient, `q`'s column (decision 0059)
 
 Revision ID: 0006
 Revises: 0005
@@ -6,7 +6,8 @@ Create Date: 2026-12-03
 
 1,000 values instead of 100 (shared/trigram.py: which trigrams to leave out of the index
 condition, and whether a needle is rare enough to read its matches through the index).
-PostgreSQL only.
+The column's, not its trigram index expression's: `pg_stats` shows an index's sample to
+the table's owner only, and the deployments' database users are not. PostgreSQL only.
 """
 
 from alembic import op
@@ -18,7 +19,7 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-TARGET = "INDEX logistics.ix_packages_recipient_trgm ALTER COLUMN 1"
+TARGET = "TABLE logistics.packages ALTER COLUMN recipient"
 
 
 def upgrade() -> None:

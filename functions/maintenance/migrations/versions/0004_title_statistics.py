@@ -1,4 +1,4 @@
-"""maintenance: a 1,000-value ANALYZE sample of the title search's expression (decision 0059)
+"""maintenance: a 1,000-value ANALYZE sample of the title, `q`'s column (decision 0059)
 
 Revision ID: 0004
 Revises: 0003
@@ -6,7 +6,8 @@ Create Date: 2026-12-03
 
 1,000 values instead of 100 (shared/trigram.py: which trigrams to leave out of the index
 condition, and whether a needle is rare enough to read its matches through the index).
-PostgreSQL only.
+The column's, not its trigram index expression's: `pg_stats` shows an index's sample to
+the table's owner only, and the deployments' database users are not. PostgreSQL only.
 """
 
 from alembic import op
@@ -18,7 +19,7 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-TARGET = "INDEX maintenance.ix_work_orders_title_trgm ALTER COLUMN 1"
+TARGET = "TABLE maintenance.work_orders ALTER COLUMN title"
 
 
 def upgrade() -> None:
