@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -224,6 +225,49 @@ def test_forged_tokens_get_401(api, admin, stack):
             f"{direct}/api/users/me", timeout=10, headers={"Authorization": f"Bearer {token}"}
         )
         assert resp.status_code == 401, f"direct {name}: {resp.status_code}"
+
+
+def _exchange(sock: socket.socket, request: bytes) -> tuple[int, bytes]:
+    """Send one HTTP/1.1 request on a kept-alive socket; its status and body."""
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(b":")[
+            1
+        ]
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(head.split()[1]), body[:length]
+
+
+def test_a_deployment_after_its_first_request_serves_its_app_directly(stack, admin):
+    """After the first request functions-framework's app hands over to the context's app
+    (decision 0060): on one kept-alive connection to users-api, under gunicorn, a POST answered
+    401 without its body read is followed by requests that still parse and answer right, and
+    the paths functions-framework itself answered are the context's problem+json 404s."""
+    host, port = stack.url_of("users-api").removeprefix("http://").split(":")
+    body = json.dumps({"email": "x@example.com", "padding": "p" * 50_000}).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        for _ in range(3):
+            status, _ = _exchange(
+                sock,
+                b"POST /api/users HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body,
+            )
+            assert status == 401
+            status, answer = _exchange(
+                sock,
+                b"GET /api/users/me HTTP/1.1\r\nHost: t\r\n"
+                + f"Authorization: Bearer {admin}\r\n\r\n".encode(),
+            )
+            assert status == 200 and json.loads(answer)["email"] == ADMIN[0]
+        status, answer = _exchange(sock, b"GET /favicon.ico HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert status == 404 and json.loads(answer)["status"] == 404
 
 
 def test_bad_input_gets_problem_json(api, admin):

@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.manifests import ManifestError, catalog, load, subscription_name
+from shared.manifests import (
+    ManifestError,
+    _prefixes_pattern,
+    _under,
+    catalog,
+    load,
+    subscription_name,
+)
 
 MAIN = "def api(request):\n    pass\n\ndef on_event(request):\n    pass\n"
 
@@ -171,6 +178,27 @@ def test_root_route_never_takes_api_paths(tmp_path):
     assert cat.route("/api/other") is None
     assert cat.is_public("/static/app.js")
     assert not cat.is_public("/api/a/1") and not cat.is_public("/api/a/x/health")
+
+
+def test_prefix_pattern_answers_as_under():
+    """is_public and is_internal ask one compiled pattern; it says what `_under` says of every
+    declared prefix, the root one included, on paths at, below, beside and above each."""
+    cat = catalog()
+    prefixes = sorted({p for d in cat.deployments.values() for p in d.public_routes})
+    prefixes += sorted({p for d in cat.deployments.values() for p in d.internal_routes})
+    prefixes += ["/", "/api/x/", "/api/a.b"]
+    paths = {"/", "", "/api", "/api/", "/apix", "/login", "/api/aXb", "/api/x", "/api/x/"}
+    for p in prefixes:
+        base = p.rstrip("/")
+        paths |= {p, base, base + "/", base + "/1", base + ":verb", base + "x", base[:-1]}
+    for p in prefixes:
+        pattern = _prefixes_pattern([p])
+        for path in sorted(paths):
+            assert (pattern.match(path) is not None) == _under(path, p), (p, path)
+    both = _prefixes_pattern(prefixes[:3])
+    for path in sorted(paths):
+        assert (both.match(path) is not None) == any(_under(path, p) for p in prefixes[:3])
+    assert _prefixes_pattern([]).match("/anything") is None
 
 
 CALLS_BASE = (
