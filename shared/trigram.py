@@ -14,10 +14,13 @@ windows counted then: ~5 ms for 1,000 values; a search then spends 30-80 us on i
 
 The index condition is then `LIKE '%part%part%'` over the parts of the needle made of its
 3-character windows found in fewer than `COMMON` of the sampled values. Overlapping windows are
-joined into one part, so the parts are apart and in the needle's order. A part's first and last
-characters that are not letters or digits are dropped: a word boundary there would add the padded
-trigrams of a word's start, as common as the words (`"  0"` after `BENCH-`). The parts must hold 3
-letters or digits in a row (pg_trgm's trigrams are within words). `strpos`, which no index serves,
+joined into one part, so the parts are apart and in the needle's order. A word boundary at a
+part's edge (a character that is not a letter or digit) makes pg_trgm add the padded trigrams of
+the word's start (`"  0"`, `" 05"`) or end (`"67 "`). They are kept when the sample says they are
+rare, since they then narrow the index further (`order 4567 ` in 1M bench titles: 113 candidate
+rows without `"67 "`, 4 with it); otherwise those edge characters are dropped (`"  0"` after
+`BENCH-` is in every batch number). The parts must hold 3 letters or digits in a row
+(pg_trgm's trigrams are within words). `strpos`, which no index serves,
 checks the whole needle on the rows the index finds. Every row that contains the needle contains
 its parts in that order, so the result is the same match. Otherwise (no statistics yet, a short
 needle, one with nothing common, SQLite) it is the plain `LIKE '%needle%'` with `%` and `_`
@@ -35,6 +38,7 @@ walk); a commoner one is left to the planner, whose walk then finds a page soon.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -50,18 +54,21 @@ COMMON = 0.5  # a window in at least this share of the sampled values is left ou
 RARE = 0.005  # a needle in fewer than this share of the rows is read through the trigram index
 STATISTICS = 1000  # the statistics target the migrations set on the searched columns
 STATS_TTL_S = 60.0  # how long one process uses a column's sample before reading it again
+_WORD = re.compile(r"[^\W_]+")  # pg_trgm's words: runs of letters and digits
 
 
 @dataclass(frozen=True)
 class Sample:
     """A column's ANALYZE sample, folded to lower case: its most common values with their shares
-    of the rows, the histogram bounds (NUL-separated) each standing for `bound_share`, and the
-    share of the rows whose value holds each 3-character window (counted once, on loading)."""
+    of the rows, the histogram bounds (NUL-separated) each standing for `bound_share`, the
+    share of the rows whose value holds each 3-character window, and the share whose pg_trgm
+    trigrams hold each padded one of a word's start or end (`edges`; both counted on loading)."""
 
     common: tuple[tuple[str, float], ...] = ()
     bounds: str = ""
     bound_share: float = 0.0
     windows: Mapping[str, float] = field(default_factory=dict)
+    edges: Mapping[str, float] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.common or self.bounds)
@@ -114,21 +121,48 @@ def index_parts(needle: str, sample: Sample) -> list[str]:
             spans[-1][1] = i + 3
         else:
             spans.append([i, i + 3])
-    # a part's edge is a wildcard's: no word boundary there (a boundary adds the padded trigrams
-    # of a word start or end, as common as the words, like "  0" after "BENCH-")
-    parts = [part for a, b in spans if (part := _trimmed(needle[a:b]))]
+    parts = [part for a, b in spans if (part := _bounded(needle[a:b], sample))]
     if not any(p[i : i + 3].isalnum() for p in parts for i in range(len(p) - 2)):
         return [needle]  # no trigram in what is left: the index could not narrow anything
     return parts
 
 
-def _trimmed(part: str) -> str:
+def _bounded(part: str, sample: Sample) -> str:
+    """`part` without the characters at either edge that are not letters or digits, unless the
+    word boundary they make adds only padded trigrams rarer than `COMMON` (then they narrow the
+    index: kept). "" when `part` has no letter or digit."""
     start, end = 0, len(part)
     while start < end and not part[start].isalnum():
         start += 1
     while end > start and not part[end - 1].isalnum():
         end -= 1
+    if start == end:
+        return ""
+    words = _WORD.findall(part[start:end].lower())
+    if start > 0 and all(sample.edges.get(t, 0.0) < COMMON for t in _word_start(words[0])):
+        start = 0
+    if end < len(part) and all(sample.edges.get(t, 0.0) < COMMON for t in _word_end(words[-1])):
+        end = len(part)
     return part[start:end]
+
+
+def _word_start(word: str) -> set[str]:
+    """The padded trigrams pg_trgm makes of `word`'s start after a boundary."""
+    return {"  " + word[0], " " + word[:2]} if len(word) > 1 else {"  " + word, " " + word + " "}
+
+
+def _word_end(word: str) -> set[str]:
+    """The padded trigram pg_trgm makes of `word`'s end before a boundary."""
+    return {word[-2:] + " "} if len(word) > 1 else {" " + word + " "}
+
+
+def _edge_trigrams(value: str) -> set[str]:
+    """The padded trigrams of every word's start and end in `value` (lower case), as pg_trgm
+    makes them."""
+    out: set[str] = set()
+    for word in _WORD.findall(value):
+        out |= _word_start(word) | _word_end(word)
+    return out
 
 
 def _share(needle: str, sample: Sample) -> float:
@@ -188,13 +222,18 @@ def _folded(
     folded = [v.lower() for v in bounds or []]
     each = (1.0 - sum(f for _, f in common)) / len(folded) if folded else 0.0
     counted: Counter[str] = Counter()  # bounds holding each window
+    at_edges: Counter[str] = Counter()  # bounds holding each padded trigram
     for value in folded:
         counted.update({value[i : i + 3] for i in range(len(value) - 2)})
+        at_edges.update(_edge_trigrams(value))
     windows = {window: n * each for window, n in counted.items()}
+    edges = {trigram: n * each for trigram, n in at_edges.items()}
     for value, weight in common:
         for window in {value[i : i + 3] for i in range(len(value) - 2)}:
             windows[window] = windows.get(window, 0.0) + weight
-    return Sample(common, "\0".join(folded), each, windows)
+        for trigram in _edge_trigrams(value):
+            edges[trigram] = edges.get(trigram, 0.0) + weight
+    return Sample(common, "\0".join(folded), each, windows, edges)
 
 
 def forget() -> None:

@@ -48,7 +48,14 @@ LOWER_TRGM = Index(
 ROWS = 20_000
 # Most numbers share the prefix PB-2026-; a few are odd on purpose (LIKE's wildcards, a prefix
 # of another number, lower case)
-ODD = ["PB-2026-00_12", "PB-2026-0%12", "X-PB-2026-000123", "PB-2026-0001234", "pb-2026-000123"]
+ODD = [
+    "PB-2026-00_12",
+    "PB-2026-0%12",
+    "X-PB-2026-000123",
+    "PB-2026-0001234",
+    "pb-2026-000123",
+    "LOT 0042 spare",
+]
 
 
 def _numbers() -> list[str]:
@@ -92,6 +99,8 @@ def _found(engine: object, needle: str) -> list[str]:
         "PB-2026-999999",  # nothing
         "0123",
         "PB",
+        " 0042 ",  # a word boundary kept at the end ("42 " is rare), dropped at the start
+        "-LOT",  # one kept at the start ("  l" and " lo" are rare)
     ],
 )
 def test_the_match_is_contains_whatever_the_index_condition(engine: object, needle: str) -> None:
@@ -120,6 +129,9 @@ def test_rare_needles_keep_their_whole_pattern(engine: object) -> None:
     (part,) = trigram.index_parts("PB-2026-000123", sample)
     assert part.endswith("000123") and "2026" not in part, part
     assert part[0].isdigit(), part  # not "-000123": "  0", a word's start, is in every value
+    # a boundary stays where its padded trigrams are rare: "42 " ends 1 number in 100, while
+    # "  0" starts every one
+    assert trigram.index_parts(" 0042 ", sample) == ["0042 "]
     # the prefix alone: no part is rarer, so the whole needle (it matches most rows anyway)
     assert trigram.index_parts("PB-2026-", sample) == ["PB-2026-"]
 
@@ -141,6 +153,9 @@ def test_index_parts_are_apart_and_in_order() -> None:
     # "ord", "rde", "der", "er " in every title, then a rare number, a common word, a rare one
     sample = _sample([f"bench order {i} bearing" for i in range(100)])
     assert trigram.index_parts("order 4567 bearing tag", sample) == ["r 4567 b", "ng tag"]
+    # a word's end before a boundary is kept when rare ("67 "), dropped when common ("ng ")
+    assert trigram.index_parts("order 4567 ", sample) == ["r 4567 "]
+    assert trigram.index_parts("order 4567 bearing ", sample) == ["r 4567 b", "ng"]
 
 
 @pytest.mark.parametrize(("needle", "rare"), [("PB-2026-004567", True), ("PB-2026-01", False)])
