@@ -19,20 +19,26 @@ answered (connection refused or reset, name not resolved): 502 "unreachable"; no
 time: 504; the body broke off: 502; the body not finished in time: 504; a URL or header that
 cannot be sent: 400. The warnings logged name the method and path, never the query (a
 stream's `?ticket=` must not reach the logs).
+
+aiohttp is imported by the first exchange, not with the gateway's `main.py`: its import is
+~100 ms here (most of it `aiohttp.connector` loading the system's CA certificates), which put
+the gateway's import over its 300 ms budget (issue 14 item 5). An instance's first forwarded
+request pays it once instead, on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-
-import aiohttp
-import yarl
+from typing import TYPE_CHECKING
 
 from shared import logging as slog
 from shared.clients import KEEPALIVE_IDLE_S
 from shared.config import settings
 from shared.errors import BadGateway, BadRequest, Problem
+
+if TYPE_CHECKING:
+    import aiohttp
 
 EVENT_STREAM = "text/event-stream"
 # headers aiohttp would add by itself; the upstream gets only what the client sent
@@ -95,6 +101,8 @@ def _session() -> aiohttp.ClientSession:
     held = _sessions.get(id(loop))
     if held is not None and held[0] is loop and not held[1].closed:
         return held[1]
+    import aiohttp
+
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_IDLE_S),
         cookie_jar=aiohttp.DummyCookieJar(),
@@ -134,6 +142,9 @@ async def exchange(
 ) -> Answer:
     """Send the request to deployment `name` at `url` (base URL + the raw path and query) and
     return its answer (module doc); `path` is what the warnings name."""
+    import aiohttp
+    import yarl
+
     try:
         target = yarl.URL(url, encoded=True)
     except (ValueError, TypeError):
@@ -188,6 +199,8 @@ async def relay(answer: Answer, name: str) -> AsyncIterator[bytes]:
     resp = answer.response
     if resp is None:
         return
+    import aiohttp
+
     try:
         async for chunk in resp.content.iter_any():
             yield chunk

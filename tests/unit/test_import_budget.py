@@ -117,7 +117,8 @@ ALLOWED: dict[str, set[str]] = {
     "automation-runner": {"croniter"},  # automation.model
     "automation-tick": {"croniter"},  # due schedules
     "console-web": {"requests"},  # calls the other contexts' APIs
-    "gateway": {"aiohttp"},  # upstreams (the health fan-out loads requests when first asked)
+    # the gateway: nothing beyond its kind (aiohttp comes with the first forwarded request, the
+    # health fan-out loads requests when first asked)
     "maintenance-api": {"croniter"},  # PM schedules
     "maintenance-on-user-event": {"croniter"},  # maintenance.model
     "maintenance-pm-tick": {"croniter"},  # PM schedules
