@@ -352,20 +352,22 @@ def _not_done(rows: list[Any], subscriptions: Mapping[str, list[str]]) -> list[A
 
 
 def _publish_again(rows: list[Any], result: Replayed, say: Any) -> None:
-    from shared.clients import publisher, topic_path
+    from shared.clients import publish, topic_path
 
-    pub = publisher()
-    futures = []
+    by_type: dict[str, list[Any]] = {}
     for r in rows:
-        attrs = {k: v for k, v in json.loads(r.attributes).items() if v}
-        futures.append((r, pub.publish(topic_path(r.event_type), r.payload.encode(), **attrs)))
-    for r, fut in futures:
+        by_type.setdefault(r.event_type, []).append(r)
+    for event_type, batch in by_type.items():
+        messages = [
+            (r.payload.encode(), {k: v for k, v in json.loads(r.attributes).items() if v})
+            for r in batch
+        ]
         try:
-            fut.result(timeout=30)
-            result.published += 1
+            publish(topic_path(event_type), messages, 30.0)
+            result.published += len(batch)
         except Exception as exc:  # noqa: BLE001 - reported; the next restart tries again
-            result.failed += 1
-            say(f"publishing {r.event_type} {r.id} again failed: {exc}")
+            result.failed += len(batch)
+            say(f"publishing {len(batch)} {event_type} events again failed: {exc}")
 
 
 def replay(

@@ -1,17 +1,19 @@
 """Clients of other services: Google APIs (lazy, once per instance) and the platform's own APIs.
 
 `firestore()`, `publisher()` and `subscriber()` create their Google client on first use (each
-costs ~350 ms of import, so only deployments that use them pay it; with the emulator variables
-set they talk to the emulators). `call(method, path, ...)` is the service-to-service HTTP
-client: a context calls another context's API by path; the path is routed with the manifests
-(longest prefix, as the gateway does) to the owning deployment's URL from `SERVICE_URLS`; in the
-cloud it attaches a Google ID token for that URL (functions are private). The running deployment
-may only call the http deployments its manifest declares in `calls` (the cloud grants
-run.invoker and SERVICE_URLS for those alone), so `call` refuses any other wherever it runs,
-`make dev` and the tests included. It forwards the request id and the trace context (each call
-is a client span of `shared.tracing`, whose traceparent the callee continues), applies a
-timeout, and retries only idempotent methods on connection errors and 502/503/504. It never
-follows redirects and never calls user-supplied URLs.
+costs ~200-350 ms of import, so only deployments that use them pay it; with the emulator
+variables set they talk to the emulators). `publish(topic, messages, timeout)` is the one way
+the platform publishes: one synchronous `Publish` call per topic and batch (decision 0061).
+`call(method, path, ...)` is the service-to-service HTTP client: a context calls another
+context's API by path; the path is routed with the manifests (longest prefix, as the gateway
+does) to the owning deployment's URL from `SERVICE_URLS`; in the cloud it attaches a Google ID
+token for that URL (functions are private). The running deployment may only call the http
+deployments its manifest declares in `calls` (the cloud grants run.invoker and SERVICE_URLS for
+those alone), so `call` refuses any other wherever it runs, `make dev` and the tests included.
+It forwards the request id and the trace context (each call is a client span of
+`shared.tracing`, whose traceparent the callee continues), applies a timeout, and retries only
+idempotent methods on connection errors and 502/503/504. It never follows redirects and never
+calls user-supplied URLs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import functools
 import http.cookiejar
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared import logging as slog
@@ -52,12 +55,50 @@ def firestore() -> Any:
 
 @functools.cache
 def publisher() -> Any:
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+    """Pub/Sub's generated (GAPIC) publisher client: one synchronous `Publish` call per
+    `publish()`, no batching threads (the outbox's sender batches, decision 0061)."""
+    from google.pubsub_v1 import PublisherClient
 
-    # Publish at once: the default 10 ms batching latency would be paid by every request.
-    return pubsub_v1.PublisherClient(
-        batch_settings=pubsub_v1.types.BatchSettings(max_messages=100, max_latency=0.001),
+    return PublisherClient()
+
+
+# One Publish request holds at most 1,000 messages and 10 MB (Pub/Sub's quotas); a little
+# under, for the request's own framing.
+PUBLISH_MAX_MESSAGES = 1000
+PUBLISH_MAX_BYTES = 9_000_000
+
+
+def publish(
+    topic: str, messages: Sequence[tuple[bytes, dict[str, str]]], timeout: float
+) -> list[str]:
+    """Publish `messages` (data, attributes) to `topic` (a full topic path) in as few
+    `Publish` calls as Pub/Sub's request limits allow, in order; the message ids, in order.
+    Each call retries transient errors for at most `timeout` seconds; an error raises (what an
+    earlier call of the same `publish` accepted is published)."""
+    from google.pubsub_v1.types import PubsubMessage
+
+    ids: list[str] = []
+    chunk: list[Any] = []
+    size = 0
+    for data, attributes in messages:
+        cost = len(data) + sum(len(k) + len(v) for k, v in attributes.items())
+        if chunk and (len(chunk) >= PUBLISH_MAX_MESSAGES or size + cost > PUBLISH_MAX_BYTES):
+            ids += _publish_call(topic, chunk, timeout)
+            chunk, size = [], 0
+        chunk.append(PubsubMessage(data=data, attributes=attributes))
+        size += cost
+    if chunk:
+        ids += _publish_call(topic, chunk, timeout)
+    return ids
+
+
+def _publish_call(topic: str, messages: list[Any], timeout: float) -> list[str]:
+    from google.api_core.retry import Retry
+
+    resp = publisher().publish(
+        topic=topic, messages=messages, retry=Retry(deadline=timeout), timeout=timeout
     )
+    return list(resp.message_ids)
 
 
 @functools.cache

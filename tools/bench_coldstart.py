@@ -234,10 +234,10 @@ def health(request):
         client = firestore.Client(project=project)
         client.collection("health").document("ping").get(timeout=2.0)
     if TOPIC:
-        from google.cloud import pubsub_v1
+        from google.pubsub_v1 import PublisherClient  # the client shared.clients makes
 
         topic = f"projects/{{project}}/topics/{{TOPIC}}"
-        pubsub_v1.PublisherClient().get_topic(request={{"topic": topic}}, timeout=2.0)
+        PublisherClient().get_topic(request={{"topic": topic}}, timeout=2.0)
     return {{"status": "ok"}}
 """
 

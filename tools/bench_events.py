@@ -16,8 +16,9 @@ load hits both alike:
   with that consumer's settings (ack deadline, retry and dead-letter policy, the bridge's
   in-flight limit), pushed by a `PushBridge` of its own: the delivery work the local stack
   does for one user.created, minus the consumers' own work; latency read at audit-ingest's
-  stand-in. Messages are published with the platform's publisher
-  settings; latency = function entry - the stamp taken just before the publish.
+  stand-in. Messages are published as the outbox's sender publishes them (one
+  `shared.clients.publish` call each); latency = function entry - the stamp taken just before
+  the publish.
 
 Targets (issue 14): event p50 <= 1.3x and p99 <= 2x the raw push's, same run.
 """
@@ -162,13 +163,10 @@ class RawPath:
         self.ports = [emulators.free_port() for _ in self.likes]
         self.procs: list[subprocess.Popen[bytes]] = []
         self.bridge: PushBridge | None = None
-        self.pub: Any = None
         self.topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
         self.bridge_timings: list[tuple[float, float, float]] = []
 
     def start(self) -> None:
-        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
-
         from emulators._bridge import in_flight_for
 
         st = self.st
@@ -222,22 +220,17 @@ class RawPath:
         finally:
             pub.transport.close()
         self.bridge = PushBridge(plan, st.pubsub.host).start()
-        # the platform's publisher settings (shared.clients.publisher)
-        self.pub = pubsub_v1.PublisherClient(
-            batch_settings=pubsub_v1.types.BatchSettings(max_messages=100, max_latency=0.001),
-        )
 
     def round(self, count: int) -> list[float]:
-        before = len(self.lat.read_text().split()) if self.lat.exists() else 0
-        path = self.pub.topic_path(self.st.project, self.topic)
-        futures = []
+        from shared.clients import publish
 
-        def send(i: int) -> None:
-            futures.append(self.pub.publish(path, b"{}", t=repr(time.time())))
+        before = len(self.lat.read_text().split()) if self.lat.exists() else 0
+        path = f"projects/{self.st.project}/topics/{self.topic}"
+
+        def send(i: int) -> None:  # as the outbox's sender publishes (shared.clients.publish)
+            publish(path, [(b"{}", {"t": repr(time.time())})], 30.0)
 
         paced(count, RATE, send, workers=4)
-        for f in futures:
-            f.result(30)
         deadline = time.monotonic() + SETTLE_S
         while time.monotonic() < deadline:
             got = self.lat.read_text().split() if self.lat.exists() else []
@@ -253,8 +246,6 @@ class RawPath:
         if self.bridge is not None:
             self.bridge_timings = self.bridge.timings(f"bench-bare-0--{self.topic}")
             self.bridge.stop()
-        if self.pub is not None:
-            self.pub.stop()
         for proc in self.procs:
             os.killpg(proc.pid, 15)
             proc.wait(10)

@@ -129,18 +129,20 @@ def redrive(topic: str, event_ids: list[str] | None = None) -> model.Redrive:
     chosen = [x for x in letters if wanted is None or x.event_id in wanted]
     others = [x for x in letters if x not in chosen]
     _release(topic, others)
-    pub = clients.publisher()
-    futures = [(x, pub.publish(clients.topic_path(topic), x.raw, **x.attributes)) for x in chosen]
     done: list[model.Letter] = []
     failed: list[model.Letter] = []
-    for letter, fut in futures:
-        try:
-            fut.result(timeout=PUBLISH_TIMEOUT_S)
-        except Exception:
-            _log.warning("redrive of %s %s failed", topic, letter.event_id, exc_info=True)
-            failed.append(letter)
-        else:
-            done.append(letter)
+    try:
+        if chosen:
+            clients.publish(
+                clients.topic_path(topic),
+                [(x.raw, x.attributes) for x in chosen],
+                PUBLISH_TIMEOUT_S,
+            )
+    except Exception:
+        _log.warning("redrive of %d dead letters of %s failed", len(chosen), topic, exc_info=True)
+        failed = chosen
+    else:
+        done = chosen
     if done:
         clients.subscriber().acknowledge(
             request={

@@ -315,6 +315,7 @@ class _Waiter:
 
 MAX_QUEUED = 10_000  # rows waiting for their publish per process; beyond, the relay's turn
 MARK_GATHER_S = 0.05  # the marker gathers publishes this long into one UPDATE
+PUBLISH_GATHER = 1000  # rows the sender takes from its queue at once (one Publish per topic)
 
 
 class _Sender:
@@ -322,8 +323,10 @@ class _Sender:
 
     The request that committed only hands its rows over (`offer`, never blocks): the row is
     the durability, so nothing in its response path waits on Pub/Sub. One thread publishes
-    (each publish bounded by `publish_timeout_s`, retries included), a second marks what
-    Pub/Sub accepted with one UPDATE per batch. Bounded: at most `MAX_QUEUED` rows per process
+    what is queued when it looks, one `Publish` call per topic (`shared.clients.publish`: no
+    thread or future per message; each call bounded by `publish_timeout_s`, retries included,
+    and the rows queued behind it wait for it), a second marks what Pub/Sub accepted with one
+    UPDATE per batch. Bounded: at most `MAX_QUEUED` rows per process
     wait or are in flight; a row beyond that, a failed publish, a crash or a failed mark stays
     pending and `relay()` publishes it after its grace (a mark that failed after a publish
     that worked means one more publish: consumers de-duplicate, decision 0001)."""
@@ -373,34 +376,37 @@ class _Sender:
             self._slots.release()
 
     def _publish_loop(self) -> None:
-        from google.api_core.retry import Retry
-
-        from shared.clients import publisher
-
         while True:
-            row = self._rows.get()
-            try:
-                timeout = settings().publish_timeout_s
-                fut = publisher().publish(
-                    row.topic,
-                    row.payload,
-                    retry=Retry(deadline=timeout),
-                    timeout=timeout,
-                    **row.attributes,
-                )
-            except Exception as exc:  # noqa: BLE001 - the row stays pending for the relay
-                tracing.end(row.span, str(exc) or type(exc).__name__)
-                self._marks.put((row, str(exc) or type(exc).__name__))
-                continue
-            fut.add_done_callback(functools.partial(self._published, row))
+            rows = [self._rows.get()]
+            while len(rows) < PUBLISH_GATHER:  # what else waits now: one call per topic
+                try:
+                    rows.append(self._rows.get_nowait())
+                except queue.Empty:
+                    break
+            by_topic: dict[str, list[_Pending]] = {}
+            for row in rows:
+                by_topic.setdefault(row.topic, []).append(row)
+            for topic, batch in by_topic.items():
+                self._publish(topic, batch)
 
-    def _published(self, row: _Pending, fut: Any) -> None:
-        exc = fut.exception()
-        if row.span is not None:
-            if exc is None:
-                row.span.set_attribute("messaging.message.id", str(fut.result()))
-            tracing.end(row.span, None if exc is None else (str(exc) or type(exc).__name__))
-        self._marks.put((row, None if exc is None else (str(exc) or type(exc).__name__)))
+    def _publish(self, topic: str, batch: list[_Pending]) -> None:
+        from shared.clients import publish
+
+        try:
+            ids = publish(
+                topic, [(r.payload, r.attributes) for r in batch], settings().publish_timeout_s
+            )
+        except Exception as exc:  # noqa: BLE001 - the rows stay pending for the relay
+            error = str(exc) or type(exc).__name__
+            for row in batch:
+                tracing.end(row.span, error)
+                self._marks.put((row, error))
+            return
+        for row, message_id in zip(batch, ids, strict=True):
+            if row.span is not None:
+                row.span.set_attribute("messaging.message.id", message_id)
+                tracing.end(row.span)
+            self._marks.put((row, None))
 
     def _mark_loop(self) -> None:
         while True:
@@ -486,12 +492,12 @@ def _hand_over(rows: list[_Pending]) -> None:
 
 
 def _publish_rows(session: Session, table: Table, rows: Sequence[Any]) -> int:
-    """Publish `rows` (the relay's, locked by `session`) and mark them in `session`; waits
-    for Pub/Sub at most `publish_timeout_s` in all, whatever the number of rows."""
-    from shared.clients import publisher, topic_path
+    """Publish `rows` (the relay's, locked by `session`) and mark them in `session`, one
+    `Publish` call per topic; waits for Pub/Sub at most `publish_timeout_s` in all, whatever
+    the number of rows (the topics left when it has passed stay pending for the next run)."""
+    from shared.clients import publish, topic_path
 
-    pub = publisher()
-    futures = []
+    by_topic: dict[str, list[tuple[Any, Any, dict[str, str]]]] = {}
     for row in rows:
         attrs = {k: v for k, v in json.loads(row.attributes).items() if v}
         span = tracing.producer(
@@ -506,31 +512,38 @@ def _publish_rows(session: Session, table: Table, rows: Sequence[Any]) -> int:
         )
         if span is not None:  # the consumers continue the relay's publish, same trace
             attrs["traceparent"] = tracing.format_traceparent(span)
-        futures.append(
-            (row, span, pub.publish(topic_path(row.event_type), row.payload.encode(), **attrs))
-        )
+        by_topic.setdefault(row.event_type, []).append((row, span, attrs))
     published = 0
     deadline = time.monotonic() + settings().publish_timeout_s
-    for row, span, fut in futures:
+    for event_type, batch in by_topic.items():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            for _, span, _ in batch:
+                tracing.end(span, "the relay's publish time ran out: left for its next run")
+            continue
         try:
-            fut.result(timeout=max(0.0, deadline - time.monotonic()))
+            publish(
+                topic_path(event_type),
+                [(row.payload.encode(), attrs) for row, _, attrs in batch],
+                left,
+            )
         except Exception as exc:
-            tracing.end(span, str(exc) or type(exc).__name__)
+            error = (str(exc) or type(exc).__name__)[:2000]
+            _log.warning("publish of %d %s events failed: %s", len(batch), event_type, exc)
+            for _, span, _ in batch:
+                tracing.end(span, error)
             session.execute(
                 update(table)
-                .where(table.c.id == row.id)
-                .values(
-                    attempts=table.c.attempts + 1,
-                    last_error=(str(exc) or type(exc).__name__)[:2000],
-                )
+                .where(table.c.id.in_([row.id for row, _, _ in batch]))
+                .values(attempts=table.c.attempts + 1, last_error=error)
             )
-            _log.warning("publish of %s %s failed: %s", row.event_type, row.id, exc)
-        else:
+            continue
+        for _, span, _ in batch:
             tracing.end(span)
-            session.execute(
-                update(table)
-                .where(table.c.id == row.id)
-                .values(published_at=utcnow(), attempts=table.c.attempts + 1, last_error=None)
-            )
-            published += 1
+        session.execute(
+            update(table)
+            .where(table.c.id.in_([row.id for row, _, _ in batch]))
+            .values(published_at=utcnow(), attempts=table.c.attempts + 1, last_error=None)
+        )
+        published += len(batch)
     return published

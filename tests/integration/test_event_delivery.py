@@ -178,10 +178,10 @@ def test_failed_first_delivery_is_retried_and_recorded_exactly_once(project):
 
         # A duplicate delivery of the same event id (e.g. a relay re-publish) is skipped.
         row = outbox_row(event_id)
-        from shared.clients import publisher, topic_path
+        from shared.clients import publish, topic_path
 
         attrs = {k: v for k, v in json.loads(row.attributes).items() if v}
-        dup = publisher().publish(topic_path(TOPIC), row.payload.encode(), **attrs).result(10)
+        [dup] = publish(topic_path(TOPIC), [(row.payload.encode(), attrs)], 10.0)
 
         # positive signal: the duplicate arrived and was answered (acked) by the handler
         def answered(message_id: str) -> list[int]:

@@ -57,9 +57,7 @@ def dead_letter(payload: dict) -> dict[str, str]:
         "actor": "user-1",
     }
     data = json.dumps(payload).encode()
-    clients.publisher().publish(clients.topic_path(dead_letter_topic(TOPIC)), data, **attrs).result(
-        10
-    )
+    clients.publish(clients.topic_path(dead_letter_topic(TOPIC)), [(data, attrs)], 10.0)
     return attrs
 
 

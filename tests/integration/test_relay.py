@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import textwrap
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -213,6 +214,39 @@ def pull_all(subscriber, subscription: str, ids: list[str]) -> list[int]:
 
     wait_for(all_of_them, timeout=15, interval=0.1)
     return [seen[i] for i in ids]
+
+
+def test_rows_committed_during_a_publish_go_out_together_in_one_call(
+    relaytest, subscriber, monkeypatch
+):
+    """The sender publishes what is queued when it looks, one `Publish` call per topic: rows
+    committed while a call is in flight go out in the next one (decision 0061), each with its
+    own message and mark."""
+    subscription = fresh_subscription(subscriber, "relaytest.pinged")
+    calls: list[int] = []
+    first_sent = threading.Event()
+    release = threading.Event()
+    real = clients._publish_call
+
+    def counted(topic, messages, timeout):
+        calls.append(len(messages))
+        if len(calls) == 1:
+            first_sent.set()
+            release.wait(30)  # this call is in flight while the next rows commit
+        return real(topic, messages, timeout)
+
+    monkeypatch.setattr(clients, "_publish_call", counted)
+    with db.transaction() as s:
+        ids = [emit(s, Pinged(n=0))]
+    assert first_sent.wait(30)
+    for n in range(1, 21):  # twenty commits, one row each, while the first publish waits
+        with db.transaction() as s:
+            ids.append(emit(s, Pinged(n=n)))
+    release.set()
+    assert flush(timeout=30)
+    assert calls == [1, 20]
+    assert all(published_at(relaytest, event_id) is not None for event_id in ids)
+    assert pull_all(subscriber, subscription, ids) == list(range(21))
 
 
 def test_with_outbox_wait_the_commit_returns_once_its_rows_are_published(

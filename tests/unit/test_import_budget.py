@@ -132,6 +132,7 @@ NEVER = (
     "google.cloud.firestore",
     "google.cloud.firestore_v1",
     "google.cloud.pubsub_v1",
+    "google.pubsub_v1",
     "google.cloud.sql.connector",
     "grpc",
     # shared.tracing makes its provider on the first span (~100 ms of OpenTelemetry API and
