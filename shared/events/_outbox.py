@@ -387,9 +387,16 @@ class _Sender:
             for row in rows:
                 by_topic.setdefault(row.topic, []).append(row)
             for topic, batch in by_topic.items():
-                self._publish(topic, batch)
+                try:
+                    outcome = self._publish(topic, batch)
+                except Exception as exc:  # noqa: BLE001 - this thread lives on; the relay's turn
+                    _log.exception("publishing %d outbox rows failed", len(batch))
+                    outcome = [(row, str(exc) or type(exc).__name__) for row in batch]
+                for row, error in outcome:
+                    self._marks.put((row, error))
 
-    def _publish(self, topic: str, batch: list[_Pending]) -> None:
+    def _publish(self, topic: str, batch: list[_Pending]) -> list[tuple[_Pending, str | None]]:
+        """Publish `batch` in one call (per Pub/Sub's limits): each row with its error or None."""
         from shared.clients import publish
 
         try:
@@ -400,13 +407,12 @@ class _Sender:
             error = str(exc) or type(exc).__name__
             for row in batch:
                 tracing.end(row.span, error)
-                self._marks.put((row, error))
-            return
+            return [(row, error) for row in batch]
         for row, message_id in zip(batch, ids, strict=True):
             if row.span is not None:
                 row.span.set_attribute("messaging.message.id", message_id)
                 tracing.end(row.span)
-            self._marks.put((row, None))
+        return [(row, None) for row in batch]
 
     def _mark_loop(self) -> None:
         while True:

@@ -249,6 +249,28 @@ def test_rows_committed_during_a_publish_go_out_together_in_one_call(
     assert pull_all(subscriber, subscription, ids) == list(range(21))
 
 
+def test_the_sender_outlives_a_failure_of_its_own_and_leaves_the_rows_pending(
+    relaytest, subscriber, monkeypatch
+):
+    """An answer the sender cannot use (here: no message ids) leaves the rows pending for the
+    relay, with the error, and the sender thread goes on publishing the next commits."""
+    subscription = fresh_subscription(subscriber, "relaytest.pinged")
+    real = clients._publish_call
+    monkeypatch.setattr(clients, "_publish_call", lambda topic, messages, timeout: [])
+    with db.transaction() as s:
+        lost = emit(s, Pinged(n=1))
+    assert flush(timeout=30)
+    with db.transaction() as s:
+        row = s.execute(select(relaytest).where(relaytest.c.id == lost)).one()
+    assert row.published_at is None and row.attempts == 1 and row.last_error
+    monkeypatch.setattr(clients, "_publish_call", real)
+    with db.transaction() as s:
+        later = emit(s, Pinged(n=2))
+    assert flush(timeout=30)
+    assert published_at(relaytest, later) is not None
+    assert pull_one(subscriber, subscription, later) is not None
+
+
 def test_with_outbox_wait_the_commit_returns_once_its_rows_are_published(
     relaytest, subscriber, monkeypatch
 ):
