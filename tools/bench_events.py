@@ -7,9 +7,9 @@ load hits both alike:
 
 - **event path**: `POST /api/users` straight to users-api (no gateway), which creates a user
   and emits `user.created` through the outbox; delivered by the stack's push bridge to
-  audit-ingest, claimed in Firestore and stored. Latency = the audit document's update time
-  (the commit that stored it, Firestore's clock) - `occurred_at` (stamped by `emit`, before
-  the transaction's commit). The
+  audit-ingest, stored with its processed marker in one Firestore commit. Latency = the audit
+  document's update time (the commit that stored it, Firestore's clock) - `occurred_at`
+  (stamped by `emit`, before the transaction's commit). The
   emitting request's own latency is measured too (client side, send to answer).
 - **raw push (baseline)**: one bare functions-framework function (records its entry time,
   does nothing else) per consumer of `user.created` (three), each behind a pull subscription
@@ -434,9 +434,9 @@ def report(m: dict[str, Any]) -> str:
             f"`tools/bench_events.py`: {ROUNDS} interleaved rounds of {COUNT} per path at "
             f"{RATE:.0f}/s (open loop). Event path: `POST /api/users` straight to users-api "
             "(creates a user, emits `user.created` through the outbox), pushed by the stack's "
-            "push bridge to audit-ingest, claimed in Firestore and stored; latency = the audit "
-            "document's update time (its commit) - `occurred_at` (stamped by `emit`, before "
-            "the commit). Baseline: one "
+            "push bridge to audit-ingest, stored with its processed marker in one Firestore "
+            "commit; latency = the audit document's update time (its commit) - `occurred_at` "
+            "(stamped by `emit`, before the commit). Baseline: one "
             "bare functions-framework function per consumer of user.created (3), each behind a "
             "pull subscription with that consumer's settings, and a push bridge of their own "
             "(the delivery work of one user.created without the consumers' own); latency = "
