@@ -55,8 +55,8 @@ def firestore() -> Any:
 
 @functools.cache
 def publisher() -> Any:
-    """Pub/Sub's generated (GAPIC) publisher client: one synchronous `Publish` call per
-    `publish()`, no batching threads (the outbox's sender batches, decision 0061)."""
+    """Pub/Sub's generated (GAPIC) publisher client, used through `publish()`: synchronous
+    `Publish` calls, no batching threads (the outbox's sender batches, decision 0061)."""
     from google.pubsub_v1 import PublisherClient
 
     return PublisherClient()
